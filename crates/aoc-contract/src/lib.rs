@@ -1,0 +1,1 @@
+//! The Aggregation-Only Contract (AOC): raw documents, canonical hashing, mapping and the guard.
