@@ -1,1 +1,98 @@
-fn main() {}
+//! `cargo xtask`: release tasks for the AOC backfill runner (DESIGN.md §6, §7).
+//!
+//! A dispatcher only: parse flags once, make one shell rooted at the workspace, hand it to the
+//! task. Each task lives in its own module (`release.rs`, `verify.rs`, `sign.rs`, `sbom.rs`, ...).
+
+mod bench;
+mod epoch;
+mod sbom;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+use xshell::Shell;
+
+/// Exit code for a task that exists in the plan but has no implementation yet, distinct from a
+/// task that ran and failed (1).
+const NOT_IMPLEMENTED: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Release tasks for the AOC backfill runner",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Option<Task>,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build, sign and self-verify the offline kit in out/aoc/ [not implemented yet]
+    AocRelease(Pending),
+    /// Verify a kit offline: checksums, signatures, provenance, SBOM, dataset [not implemented yet]
+    AocVerify(Pending),
+    /// A full release with the dev key into a scratch directory [not implemented yet]
+    AocRehearsal(Pending),
+    /// Publish a verified kit to a directory or bucket [not implemented yet]
+    AocPublish(Pending),
+    /// Generate a cosign-compatible key pair [not implemented yet]
+    Keygen(Pending),
+    /// Write the runner's SPDX 2.3 and CycloneDX 1.5 SBOMs
+    Sbom(sbom::Cmd),
+    /// Time a task against its baseline tool
+    Bench(bench::Cmd),
+}
+
+/// Accepts any arguments so a call written for the finished task still gets the clear
+/// "not implemented yet" answer instead of a flag-parsing error.
+#[derive(clap::Args)]
+struct Pending {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(task) = cli.task else {
+        // `cargo xtask` alone lists the tasks, on stdout, successfully.
+        Cli::command().print_help().ok();
+        return ExitCode::SUCCESS;
+    };
+    match run(task) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<ExitCode> {
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match task {
+        Task::AocRelease(_) => Ok(not_implemented("aoc-release")),
+        Task::AocVerify(_) => Ok(not_implemented("aoc-verify")),
+        Task::AocRehearsal(_) => Ok(not_implemented("aoc-rehearsal")),
+        Task::AocPublish(_) => Ok(not_implemented("aoc-publish")),
+        Task::Keygen(_) => Ok(not_implemented("keygen")),
+        Task::Sbom(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
+        Task::Bench(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn not_implemented(task: &str) -> ExitCode {
+    eprintln!("cargo xtask {task}: not implemented yet");
+    ExitCode::from(NOT_IMPLEMENTED)
+}
+
+/// The directory holding the workspace `Cargo.toml`, whatever directory cargo was run from.
+fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ sits inside the workspace root")
+        .to_path_buf()
+}

@@ -1,0 +1,223 @@
+//! Canonical JSON per RFC 8785 (JCS) and the `sha256:<hex>` content hash built on it.
+//!
+//! JCS fixes three things plain serialisation leaves open: object members sorted by their UTF-16
+//! code units, numbers printed as ECMAScript's `Number.prototype.toString` does (via `ryu-js`), and
+//! a minimal string escape set. We write the canonical form straight into a reusable buffer instead
+//! of going through a serde `Serializer` (as `serde_jcs` does) so that hashing a document costs one
+//! walk and no intermediate tree.
+
+use serde_json::{Map, Number, Value};
+use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
+
+/// Prefix of every content hash.
+pub const HASH_PREFIX: &str = "sha256:";
+
+/// Returns the RFC 8785 canonical serialisation of `value`.
+pub fn to_canonical_vec(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    write_canonical(value, &mut out);
+    out
+}
+
+/// Appends the RFC 8785 canonical serialisation of `value` to `out`.
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(n, out),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_object(map, out),
+    }
+}
+
+fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
+    out.push(b'{');
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, out);
+        out.push(b':');
+        write_canonical(value, out);
+    }
+    out.push(b'}');
+}
+
+/// RFC 8785 §3.2.3: member names sort by UTF-16 code units. UTF-8 byte order agrees with that
+/// except between supplementary-plane characters and U+E000..U+FFFF, so compare bytes when both
+/// names are ASCII (nearly always) and code units otherwise.
+fn utf16_cmp(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        a.as_bytes().cmp(b.as_bytes())
+    } else {
+        a.encode_utf16().cmp(b.encode_utf16())
+    }
+}
+
+/// Integers up to 2^53 print exactly; beyond that JCS treats every number as an IEEE double.
+fn write_number(n: &Number, out: &mut Vec<u8>) {
+    const EXACT: u64 = 1 << 53;
+    if let Some(u) = n.as_u64().filter(|u| *u <= EXACT) {
+        out.extend_from_slice(u.to_string().as_bytes());
+    } else if let Some(i) = n.as_i64().filter(|i| i.unsigned_abs() <= EXACT) {
+        out.extend_from_slice(i.to_string().as_bytes());
+    } else {
+        let f = n.as_f64().unwrap_or(0.0);
+        let mut buf = ryu_js::Buffer::new();
+        out.extend_from_slice(buf.format(f).as_bytes());
+    }
+}
+
+/// RFC 8785 §3.2.2.2: escape only `"`, `\` and C0 controls; `\b \t \n \f \r` by name, others as
+/// `\u00xx` in lowercase hex. Everything else is written as UTF-8.
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// `sha256:` + lowercase hex of the canonical JSON of `value`.
+pub fn content_hash(value: &Value) -> String {
+    let mut buf = Vec::with_capacity(4096);
+    content_hash_with(value, &mut buf)
+}
+
+/// Like [`content_hash`], reusing `buf` (cleared first) to avoid an allocation per document.
+pub fn content_hash_with(value: &Value, buf: &mut Vec<u8>) -> String {
+    buf.clear();
+    write_canonical(value, buf);
+    let digest = Sha256::digest(&buf[..]);
+    let mut out = String::with_capacity(HASH_PREFIX.len() + 64);
+    out.push_str(HASH_PREFIX);
+    out.push_str(&hex::encode(digest));
+    out
+}
+
+/// True when `s` has the shape `sha256:` + 64 lowercase hex digits.
+pub fn is_content_hash(s: &str) -> bool {
+    s.strip_prefix(HASH_PREFIX)
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn canon(v: Value) -> String {
+        String::from_utf8(to_canonical_vec(&v)).unwrap()
+    }
+
+    #[test]
+    fn sorts_members_and_drops_whitespace() {
+        let v: Value =
+            serde_json::from_str(r#"{ "b": [1, 2, {"z": null, "a": true}], "a": "x" }"#).unwrap();
+        assert_eq!(canon(v), r#"{"a":"x","b":[1,2,{"a":true,"z":null}]}"#);
+    }
+
+    /// Test vector from RFC 8785 §3.2.3 (sorting by UTF-16 code units).
+    #[test]
+    fn rfc8785_sorting_vector() {
+        let v: Value = serde_json::from_str(
+            r#"{"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",
+                "1": "One", "\ud83d\ude00": "Emoji: Grinning Face", "\u0080": "Control", "\u00f6": "Latin Small Letter O With Diaeresis"}"#,
+        )
+        .unwrap();
+        let keys: Vec<String> =
+            match serde_json::from_slice::<Value>(&to_canonical_vec(&v)).unwrap() {
+                Value::Object(m) => m.keys().cloned().collect(),
+                _ => unreachable!(),
+            };
+        let expected = [
+            "\r",
+            "1",
+            "\u{80}",
+            "\u{f6}",
+            "\u{20ac}",
+            "\u{1f600}",
+            "\u{fb33}",
+        ];
+        assert_eq!(keys, expected);
+    }
+
+    /// Number and string vectors from RFC 8785 §3.2.2 and Appendix B.
+    #[test]
+    fn rfc8785_number_and_string_vectors() {
+        let v: Value = serde_json::from_str(
+            r#"{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+                "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/", "literals": [null, true, false]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            canon(v),
+            r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
+        );
+    }
+
+    #[test]
+    fn large_integers_follow_ieee_double() {
+        assert_eq!(canon(json!(9007199254740992u64)), "9007199254740992");
+        assert_eq!(
+            canon(json!(18446744073709551615u64)),
+            "18446744073709552000"
+        );
+        assert_eq!(canon(json!(-5)), "-5");
+        assert_eq!(canon(json!(1.0)), "1");
+    }
+
+    #[test]
+    fn hash_ignores_key_order_and_whitespace() {
+        let a: Value = serde_json::from_str(r#"{"id":"X","aliases":["A","B"]}"#).unwrap();
+        let b: Value =
+            serde_json::from_str("{\n  \"aliases\" : [ \"A\", \"B\" ],\n  \"id\" : \"X\"\n}")
+                .unwrap();
+        assert_eq!(content_hash(&a), content_hash(&b));
+        assert!(is_content_hash(&content_hash(&a)));
+        let c: Value = serde_json::from_str(r#"{"id":"X","aliases":["B","A"]}"#).unwrap();
+        assert_ne!(content_hash(&a), content_hash(&c), "array order is content");
+    }
+}

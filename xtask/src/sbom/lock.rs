@@ -1,0 +1,186 @@
+//! Reads the `checksum` of every registry package from `Cargo.lock`.
+//!
+//! Cargo writes the lock file itself, in a fixed shape: `[[package]]` tables whose keys are
+//! `name = "..."`, `version = "..."`, `source = "..."`, `checksum = "..."` and a multi-line
+//! `dependencies = [ ... ]` array (lock versions 2 to 4), or, in version 1, a `[metadata]` table of
+//! `"checksum NAME VERSION (SOURCE)" = "HEX"` lines. A line parser for that shape is ~80 lines and
+//! keeps the `toml` crate (and its parser stack) out of xtask's compile; anything outside the shape
+//! is an error rather than a guess.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+
+/// `(name, version, source)` exactly as `cargo metadata` reports them; path crates have no source.
+pub type LockKey = (String, String, String);
+
+/// SHA-256 (lowercase hex) of each `.crate` file, keyed by name, version and source.
+pub fn checksums(lock: &str) -> Result<BTreeMap<LockKey, String>> {
+    let mut out = BTreeMap::new();
+    let mut table = String::new();
+    let mut current: BTreeMap<String, String> = BTreeMap::new();
+    let mut in_array = false;
+
+    let mut flush = |fields: &mut BTreeMap<String, String>, out: &mut BTreeMap<LockKey, String>| {
+        let taken = std::mem::take(fields);
+        if let (Some(name), Some(version), Some(source), Some(sum)) = (
+            taken.get("name"),
+            taken.get("version"),
+            taken.get("source"),
+            taken.get("checksum"),
+        ) {
+            out.insert((name.clone(), version.clone(), source.clone()), sum.clone());
+        }
+    };
+
+    for (n, raw) in lock.lines().enumerate() {
+        let line = raw.trim();
+        let at = || format!("Cargo.lock line {}", n + 1);
+        if in_array {
+            in_array = line != "]";
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('[') {
+            if table == "[[package]]" {
+                flush(&mut current, &mut out);
+            }
+            table = line.to_string();
+            continue;
+        }
+        let (key, value) = line.split_once(" = ").with_context(at)?;
+        if value.starts_with('[') {
+            in_array = !value.ends_with(']');
+            continue;
+        }
+        match table.as_str() {
+            "[[package]]" => {
+                current.insert(key.to_string(), basic_string(value).with_context(at)?);
+            }
+            // Lock version 1: `"checksum serde 1.0.0 (registry+https://...)" = "<hex>"`.
+            "[metadata]" => {
+                let key = basic_string(key).with_context(at)?;
+                let Some(rest) = key.strip_prefix("checksum ") else { continue };
+                let mut parts = rest.splitn(3, ' ');
+                let (Some(name), Some(version), Some(source)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    bail!("{}: malformed checksum key {key:?}", at());
+                };
+                let source = source.trim_start_matches('(').trim_end_matches(')');
+                let sum = basic_string(value).with_context(at)?;
+                if sum != "<none>" {
+                    out.insert((name.into(), version.into(), source.into()), sum);
+                }
+            }
+            _ => {}
+        }
+    }
+    if table == "[[package]]" {
+        flush(&mut current, &mut out);
+    }
+    Ok(out)
+}
+
+/// A TOML basic string (`"..."`) with the escapes TOML defines.
+fn basic_string(s: &str) -> Result<String> {
+    let inner = s
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .with_context(|| format!("expected a quoted string, found {s}"))?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let unescaped = match chars.next() {
+            Some('"') => '"',
+            Some('\\') => '\\',
+            Some('n') => '\n',
+            Some('t') => '\t',
+            Some('r') => '\r',
+            Some('b') => '\u{8}',
+            Some('f') => '\u{c}',
+            Some(u @ ('u' | 'U')) => {
+                let len = if u == 'u' { 4 } else { 8 };
+                let hex: String = chars.by_ref().take(len).collect();
+                u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .with_context(|| format!("bad unicode escape in {s}"))?
+            }
+            other => bail!("unsupported escape \\{other:?} in {s}"),
+        };
+        out.push(unescaped);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_v4_package_tables_and_skips_path_crates_and_arrays() {
+        let lock = r#"# This file is automatically @generated by Cargo.
+version = 4
+
+[[package]]
+name = "anyhow"
+version = "1.0.105"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+checksum = "2cb931c189b85683d69a5cfad41d4d418671e1ac413dd209f3f2fc31e3cfd902"
+
+[[package]]
+name = "aoc-cli"
+version = "0.1.0"
+dependencies = [
+ "anyhow",
+ "serde 1.0.0 (registry+https://github.com/rust-lang/crates.io-index)",
+]
+
+[[patch.unused]]
+name = "ghost"
+version = "1.0.0"
+"#;
+        let sums = checksums(lock).unwrap();
+        assert_eq!(sums.len(), 1);
+        let key = (
+            "anyhow".to_string(),
+            "1.0.105".to_string(),
+            "registry+https://github.com/rust-lang/crates.io-index".to_string(),
+        );
+        assert_eq!(
+            sums[&key],
+            "2cb931c189b85683d69a5cfad41d4d418671e1ac413dd209f3f2fc31e3cfd902"
+        );
+    }
+
+    #[test]
+    fn reads_v1_metadata_checksums() {
+        let lock = r#"[[package]]
+name = "libc"
+version = "0.2.1"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+
+[metadata]
+"checksum libc 0.2.1 (registry+https://github.com/rust-lang/crates.io-index)" = "abcd"
+"#;
+        let sums = checksums(lock).unwrap();
+        let key = (
+            "libc".to_string(),
+            "0.2.1".to_string(),
+            "registry+https://github.com/rust-lang/crates.io-index".to_string(),
+        );
+        assert_eq!(sums[&key], "abcd");
+    }
+
+    #[test]
+    fn rejects_lines_outside_cargos_shape() {
+        assert!(checksums("[[package]]\nname = bare\n").is_err());
+    }
+}
