@@ -1,1 +1,97 @@
-fn main() {}
+//! `stella`: the AOC backfill runner. Thin dispatcher over the contract, ingest and store libraries.
+//!
+//! Exit codes (all commands): 0 success / no violations, 1 violations or rejected records,
+//! 2 configuration, connection or input error.
+
+mod ingest;
+mod output;
+mod verify;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "stella",
+    version,
+    about = "AOC backfill runner: raw advisory ingestion under the Aggregation-Only Contract"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Aggregation-Only Contract operations.
+    Aoc {
+        #[command(subcommand)]
+        command: AocCommand,
+    },
+    /// Upstream sources.
+    Sources {
+        #[command(subcommand)]
+        command: SourcesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AocCommand {
+    /// Check raw documents (files, a store) against the contract; read-only.
+    Verify(verify::VerifyArgs),
+}
+
+#[derive(Subcommand)]
+enum SourcesCommand {
+    /// Show the raw documents an input would produce, with their violations; never writes.
+    Ingest(ingest::IngestArgs),
+}
+
+/// Options shared by commands that map upstream documents.
+#[derive(Args, Debug, Clone)]
+pub struct MapArgs {
+    /// Tenant written into every raw document.
+    #[arg(long, env = "STELLA_TENANT", default_value = "default")]
+    pub tenant: String,
+    /// Require upstream signature metadata (ERR_AOC_004 when absent).
+    #[arg(long)]
+    pub require_signature: bool,
+}
+
+/// Exit code classes, documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Clean = 0,
+    Violations = 1,
+    Error = 2,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Aoc {
+            command: AocCommand::Verify(args),
+        } => verify::run(args),
+        Command::Sources {
+            command: SourcesCommand::Ingest(args),
+        } => ingest::run(args),
+    };
+    match result {
+        Ok(outcome) => ExitCode::from(outcome as u8),
+        Err(e) => {
+            eprintln!("stella: error: {e:#}");
+            ExitCode::from(Outcome::Error as u8)
+        }
+    }
+}
+
+/// Paths given on the command line, checked to exist before any work starts.
+pub fn check_inputs(paths: &[PathBuf]) -> anyhow::Result<()> {
+    for p in paths {
+        if p.as_os_str() != "-" && !p.exists() {
+            anyhow::bail!("input {} does not exist", p.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! `stella sources ingest --dry-run`: what would be written for an input, and why it would not.
+
+use crate::output::{paint, pretty_json, Format};
+use crate::{check_inputs, MapArgs, Outcome};
+use aoc_contract::{clock, GuardOptions, MapContext};
+use aoc_ingest::{InputReader, Prepared, Preparer};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct IngestArgs {
+    /// Required: this command never writes.
+    #[arg(long)]
+    dry_run: bool,
+    /// Source vendor (default: derived from each document, e.g. `rustsec` from `RUSTSEC-…`).
+    #[arg(long)]
+    source: Option<String>,
+    /// Upstream file, directory or `-` for standard input.
+    #[arg(long, required = true, num_args = 1..)]
+    input: Vec<PathBuf>,
+    #[command(flatten)]
+    map: MapArgs,
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+}
+
+pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
+    if !args.dry_run {
+        anyhow::bail!(
+            "`sources ingest` only previews: add --dry-run (to write, use `stella aoc backfill`)"
+        );
+    }
+    check_inputs(&args.input)?;
+    let epoch = clock::run_epoch().map_err(anyhow::Error::msg)?;
+    let now = clock::rfc3339(epoch);
+    let ctx = MapContext {
+        tenant: args.map.tenant.clone(),
+        vendor: args.source.clone(),
+        connector_version: env!("CARGO_PKG_VERSION").into(),
+        retrieved_at: now.clone(),
+        ingested_at: now,
+    };
+    let options = GuardOptions {
+        require_signature: args.map.require_signature,
+        ..GuardOptions::default()
+    };
+    let mut preparer = Preparer::new(ctx, options);
+    let mut reader = InputReader::open(&args.input)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut results = Vec::new();
+    let mut outcome = Outcome::Clean;
+    while let Some(record) = reader.next_record()? {
+        let entry = match preparer.prepare(record) {
+            Prepared::Doc { location, doc } => {
+                json!({ "location": location, "document": doc, "violations": [] })
+            }
+            Prepared::Deleted {
+                location,
+                upstream_id,
+                at,
+                ..
+            } => {
+                json!({ "location": location, "deleted": { "upstream_id": upstream_id, "at": at }, "violations": [] })
+            }
+            Prepared::Rejected {
+                location,
+                error,
+                violations,
+                doc,
+            } => {
+                outcome = Outcome::Violations;
+                json!({ "location": location, "document": doc, "error": error, "violations": violations })
+            }
+        };
+        match args.format {
+            Format::Json => results.push(entry),
+            Format::Ndjson => {
+                serde_json::to_writer(&mut out, &entry)?;
+                out.write_all(b"\n")?;
+            }
+            Format::Table => write_table_row(&mut out, &entry)?,
+        }
+    }
+    if args.format == Format::Json {
+        out.write_all(&pretty_json(
+            &json!({ "dry_run": true, "documents": results }),
+        ))?;
+    }
+    out.flush()?;
+    Ok(outcome)
+}
+
+fn write_table_row(out: &mut impl Write, entry: &Value) -> std::io::Result<()> {
+    let colour = crate::output::colour();
+    let id = entry
+        .pointer("/document/_id")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
+    let violations = entry["violations"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let status = match (
+        entry.get("error").and_then(Value::as_str),
+        violations.is_empty(),
+    ) {
+        (Some(_), _) => paint("ERROR", "31", colour),
+        (None, false) => paint("REJECT", "31", colour),
+        (None, true) => paint("OK", "32", colour),
+    };
+    writeln!(
+        out,
+        "{status:<8} {}  {id}",
+        entry["location"].as_str().unwrap_or_default()
+    )?;
+    if let Some(e) = entry.get("error").and_then(Value::as_str) {
+        writeln!(out, "         {e}")?;
+    }
+    for v in violations {
+        writeln!(
+            out,
+            "         {} {} {}",
+            v["code"].as_str().unwrap_or_default(),
+            v["path"].as_str().unwrap_or_default(),
+            v["message"].as_str().unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Turns input records into raw documents checked by the guard, or into rejections with reasons.
+
+use crate::input::{InputRecord, Item};
+use aoc_contract::{map_document, Guard, GuardOptions, MapContext, Violation};
+use serde_json::Value;
+
+/// The result of preparing one input record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// A raw document that passed the guard, ready to append.
+    Doc { location: String, doc: Value },
+    /// An upstream deletion, to be recorded (never applied as a delete).
+    Deleted {
+        location: String,
+        tenant: String,
+        vendor: Option<String>,
+        upstream_id: Option<String>,
+        at: Option<String>,
+    },
+    /// Refused: the input could not be read or mapped (`error`), or the guard found violations.
+    Rejected {
+        location: String,
+        error: Option<String>,
+        violations: Vec<Violation>,
+        doc: Option<Value>,
+    },
+}
+
+/// Maps and guards records with one context; keep one per thread (it owns scratch buffers).
+pub struct Preparer {
+    ctx: MapContext,
+    guard: Guard,
+    buf: Vec<u8>,
+}
+
+impl Preparer {
+    pub fn new(ctx: MapContext, options: GuardOptions) -> Self {
+        Preparer {
+            ctx,
+            guard: Guard::new(options),
+            buf: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    pub fn context(&self) -> &MapContext {
+        &self.ctx
+    }
+
+    pub fn prepare(&mut self, record: InputRecord) -> Prepared {
+        let InputRecord { location, item } = record;
+        match item {
+            Item::Upstream { doc, retrieved_at } => {
+                let mapped = match retrieved_at {
+                    Some(at) => {
+                        let ctx = MapContext {
+                            retrieved_at: normalise_utc(&at),
+                            ..self.ctx.clone()
+                        };
+                        map_document(doc, &ctx, &mut self.buf)
+                    }
+                    None => map_document(doc, &self.ctx, &mut self.buf),
+                };
+                match mapped {
+                    Ok(raw) => {
+                        let doc = raw.into_value();
+                        // The hash was computed while mapping; the guard checks everything else.
+                        let saved = self.guard.options;
+                        self.guard.options.verify_hash = false;
+                        let violations = self.guard.check(&doc);
+                        self.guard.options = saved;
+                        self.finish(location, doc, violations)
+                    }
+                    Err(e) => Prepared::Rejected {
+                        location,
+                        error: Some(e.to_string()),
+                        violations: Vec::new(),
+                        doc: None,
+                    },
+                }
+            }
+            Item::Raw(doc) => {
+                let violations = self.guard.check(&doc);
+                self.finish(location, doc, violations)
+            }
+            Item::Deleted {
+                at, upstream_id, ..
+            } => Prepared::Deleted {
+                location,
+                tenant: self.ctx.tenant.clone(),
+                vendor: self.ctx.vendor.clone(),
+                upstream_id,
+                at: at.map(|a| normalise_utc(&a)),
+            },
+            Item::Broken(error) => Prepared::Rejected {
+                location,
+                error: Some(error),
+                violations: Vec::new(),
+                doc: None,
+            },
+        }
+    }
+
+    fn finish(&self, location: String, doc: Value, violations: Vec<Violation>) -> Prepared {
+        if violations.is_empty() {
+            Prepared::Doc { location, doc }
+        } else {
+            Prepared::Rejected {
+                location,
+                error: None,
+                violations,
+                doc: Some(doc),
+            }
+        }
+    }
+}
+
+/// Feeds give offsets such as `+02:00`; the contract stores RFC 3339 UTC.
+fn normalise_utc(at: &str) -> String {
+    match aoc_contract::clock::parse_rfc3339(at) {
+        Some(epoch) => aoc_contract::clock::rfc3339(epoch),
+        None => at.to_owned(),
+    }
+}
