@@ -88,11 +88,11 @@ pub fn dsse_bundle(signer: &Signer, payload_type: &str, payload: &[u8]) -> Strin
 }
 
 fn verification_material(signer: &Signer) -> Value {
-    // `tlogEntries` is written explicitly empty: these bundles are offline key signatures with no
-    // transparency-log entry, and some readers treat a missing list as a malformed bundle.
+    // No `tlogEntries`: these are offline key signatures with no log entry, and protobuf JSON
+    // omits an empty list (cosign's own output has none). @sigstore/bundle 4 reads a missing list
+    // as empty; verifiers then need a tlog threshold of 0 (`--insecure-ignore-tlog` in cosign).
     json!({
         "publicKey": {"hint": signer.key_id()},
-        "tlogEntries": [],
     })
 }
 
@@ -158,7 +158,9 @@ fn parse(bundle_json: &[u8]) -> Result<RawBundle, BundleError> {
         .map_err(|e| BundleError::Malformed(format!("not bundle JSON: {e}")))?;
     // v0.1 and v0.2 bundles use the older `...bundle+json;version=0.x` form; both are accepted
     // because the key-based content is the same in every version.
-    if !(raw.media_type.starts_with("application/vnd.dev.sigstore.bundle.v0.")
+    if !(raw
+        .media_type
+        .starts_with("application/vnd.dev.sigstore.bundle.v0.")
         || raw
             .media_type
             .starts_with("application/vnd.dev.sigstore.bundle+json;version=0."))

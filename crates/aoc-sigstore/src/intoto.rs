@@ -106,7 +106,11 @@ mod tests {
             name: "a.tar.gz".into(),
             sha256: [0xab; 32],
         }];
-        let json = statement_json(&subjects, "https://slsa.dev/provenance/v1", &json!({"k": 1}));
+        let json = statement_json(
+            &subjects,
+            "https://slsa.dev/provenance/v1",
+            &json!({"k": 1}),
+        );
         let text = String::from_utf8(json.clone()).unwrap();
         assert_eq!(
             text,
@@ -126,6 +130,9 @@ mod tests {
     #[test]
     fn parse_rejects_other_statement_types() {
         let err = parse_statement(br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#).unwrap_err();
-        assert!(err.contains("expected \"https://in-toto.io/Statement/v1\""), "{err}");
+        assert!(
+            err.contains("expected \"https://in-toto.io/Statement/v1\""),
+            "{err}"
+        );
     }
 }

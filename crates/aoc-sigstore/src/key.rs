@@ -51,7 +51,9 @@ pub enum KeyError {
         "cosign key {key} uses an unsupported cipher: {cipher} (only nacl/secretbox is supported)"
     )]
     UnsupportedCipher { key: String, cipher: String },
-    #[error("cosign key {key} holds an unsupported key type: {detail} (only ECDSA P-256 is supported)")]
+    #[error(
+        "cosign key {key} holds an unsupported key type: {detail} (only ECDSA P-256 is supported)"
+    )]
     UnsupportedKeyType { key: String, detail: String },
     #[error("{key} is not a usable public key: {reason}")]
     BadPublicKey { key: String, reason: String },
@@ -222,7 +224,10 @@ impl Signer {
             .map(|oid| oid.to_string())
             .unwrap_or_default();
         if curve != OID_P256 {
-            return Err(unsupported(format!("ECDSA on curve {}", describe_curve(&curve))));
+            return Err(unsupported(format!(
+                "ECDSA on curve {}",
+                describe_curve(&curve)
+            )));
         }
         let key = SigningKey::from_pkcs8_der(der)
             .map_err(|e| unsupported(format!("invalid P-256 private key ({e})")))?;
@@ -306,7 +311,10 @@ impl Signer {
 /// Generates a new key pair: (`ENCRYPTED SIGSTORE PRIVATE KEY` PEM, `PUBLIC KEY` PEM), both LF.
 pub fn generate_key_pair(password: &[u8]) -> Result<(String, String), KeyError> {
     let signer = Signer::generate();
-    Ok((signer.to_cosign_pem(password)?, signer.public_key().to_pem()))
+    Ok((
+        signer.to_cosign_pem(password)?,
+        signer.public_key().to_pem(),
+    ))
 }
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
@@ -351,8 +359,12 @@ fn derive_key(
         ));
     }
     let log_n = u8::try_from(n.trailing_zeros()).expect("log2 of a u64 fits in u8");
-    let scrypt_params = scrypt::Params::new(log_n, params.r, params.p, 32)
-        .map_err(|e| format!("invalid scrypt parameters N={n} r={} p={}: {e}", params.r, params.p))?;
+    let scrypt_params = scrypt::Params::new(log_n, params.r, params.p, 32).map_err(|e| {
+        format!(
+            "invalid scrypt parameters N={n} r={} p={}: {e}",
+            params.r, params.p
+        )
+    })?;
     let mut key = Zeroizing::new([0u8; 32]);
     scrypt::scrypt(password, salt, &scrypt_params, &mut key[..])
         .map_err(|e| format!("scrypt failed: {e}"))?;
@@ -405,7 +417,10 @@ fn decrypt(
     // secretbox authenticates before decrypting: a failure here means the derived key is wrong,
     // i.e. the password (a corrupted ciphertext would fail the same way, but is far rarer).
     cipher
-        .decrypt(crypto_secretbox::Nonce::from_slice(&nonce), ciphertext.as_slice())
+        .decrypt(
+            crypto_secretbox::Nonce::from_slice(&nonce),
+            ciphertext.as_slice(),
+        )
         .map(Zeroizing::new)
         .map_err(|_| KeyError::WrongPassword {
             key: origin.to_string(),

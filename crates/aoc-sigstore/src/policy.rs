@@ -62,14 +62,20 @@ pub enum KeySelectionError {
     )]
     PasswordNotSet { source_name: String },
     #[error("cannot read signing key {path}: {error}: check COSIGN_KEY")]
-    KeyUnreadable { path: PathBuf, error: std::io::Error },
+    KeyUnreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("COSIGN_KEY_B64 is not valid base64 of a PEM key ({0}): encode it with `base64 -w0 cosign.key`")]
     KeyB64Invalid(String),
     #[error(
         "the dev key {path} is missing ({error}): run from the project root, or regenerate it with \
          `cargo xtask keygen`"
     )]
-    DevKeyMissing { path: PathBuf, error: std::io::Error },
+    DevKeyMissing {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error(transparent)]
     Key(#[from] KeyError),
 }
@@ -107,8 +113,9 @@ pub fn select_signing_key(
             let bytes = STANDARD
                 .decode(compact)
                 .map_err(|e| KeySelectionError::KeyB64Invalid(e.to_string()))?;
-            let pem = String::from_utf8(bytes)
-                .map_err(|_| KeySelectionError::KeyB64Invalid("decoded bytes are not text".into()))?;
+            let pem = String::from_utf8(bytes).map_err(|_| {
+                KeySelectionError::KeyB64Invalid("decoded bytes are not text".into())
+            })?;
             Some(("COSIGN_KEY_B64".to_string(), pem))
         }
         (None, None) => None,

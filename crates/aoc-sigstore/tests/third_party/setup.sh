@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the third-party verifiers that tests/third_party.rs runs against our bundles:
 #   - @sigstore/verify + @sigstore/bundle (sigstore-js, what npm provenance uses) under target/third-party/node
-#   - securesystemslib[crypto] (the DSSE reference implementation's library) in target/third-party/venv
+#   - securesystemslib[crypto] (the DSSE reference implementation's library) and PyNaCl (an independent
+#     nacl/secretbox, to cross-check cosign's key format) in target/third-party/venv
 # Everything stays inside the workspace's target/ directory; nothing global is touched.
 # Usage: sh crates/aoc-sigstore/tests/third_party/setup.sh   (then AOC_THIRD_PARTY=1 cargo test -p aoc-sigstore)
 set -eu
@@ -23,6 +24,6 @@ npm install --prefix "$dest/node" --no-audit --no-fund --loglevel=error \
 if [ ! -x "$dest/venv/bin/python" ]; then
     python3 -m venv "$dest/venv"
 fi
-"$dest/venv/bin/python" -m pip install --quiet --disable-pip-version-check 'securesystemslib[crypto]>=1,<2'
+"$dest/venv/bin/python" -m pip install --quiet --disable-pip-version-check 'securesystemslib[crypto]>=1,<2' 'pynacl>=1.5,<2'
 
 echo "third-party verifiers installed in $dest"
