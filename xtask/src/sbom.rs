@@ -2,8 +2,10 @@
 //! generated in process from `cargo metadata` and `Cargo.lock`.
 
 mod cyclonedx;
+mod features;
 pub(crate) mod graph;
 mod lock;
+pub(crate) mod platform;
 mod spdx;
 #[cfg(test)]
 mod tests;
@@ -75,10 +77,6 @@ pub struct PackageRef {
 }
 
 impl PackageRef {
-    pub fn is_crates_io(&self) -> bool {
-        self.source.as_deref() == Some(CRATES_IO)
-    }
-
     pub fn download_location(&self) -> Option<String> {
         let source = self.source.as_deref()?;
         if source == CRATES_IO || source == CRATES_IO_SPARSE {
@@ -120,11 +118,11 @@ pub(crate) struct Model<'a> {
 
 /// Generates both SBOMs for the runner of the workspace `sh` is in.
 pub fn generate(sh: &Shell, opts: &SbomOptions) -> Result<Sbom> {
-    let triple = graph::host_triple(sh)?;
-    let meta = graph::metadata(sh, Some(&triple))?;
+    let platform = platform::Platform::host(sh)?;
+    let meta = graph::metadata(sh, &platform.triple)?;
     let lock_text = sh.read_file("Cargo.lock").context("reading Cargo.lock")?;
     let sums = lock::checksums(&lock_text)?;
-    let linked = graph::linked(&meta)?;
+    let linked = graph::linked(&meta, &platform)?;
 
     let position: std::collections::BTreeMap<usize, usize> = linked
         .packages
@@ -194,9 +192,9 @@ pub fn generate(sh: &Shell, opts: &SbomOptions) -> Result<Sbom> {
 /// `cargo xtask sbom`
 #[derive(clap::Args)]
 pub struct Cmd {
-    /// Directory to write both SBOMs into.
-    #[arg(long, default_value = "out/aoc")]
-    out: PathBuf,
+    /// Directory to write both SBOMs into [default: <workspace>/out/aoc].
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// The runner tarball to describe (hashed in process).
     #[arg(long)]
     tarball: Option<PathBuf>,
@@ -207,22 +205,33 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn run(self, sh: &Shell) -> Result<()> {
+        // Paths the user typed are relative to where cargo was run, not to the workspace root the
+        // shell moved to (xshell's directory is its own; the process's is unchanged).
+        let cwd = std::env::current_dir()?;
+        let hash = |p: Option<PathBuf>| p.map(|p| Artifact::from_file(&cwd.join(p))).transpose();
         let opts = SbomOptions {
             epoch: crate::epoch::source_date_epoch(sh)?,
-            runner_tarball: self.tarball.as_deref().map(Artifact::from_file).transpose()?,
-            binary: self.binary.as_deref().map(Artifact::from_file).transpose()?,
+            runner_tarball: hash(self.tarball)?,
+            binary: hash(self.binary)?,
         };
         let sbom = generate(sh, &opts)?;
-        sh.create_dir(&self.out)?;
+        let out = match self.out {
+            Some(dir) => cwd.join(dir),
+            None => sh.current_dir().join("out/aoc"),
+        };
+        sh.create_dir(&out)?;
         for (name, bytes) in [(SPDX_FILE, &sbom.spdx), (CDX_FILE, &sbom.cdx)] {
-            let path = self.out.join(name);
+            let path = out.join(name);
             sh.write_file(&path, bytes)
                 .with_context(|| format!("writing {}", path.display()))?;
             println!("{}", path.display());
         }
+        let root = &sbom.packages[sbom.root];
         eprintln!(
-            "sbom: {} crates linked into `{RUNNER_BINARY}`",
-            sbom.packages.len()
+            "sbom: {} crates linked into `{RUNNER_BINARY}` of {} {}",
+            sbom.packages.len(),
+            root.name,
+            root.version
         );
         Ok(())
     }
@@ -233,7 +242,11 @@ impl Cmd {
 /// SPDX is reported as NOASSERTION with the raw text kept beside it.
 fn normalise_license(raw: &str) -> Option<String> {
     let lax = cyclonedx_bom::prelude::SpdxExpression::parse_lax(raw.to_string()).ok()?;
-    let expr = lax.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    let expr = lax
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     Some(expr)
 }
 
@@ -241,7 +254,13 @@ fn normalise_license(raw: &str) -> Option<String> {
 fn spdx_id(name: &str, version: &str) -> String {
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect()
     };
     format!("SPDXRef-Package-crate-{}-{}", clean(name), clean(version))
@@ -288,8 +307,6 @@ fn content_digest(opts: &SbomOptions, packages: &[PackageRef]) -> String {
 fn rfc3339(epoch: i64) -> Result<String> {
     let t = time::OffsetDateTime::from_unix_timestamp(epoch)
         .with_context(|| format!("SOURCE_DATE_EPOCH {epoch} is out of range"))?;
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    );
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     Ok(t.format(&f)?)
 }

@@ -3,7 +3,9 @@
 //! Exit codes (all commands): 0 success / no violations, 1 violations or rejected records,
 //! 2 configuration, connection or input error.
 
+mod backfill;
 mod ingest;
+mod metrics;
 mod output;
 mod verify;
 
@@ -38,6 +40,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AocCommand {
+    /// Backfill upstream advisories into the append-only raw store.
+    Backfill(backfill::BackfillArgs),
     /// Check raw documents (files, a store) against the contract; read-only.
     Verify(verify::VerifyArgs),
 }
@@ -70,6 +74,9 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Aoc {
+            command: AocCommand::Backfill(args),
+        } => backfill::run(args),
         Command::Aoc {
             command: AocCommand::Verify(args),
         } => verify::run(args),

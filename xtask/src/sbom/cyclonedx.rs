@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use cyclonedx_bom::models::component::Classification;
 use cyclonedx_bom::models::dependency::{Dependencies, Dependency};
 use cyclonedx_bom::models::hash::{Hash, HashAlgorithm, HashValue, Hashes};
@@ -57,7 +57,9 @@ pub fn write(m: &Model) -> Result<Vec<u8>> {
 
     let bom = Bom {
         version: 1,
-        serial_number: Some(UrnUuid::new(serial(&m.digest)).context("serial number")?),
+        serial_number: Some(
+            UrnUuid::new(serial(&m.digest)).map_err(|e| anyhow!("serial number: {e:?}"))?,
+        ),
         metadata: Some(Metadata {
             timestamp: Some(DateTime::try_from(m.created.clone()).context("timestamp")?),
             tools: Some(Tools::Object {

@@ -6,6 +6,8 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use xshell::{cmd, Shell};
 
+use super::platform::Platform;
+
 /// The package and binary the runner ships.
 pub const RUNNER_PACKAGE: &str = "aoc-cli";
 pub const RUNNER_BINARY: &str = "stella";
@@ -26,6 +28,21 @@ pub struct Package {
     pub license: Option<String>,
     pub license_file: Option<String>,
     pub targets: Vec<Target>,
+    pub dependencies: Vec<Dependency>,
+    pub features: BTreeMap<String, Vec<String>>,
+}
+
+/// A dependency as declared in a manifest.
+#[derive(Deserialize)]
+pub struct Dependency {
+    /// The package name; `rename` is what the manifest and the features table call it.
+    pub name: String,
+    pub rename: Option<String>,
+    pub kind: Option<String>,
+    pub target: Option<String>,
+    pub optional: bool,
+    pub uses_default_features: bool,
+    pub features: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +64,8 @@ pub struct Node {
 
 #[derive(Deserialize)]
 pub struct NodeDep {
+    /// The extern crate name (`rename` or the library name, `-` as `_`).
+    pub name: String,
     pub pkg: String,
     pub dep_kinds: Vec<DepKind>,
 }
@@ -55,6 +74,8 @@ pub struct NodeDep {
 pub struct DepKind {
     /// `null` for a normal dependency, `"dev"` or `"build"` otherwise.
     pub kind: Option<String>,
+    /// The `cfg(...)` or triple the declaration is limited to.
+    pub target: Option<String>,
 }
 
 impl Metadata {
@@ -73,6 +94,7 @@ impl Metadata {
         roots: &[usize],
         follow: impl Fn(Option<&str>) -> bool,
         into_proc_macros: bool,
+        platform: &Platform,
     ) -> BTreeSet<usize> {
         let index: BTreeMap<&str, usize> = self
             .packages
@@ -89,12 +111,21 @@ impl Metadata {
         let mut seen: BTreeSet<usize> = roots.iter().copied().collect();
         let mut queue: VecDeque<usize> = roots.iter().copied().collect();
         while let Some(at) = queue.pop_front() {
-            let Some(node) = nodes.get(self.packages[at].id.as_str()) else { continue };
+            let Some(node) = nodes.get(self.packages[at].id.as_str()) else {
+                continue;
+            };
             for dep in &node.deps {
-                if !dep.dep_kinds.iter().any(|k| follow(k.kind.as_deref())) {
+                let applies = |k: &DepKind| platform.applies(k.target.as_deref()).unwrap_or(true);
+                if !dep
+                    .dep_kinds
+                    .iter()
+                    .any(|k| follow(k.kind.as_deref()) && applies(k))
+                {
                     continue;
                 }
-                let Some(&to) = index.get(dep.pkg.as_str()) else { continue };
+                let Some(&to) = index.get(dep.pkg.as_str()) else {
+                    continue;
+                };
                 if !into_proc_macros && self.packages[to].is_proc_macro() {
                     continue;
                 }
@@ -115,24 +146,15 @@ impl Package {
     }
 }
 
-/// The host triple, which is also the release target: the release builds with plain
-/// `cargo build --release` (no `--target`).
-pub fn host_triple(sh: &Shell) -> Result<String> {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let out = cmd!(sh, "{rustc} -vV").read().context("running rustc -vV")?;
-    out.lines()
-        .find_map(|l| l.strip_prefix("host: "))
-        .map(str::to_string)
-        .context("rustc -vV printed no `host:` line")
-}
-
-/// `cargo metadata` for `triple` (every platform when `None`), with the lock file held fixed.
-pub fn metadata(sh: &Shell, triple: Option<&str>) -> Result<Metadata> {
+/// `cargo metadata` for `triple`, with the lock file held fixed.
+pub fn metadata(sh: &Shell, triple: &str) -> Result<Metadata> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let filter = triple.map(|t| ["--filter-platform", t]);
-    let json = cmd!(sh, "{cargo} metadata --format-version 1 --locked {filter...}")
-        .read()
-        .context("running cargo metadata")?;
+    let json = cmd!(
+        sh,
+        "{cargo} metadata --format-version 1 --locked --filter-platform {triple}"
+    )
+    .read()
+    .context("running cargo metadata")?;
     serde_json::from_str(&json).context("parsing cargo metadata output")
 }
 
@@ -144,7 +166,8 @@ pub struct Linked {
     pub edges: BTreeMap<usize, BTreeSet<usize>>,
 }
 
-/// Walks the resolve graph from the runner package along normal edges only.
+/// Walks the resolve graph from the runner package along normal edges only, with the features
+/// `cargo build -p aoc-cli` turns on (see `features.rs`).
 ///
 /// What is left out, and why it is not in the binary:
 /// - `dev` edges: tests, benches and examples only.
@@ -155,8 +178,8 @@ pub struct Linked {
 ///   expands into the caller, which is included, and nothing of the macro crate itself (or of its
 ///   dependencies such as `syn`) is linked. A crate that is also a normal dependency of a runtime
 ///   crate (e.g. `proc-macro2` used at run time) is still reached through that edge.
-/// - other platforms: `--filter-platform` already removed edges whose `cfg(...)` does not match.
-pub fn linked(meta: &Metadata) -> Result<Linked> {
+/// - other platforms: declarations whose `cfg(...)` does not hold for the target (`platform.rs`).
+pub fn linked(meta: &Metadata, platform: &Platform) -> Result<Linked> {
     let root = meta.member(RUNNER_PACKAGE)?;
     let root_pkg = &meta.packages[root];
     if !root_pkg
@@ -166,37 +189,13 @@ pub fn linked(meta: &Metadata) -> Result<Linked> {
     {
         bail!("package `{RUNNER_PACKAGE}` has no `{RUNNER_BINARY}` binary target");
     }
-    let resolve = meta
-        .resolve
-        .as_ref()
-        .context("cargo metadata returned no resolve graph")?;
-    let index: BTreeMap<&str, usize> = meta
-        .packages
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.id.as_str(), i))
-        .collect();
-    let seen = meta.reach(&[root], |kind| kind.is_none(), false);
-    let mut edges: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-    for node in &resolve.nodes {
-        let Some(&from) = index.get(node.id.as_str()) else { continue };
-        if !seen.contains(&from) {
-            continue;
-        }
-        let to = node
-            .deps
-            .iter()
-            .filter(|d| d.dep_kinds.iter().any(|k| k.kind.is_none()))
-            .filter_map(|d| index.get(d.pkg.as_str()).copied())
-            .filter(|to| seen.contains(to));
-        edges.insert(from, to.collect());
-    }
-
+    let resolution = super::features::resolve(meta, root, platform)?;
+    let edges = resolution.edges;
     let key = |&i: &usize| {
         let p = &meta.packages[i];
         (p.name.as_str(), p.version.as_str(), p.source.as_deref())
     };
-    let mut packages: Vec<usize> = seen.into_iter().collect();
+    let mut packages: Vec<usize> = resolution.packages.into_iter().collect();
     packages.sort_by_key(key);
     Ok(Linked {
         root,

@@ -21,7 +21,7 @@ pub fn checksums(lock: &str) -> Result<BTreeMap<LockKey, String>> {
     let mut current: BTreeMap<String, String> = BTreeMap::new();
     let mut in_array = false;
 
-    let mut flush = |fields: &mut BTreeMap<String, String>, out: &mut BTreeMap<LockKey, String>| {
+    let flush = |fields: &mut BTreeMap<String, String>, out: &mut BTreeMap<LockKey, String>| {
         let taken = std::mem::take(fields);
         if let (Some(name), Some(version), Some(source), Some(sum)) = (
             taken.get("name"),
@@ -62,7 +62,9 @@ pub fn checksums(lock: &str) -> Result<BTreeMap<LockKey, String>> {
             // Lock version 1: `"checksum serde 1.0.0 (registry+https://...)" = "<hex>"`.
             "[metadata]" => {
                 let key = basic_string(key).with_context(at)?;
-                let Some(rest) = key.strip_prefix("checksum ") else { continue };
+                let Some(rest) = key.strip_prefix("checksum ") else {
+                    continue;
+                };
                 let mut parts = rest.splitn(3, ' ');
                 let (Some(name), Some(version), Some(source)) =
                     (parts.next(), parts.next(), parts.next())

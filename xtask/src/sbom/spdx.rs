@@ -43,7 +43,11 @@ pub fn write(m: &Model) -> Result<Vec<u8>> {
     }
     for p in m.packages {
         for &d in &p.depends_on {
-            relationships.push(relationship(&p.spdx_id, "DEPENDS_ON", &m.packages[d].spdx_id));
+            relationships.push(relationship(
+                &p.spdx_id,
+                "DEPENDS_ON",
+                &m.packages[d].spdx_id,
+            ));
         }
     }
 
@@ -114,7 +118,9 @@ fn crate_package(p: &PackageRef, is_root: bool) -> Value {
     if let Some(raw) = &p.license_raw {
         obj.insert(
             "licenseComments".into(),
-            json!(format!("Cargo manifest licence {raw:?} is not an SPDX expression")),
+            json!(format!(
+                "Cargo manifest licence {raw:?} is not an SPDX expression"
+            )),
         );
     }
     v

@@ -1,0 +1,596 @@
+//! `stella aoc backfill`: upstream inputs into the append-only raw store, batch by batch.
+//!
+//! Each batch is one transaction that also stores the run's checkpoint (records consumed, bytes of
+//! the rejects file), so a run killed at any moment and started again with the same arguments
+//! resumes after the last committed batch and ends in the state of an uninterrupted run.
+//! Accounting: input records = written + no-ops + rejected + deletions recorded.
+
+use crate::metrics::Metrics;
+use crate::output::{pretty_json, write_atomic};
+use crate::{check_inputs, MapArgs, Outcome};
+use anyhow::Context;
+use aoc_contract::{clock, GuardOptions, MapContext, UpstreamKey, ViolationCode};
+use aoc_ingest::{InputReader, Prepared, Preparer};
+use aoc_store::{Batch, Checkpoint, Deletion, DocOutcome, Store, StoreError};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct BackfillArgs {
+    /// Inputs: OSV/CSAF JSON files or directories, NDJSON revision feeds (.zst/.gz read directly).
+    #[arg(long, num_args = 1.., required = true)]
+    from: Vec<PathBuf>,
+    /// The raw store: sqlite://PATH (embedded default) or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "STELLA_STORE", default_value = "sqlite://stella-aoc.db")]
+    store: String,
+    /// Source vendor (default: derived from each document).
+    #[arg(long)]
+    source: Option<String>,
+    #[command(flatten)]
+    map: MapArgs,
+    /// Documents per transaction.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch_size: u32,
+    /// Map and guard everything, write nothing; prints the SHA-256 of the report.
+    #[arg(long)]
+    dry_run: bool,
+    /// Stop at the first rejected record (after committing what came before it).
+    #[arg(long)]
+    stop_on_error: bool,
+    /// Idempotency conflicts (ERR_AOC_003) tolerated before the run stops.
+    #[arg(long, default_value_t = 0)]
+    max_conflicts: u64,
+    /// Write the JSON run report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write every rejected record, with its violations, here (NDJSON).
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Write Prometheus metrics here.
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// Never draw a progress bar (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// The run report (`--report`); the dry-run report has no timings, so its SHA-256 is reproducible.
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    tool: &'static str,
+    version: &'static str,
+    dry_run: bool,
+    store: String,
+    tenant: String,
+    inputs: Vec<String>,
+    records: u64,
+    written: u64,
+    noop: u64,
+    rejected: u64,
+    deletions: u64,
+    conflicts: u64,
+    resumed_after_records: u64,
+    stopped: Option<String>,
+    by_code: BTreeMap<&'static str, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_seconds: Option<f64>,
+}
+
+/// The checkpoint's opaque position, as the runner encodes it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    records: u64,
+    rejects_bytes: u64,
+}
+
+impl Position {
+    fn encode(self) -> String {
+        json!({ "records": self.records, "rejects_bytes": self.rejects_bytes }).to_string()
+    }
+    fn decode(s: &str) -> anyhow::Result<Position> {
+        let v: Value = serde_json::from_str(s).context("unreadable checkpoint position")?;
+        let n = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_u64)
+                .with_context(|| format!("checkpoint position lacks {k}"))
+        };
+        Ok(Position {
+            records: n("records")?,
+            rejects_bytes: n("rejects_bytes")?,
+        })
+    }
+}
+
+/// The rejects file, appended to `<name>.partial` and renamed into place when the run ends, so a
+/// complete file appears only for a complete run; a resumed run truncates the partial file to the
+/// length its checkpoint recorded and carries on.
+struct Rejects {
+    file: Option<(File, PathBuf, PathBuf)>,
+    bytes: u64,
+}
+
+impl Rejects {
+    fn open(path: Option<&Path>, resume_at: Option<u64>) -> anyhow::Result<Rejects> {
+        let Some(path) = path else {
+            return Ok(Rejects {
+                file: None,
+                bytes: 0,
+            });
+        };
+        let partial = PathBuf::from(format!("{}.partial", path.display()));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .read(true)
+            .truncate(false)
+            .open(&partial)
+            .with_context(|| format!("cannot open {}", partial.display()))?;
+        let bytes = resume_at.unwrap_or(0);
+        file.set_len(bytes)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(Rejects {
+            file: Some((file, partial, path.to_owned())),
+            bytes,
+        })
+    }
+
+    fn write(&mut self, entry: &Value) -> anyhow::Result<()> {
+        if let Some((file, ..)) = &mut self.file {
+            let mut line = serde_json::to_vec(entry)?;
+            line.push(b'\n');
+            file.write_all(&line)?;
+            self.bytes += line.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Durable before the checkpoint that counts these bytes commits.
+    fn sync(&mut self) -> anyhow::Result<()> {
+        if let Some((file, ..)) = &mut self.file {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        self.sync()?;
+        if let Some((_, partial, path)) = self.file.take() {
+            std::fs::rename(&partial, &path)
+                .with_context(|| format!("renaming into {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything one run accumulates.
+struct Run {
+    report: Report,
+    metrics: Metrics,
+    rejects: Rejects,
+    /// Dry run only: (key, hash) pairs seen, to count in-input duplicates as no-ops.
+    seen: HashSet<(UpstreamKey, String)>,
+}
+
+impl Run {
+    fn reject(
+        &mut self,
+        location: &str,
+        doc: Option<&Value>,
+        error: Option<&str>,
+        violations: &[aoc_contract::Violation],
+        tenant: &str,
+    ) -> anyhow::Result<()> {
+        let source = doc
+            .and_then(|d| d.pointer("/source/vendor"))
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        self.report.rejected += 1;
+        self.metrics.write(source, tenant, "reject");
+        for v in violations {
+            *self.report.by_code.entry(v.code.as_str()).or_default() += 1;
+            self.metrics.violation(source, tenant, v.code.as_str());
+        }
+        self.rejects.write(&json!({
+            "location": location,
+            "error": error,
+            "violations": violations,
+            "document": doc,
+        }))
+    }
+}
+
+pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    check_inputs(&args.from)?;
+    let epoch = clock::run_epoch().map_err(anyhow::Error::msg)?;
+    let now = clock::rfc3339(epoch);
+    let tenant = args.map.tenant.clone();
+    let ctx = MapContext {
+        tenant: tenant.clone(),
+        vendor: args.source.clone(),
+        connector_version: env!("CARGO_PKG_VERSION").into(),
+        retrieved_at: now.clone(),
+        ingested_at: now,
+    };
+    let options = GuardOptions {
+        require_signature: args.map.require_signature,
+        ..GuardOptions::default()
+    };
+    let mut preparer = Preparer::new(ctx, options);
+    let run_key = run_key(&args)?;
+
+    let mut store = if args.dry_run {
+        None
+    } else {
+        Some(
+            Store::open(&args.store)
+                .with_context(|| format!("cannot open store {}", redact(&args.store)))?,
+        )
+    };
+    let checkpoint = match &mut store {
+        Some(s) => s.checkpoint(&run_key)?,
+        None => None,
+    };
+    let resume = checkpoint
+        .as_ref()
+        .map(|c| Position::decode(&c.position))
+        .transpose()?;
+    let mut reader = InputReader::open(&args.from)?;
+    let mut run = Run {
+        report: Report {
+            tool: "stella",
+            version: env!("CARGO_PKG_VERSION"),
+            dry_run: args.dry_run,
+            store: redact(&args.store),
+            tenant: tenant.clone(),
+            inputs: args.from.iter().map(|p| p.display().to_string()).collect(),
+            by_code: ViolationCode::ALL.iter().map(|c| (c.as_str(), 0)).collect(),
+            ..Report::default()
+        },
+        metrics: Metrics::default(),
+        rejects: Rejects::open(args.rejects.as_deref(), resume.map(|p| p.rejects_bytes))?,
+        seen: HashSet::new(),
+    };
+    if let (Some(cp), Some(pos)) = (&checkpoint, resume) {
+        let skipped = reader.skip_records(pos.records)?;
+        anyhow::ensure!(skipped == pos.records, "checkpoint is past the end of the inputs ({} of {} records): inputs changed since the interrupted run", skipped, pos.records);
+        run.report.resumed_after_records = pos.records;
+        run.report.written = cp.written as u64;
+        run.report.noop = cp.noop as u64;
+        run.report.rejected = cp.rejected as u64;
+        run.report.deletions = cp.deleted as u64;
+        eprintln!(
+            "stella: resuming after {} records (checkpoint of an interrupted run)",
+            pos.records
+        );
+    }
+
+    let progress = progress_bar(args.no_progress);
+    let mut docs: Vec<(String, Value)> = Vec::with_capacity(args.batch_size as usize);
+    let mut deletions: Vec<Deletion> = Vec::new();
+    let mut prepare_time = Duration::ZERO;
+    let mut stop = false;
+    loop {
+        let t = Instant::now();
+        let record = reader.next_record()?;
+        let end = record.is_none();
+        if let Some(record) = record {
+            match preparer.prepare(record) {
+                Prepared::Doc { location, doc } => docs.push((location, doc)),
+                Prepared::Deleted {
+                    location,
+                    tenant,
+                    vendor,
+                    upstream_id,
+                    at,
+                } => match upstream_id {
+                    Some(upstream_id) => {
+                        let vendor = vendor.unwrap_or_else(|| {
+                            upstream_id
+                                .split('-')
+                                .next()
+                                .unwrap_or(&upstream_id)
+                                .to_ascii_lowercase()
+                        });
+                        let recorded_at =
+                            at.unwrap_or_else(|| preparer.context().ingested_at.clone());
+                        deletions.push(Deletion {
+                            key: UpstreamKey {
+                                tenant,
+                                vendor,
+                                upstream_id,
+                            },
+                            recorded_at,
+                            location,
+                        });
+                    }
+                    None => run.reject(
+                        &location,
+                        None,
+                        Some("deletion record without an upstream id"),
+                        &[],
+                        &tenant,
+                    )?,
+                },
+                Prepared::Rejected {
+                    location,
+                    error,
+                    violations,
+                    doc,
+                } => {
+                    run.reject(
+                        &location,
+                        doc.as_ref(),
+                        error.as_deref(),
+                        &violations,
+                        &tenant,
+                    )?;
+                    if args.stop_on_error {
+                        run.report.stopped =
+                            Some(format!("--stop-on-error: record {location} rejected"));
+                        stop = true;
+                    }
+                }
+            }
+        }
+        prepare_time += t.elapsed();
+        if docs.len() >= args.batch_size as usize || end || stop {
+            let position = Position {
+                records: reader.position(),
+                rejects_bytes: run.rejects.bytes,
+            };
+            commit(
+                &mut store,
+                &mut run,
+                &run_key,
+                position,
+                &mut docs,
+                &mut deletions,
+                &tenant,
+                args.max_conflicts,
+            )?;
+            progress.set_position(reader.position());
+            if run.report.conflicts > args.max_conflicts {
+                run.report.stopped = Some(format!(
+                    "{} idempotency conflicts exceed --max-conflicts {}",
+                    run.report.conflicts, args.max_conflicts
+                ));
+                stop = true;
+            }
+        }
+        if end || stop {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    run.metrics.observe("map_guard", prepare_time.as_secs_f64());
+    run.report.records = reader.position();
+    if let Some(s) = &mut store {
+        for c in s.counts()?.by_source {
+            run.metrics
+                .revisions
+                .insert((c.vendor, c.tenant), c.documents);
+        }
+    }
+    run.metrics
+        .observe("total", started.elapsed().as_secs_f64());
+    if !args.dry_run {
+        run.report.duration_seconds = Some(started.elapsed().as_secs_f64());
+    }
+    finish(args, run, started)
+}
+
+/// Writes one batch (documents, deletions, checkpoint) in one transaction and books the outcome.
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    store: &mut Option<Store>,
+    run: &mut Run,
+    run_key: &str,
+    position: Position,
+    docs: &mut Vec<(String, Value)>,
+    deletions: &mut Vec<Deletion>,
+    tenant: &str,
+    max_conflicts: u64,
+) -> anyhow::Result<()> {
+    let Some(store) = store else {
+        // Dry run: count what would happen against the input alone.
+        for (_, doc) in docs.drain(..) {
+            let head = aoc_contract::DocHead::from_value(&doc).expect("the guard passed it");
+            let source = head.key.vendor.clone();
+            if run.seen.insert((head.key, head.content_hash)) {
+                run.report.written += 1;
+                run.metrics.write(&source, tenant, "ok");
+            } else {
+                run.report.noop += 1;
+                run.metrics.write(&source, tenant, "noop");
+            }
+        }
+        run.report.deletions += deletions.len() as u64;
+        deletions.clear();
+        return Ok(());
+    };
+    run.rejects.sync()?;
+    loop {
+        let values: Vec<Value> = docs.iter().map(|(_, d)| d.clone()).collect();
+        let checkpoint = Checkpoint {
+            run_key: run_key.to_owned(),
+            position: position.encode(),
+            written: 0,
+            noop: 0,
+            rejected: run.report.rejected as i64,
+            deleted: 0,
+        };
+        // Counts in the checkpoint must include this batch: compute them from a dry plan first is
+        // not possible without the store, so write, then fix the counts in the next checkpoint.
+        let t = Instant::now();
+        let result = store.write_batch(&Batch {
+            docs: &values,
+            deletions,
+            checkpoint: Some(&Checkpoint {
+                written: run.report.written as i64,
+                noop: run.report.noop as i64,
+                deleted: run.report.deletions as i64,
+                ..checkpoint
+            }),
+        });
+        run.metrics.observe("write", t.elapsed().as_secs_f64());
+        match result {
+            Ok(outcome) => {
+                for ((_, doc), o) in docs.iter().zip(&outcome.docs) {
+                    let source = doc
+                        .pointer("/source/vendor")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown");
+                    match o {
+                        DocOutcome::Written(_) => {
+                            run.report.written += 1;
+                            run.metrics.write(source, tenant, "ok");
+                        }
+                        DocOutcome::Noop { .. } => {
+                            run.report.noop += 1;
+                            run.metrics.write(source, tenant, "noop");
+                        }
+                    }
+                }
+                run.report.deletions += outcome.deletions_recorded as u64;
+                run.report.noop += (deletions.len() - outcome.deletions_recorded) as u64;
+                // Record the batch's own counts so a resume restores exact totals.
+                if !docs.is_empty() || !deletions.is_empty() {
+                    store.write_batch(&Batch {
+                        docs: &[],
+                        deletions: &[],
+                        checkpoint: Some(&Checkpoint {
+                            run_key: run_key.to_owned(),
+                            position: position.encode(),
+                            written: run.report.written as i64,
+                            noop: run.report.noop as i64,
+                            rejected: run.report.rejected as i64,
+                            deleted: run.report.deletions as i64,
+                        }),
+                    })?;
+                }
+                docs.clear();
+                deletions.clear();
+                return Ok(());
+            }
+            Err(StoreError::InvalidDocument { index, message }) => {
+                // A document whose `supersedes` disagrees with the store: an idempotency conflict.
+                let (location, doc) = docs.remove(index);
+                run.report.conflicts += 1;
+                let v = aoc_contract::Violation::new(
+                    ViolationCode::Idempotency,
+                    "/supersedes",
+                    message,
+                );
+                run.reject(
+                    &location,
+                    Some(&doc),
+                    None,
+                    std::slice::from_ref(&v),
+                    tenant,
+                )?;
+                if run.report.conflicts > max_conflicts {
+                    docs.clear();
+                    deletions.clear();
+                    return Ok(());
+                }
+                run.rejects.sync()?;
+            }
+            Err(e) => return Err(e).context("writing a batch to the store"),
+        }
+    }
+}
+
+fn finish(args: BackfillArgs, run: Run, started: Instant) -> anyhow::Result<Outcome> {
+    let Run {
+        report,
+        metrics,
+        rejects,
+        ..
+    } = run;
+    rejects.finish()?;
+    let body = pretty_json(&report);
+    if let Some(path) = &args.report {
+        write_atomic(path, &body)?;
+    }
+    if let Some(path) = &args.metrics {
+        write_atomic(path, metrics.render().as_bytes())?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let handled = report.records - report.resumed_after_records;
+    eprintln!(
+        "stella aoc backfill{}: {} records: {} written, {} no-op, {} rejected, {} deletions recorded, {} conflicts in {:.2}s ({:.0} records/s){}",
+        if report.dry_run { " (dry run, nothing written)" } else { "" },
+        report.records,
+        report.written,
+        report.noop,
+        report.rejected,
+        report.deletions,
+        report.conflicts,
+        secs,
+        handled as f64 / secs.max(1e-9),
+        report.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default(),
+    );
+    if report.dry_run {
+        println!("report sha256:{}", hex::encode(Sha256::digest(&body)));
+    }
+    Ok(if report.stopped.is_some() || report.rejected > 0 {
+        Outcome::Violations
+    } else {
+        Outcome::Clean
+    })
+}
+
+/// Identifies "the same arguments": inputs (path, size, mtime), tenant, vendor, options.
+fn run_key(args: &BackfillArgs) -> anyhow::Result<String> {
+    let mut inputs = Vec::new();
+    for p in &args.from {
+        let meta = std::fs::metadata(p).ok();
+        let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        let mtime = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos());
+        inputs.push(json!({ "path": abs.display().to_string(), "bytes": meta.map(|m| m.len()), "mtime_ns": mtime.map(|n| n.to_string()) }));
+    }
+    let key = json!({ "inputs": inputs, "tenant": args.map.tenant, "source": args.source, "require_signature": args.map.require_signature });
+    Ok(format!(
+        "backfill:{}",
+        hex::encode(Sha256::digest(key.to_string().as_bytes()))
+    ))
+}
+
+/// Hides a password in a store URL for reports and messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn progress_bar(disabled: bool) -> ProgressBar {
+    if disabled || !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos} records  {per_sec}  {elapsed}")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}

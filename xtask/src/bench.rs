@@ -1,0 +1,209 @@
+//! `cargo xtask bench`: times xtask's tasks against the tool a user would otherwise run, in the
+//! same process and the same warm cache, and prints the ratio.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::sbom::platform::Platform;
+use crate::sbom::{self, graph, SbomOptions};
+
+#[derive(clap::Args)]
+pub struct Cmd {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// In-process SBOM generation vs `syft dir:. -o spdx-json`, and the package sets compared
+    Sbom {
+        /// Timed runs of each side; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+impl Cmd {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        match self.what {
+            What::Sbom { runs } => bench_sbom(sh, runs.max(1)),
+        }
+    }
+}
+
+fn bench_sbom(sh: &Shell, runs: usize) -> Result<()> {
+    let opts = SbomOptions {
+        epoch: crate::epoch::source_date_epoch(sh)?,
+        runner_tarball: None,
+        binary: None,
+    };
+    let mut ours = Vec::new();
+    let mut sbom = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        sbom = Some(sbom::generate(sh, &opts)?);
+        ours.push(t.elapsed());
+    }
+    let sbom = sbom.expect("runs >= 1");
+    let ours = median(ours);
+    println!(
+        "xtask sbom: median {:>8.1} ms over {runs} runs ({} crates, SPDX + CycloneDX)",
+        ms(ours),
+        sbom.packages.len()
+    );
+
+    let Some(syft) = find_syft(sh) else {
+        println!("syft: SKIPPED, not installed (sh xtask/third-party/setup.sh installs it)");
+        return Ok(());
+    };
+    let out = sh.create_temp_dir()?;
+    let report = out.path().join("syft.spdx.json");
+    let mut theirs = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        cmd!(sh, "{syft} dir:. -q -o spdx-json={report}")
+            .quiet()
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+            .run()
+            .context("running syft")?;
+        theirs.push(t.elapsed());
+    }
+    let theirs = median(theirs);
+    println!(
+        "syft dir:.: median {:>8.1} ms over {runs} runs  -> xtask is {:.1}x faster",
+        ms(theirs),
+        theirs.as_secs_f64() / ours.as_secs_f64()
+    );
+
+    compare_sets(sh, &sbom, &sh.read_file(&report)?)
+}
+
+/// syft reads Cargo.lock, so it lists every locked crate; the difference from ours should be
+/// exactly what is not linked into `stella`, and each crate is explained by the edge kind that
+/// brings it into the lock file.
+fn compare_sets(sh: &Shell, sbom: &sbom::Sbom, syft_spdx: &str) -> Result<()> {
+    let doc: serde_json::Value = serde_json::from_str(syft_spdx).context("parsing syft output")?;
+    let syft: BTreeSet<(String, String)> = doc["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["externalRefs"].as_array().into_iter().flatten())
+        .filter_map(|r| r["referenceLocator"].as_str()?.strip_prefix("pkg:cargo/"))
+        .filter_map(|rest| {
+            let (name, version) = rest.split('?').next()?.split_once('@')?;
+            Some((name.to_string(), version.replace("%2B", "+")))
+        })
+        .collect();
+    let ours: BTreeSet<(String, String)> = sbom
+        .packages
+        .iter()
+        .map(|p| (p.name.clone(), p.version.clone()))
+        .collect();
+
+    let platform = Platform::host(sh)?;
+    let host = graph::metadata(sh, &platform.triple)?;
+    let why = explain(&host, &platform)?;
+
+    let only_ours: Vec<_> = ours.difference(&syft).collect();
+    let only_syft: Vec<_> = syft.difference(&ours).collect();
+    println!(
+        "package sets: xtask {}, syft {}, common {}, only xtask {}, only syft {}",
+        ours.len(),
+        syft.len(),
+        ours.intersection(&syft).count(),
+        only_ours.len(),
+        only_syft.len()
+    );
+    for (name, version) in &only_ours {
+        println!("  only xtask: {name} {version}");
+    }
+    let mut by_reason: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, version) in &only_syft {
+        let reason = why
+            .get(&(name.clone(), version.clone()))
+            .copied()
+            // `--filter-platform` drops crates no declaration on this platform can reach.
+            .unwrap_or("other target platform only (cfg-gated)");
+        by_reason
+            .entry(reason)
+            .or_default()
+            .push(format!("{name}@{version}"));
+    }
+    for (reason, crates) in &by_reason {
+        println!(
+            "  only syft, {reason} ({}): {}",
+            crates.len(),
+            crates.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// Why each crate of the lock file is not linked into `stella`, first matching reason wins.
+fn explain(
+    host: &graph::Metadata,
+    platform: &Platform,
+) -> Result<BTreeMap<(String, String), &'static str>> {
+    let root = host.member(sbom::RUNNER_PACKAGE)?;
+    let linked = graph::linked(host, platform)?.packages;
+    let unified = host.reach(&[root], |k| k.is_none(), false, platform);
+    let via_macros = host.reach(&[root], |k| k.is_none(), true, platform);
+    let via_build = host.reach(&[root], |k| k != Some("dev"), true, platform);
+    let via_dev = host.reach(&[root], |_| true, true, platform);
+    let members: Vec<usize> = (0..host.packages.len())
+        .filter(|&i| host.workspace_members.contains(&host.packages[i].id))
+        .collect();
+    let workspace = host.reach(&members, |_| true, true, platform);
+
+    let key = |p: &graph::Package| (p.name.clone(), p.version.clone());
+    let mut why = BTreeMap::new();
+    for (i, p) in host.packages.iter().enumerate() {
+        let reason = if linked.contains(&i) {
+            "linked (should not differ)"
+        } else if unified.contains(&i) {
+            "optional, turned on only by other workspace members' features"
+        } else if p.is_proc_macro() {
+            "proc-macro (runs in rustc)"
+        } else if via_macros.contains(&i) {
+            "dependency of a proc-macro only"
+        } else if via_build.contains(&i) {
+            "build-dependency only"
+        } else if via_dev.contains(&i) {
+            "dev-dependency only"
+        } else if workspace.contains(&i) {
+            "used only by other workspace members (e.g. xtask)"
+        } else {
+            // In the lock, but reached only through declarations whose cfg fails here.
+            "other target platform only (cfg-gated)"
+        };
+        why.insert(key(p), reason);
+    }
+    Ok(why)
+}
+
+fn find_syft(sh: &Shell) -> Option<PathBuf> {
+    let venv = sh.current_dir().join("target/third-party/venv/bin/syft");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    cmd!(sh, "syft version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .ok()
+        .map(|()| PathBuf::from("syft"))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
