@@ -270,7 +270,13 @@ fn deflate_worker(
         };
         let Ok(mut job) = job else { return };
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            deflate_block(&mut compress, &job.dictionary, &job.input, &mut job.output, job.last)
+            deflate_block(
+                &mut compress,
+                &job.dictionary,
+                &job.input,
+                &mut job.output,
+                job.last,
+            )
         }))
         .unwrap_or_else(|_| Err(io::Error::other("deflate worker panicked")));
         let mut crc = Crc::new();
@@ -300,7 +306,9 @@ fn deflate_block(
 ) -> io::Result<()> {
     compress.reset();
     if !dictionary.is_empty() {
-        compress.set_dictionary(dictionary).map_err(io::Error::other)?;
+        compress
+            .set_dictionary(dictionary)
+            .map_err(io::Error::other)?;
     }
     output.clear();
     // Deflate's worst case is ~0.03% growth plus a few bytes per stored block and the flush.
@@ -350,7 +358,9 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            out.extend_from_slice(format!("{{\"id\":\"RUSTSEC-{}\",\"n\":{}}}\n", x % 9000, x % 7).as_bytes());
+            out.extend_from_slice(
+                format!("{{\"id\":\"RUSTSEC-{}\",\"n\":{}}}\n", x % 9000, x % 7).as_bytes(),
+            );
         }
         out.truncate(len);
         out
@@ -366,7 +376,9 @@ mod tests {
 
     fn gunzip(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(data).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 
@@ -391,7 +403,11 @@ mod tests {
                 workers,
                 ..GzOptions::default()
             };
-            assert_eq!(gzip(&data, options, chunk), base, "workers {workers}, chunk {chunk}");
+            assert_eq!(
+                gzip(&data, options, chunk),
+                base,
+                "workers {workers}, chunk {chunk}"
+            );
         }
         let small = &data[..300_000];
         assert_eq!(

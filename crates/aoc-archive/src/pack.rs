@@ -79,15 +79,16 @@ pub fn pack_with(
     let name = out_path
         .file_name()
         .ok_or_else(|| output_err(io::Error::other("output path has no file name")))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".tmp")
-        .permissions(default_permissions())
-        .tempfile_in(&dir)
-        .map_err(output_err)?;
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    set_default_permissions(&mut builder);
+    let mut tmp = builder.tempfile_in(&dir).map_err(output_err)?;
     let out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, tmp.as_file_mut());
     let (out, report) = pack_to_writer(entries, out, options)?;
-    let file: &mut File = out.into_inner().map_err(|e| PackError::Write(e.into_error()))?;
+    let file: &mut File = out
+        .into_inner()
+        .map_err(|e| PackError::Write(e.into_error()))?;
     file.sync_all().map_err(output_err)?;
     // On error the temporary file is removed by its destructor.
     tmp.persist(out_path).map_err(|e| output_err(e.error))?;
@@ -171,17 +172,15 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
+/// Release artefacts are world-readable (tempfile's default is 0600); the umask still applies.
 #[cfg(unix)]
-fn default_permissions() -> std::fs::Permissions {
+fn set_default_permissions(builder: &mut tempfile::Builder<'_, '_>) {
     use std::os::unix::fs::PermissionsExt;
-    // Release artefacts are world-readable; the process umask still applies.
-    std::fs::Permissions::from_mode(0o644)
+    builder.permissions(std::fs::Permissions::from_mode(0o644));
 }
 
 #[cfg(not(unix))]
-fn default_permissions() -> std::fs::Permissions {
-    std::fs::metadata(".").map(|m| m.permissions()).unwrap_or_else(|_| unreachable!())
-}
+fn set_default_permissions(_builder: &mut tempfile::Builder<'_, '_>) {}
 
 /// Makes the rename durable: on Linux a rename is only persistent once its directory is synced.
 #[cfg(unix)]

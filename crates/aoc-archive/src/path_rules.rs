@@ -84,6 +84,9 @@ pub(crate) fn check_path(path: &str, mode: PathMode) -> Result<Cow<'_, str>, Pat
         PathMode::Read { is_dir: true } => path.strip_suffix('/').unwrap_or(path),
         _ => path,
     };
+    if body.is_empty() {
+        return Err(PathProblem::Empty);
+    }
     let mut dropped_dot = false;
     for component in body.split('/') {
         match component {
@@ -98,11 +101,7 @@ pub(crate) fn check_path(path: &str, mode: PathMode) -> Result<Cow<'_, str>, Pat
         }
     }
     if !dropped_dot {
-        return if body.is_empty() {
-            Err(PathProblem::Empty)
-        } else {
-            Ok(Cow::Borrowed(body))
-        };
+        return Ok(Cow::Borrowed(body));
     }
     let canonical: Vec<&str> = body.split('/').filter(|c| *c != ".").collect();
     if canonical.is_empty() {
@@ -118,13 +117,34 @@ mod tests {
     #[test]
     fn writer_accepts_only_canonical_relative_paths() {
         assert_eq!(check_path("a/b.json", PathMode::Write).unwrap(), "a/b.json");
-        assert_eq!(check_path("/a", PathMode::Write), Err(PathProblem::Absolute));
-        assert_eq!(check_path("a/../b", PathMode::Write), Err(PathProblem::ParentComponent));
-        assert_eq!(check_path("./a", PathMode::Write), Err(PathProblem::DotComponent));
-        assert_eq!(check_path("a//b", PathMode::Write), Err(PathProblem::EmptyComponent));
-        assert_eq!(check_path("a/", PathMode::Write), Err(PathProblem::EmptyComponent));
-        assert_eq!(check_path("a\\b", PathMode::Write), Err(PathProblem::Backslash));
-        assert_eq!(check_path("a\nb", PathMode::Write), Err(PathProblem::ControlCharacter));
+        assert_eq!(
+            check_path("/a", PathMode::Write),
+            Err(PathProblem::Absolute)
+        );
+        assert_eq!(
+            check_path("a/../b", PathMode::Write),
+            Err(PathProblem::ParentComponent)
+        );
+        assert_eq!(
+            check_path("./a", PathMode::Write),
+            Err(PathProblem::DotComponent)
+        );
+        assert_eq!(
+            check_path("a//b", PathMode::Write),
+            Err(PathProblem::EmptyComponent)
+        );
+        assert_eq!(
+            check_path("a/", PathMode::Write),
+            Err(PathProblem::EmptyComponent)
+        );
+        assert_eq!(
+            check_path("a\\b", PathMode::Write),
+            Err(PathProblem::Backslash)
+        );
+        assert_eq!(
+            check_path("a\nb", PathMode::Write),
+            Err(PathProblem::ControlCharacter)
+        );
         assert_eq!(check_path("", PathMode::Write), Err(PathProblem::Empty));
         let long = "x".repeat(256);
         assert_eq!(
@@ -146,6 +166,9 @@ mod tests {
         assert_eq!(check_path("./a/", dir).unwrap(), "a");
         assert_eq!(check_path("./", dir), Err(PathProblem::Empty));
         assert_eq!(check_path("a/", file), Err(PathProblem::EmptyComponent));
-        assert_eq!(check_path("./../a", file), Err(PathProblem::ParentComponent));
+        assert_eq!(
+            check_path("./../a", file),
+            Err(PathProblem::ParentComponent)
+        );
     }
 }

@@ -200,7 +200,9 @@ impl<W: Write> TarWriter<W> {
                 Err(e) => return Err(read_err(e)),
             };
             hasher.update(&self.buf[..n]);
-            self.out.write_all(&self.buf[..n]).map_err(PackError::Write)?;
+            self.out
+                .write_all(&self.buf[..n])
+                .map_err(PackError::Write)?;
             self.written += n as u64;
             remaining -= n as u64;
         }
@@ -249,7 +251,14 @@ impl<W: Write> TarWriter<W> {
         self.write_out(header.as_bytes())
     }
 
-    fn header(&self, name: &[u8], size: u64, mode: u32, mtime: u64, kind: tar::EntryType) -> tar::Header {
+    fn header(
+        &self,
+        name: &[u8],
+        size: u64,
+        mode: u32,
+        mtime: u64,
+        kind: tar::EntryType,
+    ) -> tar::Header {
         // `new_gnu` zeroes every field (so uname/gname are empty) and sets the GNU magic.
         let mut header = tar::Header::new_gnu();
         header.as_gnu_mut().expect("GNU header").name[..name.len()].copy_from_slice(name);
@@ -299,7 +308,10 @@ pub fn write_tar<W: Write>(
         checked(&entry.archive_path)?;
     }
     entries.sort_by(|a, b| a.archive_path.as_bytes().cmp(b.archive_path.as_bytes()));
-    if let Some(pair) = entries.windows(2).find(|w| w[0].archive_path == w[1].archive_path) {
+    if let Some(pair) = entries
+        .windows(2)
+        .find(|w| w[0].archive_path == w[1].archive_path)
+    {
         return Err(PackError::DuplicatePath {
             path: pair[0].archive_path.clone(),
         });
@@ -309,7 +321,8 @@ pub fn write_tar<W: Write>(
             .iter()
             .flat_map(|e| {
                 let p = e.archive_path.as_str();
-                p.match_indices('/').map(move |(i, _)| format!("{}/", &p[..i]))
+                p.match_indices('/')
+                    .map(move |(i, _)| format!("{}/", &p[..i]))
             })
             .collect()
     } else {
@@ -317,7 +330,10 @@ pub fn write_tar<W: Write>(
     };
     for dir in &dirs {
         let as_file = &dir[..dir.len() - 1];
-        if entries.binary_search_by(|e| e.archive_path.as_str().cmp(as_file)).is_ok() {
+        if entries
+            .binary_search_by(|e| e.archive_path.as_str().cmp(as_file))
+            .is_ok()
+        {
             return Err(PackError::DuplicatePath {
                 path: as_file.to_owned(),
             });
@@ -351,10 +367,13 @@ pub fn entries_from_dir(root: &Path, prefix: &str) -> Result<Vec<Entry>, PackErr
         for item in std::fs::read_dir(&dir).map_err(read_err)? {
             let item = item.map_err(read_err)?;
             let disk = item.path();
-            let name = item.file_name().into_string().map_err(|raw| PackError::InvalidPath {
-                path: raw.to_string_lossy().into_owned(),
-                problem: PathProblem::NotUtf8,
-            })?;
+            let name = item
+                .file_name()
+                .into_string()
+                .map_err(|raw| PackError::InvalidPath {
+                    path: raw.to_string_lossy().into_owned(),
+                    problem: PathProblem::NotUtf8,
+                })?;
             let archive_path = if archive_dir.is_empty() {
                 name
             } else {

@@ -1,0 +1,601 @@
+//! Defensive archive reader for `.tar`, `.tar.gz` and `.tar.zst` (recognised by magic bytes, not by
+//! name). It streams members to a callback and refuses, with an error naming the member, anything
+//! an extractor could be tricked by: absolute paths, `..`, links, devices, fifos and other special
+//! types, duplicate or non-UTF-8 or overlong names, members over a size limit, and decompressed
+//! data past a total bound (a decompression bomb stops at the bound: memory and work stay bounded).
+//! It never writes to disk and never allocates from a size a header declares before checking it.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read};
+use std::path::Path;
+
+use crate::hashing::{sha256_reader, MemberDigest};
+use crate::path_rules::{check_path, PathMode, PathProblem, MAX_PATH_BYTES};
+
+const BLOCK: u64 = 512;
+/// Largest PAX extended header accepted: real ones are a few hundred bytes.
+const MAX_PAX_BYTES: u64 = 64 * 1024;
+/// zstd window accepted by the decoder (2^27 = 128 MiB, zstd's own default cap): bounds memory.
+const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// Allocation step when collecting a member in memory: a declared size is never trusted up front.
+const MAX_PREALLOCATION: u64 = 1 << 20;
+
+/// Bounds on what one archive may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest member, in bytes (checked against the header before any data is read).
+    pub max_entry_bytes: u64,
+    /// Most decompressed bytes read in total, headers and padding included.
+    pub max_total_bytes: u64,
+    /// Most members (files and directories).
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    /// 2 GiB per member, 8 GiB in total, one million members.
+    fn default() -> Self {
+        Limits {
+            max_entry_bytes: 2 << 30,
+            max_total_bytes: 8 << 30,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+/// The container format, from the first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Uncompressed tar.
+    Tar,
+    /// gzip-compressed tar (one or more gzip members).
+    Gzip,
+    /// zstd-compressed tar.
+    Zstd,
+}
+
+/// Why an archive was refused or could not be read. Member-specific variants name the member.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// Reading or decompressing failed.
+    #[error("reading archive: {0}")]
+    Io(#[from] io::Error),
+    /// The first bytes are neither gzip, zstd nor a tar header.
+    #[error("not a tar, gzip or zstd archive (unrecognised leading bytes)")]
+    UnknownFormat,
+    /// A tar header is malformed.
+    #[error("corrupt tar header at byte {offset}: {reason}")]
+    CorruptHeader { offset: u64, reason: String },
+    /// A member path starts with `/`.
+    #[error("entry {entry:?}: absolute path")]
+    AbsolutePath { entry: String },
+    /// A member path has a `..` component.
+    #[error("entry {entry:?}: `..` path component")]
+    ParentComponent { entry: String },
+    /// A member name is not UTF-8 (shown lossily).
+    #[error("entry {entry:?}: name is not UTF-8")]
+    NonUtf8Name { entry: String },
+    /// A member name is over 1024 bytes or has a component over 255 bytes.
+    #[error("entry {entry:?}: name too long: {problem}")]
+    OverlongName { entry: String, problem: PathProblem },
+    /// A member name breaks another path rule (empty component, backslash, control character).
+    #[error("entry {entry:?}: invalid name: {problem}")]
+    InvalidName { entry: String, problem: PathProblem },
+    /// A symbolic link.
+    #[error("entry {entry:?}: symbolic links are not allowed")]
+    Symlink { entry: String },
+    /// A hard link.
+    #[error("entry {entry:?}: hard links are not allowed")]
+    Hardlink { entry: String },
+    /// A character or block device.
+    #[error("entry {entry:?}: device files are not allowed")]
+    Device { entry: String },
+    /// A named pipe.
+    #[error("entry {entry:?}: fifos are not allowed")]
+    Fifo { entry: String },
+    /// Any other type that is neither a regular file nor a directory (sparse, contiguous, ...).
+    #[error("entry {entry:?}: unsupported entry type {type_flag:?}")]
+    UnsupportedType { entry: String, type_flag: char },
+    /// A PAX or GNU extension this reader does not accept.
+    #[error("unsupported tar extension at byte {offset}: {reason}")]
+    UnsupportedExtension { offset: u64, reason: String },
+    /// Two members with the same (canonical) name.
+    #[error("entry {entry:?}: duplicate name")]
+    DuplicateName { entry: String },
+    /// A member larger than [`Limits::max_entry_bytes`].
+    #[error("entry {entry:?}: {size} bytes exceeds the per-entry limit of {limit}")]
+    EntryTooLarge {
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
+    /// More than [`Limits::max_total_bytes`] decompressed bytes.
+    #[error("archive exceeds the limit of {limit} decompressed bytes (decompression bomb?)")]
+    TotalSizeExceeded { limit: u64 },
+    /// More than [`Limits::max_entries`] members.
+    #[error("archive has more than {limit} entries")]
+    TooManyEntries { limit: u64 },
+    /// The data ends inside a member.
+    #[error("entry {entry:?}: archive truncated inside this entry")]
+    TruncatedEntry { entry: String },
+    /// The data ends without the tar end-of-archive marker.
+    #[error("archive truncated: no end-of-archive marker")]
+    MissingEndMarker,
+}
+
+/// Streams the members of one archive. Consumed by [`for_each_entry`](Self::for_each_entry) or a
+/// convenience built on it.
+pub struct ArchiveReader<'a> {
+    stream: Bounded<Box<dyn Read + 'a>>,
+    format: Format,
+    limits: Limits,
+}
+
+impl ArchiveReader<'static> {
+    /// Opens the archive at `path`, detecting its format from the first bytes.
+    pub fn open(path: &Path, limits: Limits) -> Result<Self, ArchiveError> {
+        let file = File::open(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        Self::new(file, limits)
+    }
+}
+
+impl<'a> ArchiveReader<'a> {
+    /// Reads an archive from any reader, detecting its format from the first bytes.
+    pub fn new<R: Read + 'a>(reader: R, limits: Limits) -> Result<Self, ArchiveError> {
+        let mut source = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+        let mut head = Vec::with_capacity(BLOCK as usize);
+        (&mut source).take(BLOCK).read_to_end(&mut head)?;
+        let format = detect(&head).ok_or(ArchiveError::UnknownFormat)?;
+        let source = Cursor::new(head).chain(source);
+        let decoded: Box<dyn Read + 'a> = match format {
+            Format::Tar => Box::new(source),
+            Format::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(source)),
+            Format::Zstd => {
+                let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?;
+                decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+                Box::new(decoder)
+            }
+        };
+        Ok(ArchiveReader {
+            stream: Bounded {
+                inner: decoded,
+                limit: limits.max_total_bytes,
+                consumed: 0,
+                exceeded: false,
+            },
+            format,
+            limits,
+        })
+    }
+
+    /// The detected format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Calls `f(path, reader)` for every regular file, in archive order, with its canonical path
+    /// (no `./`, no trailing slash). Directories are checked but not passed on. Whatever `f` leaves
+    /// unread is skipped. After the last member the rest of the stream is read (within the bound)
+    /// so that gzip/zstd checksums are verified.
+    pub fn for_each_entry<F, E>(mut self, mut f: F) -> Result<(), E>
+    where
+        F: FnMut(&str, &mut EntryReader<'_>) -> Result<(), E>,
+        E: From<ArchiveError>,
+    {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut count = 0u64;
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut pax_path: Option<Vec<u8>> = None;
+        let mut pax_size: Option<u64> = None;
+        let mut block = [0u8; BLOCK as usize];
+        loop {
+            let offset = self.stream.consumed;
+            if !self.read_block(&mut block)? {
+                return Err(ArchiveError::MissingEndMarker.into());
+            }
+            if block.iter().all(|b| *b == 0) {
+                if long_name.is_some() || pax_path.is_some() || pax_size.is_some() {
+                    return Err(
+                        corrupt(offset, "extension header without a following entry").into(),
+                    );
+                }
+                break;
+            }
+            let header = tar::Header::from_byte_slice(&block);
+            verify_checksum(header, offset)?;
+            let declared = header
+                .entry_size()
+                .map_err(|e| corrupt(offset, &format!("size field: {e}")))?;
+            let type_flag = header.entry_type().as_byte();
+            match type_flag {
+                b'L' => {
+                    if long_name.is_some() {
+                        return Err(corrupt(offset, "two GNU long names for one entry").into());
+                    }
+                    if declared > MAX_PATH_BYTES as u64 + 1 {
+                        return Err(ArchiveError::OverlongName {
+                            entry: "././@LongLink".to_owned(),
+                            problem: PathProblem::PathTooLong {
+                                bytes: declared as usize,
+                            },
+                        }
+                        .into());
+                    }
+                    let mut name = self.read_small(declared)?;
+                    while name.last() == Some(&0) {
+                        name.pop();
+                    }
+                    long_name = Some(name);
+                    continue;
+                }
+                b'K' => {
+                    // Long link target: the link entry it belongs to is refused below.
+                    if declared > MAX_PATH_BYTES as u64 + 1 {
+                        return Err(corrupt(offset, "overlong GNU long link name").into());
+                    }
+                    self.read_small(declared)?;
+                    continue;
+                }
+                b'x' | b'g' => {
+                    if declared > MAX_PAX_BYTES {
+                        return Err(ArchiveError::UnsupportedExtension {
+                            offset,
+                            reason: format!(
+                                "PAX header of {declared} bytes (limit {MAX_PAX_BYTES})"
+                            ),
+                        }
+                        .into());
+                    }
+                    let data = self.read_small(declared)?;
+                    let (path, size) = parse_pax(&data, offset)?;
+                    if type_flag == b'g' {
+                        if path.is_some() || size.is_some() {
+                            return Err(ArchiveError::UnsupportedExtension {
+                                offset,
+                                reason: "global PAX header sets path or size".to_owned(),
+                            }
+                            .into());
+                        }
+                    } else {
+                        if pax_path.is_some() || pax_size.is_some() {
+                            return Err(corrupt(offset, "two PAX headers for one entry").into());
+                        }
+                        pax_path = path;
+                        pax_size = size;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+
+            let raw_name = pax_path
+                .take()
+                .or_else(|| long_name.take())
+                .unwrap_or_else(|| header.path_bytes().into_owned());
+            long_name = None;
+            let size = pax_size.take().unwrap_or(declared);
+            let name = String::from_utf8(raw_name).map_err(|e| ArchiveError::NonUtf8Name {
+                entry: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            })?;
+            count += 1;
+            if count > self.limits.max_entries {
+                return Err(ArchiveError::TooManyEntries {
+                    limit: self.limits.max_entries,
+                }
+                .into());
+            }
+            let is_dir = type_flag == b'5';
+            let canonical = match check_path(&name, PathMode::Read { is_dir }) {
+                Ok(canonical) => canonical.into_owned(),
+                // `./`, the root directory as `tar -C dir .` writes it: nothing to check or return.
+                Err(PathProblem::Empty) if is_dir && !name.is_empty() => {
+                    self.skip(size + padding(size))
+                        .map_err(|e| self.io_error(e))?;
+                    continue;
+                }
+                Err(problem) => return Err(path_error(&name, problem).into()),
+            };
+            check_type(type_flag, &canonical)?;
+            if !seen.insert(canonical.clone()) {
+                return Err(ArchiveError::DuplicateName { entry: canonical }.into());
+            }
+            if size > self.limits.max_entry_bytes {
+                return Err(ArchiveError::EntryTooLarge {
+                    entry: canonical,
+                    size,
+                    limit: self.limits.max_entry_bytes,
+                }
+                .into());
+            }
+            if size > self.limits.max_total_bytes - self.stream.consumed {
+                // Reading it would cross the bound anyway: stop before doing the work.
+                return Err(ArchiveError::TotalSizeExceeded {
+                    limit: self.limits.max_total_bytes,
+                }
+                .into());
+            }
+            let (result, left, truncated) = {
+                let mut entry = EntryReader {
+                    stream: &mut self.stream,
+                    remaining: size,
+                    size,
+                    truncated: false,
+                };
+                let result = if is_dir {
+                    Ok(())
+                } else {
+                    f(&canonical, &mut entry)
+                };
+                (result, entry.remaining, entry.truncated)
+            };
+            if let Err(e) = result {
+                return Err(if self.stream.exceeded {
+                    self.bound_error().into()
+                } else if truncated {
+                    ArchiveError::TruncatedEntry { entry: canonical }.into()
+                } else {
+                    e
+                });
+            }
+            self.skip(left + padding(size))
+                .map_err(|e| self.entry_error(e, &canonical))?;
+        }
+        // Reading to the end verifies the gzip CRC / zstd checksum of everything we returned.
+        self.skip(u64::MAX).map_err(|e| self.io_error(e))?;
+        Ok(())
+    }
+
+    /// Every regular file with its content, in archive order. Memory is bounded by
+    /// [`Limits::max_total_bytes`].
+    pub fn read_all(self) -> Result<Vec<(String, Vec<u8>)>, ArchiveError> {
+        let mut files = Vec::new();
+        self.for_each_entry(|path, reader| {
+            let mut data = Vec::with_capacity(reader.size().min(MAX_PREALLOCATION) as usize);
+            reader.read_to_end(&mut data)?;
+            files.push((path.to_owned(), data));
+            Ok::<_, ArchiveError>(())
+        })?;
+        Ok(files)
+    }
+
+    /// Path, size and SHA-256 of every regular file, in archive order, streaming.
+    pub fn digest_all(self) -> Result<Vec<MemberDigest>, ArchiveError> {
+        let mut digests = Vec::new();
+        self.for_each_entry(|path, reader| {
+            let (size, sha256) = sha256_reader(reader)?;
+            digests.push(MemberDigest {
+                path: path.to_owned(),
+                size,
+                sha256,
+            });
+            Ok::<_, ArchiveError>(())
+        })?;
+        Ok(digests)
+    }
+
+    /// Reads one header block; `false` on a clean end of data.
+    fn read_block(&mut self, block: &mut [u8; BLOCK as usize]) -> Result<bool, ArchiveError> {
+        let mut filled = 0;
+        while filled < block.len() {
+            match self.stream.read(&mut block[filled..]) {
+                Ok(0) if filled == 0 => return Ok(false),
+                Ok(0) => return Err(ArchiveError::MissingEndMarker),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads an extension header's data (already checked to be small) and its padding.
+    fn read_small(&mut self, size: u64) -> Result<Vec<u8>, ArchiveError> {
+        let mut data = vec![0u8; size as usize];
+        self.stream
+            .read_exact(&mut data)
+            .map_err(|e| self.io_error(e))?;
+        self.skip(padding(size)).map_err(|e| self.io_error(e))?;
+        Ok(data)
+    }
+
+    /// Discards up to `n` bytes (to the end of data for `u64::MAX`).
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        let copied = io::copy(&mut (&mut self.stream).take(n), &mut io::sink())?;
+        if n != u64::MAX && copied < n {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+
+    fn bound_error(&self) -> ArchiveError {
+        ArchiveError::TotalSizeExceeded {
+            limit: self.limits.max_total_bytes,
+        }
+    }
+
+    fn io_error(&self, e: io::Error) -> ArchiveError {
+        if self.stream.exceeded {
+            self.bound_error()
+        } else if e.kind() == io::ErrorKind::UnexpectedEof {
+            ArchiveError::MissingEndMarker
+        } else {
+            ArchiveError::Io(e)
+        }
+    }
+
+    fn entry_error(&self, e: io::Error, entry: &str) -> ArchiveError {
+        if self.stream.exceeded {
+            self.bound_error()
+        } else if e.kind() == io::ErrorKind::UnexpectedEof {
+            ArchiveError::TruncatedEntry {
+                entry: entry.to_owned(),
+            }
+        } else {
+            ArchiveError::Io(e)
+        }
+    }
+}
+
+/// The content of one member, limited to its size. Reading past the end of the archive data
+/// fails with `UnexpectedEof` instead of returning a short member.
+pub struct EntryReader<'r> {
+    stream: &'r mut dyn Read,
+    remaining: u64,
+    size: u64,
+    truncated: bool,
+}
+
+impl EntryReader<'_> {
+    /// The member's size as declared (already checked against the limits).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Read for EntryReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.stream.read(&mut buf[..max])?;
+        if n == 0 {
+            self.truncated = true;
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "archive ends inside an entry",
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Counts decompressed bytes and fails once more than `limit` would be returned.
+struct Bounded<R> {
+    inner: R,
+    limit: u64,
+    consumed: u64,
+    exceeded: bool,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.consumed >= self.limit || self.exceeded {
+            // At the bound: data ending exactly here is fine, one byte more is not.
+            let mut probe = [0u8; 1];
+            if !self.exceeded && self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            self.exceeded = true;
+            return Err(io::Error::other(format!(
+                "more than {} decompressed bytes",
+                self.limit
+            )));
+        }
+        let max = buf
+            .len()
+            .min((self.limit - self.consumed).min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..max])?;
+        self.consumed += n as u64;
+        Ok(n)
+    }
+}
+
+fn detect(head: &[u8]) -> Option<Format> {
+    if head.starts_with(&GZIP_MAGIC) {
+        Some(Format::Gzip)
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        Some(Format::Zstd)
+    } else if head.len() == BLOCK as usize
+        && (&head[257..262] == b"ustar" || head.iter().all(|b| *b == 0))
+    {
+        Some(Format::Tar)
+    } else {
+        None
+    }
+}
+
+fn padding(size: u64) -> u64 {
+    (BLOCK - size % BLOCK) % BLOCK
+}
+
+fn corrupt(offset: u64, reason: &str) -> ArchiveError {
+    ArchiveError::CorruptHeader {
+        offset,
+        reason: reason.to_owned(),
+    }
+}
+
+fn verify_checksum(header: &tar::Header, offset: u64) -> Result<(), ArchiveError> {
+    let stored = header
+        .cksum()
+        .map_err(|e| corrupt(offset, &format!("checksum field: {e}")))?;
+    let bytes = header.as_bytes();
+    // The checksum field itself counts as eight spaces (POSIX ustar).
+    let sum = bytes[..148]
+        .iter()
+        .chain(&bytes[156..])
+        .fold(8 * u32::from(b' '), |acc, b| acc + u32::from(*b));
+    if sum != stored {
+        return Err(corrupt(offset, "checksum mismatch"));
+    }
+    Ok(())
+}
+
+fn parse_pax(data: &[u8], offset: u64) -> Result<(Option<Vec<u8>>, Option<u64>), ArchiveError> {
+    let mut path = None;
+    let mut size = None;
+    for ext in tar::PaxExtensions::new(data) {
+        let ext = ext.map_err(|e| corrupt(offset, &format!("PAX record: {e}")))?;
+        match ext.key_bytes() {
+            b"path" => path = Some(ext.value_bytes().to_vec()),
+            b"size" => {
+                let parsed = std::str::from_utf8(ext.value_bytes())
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| corrupt(offset, "PAX size is not a number"))?;
+                size = Some(parsed);
+            }
+            _ => {}
+        }
+    }
+    Ok((path, size))
+}
+
+fn path_error(name: &str, problem: PathProblem) -> ArchiveError {
+    let entry = name.to_owned();
+    match problem {
+        PathProblem::Absolute => ArchiveError::AbsolutePath { entry },
+        PathProblem::ParentComponent => ArchiveError::ParentComponent { entry },
+        PathProblem::ComponentTooLong { .. } | PathProblem::PathTooLong { .. } => {
+            ArchiveError::OverlongName { entry, problem }
+        }
+        PathProblem::NotUtf8 => ArchiveError::NonUtf8Name { entry },
+        _ => ArchiveError::InvalidName { entry, problem },
+    }
+}
+
+fn check_type(type_flag: u8, entry: &str) -> Result<(), ArchiveError> {
+    let entry = entry.to_owned();
+    match type_flag {
+        b'0' | b'\0' | b'5' => Ok(()),
+        b'1' => Err(ArchiveError::Hardlink { entry }),
+        b'2' => Err(ArchiveError::Symlink { entry }),
+        b'3' | b'4' => Err(ArchiveError::Device { entry }),
+        b'6' => Err(ArchiveError::Fifo { entry }),
+        other => Err(ArchiveError::UnsupportedType {
+            entry,
+            type_flag: other as char,
+        }),
+    }
+}

@@ -1,0 +1,561 @@
+//! `cargo xtask aoc-release`: builds, signs and self-verifies the offline kit (DESIGN.md §6).
+//!
+//! Plan: check the signing key and `DATASET_HASH` (before anything expensive) → build `stella`
+//! reproducibly → pack the runner tarball → SBOMs → dataset → sign the runner → `verify-kit.sh`
+//! and `cosign.pub` → provenance → SHA256SUMS and its signature → self-verify with the code of
+//! `aoc-verify` → rename the staging directory to the kit's name → publish when asked.
+//!
+//! Everything is written into `<out>.tmp-XXXX` next to the kit; it gets the kit's name only after
+//! self-verification passed, so a failed run never leaves a kit that looks complete.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use aoc_sigstore::{
+    dsse_bundle, message_signature_bundle, select_signing_key, statement_json, SelectedKey,
+    Subject, IN_TOTO_PAYLOAD_TYPE,
+};
+
+use crate::kit::{self, provenance};
+use crate::sbom::{self, Artifact, SbomOptions};
+use crate::verify::{self, VerifyOptions};
+
+/// `DATASET_HASH` value that accepts whatever dataset the build produces (rehearsals only).
+pub const DATASET_PLACEHOLDER: &str = "dev-rehearsal-placeholder";
+
+/// Environment variables the release reads; everything else comes from flags.
+const ENV_KEYS: &[&str] = &[
+    "COSIGN_KEY",
+    "COSIGN_KEY_B64",
+    "COSIGN_PASSWORD",
+    "COSIGN_ALLOW_DEV_KEY",
+    "AOC_REQUIRE_PROD_KEY",
+    "DATASET_HASH",
+];
+
+/// `cargo xtask aoc-release`
+#[derive(clap::Args)]
+pub struct Cmd {
+    /// The kit directory to produce (replaced only once the new kit has verified).
+    #[arg(long, default_value = "out/aoc")]
+    out: PathBuf,
+    /// Dataset inputs (OSV/CSAF files or directories, NDJSON feeds, dataset tarballs)
+    /// [default: the repository's seed/].
+    #[arg(long = "dataset-from", num_args = 1..)]
+    dataset_from: Vec<PathBuf>,
+    /// Publish the verified kit: a directory path or file:// URL.
+    #[arg(long)]
+    publish: Option<String>,
+    /// Use this `stella` instead of building it (benchmarks; the binary must be a release build).
+    #[arg(long, hide = true)]
+    runner_binary: Option<PathBuf>,
+}
+
+impl Cmd {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let cwd = std::env::current_dir()?;
+        let opts = ReleaseOptions {
+            out: cwd.join(self.out),
+            dataset_from: self.dataset_from.iter().map(|p| cwd.join(p)).collect(),
+            publish: self.publish,
+            runner_binary: self.runner_binary.map(|p| cwd.join(p)),
+            epoch: None,
+            env: ReleaseOptions::process_env(),
+            print: true,
+        };
+        let done = release(sh, &opts)?;
+        print_summary(&done);
+        Ok(())
+    }
+}
+
+pub struct ReleaseOptions {
+    /// Absolute kit directory.
+    pub out: PathBuf,
+    /// Absolute dataset inputs; empty for the seed.
+    pub dataset_from: Vec<PathBuf>,
+    pub publish: Option<String>,
+    /// Skip the cargo build and pack this binary.
+    pub runner_binary: Option<PathBuf>,
+    /// SOURCE_DATE_EPOCH; `None` reads it (or the last commit's time).
+    pub epoch: Option<i64>,
+    /// The environment the release sees (keys, DATASET_HASH), passed in so tests never mutate the
+    /// process environment.
+    pub env: BTreeMap<String, String>,
+    /// Progress lines and the self-check's per-check lines on stderr.
+    pub print: bool,
+}
+
+impl ReleaseOptions {
+    pub fn process_env() -> BTreeMap<String, String> {
+        ENV_KEYS
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect()
+    }
+}
+
+/// What a release produced.
+pub struct Release {
+    pub dir: PathBuf,
+    pub steps: Vec<(String, Duration)>,
+    /// (name, bytes, sha256 hex) of every kit file, by name.
+    pub files: Vec<(String, u64, String)>,
+    pub key: aoc_sigstore::KeyDescription,
+    pub dataset_hash: String,
+    pub dataset_pin: Option<String>,
+    pub published: Option<PathBuf>,
+    pub dirty: bool,
+}
+
+/// Times and announces each step on stderr.
+struct Steps {
+    done: Vec<(String, Duration)>,
+    print: bool,
+}
+
+impl Steps {
+    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let t = Instant::now();
+        let out = f().with_context(|| format!("step `{name}` failed"));
+        let took = t.elapsed();
+        if self.print {
+            let status = if out.is_ok() { "done" } else { "FAILED" };
+            eprintln!(
+                "aoc-release: {name:<24} {status} in {:>7.2} s",
+                took.as_secs_f64()
+            );
+        }
+        self.done.push((name.to_string(), took));
+        out
+    }
+}
+
+/// Runs the whole plan; see the module documentation.
+pub fn release(sh: &Shell, opts: &ReleaseOptions) -> Result<Release> {
+    let root = sh.current_dir();
+    let env = |k: &str| opts.env.get(k).cloned();
+
+    // Preconditions first: a missing key or a malformed pin must not cost a release build.
+    let key = select_signing_key(env, &root).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pin = env("DATASET_HASH").filter(|v| !v.is_empty());
+    if let Some(p) = &pin {
+        let is_hash = p.len() == 64 && p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !is_hash && p != DATASET_PLACEHOLDER {
+            bail!(
+                "DATASET_HASH={p:?} is neither a dataset hash (64 lowercase hex) nor \
+                 {DATASET_PLACEHOLDER:?}: copy the hash from the dataset's file name"
+            );
+        }
+    }
+    let epoch = match opts.epoch {
+        Some(e) => e,
+        None => crate::epoch::source_date_epoch(sh)?,
+    };
+    let dataset_inputs = if opts.dataset_from.is_empty() {
+        kit::dataset::default_inputs(&root)?
+    } else {
+        opts.dataset_from.clone()
+    };
+    let out = &opts.out;
+    let out_name = out
+        .file_name()
+        .with_context(|| format!("--out {} has no directory name", out.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = out.parent().context("--out has no parent directory")?;
+    check_replaceable(out)?;
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    // Removed on every early return; kept (renamed) only after self-verification.
+    let staging = tempfile::Builder::new()
+        .prefix(&format!("{out_name}.tmp-"))
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
+    let stage = staging.path().to_path_buf();
+
+    let mut steps = Steps {
+        done: Vec::new(),
+        print: opts.print,
+    };
+    if opts.print {
+        eprintln!(
+            "aoc-release: signing key {} ({}), SOURCE_DATE_EPOCH={epoch}, staging {}",
+            key.description.key_id,
+            key_source(&key),
+            stage.display()
+        );
+    }
+
+    let binary = steps.run("build runner", || match &opts.runner_binary {
+        Some(b) => {
+            anyhow::ensure!(
+                b.is_file(),
+                "--runner-binary {} does not exist",
+                b.display()
+            );
+            Ok(b.clone())
+        }
+        None => kit::runner::build(sh, &root, epoch),
+    })?;
+    let tarball = stage.join(kit::RUNNER_TARBALL);
+    let packed = steps.run("pack runner", || {
+        kit::runner::pack(&root, &binary, &tarball, epoch)
+    })?;
+    let binary_sha = packed
+        .members
+        .iter()
+        .find(|m| m.path == kit::BINARY_MEMBER)
+        .map(|m| m.sha256_hex())
+        .context("the runner tarball has no stella")?;
+
+    steps.run("sboms", || {
+        let sbom = sbom::generate(
+            sh,
+            &SbomOptions {
+                epoch,
+                runner_tarball: Some(Artifact {
+                    name: kit::RUNNER_TARBALL.into(),
+                    sha256: packed.archive_sha256_hex(),
+                }),
+                binary: Some(Artifact {
+                    name: sbom::RUNNER_BINARY.into(),
+                    sha256: binary_sha.clone(),
+                }),
+            },
+        )?;
+        std::fs::write(stage.join(kit::SPDX_FILE), &sbom.spdx)?;
+        std::fs::write(stage.join(kit::CDX_FILE), &sbom.cdx)?;
+        Ok(())
+    })?;
+
+    let dataset = steps.run("dataset", || {
+        let built = kit::dataset::build(&dataset_inputs, &stage, epoch)?;
+        check_pin(pin.as_deref(), &built.hash, &dataset_inputs)?;
+        let (archive, manifest) = (
+            stage.join(kit::dataset_tarball(&built.hash)),
+            stage.join(kit::dataset_manifest(&built.hash)),
+        );
+        anyhow::ensure!(
+            built.archive == archive && built.manifest == manifest,
+            "aoc-dataset wrote {} and {}, the kit expects {} and {}",
+            built.archive.display(),
+            built.manifest.display(),
+            archive.display(),
+            manifest.display()
+        );
+        Ok(built)
+    })?;
+    let hash = dataset.hash.clone();
+
+    steps.run("sign runner", || {
+        let bundle = message_signature_bundle(&key.signer, &packed.archive_sha256);
+        std::fs::write(stage.join(kit::RUNNER_BUNDLE), bundle)?;
+        std::fs::write(stage.join(kit::VERIFY_SCRIPT), kit::script::render(&hash))?;
+        set_mode(&stage.join(kit::VERIFY_SCRIPT), 0o755)?;
+        std::fs::write(
+            stage.join(kit::PUBLIC_KEY),
+            key.signer.public_key().to_pem(),
+        )?;
+        Ok(())
+    })?;
+
+    let source = steps.run("provenance", || {
+        let source = source_info(sh, &root)?;
+        let subjects = kit::subject_files(&hash)
+            .into_iter()
+            .map(|name| {
+                let sha256 = kit::sha256_file(&stage.join(&name))?;
+                Ok(Subject { name, sha256 })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let params = provenance::Parameters {
+            dataset_from: opts
+                .dataset_from
+                .iter()
+                .map(|p| display_input(&root, p))
+                .collect(),
+            dataset_hash_pin: pin.clone(),
+            dataset_hash: hash.clone(),
+        };
+        let signing = provenance::Signing {
+            key_id: key.description.key_id.clone(),
+            source: key_source(&key).to_string(),
+            is_dev: key.description.is_dev,
+        };
+        let timestamp = provenance::rfc3339(epoch)?;
+        let predicate = provenance::predicate(
+            &subjects,
+            &source,
+            &params,
+            &signing,
+            &kit::runner::recorded_build_flags(),
+            &timestamp,
+        );
+        let statement = statement_json(&subjects, kit::SLSA_PREDICATE_TYPE, &predicate);
+        let bundle = dsse_bundle(&key.signer, IN_TOTO_PAYLOAD_TYPE, &statement);
+        std::fs::write(stage.join(kit::provenance(&hash)), bundle)?;
+        Ok(source)
+    })?;
+
+    steps.run("checksums", || {
+        let paths: Vec<PathBuf> = kit::summed_files(&hash)
+            .iter()
+            .map(|n| stage.join(n))
+            .collect();
+        let sums = aoc_archive::Sha256Sums::from_files(&paths)?;
+        let text = sums.render();
+        std::fs::write(stage.join(kit::SUMS), &text)?;
+        let digest: [u8; 32] = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(text.as_bytes()).into()
+        };
+        std::fs::write(
+            stage.join(kit::SUMS_BUNDLE),
+            message_signature_bundle(&key.signer, &digest),
+        )?;
+        Ok(())
+    })?;
+
+    steps.run("self-verify", || {
+        let report = verify::verify_kit(
+            &stage,
+            Some(&stage.join(kit::PUBLIC_KEY)),
+            &VerifyOptions {
+                run_bundled_stella: true,
+                print: opts.print,
+            },
+        )?;
+        if !report.passed() {
+            let lines: Vec<String> = report
+                .failures()
+                .map(|f| format!("{} {}: {}", f.check, f.file, f.detail))
+                .collect();
+            bail!(
+                "the new kit does not verify (exit class {}):\n  {}",
+                report.exit_code,
+                lines.join("\n  ")
+            );
+        }
+        Ok(())
+    })?;
+
+    let files = kit::expected_files(&hash)
+        .into_iter()
+        .map(|name| {
+            let path = stage.join(&name);
+            let bytes = std::fs::metadata(&path)?.len();
+            Ok((name, bytes, hex::encode(kit::sha256_file(&path)?)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    steps.run("finalise", || {
+        check_replaceable(out)?;
+        if out.exists() {
+            std::fs::remove_dir_all(out)
+                .with_context(|| format!("removing the previous kit {}", out.display()))?;
+        }
+        let kept = staging.keep();
+        std::fs::rename(&kept, out)
+            .with_context(|| format!("renaming {} to {}", kept.display(), out.display()))?;
+        Ok(())
+    })?;
+
+    let published = match &opts.publish {
+        Some(url) => Some(steps.run("publish", || crate::publish::publish(out, url))?),
+        None => None,
+    };
+
+    Ok(Release {
+        dir: out.clone(),
+        steps: steps.done,
+        files,
+        key: key.description,
+        dataset_hash: hash,
+        dataset_pin: pin,
+        published,
+        dirty: source.dirty,
+    })
+}
+
+/// `out` may be replaced only when it is absent, empty, or a kit (has SHA256SUMS): never some
+/// other directory a typo pointed at.
+fn check_replaceable(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        out.is_dir(),
+        "--out {} exists and is not a directory",
+        out.display()
+    );
+    let empty = std::fs::read_dir(out)?.next().is_none();
+    if !empty && !out.join(kit::SUMS).is_file() {
+        bail!(
+            "--out {} exists and is not a kit (no SHA256SUMS): refusing to replace it",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn check_pin(pin: Option<&str>, hash: &str, inputs: &[PathBuf]) -> Result<()> {
+    match pin {
+        None => Ok(()),
+        Some(DATASET_PLACEHOLDER) => {
+            eprintln!(
+                "aoc-release: WARNING: DATASET_HASH={DATASET_PLACEHOLDER}: accepting dataset {hash} \
+                 UNPINNED (rehearsal only; pin DATASET_HASH={hash} for a real release)"
+            );
+            Ok(())
+        }
+        Some(p) if p == hash => Ok(()),
+        Some(p) => bail!(
+            "DATASET_HASH pins dataset {p}, but the dataset built from {} has hash {hash}",
+            inputs
+                .iter()
+                .map(|i| i.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Where the key came from, without local paths (they would differ between build machines).
+fn key_source(key: &SelectedKey) -> &'static str {
+    if key.description.source.starts_with("COSIGN_KEY=") {
+        "COSIGN_KEY"
+    } else if key.description.source == "COSIGN_KEY_B64" {
+        "COSIGN_KEY_B64"
+    } else {
+        "dev-key tools/cosign/cosign.dev.key"
+    }
+}
+
+/// An input as recorded in the provenance: relative to the workspace when inside it, else its
+/// file name (local paths differ between machines).
+fn display_input(root: &Path, p: &Path) -> String {
+    match p.strip_prefix(root) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.display().to_string()),
+    }
+}
+
+fn source_info(sh: &Shell, root: &Path) -> Result<provenance::Source> {
+    let commit = cmd!(sh, "git rev-parse HEAD")
+        .quiet()
+        .read()
+        .context("git rev-parse HEAD: the release records the commit it was built from")?;
+    let status = cmd!(sh, "git status --porcelain --untracked-files=no")
+        .quiet()
+        .read()
+        .context("git status")?;
+    let remote = cmd!(sh, "git remote get-url origin")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()
+        .filter(|r| !r.trim().is_empty());
+    // Without a remote, the workspace's `repository` names the source: a file:// path would make
+    // the provenance (and so the kit) differ between clones.
+    let repository = match remote {
+        Some(r) => strip_userinfo(r.trim()),
+        None => workspace_repository(root)?,
+    };
+    let lock = std::fs::read(root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    let rustc = cmd!(sh, "rustc -V").quiet().read().unwrap_or_default();
+    Ok(provenance::Source {
+        repository: format!("git+{repository}"),
+        commit: commit.trim().to_string(),
+        dirty: !status.trim().is_empty(),
+        cargo_lock_sha256: {
+            use sha2::{Digest, Sha256};
+            hex::encode(Sha256::digest(&lock))
+        },
+        rustc: rustc.trim().to_string(),
+    })
+}
+
+/// `https://user:token@host/x` → `https://host/x`: credentials never go into a kit.
+fn strip_userinfo(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}/{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+fn workspace_repository(root: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(root.join("Cargo.toml"))?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("repository"))
+        .filter_map(|rest| rest.trim().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .next()
+        .context("Cargo.toml has no `repository` and git has no origin remote")
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    let _ = (path, mode);
+    Ok(())
+}
+
+pub fn print_summary(r: &Release) {
+    eprintln!();
+    eprintln!(
+        "aoc-release: kit {} ({} files)",
+        r.dir.display(),
+        r.files.len()
+    );
+    for (name, bytes, sha) in &r.files {
+        eprintln!("  {sha}  {bytes:>12}  {name}");
+    }
+    let total: Duration = r.steps.iter().map(|(_, d)| *d).sum();
+    eprintln!("  dataset {}", r.dataset_hash);
+    match r.dataset_pin.as_deref() {
+        Some(DATASET_PLACEHOLDER) => eprintln!("  DATASET_HASH placeholder: dataset NOT pinned"),
+        Some(_) => eprintln!("  dataset matches DATASET_HASH"),
+        None => eprintln!("  DATASET_HASH unset: dataset not pinned"),
+    }
+    eprintln!(
+        "  signed by key {} ({})",
+        r.key.key_id,
+        if r.key.is_dev {
+            "DEV KEY"
+        } else {
+            "production key"
+        }
+    );
+    if let Some(p) = &r.published {
+        eprintln!("  published to {}", p.display());
+    }
+    if r.dirty {
+        eprintln!("  WARNING: built from a working tree with uncommitted changes (recorded in the provenance)");
+    }
+    eprintln!("  total {:.1} s", total.as_secs_f64());
+    if r.key.is_dev {
+        eprintln!();
+        eprintln!("  ************************************************************************");
+        eprintln!("  *  THIS KIT IS SIGNED WITH THE PUBLIC DEV KEY (tools/cosign/).         *");
+        eprintln!("  *  Anyone can produce this signature: it proves NOTHING about origin.  *");
+        eprintln!("  *  Rehearsal only. Never publish or deploy it as a release.            *");
+        eprintln!("  ************************************************************************");
+    }
+}

@@ -1,0 +1,104 @@
+//! `cargo xtask test`: the whole test suite as CI runs it, on any fresh machine.
+//!
+//! Installs the third-party verifiers into `target/third-party` (npm, pip), starts a throwaway
+//! PostgreSQL cluster on a free loopback port (`scripts/pg-test-cluster.sh`), runs
+//! `cargo test --workspace --locked` against it, and stops the cluster whatever happened.
+//! Outside CI a missing tool or server is a loud skip; with `CI` set it is a failure.
+
+use anyhow::{bail, Context, Result};
+use std::process::ExitCode;
+use xshell::{cmd, Shell};
+
+#[derive(clap::Args)]
+pub struct Cmd {
+    /// Skip installing the third-party verifiers (their tests then skip loudly).
+    #[arg(long)]
+    no_third_party: bool,
+    /// Skip starting PostgreSQL (its tests then skip loudly, or fail under CI).
+    #[arg(long)]
+    no_postgres: bool,
+    /// Extra arguments for `cargo test` (after `--`), e.g. `-- -p aoc-store`.
+    #[arg(last = true)]
+    cargo_args: Vec<String>,
+}
+
+/// Stops the throwaway cluster when the test run ends, however it ends.
+struct Cluster<'a> {
+    sh: &'a Shell,
+    dir: String,
+}
+
+impl Drop for Cluster<'_> {
+    fn drop(&mut self) {
+        let dir = &self.dir;
+        let _env = self.sh.push_env("AOC_PG_DIR", dir);
+        if let Err(e) = cmd!(self.sh, "bash scripts/pg-test-cluster.sh stop")
+            .quiet()
+            .run()
+        {
+            eprintln!("xtask test: stopping PostgreSQL in {dir} failed: {e}");
+        }
+    }
+}
+
+impl Cmd {
+    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        let third_party = !self.no_third_party && self.install_third_party(sh, ci)?;
+        let mut _cluster = None;
+        let mut pg_url = None;
+        if !self.no_postgres {
+            let dir = format!("/tmp/aoc-pg-xtask-{}", std::process::id());
+            let started = {
+                let _env = sh.push_env("AOC_PG_DIR", &dir);
+                cmd!(sh, "bash scripts/pg-test-cluster.sh start").read()
+            };
+            match started {
+                Ok(out) => {
+                    _cluster = Some(Cluster { sh, dir });
+                    let url = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("export AOC_TEST_PG="))
+                        .context("pg-test-cluster.sh printed no AOC_TEST_PG")?;
+                    pg_url = Some(url.trim().to_owned());
+                }
+                Err(e) if ci => bail!("could not start PostgreSQL for the tests: {e}"),
+                Err(e) => eprintln!(
+                    "xtask test: WARNING: could not start PostgreSQL ({e}); its tests will skip. \
+                     Install the `postgresql` package, or set AOC_TEST_PG to a server URL."
+                ),
+            }
+        }
+        let _pg = pg_url.as_deref().map(|url| sh.push_env("AOC_TEST_PG", url));
+        let _tp = third_party.then(|| sh.push_env("AOC_THIRD_PARTY", "1"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let extra = &self.cargo_args;
+        // The suite's own output is the last thing printed, so CI reads cargo test's summary.
+        let status = cmd!(sh, "{cargo} test --workspace --locked {extra...}")
+            .quiet()
+            .run();
+        Ok(if status.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+
+    fn install_third_party(&self, sh: &Shell, ci: bool) -> Result<bool> {
+        for script in [
+            "crates/aoc-sigstore/tests/third_party/setup.sh",
+            "xtask/third-party/setup.sh",
+        ] {
+            if let Err(e) = cmd!(sh, "sh {script}").run() {
+                if ci {
+                    bail!("installing third-party verifiers with {script} failed: {e}");
+                }
+                eprintln!(
+                    "xtask test: WARNING: {script} failed ({e}); third-party checks will skip"
+                );
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
