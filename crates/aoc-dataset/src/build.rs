@@ -1,0 +1,355 @@
+//! Building a dataset: export a store (or inputs backfilled into a temporary SQLite store) into
+//! data files, describe them in a manifest, name the result by its content address and pack it.
+//!
+//! Every output appears atomically (temporary name in the output directory, fsync, rename): the
+//! archive through `aoc_archive::pack_with`, the sidecar manifest here. Staging files live in a
+//! temporary directory inside the output directory (same filesystem, removed on every path out).
+
+use crate::export::{Export, Exporter};
+use crate::layout::{archive_name, manifest_name};
+use crate::load::{load_inputs, LoadError};
+use crate::manifest::{self, Derived, FileEntry, InputRef, Manifest, SourceInfo, ToolInfo};
+use crate::{MANIFEST_MEMBER, SCHEMA_VERSION, TOOL_NAME, TOOL_VERSION};
+use aoc_archive::{pack_with, Compression, Entry, PackError, PackOptions};
+use aoc_contract::{clock, MapContext};
+use aoc_store::{Engine, ScanFilter, Store, StoreError};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Everything that decides a build's output besides its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Where the archive and the sidecar manifest are written (created if missing).
+    pub out_dir: PathBuf,
+    /// From a store: export only this tenant. From inputs: the tenant written into every document
+    /// (default `default`, as `stella aoc backfill`).
+    pub tenant: Option<String>,
+    /// [`Compression::Gzip`] (default) or [`Compression::Zstd`].
+    pub compression: Compression,
+    /// The manifest's `created_at`, every tar mtime and, from inputs, every `ingested_at` and
+    /// default `retrieved_at`. `None`: `SOURCE_DATE_EPOCH`, else the wall clock.
+    pub source_date_epoch: Option<i64>,
+    /// Data files past this size are split into parts ([`crate::DEFAULT_SPLIT_BYTES`]). Part of
+    /// the content: a different value gives a different hash for large datasets.
+    pub split_bytes: u64,
+}
+
+impl BuildOptions {
+    /// Defaults: gzip, no tenant, `SOURCE_DATE_EPOCH`, default split size.
+    pub fn new(out_dir: impl Into<PathBuf>) -> BuildOptions {
+        BuildOptions {
+            out_dir: out_dir.into(),
+            tenant: None,
+            compression: Compression::Gzip,
+            source_date_epoch: None,
+            split_bytes: crate::DEFAULT_SPLIT_BYTES,
+        }
+    }
+
+    fn epoch(&self) -> Result<u64, BuildError> {
+        let epoch = match self.source_date_epoch {
+            Some(e) => e,
+            None => clock::run_epoch().map_err(BuildError::Clock)?,
+        };
+        u64::try_from(epoch)
+            .map_err(|_| BuildError::Clock(format!("SOURCE_DATE_EPOCH {epoch} is before 1970")))
+    }
+}
+
+/// What a build wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildReport {
+    /// The content address (64 lowercase hex).
+    pub hash: String,
+    /// `out_dir/aoc-dataset-<hash>.tar.gz|.tar.zst`.
+    pub archive: PathBuf,
+    /// `out_dir/aoc-dataset-<hash>.manifest.json` (the same bytes as the archive's `manifest.json`).
+    pub manifest_path: PathBuf,
+    pub manifest: Manifest,
+    /// SHA-256 of the archive file (64 lowercase hex).
+    pub archive_sha256: String,
+    pub archive_bytes: u64,
+    /// Size of the uncompressed tar stream.
+    pub tar_bytes: u64,
+}
+
+impl BuildReport {
+    pub fn files(&self) -> &[FileEntry] {
+        &self.manifest.files
+    }
+
+    pub fn records(&self) -> u64 {
+        self.manifest.totals.records
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("clock: {0}")]
+    Clock(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("exporting the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("loading inputs: {0}")]
+    Load(#[from] LoadError),
+    #[error("packing: {0}")]
+    Pack(#[from] PackError),
+    #[error("data file {path} changed between export and packing ({detail}); is another process writing to the output directory?")]
+    Changed { path: String, detail: String },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
+    let context = context.into();
+    move |source| BuildError::Io { context, source }
+}
+
+/// Exports `store` (all tenants, or `opts.tenant`) and packs it.
+pub fn build_from_store(store: &mut Store, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
+    let epoch = opts.epoch()?;
+    let staging = staging_dir(&opts.out_dir)?;
+    let export = export_store(
+        store,
+        opts.tenant.as_deref(),
+        staging.path(),
+        opts.split_bytes,
+    )?;
+    let engine = match store.engine() {
+        Engine::Sqlite => "sqlite",
+        Engine::Postgres => "postgresql",
+    };
+    let source = SourceInfo::Store {
+        engine: engine.into(),
+    };
+    pack_export(&export, source, opts.tenant.clone(), epoch, opts)
+}
+
+/// Backfills `paths` into a temporary SQLite store with the runner's semantics, then exports it.
+/// Any rejected input fails the build (with the first rejections named).
+pub fn build_from_inputs(
+    paths: &[PathBuf],
+    opts: &BuildOptions,
+) -> Result<BuildReport, BuildError> {
+    let epoch = opts.epoch()?;
+    let inputs = paths
+        .iter()
+        .map(|p| input_ref(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let staging = staging_dir(&opts.out_dir)?;
+    let db = staging.path().join("store.db");
+    let url = format!(
+        "sqlite://{}",
+        db.to_str().ok_or_else(|| BuildError::Io {
+            context: format!("{}", db.display()),
+            source: io::Error::other("temporary store path is not UTF-8"),
+        })?
+    );
+    let mut store = Store::open(&url)?;
+    let now = clock::rfc3339(epoch as i64);
+    let tenant = opts.tenant.clone().unwrap_or_else(|| "default".to_owned());
+    let ctx = MapContext {
+        tenant: tenant.clone(),
+        vendor: None,
+        connector_version: TOOL_VERSION.into(),
+        retrieved_at: now.clone(),
+        ingested_at: now,
+    };
+    load_inputs(&mut store, paths, ctx)?;
+    let export = export_store(
+        &mut store,
+        None,
+        &staging.path().join("export"),
+        opts.split_bytes,
+    )?;
+    drop(store);
+    pack_export(
+        &export,
+        SourceInfo::Inputs { inputs },
+        Some(tenant),
+        epoch,
+        opts,
+    )
+}
+
+/// Streams the store's rows, in its (tenant, vendor, upstream_id, revision) order, into data files.
+fn export_store(
+    store: &mut Store,
+    tenant: Option<&str>,
+    root: &Path,
+    split_bytes: u64,
+) -> Result<Export, BuildError> {
+    let mut exporter =
+        Exporter::new(root, split_bytes).map_err(io_err(format!("creating {}", root.display())))?;
+    let filter = ScanFilter {
+        tenant: tenant.map(str::to_owned),
+        since: None,
+    };
+    store.scan(&filter, |row| {
+        exporter
+            .push(
+                &row.tenant,
+                &row.vendor,
+                &row.upstream_id,
+                row.json.as_bytes(),
+            )
+            .map_err(|e| StoreError::Callback(Box::new(e)))
+    })?;
+    exporter
+        .finish()
+        .map_err(io_err("finishing the data files"))
+}
+
+/// Writes the manifest and the archive for exported data files; `tenant` is the manifest's tenant.
+pub fn pack_export(
+    export: &Export,
+    source: SourceInfo,
+    tenant: Option<String>,
+    epoch: u64,
+    opts: &BuildOptions,
+) -> Result<BuildReport, BuildError> {
+    let derived = Derived::new(
+        export.files.iter().map(|f| f.entry()).collect(),
+        export.vendors.clone(),
+    );
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        kind: manifest::KIND.into(),
+        dataset_hash: derived.dataset_hash.clone(),
+        hash_rule: manifest::HASH_RULE.into(),
+        record_order: manifest::RECORD_ORDER.into(),
+        tool: ToolInfo {
+            name: TOOL_NAME.into(),
+            version: TOOL_VERSION.into(),
+        },
+        created_at: clock::rfc3339(epoch as i64),
+        source,
+        tenant,
+        split_bytes: opts.split_bytes,
+        totals: derived.totals,
+        tenants: derived.tenants,
+        vendors: derived.vendors,
+        files: derived.files,
+    };
+    let manifest_bytes = manifest.to_bytes();
+    let hash = manifest.dataset_hash.clone();
+    fs::create_dir_all(&opts.out_dir)
+        .map_err(io_err(format!("creating {}", opts.out_dir.display())))?;
+    let archive = opts.out_dir.join(archive_name(&hash, opts.compression));
+    let mut entries: Vec<Entry> = export
+        .files
+        .iter()
+        .map(|f| Entry::file(f.path.clone(), f.disk_path.clone()))
+        .collect();
+    entries.push(Entry::bytes(MANIFEST_MEMBER, manifest_bytes.clone()));
+    let packed = pack_with(
+        entries,
+        &archive,
+        &PackOptions {
+            compression: opts.compression,
+            source_date_epoch: epoch,
+            include_directories: false,
+        },
+    )?;
+    // The tar writer hashed every member while copying it: it must agree with the export.
+    for f in &export.files {
+        let member = packed.members.iter().find(|m| m.path == f.path);
+        let detail = match member {
+            None => Some("missing from the archive".to_owned()),
+            Some(m) if m.size != f.bytes || m.sha256 != f.sha256 => Some(format!(
+                "{} bytes sha256 {} at export, {} bytes sha256 {} when packed",
+                f.bytes,
+                hex::encode(f.sha256),
+                m.size,
+                m.sha256_hex()
+            )),
+            Some(_) => None,
+        };
+        if let Some(detail) = detail {
+            let _ = fs::remove_file(&archive);
+            return Err(BuildError::Changed {
+                path: f.path.clone(),
+                detail,
+            });
+        }
+    }
+    let manifest_path = opts.out_dir.join(manifest_name(&hash));
+    write_atomic(&manifest_path, &manifest_bytes)?;
+    Ok(BuildReport {
+        hash,
+        archive,
+        manifest_path,
+        manifest,
+        archive_sha256: packed.archive_sha256_hex(),
+        archive_bytes: packed.archive_bytes,
+        tar_bytes: packed.tar_bytes,
+    })
+}
+
+fn staging_dir(out_dir: &Path) -> Result<tempfile::TempDir, BuildError> {
+    fs::create_dir_all(out_dir).map_err(io_err(format!("creating {}", out_dir.display())))?;
+    tempfile::Builder::new()
+        .prefix(".aoc-dataset-staging-")
+        .tempdir_in(out_dir)
+        .map_err(io_err(format!(
+            "creating a staging directory in {}",
+            out_dir.display()
+        )))
+}
+
+fn input_ref(path: &Path) -> Result<InputRef, BuildError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let meta = fs::metadata(path).map_err(io_err(format!("input {}", path.display())))?;
+    let sha256 = if meta.is_file() {
+        let (_, digest) = aoc_archive::sha256_file(path)
+            .map_err(io_err(format!("hashing input {}", path.display())))?;
+        Some(hex::encode(digest))
+    } else {
+        None
+    };
+    Ok(InputRef { name, sha256 })
+}
+
+/// Writes `bytes` to `path` through a synced temporary file in the same directory and a rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let context = format!("writing {}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(io_err(context.clone()))?;
+    tmp.write_all(bytes).map_err(io_err(context.clone()))?;
+    tmp.as_file().sync_all().map_err(io_err(context.clone()))?;
+    set_readable(tmp.as_file()).map_err(io_err(context.clone()))?;
+    tmp.persist(path).map_err(|e| BuildError::Io {
+        context: context.clone(),
+        source: e.error,
+    })?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(context))?;
+    Ok(())
+}
+
+/// Release artefacts are world-readable (tempfile creates 0600).
+#[cfg(unix)]
+fn set_readable(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(not(unix))]
+fn set_readable(_file: &File) -> io::Result<()> {
+    Ok(())
+}

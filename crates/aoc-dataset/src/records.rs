@@ -1,0 +1,160 @@
+//! Streaming a data member as batches of lines, hashing and counting its bytes on the way, so that
+//! verification and reading touch each byte once and hold at most one batch (~8 MiB) in memory.
+
+use sha2::{Digest, Sha256};
+use std::io::{self, Read};
+
+/// Complete lines handed out per batch (a batch grows past this only for a longer single line).
+const BATCH_BYTES: usize = 8 << 20;
+/// Bytes requested per read.
+const READ_BYTES: usize = 1 << 20;
+
+/// One line of a batch: `data[start..end]`, without its newline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Line {
+    /// 1-based line number in the member.
+    pub no: u64,
+    pub start: usize,
+    pub end: usize,
+    /// False only for a last line that does not end with `\n`.
+    pub terminated: bool,
+}
+
+pub(crate) struct LineBatch {
+    pub data: Vec<u8>,
+    pub lines: Vec<Line>,
+}
+
+impl LineBatch {
+    pub fn bytes(&self, line: &Line) -> &[u8] {
+        &self.data[line.start..line.end]
+    }
+}
+
+/// What streaming a member saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Streamed {
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+    pub lines: u64,
+}
+
+/// Calls `f` with consecutive batches of lines of `reader`, then returns its size and SHA-256.
+pub(crate) fn stream_lines<R, E, F>(mut reader: R, mut f: F) -> Result<Streamed, E>
+where
+    R: Read,
+    E: From<io::Error>,
+    F: FnMut(&LineBatch) -> Result<(), E>,
+{
+    let mut hasher = Sha256::new();
+    let mut batch = LineBatch {
+        data: Vec::with_capacity(BATCH_BYTES + READ_BYTES),
+        lines: Vec::new(),
+    };
+    // Start of the line not yet complete, in `batch.data`.
+    let mut line_start = 0usize;
+    let mut line_no = 0u64;
+    let mut total = 0u64;
+    loop {
+        let old_len = batch.data.len();
+        batch.data.resize(old_len + READ_BYTES, 0);
+        let n = loop {
+            match reader.read(&mut batch.data[old_len..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        };
+        batch.data.truncate(old_len + n);
+        if n == 0 {
+            break;
+        }
+        hasher.update(&batch.data[old_len..]);
+        total += n as u64;
+        let mut pos = old_len;
+        while let Some(i) = batch.data[pos..].iter().position(|b| *b == b'\n') {
+            let end = pos + i;
+            line_no += 1;
+            batch.lines.push(Line {
+                no: line_no,
+                start: line_start,
+                end,
+                terminated: true,
+            });
+            line_start = end + 1;
+            pos = end + 1;
+        }
+        if line_start >= BATCH_BYTES {
+            f(&batch)?;
+            batch.lines.clear();
+            batch.data.copy_within(line_start.., 0);
+            batch.data.truncate(batch.data.len() - line_start);
+            line_start = 0;
+        }
+    }
+    if line_start < batch.data.len() {
+        line_no += 1;
+        batch.lines.push(Line {
+            no: line_no,
+            start: line_start,
+            end: batch.data.len(),
+            terminated: false,
+        });
+    }
+    if !batch.lines.is_empty() {
+        f(&batch)?;
+    }
+    Ok(Streamed {
+        bytes: total,
+        sha256: hasher.finalize().into(),
+        lines: line_no,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(input: &[u8]) -> (Vec<(u64, Vec<u8>, bool)>, Streamed) {
+        let mut out = Vec::new();
+        let s = stream_lines::<_, io::Error, _>(input, |b| {
+            for l in &b.lines {
+                out.push((l.no, b.bytes(l).to_vec(), l.terminated));
+            }
+            Ok(())
+        })
+        .unwrap();
+        (out, s)
+    }
+
+    #[test]
+    fn lines_are_numbered_and_an_unterminated_tail_is_flagged() {
+        let (lines, s) = collect(b"a\n\nbc\nd");
+        assert_eq!(
+            lines,
+            vec![
+                (1, b"a".to_vec(), true),
+                (2, b"".to_vec(), true),
+                (3, b"bc".to_vec(), true),
+                (4, b"d".to_vec(), false)
+            ]
+        );
+        assert_eq!(s.bytes, 7);
+        assert_eq!(s.lines, 4);
+        assert_eq!(s.sha256, <[u8; 32]>::from(Sha256::digest(b"a\n\nbc\nd")));
+    }
+
+    #[test]
+    fn batches_split_only_between_lines() {
+        let line = vec![b'x'; 999];
+        let mut input = Vec::new();
+        for _ in 0..20_000 {
+            input.extend_from_slice(&line);
+            input.push(b'\n');
+        }
+        let (lines, s) = collect(&input);
+        assert_eq!(lines.len(), 20_000);
+        assert!(lines.iter().all(|(_, l, t)| l.len() == 999 && *t));
+        assert_eq!(s.bytes, 20_000_000);
+    }
+}

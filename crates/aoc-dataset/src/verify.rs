@@ -1,0 +1,732 @@
+//! Verifying a dataset archive from its bytes alone: the defensive reader refuses hostile archives;
+//! every data file is hashed, counted and every record checked (compact JSON, the AOC guard, its
+//! place in the file order, its revision chain); the manifest inside, the sidecar manifest next to
+//! the archive and the hash in the file name must all agree with what was recomputed.
+
+use crate::layout::{manifest_name, parse_archive_name, parse_data_path, DataPath};
+use crate::manifest::{Derived, FileEntry, Manifest, VendorCount};
+use crate::records::{stream_lines, LineBatch};
+use crate::{Compression, MANIFEST_MEMBER};
+use aoc_archive::{ArchiveError, ArchiveReader, Format, Limits};
+use aoc_contract::chain::{ChainChecker, ChainEntry};
+use aoc_contract::{DocHead, Guard, GuardOptions, ViolationCode};
+use rayon::prelude::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// Largest manifest accepted (inside the archive or next to it): real ones are kilobytes.
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// Which check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Check {
+    /// The archive's file name does not carry the recomputed hash, or names another compression.
+    FileName,
+    /// A member that is neither `manifest.json` nor a well-formed data file path.
+    UnexpectedMember,
+    /// `manifest.json` is missing, unreadable, or disagrees with the recomputed contents.
+    Manifest,
+    /// The manifest's `dataset_hash` is not the recomputed hash.
+    Hash,
+    /// The sidecar `aoc-dataset-<hash>.manifest.json` differs from the manifest inside.
+    Sidecar,
+    /// The caller's expected hash (a pinned `DATASET_HASH`) differs.
+    ExpectedHash,
+    /// A line that is empty, unterminated, not JSON, or not compact JSON as stored.
+    Record,
+    /// An AOC guard violation in a record.
+    Guard(ViolationCode),
+    /// A revision chain violation (ERR_AOC_003): duplicates, bad `supersedes` links.
+    Chain,
+    /// Records or files out of the dataset's order, or a record in the wrong file.
+    Order,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::FileName => f.write_str("file-name"),
+            Check::UnexpectedMember => f.write_str("unexpected-member"),
+            Check::Manifest => f.write_str("manifest"),
+            Check::Hash => f.write_str("dataset-hash"),
+            Check::Sidecar => f.write_str("sidecar-manifest"),
+            Check::ExpectedHash => f.write_str("expected-hash"),
+            Check::Record => f.write_str("record"),
+            Check::Guard(code) => write!(f, "guard {code}"),
+            Check::Chain => f.write_str("chain ERR_AOC_003"),
+            Check::Order => f.write_str("order"),
+        }
+    }
+}
+
+/// One failed check, naming the file (archive member, archive or sidecar) and line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Failure {
+    pub file: String,
+    pub line: Option<u64>,
+    pub check: Check,
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file, line, self.check, self.message
+            ),
+            None => write!(f, "{}: {}: {}", self.file, self.check, self.message),
+        }
+    }
+}
+
+/// How to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Bounds for the defensive reader.
+    pub limits: Limits,
+    /// A hash the dataset must have (e.g. a release's pinned `DATASET_HASH`).
+    pub expected_hash: Option<String>,
+    /// Failures kept in the report; all are counted.
+    pub max_failures: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            limits: Limits {
+                max_entry_bytes: 4 << 30,
+                max_total_bytes: 64 << 30,
+                max_entries: 100_000,
+            },
+            expected_hash: None,
+            max_failures: 100,
+        }
+    }
+}
+
+/// What verification recomputed, and what failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub archive: PathBuf,
+    /// The recomputed content address.
+    pub hash: String,
+    pub format: Compression,
+    /// The manifest inside the archive, when it parsed.
+    pub manifest: Option<Manifest>,
+    /// Recomputed data files, by path.
+    pub files: Vec<FileEntry>,
+    pub records: u64,
+    pub upstream_documents: u64,
+    /// The first [`VerifyOptions::max_failures`] failures, in the order found.
+    pub failures: Vec<Failure>,
+    pub failure_count: u64,
+    /// Informational: checks that could not run (no sidecar, a name without a hash).
+    pub notes: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.failure_count == 0
+    }
+}
+
+/// Why a dataset did not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The archive could not be read, or the defensive reader refused it (exit code 2).
+    #[error("{path}: {message}")]
+    Unreadable { path: PathBuf, message: String },
+    /// It was read completely and some check failed (exit code 1).
+    #[error("{}: {} check(s) failed; first: {}", .0.archive.display(), .0.failure_count,
+            .0.failures.first().map(|f| f.to_string()).unwrap_or_default())]
+    Failed(Box<VerifyReport>),
+}
+
+impl VerifyError {
+    /// 1 for a failed check, 2 for unreadable or hostile input.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VerifyError::Unreadable { .. } => 2,
+            VerifyError::Failed(_) => 1,
+        }
+    }
+}
+
+/// Verifies the dataset archive at `path` with default options.
+pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
+    verify_with(path, &VerifyOptions::default())
+}
+
+/// Verifies the dataset archive at `path`: `Ok` only when every check passed.
+pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
+    let file = std::fs::File::open(path).map_err(|e| VerifyError::Unreadable {
+        path: path.to_owned(),
+        message: format!("cannot open: {e}"),
+    })?;
+    let report = verify_reader(path, file, options)?;
+    if report.is_ok() {
+        Ok(report)
+    } else {
+        Err(VerifyError::Failed(Box::new(report)))
+    }
+}
+
+/// Verification of an already open archive (the reader's second pass re-opens nothing by path).
+pub(crate) fn verify_reader<R: Read>(
+    path: &Path,
+    reader: R,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, VerifyError> {
+    let unreadable = |e: ArchiveError| VerifyError::Unreadable {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let archive = ArchiveReader::new(reader, options.limits).map_err(unreadable)?;
+    let format = match archive.format() {
+        Format::Tar => Compression::None,
+        Format::Gzip => Compression::Gzip,
+        Format::Zstd => Compression::Zstd,
+    };
+    let mut state = State::new(options.max_failures);
+    let mut manifest_bytes: Option<Vec<u8>> = None;
+    archive
+        .for_each_entry(|member, entry| {
+            if member == MANIFEST_MEMBER {
+                if entry.size() > MAX_MANIFEST_BYTES {
+                    state.fail(
+                        member,
+                        None,
+                        Check::Manifest,
+                        format!(
+                            "{} bytes is over the {MAX_MANIFEST_BYTES}-byte limit",
+                            entry.size()
+                        ),
+                    );
+                    return Ok(());
+                }
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data)?;
+                manifest_bytes = Some(data);
+                return Ok(());
+            }
+            let Some(data_path) = parse_data_path(member) else {
+                state.fail(
+                    member,
+                    None,
+                    Check::UnexpectedMember,
+                    "not manifest.json or a data/<tenant>/<vendor>.ndjson file".into(),
+                );
+                return Ok(());
+            };
+            state.check_member(member, data_path, entry)
+        })
+        .map_err(unreadable)?;
+    state.finish_pair();
+
+    let mut vendors: Vec<VendorCount> = state
+        .vendors
+        .iter()
+        .map(|((tenant, vendor), c)| VendorCount {
+            tenant: tenant.clone(),
+            vendor: vendor.clone(),
+            records: c.0,
+            upstream_documents: c.1,
+        })
+        .collect();
+    vendors.sort_by(|a, b| (&a.tenant, &a.vendor).cmp(&(&b.tenant, &b.vendor)));
+    let derived = Derived::new(std::mem::take(&mut state.files), vendors);
+    let archive_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    let manifest = match &manifest_bytes {
+        None => {
+            state.fail(
+                MANIFEST_MEMBER,
+                None,
+                Check::Manifest,
+                "missing from the archive".into(),
+            );
+            None
+        }
+        Some(bytes) => match Manifest::from_slice(bytes) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                state.fail(
+                    MANIFEST_MEMBER,
+                    None,
+                    Check::Manifest,
+                    format!("unreadable: {e}"),
+                );
+                None
+            }
+        },
+    };
+    if let Some(m) = &manifest {
+        compare_manifest(&mut state, m, &derived);
+    }
+    let mut notes = Vec::new();
+    let named_hash = match parse_archive_name(&archive_name) {
+        Some((named, compression)) => {
+            if named != derived.dataset_hash {
+                state.fail(
+                    &archive_name,
+                    None,
+                    Check::FileName,
+                    format!(
+                        "the name says hash {named}, the contents hash to {}",
+                        derived.dataset_hash
+                    ),
+                );
+            }
+            if compression != format {
+                state.fail(
+                    &archive_name,
+                    None,
+                    Check::FileName,
+                    format!(
+                        "the name says .{}, the data is {format:?}",
+                        compression.extension()
+                    ),
+                );
+            }
+            named
+        }
+        None => {
+            notes.push(format!("{archive_name}: the name does not follow aoc-dataset-<hash>.tar.gz|.tar.zst; name check skipped"));
+            derived.dataset_hash.clone()
+        }
+    };
+    let sidecar = path.with_file_name(manifest_name(&named_hash));
+    match read_limited(&sidecar) {
+        Ok(None) => notes.push(format!(
+            "no sidecar manifest {} next to the archive",
+            sidecar.display()
+        )),
+        Ok(Some(bytes)) => {
+            if manifest_bytes.as_deref() != Some(bytes.as_slice()) {
+                state.fail(
+                    &sidecar.display().to_string(),
+                    None,
+                    Check::Sidecar,
+                    "differs from the archive's manifest.json".into(),
+                );
+            }
+        }
+        Err(e) => state.fail(
+            &sidecar.display().to_string(),
+            None,
+            Check::Sidecar,
+            format!("unreadable: {e}"),
+        ),
+    }
+    if let Some(expected) = &options.expected_hash {
+        if *expected != derived.dataset_hash {
+            state.fail(
+                &archive_name,
+                None,
+                Check::ExpectedHash,
+                format!(
+                    "expected dataset hash {expected}, the contents hash to {}",
+                    derived.dataset_hash
+                ),
+            );
+        }
+    }
+    Ok(VerifyReport {
+        archive: path.to_owned(),
+        hash: derived.dataset_hash,
+        format,
+        manifest,
+        records: derived.totals.records,
+        upstream_documents: derived.totals.upstream_documents,
+        files: derived.files,
+        failures: state.failures,
+        failure_count: state.failure_count,
+        notes,
+    })
+}
+
+fn compare_manifest(state: &mut State, m: &Manifest, derived: &Derived) {
+    let listed: BTreeMap<&str, &FileEntry> = m.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    for f in &derived.files {
+        match listed.get(f.path.as_str()) {
+            None => state.fail(
+                &f.path,
+                None,
+                Check::Manifest,
+                "in the archive but not listed in manifest.json".into(),
+            ),
+            Some(l) if *l != f => {
+                let mut diffs = Vec::new();
+                if l.sha256 != f.sha256 {
+                    diffs.push(format!("sha256 {} listed, {} actual", l.sha256, f.sha256));
+                }
+                if l.bytes != f.bytes {
+                    diffs.push(format!("bytes {} listed, {} actual", l.bytes, f.bytes));
+                }
+                if l.records != f.records {
+                    diffs.push(format!(
+                        "records {} listed, {} actual",
+                        l.records, f.records
+                    ));
+                }
+                if l.tenant != f.tenant || l.vendor != f.vendor {
+                    diffs.push(format!(
+                        "tenant/vendor {}/{} listed, {}/{} actual",
+                        l.tenant, l.vendor, f.tenant, f.vendor
+                    ));
+                }
+                state.fail(&f.path, None, Check::Manifest, diffs.join("; "));
+            }
+            Some(_) => {}
+        }
+    }
+    let actual: HashSet<&str> = derived.files.iter().map(|f| f.path.as_str()).collect();
+    for f in &m.files {
+        if !actual.contains(f.path.as_str()) {
+            state.fail(
+                &f.path,
+                None,
+                Check::Manifest,
+                "listed in manifest.json but not in the archive".into(),
+            );
+        }
+    }
+    if m.files != derived.files && state.failure_count == 0 {
+        state.fail(
+            MANIFEST_MEMBER,
+            None,
+            Check::Manifest,
+            "files are not listed in path order".into(),
+        );
+    }
+    if m.totals != derived.totals {
+        state.fail(
+            MANIFEST_MEMBER,
+            None,
+            Check::Manifest,
+            format!("totals {:?} listed, {:?} actual", m.totals, derived.totals),
+        );
+    }
+    if m.tenants != derived.tenants {
+        state.fail(
+            MANIFEST_MEMBER,
+            None,
+            Check::Manifest,
+            format!(
+                "per-tenant counts {:?} listed, {:?} actual",
+                m.tenants, derived.tenants
+            ),
+        );
+    }
+    if m.vendors != derived.vendors {
+        state.fail(
+            MANIFEST_MEMBER,
+            None,
+            Check::Manifest,
+            format!(
+                "per-vendor counts {:?} listed, {:?} actual",
+                m.vendors, derived.vendors
+            ),
+        );
+    }
+    if m.dataset_hash != derived.dataset_hash {
+        state.fail(
+            MANIFEST_MEMBER,
+            None,
+            Check::Hash,
+            format!(
+                "dataset_hash {} listed, contents hash to {}",
+                m.dataset_hash, derived.dataset_hash
+            ),
+        );
+    }
+}
+
+fn read_limited(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut data = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(io::Error::other(format!(
+            "over the {MAX_MANIFEST_BYTES}-byte limit"
+        )));
+    }
+    Ok(Some(data))
+}
+
+/// What the per-line checks (run in parallel) found.
+struct LineResult {
+    no: u64,
+    head: Option<DocHead>,
+    problems: Vec<(Check, String)>,
+}
+
+fn check_line(
+    guard: &mut Guard,
+    bytes: &[u8],
+    terminated: bool,
+    no: u64,
+    place: &DataPath,
+) -> LineResult {
+    let mut problems = Vec::new();
+    if !terminated {
+        problems.push((
+            Check::Record,
+            "last line does not end with a newline".into(),
+        ));
+    }
+    if bytes.is_empty() {
+        problems.push((Check::Record, "empty line".into()));
+        return LineResult {
+            no,
+            head: None,
+            problems,
+        };
+    }
+    let doc: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push((Check::Record, format!("not JSON: {e}")));
+            return LineResult {
+                no,
+                head: None,
+                problems,
+            };
+        }
+    };
+    // Reloading renders documents with serde_json: only its compact form survives a round trip.
+    if serde_json::to_vec(&doc).map(|v| v != bytes).unwrap_or(true) {
+        problems.push((
+            Check::Record,
+            "not compact JSON as a store writes it (re-serialising changes the bytes)".into(),
+        ));
+    }
+    for v in guard.check(&doc) {
+        problems.push((
+            Check::Guard(v.code),
+            format!(
+                "{}: {}",
+                if v.path.is_empty() { "/" } else { &v.path },
+                v.message
+            ),
+        ));
+    }
+    let head = DocHead::from_value(&doc);
+    if let Some(h) = &head {
+        if h.key.tenant != place.tenant || h.key.vendor != place.vendor {
+            problems.push((
+                Check::Order,
+                format!(
+                    "record of {}/{} in the file of {}/{}",
+                    h.key.tenant, h.key.vendor, place.tenant, place.vendor
+                ),
+            ));
+        }
+    }
+    LineResult { no, head, problems }
+}
+
+/// Sequential state across members: order, chains and counts.
+struct State {
+    failures: Vec<Failure>,
+    failure_count: u64,
+    max_failures: usize,
+    files: Vec<FileEntry>,
+    /// (tenant, vendor) → (records, upstream documents).
+    vendors: BTreeMap<(String, String), (u64, u64)>,
+    finished_pairs: HashSet<(String, String)>,
+    pair: Option<(String, String)>,
+    /// Parts seen for the current pair: (last part, count).
+    parts: Option<(Option<u32>, u32)>,
+    upstream: Option<String>,
+    group: Vec<ChainEntry>,
+}
+
+impl State {
+    fn new(max_failures: usize) -> State {
+        State {
+            failures: Vec::new(),
+            failure_count: 0,
+            max_failures,
+            files: Vec::new(),
+            vendors: BTreeMap::new(),
+            finished_pairs: HashSet::new(),
+            pair: None,
+            parts: None,
+            upstream: None,
+            group: Vec::new(),
+        }
+    }
+
+    fn fail(&mut self, file: &str, line: Option<u64>, check: Check, message: String) {
+        self.failure_count += 1;
+        if self.failures.len() < self.max_failures {
+            self.failures.push(Failure {
+                file: file.to_owned(),
+                line,
+                check,
+                message,
+            });
+        }
+    }
+
+    fn check_member(
+        &mut self,
+        member: &str,
+        place: DataPath,
+        entry: &mut aoc_archive::EntryReader<'_>,
+    ) -> Result<(), ArchiveError> {
+        let pair = (place.tenant.clone(), place.vendor.clone());
+        if self.pair.as_ref() == Some(&pair) {
+            let (last, count) = self.parts.unwrap_or((None, 0));
+            let expected = last.map(|n| n + 1);
+            if last.is_none() || place.part != expected {
+                self.fail(
+                    member,
+                    None,
+                    Check::Order,
+                    format!(
+                        "part {:?} of {}/{} follows part {:?}",
+                        place.part, pair.0, pair.1, last
+                    ),
+                );
+            }
+            self.parts = Some((place.part, count + 1));
+        } else {
+            self.finish_pair();
+            if self.finished_pairs.contains(&pair) {
+                self.fail(
+                    member,
+                    None,
+                    Check::Order,
+                    format!(
+                        "{}/{} appears in files that are not consecutive",
+                        pair.0, pair.1
+                    ),
+                );
+            }
+            if !matches!(place.part, None | Some(0)) {
+                self.fail(
+                    member,
+                    None,
+                    Check::Order,
+                    format!("{}/{} starts at part {:?}", pair.0, pair.1, place.part),
+                );
+            }
+            self.pair = Some(pair.clone());
+            self.parts = Some((place.part, 1));
+        }
+        let mut records = 0u64;
+        let streamed = stream_lines(entry, |batch: &LineBatch| {
+            let results: Vec<LineResult> = batch
+                .lines
+                .par_iter()
+                .map_init(
+                    || Guard::new(GuardOptions::default()),
+                    |guard, line| {
+                        check_line(guard, batch.bytes(line), line.terminated, line.no, &place)
+                    },
+                )
+                .collect();
+            for r in results {
+                records += 1;
+                self.record(member, &pair, r);
+            }
+            Ok::<_, io::Error>(())
+        })
+        .map_err(|e| {
+            ArchiveError::Io(io::Error::new(e.kind(), format!("entry {member:?}: {e}")))
+        })?;
+        debug_assert_eq!(streamed.lines, records);
+        self.files.push(FileEntry {
+            path: member.to_owned(),
+            sha256: hex::encode(streamed.sha256),
+            bytes: streamed.bytes,
+            records,
+            tenant: place.tenant,
+            vendor: place.vendor,
+        });
+        Ok(())
+    }
+
+    fn record(&mut self, member: &str, pair: &(String, String), r: LineResult) {
+        for (check, message) in r.problems {
+            self.fail(member, Some(r.no), check, message);
+        }
+        self.vendors.entry(pair.clone()).or_default().0 += 1;
+        let Some(head) = r.head else { return };
+        let id = head.key.upstream_id.clone();
+        match self.upstream.as_deref() {
+            Some(current) if current == id => {}
+            Some(current) if current > id.as_str() => {
+                let message = format!(
+                    "upstream id {id} after {current}: not in (upstream_id, revision) order"
+                );
+                self.fail(member, Some(r.no), Check::Order, message);
+                return;
+            }
+            _ => {
+                self.finish_group();
+                self.vendors.entry(pair.clone()).or_default().1 += 1;
+                self.upstream = Some(id);
+            }
+        }
+        let revision = self.group.len() as i64 + 1;
+        self.group.push(ChainEntry {
+            head,
+            revision: Some(revision),
+            location: format!("{member}:{}", r.no),
+        });
+    }
+
+    fn finish_group(&mut self) {
+        if self.group.is_empty() {
+            return;
+        }
+        let mut checker = ChainChecker::new(false);
+        for e in self.group.drain(..) {
+            checker.push(e);
+        }
+        for v in checker.finish() {
+            let (file, line) = match v.location.rsplit_once(':') {
+                Some((f, l)) => (f.to_owned(), l.parse().ok()),
+                None => (v.location.clone(), None),
+            };
+            self.fail(
+                &file,
+                line,
+                Check::Chain,
+                format!("{} {}: {}", v.id, v.violation.path, v.violation.message),
+            );
+        }
+    }
+
+    fn finish_pair(&mut self) {
+        self.finish_group();
+        self.upstream = None;
+        if let Some(pair) = self.pair.take() {
+            if let Some((Some(_), 1)) = self.parts {
+                self.fail(
+                    &crate::layout::data_path(&pair.0, &pair.1, Some(0)),
+                    None,
+                    Check::Order,
+                    "a single part must be named without .part-NNNNN".into(),
+                );
+            }
+            self.finished_pairs.insert(pair);
+        }
+        self.parts = None;
+    }
+}
