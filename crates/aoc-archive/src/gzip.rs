@@ -261,8 +261,6 @@ fn deflate_worker(
     jobs: &Mutex<mpsc::Receiver<Job>>,
     done: &mpsc::Sender<Done>,
 ) {
-    // Raw deflate (no zlib header): the gzip framing is ours.
-    let mut compress = Compress::new(level, false);
     loop {
         let job = match jobs.lock() {
             Ok(rx) => rx.recv(),
@@ -270,6 +268,11 @@ fn deflate_worker(
         };
         let Ok(mut job) = job else { return };
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            // A fresh compressor per block: zlib-rs's `reset()` + `set_dictionary()` left state
+            // behind that made a block's bytes depend on which worker had compressed what before
+            // (seen on 500 MB inputs with 2 workers), and the output must be a function of the
+            // input alone. Raw deflate (no zlib header): the gzip framing is ours.
+            let mut compress = Compress::new(level, false);
             deflate_block(
                 &mut compress,
                 &job.dictionary,
@@ -304,7 +307,6 @@ fn deflate_block(
     output: &mut Vec<u8>,
     last: bool,
 ) -> io::Result<()> {
-    compress.reset();
     if !dictionary.is_empty() {
         compress
             .set_dictionary(dictionary)

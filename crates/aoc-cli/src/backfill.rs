@@ -7,10 +7,11 @@
 
 use crate::metrics::Metrics;
 use crate::output::{pretty_json, write_atomic};
+use crate::source::Source;
 use crate::{check_inputs, MapArgs, Outcome};
 use anyhow::Context;
 use aoc_contract::{clock, GuardOptions, MapContext, UpstreamKey, ViolationCode};
-use aoc_ingest::{InputReader, Prepared, Preparer};
+use aoc_ingest::{Prepared, Preparer};
 use aoc_store::{Batch, Checkpoint, Deletion, DocOutcome, Store, StoreError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -70,6 +71,8 @@ struct Report {
     store: String,
     tenant: String,
     inputs: Vec<String>,
+    /// Released datasets among the inputs, verified before loading: (path, hash).
+    datasets: Vec<(String, String)>,
     records: u64,
     written: u64,
     noop: u64,
@@ -84,16 +87,30 @@ struct Report {
 }
 
 /// The checkpoint's opaque position, as the runner encodes it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+///
+/// It also keeps the run's clock: a resumed run stamps `ingested_at` with the interrupted run's
+/// time, so its documents are exactly those an uninterrupted run would have written. A finished
+/// run marks its checkpoint `complete`, and the next run with the same arguments starts afresh
+/// (and finds every document already stored: no-ops).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Position {
     records: u64,
     rejects_bytes: u64,
+    clock: String,
+    complete: bool,
 }
 
 impl Position {
-    fn encode(self) -> String {
-        json!({ "records": self.records, "rejects_bytes": self.rejects_bytes }).to_string()
+    fn encode(&self) -> String {
+        json!({
+            "records": self.records,
+            "rejects_bytes": self.rejects_bytes,
+            "clock": self.clock,
+            "complete": self.complete,
+        })
+        .to_string()
     }
+
     fn decode(s: &str) -> anyhow::Result<Position> {
         let v: Value = serde_json::from_str(s).context("unreadable checkpoint position")?;
         let n = |k: &str| {
@@ -104,6 +121,12 @@ impl Position {
         Ok(Position {
             records: n("records")?,
             rejects_bytes: n("rejects_bytes")?,
+            clock: v
+                .get("clock")
+                .and_then(Value::as_str)
+                .context("checkpoint position lacks clock")?
+                .to_owned(),
+            complete: v.get("complete").and_then(Value::as_bool).unwrap_or(false),
         })
     }
 }
@@ -209,23 +232,7 @@ impl Run {
 pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     check_inputs(&args.from)?;
-    let epoch = clock::run_epoch().map_err(anyhow::Error::msg)?;
-    let now = clock::rfc3339(epoch);
-    let tenant = args.map.tenant.clone();
-    let ctx = MapContext {
-        tenant: tenant.clone(),
-        vendor: args.source.clone(),
-        connector_version: env!("CARGO_PKG_VERSION").into(),
-        retrieved_at: now.clone(),
-        ingested_at: now,
-    };
-    let options = GuardOptions {
-        require_signature: args.map.require_signature,
-        ..GuardOptions::default()
-    };
-    let mut preparer = Preparer::new(ctx, options);
     let run_key = run_key(&args)?;
-
     let mut store = if args.dry_run {
         None
     } else {
@@ -241,8 +248,28 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     let resume = checkpoint
         .as_ref()
         .map(|c| Position::decode(&c.position))
-        .transpose()?;
-    let mut reader = InputReader::open(&args.from)?;
+        .transpose()?
+        .filter(|p| !p.complete);
+    let checkpoint = checkpoint.filter(|_| resume.is_some());
+    let now = match &resume {
+        Some(p) => p.clock.clone(),
+        None => clock::rfc3339(clock::run_epoch().map_err(anyhow::Error::msg)?),
+    };
+    let tenant = args.map.tenant.clone();
+    let ctx = MapContext {
+        tenant: tenant.clone(),
+        vendor: args.source.clone(),
+        connector_version: env!("CARGO_PKG_VERSION").into(),
+        retrieved_at: now.clone(),
+        ingested_at: now.clone(),
+    };
+    let options = GuardOptions {
+        require_signature: args.map.require_signature,
+        ..GuardOptions::default()
+    };
+    let mut preparer = Preparer::new(ctx, options);
+    let mut reader = Source::open(&args.from)?;
+    let datasets = reader.datasets.clone();
     let mut run = Run {
         report: Report {
             tool: "stella",
@@ -251,14 +278,18 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
             store: redact(&args.store),
             tenant: tenant.clone(),
             inputs: args.from.iter().map(|p| p.display().to_string()).collect(),
+            datasets,
             by_code: ViolationCode::ALL.iter().map(|c| (c.as_str(), 0)).collect(),
             ..Report::default()
         },
         metrics: Metrics::default(),
-        rejects: Rejects::open(args.rejects.as_deref(), resume.map(|p| p.rejects_bytes))?,
+        rejects: Rejects::open(
+            args.rejects.as_deref(),
+            resume.as_ref().map(|p| p.rejects_bytes),
+        )?,
         seen: HashSet::new(),
     };
-    if let (Some(cp), Some(pos)) = (&checkpoint, resume) {
+    if let (Some(cp), Some(pos)) = (&checkpoint, &resume) {
         let skipped = reader.skip_records(pos.records)?;
         anyhow::ensure!(skipped == pos.records, "checkpoint is past the end of the inputs ({} of {} records): inputs changed since the interrupted run", skipped, pos.records);
         run.report.resumed_after_records = pos.records;
@@ -342,15 +373,18 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         }
         prepare_time += t.elapsed();
         if docs.len() >= args.batch_size as usize || end || stop {
+            // A stopped run is finished too: the same arguments again meet the same stop.
             let position = Position {
                 records: reader.position(),
                 rejects_bytes: run.rejects.bytes,
+                clock: now.clone(),
+                complete: end || stop,
             };
             commit(
                 &mut store,
                 &mut run,
                 &run_key,
-                position,
+                &position,
                 &mut docs,
                 &mut deletions,
                 &tenant,
@@ -393,7 +427,7 @@ fn commit(
     store: &mut Option<Store>,
     run: &mut Run,
     run_key: &str,
-    position: Position,
+    position: &Position,
     docs: &mut Vec<(String, Value)>,
     deletions: &mut Vec<Deletion>,
     tenant: &str,

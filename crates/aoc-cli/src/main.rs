@@ -7,6 +7,7 @@ mod backfill;
 mod ingest;
 mod metrics;
 mod output;
+mod source;
 mod verify;
 
 use clap::{Args, Parser, Subcommand};

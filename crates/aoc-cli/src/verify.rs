@@ -1,10 +1,11 @@
 //! `stella aoc verify`: the AOC guard and chain checks over raw documents; read-only.
 
 use crate::output::{paint, pretty_json, write_atomic};
+use crate::source::Source;
 use crate::{check_inputs, Outcome};
 use aoc_contract::chain::{ChainChecker, ChainEntry};
 use aoc_contract::{clock, DocHead, Guard, GuardOptions, Violation, ViolationCode};
-use aoc_ingest::{InputReader, Item};
+use aoc_ingest::Item;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -227,7 +228,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
             dir.display()
         );
     }
-    let mut reader = InputReader::open(&args.input)?;
+    let mut reader = Source::open(&args.input)?;
     if args.dry_run {
         eprintln!(
             "stella: configuration ok: {} input path(s) readable; no document read (--dry-run)",
