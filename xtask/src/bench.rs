@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
+mod release;
+
 use crate::sbom::platform::Platform;
 use crate::sbom::{self, graph, SbomOptions};
 
@@ -25,12 +27,26 @@ enum What {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// The release's step times (cargo build skipped: an existing stella is packed), default and
+    /// large dataset, SBOM step vs syft; run with `cargo run --release -p xtask -- bench release`
+    Release {
+        /// The release `stella` to pack [default: target/aoc-release/release/stella].
+        #[arg(long)]
+        runner_binary: Option<PathBuf>,
+        /// Size of the generated large dataset feed in MB (10^6 bytes); 0 skips it.
+        #[arg(long, default_value_t = 500)]
+        large_mb: u64,
+    },
 }
 
 impl Cmd {
     pub fn run(self, sh: &Shell) -> Result<()> {
         match self.what {
             What::Sbom { runs } => bench_sbom(sh, runs.max(1)),
+            What::Release {
+                runner_binary,
+                large_mb,
+            } => release::run(sh, runner_binary, large_mb),
         }
     }
 }

@@ -42,8 +42,8 @@ enum Task {
     AocVerify(verify::Cmd),
     /// A full release with the dev key into a scratch directory [not implemented yet]
     AocRehearsal(Pending),
-    /// Publish a verified kit to a directory or bucket [not implemented yet]
-    AocPublish(Pending),
+    /// Publish a verified kit to a directory or an S3-compatible bucket (s3://bucket/prefix)
+    AocPublish(publish::Cmd),
     /// Generate a cosign-compatible key pair (password from COSIGN_PASSWORD)
     Keygen(keygen::Cmd),
     /// Write the runner's SPDX 2.3 and CycloneDX 1.5 SBOMs
@@ -85,7 +85,7 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::AocRelease(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
         Task::AocVerify(cmd) => cmd.run(&sh),
         Task::AocRehearsal(_) => Ok(not_implemented("aoc-rehearsal")),
-        Task::AocPublish(_) => Ok(not_implemented("aoc-publish")),
+        Task::AocPublish(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
         Task::Keygen(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
         Task::Sbom(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
         Task::Bench(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),

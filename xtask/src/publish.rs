@@ -1,73 +1,406 @@
-//! Publishing a verified kit: to a directory (`file://` URL or a path) for now; an S3-compatible
-//! bucket is a separate backend to add here.
+//! `cargo xtask aoc-publish` (and `aoc-release --publish`): copies a verified kit to a directory
+//! or an S3-compatible bucket, so that a reader never sees part of a kit.
+//!
+//! Layout under the URL's prefix: `<version>/<kit files>` and `index.json` (index.rs).
+//!
+//! 1. The local kit must pass `aoc-verify`'s checks ([`verify::verify_kit`]).
+//! 2. `<version>/SHA256SUMS` already there: identical → nothing to upload (only the index is made
+//!    sure of); different → refused, unless `--force`, which first deletes the old SHA256SUMS so
+//!    the old kit stops "existing" before any of its files change.
+//! 3. Upload: the artefacts, then `SHA256SUMS.sigstore.json`, then `SHA256SUMS` last. A kit
+//!    exists only once its SHA256SUMS does, so an interrupted upload leaves nothing that looks
+//!    complete, and re-running overwrites the orphans.
+//! 4. Read every object back, check its SHA-256 against SHA256SUMS, and run the verifier on the
+//!    downloaded copy; on failure SHA256SUMS is deleted again (the kit is withdrawn).
+//! 5. Add the kit to `index.json` by compare-and-swap.
 
+mod dir;
+mod index;
+mod kit_info;
+mod s3;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
 
-/// Copies every file of the kit in `dir` to the destination `url` names. Never overwrites a
-/// published file with different bytes (a re-run with the same kit is a no-op); each file appears
-/// under its final name only complete (temporary name, fsync, rename).
-pub fn publish(dir: &Path, url: &str) -> Result<PathBuf> {
-    let dest = destination(url)?;
-    std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
-    let mut names: Vec<_> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<std::io::Result<_>>()?;
-    names.sort();
-    for name in names {
-        let from = dir.join(&name);
-        let to = dest.join(&name);
-        if to.exists() {
-            if std::fs::read(&to)? == std::fs::read(&from)? {
-                continue;
-            }
-            bail!(
-                "{} already exists with other content: a published kit is never overwritten",
-                to.display()
+use crate::kit;
+use crate::verify::{self, VerifyOptions};
+use kit_info::KitInfo;
+use store::{Destination, Store};
+
+/// Test hook: stop with an error after this many objects were uploaded (an interrupted upload).
+pub const FAIL_AFTER_ENV: &str = "AOC_PUBLISH_FAIL_AFTER";
+
+/// `cargo xtask aoc-publish`
+#[derive(clap::Args)]
+pub struct Cmd {
+    /// The kit directory.
+    #[arg(long, default_value = "out/aoc")]
+    dir: PathBuf,
+    /// Where to publish: a directory, file:///abs/path, or s3://bucket/prefix (endpoint, region
+    /// and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    url: String,
+    /// The version directory [default: <runner version>-<12 hex of the commit>, from the kit].
+    #[arg(long)]
+    version: Option<String>,
+    /// Replace a different kit already published under the same version.
+    #[arg(long)]
+    force: bool,
+    /// The public key the kit must verify against [default: the kit's own cosign.pub, which
+    /// proves nothing about who signed it].
+    #[arg(long)]
+    key: Option<PathBuf>,
+}
+
+impl Cmd {
+    pub fn run(self) -> Result<()> {
+        // Paths the user typed are relative to where cargo was run, not the shell's root.
+        let cwd = std::env::current_dir()?;
+        let mut opts = PublishOptions::from_process_env()?;
+        opts.version = self.version;
+        opts.force = self.force;
+        opts.key = self.key.map(|k| cwd.join(k));
+        let done = publish_with(&cwd.join(&self.dir), &self.url, &opts)?;
+        if done.unchanged {
+            eprintln!(
+                "aoc-publish: version {} was already published: no-op",
+                done.version
+            );
+        } else {
+            eprintln!(
+                "aoc-publish: published version {} ({} objects)",
+                done.version, done.uploaded
             );
         }
-        let tmp = dest.join(format!(".{}.publish-tmp", name.to_string_lossy()));
-        std::fs::copy(&from, &tmp).with_context(|| format!("copying to {}", tmp.display()))?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, &to).with_context(|| format!("renaming to {}", to.display()))?;
+        // The one line of data: where the kit now is.
+        println!("{}", done.location);
+        Ok(())
     }
-    Ok(dest)
 }
 
-fn destination(url: &str) -> Result<PathBuf> {
-    if let Some(path) = url.strip_prefix("file://") {
-        if !path.starts_with('/') {
-            bail!("--publish {url}: a file:// URL needs an absolute path (file:///srv/kits/aoc)");
+pub struct PublishOptions {
+    /// `None`: [`KitInfo::default_version`].
+    pub version: Option<String>,
+    pub force: bool,
+    /// `None`: the kit's own cosign.pub.
+    pub key: Option<PathBuf>,
+    /// Also run the bundled `stella aoc verify --dry-run` when verifying.
+    pub run_bundled_stella: bool,
+    /// Progress on stderr.
+    pub print: bool,
+    /// The `AWS_*` variables for an s3:// URL, passed in so tests never mutate the process env.
+    pub env: BTreeMap<String, String>,
+    /// See [`FAIL_AFTER_ENV`].
+    pub fail_after: Option<usize>,
+    /// `AOC_REQUIRE_PROD_KEY=1` (the release workflow): refuse a kit signed with the dev key.
+    pub env_require_prod_key: bool,
+}
+
+impl PublishOptions {
+    pub fn from_process_env() -> Result<Self> {
+        let fail_after = match std::env::var(FAIL_AFTER_ENV) {
+            Ok(v) if !v.is_empty() => Some(
+                v.parse()
+                    .with_context(|| format!("{FAIL_AFTER_ENV}={v:?} is not a count"))?,
+            ),
+            _ => None,
+        };
+        Ok(PublishOptions {
+            version: None,
+            force: false,
+            key: None,
+            run_bundled_stella: true,
+            print: true,
+            env: store::aws_env(),
+            fail_after,
+            env_require_prod_key: std::env::var("AOC_REQUIRE_PROD_KEY").is_ok_and(|v| v == "1"),
+        })
+    }
+}
+
+/// What a publish did.
+#[derive(Debug)]
+pub struct Published {
+    /// Where the kit is: `<url>/<version>`.
+    pub location: String,
+    pub version: String,
+    /// Objects written (0 for an identical re-publish).
+    pub uploaded: usize,
+    /// The identical kit was already there.
+    pub unchanged: bool,
+}
+
+/// `aoc-release --publish URL`: [`publish_with`] with the defaults and the process environment.
+/// Returns where the kit went (for an s3:// URL, the URL as a path, for display).
+pub fn publish(dir: &Path, url: &str) -> Result<PathBuf> {
+    let done = publish_with(dir, url, &PublishOptions::from_process_env()?)?;
+    Ok(PathBuf::from(done.location))
+}
+
+/// Publishes the kit in `dir` to `url`; see the module documentation for the protocol.
+pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Published> {
+    let say = |msg: String| {
+        if opts.print {
+            eprintln!("aoc-publish: {msg}");
         }
-        return Ok(PathBuf::from(path));
+    };
+    let dest = Destination::parse(url)?;
+    let local = LocalKit::read(dir, opts)?;
+    let version = match &opts.version {
+        Some(v) => v.clone(),
+        None => local.info.default_version()?,
+    };
+    kit_info::check_version(&version)?;
+    let store = dest.open(&opts.env)?;
+    let store = store.as_ref();
+    let key = |name: &str| format!("{version}/{name}");
+    let location = store.url(&version);
+    say(format!(
+        "kit {} (dataset {}, commit {}) → {location}",
+        dir.display(),
+        local.info.dataset_hash,
+        local.info.commit
+    ));
+
+    let mut unchanged = false;
+    match store.get(&key(kit::SUMS))? {
+        Some(remote) if remote.bytes == local.sums_text => unchanged = true,
+        Some(_) if !opts.force => bail!(
+            "{location} already holds a different kit (its SHA256SUMS differs): publish under \
+             another --version, or pass --force to replace it"
+        ),
+        Some(_) => {
+            say(format!(
+                "--force: withdrawing the kit at {location} before replacing it"
+            ));
+            store.delete(&key(kit::SUMS))?;
+        }
+        None => {}
     }
-    if let Some((scheme, _)) = url.split_once("://") {
-        bail!("--publish {url}: {scheme}:// is not supported yet; use a directory or file:// URL");
+
+    let mut uploaded = 0;
+    if unchanged {
+        say(format!(
+            "{location} already holds this kit: nothing to upload"
+        ));
+    } else {
+        for name in local.upload_order() {
+            if opts.fail_after == Some(uploaded) {
+                bail!(
+                    "{FAIL_AFTER_ENV}={uploaded}: simulated interruption after {uploaded} objects"
+                );
+            }
+            let bytes = local.read_checked(&name)?;
+            store.put(&key(&name), &bytes)?;
+            uploaded += 1;
+            say(format!("uploaded {name} ({} bytes)", bytes.len()));
+        }
+        if let Err(e) = read_back(store, &version, &local, opts) {
+            // The kit became visible with its SHA256SUMS; it does not verify, so withdraw it.
+            store.delete(&key(kit::SUMS))?;
+            return Err(e.context(format!(
+                "the kit read back from {location} does not verify; its SHA256SUMS was deleted \
+                 again, so it is not published"
+            )));
+        }
+        say(format!("read back {} objects: verified", local.files.len()));
     }
-    Ok(std::env::current_dir()?.join(url))
+
+    let entry = local.index_entry(&version);
+    let updated = index::update(store, &entry, opts.force)?;
+    say(format!(
+        "{} {} ({} concurrent update(s) retried)",
+        store.url(index::INDEX),
+        if updated.unchanged {
+            "already lists it"
+        } else {
+            "updated"
+        },
+        updated.conflicts
+    ));
+    Ok(Published {
+        location,
+        version,
+        uploaded,
+        unchanged,
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The local kit, verified, with its SHA256SUMS.
+struct LocalKit {
+    dir: PathBuf,
+    info: KitInfo,
+    sums_text: Vec<u8>,
+    /// Every kit file → SHA-256 hex: SHA256SUMS' entries, plus SHA256SUMS and its signature.
+    files: BTreeMap<String, String>,
+}
 
-    #[test]
-    fn publishes_to_a_directory_idempotently_and_never_overwrites() {
-        let kit = tempfile::tempdir().unwrap();
-        std::fs::write(kit.path().join("SHA256SUMS"), "x").unwrap();
-        std::fs::write(kit.path().join("a.tar.gz"), "a").unwrap();
-        let dest = tempfile::tempdir().unwrap();
-        let url = format!("file://{}", dest.path().join("aoc").display());
-        let out = publish(kit.path(), &url).unwrap();
-        assert_eq!(std::fs::read(out.join("a.tar.gz")).unwrap(), b"a");
-        publish(kit.path(), &url).unwrap();
-        std::fs::write(kit.path().join("a.tar.gz"), "changed").unwrap();
-        let err = publish(kit.path(), &url).unwrap_err().to_string();
-        assert!(err.contains("never overwritten"), "{err}");
-        let err = publish(kit.path(), "s3://bucket/aoc")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not supported yet"), "{err}");
+impl LocalKit {
+    fn read(dir: &Path, opts: &PublishOptions) -> Result<LocalKit> {
+        let report = verify::verify_kit(
+            dir,
+            opts.key.as_deref(),
+            &VerifyOptions {
+                run_bundled_stella: opts.run_bundled_stella,
+                print: false,
+            },
+        )?;
+        if !report.passed() {
+            let lines: Vec<String> = report
+                .failures()
+                .map(|f| format!("{} {}: {}", f.check, f.file, f.detail))
+                .collect();
+            bail!(
+                "{} does not verify (aoc-verify exit {}), so it is not published:\n  {}",
+                dir.display(),
+                report.exit_code,
+                lines.join("\n  ")
+            );
+        }
+        if report.key.is_dev {
+            if opts.env_require_prod_key {
+                bail!(
+                    "{} is signed with the public dev key and AOC_REQUIRE_PROD_KEY=1: a dev-key \
+                     kit is never published as a release",
+                    dir.display()
+                );
+            }
+            if opts.print {
+                eprintln!(
+                    "aoc-publish: WARNING: this kit is signed with the PUBLIC DEV KEY: publish it \
+                     for rehearsals only"
+                );
+            }
+        }
+        if report.key.self_contained && opts.print {
+            eprintln!(
+                "aoc-publish: WARNING: verified against the kit's OWN cosign.pub; pass --key \
+                 with the public key you trust"
+            );
+        }
+        let sums_text = std::fs::read(dir.join(kit::SUMS))?;
+        let sums = aoc_archive::Sha256Sums::parse(&sums_text)
+            .with_context(|| format!("parsing {}", kit::SUMS))?;
+        let mut files: BTreeMap<String, String> = sums
+            .iter()
+            .map(|(name, digest)| (name.to_string(), hex::encode(digest)))
+            .collect();
+        files.insert(kit::SUMS.into(), sha256_hex(&sums_text));
+        let bundle = std::fs::read(dir.join(kit::SUMS_BUNDLE))?;
+        files.insert(kit::SUMS_BUNDLE.into(), sha256_hex(&bundle));
+        Ok(LocalKit {
+            dir: dir.to_path_buf(),
+            info: KitInfo::read(dir)?,
+            sums_text,
+            files,
+        })
     }
+
+    /// The artefacts by name, then SHA256SUMS' signature, then SHA256SUMS: the kit "exists"
+    /// only once its last object does.
+    fn upload_order(&self) -> Vec<String> {
+        let mut order: Vec<String> = self
+            .files
+            .keys()
+            .filter(|n| *n != kit::SUMS && *n != kit::SUMS_BUNDLE)
+            .cloned()
+            .collect();
+        order.push(kit::SUMS_BUNDLE.into());
+        order.push(kit::SUMS.into());
+        order
+    }
+
+    /// A kit file's bytes, re-checked against the digest verified earlier: a file changed since
+    /// verification is never uploaded.
+    fn read_checked(&self, name: &str) -> Result<Vec<u8>> {
+        let bytes =
+            std::fs::read(self.dir.join(name)).with_context(|| format!("reading {name}"))?;
+        let actual = sha256_hex(&bytes);
+        if self.files.get(name) != Some(&actual) {
+            bail!("{name} changed after the kit was verified (sha256 now {actual}): not uploading");
+        }
+        Ok(bytes)
+    }
+
+    fn index_entry(&self, version: &str) -> index::Entry {
+        index::Entry {
+            version: version.to_string(),
+            commit: self.info.commit.clone(),
+            dataset_hash: self.info.dataset_hash.clone(),
+            key_id: self.info.key_id.clone(),
+            published_at: self.info.built_at.clone(),
+            files: self.files.clone(),
+            sha256sums_sha256: self.files[kit::SUMS].clone(),
+        }
+    }
+}
+
+/// Downloads every object of the kit into a temporary directory, checking each digest, then
+/// runs the verifier over the copy.
+fn read_back(
+    store: &dyn Store,
+    version: &str,
+    local: &LocalKit,
+    opts: &PublishOptions,
+) -> Result<()> {
+    let copy = tempfile::Builder::new()
+        .prefix("aoc-publish-readback-")
+        .tempdir()
+        .context("creating a temporary directory for the read-back")?;
+    for (name, expected) in &local.files {
+        let key = format!("{version}/{name}");
+        let object = store
+            .get(&key)?
+            .with_context(|| format!("{} is missing right after its upload", store.url(&key)))?;
+        let actual = sha256_hex(&object.bytes);
+        if &actual != expected {
+            bail!(
+                "{} reads back with sha256 {actual}, SHA256SUMS lists {expected}",
+                store.url(&key)
+            );
+        }
+        std::fs::write(copy.path().join(name), &object.bytes)?;
+    }
+    let script = copy.path().join(kit::VERIFY_SCRIPT);
+    if script.exists() {
+        set_executable(&script)?;
+    }
+    let report = verify::verify_kit(
+        copy.path(),
+        opts.key.as_deref(),
+        &VerifyOptions {
+            run_bundled_stella: opts.run_bundled_stella,
+            print: false,
+        },
+    )?;
+    if let Some(f) = report.first_failure() {
+        bail!(
+            "aoc-verify on the downloaded copy failed (exit {}): {} {}: {}",
+            report.exit_code,
+            f.check,
+            f.file,
+            f.detail
+        );
+    }
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Object stores keep no file modes; the downloaded verify-kit.sh gets its 0755 back.
+fn set_executable(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let _ = path;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! code is `aoc-release`'s self-check before a kit gets its final name.
 //!
 //! Checks run in the order of the chain of trust, each printed with pass/fail and the file it is
-//! about: SHA256SUMS parses strictly → its signature → it lists exactly the kit's files → every
+//! about: SHA256SUMS' signature → SHA256SUMS parses strictly → it lists exactly the kit's files → every
 //! digest → every other bundle against the key and the artefact's real digest → provenance subjects
 //! equal the artefacts → the SBOMs describe the tarball and the `stella` inside it → the dataset's
 //! manifest, hash and AOC guard (aoc-dataset) → the bundled `stella aoc verify --dry-run`.
@@ -288,8 +288,32 @@ fn run_checks(
         return;
     }
 
-    // 1. SHA256SUMS parses strictly.
     let sums_bytes = read_kit_file(dir, kit::SUMS);
+    // 1. The key, then SHA256SUMS' own signature over its raw bytes: the root everything else
+    // hangs from, checked first so that a changed or swapped SHA256SUMS is a signature failure.
+    let key = match explicit_key {
+        Some(k) => Some(k),
+        None => match read_kit_file(dir, kit::PUBLIC_KEY).and_then(|b| {
+            let text = String::from_utf8(b).map_err(|_| "not text".to_string())?;
+            PublicKey::from_pem(&text, kit::PUBLIC_KEY).map_err(|e| e.to_string())
+        }) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                c.record("key", kit::PUBLIC_KEY, Class::Signature, Err(e));
+                None
+            }
+        },
+    };
+    if let Some(k) = &key {
+        report.key.key_id = Some(k.key_id());
+        report.key.is_dev = aoc_sigstore::policy::is_dev_key(k);
+    }
+    if let (Ok(bytes), Some(k)) = (&sums_bytes, &key) {
+        let digest = sha256(bytes);
+        message_check(c, dir, kit::SUMS_BUNDLE, kit::SUMS, &digest, k);
+    }
+
+    // 2. SHA256SUMS parses strictly.
     let sums = match &sums_bytes {
         Ok(bytes) => match Sha256Sums::parse(bytes) {
             Ok(s) => {
@@ -321,29 +345,6 @@ fn run_checks(
             None
         }
     };
-
-    // 2. The key, then SHA256SUMS' own signature: the root everything else hangs from.
-    let key = match explicit_key {
-        Some(k) => Some(k),
-        None => match read_kit_file(dir, kit::PUBLIC_KEY).and_then(|b| {
-            let text = String::from_utf8(b).map_err(|_| "not text".to_string())?;
-            PublicKey::from_pem(&text, kit::PUBLIC_KEY).map_err(|e| e.to_string())
-        }) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                c.record("key", kit::PUBLIC_KEY, Class::Signature, Err(e));
-                None
-            }
-        },
-    };
-    if let Some(k) = &key {
-        report.key.key_id = Some(k.key_id());
-        report.key.is_dev = aoc_sigstore::policy::is_dev_key(k);
-    }
-    if let (Ok(bytes), Some(k)) = (&sums_bytes, &key) {
-        let digest = sha256(bytes);
-        message_check(c, dir, kit::SUMS_BUNDLE, kit::SUMS, &digest, k);
-    }
 
     // 3. Layout and completeness.
     let hash = match kit::find_dataset_hash(dir) {

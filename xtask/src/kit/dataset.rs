@@ -15,8 +15,6 @@ pub struct Built {
     pub hash: String,
     pub archive: PathBuf,
     pub manifest: PathBuf,
-    pub records: u64,
-    pub archive_bytes: u64,
 }
 
 /// The default inputs: every file under `seed/`, in name order.
@@ -52,8 +50,6 @@ pub fn build(inputs: &[PathBuf], out_dir: &Path, epoch: i64) -> Result<Built> {
     opts.compression = aoc_dataset::Compression::Gzip;
     let report = aoc_dataset::build_from_inputs(inputs, &opts).context("building the dataset")?;
     Ok(Built {
-        records: report.records(),
-        archive_bytes: report.archive_bytes,
         hash: report.hash,
         archive: report.archive,
         manifest: report.manifest_path,

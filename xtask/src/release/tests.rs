@@ -1,1 +1,665 @@
-//! placeholder
+//! Repository invariants for the offline kit: a release reproduces byte for byte, its checksums
+//! pass coreutils and perl, its verifier catches every changed byte with the right exit class, and
+//! third-party verifiers accept its bundles, provenance and SBOMs.
+//!
+//! One kit is released per test binary (the release build of `stella` takes minutes here) and
+//! shared; tests that tamper work on copies. `AOC_TEST_RUNNER_BINARY=PATH` reuses a prebuilt
+//! release `stella` instead of building it (e.g. while a crate is mid-edit).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use xshell::{cmd, Shell};
+
+use super::{release, Release, ReleaseOptions};
+use crate::kit;
+use crate::verify::{verify_kit, Class, KitReport, VerifyOptions};
+
+const EPOCH: i64 = 1_700_000_000;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn shell() -> Shell {
+    let sh = Shell::new().unwrap();
+    sh.change_dir(root());
+    sh
+}
+
+fn dev_env() -> BTreeMap<String, String> {
+    BTreeMap::from([("COSIGN_ALLOW_DEV_KEY".to_string(), "1".to_string())])
+}
+
+fn options(out: PathBuf, env: BTreeMap<String, String>) -> ReleaseOptions {
+    ReleaseOptions {
+        out,
+        dataset_from: Vec::new(),
+        publish: None,
+        runner_binary: std::env::var_os("AOC_TEST_RUNNER_BINARY").map(PathBuf::from),
+        epoch: Some(EPOCH),
+        env,
+        print: false,
+    }
+}
+
+struct Kits {
+    _scratch: tempfile::TempDir,
+    a: Release,
+    b: Release,
+    /// The `stella` kit `a` shipped, for releases that should not rebuild it.
+    binary: PathBuf,
+}
+
+/// Two releases with the dev key into different directories (the first builds `stella`).
+fn kits() -> &'static Kits {
+    static KITS: OnceLock<Kits> = OnceLock::new();
+    KITS.get_or_init(|| {
+        let scratch = tempfile::tempdir().unwrap();
+        let sh = shell();
+        let a = release(&sh, &options(scratch.path().join("one/aoc"), dev_env())).unwrap();
+        let b = release(&sh, &options(scratch.path().join("two/kit"), dev_env())).unwrap();
+        let binary = scratch.path().join("stella");
+        let tarball = a.dir.join(kit::RUNNER_TARBALL);
+        let entries = aoc_archive::ArchiveReader::open(&tarball, aoc_archive::Limits::default())
+            .unwrap()
+            .read_all()
+            .unwrap();
+        let (_, bytes) = entries
+            .iter()
+            .find(|(p, _)| p == kit::BINARY_MEMBER)
+            .unwrap();
+        std::fs::write(&binary, bytes).unwrap();
+        set_executable(&binary);
+        Kits {
+            _scratch: scratch,
+            a,
+            b,
+            binary,
+        }
+    })
+}
+
+fn set_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A private copy of kit `a` to tamper with.
+fn copy_kit() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("aoc");
+    std::fs::create_dir(&dir).unwrap();
+    for name in names(&kits().a.dir) {
+        std::fs::copy(kits().a.dir.join(&name), dir.join(&name)).unwrap();
+    }
+    (tmp, dir)
+}
+
+fn quiet() -> VerifyOptions {
+    VerifyOptions {
+        run_bundled_stella: true,
+        print: false,
+    }
+}
+
+fn describe(report: &KitReport) -> String {
+    report
+        .failures()
+        .map(|f| format!("{} {} [{:?}]: {}", f.check, f.file, f.class, f.detail))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn release_twice_into_different_directories_gives_byte_identical_kits() {
+    let k = kits();
+    assert_eq!(names(&k.a.dir), names(&k.b.dir));
+    for name in names(&k.a.dir) {
+        let (x, y) = (
+            std::fs::read(k.a.dir.join(&name)).unwrap(),
+            std::fs::read(k.b.dir.join(&name)).unwrap(),
+        );
+        assert!(x == y, "{name} differs between the two releases");
+    }
+}
+
+#[test]
+fn kit_has_exactly_the_design_table_names_and_no_staging_left() {
+    let k = kits();
+    assert_eq!(names(&k.a.dir), kit::expected_files(&k.a.dataset_hash));
+    let parent = k.a.dir.parent().unwrap();
+    assert_eq!(
+        names(parent),
+        vec!["aoc".to_string()],
+        "staging directory left behind"
+    );
+    let runner = aoc_archive::ArchiveReader::open(
+        &k.a.dir.join(kit::RUNNER_TARBALL),
+        aoc_archive::Limits::default(),
+    )
+    .unwrap()
+    .digest_all()
+    .unwrap();
+    let members: Vec<&str> = runner.iter().map(|m| m.path.as_str()).collect();
+    assert_eq!(
+        members,
+        [
+            "aoc-backfill-runner/LICENSE",
+            "aoc-backfill-runner/README.md",
+            "aoc-backfill-runner/bin/stella",
+            "aoc-backfill-runner/scripts/load-dataset.sh",
+            "aoc-backfill-runner/scripts/verify-store.sh",
+        ]
+    );
+    let sums = std::fs::read_to_string(k.a.dir.join(kit::SUMS)).unwrap();
+    let listed: Vec<&str> = sums.lines().map(|l| &l[66..]).collect();
+    assert_eq!(listed, kit::summed_files(&k.a.dataset_hash));
+    assert!(k.a.key.is_dev);
+}
+
+#[test]
+fn sha256sum_and_shasum_accept_sha256sums_inside_the_kit() {
+    let sh = shell();
+    sh.change_dir(&kits().a.dir);
+    cmd!(sh, "sha256sum --strict -c SHA256SUMS")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .unwrap();
+    cmd!(sh, "shasum -a 256 -c SHA256SUMS")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .unwrap();
+}
+
+#[test]
+fn verify_kit_script_checks_sums_and_calls_cosign_for_every_bundle() {
+    let (_tmp, dir) = copy_kit();
+    let sh = shell();
+    sh.change_dir(&dir);
+    cmd!(sh, "sh -n verify-kit.sh").run().unwrap();
+
+    // Without cosign: checksums pass, the exact commands are printed, exit 3.
+    let out = cmd!(sh, "sh verify-kit.sh")
+        .env("COSIGN", "/nonexistent/cosign")
+        .ignore_status()
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains(
+        "cosign verify-blob --key cosign.pub --bundle aoc-backfill-runner.dsse.json --insecure-ignore-tlog aoc-backfill-runner.tar.gz"
+    ), "{printed}");
+
+    // With a fake cosign recording its arguments: one call per bundle/artefact pair, exit 0.
+    let fake_dir = tempfile::tempdir().unwrap();
+    let log = fake_dir.path().join("calls");
+    let fake = fake_dir.path().join("cosign");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexit ${{FAKE_COSIGN_STATUS:-0}}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    set_executable(&fake);
+    let out = cmd!(sh, "sh verify-kit.sh")
+        .env("COSIGN", &fake)
+        .ignore_status()
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = &kits().a.dataset_hash;
+    let prov = kit::provenance(hash);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!(
+            "verify-blob --key cosign.pub --bundle SHA256SUMS.sigstore.json --insecure-ignore-tlog SHA256SUMS\n\
+             verify-blob --key cosign.pub --bundle aoc-backfill-runner.dsse.json --insecure-ignore-tlog aoc-backfill-runner.tar.gz\n\
+             verify-blob-attestation --key cosign.pub --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 {}\n\
+             verify-blob-attestation --key cosign.pub --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 aoc-backfill-runner.tar.gz\n",
+            kit::dataset_tarball(hash)
+        )
+    );
+    // cosign failing, a changed byte, an unlisted file: each exits 1.
+    let out = cmd!(sh, "sh verify-kit.sh")
+        .env("COSIGN", &fake)
+        .env("FAKE_COSIGN_STATUS", "1")
+        .ignore_status()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::write(dir.join("extra.txt"), "x").unwrap();
+    let out = cmd!(sh, "sh verify-kit.sh")
+        .env("COSIGN", &fake)
+        .ignore_status()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("extra.txt is in the kit but not listed"));
+    std::fs::remove_file(dir.join("extra.txt")).unwrap();
+    flip_middle_byte(&dir.join(kit::RUNNER_TARBALL));
+    let out = cmd!(sh, "sh verify-kit.sh")
+        .env("COSIGN", &fake)
+        .ignore_status()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn aoc_verify_passes_the_good_kit_and_reports_every_check_as_json() {
+    let report = verify_kit(&kits().a.dir, None, &quiet()).unwrap();
+    assert!(report.passed(), "{}", describe(&report));
+    assert_eq!(report.exit_code, 0);
+    assert!(report.key.self_contained && report.key.is_dev);
+    let json = serde_json::to_value(&report).unwrap();
+    let checks: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "signature",
+        "sha256sums.parse",
+        "sha256sums.complete",
+        "sha256",
+        "provenance.subjects",
+        "runner.binary",
+        "sbom.spdx",
+        "sbom.cyclonedx",
+        "dataset",
+        "dataset.manifest",
+        "stella.verify",
+    ] {
+        assert!(
+            checks.contains(&expected),
+            "no {expected} check in {checks:?}"
+        );
+    }
+}
+
+fn flip_middle_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn one_flipped_byte_in_any_kit_file_fails_with_its_class_and_name() {
+    let hash = kits().a.dataset_hash.clone();
+    for name in kit::expected_files(&hash) {
+        let (_tmp, dir) = copy_kit();
+        flip_middle_byte(&dir.join(&name));
+        let report = verify_kit(&dir, None, &quiet()).unwrap();
+        // SHA256SUMS is checked against its signature first; cosign.pub (the default key) then
+        // no longer verifies anything. Every other file is caught by its checksum.
+        let expected = match name.as_str() {
+            kit::SUMS | kit::SUMS_BUNDLE | kit::PUBLIC_KEY => Class::Signature,
+            _ => Class::Checksum,
+        };
+        let first = report
+            .first_failure()
+            .unwrap_or_else(|| panic!("flipping {name} went unnoticed"));
+        assert_eq!(first.class, expected, "{name}: {}", describe(&report));
+        assert_eq!(report.exit_code, expected.exit_code());
+        assert!(
+            first.file == name || first.detail.contains(&name),
+            "{name}: first failure does not name it: {}",
+            describe(&report)
+        );
+    }
+}
+
+#[test]
+fn swapped_bundles_fail_as_signature() {
+    // SHA256SUMS' bundle replaced by the runner's (and back): valid bundles, wrong artefacts.
+    let (_tmp, dir) = copy_kit();
+    let (x, y) = (dir.join(kit::RUNNER_BUNDLE), dir.join(kit::SUMS_BUNDLE));
+    let (bx, by) = (std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap());
+    std::fs::write(&x, &by).unwrap();
+    std::fs::write(&y, &bx).unwrap();
+    let report = verify_kit(&dir, None, &quiet()).unwrap();
+    assert_eq!(report.exit_code, 11, "{}", describe(&report));
+    assert_eq!(report.first_failure().unwrap().file, kit::SUMS_BUNDLE);
+
+    // Runner bundle and provenance swapped, with SHA256SUMS re-sealed by the same key, so only
+    // the bundles themselves are wrong.
+    let (_tmp, dir) = copy_kit();
+    let hash = &kits().a.dataset_hash;
+    let (x, y) = (
+        dir.join(kit::RUNNER_BUNDLE),
+        dir.join(kit::provenance(hash)),
+    );
+    let (bx, by) = (std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap());
+    std::fs::write(&x, &by).unwrap();
+    std::fs::write(&y, &bx).unwrap();
+    reseal(&dir, hash);
+    let report = verify_kit(&dir, None, &quiet()).unwrap();
+    assert_eq!(report.exit_code, 11, "{}", describe(&report));
+    let failed: Vec<&str> = report.failures().map(|f| f.file.as_str()).collect();
+    assert!(failed.contains(&kit::RUNNER_BUNDLE), "{failed:?}");
+    assert!(
+        failed.contains(&kit::provenance(hash).as_str()),
+        "{failed:?}"
+    );
+}
+
+/// Rewrites SHA256SUMS and its signature with the dev key, as a signer would.
+fn reseal(dir: &Path, hash: &str) {
+    let paths: Vec<PathBuf> = kit::summed_files(hash)
+        .iter()
+        .map(|n| dir.join(n))
+        .collect();
+    let text = aoc_archive::Sha256Sums::from_files(&paths)
+        .unwrap()
+        .render();
+    std::fs::write(dir.join(kit::SUMS), &text).unwrap();
+    let key = aoc_sigstore::select_signing_key(|k| dev_env().get(k).cloned(), &root()).unwrap();
+    let digest: [u8; 32] = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(text.as_bytes()).into()
+    };
+    std::fs::write(
+        dir.join(kit::SUMS_BUNDLE),
+        aoc_sigstore::message_signature_bundle(&key.signer, &digest),
+    )
+    .unwrap();
+}
+
+#[test]
+fn another_key_fails_as_signature_and_an_unreadable_key_is_usage() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = crate::keygen::keygen(keys.path(), "other", Some("pw"), false).unwrap();
+    let report = verify_kit(&kits().a.dir, Some(&public), &quiet()).unwrap();
+    assert_eq!(report.exit_code, 11, "{}", describe(&report));
+    assert!(report
+        .first_failure()
+        .unwrap()
+        .detail
+        .contains("another key"));
+    assert!(verify_kit(
+        &kits().a.dir,
+        Some(&keys.path().join("missing.pub")),
+        &quiet()
+    )
+    .is_err());
+    // The right key, given explicitly, is not self-contained.
+    let report = verify_kit(
+        &kits().a.dir,
+        Some(&root().join("tools/cosign/cosign.dev.pub")),
+        &quiet(),
+    )
+    .unwrap();
+    assert!(report.passed() && !report.key.self_contained);
+}
+
+#[test]
+fn hostile_or_missing_kits_are_class_14() {
+    let report = verify_kit(Path::new("/nonexistent/aoc"), None, &quiet()).unwrap();
+    assert_eq!(report.exit_code, 14);
+    let (_tmp, dir) = copy_kit();
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("passwd")).unwrap();
+    let report = verify_kit(&dir, None, &quiet()).unwrap();
+    assert_eq!(report.exit_code, 14, "{}", describe(&report));
+    assert_eq!(report.first_failure().unwrap().file, "passwd");
+}
+
+/// Each key problem: one-line error, and neither the kit nor a staging directory is left.
+#[test]
+fn key_problems_fail_before_the_build_and_leave_nothing() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, _) = crate::keygen::keygen(keys.path(), "prod", Some("right"), false).unwrap();
+    let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let key = key.display().to_string();
+    let cases = [
+        (env(&[]), "no signing key"),
+        (
+            env(&[("COSIGN_KEY", &key), ("COSIGN_PASSWORD", "wrong")]),
+            "wrong password",
+        ),
+        (
+            env(&[("COSIGN_ALLOW_DEV_KEY", "1"), ("AOC_REQUIRE_PROD_KEY", "1")]),
+            "AOC_REQUIRE_PROD_KEY=1 refuses the dev key",
+        ),
+    ];
+    for (vars, reason) in cases {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut opts = options(scratch.path().join("aoc"), vars);
+        // Would fail loudly if the build were reached: the key check must come first.
+        opts.runner_binary = Some(scratch.path().join("no-such-stella"));
+        let t = std::time::Instant::now();
+        let err = format!(
+            "{:#}",
+            release(&shell(), &opts).err().expect("release must fail")
+        );
+        assert!(err.contains(reason), "{reason}: {err}");
+        assert!(!err.contains('\n'), "not one line: {err}");
+        assert!(
+            names(scratch.path()).is_empty(),
+            "{reason}: left {:?}",
+            names(scratch.path())
+        );
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "{reason}: took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+#[test]
+fn a_dataset_other_than_the_pinned_one_fails_naming_both_hashes_and_leaves_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut vars = dev_env();
+    let pin = "0".repeat(64);
+    vars.insert("DATASET_HASH".into(), pin.clone());
+    let mut opts = options(scratch.path().join("aoc"), vars);
+    opts.runner_binary = Some(kits().binary.clone());
+    let err = format!(
+        "{:#}",
+        release(&shell(), &opts).err().expect("release must fail")
+    );
+    assert!(
+        err.contains(&pin) && err.contains(&kits().a.dataset_hash),
+        "{err}"
+    );
+    assert!(
+        names(scratch.path()).is_empty(),
+        "left {:?}",
+        names(scratch.path())
+    );
+}
+
+#[test]
+fn a_release_replaces_a_previous_kit_only_after_verifying_and_publishes_when_asked() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("aoc");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let mut opts = options(out.clone(), dev_env());
+    opts.runner_binary = Some(kits().binary.clone());
+    let err = format!("{:#}", release(&shell(), &opts).err().unwrap());
+    assert!(err.contains("not a kit"), "{err}");
+    assert_eq!(names(&out), ["notes.txt"]);
+
+    std::fs::remove_file(out.join("notes.txt")).unwrap();
+    std::fs::write(out.join(kit::SUMS), "old kit").unwrap();
+    let mut vars = dev_env();
+    vars.insert("DATASET_HASH".into(), kits().a.dataset_hash.clone());
+    let mut opts = options(out.clone(), vars);
+    opts.runner_binary = Some(kits().binary.clone());
+    opts.publish = Some(format!(
+        "file://{}",
+        scratch.path().join("published").display()
+    ));
+    release(&shell(), &opts).unwrap();
+    assert_eq!(names(&out), kit::expected_files(&kits().a.dataset_hash));
+    // publish.rs lays a kit out as `<version>/<files>` beside `index.json`.
+    let published = scratch.path().join("published");
+    let versions: Vec<String> = names(&published)
+        .into_iter()
+        .filter(|n| n != "index.json")
+        .collect();
+    assert_eq!(versions.len(), 1, "{:?}", names(&published));
+    assert_eq!(names(&published.join(&versions[0])), names(&out));
+    assert_eq!(
+        std::fs::read(out.join(kit::SUMS)).unwrap(),
+        std::fs::read(kits().a.dir.join(kit::SUMS)).unwrap()
+    );
+}
+
+// ---- third-party verifiers -------------------------------------------------------------------
+
+/// A third-party tool, or None after a loud skip (a failure when `AOC_THIRD_PARTY=1`).
+fn third_party(path: PathBuf, what: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    let msg = format!(
+        "{what} is not installed ({}): run `sh xtask/third-party/setup.sh`",
+        path.display()
+    );
+    if std::env::var("AOC_THIRD_PARTY").as_deref() == Ok("1") {
+        panic!("{msg} (AOC_THIRD_PARTY=1 requires it)");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
+    None
+}
+
+#[test]
+fn sigstore_js_verifies_all_three_bundles_with_cosign_pub() {
+    let node_modules = root().join("target/third-party/node");
+    if third_party(
+        node_modules.join("node_modules/@sigstore/verify"),
+        "@sigstore/verify",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let sh = shell();
+    let script = root().join("crates/aoc-sigstore/tests/third_party/verify_bundle.mjs");
+    let k = &kits().a;
+    let dir = &k.dir;
+    let key = dir.join(kit::PUBLIC_KEY);
+    for (bundle, artefact) in [
+        (kit::RUNNER_BUNDLE, kit::RUNNER_TARBALL),
+        (kit::SUMS_BUNDLE, kit::SUMS),
+    ] {
+        let (b, a) = (dir.join(bundle), dir.join(artefact));
+        cmd!(sh, "node {script} message {b} {key} {a}")
+            .env("AOC_NODE_MODULES", &node_modules)
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .unwrap_or_else(|e| panic!("{bundle}: {e}"));
+    }
+    let prov = dir.join(kit::provenance(&k.dataset_hash));
+    let out = cmd!(sh, "node {script} dsse {prov} {key}")
+        .env("AOC_NODE_MODULES", &node_modules)
+        .quiet()
+        .read()
+        .unwrap();
+    assert!(out.contains("application/vnd.in-toto+json"), "{out}");
+    // And it rejects a bundle over another artefact.
+    let (b, a) = (dir.join(kit::RUNNER_BUNDLE), dir.join(kit::SUMS));
+    assert!(cmd!(sh, "node {script} message {b} {key} {a}")
+        .env("AOC_NODE_MODULES", &node_modules)
+        .quiet()
+        .ignore_stderr()
+        .run()
+        .is_err());
+}
+
+#[test]
+fn securesystemslib_and_in_toto_attestation_accept_the_provenance() {
+    let python = root().join("target/third-party/venv/bin/python");
+    let Some(python) = third_party(python, "the third-party venv") else {
+        return;
+    };
+    let sh = shell();
+    let k = &kits().a;
+    let prov = k.dir.join(kit::provenance(&k.dataset_hash));
+    let key = k.dir.join(kit::PUBLIC_KEY);
+    if cmd!(
+        sh,
+        "{python} -c 'import securesystemslib, in_toto_attestation'"
+    )
+    .quiet()
+    .ignore_stderr()
+    .run()
+    .is_err()
+    {
+        third_party(
+            PathBuf::from("/nonexistent"),
+            "securesystemslib / in-toto-attestation",
+        );
+        return;
+    }
+    let sslib = root().join("crates/aoc-sigstore/tests/third_party/sslib_check.py");
+    cmd!(sh, "{python} {sslib} dsse {prov} {key}")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .unwrap();
+    let check = root().join("xtask/third-party/intoto_check.py");
+    let subjects = cmd!(sh, "{python} {check} {prov}").quiet().read().unwrap();
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        kit::subject_files(&k.dataset_hash)
+    );
+}
+
+#[test]
+fn spdx_and_cyclonedx_validators_accept_the_kit_sboms() {
+    let venv = root().join("target/third-party/venv/bin");
+    let Some(pyspdxtools) = third_party(venv.join("pyspdxtools"), "pyspdxtools") else {
+        return;
+    };
+    let sh = shell();
+    let dir = &kits().a.dir;
+    let spdx = dir.join(kit::SPDX_FILE);
+    cmd!(sh, "{pyspdxtools} -i {spdx}")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .unwrap();
+    let python = venv.join("python");
+    let cdx = dir.join(kit::CDX_FILE);
+    let code = "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\nerr = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\nsys.exit(str(err) if err else 0)";
+    cmd!(sh, "{python} -c {code} {cdx}").quiet().run().unwrap();
+}
