@@ -1,0 +1,167 @@
+//! What a batch carries in and out, and the engine-independent append rule: which documents are
+//! no-ops and which become revision N+1 superseding the head (DESIGN §3 "idempotent, append-only").
+
+use crate::document::{render_with_supersedes, Prepared};
+use crate::{Result, StoreError};
+use aoc_contract::UpstreamKey;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// One transaction's worth of writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Batch<'a> {
+    /// Raw documents, already mapped and guarded by the caller. `supersedes` is set by the store;
+    /// a non-null value given here must equal what the store computes (a dataset being reloaded).
+    pub docs: &'a [Value],
+    /// Upstream deletions to record.
+    pub deletions: &'a [Deletion],
+    /// Written in the same transaction, so a resumed run starts exactly after this batch.
+    pub checkpoint: Option<&'a Checkpoint>,
+}
+
+/// Where a backfill run is and what it has done so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub run_key: String,
+    /// Opaque to the store: the runner's own encoding of the next input position.
+    pub position: String,
+    pub written: i64,
+    pub noop: i64,
+    pub rejected: i64,
+    pub deleted: i64,
+}
+
+/// An upstream deletion. Recording is idempotent on (tenant, vendor, upstream_id, recorded_at), so
+/// pass the upstream's own deletion time (a feed's `committed_at`) to make re-runs no-ops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub key: UpstreamKey,
+    /// RFC 3339 UTC.
+    pub recorded_at: String,
+    /// Where the deletion was read (`file:line`, a commit).
+    pub location: String,
+}
+
+/// What happened to each document of a batch, in input order.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    pub docs: Vec<DocOutcome>,
+    pub deletions_recorded: usize,
+}
+
+impl BatchOutcome {
+    pub fn written(&self) -> usize {
+        self.docs
+            .iter()
+            .filter(|d| matches!(d, DocOutcome::Written(_)))
+            .count()
+    }
+
+    pub fn noops(&self) -> usize {
+        self.docs.len() - self.written()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocOutcome {
+    /// Stored as a new revision.
+    Written(WrittenDoc),
+    /// Same (tenant, vendor, upstream_id, content_hash) already stored, as `_id` `id`.
+    Noop { id: String },
+}
+
+/// A stored revision as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenDoc {
+    pub id: String,
+    pub revision: i64,
+    pub supersedes: Option<String>,
+    /// Exactly the JSON bytes stored.
+    pub json: String,
+}
+
+/// The newest stored revision of an upstream document.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub revision: i64,
+    pub id: String,
+}
+
+/// What the engine found in the store for a batch's keys, read under the write lock.
+#[derive(Debug, Default)]
+pub(crate) struct StoredState {
+    pub heads: HashMap<UpstreamKey, Head>,
+    /// (key, content_hash) → `_id` of the stored document with that content.
+    pub existing: HashMap<(UpstreamKey, String), String>,
+}
+
+/// A row the engine must insert.
+pub(crate) struct NewRow<'a> {
+    pub prepared: &'a Prepared<'a>,
+    pub revision: i64,
+}
+
+/// Applies the append rule to a batch, in input order, so that several revisions of one upstream
+/// document inside the batch chain onto each other. Fills `outcome.docs`; returns the rows to
+/// insert (each `outcome` entry of a written row holds its final JSON).
+pub(crate) fn plan<'a>(
+    prepared: &'a [Prepared<'a>],
+    mut state: StoredState,
+    outcome: &mut BatchOutcome,
+) -> Result<Vec<NewRow<'a>>> {
+    let mut rows = Vec::with_capacity(prepared.len());
+    outcome.docs.reserve(prepared.len());
+    for (index, p) in prepared.iter().enumerate() {
+        let hash_key = (p.head.key.clone(), p.head.content_hash.clone());
+        if let Some(id) = state.existing.get(&hash_key) {
+            outcome.docs.push(DocOutcome::Noop { id: id.clone() });
+            continue;
+        }
+        let head = state.heads.get(&p.head.key);
+        let revision = head.map_or(1, |h| h.revision + 1);
+        let supersedes = head.map(|h| h.id.clone());
+        if let Some(given) = &p.head.supersedes {
+            if Some(given) != supersedes.as_ref() {
+                return Err(StoreError::InvalidDocument {
+                    index,
+                    message: format!(
+                        "supersedes {given:?} but the stored head of {}:{} is {:?} (ERR_AOC_003)",
+                        p.head.key.vendor, p.head.key.upstream_id, supersedes
+                    ),
+                });
+            }
+        }
+        let json = render_with_supersedes(p.doc, supersedes.as_deref());
+        state.existing.insert(hash_key, p.head.id.clone());
+        state.heads.insert(
+            p.head.key.clone(),
+            Head {
+                revision,
+                id: p.head.id.clone(),
+            },
+        );
+        outcome.docs.push(DocOutcome::Written(WrittenDoc {
+            id: p.head.id.clone(),
+            revision,
+            supersedes,
+            json,
+        }));
+        rows.push(NewRow {
+            prepared: p,
+            revision,
+        });
+    }
+    Ok(rows)
+}
+
+/// Pairs each row to insert with its rendered JSON from the outcome (written entries, in order).
+pub(crate) fn rows_with_json<'o>(
+    rows: &'o [NewRow<'o>],
+    outcome: &'o BatchOutcome,
+) -> impl Iterator<Item = (&'o NewRow<'o>, &'o WrittenDoc)> {
+    let written = outcome.docs.iter().filter_map(|d| match d {
+        DocOutcome::Written(w) => Some(w),
+        DocOutcome::Noop { .. } => None,
+    });
+    rows.iter().zip(written)
+}

@@ -1,0 +1,941 @@
+//! One specification of the raw store, run against both engines: `sqlite::*` on a fresh SQLite
+//! file per test, `postgres::*` on a fresh database per test in the server at `AOC_TEST_PG`.
+//!
+//! PostgreSQL: `eval "$(scripts/pg-test-cluster.sh start)"; cargo test -p aoc-store;
+//! scripts/pg-test-cluster.sh stop`. Without `AOC_TEST_PG` those tests print how to run them and
+//! pass, except under `CI`, where they fail.
+
+use aoc_contract::canonical::content_hash;
+use aoc_contract::{map_document, MapContext, UpstreamKey, ViolationCode};
+use aoc_store::{
+    verify_store, Batch, Checkpoint, Deletion, DocOutcome, ScanFilter, Store, StoreError,
+    StoredRow, VerifyOptions,
+};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+enum Engine {
+    // Held for its lifetime: the directory is removed on drop.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, database: String },
+}
+
+struct Fixture {
+    url: String,
+    store: Store,
+    engine: Engine,
+}
+
+impl Fixture {
+    fn sqlite() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/store.db", dir.path().display());
+        Fixture {
+            store: Store::open(&url).unwrap(),
+            url,
+            engine: Engine::Sqlite(dir),
+        }
+    }
+
+    /// A fresh database on the `AOC_TEST_PG` server, or `None` (after saying so) without one.
+    fn postgres() -> Option<Fixture> {
+        let Ok(admin_url) = std::env::var("AOC_TEST_PG") else {
+            let msg = "\n*** aoc-store PostgreSQL tests SKIPPED: AOC_TEST_PG is not set. ***\n\
+                       Run them with a throwaway server:\n  \
+                       eval \"$(scripts/pg-test-cluster.sh start)\" && cargo test -p aoc-store; \
+                       scripts/pg-test-cluster.sh stop\n\
+                       or point AOC_TEST_PG at a server: postgres://postgres@127.0.0.1:PORT/postgres\n";
+            if std::env::var_os("CI").is_some() {
+                panic!("{msg}CI is set, so skipping is an error.");
+            }
+            eprintln!("{msg}");
+            return None;
+        };
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let database = format!(
+            "aoc_store_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to AOC_TEST_PG={admin_url}: {e}"));
+        // Two calls: several statements in one string run as one transaction, which DROP and
+        // CREATE DATABASE refuse.
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {database}"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .unwrap();
+        let url = with_database(&admin_url, &database);
+        Some(Fixture {
+            store: Store::open(&url).unwrap(),
+            url,
+            engine: Engine::Postgres {
+                admin_url,
+                database,
+            },
+        })
+    }
+
+    /// Replaces `from` by `to` in the stored JSON of `id`, with the append-only triggers bypassed
+    /// (and restored), as someone with direct database access could.
+    fn tamper_doc(&mut self, id: &str, from: &str, to: &str) {
+        match &mut self.store {
+            Store::Sqlite(s) => bypass_sqlite(
+                s.connection(),
+                "advisory_raw_no_update",
+                "UPDATE advisory_raw SET doc = replace(doc, ?2, ?3) WHERE id = ?1",
+                &[&id, &from, &to],
+            ),
+            Store::Postgres(s) => bypass_pg(
+                s.client(),
+                "UPDATE advisory_raw SET doc = replace(doc::text, $2, $3)::json WHERE id = $1",
+                &[&id, &from, &to],
+            ),
+        }
+    }
+
+    /// Sets the `supersedes` column of `id` (not the document), triggers bypassed.
+    fn tamper_supersedes_column(&mut self, id: &str, value: &str) {
+        match &mut self.store {
+            Store::Sqlite(s) => bypass_sqlite(
+                s.connection(),
+                "advisory_raw_no_update",
+                "UPDATE advisory_raw SET supersedes = ?2 WHERE id = ?1",
+                &[&id, &value],
+            ),
+            Store::Postgres(s) => bypass_pg(
+                s.client(),
+                "UPDATE advisory_raw SET supersedes = $2 WHERE id = $1",
+                &[&id, &value],
+            ),
+        }
+    }
+
+    /// Deletes the row of `id`, triggers bypassed.
+    fn tamper_delete(&mut self, id: &str) {
+        match &mut self.store {
+            Store::Sqlite(s) => bypass_sqlite(
+                s.connection(),
+                "advisory_raw_no_delete",
+                "DELETE FROM advisory_raw WHERE id = ?1",
+                &[&id],
+            ),
+            Store::Postgres(s) => {
+                bypass_pg(s.client(), "DELETE FROM advisory_raw WHERE id = $1", &[&id])
+            }
+        }
+    }
+
+    /// Runs a statement directly on the engine, triggers in force.
+    fn execute(&mut self, sql: &str) -> Result<(), String> {
+        match &mut self.store {
+            Store::Sqlite(s) => s.connection().execute_batch(sql).map_err(|e| e.to_string()),
+            Store::Postgres(s) => s.client().batch_execute(sql).map_err(|e| {
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_owned())
+            }),
+        }
+    }
+
+    /// Fault injection: the database refuses to insert rows of `upstream_id`.
+    fn fail_inserts_of(&mut self, upstream_id: &str) {
+        let sql = match self.store {
+            Store::Sqlite(_) => format!(
+                "CREATE TRIGGER test_fail BEFORE INSERT ON advisory_raw
+                 WHEN NEW.upstream_id = '{upstream_id}'
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            ),
+            Store::Postgres(_) => format!(
+                "CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+                 CREATE TRIGGER test_fail BEFORE INSERT ON advisory_raw FOR EACH ROW
+                 WHEN (NEW.upstream_id = '{upstream_id}') EXECUTE FUNCTION test_fail()"
+            ),
+        };
+        self.execute(&sql).unwrap();
+    }
+
+    /// Removes an append-only trigger for good.
+    fn drop_guard(&mut self) {
+        let sql = match self.store {
+            Store::Sqlite(_) => "DROP TRIGGER advisory_raw_no_update",
+            Store::Postgres(_) => {
+                "ALTER TABLE advisory_raw DISABLE TRIGGER advisory_raw_append_only"
+            }
+        };
+        self.execute(sql).unwrap();
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Engine::Postgres {
+            admin_url,
+            database,
+        } = &self.engine
+        {
+            if let Ok(mut admin) = ::postgres::Client::connect(admin_url, ::postgres::NoTls) {
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+fn bypass_sqlite(
+    conn: &rusqlite::Connection,
+    trigger: &str,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) {
+    let create: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
+            [trigger],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute_batch(&format!("DROP TRIGGER {trigger}"))
+        .unwrap();
+    assert_eq!(conn.execute(sql, args).unwrap(), 1);
+    conn.execute_batch(&create).unwrap();
+}
+
+fn bypass_pg(
+    client: &mut ::postgres::Client,
+    sql: &str,
+    args: &[&(dyn ::postgres::types::ToSql + Sync)],
+) {
+    // Superuser only: triggers of ordinary (ENABLE ORIGIN) kind do not fire for a replica.
+    client
+        .batch_execute("SET session_replication_role = replica")
+        .unwrap();
+    assert_eq!(client.execute(sql, args).unwrap(), 1);
+    client
+        .batch_execute("RESET session_replication_role")
+        .unwrap();
+}
+
+/// The admin URL with its database replaced.
+fn with_database(url: &str, database: &str) -> String {
+    let scheme_end = url.find("://").expect("a URL") + 3;
+    let (head, rest) = url.split_at(scheme_end);
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let query = tail.find('?').map_or("", |q| &tail[q..]);
+    format!("{head}{authority}/{database}{query}")
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(&mut super::Fixture::sqlite()) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() {
+                if let Some(mut f) = super::Fixture::postgres() { super::$name(&mut f) }
+            } )*
+        }
+    };
+}
+
+suite!(
+    migrations_are_recorded_once_and_reopening_is_idempotent,
+    appending_the_same_documents_again_is_a_noop,
+    changed_content_appends_a_revision_that_supersedes_the_head,
+    revisions_inside_one_batch_chain_onto_each_other,
+    stored_bytes_are_exactly_the_bytes_written,
+    update_delete_and_truncate_of_raw_rows_are_rejected,
+    upstream_deletion_is_recorded_and_never_applied,
+    checkpoint_commits_and_rolls_back_with_its_batch,
+    row_changed_behind_the_store_is_detected,
+    missing_append_only_trigger_is_reported,
+    history_replay_stores_one_revision_per_distinct_content,
+    scan_filters_by_tenant_and_since_in_stable_order,
+    counts_per_tenant_and_vendor,
+    reloading_scanned_rows_into_a_fresh_store_reproduces_them,
+    given_supersedes_must_match_the_stored_head,
+    concurrent_writers_are_serialized,
+    invalid_documents_refuse_the_whole_batch,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
+const T0: &str = "2026-11-26T16:00:00Z";
+
+fn osv(name: &str) -> Value {
+    let path = format!("{TESTDATA}/osv-rustsec/{name}.json");
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+fn map(raw: Value, tenant: &str, at: &str) -> Value {
+    let ctx = MapContext {
+        tenant: tenant.into(),
+        vendor: None,
+        connector_version: "0.1.0".into(),
+        retrieved_at: at.into(),
+        ingested_at: at.into(),
+    };
+    map_document(raw, &ctx, &mut Vec::new())
+        .unwrap()
+        .into_value()
+}
+
+/// Revision `n` of an upstream document: its `modified` time moved on by `n` days.
+fn revision(raw: &Value, n: u32) -> Value {
+    let mut raw = raw.clone();
+    raw["modified"] = Value::String(format!("2030-01-{:02}T00:00:00Z", n + 1));
+    raw
+}
+
+fn written(outcome: &DocOutcome) -> &aoc_store::WrittenDoc {
+    match outcome {
+        DocOutcome::Written(w) => w,
+        DocOutcome::Noop { id } => panic!("expected a write, got a no-op of {id}"),
+    }
+}
+
+fn all_rows(store: &mut Store) -> Vec<StoredRow> {
+    let mut rows = Vec::new();
+    store
+        .scan(&ScanFilter::default(), |r| {
+            rows.push(r);
+            Ok(())
+        })
+        .unwrap();
+    rows
+}
+
+fn key(tenant: &str, vendor: &str, upstream_id: &str) -> UpstreamKey {
+    UpstreamKey {
+        tenant: tenant.into(),
+        vendor: vendor.into(),
+        upstream_id: upstream_id.into(),
+    }
+}
+
+fn codes(report: &aoc_store::VerifyReport) -> Vec<(String, ViolationCode, String)> {
+    report
+        .violations
+        .iter()
+        .map(|v| {
+            (
+                v.location.clone(),
+                v.violation.code,
+                v.violation.path.clone(),
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The specification
+
+fn migrations_are_recorded_once_and_reopening_is_idempotent(f: &mut Fixture) {
+    let first = f.store.migrations().unwrap();
+    assert_eq!(first.iter().map(|m| m.0).collect::<Vec<_>>(), [1]);
+    assert!(
+        aoc_contract::guard::is_rfc3339_utc(&first[0].1),
+        "{}",
+        first[0].1
+    );
+    let mut again = Store::open(&f.url).unwrap();
+    assert_eq!(again.migrations().unwrap(), first);
+}
+
+fn appending_the_same_documents_again_is_a_noop(f: &mut Fixture) {
+    let docs = vec![
+        map(osv("RUSTSEC-2016-0001"), "t1", T0),
+        map(osv("RUSTSEC-2020-0071"), "t1", T0),
+    ];
+    let first = f.store.append_batch(&docs, None).unwrap();
+    assert_eq!((first.written(), first.noops()), (2, 0));
+    // A later run: same content, later clock.
+    let later = vec![
+        map(osv("RUSTSEC-2016-0001"), "t1", "2026-12-01T00:00:00Z"),
+        map(osv("RUSTSEC-2020-0071"), "t1", "2026-12-01T00:00:00Z"),
+    ];
+    let second = f.store.append_batch(&later, None).unwrap();
+    assert_eq!((second.written(), second.noops()), (0, 2));
+    assert_eq!(
+        second.docs[0],
+        DocOutcome::Noop {
+            id: docs[0]["_id"].as_str().unwrap().into()
+        }
+    );
+    // The same content under another tenant is another document.
+    let other = f
+        .store
+        .append_batch(&[map(osv("RUSTSEC-2016-0001"), "t2", T0)], None)
+        .unwrap();
+    assert_eq!(other.written(), 1);
+    assert_eq!(f.store.counts().unwrap().documents, 3);
+}
+
+fn changed_content_appends_a_revision_that_supersedes_the_head(f: &mut Fixture) {
+    let raw = osv("RUSTSEC-2021-0124");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let doc = map(revision(&raw, n), "t1", T0);
+        let out = f
+            .store
+            .append_batch(std::slice::from_ref(&doc), None)
+            .unwrap();
+        let w = written(&out.docs[0]);
+        assert_eq!(w.revision, i64::from(n) + 1);
+        assert_eq!(w.supersedes, ids.last().cloned());
+        ids.push(doc["_id"].as_str().unwrap().to_owned());
+    }
+    let rows = all_rows(&mut f.store);
+    let chain: Vec<_> = rows
+        .iter()
+        .map(|r| (r.revision, r.id.clone(), r.supersedes.clone()))
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            (1, ids[0].clone(), None),
+            (2, ids[1].clone(), Some(ids[0].clone())),
+            (3, ids[2].clone(), Some(ids[1].clone())),
+        ]
+    );
+    let report = verify_store(
+        &mut f.store,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    assert!(report.is_clean(), "{:#?}", report.violations);
+    assert_eq!((report.rows, report.upstream_documents), (3, 1));
+}
+
+fn revisions_inside_one_batch_chain_onto_each_other(f: &mut Fixture) {
+    let raw = osv("RUSTSEC-2022-0090");
+    let other = map(osv("RUSTSEC-2023-0044"), "t1", T0);
+    let r0 = map(revision(&raw, 0), "t1", T0);
+    let r1 = map(revision(&raw, 1), "t1", T0);
+    let r2 = map(revision(&raw, 2), "t1", T0);
+    f.store
+        .append_batch(std::slice::from_ref(&r0), None)
+        .unwrap();
+    // Interleaved with another advisory, one duplicate and one revert to stored content.
+    let batch = [
+        r1.clone(),
+        other.clone(),
+        r1.clone(),
+        r2.clone(),
+        r0.clone(),
+    ];
+    let out = f.store.append_batch(&batch, None).unwrap();
+    let id = |d: &Value| d["_id"].as_str().unwrap().to_owned();
+    assert_eq!(written(&out.docs[0]).revision, 2);
+    assert_eq!(written(&out.docs[0]).supersedes, Some(id(&r0)));
+    assert_eq!(written(&out.docs[1]).revision, 1);
+    assert_eq!(written(&out.docs[1]).supersedes, None);
+    assert_eq!(out.docs[2], DocOutcome::Noop { id: id(&r1) });
+    assert_eq!(written(&out.docs[3]).revision, 3);
+    assert_eq!(written(&out.docs[3]).supersedes, Some(id(&r1)));
+    assert_eq!(out.docs[4], DocOutcome::Noop { id: id(&r0) });
+    let report = verify_store(
+        &mut f.store,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    assert!(report.is_clean(), "{:#?}", report.violations);
+    assert_eq!((report.rows, report.upstream_documents), (4, 2));
+}
+
+fn stored_bytes_are_exactly_the_bytes_written(f: &mut Fixture) {
+    let mut raw = osv("RUSTSEC-2016-0001");
+    // Upstream text may hold NUL, astral-plane characters and numbers JSON writers disagree on;
+    // jsonb would refuse the first and reorder keys.
+    raw["details"] = Value::String("nul \u{0} emoji \u{1F600} tab \t".into());
+    raw["database_specific"] =
+        serde_json::json!({"z": 1.5e300, "a": -0.0, "m": 12345678901234567890u64});
+    let r0 = map(raw.clone(), "t1", T0);
+    let r1 = map(revision(&raw, 1), "t1", T0);
+    let out = f.store.append_batch(&[r0.clone(), r1], None).unwrap();
+    let rows = all_rows(&mut f.store);
+    assert_eq!(rows.len(), 2);
+    for (row, o) in rows.iter().zip(&out.docs) {
+        assert_eq!(row.json, written(o).json);
+    }
+    assert_eq!(rows[0].json, serde_json::to_string(&r0).unwrap());
+    let back: Value = serde_json::from_str(&rows[1].json).unwrap();
+    assert_eq!(back["supersedes"], r0["_id"]);
+    assert_eq!(back["content"]["raw"]["details"], raw["details"]);
+}
+
+fn update_delete_and_truncate_of_raw_rows_are_rejected(f: &mut Fixture) {
+    f.store
+        .append_batch(&[map(osv("RUSTSEC-2016-0001"), "t1", T0)], None)
+        .unwrap();
+    f.store
+        .record_deletion(&Deletion {
+            key: key("t1", "rustsec", "RUSTSEC-2016-0001"),
+            recorded_at: T0.into(),
+            location: "feed:1".into(),
+        })
+        .unwrap();
+    let mut attempts = vec![
+        "UPDATE advisory_raw SET revision = 7",
+        "UPDATE advisory_raw SET doc = doc",
+        "DELETE FROM advisory_raw",
+        "UPDATE upstream_deletions SET location = 'x'",
+        "DELETE FROM upstream_deletions",
+    ];
+    if matches!(f.store, Store::Postgres(_)) {
+        attempts.extend([
+            "TRUNCATE advisory_raw",
+            "TRUNCATE upstream_deletions",
+            // Statement-level triggers: even a statement that matches nothing is refused.
+            "DELETE FROM advisory_raw WHERE false",
+        ]);
+    }
+    for sql in attempts {
+        let err = f.execute(sql).expect_err(sql);
+        assert!(err.contains("is append-only"), "{sql}: {err}");
+    }
+    let counts = f.store.counts().unwrap();
+    assert_eq!((counts.documents, counts.deletions), (1, 1));
+    assert_eq!(all_rows(&mut f.store)[0].revision, 1);
+}
+
+fn upstream_deletion_is_recorded_and_never_applied(f: &mut Fixture) {
+    let doc = map(osv("RUSTSEC-2020-0071"), "t1", T0);
+    let deletion = Deletion {
+        key: key("t1", "rustsec", "RUSTSEC-2020-0071"),
+        recorded_at: "2026-11-27T00:00:00Z".into(),
+        location: "history.ndjson:42".into(),
+    };
+    let out = f
+        .store
+        .write_batch(&Batch {
+            docs: &[doc],
+            deletions: std::slice::from_ref(&deletion),
+            checkpoint: None,
+        })
+        .unwrap();
+    assert_eq!((out.written(), out.deletions_recorded), (1, 1));
+    // Recording it again (a re-run) is a no-op.
+    assert!(!f.store.record_deletion(&deletion).unwrap());
+    let counts = f.store.counts().unwrap();
+    assert_eq!((counts.documents, counts.deletions), (1, 1));
+    assert_eq!(all_rows(&mut f.store).len(), 1, "the document stays");
+}
+
+fn checkpoint_commits_and_rolls_back_with_its_batch(f: &mut Fixture) {
+    let raw = osv("RUSTSEC-2021-0124");
+    let cp = |position: &str, written: i64| Checkpoint {
+        run_key: "run-1".into(),
+        position: position.into(),
+        written,
+        noop: 0,
+        rejected: 2,
+        deleted: 0,
+    };
+    assert_eq!(f.store.checkpoint("run-1").unwrap(), None);
+    f.store
+        .append_batch(
+            &[map(revision(&raw, 0), "t1", T0)],
+            Some(&cp("file0:500", 1)),
+        )
+        .unwrap();
+    assert_eq!(
+        f.store.checkpoint("run-1").unwrap(),
+        Some(cp("file0:500", 1))
+    );
+
+    // A batch that fails inside its transaction (the database refuses its second document's
+    // row) leaves neither rows nor checkpoint behind.
+    f.fail_inserts_of("RUSTSEC-2016-0001");
+    let batch = [
+        map(revision(&raw, 1), "t1", T0),
+        map(osv("RUSTSEC-2016-0001"), "t1", T0),
+    ];
+    let err = f
+        .store
+        .append_batch(&batch, Some(&cp("file0:1000", 3)))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Sqlite(_) | StoreError::Postgres(_)),
+        "{err}"
+    );
+    assert_eq!(
+        f.store.checkpoint("run-1").unwrap(),
+        Some(cp("file0:500", 1))
+    );
+    assert_eq!(f.store.counts().unwrap().documents, 1);
+
+    f.store
+        .append_batch(
+            &[map(revision(&raw, 1), "t1", T0)],
+            Some(&cp("file0:1000", 2)),
+        )
+        .unwrap();
+    assert_eq!(
+        f.store.checkpoint("run-1").unwrap(),
+        Some(cp("file0:1000", 2))
+    );
+    assert_eq!(f.store.checkpoint("run-2").unwrap(), None);
+}
+
+fn row_changed_behind_the_store_is_detected(f: &mut Fixture) {
+    let raw = osv("RUSTSEC-2022-0090");
+    let docs: Vec<Value> = (0..4).map(|n| map(revision(&raw, n), "t1", T0)).collect();
+    let other = map(osv("RUSTSEC-2016-0001"), "t1", T0);
+    f.store.append_batch(&docs, None).unwrap();
+    f.store
+        .append_batch(std::slice::from_ref(&other), None)
+        .unwrap();
+    let id = |d: &Value| d["_id"].as_str().unwrap().to_owned();
+    let clean = verify_store(
+        &mut f.store,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    assert!(clean.is_clean(), "{:#?}", clean.violations);
+
+    // 1. The upstream text of revision 1 edited in place.
+    f.tamper_doc(
+        &id(&docs[0]),
+        "2030-01-01T00:00:00Z",
+        "2030-01-01T00:00:01Z",
+    );
+    // 2. The supersedes column of revision 3 pointed elsewhere (the document left alone).
+    f.tamper_supersedes_column(&id(&docs[2]), &id(&docs[0]));
+    // 3. Another advisory's tenant rewritten inside the document only.
+    f.tamper_doc(&id(&other), r#""tenant":"t1""#, r#""tenant":"t9""#);
+    let report = verify_store(
+        &mut f.store,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    let loc = |n: i64| format!("advisory_raw/t1/rustsec/RUSTSEC-2022-0090#{n}");
+    assert_eq!(
+        codes(&report),
+        [
+            (
+                "advisory_raw/t1/rustsec/RUSTSEC-2016-0001#1".into(),
+                ViolationCode::HashMismatch,
+                "/tenant".into()
+            ),
+            (
+                loc(1),
+                ViolationCode::HashMismatch,
+                "/upstream/content_hash".into()
+            ),
+            (loc(3), ViolationCode::HashMismatch, "/supersedes".into()),
+        ]
+    );
+    assert!(report.violations[1]
+        .violation
+        .message
+        .contains("changed after it was written"));
+
+    // 4. A middle revision deleted: the chain has a gap and revision 3 supersedes a missing id.
+    f.tamper_delete(&id(&docs[1]));
+    let report = verify_store(
+        &mut f.store,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    let chain: Vec<_> = codes(&report)
+        .into_iter()
+        .filter(|c| c.1 == ViolationCode::Idempotency)
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            (loc(3), ViolationCode::Idempotency, "/supersedes".into()),
+            (loc(3), ViolationCode::Idempotency, "/supersedes".into()),
+        ],
+        "{:#?}",
+        report.violations
+    );
+    assert!(report
+        .violations
+        .iter()
+        .any(|v| v.violation.message.contains("gap")));
+    assert!(report.missing_guards.is_empty());
+}
+
+fn missing_append_only_trigger_is_reported(f: &mut Fixture) {
+    f.store
+        .append_batch(&[map(osv("RUSTSEC-2016-0001"), "t1", T0)], None)
+        .unwrap();
+    f.drop_guard();
+    let report = verify_store(
+        &mut f.store,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    assert!(report.violations.is_empty());
+    assert!(!report.is_clean());
+    let expected = match f.store {
+        Store::Sqlite(_) => "advisory_raw_no_update",
+        Store::Postgres(_) => "advisory_raw_append_only",
+    };
+    assert_eq!(report.missing_guards, [expected]);
+}
+
+fn history_replay_stores_one_revision_per_distinct_content(f: &mut Fixture) {
+    let text = std::fs::read_to_string(format!("{TESTDATA}/history-sample.ndjson")).unwrap();
+    let mut distinct: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut docs = Vec::new();
+    for line in text.lines() {
+        let entry: Value = serde_json::from_str(line).unwrap();
+        let Some(raw) = entry.get("document") else {
+            continue;
+        };
+        let id = raw["id"].as_str().unwrap().to_owned();
+        distinct.entry(id).or_default().insert(content_hash(raw));
+        let committed_at = entry["committed_at"].as_str().unwrap();
+        docs.push(map(raw.clone(), "t1", committed_at));
+    }
+    // Batches of 7 split revisions of one advisory across batches and put several in one.
+    for chunk in docs.chunks(7) {
+        f.store.append_batch(chunk, None).unwrap();
+    }
+    // Replaying the whole history again writes nothing.
+    let again = f.store.append_batch(&docs, None).unwrap();
+    assert_eq!(again.written(), 0);
+
+    let mut stored: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for row in all_rows(&mut f.store) {
+        stored
+            .entry(row.upstream_id)
+            .or_default()
+            .push(row.revision);
+    }
+    assert_eq!(stored.len(), 16);
+    for (id, contents) in &distinct {
+        let expected: Vec<i64> = (1..=contents.len() as i64).collect();
+        assert_eq!(stored[id], expected, "{id}");
+    }
+    assert!(stored["RUSTSEC-2020-0071"].len() > 1);
+    let report = verify_store(
+        &mut f.store,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    assert!(report.is_clean(), "{:#?}", report.violations);
+    assert_eq!(report.upstream_documents, 16);
+}
+
+fn scan_filters_by_tenant_and_since_in_stable_order(f: &mut Fixture) {
+    let names = [
+        "RUSTSEC-2023-0044",
+        "RUSTSEC-2016-0001",
+        "RUSTSEC-2021-0124",
+    ];
+    // Written out of order, across tenants and days.
+    for (i, tenant) in ["tb", "ta"].iter().enumerate() {
+        for (j, name) in names.iter().enumerate() {
+            let at = format!("2026-11-{:02}T00:00:00Z", 10 + i * 3 + j);
+            f.store
+                .append_batch(&[map(osv(name), tenant, &at)], None)
+                .unwrap();
+        }
+    }
+    f.store
+        .append_batch(
+            &[map(
+                revision(&osv("RUSTSEC-2016-0001"), 1),
+                "ta",
+                "2026-11-20T00:00:00Z",
+            )],
+            None,
+        )
+        .unwrap();
+    let scan = |store: &mut Store, filter: ScanFilter| {
+        let mut keys = Vec::new();
+        store
+            .scan(&filter, |r| {
+                keys.push(format!("{}/{}#{}", r.tenant, r.upstream_id, r.revision));
+                Ok(())
+            })
+            .unwrap();
+        keys
+    };
+    assert_eq!(
+        scan(&mut f.store, ScanFilter::default()),
+        [
+            "ta/RUSTSEC-2016-0001#1",
+            "ta/RUSTSEC-2016-0001#2",
+            "ta/RUSTSEC-2021-0124#1",
+            "ta/RUSTSEC-2023-0044#1",
+            "tb/RUSTSEC-2016-0001#1",
+            "tb/RUSTSEC-2021-0124#1",
+            "tb/RUSTSEC-2023-0044#1",
+        ]
+    );
+    let tb = ScanFilter {
+        tenant: Some("tb".into()),
+        since: None,
+    };
+    assert_eq!(scan(&mut f.store, tb).len(), 3);
+    // ta was written on the 13th..15th and 20th; a non-UTC offset is normalised.
+    let since = ScanFilter {
+        tenant: Some("ta".into()),
+        since: Some("2026-11-14T02:00:00+02:00".into()),
+    };
+    assert_eq!(
+        scan(&mut f.store, since),
+        [
+            "ta/RUSTSEC-2016-0001#1",
+            "ta/RUSTSEC-2016-0001#2",
+            "ta/RUSTSEC-2021-0124#1"
+        ]
+    );
+    let bad = ScanFilter {
+        tenant: None,
+        since: Some("yesterday".into()),
+    };
+    assert!(matches!(
+        f.store.scan(&bad, |_| Ok(())),
+        Err(StoreError::BadFilter(_))
+    ));
+    // A `since` window verifies as partial: revision 2 links outside the window, no violation.
+    let window = ScanFilter {
+        tenant: None,
+        since: Some("2026-11-20T00:00:00Z".into()),
+    };
+    let report = verify_store(&mut f.store, &window, VerifyOptions::default()).unwrap();
+    assert_eq!(report.rows, 1);
+    assert!(report.is_clean(), "{:#?}", report.violations);
+}
+
+fn counts_per_tenant_and_vendor(f: &mut Fixture) {
+    let raw = osv("RUSTSEC-2021-0124");
+    let mut docs: Vec<Value> = (0..3).map(|n| map(revision(&raw, n), "t1", T0)).collect();
+    docs.push(map(osv("RUSTSEC-2016-0001"), "t1", T0));
+    docs.push(map(osv("RUSTSEC-2016-0001"), "t2", T0));
+    let other_vendor: Value = serde_json::from_slice(
+        &std::fs::read(format!("{TESTDATA}/osv-other/GHSA-22m9-m3ww-53h3.json")).unwrap(),
+    )
+    .unwrap();
+    docs.push(map(other_vendor, "t1", T0));
+    f.store.append_batch(&docs, None).unwrap();
+    let c = f.store.counts().unwrap();
+    assert_eq!((c.documents, c.upstream_documents, c.deletions), (6, 4, 0));
+    let rows: Vec<_> = c
+        .by_source
+        .iter()
+        .map(|s| {
+            (
+                s.tenant.as_str(),
+                s.vendor.as_str(),
+                s.documents,
+                s.upstream_documents,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("t1", "ghsa", 1, 1),
+            ("t1", "rustsec", 4, 2),
+            ("t2", "rustsec", 1, 1)
+        ]
+    );
+}
+
+fn reloading_scanned_rows_into_a_fresh_store_reproduces_them(f: &mut Fixture) {
+    let raw = osv("RUSTSEC-2020-0071");
+    let docs: Vec<Value> = (0..3)
+        .map(|n| map(revision(&raw, n), "t1", T0))
+        .chain([map(osv("RUSTSEC-2016-0001"), "t1", T0)])
+        .collect();
+    f.store.append_batch(&docs, None).unwrap();
+    let rows = all_rows(&mut f.store);
+    // Exported documents carry their supersedes links; the store accepts them as they match.
+    let exported: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.json).unwrap())
+        .collect();
+    let mut other = Fixture::sqlite();
+    other.store.append_batch(&exported, None).unwrap();
+    assert_eq!(all_rows(&mut other.store), rows);
+}
+
+fn given_supersedes_must_match_the_stored_head(f: &mut Fixture) {
+    let raw = osv("RUSTSEC-2021-0124");
+    let r0 = map(revision(&raw, 0), "t1", T0);
+    let mut r1 = map(revision(&raw, 1), "t1", T0);
+    r1["supersedes"] =
+        Value::String("advisory_raw:rustsec:RUSTSEC-2021-0124:0000000000000000".into());
+    f.store.append_batch(&[r0], None).unwrap();
+    let err = f.store.append_batch(&[r1], None).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::InvalidDocument { index: 0, message } if message.contains("ERR_AOC_003")),
+        "{err}"
+    );
+    assert_eq!(f.store.counts().unwrap().documents, 1);
+}
+
+fn concurrent_writers_are_serialized(f: &mut Fixture) {
+    // Two runners append overlapping revision sets of the same advisories at the same time.
+    let raws = [osv("RUSTSEC-2020-0071"), osv("RUSTSEC-2022-0090")];
+    let threads: Vec<_> = (0..2u32)
+        .map(|w| {
+            let url = f.url.clone();
+            let raws = raws.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&url).unwrap();
+                for n in 0..12u32 {
+                    let docs: Vec<Value> = raws
+                        .iter()
+                        .map(|raw| map(revision(raw, n + w * 6), "t1", T0))
+                        .collect();
+                    store.append_batch(&docs, None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Revisions 0..18 of each advisory, each content stored once, one unbroken chain each.
+    let c = f.store.counts().unwrap();
+    assert_eq!((c.documents, c.upstream_documents), (36, 2));
+    let report = verify_store(
+        &mut f.store,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    assert!(report.is_clean(), "{:#?}", report.violations);
+}
+
+fn invalid_documents_refuse_the_whole_batch(f: &mut Fixture) {
+    let good = map(osv("RUSTSEC-2016-0001"), "t1", T0);
+    let mut no_tenant = map(osv("RUSTSEC-2020-0071"), "t1", T0);
+    no_tenant.as_object_mut().unwrap().remove("tenant");
+    let mut bad_time = map(osv("RUSTSEC-2020-0071"), "t1", T0);
+    bad_time["ingested_at"] = Value::String("last tuesday".into());
+    for bad in [no_tenant, bad_time, Value::String("x".into())] {
+        let err = f
+            .store
+            .append_batch(&[good.clone(), bad], None)
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidDocument { index: 1, .. }),
+            "{err}"
+        );
+    }
+    assert_eq!(f.store.counts().unwrap().documents, 0);
+}
