@@ -1,11 +1,15 @@
 //! `stella aoc verify`: the AOC guard and chain checks over raw documents; read-only.
 
+use crate::backfill::redact;
+use crate::metrics::Metrics;
 use crate::output::{paint, pretty_json, write_atomic};
 use crate::source::Source;
 use crate::{check_inputs, Outcome};
+use anyhow::Context;
 use aoc_contract::chain::{ChainChecker, ChainEntry};
 use aoc_contract::{clock, DocHead, Guard, GuardOptions, Violation, ViolationCode};
 use aoc_ingest::Item;
+use aoc_store::{verify_store, ScanFilter, Store, VerifyOptions as StoreVerifyOptions};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -15,9 +19,18 @@ use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// Raw documents to check: JSON or NDJSON files, or directories of them.
-    #[arg(long, num_args = 1.., required = true)]
+    /// Raw documents to check: JSON or NDJSON files, directories of them, or dataset tarballs.
+    #[arg(long, num_args = 1.., required_unless_present_any = ["store", "postgres"], conflicts_with_all = ["store", "postgres"])]
     input: Vec<PathBuf>,
+    /// A raw store to check: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(long, conflicts_with = "postgres")]
+    store: Option<String>,
+    /// A PostgreSQL raw store (URL), the same as `--store postgres://...`.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Write Prometheus metrics (verify_runs_total, verify_duration_seconds, aoc_violation_total).
+    #[arg(long)]
+    metrics: Option<PathBuf>,
     /// Only documents ingested since this time (RFC 3339) or this long ago (`24h`, `7d`, `90m`).
     #[arg(long)]
     since: Option<String>,
@@ -73,6 +86,9 @@ pub struct Report {
     pub by_code: BTreeMap<&'static str, usize>,
     pub violations: Vec<Finding>,
     pub input_errors: Vec<InputError>,
+    /// Append-only triggers missing or disabled in a checked store: it no longer enforces the
+    /// contract even if every row is intact (counts as a violation for the exit code).
+    pub store_guards_missing: Vec<String>,
     pub duration_seconds: f64,
 }
 
@@ -146,11 +162,6 @@ impl Verifier {
         }
     }
 
-    /// Adds a violation found outside the guard (e.g. a store row disagreeing with its document).
-    pub fn add_finding(&mut self, finding: Finding) {
-        self.findings.push(finding);
-    }
-
     pub fn add_error(&mut self, location: String, message: String) {
         self.errors.push(InputError { location, message });
     }
@@ -163,6 +174,28 @@ impl Verifier {
             id: Some(c.id),
             violation: c.violation,
         }));
+        Report::new(
+            source,
+            self.tenant,
+            self.since.map(|(s, _)| s),
+            (self.checked, self.skipped, upstream_documents),
+            findings,
+            self.errors,
+            self.started,
+        )
+    }
+}
+
+impl Report {
+    fn new(
+        source: String,
+        tenant: Option<String>,
+        since: Option<String>,
+        (checked, skipped, upstream_documents): (u64, u64, usize),
+        mut findings: Vec<Finding>,
+        input_errors: Vec<InputError>,
+        started: Instant,
+    ) -> Report {
         findings.sort();
         findings.dedup();
         let mut by_code: BTreeMap<&'static str, usize> =
@@ -176,17 +209,18 @@ impl Verifier {
             tool: "stella",
             version: env!("CARGO_PKG_VERSION"),
             source,
-            tenant: self.tenant,
-            since: self.since.map(|(s, _)| s),
-            documents_checked: self.checked,
-            documents_skipped: self.skipped,
+            tenant,
+            since,
+            documents_checked: checked,
+            documents_skipped: skipped,
             upstream_documents,
             documents_with_violations: docs.len(),
             violations_total: findings.len(),
             by_code,
             violations: findings,
-            input_errors: self.errors,
-            duration_seconds: self.started.elapsed().as_secs_f64(),
+            input_errors,
+            store_guards_missing: Vec::new(),
+            duration_seconds: started.elapsed().as_secs_f64(),
         }
     }
 }
@@ -215,6 +249,7 @@ pub fn parse_since(s: &str) -> anyhow::Result<(String, i64)> {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
     check_inputs(&args.input)?;
     let since = args.since.as_deref().map(parse_since).transpose()?;
     for out in args.output.iter().chain(args.ndjson.iter()) {
@@ -227,6 +262,9 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
             "output directory {} does not exist",
             dir.display()
         );
+    }
+    if let Some(url) = args.store.clone().or_else(|| args.postgres.clone()) {
+        return run_store(&args, &url, since, started);
     }
     let mut reader = Source::open(&args.input)?;
     if args.dry_run {
@@ -257,12 +295,108 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(",");
+    let report = verifier.finish(format!("input:{source}"));
+    write_metrics(args.metrics.as_deref(), &report, started)?;
     emit(
-        verifier.finish(format!("input:{source}")),
+        report,
         args.output.as_deref(),
         args.ndjson.as_deref(),
         args.verbose,
     )
+}
+
+/// `--store` / `--postgres`: every stored row re-checked (guard, columns against the document,
+/// content hash recomputed, revision chains), plus the store's append-only triggers. Read-only.
+fn run_store(
+    args: &VerifyArgs,
+    url: &str,
+    since: Option<(String, i64)>,
+    started: Instant,
+) -> anyhow::Result<Outcome> {
+    let shown = redact(url);
+    if args.postgres.is_some()
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        anyhow::bail!("--postgres {shown}: expected a postgres:// URL");
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        // Opening would create an empty store: a verifier must not write, so refuse early.
+        anyhow::ensure!(
+            path == ":memory:" || std::path::Path::new(path).is_file(),
+            "no SQLite store at {path} (check --store)"
+        );
+    }
+    let mut store = Store::open(url).with_context(|| format!("cannot open store {shown}"))?;
+    if args.dry_run {
+        let counts = store.counts()?;
+        eprintln!(
+            "stella: configuration ok: connected to {shown} ({} documents stored); nothing checked (--dry-run)",
+            counts.documents
+        );
+        return Ok(Outcome::Clean);
+    }
+    let filter = ScanFilter {
+        tenant: args.tenant.clone(),
+        since: since.as_ref().map(|(s, _)| s.clone()),
+    };
+    let options = StoreVerifyOptions {
+        guard: Some(GuardOptions {
+            require_signature: args.require_signature,
+            verify_hash: false,
+            ..GuardOptions::default()
+        }),
+        partial: since.is_some(),
+    };
+    let result = verify_store(&mut store, &filter, options)
+        .with_context(|| format!("reading store {shown}"))?;
+    let findings = result
+        .violations
+        .into_iter()
+        .map(|c| Finding {
+            location: c.location,
+            id: Some(c.id),
+            violation: c.violation,
+        })
+        .collect();
+    let mut report = Report::new(
+        format!("store:{shown}"),
+        args.tenant.clone(),
+        since.map(|(s, _)| s),
+        (result.rows, 0, result.upstream_documents as usize),
+        findings,
+        Vec::new(),
+        started,
+    );
+    report.store_guards_missing = result.missing_guards;
+    write_metrics(args.metrics.as_deref(), &report, started)?;
+    emit(
+        report,
+        args.output.as_deref(),
+        args.ndjson.as_deref(),
+        args.verbose,
+    )
+}
+
+fn write_metrics(
+    path: Option<&std::path::Path>,
+    report: &Report,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let mut m = Metrics {
+        verify_runs: 1,
+        verify_seconds: Some(started.elapsed().as_secs_f64()),
+        ..Metrics::default()
+    };
+    let tenant = report.tenant.as_deref().unwrap_or("*");
+    for f in &report.violations {
+        let source =
+            f.id.as_deref()
+                .and_then(|id| id.split(':').nth(1))
+                .unwrap_or("unknown");
+        m.violation(source, tenant, f.violation.code.as_str());
+    }
+    write_atomic(path, m.render().as_bytes())
 }
 
 /// Writes the report files and the summary; returns the exit class.
@@ -298,6 +432,13 @@ pub fn emit(
             )?;
         }
     }
+    for t in &report.store_guards_missing {
+        writeln!(
+            err,
+            "{} append-only trigger {t} is missing or disabled",
+            paint("STORE", "31", colour)
+        )?;
+    }
     for e in &report.input_errors {
         writeln!(
             err,
@@ -326,7 +467,7 @@ pub fn emit(
     )?;
     Ok(if !report.input_errors.is_empty() {
         Outcome::Error
-    } else if report.violations_total > 0 {
+    } else if report.violations_total > 0 || !report.store_guards_missing.is_empty() {
         Outcome::Violations
     } else {
         Outcome::Clean
