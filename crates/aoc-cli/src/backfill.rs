@@ -289,6 +289,24 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         )?,
         seen: HashSet::new(),
     };
+    if let (Some(s), None) = (&mut store, &resume) {
+        // Record the run's clock before any document is written, so that a run killed even
+        // before its first batch commits resumes with the same clock.
+        let start = Position {
+            clock: now.clone(),
+            ..Position::default()
+        };
+        let cp = Checkpoint {
+            run_key: run_key.clone(),
+            position: start.encode(),
+            ..Checkpoint::default()
+        };
+        s.write_batch(&Batch {
+            docs: &[],
+            deletions: &[],
+            checkpoint: Some(&cp),
+        })?;
+    }
     if let (Some(cp), Some(pos)) = (&checkpoint, &resume) {
         let skipped = reader.skip_records(pos.records)?;
         anyhow::ensure!(skipped == pos.records, "checkpoint is past the end of the inputs ({} of {} records): inputs changed since the interrupted run", skipped, pos.records);
@@ -304,8 +322,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     }
 
     let progress = progress_bar(args.no_progress);
-    let mut docs: Vec<(String, Value)> = Vec::with_capacity(args.batch_size as usize);
-    let mut deletions: Vec<Deletion> = Vec::new();
+    let mut batch = Pending::default();
     let mut prepare_time = Duration::ZERO;
     let mut stop = false;
     loop {
@@ -314,7 +331,10 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         let end = record.is_none();
         if let Some(record) = record {
             match preparer.prepare(record) {
-                Prepared::Doc { location, doc } => docs.push((location, doc)),
+                Prepared::Doc { location, doc } => {
+                    batch.docs.push(doc);
+                    batch.locations.push(location);
+                }
                 Prepared::Deleted {
                     location,
                     tenant,
@@ -332,7 +352,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
                         });
                         let recorded_at =
                             at.unwrap_or_else(|| preparer.context().ingested_at.clone());
-                        deletions.push(Deletion {
+                        batch.deletions.push(Deletion {
                             key: UpstreamKey {
                                 tenant,
                                 vendor,
@@ -372,21 +392,19 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
             }
         }
         prepare_time += t.elapsed();
-        if docs.len() >= args.batch_size as usize || end || stop {
-            // A stopped run is finished too: the same arguments again meet the same stop.
-            let position = Position {
+        if batch.docs.len() >= args.batch_size as usize || end || stop {
+            let mut position = Position {
                 records: reader.position(),
                 rejects_bytes: run.rejects.bytes,
                 clock: now.clone(),
-                complete: end || stop,
+                complete: false,
             };
             commit(
                 &mut store,
                 &mut run,
                 &run_key,
-                &position,
-                &mut docs,
-                &mut deletions,
+                &mut position,
+                &mut batch,
                 &tenant,
                 args.max_conflicts,
             )?;
@@ -418,24 +436,64 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     if !args.dry_run {
         run.report.duration_seconds = Some(started.elapsed().as_secs_f64());
     }
-    finish(args, run, started)
+    let last = Position {
+        records: reader.position(),
+        rejects_bytes: run.rejects.bytes,
+        clock: now.clone(),
+        complete: true,
+    };
+    let outcome = finish(&args, run, started)?;
+    // Marked complete only once the report and the rejects file are in place: a run killed
+    // before this point resumes at its end and writes them; the next run starts afresh. A
+    // stopped run is finished too: the same arguments meet the same stop again.
+    if let Some(s) = &mut store {
+        let totals = s.checkpoint(&run_key)?.unwrap_or_default();
+        let cp = Checkpoint {
+            run_key: run_key.clone(),
+            position: last.encode(),
+            ..totals
+        };
+        s.write_batch(&Batch {
+            docs: &[],
+            deletions: &[],
+            checkpoint: Some(&cp),
+        })?;
+    }
+    Ok(outcome)
+}
+
+/// A batch being gathered: documents and where each came from, kept apart so the documents can
+/// be handed to the store without copying.
+#[derive(Default)]
+struct Pending {
+    docs: Vec<Value>,
+    locations: Vec<String>,
+    deletions: Vec<Deletion>,
+}
+
+impl Pending {
+    fn clear(&mut self) {
+        self.docs.clear();
+        self.locations.clear();
+        self.deletions.clear();
+    }
 }
 
 /// Writes one batch (documents, deletions, checkpoint) in one transaction and books the outcome.
-#[allow(clippy::too_many_arguments)]
+/// The checkpoint carries the totals before the batch; the store adds the batch's own outcome in
+/// the same transaction, so a resumed run restores exact totals.
 fn commit(
     store: &mut Option<Store>,
     run: &mut Run,
     run_key: &str,
-    position: &Position,
-    docs: &mut Vec<(String, Value)>,
-    deletions: &mut Vec<Deletion>,
+    position: &mut Position,
+    batch: &mut Pending,
     tenant: &str,
     max_conflicts: u64,
 ) -> anyhow::Result<()> {
     let Some(store) = store else {
         // Dry run: count what would happen against the input alone.
-        for (_, doc) in docs.drain(..) {
+        for doc in batch.docs.drain(..) {
             let head = aoc_contract::DocHead::from_value(&doc).expect("the guard passed it");
             let source = head.key.vendor.clone();
             if run.seen.insert((head.key, head.content_hash)) {
@@ -446,77 +504,59 @@ fn commit(
                 run.metrics.write(&source, tenant, "noop");
             }
         }
-        run.report.deletions += deletions.len() as u64;
-        deletions.clear();
+        run.report.deletions += batch.deletions.len() as u64;
+        batch.clear();
         return Ok(());
     };
-    run.rejects.sync()?;
+    fault_point("before");
     loop {
-        let values: Vec<Value> = docs.iter().map(|(_, d)| d.clone()).collect();
+        // Rejects up to this point must be durable before the checkpoint that counts them.
+        run.rejects.sync()?;
+        position.rejects_bytes = run.rejects.bytes;
         let checkpoint = Checkpoint {
             run_key: run_key.to_owned(),
             position: position.encode(),
-            written: 0,
-            noop: 0,
+            written: run.report.written as i64,
+            noop: run.report.noop as i64,
             rejected: run.report.rejected as i64,
-            deleted: 0,
+            deleted: run.report.deletions as i64,
         };
-        // Counts in the checkpoint must include this batch: compute them from a dry plan first is
-        // not possible without the store, so write, then fix the counts in the next checkpoint.
         let t = Instant::now();
         let result = store.write_batch(&Batch {
-            docs: &values,
-            deletions,
-            checkpoint: Some(&Checkpoint {
-                written: run.report.written as i64,
-                noop: run.report.noop as i64,
-                deleted: run.report.deletions as i64,
-                ..checkpoint
-            }),
+            docs: &batch.docs,
+            deletions: &batch.deletions,
+            checkpoint: Some(&checkpoint),
         });
         run.metrics.observe("write", t.elapsed().as_secs_f64());
         match result {
             Ok(outcome) => {
-                for ((_, doc), o) in docs.iter().zip(&outcome.docs) {
+                for (doc, o) in batch.docs.iter().zip(&outcome.docs) {
                     let source = doc
                         .pointer("/source/vendor")
                         .and_then(Value::as_str)
                         .unwrap_or("unknown");
-                    match o {
+                    let result = match o {
                         DocOutcome::Written(_) => {
                             run.report.written += 1;
-                            run.metrics.write(source, tenant, "ok");
+                            "ok"
                         }
                         DocOutcome::Noop { .. } => {
                             run.report.noop += 1;
-                            run.metrics.write(source, tenant, "noop");
+                            "noop"
                         }
-                    }
+                    };
+                    run.metrics.write(source, tenant, result);
                 }
                 run.report.deletions += outcome.deletions_recorded as u64;
-                run.report.noop += (deletions.len() - outcome.deletions_recorded) as u64;
-                // Record the batch's own counts so a resume restores exact totals.
-                if !docs.is_empty() || !deletions.is_empty() {
-                    store.write_batch(&Batch {
-                        docs: &[],
-                        deletions: &[],
-                        checkpoint: Some(&Checkpoint {
-                            run_key: run_key.to_owned(),
-                            position: position.encode(),
-                            written: run.report.written as i64,
-                            noop: run.report.noop as i64,
-                            rejected: run.report.rejected as i64,
-                            deleted: run.report.deletions as i64,
-                        }),
-                    })?;
-                }
-                docs.clear();
-                deletions.clear();
+                run.report.noop += (batch.deletions.len() - outcome.deletions_recorded) as u64;
+                batch.clear();
+                fault_point("after");
                 return Ok(());
             }
             Err(StoreError::InvalidDocument { index, message }) => {
                 // A document whose `supersedes` disagrees with the store: an idempotency conflict.
-                let (location, doc) = docs.remove(index);
+                let doc = batch.docs.remove(index);
+                let location = batch.locations.remove(index);
                 run.report.conflicts += 1;
                 let v = aoc_contract::Violation::new(
                     ViolationCode::Idempotency,
@@ -531,18 +571,35 @@ fn commit(
                     tenant,
                 )?;
                 if run.report.conflicts > max_conflicts {
-                    docs.clear();
-                    deletions.clear();
+                    batch.clear();
                     return Ok(());
                 }
-                run.rejects.sync()?;
             }
             Err(e) => return Err(e).context("writing a batch to the store"),
         }
     }
 }
 
-fn finish(args: BackfillArgs, run: Run, started: Instant) -> anyhow::Result<Outcome> {
+/// Fault injection for the crash-safety tests: `STELLA_FAULT_ABORT=before:N` (or `after:N`)
+/// aborts the process, as a SIGKILL would, just before (after) the N-th batch commits.
+fn fault_point(when: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BATCHES: AtomicU64 = AtomicU64::new(0);
+    let Ok(spec) = std::env::var("STELLA_FAULT_ABORT") else {
+        return;
+    };
+    // Batches are counted as they start; "after:N" fires once the N-th has committed.
+    let n = if when == "before" {
+        BATCHES.fetch_add(1, Ordering::SeqCst) + 1
+    } else {
+        BATCHES.load(Ordering::SeqCst)
+    };
+    if spec.split_once(':') == Some((when, n.to_string().as_str())) {
+        std::process::abort();
+    }
+}
+
+fn finish(args: &BackfillArgs, run: Run, started: Instant) -> anyhow::Result<Outcome> {
     let Run {
         report,
         metrics,

@@ -15,7 +15,10 @@ pub struct Batch<'a> {
     pub docs: &'a [Value],
     /// Upstream deletions to record.
     pub deletions: &'a [Deletion],
-    /// Written in the same transaction, so a resumed run starts exactly after this batch.
+    /// Written in the same transaction, so a resumed run starts exactly after this batch. Its
+    /// counts are the run's totals *before* this batch: the store adds the batch's own outcome
+    /// (written, no-ops, deletions recorded; a deletion already on record counts as a no-op)
+    /// before writing it, so the totals commit atomically with the documents they count.
     pub checkpoint: Option<&'a Checkpoint>,
 }
 
@@ -29,6 +32,25 @@ pub struct Checkpoint {
     pub noop: i64,
     pub rejected: i64,
     pub deleted: i64,
+}
+
+impl Checkpoint {
+    /// This checkpoint with a batch's outcome added to its totals (see [`Batch::checkpoint`]).
+    pub(crate) fn with_outcome(
+        &self,
+        outcome: &BatchOutcome,
+        deletions_given: usize,
+    ) -> Checkpoint {
+        let recorded = outcome.deletions_recorded;
+        Checkpoint {
+            written: self.written + outcome.written() as i64,
+            noop: self.noop
+                + outcome.noops() as i64
+                + deletions_given.saturating_sub(recorded) as i64,
+            deleted: self.deleted + recorded as i64,
+            ..self.clone()
+        }
+    }
 }
 
 /// An upstream deletion. Recording is idempotent on (tenant, vendor, upstream_id, recorded_at), so

@@ -256,6 +256,7 @@ impl PgStore {
             outcome.deletions_recorded = n as usize;
         }
         if let Some(c) = batch.checkpoint {
+            let c = c.with_outcome(&outcome, batch.deletions.len());
             tx.execute(
                 &st.upsert_checkpoint,
                 &[

@@ -288,6 +288,7 @@ impl SqliteStore {
                 ])?;
             }
             if let Some(c) = batch.checkpoint {
+                let c = c.with_outcome(&outcome, batch.deletions.len());
                 tx.prepare_cached(
                     "INSERT INTO backfill_checkpoints
                          (run_key, position, written, noop, rejected, deleted)

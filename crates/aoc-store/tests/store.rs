@@ -546,9 +546,10 @@ fn checkpoint_commits_and_rolls_back_with_its_batch(f: &mut Fixture) {
     f.store
         .append_batch(
             &[map(revision(&raw, 0), "t1", T0)],
-            Some(&cp("file0:500", 1)),
+            Some(&cp("file0:500", 0)),
         )
         .unwrap();
+    // The checkpoint carries the totals before the batch; the store adds the batch's outcome.
     assert_eq!(
         f.store.checkpoint("run-1").unwrap(),
         Some(cp("file0:500", 1))
@@ -563,7 +564,7 @@ fn checkpoint_commits_and_rolls_back_with_its_batch(f: &mut Fixture) {
     ];
     let err = f
         .store
-        .append_batch(&batch, Some(&cp("file0:1000", 3)))
+        .append_batch(&batch, Some(&cp("file0:1000", 1)))
         .unwrap_err();
     assert!(
         matches!(err, StoreError::Sqlite(_) | StoreError::Postgres(_)),
@@ -578,7 +579,7 @@ fn checkpoint_commits_and_rolls_back_with_its_batch(f: &mut Fixture) {
     f.store
         .append_batch(
             &[map(revision(&raw, 1), "t1", T0)],
-            Some(&cp("file0:1000", 2)),
+            Some(&cp("file0:1000", 1)),
         )
         .unwrap();
     assert_eq!(

@@ -1,0 +1,488 @@
+//! `stella aoc backfill` end to end, the same suite on SQLite and on a real PostgreSQL
+//! (`AOC_TEST_PG`, a server URL; `cargo xtask test` starts one): real RustSec revision history,
+//! idempotent re-runs, crash-and-resume at every batch boundary, accounting, datasets, deletions.
+
+use aoc_dataset::{build_from_inputs, build_from_store, BuildOptions};
+use aoc_store::{ScanFilter, Store};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+const EPOCH: &str = "1764000000";
+
+fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(rel)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The engines this machine can test: SQLite always; PostgreSQL when `AOC_TEST_PG` is set (a loud
+/// skip otherwise, and a failure under CI).
+fn engines() -> Vec<Engine> {
+    if std::env::var_os("AOC_TEST_PG").is_some() {
+        return vec![Engine::Sqlite, Engine::Postgres];
+    }
+    let msg = "AOC_TEST_PG is not set: the PostgreSQL half of this test did NOT run. \
+               Run `cargo xtask test`, or `eval \"$(scripts/pg-test-cluster.sh start)\"` first.";
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{msg} (CI is set, so this is a failure)"
+    );
+    eprintln!("\n!!! SKIPPED: {msg}\n");
+    vec![Engine::Sqlite]
+}
+
+/// A fresh, empty store URL for `engine`.
+fn fresh_store(engine: Engine, dir: &Path, name: &str) -> String {
+    match engine {
+        Engine::Sqlite => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+        Engine::Postgres => {
+            let base = std::env::var("AOC_TEST_PG").unwrap();
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let db = format!("cli_{name}_{}_{nanos}", std::process::id());
+            let mut admin = postgres::Client::connect(&base, postgres::NoTls)
+                .expect("connecting to AOC_TEST_PG");
+            admin
+                .batch_execute(&format!("CREATE DATABASE {db}"))
+                .unwrap();
+            format!("{}/{db}", base.rsplit_once('/').unwrap().0)
+        }
+    }
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+    report: Value,
+}
+
+fn backfill(store: &str, from: &[&Path], extra: &[&str], env: &[(&str, &str)], dir: &Path) -> Run {
+    let report = dir.join("report.json");
+    let _ = std::fs::remove_file(&report);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stella"));
+    cmd.args([
+        "aoc",
+        "backfill",
+        "--store",
+        store,
+        "--batch-size",
+        "10",
+        "--report",
+    ])
+    .arg(&report)
+    .arg("--from");
+    cmd.args(from)
+        .args(extra)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("NO_COLOR", "1")
+        .env_remove("STELLA_FAULT_ABORT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report: std::fs::read(&report)
+            .ok()
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// The store's whole content as a dataset hash (export in stable order, content-addressed).
+fn store_hash(url: &str, dir: &Path) -> String {
+    let mut store = Store::open(url).unwrap();
+    let out = tempfile::tempdir_in(dir).unwrap();
+    let mut opts = BuildOptions::new(out.path().to_owned());
+    opts.source_date_epoch = Some(EPOCH.parse().unwrap());
+    build_from_store(&mut store, &opts).unwrap().hash
+}
+
+fn revisions_per_upstream(url: &str) -> BTreeMap<String, i64> {
+    let mut store = Store::open(url).unwrap();
+    let mut out = BTreeMap::new();
+    store
+        .scan(&ScanFilter::default(), |row| {
+            let n = out.entry(row.upstream_id.clone()).or_insert(0);
+            *n += 1;
+            assert_eq!(row.revision, *n, "revisions are numbered 1.. without gaps");
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+fn verify_store(url: &str) -> i32 {
+    Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["aoc", "verify", "--store", url])
+        .status()
+        .unwrap()
+        .code()
+        .unwrap()
+}
+
+/// A feed with the real history sample plus, in the middle, a broken line, a document with a
+/// forbidden top-level field (an already-raw document) and an upstream deletion.
+fn mixed_feed(dir: &Path) -> PathBuf {
+    let lines: Vec<String> = std::fs::read_to_string(testdata("history-sample.ndjson"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut out = lines[..40].to_vec();
+    out.push("{\"commit\": \"x\", \"committed_at\": ".into());
+    out.push(r#"{"_id":"advisory_raw:x:X-1:00","tenant":"default","severity":"HIGH","content":{"format":"OSV","raw":{}}}"#.into());
+    out.push(r#"{"commit":"d","committed_at":"2024-05-01T00:00:00Z","path":"crates/RUSTSEC-2099-0001.json","deleted":true}"#.into());
+    out.extend_from_slice(&lines[40..]);
+    let path = dir.join("mixed.ndjson");
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    path
+}
+
+#[test]
+fn replaying_real_history_stores_one_revision_per_distinct_content_and_rerunning_writes_nothing() {
+    let feed = testdata("history-sample.ndjson.zst");
+    // Expected: per advisory, the number of distinct contents it had.
+    let mut distinct: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in std::fs::read_to_string(testdata("history-sample.ndjson"))
+        .unwrap()
+        .lines()
+    {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let doc = &v["document"];
+        distinct
+            .entry(doc["id"].as_str().unwrap().to_owned())
+            .or_default()
+            .insert(aoc_contract::content_hash(doc));
+    }
+    let expected: BTreeMap<String, i64> = distinct
+        .iter()
+        .map(|(k, v)| (k.clone(), v.len() as i64))
+        .collect();
+    let total: i64 = expected.values().sum();
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = fresh_store(engine, dir.path(), "history");
+        let first = backfill(&url, &[&feed], &[], &[], dir.path());
+        assert_eq!(first.code, 0, "{engine:?}: {}", first.stderr);
+        assert_eq!(first.report["records"], 121);
+        assert_eq!(first.report["written"], total, "{engine:?}");
+        assert_eq!(first.report["noop"], 121 - total);
+        assert_eq!(revisions_per_upstream(&url), expected, "{engine:?}");
+        assert_eq!(verify_store(&url), 0, "{engine:?}: chains intact");
+        let hash = store_hash(&url, dir.path());
+
+        let again = backfill(&url, &[&feed], &[], &[], dir.path());
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        assert_eq!(
+            (
+                again.report["written"].as_u64(),
+                again.report["noop"].as_u64()
+            ),
+            (Some(0), Some(121)),
+            "{engine:?}"
+        );
+        assert_eq!(
+            store_hash(&url, dir.path()),
+            hash,
+            "re-running changes nothing"
+        );
+    }
+}
+
+#[test]
+fn a_run_killed_before_or_after_any_batch_resumes_to_the_uninterrupted_state() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let feed = mixed_feed(dir.path());
+        let reference_url = fresh_store(engine, dir.path(), "reference");
+        let rejects = dir.path().join("rejects.ndjson");
+        let rejects_arg = rejects.to_str().unwrap();
+        let reference = backfill(
+            &reference_url,
+            &[&feed],
+            &["--rejects", rejects_arg],
+            &[],
+            dir.path(),
+        );
+        assert_eq!(
+            reference.code, 1,
+            "two records are rejected: {}",
+            reference.stderr
+        );
+        let reference_rejects = std::fs::read_to_string(&rejects).unwrap();
+        let reference_hash = store_hash(&reference_url, dir.path());
+        let r = &reference.report;
+        assert_eq!(r["rejected"], 2);
+        assert_eq!(r["deletions"], 1);
+        let sum = ["written", "noop", "rejected", "deletions"]
+            .iter()
+            .map(|k| r[k].as_u64().unwrap())
+            .sum::<u64>();
+        assert_eq!(
+            sum,
+            r["records"].as_u64().unwrap(),
+            "accounting balances: {r}"
+        );
+        assert_eq!(reference_rejects.lines().count(), 2);
+
+        // 124 records in batches of 10: 13 batches. Crash before and after each one.
+        for point in (1..=13).flat_map(|n| [format!("before:{n}"), format!("after:{n}")]) {
+            let url = fresh_store(
+                engine,
+                dir.path(),
+                &format!("crash_{}", point.replace(':', "_")),
+            );
+            let _ = std::fs::remove_file(&rejects);
+            let crashed = backfill(
+                &url,
+                &[&feed],
+                &["--rejects", rejects_arg],
+                &[("STELLA_FAULT_ABORT", &point)],
+                dir.path(),
+            );
+            assert_ne!(crashed.code, 0, "{engine:?} {point}: the fault must abort");
+            assert!(
+                !rejects.exists(),
+                "{point}: no complete-looking rejects file after a crash"
+            );
+            // The resumed run uses another clock: the checkpoint's clock must win.
+            let resumed = backfill(
+                &url,
+                &[&feed],
+                &["--rejects", rejects_arg],
+                &[("SOURCE_DATE_EPOCH", "1800000000")],
+                dir.path(),
+            );
+            assert_eq!(resumed.code, 1, "{engine:?} {point}: {}", resumed.stderr);
+            for k in ["records", "written", "noop", "rejected", "deletions"] {
+                assert_eq!(
+                    resumed.report[k], reference.report[k],
+                    "{engine:?} {point}: {k}"
+                );
+            }
+            assert_eq!(
+                std::fs::read_to_string(&rejects).unwrap(),
+                reference_rejects,
+                "{engine:?} {point}: rejects file"
+            );
+            assert_eq!(
+                store_hash(&url, dir.path()),
+                reference_hash,
+                "{engine:?} {point}: store content"
+            );
+            assert_eq!(verify_store(&url), 0, "{engine:?} {point}");
+        }
+    }
+}
+
+#[test]
+fn a_real_sigkill_mid_run_resumes_cleanly() {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../seed/rustsec-seed.ndjson.zst");
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let reference_url = fresh_store(engine, dir.path(), "ref");
+        assert_eq!(
+            backfill(&reference_url, &[&seed], &[], &[], dir.path()).code,
+            0
+        );
+        let reference_hash = store_hash(&reference_url, dir.path());
+        let mut landed_mid_run = 0;
+        for delay_ms in [60, 200, 450] {
+            let url = fresh_store(engine, dir.path(), &format!("kill{delay_ms}"));
+            let mut child = Command::new(env!("CARGO_BIN_EXE_stella"))
+                .args([
+                    "aoc",
+                    "backfill",
+                    "--batch-size",
+                    "10",
+                    "--store",
+                    &url,
+                    "--from",
+                ])
+                .arg(&seed)
+                .env("SOURCE_DATE_EPOCH", EPOCH)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            // SIGKILL: no destructor, no flush, nothing but the database's own atomicity.
+            let _ = Command::new("kill")
+                .args(["-9", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+            let resumed = backfill(&url, &[&seed], &[], &[], dir.path());
+            assert_eq!(
+                resumed.code, 0,
+                "{engine:?} after {delay_ms} ms: {}",
+                resumed.stderr
+            );
+            let r = &resumed.report;
+            assert_eq!(r["records"], 1302);
+            if r["resumed_after_records"].as_u64().unwrap() > 0 {
+                landed_mid_run += 1;
+                assert_eq!(
+                    r["written"], 1302,
+                    "{engine:?} after {delay_ms} ms: totals restored: {r}"
+                );
+            } else {
+                // Killed before its first batch (a fresh start) or after it finished (no-ops).
+                assert_eq!(
+                    r["written"].as_u64().unwrap() + r["noop"].as_u64().unwrap(),
+                    1302,
+                    "{r}"
+                );
+            }
+            assert_eq!(
+                store_hash(&url, dir.path()),
+                reference_hash,
+                "{engine:?} after {delay_ms} ms"
+            );
+        }
+        assert!(
+            landed_mid_run > 0,
+            "{engine:?}: no kill landed mid-run; the delays need adjusting"
+        );
+    }
+}
+
+#[test]
+fn dry_run_writes_nothing_and_prints_the_report_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = mixed_feed(dir.path());
+    let db = dir.path().join("never.db");
+    let report = dir.path().join("dry.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["aoc", "backfill", "--dry-run", "--store"])
+        .arg(format!("sqlite://{}", db.display()))
+        .arg("--from")
+        .arg(&feed)
+        .arg("--report")
+        .arg(&report)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejections still make the exit code"
+    );
+    assert!(!db.exists(), "a dry run opens no store");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let bytes = std::fs::read(&report).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "report sha256:{}",
+            hex::encode(sha2::Sha256::digest(&bytes))
+        )
+    );
+    let r: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(r["dry_run"], true);
+    assert_eq!(
+        (r["records"].as_u64(), r["rejected"].as_u64()),
+        (Some(124), Some(2))
+    );
+}
+
+#[test]
+fn stop_on_error_commits_what_came_before_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = mixed_feed(dir.path());
+    let url = fresh_store(Engine::Sqlite, dir.path(), "stop");
+    let run = backfill(&url, &[&feed], &["--stop-on-error"], &[], dir.path());
+    assert_eq!(run.code, 1);
+    assert_eq!(run.report["records"], 41, "stopped at the broken line 41");
+    assert!(
+        run.report["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("mixed.ndjson:41"),
+        "{}",
+        run.report
+    );
+    assert_eq!(
+        run.report["written"].as_u64().unwrap() + run.report["noop"].as_u64().unwrap(),
+        40
+    );
+}
+
+#[test]
+fn datasets_load_after_verification_and_tampered_ones_are_refused() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = BuildOptions::new(dir.path().join("ds"));
+        opts.source_date_epoch = Some(EPOCH.parse().unwrap());
+        let built = build_from_inputs(&[testdata("history-sample.ndjson")], &opts).unwrap();
+        let url = fresh_store(engine, dir.path(), "load");
+        let run = backfill(&url, &[&built.archive], &[], &[], dir.path());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.report["datasets"][0][1], built.hash.as_str());
+        assert_eq!(
+            store_hash(&url, dir.path()),
+            built.hash,
+            "{engine:?}: load then export gives the same hash"
+        );
+
+        let mut bytes = std::fs::read(&built.archive).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        let bad = dir.path().join(built.archive.file_name().unwrap());
+        std::fs::write(&bad, &bytes).unwrap();
+        let url = fresh_store(engine, dir.path(), "tampered");
+        let run = backfill(&url, &[&bad], &[], &[], dir.path());
+        assert_eq!(run.code, 2, "{engine:?}");
+        assert!(
+            run.stderr.contains("does not verify, refusing to load it"),
+            "{}",
+            run.stderr
+        );
+        let mut store = Store::open(&url).unwrap();
+        assert_eq!(store.counts().unwrap().documents, 0, "nothing was written");
+    }
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = backfill(
+        "postgres://postgres@127.0.0.1:9/none",
+        &[&testdata("osv-rustsec")],
+        &[],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("cannot open store postgres://postgres@127.0.0.1:9/none"),
+        "{}",
+        run.stderr
+    );
+    let run = backfill(
+        "mysql://x",
+        &[&testdata("osv-rustsec")],
+        &[],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("unsupported store URL"),
+        "{}",
+        run.stderr
+    );
+}
