@@ -322,79 +322,34 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     }
 
     let progress = progress_bar(args.no_progress);
-    let mut batch = Pending::default();
     let mut prepare_time = Duration::ZERO;
-    let mut stop = false;
-    loop {
-        let t = Instant::now();
-        let record = reader.next_record()?;
-        let end = record.is_none();
-        if let Some(record) = record {
-            match preparer.prepare(record) {
-                Prepared::Doc { location, doc } => {
-                    batch.docs.push(doc);
-                    batch.locations.push(location);
-                }
-                Prepared::Deleted {
-                    location,
-                    tenant,
-                    vendor,
-                    upstream_id,
-                    at,
-                } => match upstream_id {
-                    Some(upstream_id) => {
-                        let vendor = vendor.unwrap_or_else(|| {
-                            upstream_id
-                                .split('-')
-                                .next()
-                                .unwrap_or(&upstream_id)
-                                .to_ascii_lowercase()
-                        });
-                        let recorded_at =
-                            at.unwrap_or_else(|| preparer.context().ingested_at.clone());
-                        batch.deletions.push(Deletion {
-                            key: UpstreamKey {
-                                tenant,
-                                vendor,
-                                upstream_id,
-                            },
-                            recorded_at,
-                            location,
-                        });
-                    }
-                    None => run.reject(
-                        &location,
-                        None,
-                        Some("deletion record without an upstream id"),
-                        &[],
-                        &tenant,
-                    )?,
-                },
-                Prepared::Rejected {
-                    location,
-                    error,
-                    violations,
-                    doc,
-                } => {
-                    run.reject(
-                        &location,
-                        doc.as_ref(),
-                        error.as_deref(),
-                        &violations,
-                        &tenant,
-                    )?;
-                    if args.stop_on_error {
-                        run.report.stopped =
-                            Some(format!("--stop-on-error: record {location} rejected"));
-                        stop = true;
-                    }
-                }
+    let mut records = reader.position();
+    // Two stages on two cores: this thread maps and guards the next batch while the store
+    // writes the previous one. Batches arrive in input order, each with the position after it,
+    // so checkpoints and the rejects file advance exactly as in a sequential run.
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Pending>(2);
+        let batch_size = args.batch_size as usize;
+        let stop_on_error = args.stop_on_error;
+        let producer = scope
+            .spawn(move || produce(&mut reader, &mut preparer, batch_size, stop_on_error, &tx));
+        for mut batch in rx.iter() {
+            prepare_time += batch.prepare_time;
+            records = batch.records;
+            for r in std::mem::take(&mut batch.rejects) {
+                run.reject(
+                    &r.location,
+                    r.doc.as_ref(),
+                    r.error.as_deref(),
+                    &r.violations,
+                    &tenant,
+                )?;
             }
-        }
-        prepare_time += t.elapsed();
-        if batch.docs.len() >= args.batch_size as usize || end || stop {
+            if let Some(why) = batch.stop.take() {
+                run.report.stopped = Some(why);
+            }
             let mut position = Position {
-                records: reader.position(),
+                records,
                 rejects_bytes: run.rejects.bytes,
                 clock: now.clone(),
                 complete: false,
@@ -408,22 +363,25 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
                 &tenant,
                 args.max_conflicts,
             )?;
-            progress.set_position(reader.position());
+            progress.set_position(records);
             if run.report.conflicts > args.max_conflicts {
                 run.report.stopped = Some(format!(
                     "{} idempotency conflicts exceed --max-conflicts {}",
                     run.report.conflicts, args.max_conflicts
                 ));
-                stop = true;
+            }
+            if run.report.stopped.is_some() {
+                break; // dropping the receiver stops the producer
             }
         }
-        if end || stop {
-            break;
-        }
-    }
+        drop(rx);
+        producer
+            .join()
+            .map_err(|_| anyhow::anyhow!("input reader thread panicked"))?
+    })?;
     progress.finish_and_clear();
     run.metrics.observe("map_guard", prepare_time.as_secs_f64());
-    run.report.records = reader.position();
+    run.report.records = records;
     if let Some(s) = &mut store {
         for c in s.counts()?.by_source {
             run.metrics
@@ -437,7 +395,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         run.report.duration_seconds = Some(started.elapsed().as_secs_f64());
     }
     let last = Position {
-        records: reader.position(),
+        records,
         rejects_bytes: run.rejects.bytes,
         clock: now.clone(),
         complete: true,
@@ -469,6 +427,105 @@ struct Pending {
     docs: Vec<Value>,
     locations: Vec<String>,
     deletions: Vec<Deletion>,
+    /// Records refused while gathering this batch, in input order.
+    rejects: Vec<Rejection>,
+    /// Input records consumed once this batch is done: its checkpoint position.
+    records: u64,
+    /// Set when the run must stop after this batch (`--stop-on-error`).
+    stop: Option<String>,
+    prepare_time: Duration,
+}
+
+struct Rejection {
+    location: String,
+    doc: Option<Value>,
+    error: Option<String>,
+    violations: Vec<aoc_contract::Violation>,
+}
+
+/// The first stage: reads and prepares records into batches of `batch_size` documents; ends at
+/// the end of the input, at a stop, or when the writer hangs up.
+fn produce(
+    reader: &mut Source,
+    preparer: &mut Preparer,
+    batch_size: usize,
+    stop_on_error: bool,
+    tx: &std::sync::mpsc::SyncSender<Pending>,
+) -> anyhow::Result<()> {
+    let mut batch = Pending::default();
+    loop {
+        let t = Instant::now();
+        let record = reader.next_record()?;
+        let end = record.is_none();
+        if let Some(record) = record {
+            match preparer.prepare(record) {
+                Prepared::Doc { location, doc } => {
+                    batch.docs.push(doc);
+                    batch.locations.push(location);
+                }
+                Prepared::Deleted {
+                    location,
+                    tenant,
+                    vendor,
+                    upstream_id: Some(upstream_id),
+                    at,
+                } => {
+                    let vendor = vendor.unwrap_or_else(|| {
+                        upstream_id
+                            .split('-')
+                            .next()
+                            .unwrap_or(&upstream_id)
+                            .to_ascii_lowercase()
+                    });
+                    let recorded_at = at.unwrap_or_else(|| preparer.context().ingested_at.clone());
+                    let key = UpstreamKey {
+                        tenant,
+                        vendor,
+                        upstream_id,
+                    };
+                    batch.deletions.push(Deletion {
+                        key,
+                        recorded_at,
+                        location,
+                    });
+                }
+                Prepared::Deleted {
+                    location,
+                    upstream_id: None,
+                    ..
+                } => batch.rejects.push(Rejection {
+                    location,
+                    doc: None,
+                    error: Some("deletion record without an upstream id".into()),
+                    violations: Vec::new(),
+                }),
+                Prepared::Rejected {
+                    location,
+                    error,
+                    violations,
+                    doc,
+                } => {
+                    if stop_on_error {
+                        batch.stop = Some(format!("--stop-on-error: record {location} rejected"));
+                    }
+                    batch.rejects.push(Rejection {
+                        location,
+                        doc,
+                        error,
+                        violations,
+                    });
+                }
+            }
+        }
+        batch.prepare_time += t.elapsed();
+        if batch.docs.len() >= batch_size || end || batch.stop.is_some() {
+            batch.records = reader.position();
+            let last = end || batch.stop.is_some();
+            if tx.send(std::mem::take(&mut batch)).is_err() || last {
+                return Ok(());
+            }
+        }
+    }
 }
 
 impl Pending {

@@ -53,7 +53,7 @@ pub struct InputReader {
 
 struct Current {
     name: String,
-    lines: Box<dyn BufRead>,
+    lines: Box<dyn BufRead + Send>,
     line_no: u64,
 }
 
@@ -260,14 +260,14 @@ fn classify(v: Value, location: String) -> InputRecord {
 
 fn open_file(path: &Path) -> io::Result<Current> {
     let name = path.display().to_string();
-    let raw: Box<dyn Read> = if path.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
+    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        Box::new(io::stdin())
     } else {
         Box::new(File::open(path).map_err(|e| annotate(path, e))?)
     };
     let mut reader = BufReader::with_capacity(256 * 1024, raw);
     let magic = reader.fill_buf().map_err(|e| annotate(path, e))?;
-    let lines: Box<dyn BufRead> = if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    let lines: Box<dyn BufRead + Send> = if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(BufReader::with_capacity(
             256 * 1024,
             zstd::Decoder::with_buffer(reader).map_err(|e| annotate(path, e))?,
