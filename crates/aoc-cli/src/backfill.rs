@@ -84,6 +84,9 @@ struct Report {
     by_code: BTreeMap<&'static str, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     duration_seconds: Option<f64>,
+    /// Peak resident memory of the runner (Linux `VmHWM`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_rss_bytes: Option<u64>,
 }
 
 /// The checkpoint's opaque position, as the runner encodes it.
@@ -393,6 +396,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         .observe("total", started.elapsed().as_secs_f64());
     if !args.dry_run {
         run.report.duration_seconds = Some(started.elapsed().as_secs_f64());
+        run.report.peak_rss_bytes = peak_rss_bytes();
     }
     let last = Position {
         records,
@@ -674,7 +678,7 @@ fn finish(args: &BackfillArgs, run: Run, started: Instant) -> anyhow::Result<Out
     let secs = started.elapsed().as_secs_f64();
     let handled = report.records - report.resumed_after_records;
     eprintln!(
-        "stella aoc backfill{}: {} records: {} written, {} no-op, {} rejected, {} deletions recorded, {} conflicts in {:.2}s ({:.0} records/s){}",
+        "stella aoc backfill{}: {} records: {} written, {} no-op, {} rejected, {} deletions recorded, {} conflicts in {:.2}s ({:.0} records/s{}){}",
         if report.dry_run { " (dry run, nothing written)" } else { "" },
         report.records,
         report.written,
@@ -684,6 +688,7 @@ fn finish(args: &BackfillArgs, run: Run, started: Instant) -> anyhow::Result<Out
         report.conflicts,
         secs,
         handled as f64 / secs.max(1e-9),
+        report.peak_rss_bytes.map(|b| format!(", peak RSS {} MiB", b >> 20)).unwrap_or_default(),
         report.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default(),
     );
     if report.dry_run {
@@ -741,4 +746,12 @@ fn progress_bar(disabled: bool) -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Peak resident set size from `/proc/self/status` (`VmHWM`), where the kernel offers it.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

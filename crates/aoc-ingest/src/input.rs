@@ -196,8 +196,8 @@ fn whole_document(name: &str, bytes: &[u8]) -> Vec<InputRecord> {
 }
 
 /// Sorts a parsed value into an [`Item`]: revision-feed line, raw document, or upstream document.
-fn classify(v: Value, location: String) -> InputRecord {
-    if let Value::Object(ref map) = v {
+fn classify(mut v: Value, location: String) -> InputRecord {
+    if let Value::Object(ref mut map) = v {
         let feed_time = map
             .get("committed_at")
             .and_then(Value::as_str)
@@ -205,7 +205,6 @@ fn classify(v: Value, location: String) -> InputRecord {
         if map.contains_key("committed_at")
             && (map.contains_key("document") || map.contains_key("deleted"))
         {
-            let mut map = map.clone();
             if map.get("deleted").and_then(Value::as_bool) == Some(true) {
                 let path = map
                     .get("path")
@@ -224,7 +223,8 @@ fn classify(v: Value, location: String) -> InputRecord {
                     },
                 };
             }
-            return match map.remove("document") {
+            // Taken out, not copied: the feed line's wrapper is dropped here.
+            return match map.swap_remove("document") {
                 Some(doc @ Value::Object(_)) => InputRecord {
                     location,
                     item: Item::Upstream {
