@@ -467,42 +467,9 @@ fn produce(
                     batch.docs.push(doc);
                     batch.locations.push(location);
                 }
-                Prepared::Deleted {
-                    location,
-                    tenant,
-                    vendor,
-                    upstream_id: Some(upstream_id),
-                    at,
-                } => {
-                    let vendor = vendor.unwrap_or_else(|| {
-                        upstream_id
-                            .split('-')
-                            .next()
-                            .unwrap_or(&upstream_id)
-                            .to_ascii_lowercase()
-                    });
-                    let recorded_at = at.unwrap_or_else(|| preparer.context().ingested_at.clone());
-                    let key = UpstreamKey {
-                        tenant,
-                        vendor,
-                        upstream_id,
-                    };
-                    batch.deletions.push(Deletion {
-                        key,
-                        recorded_at,
-                        location,
-                    });
+                Prepared::Deleted { location, key, recorded_at } => {
+                    batch.deletions.push(Deletion { key, recorded_at, location });
                 }
-                Prepared::Deleted {
-                    location,
-                    upstream_id: None,
-                    ..
-                } => batch.rejects.push(Rejection {
-                    location,
-                    doc: None,
-                    error: Some("deletion record without an upstream id".into()),
-                    violations: Vec::new(),
-                }),
                 Prepared::Rejected {
                     location,
                     error,

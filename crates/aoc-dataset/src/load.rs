@@ -2,7 +2,7 @@
 //! 500, deletions recorded), so that a dataset built from inputs equals one exported from a store
 //! that `stella aoc backfill` loaded from the same inputs with the same clock.
 
-use aoc_contract::{GuardOptions, MapContext, UpstreamKey};
+use aoc_contract::{GuardOptions, MapContext};
 use aoc_ingest::{InputReader, Prepared, Preparer};
 use aoc_store::{Batch, Deletion, Store, StoreError};
 use serde_json::Value;
@@ -53,43 +53,9 @@ pub fn load_inputs(
             report.records += 1;
             match preparer.prepare(record) {
                 Prepared::Doc { doc, .. } => docs.push(doc),
-                Prepared::Deleted {
-                    location,
-                    tenant,
-                    vendor,
-                    upstream_id,
-                    at,
-                } => match upstream_id {
-                    Some(upstream_id) => {
-                        // The runner's rule for feeds that do not name the vendor: the id's prefix.
-                        let vendor = vendor.unwrap_or_else(|| {
-                            upstream_id
-                                .split('-')
-                                .next()
-                                .unwrap_or(&upstream_id)
-                                .to_ascii_lowercase()
-                        });
-                        let recorded_at =
-                            at.unwrap_or_else(|| preparer.context().ingested_at.clone());
-                        deletions.push(Deletion {
-                            key: UpstreamKey {
-                                tenant,
-                                vendor,
-                                upstream_id,
-                            },
-                            recorded_at,
-                            location,
-                        });
-                    }
-                    None => {
-                        rejected += 1;
-                        if first.len() < QUOTED_REJECTIONS {
-                            first.push(format!(
-                                "{location}: deletion record without an upstream id"
-                            ));
-                        }
-                    }
-                },
+                Prepared::Deleted { location, key, recorded_at } => {
+                    deletions.push(Deletion { key, recorded_at, location });
+                }
                 Prepared::Rejected {
                     location,
                     error,

@@ -1,7 +1,8 @@
 //! Turns input records into raw documents checked by the guard, or into rejections with reasons.
 
 use crate::input::{InputRecord, Item};
-use aoc_contract::{map_document, Guard, GuardOptions, MapContext, Violation};
+use aoc_contract::mapping::vendor_from_id;
+use aoc_contract::{map_document, Guard, GuardOptions, MapContext, UpstreamKey, Violation};
 use serde_json::Value;
 
 /// The result of preparing one input record.
@@ -9,14 +10,9 @@ use serde_json::Value;
 pub enum Prepared {
     /// A raw document that passed the guard, ready to append.
     Doc { location: String, doc: Value },
-    /// An upstream deletion, to be recorded (never applied as a delete).
-    Deleted {
-        location: String,
-        tenant: String,
-        vendor: Option<String>,
-        upstream_id: Option<String>,
-        at: Option<String>,
-    },
+    /// An upstream deletion, to be recorded (never applied as a delete). `recorded_at` is the
+    /// feed's own time (so re-running is a no-op), or the run clock when the feed has none.
+    Deleted { location: String, key: UpstreamKey, recorded_at: String },
     /// Refused: the input could not be read or mapped (`error`), or the guard found violations.
     Rejected {
         location: String,
@@ -82,14 +78,20 @@ impl Preparer {
                 let violations = self.guard.check(&doc);
                 self.finish(location, doc, violations)
             }
-            Item::Deleted {
-                at, upstream_id, ..
-            } => Prepared::Deleted {
+            Item::Deleted { upstream_id: Some(upstream_id), at, .. } => Prepared::Deleted {
                 location,
-                tenant: self.ctx.tenant.clone(),
-                vendor: self.ctx.vendor.clone(),
-                upstream_id,
-                at: at.map(|a| normalise_utc(&a)),
+                key: UpstreamKey {
+                    tenant: self.ctx.tenant.clone(),
+                    vendor: self.ctx.vendor.clone().unwrap_or_else(|| vendor_from_id(&upstream_id)),
+                    upstream_id,
+                },
+                recorded_at: at.map_or_else(|| self.ctx.ingested_at.clone(), |a| normalise_utc(&a)),
+            },
+            Item::Deleted { upstream_id: None, .. } => Prepared::Rejected {
+                location,
+                error: Some("deletion record without an upstream id".into()),
+                violations: Vec::new(),
+                doc: None,
             },
             Item::Broken(error) => Prepared::Rejected {
                 location,

@@ -121,6 +121,12 @@ pub fn default_vendor(doc: &Value) -> Option<String> {
     }
 }
 
+/// The vendor an OSV-style id names: its lowercased prefix (`RUSTSEC-2021-0001` → `rustsec`,
+/// `GHSA-…` → `ghsa`, `GO-…` → `go`). Also used for feed deletions, which carry only an id.
+pub fn vendor_from_id(id: &str) -> String {
+    id.split('-').next().unwrap_or(id).to_ascii_lowercase()
+}
+
 /// Escapes one reference token per RFC 6901 (`~` → `~0`, `/` → `~1`).
 pub fn escape_pointer_token(token: &str) -> std::borrow::Cow<'_, str> {
     if token.contains(['~', '/']) {

@@ -54,11 +54,7 @@ pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
             );
         }
     }
-    let default_vendor = upstream_id
-        .split('-')
-        .next()
-        .unwrap_or(&upstream_id)
-        .to_ascii_lowercase();
+    let default_vendor = super::vendor_from_id(&upstream_id);
     Ok(Extracted {
         document_version: doc.get("modified").and_then(trimmed),
         spec_version: doc.get("schema_version").and_then(trimmed),
