@@ -45,7 +45,7 @@ impl Cmd {
     pub fn run(self, sh: &Shell) -> Result<ExitCode> {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
         let third_party = !self.no_third_party && self.install_third_party(sh, ci)?;
-        let mut _cluster = None;
+        let mut _cluster: Option<Cluster> = None;
         let mut pg_url = None;
         if !self.no_postgres {
             let dir = format!("/tmp/aoc-pg-xtask-{}", std::process::id());
@@ -73,11 +73,19 @@ impl Cmd {
         let _tp = third_party.then(|| sh.push_env("AOC_THIRD_PARTY", "1"));
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let extra = &self.cargo_args;
-        // The suite's own output is the last thing printed, so CI reads cargo test's summary.
-        let status = cmd!(sh, "{cargo} test --workspace --locked {extra...}")
-            .quiet()
-            .run();
-        Ok(if status.is_ok() {
+        let mut command =
+            std::process::Command::from(cmd!(sh, "{cargo} test --workspace --locked {extra...}"));
+        let tally = run_counting(&mut command)?;
+        drop(_pg);
+        drop(_cluster);
+        // The last line of the run: the totals over every test binary, in the plain
+        // "N passed, N failed" form CI reads (cargo's own last line is often a doc-test
+        // binary's "0 passed").
+        println!(
+            "tests: {} passed, {} failed, {} skipped",
+            tally.passed, tally.failed, tally.ignored
+        );
+        Ok(if tally.success && tally.failed == 0 && tally.passed > 0 {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
@@ -100,5 +108,67 @@ impl Cmd {
             }
         }
         Ok(true)
+    }
+}
+
+/// Totals over every `test result:` line cargo prints.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+    success: bool,
+}
+
+/// Runs `command`, passing its stdout through line by line while adding up the results.
+fn run_counting(command: &mut std::process::Command) -> Result<Tally> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let mut tally = Tally::default();
+    let stdout = child.stdout.take().expect("piped above");
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        writeln!(out, "{line}")?;
+        add_result_line(&mut tally, &line);
+    }
+    tally.success = child.wait()?.success();
+    Ok(tally)
+}
+
+/// `test result: ok. 8 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ...`
+fn add_result_line(tally: &mut Tally, line: &str) {
+    let Some(rest) = line.strip_prefix("test result: ") else {
+        return;
+    };
+    for part in rest.split(';') {
+        let mut words = part.split_whitespace().rev();
+        let (Some(kind), Some(n)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u64>() else { continue };
+        match kind {
+            "passed" => tally.passed += n,
+            "failed" => tally.failed += n,
+            "ignored" => tally.ignored += n,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_up_cargo_result_lines() {
+        let mut t = Tally::default();
+        add_result_line(&mut t, "test result: ok. 8 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        add_result_line(&mut t, "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.2s");
+        add_result_line(&mut t, "running 5 tests");
+        assert_eq!((t.passed, t.failed, t.ignored), (11, 2, 1));
     }
 }
