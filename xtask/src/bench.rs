@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 mod release;
+mod verify;
 
 use crate::sbom::platform::Platform;
 use crate::sbom::{self, graph, SbomOptions};
@@ -37,6 +38,22 @@ enum What {
         #[arg(long, default_value_t = 500)]
         large_mb: u64,
     },
+    /// `aoc-verify` on a kit with a large dataset vs `sha256sum -c` + `gzip -t` (integrity only
+    /// and full timings); run with `cargo run --release -p xtask -- bench verify`
+    Verify {
+        /// The release `stella` to pack [default: target/aoc-release/release/stella].
+        #[arg(long)]
+        runner_binary: Option<PathBuf>,
+        /// Size of the generated dataset feed in MB (10^6 bytes).
+        #[arg(long, default_value_t = 500)]
+        large_mb: u64,
+        /// Verify this existing kit instead of building one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Timed runs of each side; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
 }
 
 impl Cmd {
@@ -47,6 +64,12 @@ impl Cmd {
                 runner_binary,
                 large_mb,
             } => release::run(sh, runner_binary, large_mb),
+            What::Verify {
+                runner_binary,
+                large_mb,
+                dir,
+                runs,
+            } => verify::run(sh, runner_binary, large_mb, dir, runs),
         }
     }
 }

@@ -39,6 +39,21 @@ pub fn provenance(hash: &str) -> String {
     format!("aoc-dataset-{hash}.provenance.json")
 }
 
+/// `rehearsal-<hash>.json`: the report of the dev rehearsal of this dataset (`cargo xtask
+/// aoc-rehearsal`). The kit's one optional file: carried, summed and a provenance subject when the
+/// release found a report for its dataset.
+pub fn rehearsal_report(hash: &str) -> String {
+    format!("rehearsal-{hash}.json")
+}
+
+/// `files` plus the optional files a kit carries, sorted by name bytes.
+pub fn with_optional(mut files: Vec<String>, optional: &[String]) -> Vec<String> {
+    files.extend(optional.iter().cloned());
+    files.sort();
+    files.dedup();
+    files
+}
+
 /// Every file of a kit whose dataset has `hash`, sorted by name bytes (SHA256SUMS order).
 pub fn expected_files(hash: &str) -> Vec<String> {
     let mut files = vec![

@@ -8,6 +8,7 @@ mod epoch;
 mod keygen;
 mod kit;
 mod publish;
+mod rehearsal;
 mod release;
 mod sbom;
 mod test;
@@ -18,10 +19,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 use xshell::Shell;
-
-/// Exit code for a task that exists in the plan but has no implementation yet, distinct from a
-/// task that ran and failed (1).
-const NOT_IMPLEMENTED: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -40,8 +37,9 @@ enum Task {
     AocRelease(release::Cmd),
     /// Verify a kit offline: checksums, signatures, provenance, SBOM, dataset (exit codes: see verify.rs)
     AocVerify(verify::Cmd),
-    /// A full release with the dev key into a scratch directory [not implemented yet]
-    AocRehearsal(Pending),
+    /// Dev rehearsal: build the dataset, load it with stella into a fresh store, verify, export
+    /// again; prints the DATASET_HASH to release with
+    AocRehearsal(rehearsal::Cmd),
     /// Publish a verified kit to a directory or an S3-compatible bucket (s3://bucket/prefix)
     AocPublish(publish::Cmd),
     /// Generate a cosign-compatible key pair (password from COSIGN_PASSWORD)
@@ -52,14 +50,6 @@ enum Task {
     Bench(bench::Cmd),
     /// Run every test as CI does: third-party verifiers, a throwaway PostgreSQL, cargo test
     Test(test::Cmd),
-}
-
-/// Accepts any arguments so a call written for the finished task still gets the clear
-/// "not implemented yet" answer instead of a flag-parsing error.
-#[derive(clap::Args)]
-struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -84,18 +74,13 @@ fn run(task: Task) -> Result<ExitCode> {
     match task {
         Task::AocRelease(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
         Task::AocVerify(cmd) => cmd.run(&sh),
-        Task::AocRehearsal(_) => Ok(not_implemented("aoc-rehearsal")),
+        Task::AocRehearsal(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
         Task::AocPublish(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
         Task::Keygen(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
         Task::Sbom(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
         Task::Bench(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
         Task::Test(cmd) => cmd.run(&sh),
     }
-}
-
-fn not_implemented(task: &str) -> ExitCode {
-    eprintln!("cargo xtask {task}: not implemented yet");
-    ExitCode::from(NOT_IMPLEMENTED)
 }
 
 /// The directory holding the workspace `Cargo.toml`, whatever directory cargo was run from.

@@ -1,15 +1,17 @@
 //! `cargo xtask aoc-release`: builds, signs and self-verifies the offline kit (DESIGN.md §6).
 //!
-//! Plan: check the signing key and `DATASET_HASH` (before anything expensive) → build `stella`
-//! reproducibly → pack the runner tarball → SBOMs → dataset → sign the runner → `verify-kit.sh`
-//! and `cosign.pub` → provenance → SHA256SUMS and its signature → self-verify with the code of
-//! `aoc-verify` → rename the staging directory to the kit's name → publish when asked.
+//! Plan: check the signing key and `DATASET_HASH` (before anything expensive) → dataset (seconds;
+//! a wrong pin fails here, before the minutes of the runner build) → the rehearsal report for that
+//! dataset, when there is one → build `stella` reproducibly → pack the runner tarball → SBOMs →
+//! sign the runner → `verify-kit.sh` and `cosign.pub` → provenance → SHA256SUMS and its signature
+//! → self-verify with the code of `aoc-verify` → rename the staging directory to the kit's name →
+//! publish when asked.
 //!
 //! Everything is written into `<out>.tmp-XXXX` next to the kit; it gets the kit's name only after
 //! self-verification passed, so a failed run never leaves a kit that looks complete.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,7 @@ use aoc_sigstore::{
 };
 
 use crate::kit::{self, provenance};
+use crate::rehearsal::report::{stage_for_kit, Lookup as RehearsalLookup};
 use crate::sbom::{self, Artifact, SbomOptions};
 use crate::verify::{self, VerifyOptions};
 
@@ -56,6 +59,10 @@ pub struct Cmd {
     /// Use this `stella` instead of building it (benchmarks; the binary must be a release build).
     #[arg(long, hide = true)]
     runner_binary: Option<PathBuf>,
+    /// The dev rehearsal's report to carry in the kit; it must rehearse the kit's dataset
+    /// [default: out/rehearsal/rehearsal-<hash>.json when it exists].
+    #[arg(long)]
+    rehearsal_report: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -70,7 +77,11 @@ impl Cmd {
             env: ReleaseOptions::process_env(),
             print: true,
         };
-        let done = release(sh, &opts)?;
+        let lookup = match self.rehearsal_report {
+            Some(p) => RehearsalLookup::File(cwd.join(p)),
+            None => RehearsalLookup::InDir(cwd.join(crate::rehearsal::DEFAULT_OUT)),
+        };
+        let done = release_carrying(sh, &opts, &lookup)?;
         print_summary(&done);
         Ok(())
     }
@@ -113,6 +124,8 @@ pub struct Release {
     pub dataset_pin: Option<String>,
     pub published: Option<PathBuf>,
     pub dirty: bool,
+    /// The rehearsal report the kit carries (`rehearsal-<hash>.json`), if any.
+    pub rehearsal_report: Option<String>,
 }
 
 /// Times and announces each step on stderr.
@@ -138,8 +151,17 @@ impl Steps {
     }
 }
 
-/// Runs the whole plan; see the module documentation.
+/// Runs the whole plan (see the module documentation) for a kit without a rehearsal report.
 pub fn release(sh: &Shell, opts: &ReleaseOptions) -> Result<Release> {
+    release_carrying(sh, opts, &RehearsalLookup::Off)
+}
+
+/// [`release`], carrying the rehearsal report that `rehearsal` finds for the kit's dataset.
+pub fn release_carrying(
+    sh: &Shell,
+    opts: &ReleaseOptions,
+    rehearsal: &RehearsalLookup,
+) -> Result<Release> {
     let root = sh.current_dir();
     let env = |k: &str| opts.env.get(k).cloned();
 
@@ -193,6 +215,28 @@ pub fn release(sh: &Shell, opts: &ReleaseOptions) -> Result<Release> {
         );
     }
 
+    let dataset = steps.run("dataset", || {
+        let built = kit::dataset::build(&dataset_inputs, &stage, epoch)?;
+        check_pin(pin.as_deref(), &built.hash, &dataset_inputs)?;
+        let (archive, manifest) = (
+            stage.join(kit::dataset_tarball(&built.hash)),
+            stage.join(kit::dataset_manifest(&built.hash)),
+        );
+        anyhow::ensure!(
+            built.archive == archive && built.manifest == manifest,
+            "aoc-dataset wrote {} and {}, the kit expects {} and {}",
+            built.archive.display(),
+            built.manifest.display(),
+            archive.display(),
+            manifest.display()
+        );
+        Ok(built)
+    })?;
+    let hash = dataset.hash.clone();
+    let carried = steps.run("rehearsal report", || {
+        stage_for_kit(rehearsal, &hash, &stage)
+    })?;
+
     let binary = steps.run("build runner", || match &opts.runner_binary {
         Some(b) => {
             anyhow::ensure!(
@@ -235,25 +279,6 @@ pub fn release(sh: &Shell, opts: &ReleaseOptions) -> Result<Release> {
         Ok(())
     })?;
 
-    let dataset = steps.run("dataset", || {
-        let built = kit::dataset::build(&dataset_inputs, &stage, epoch)?;
-        check_pin(pin.as_deref(), &built.hash, &dataset_inputs)?;
-        let (archive, manifest) = (
-            stage.join(kit::dataset_tarball(&built.hash)),
-            stage.join(kit::dataset_manifest(&built.hash)),
-        );
-        anyhow::ensure!(
-            built.archive == archive && built.manifest == manifest,
-            "aoc-dataset wrote {} and {}, the kit expects {} and {}",
-            built.archive.display(),
-            built.manifest.display(),
-            archive.display(),
-            manifest.display()
-        );
-        Ok(built)
-    })?;
-    let hash = dataset.hash.clone();
-
     steps.run("sign runner", || {
         let bundle = message_signature_bundle(&key.signer, &packed.archive_sha256);
         std::fs::write(stage.join(kit::RUNNER_BUNDLE), bundle)?;
@@ -268,7 +293,7 @@ pub fn release(sh: &Shell, opts: &ReleaseOptions) -> Result<Release> {
 
     let source = steps.run("provenance", || {
         let source = source_info(sh, &root)?;
-        let subjects = kit::subject_files(&hash)
+        let subjects = kit::with_optional(kit::subject_files(&hash), &carried)
             .into_iter()
             .map(|name| {
                 let sha256 = kit::sha256_file(&stage.join(&name))?;
@@ -305,7 +330,7 @@ pub fn release(sh: &Shell, opts: &ReleaseOptions) -> Result<Release> {
     })?;
 
     steps.run("checksums", || {
-        let paths: Vec<PathBuf> = kit::summed_files(&hash)
+        let paths: Vec<PathBuf> = kit::with_optional(kit::summed_files(&hash), &carried)
             .iter()
             .map(|n| stage.join(n))
             .collect();
@@ -346,7 +371,7 @@ pub fn release(sh: &Shell, opts: &ReleaseOptions) -> Result<Release> {
         Ok(())
     })?;
 
-    let files = kit::expected_files(&hash)
+    let files = kit::with_optional(kit::expected_files(&hash), &carried)
         .into_iter()
         .map(|name| {
             let path = stage.join(&name);
@@ -381,6 +406,7 @@ pub fn release(sh: &Shell, opts: &ReleaseOptions) -> Result<Release> {
         dataset_pin: pin,
         published,
         dirty: source.dirty,
+        rehearsal_report: carried.into_iter().next(),
     })
 }
 
@@ -533,6 +559,10 @@ pub fn print_summary(r: &Release) {
         Some(DATASET_PLACEHOLDER) => eprintln!("  DATASET_HASH placeholder: dataset NOT pinned"),
         Some(_) => eprintln!("  dataset matches DATASET_HASH"),
         None => eprintln!("  DATASET_HASH unset: dataset not pinned"),
+    }
+    match &r.rehearsal_report {
+        Some(name) => eprintln!("  carries the dev rehearsal report {name}"),
+        None => eprintln!("  no rehearsal report for this dataset"),
     }
     eprintln!(
         "  signed by key {} ({})",

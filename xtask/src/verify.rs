@@ -4,7 +4,8 @@
 //! Checks run in the order of the chain of trust, each printed with pass/fail and the file it is
 //! about: SHA256SUMS' signature → SHA256SUMS parses strictly → it lists exactly the kit's files → every
 //! digest → every other bundle against the key and the artefact's real digest → provenance subjects
-//! equal the artefacts → the SBOMs describe the tarball and the `stella` inside it → the dataset's
+//! equal the artefacts → the rehearsal report, when the kit carries one, is a successful rehearsal
+//! of the kit's dataset → the SBOMs describe the tarball and the `stella` inside it → the dataset's
 //! manifest, hash and AOC guard (aoc-dataset) → the bundled `stella aoc verify --dry-run`.
 //!
 //! Exit codes (by the class of the first check that failed, in the order above):
@@ -14,7 +15,7 @@
 //! | 0 | verified |
 //! | 10 | checksum: SHA256SUMS unparsable, a file missing, unlisted or with another digest |
 //! | 11 | signature: a bundle malformed, by another key, over another digest, or not verifying |
-//! | 12 | provenance/SBOM mismatch: subjects differ from the artefacts, SBOM differs from the binary |
+//! | 12 | provenance/SBOM mismatch: subjects differ from the artefacts, SBOM differs from the binary, the rehearsal report is not a passed rehearsal of the kit's dataset |
 //! | 13 | dataset/AOC: manifest or content hash differ from the data, an AOC guard violation |
 //! | 14 | unreadable or hostile input: kit missing, archive refused by the defensive reader |
 //! | 2 | usage: bad flags, `--key` unreadable |
@@ -36,6 +37,9 @@ use aoc_sigstore::{
 };
 
 use crate::kit::{self, provenance::BUILD_TYPE};
+
+#[cfg(test)]
+mod hostile_tests;
 
 /// What kind of trust a failed check breaks; the process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -369,6 +373,14 @@ fn run_checks(
             return;
         }
     };
+    // The optional files this kit carries: present, or listed in SHA256SUMS (and then missing).
+    let carried: Vec<String> = match &hash {
+        Some(h) => [kit::rehearsal_report(h)]
+            .into_iter()
+            .filter(|n| present.contains(n) || sums.as_ref().is_some_and(|s| s.get(n).is_some()))
+            .collect(),
+        None => Vec::new(),
+    };
     let mut digests: BTreeMap<String, [u8; 32]> = BTreeMap::new();
     if let Some(sums) = &sums {
         let listed: Vec<&str> = sums.iter().map(|(n, _)| n).collect();
@@ -393,7 +405,7 @@ fn run_checks(
             }
         }
         if let Some(h) = &hash {
-            let expected = kit::summed_files(h);
+            let expected = kit::with_optional(kit::summed_files(h), &carried);
             let mut got: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
             got.sort();
             let outcome = if got == expected {
@@ -440,7 +452,7 @@ fn run_checks(
     }
     let Some(hash) = hash else { return };
     // Files SHA256SUMS did not cover (it failed to parse) are still hashed for the checks below.
-    for name in kit::summed_files(&hash) {
+    for name in kit::with_optional(kit::summed_files(&hash), &carried) {
         if !digests.contains_key(&name) && present.contains(&name) {
             if let Ok(d) = kit::sha256_file(&dir.join(&name)) {
                 digests.insert(name, d);
@@ -478,13 +490,19 @@ fn run_checks(
 
     // 6. Provenance subjects equal the artefacts.
     if let Some(payload) = statement {
-        let outcome = check_provenance(&payload, &hash, &digests);
+        let subjects = kit::with_optional(kit::subject_files(&hash), &carried);
+        let outcome = check_provenance(&payload, &hash, &subjects, &digests);
         c.record(
             "provenance.subjects",
             &provenance_name,
             Class::Provenance,
             outcome,
         );
+    }
+    for name in &carried {
+        let outcome = read_kit_file(dir, name)
+            .and_then(|bytes| crate::rehearsal::report::check(&bytes, &hash));
+        c.record("rehearsal.report", name, Class::Provenance, outcome);
     }
 
     // 7. The SBOMs describe the tarball and the binary actually inside it.
@@ -536,7 +554,9 @@ fn run_checks(
     // 8. The dataset: manifest, content hash and the AOC guard over every record.
     let dataset = dir.join(kit::dataset_tarball(&hash));
     let data_dir = scratch.path().join("dataset");
-    match kit::dataset::verify(&dataset, &hash) {
+    let sidecar = kit::dataset_manifest(&hash);
+    let limits = dataset_limits(dir, &sidecar);
+    match kit::dataset::verify(&dataset, &hash, limits) {
         Ok(summary) => {
             c.record(
                 "dataset",
@@ -563,13 +583,12 @@ fn run_checks(
             );
         }
     }
-    let sidecar = kit::dataset_manifest(&hash);
     let outcome = kit::dataset::check_sidecar(&dataset, &dir.join(&sidecar));
     c.record("dataset.manifest", &sidecar, Class::Dataset, outcome);
 
     // 9. The bundled stella over the extracted records.
     if opts.run_bundled_stella && binary_digest.is_some() {
-        let outcome = kit::dataset::extract_data(&dataset, &data_dir).and_then(|n| {
+        let outcome = kit::dataset::extract_data(&dataset, &data_dir, limits).and_then(|n| {
             run_bundled_stella(&stella, &data_dir).map(|out| format!("{n} data file(s): {out}"))
         });
         c.record(
@@ -578,6 +597,40 @@ fn run_checks(
             Class::Dataset,
             outcome,
         );
+    }
+}
+
+/// Bounds for reading the dataset tarball, from the kit's sidecar manifest (checksummed and signed
+/// by the time it is used): no member larger than its largest data file (or the 64 MiB aoc-dataset
+/// allows `manifest.json`), no more decompressed bytes than its files plus the manifest and tar
+/// framing. aoc-dataset's generic limits (4 GiB per member, 64 GiB in total) would let a 3.6 MB
+/// gzip bomb run for 38 s and, since a line without a newline is buffered whole, reach 3 GiB of
+/// RSS (verify/hostile_tests.rs); with these it stops at the header. The bounds only ever tighten:
+/// without a readable sidecar the generic limits apply and the sidecar check fails on its own.
+fn dataset_limits(dir: &Path, sidecar: &str) -> Limits {
+    /// aoc-dataset's own cap on `manifest.json` (verify.rs MAX_MANIFEST_BYTES).
+    const MANIFEST_ALLOWANCE: u64 = 64 << 20;
+    let generic = aoc_dataset::VerifyOptions::default().limits;
+    let Some(manifest) = read_kit_file(dir, sidecar)
+        .ok()
+        .and_then(|bytes| aoc_dataset::Manifest::from_slice(&bytes).ok())
+    else {
+        return generic;
+    };
+    let largest = manifest.files.iter().map(|f| f.bytes).max().unwrap_or(0);
+    // Members: the data files, manifest.json, and at most one directory per path component.
+    let members = 2 * (manifest.files.len() as u64 + 1) + 8;
+    // A header, padding and possibly a long-name or PAX header pair per member, the end marker
+    // and record padding.
+    let framing = members * 4 * 512 + (1 << 20);
+    Limits {
+        max_entry_bytes: largest.max(MANIFEST_ALLOWANCE).min(generic.max_entry_bytes),
+        max_total_bytes: manifest
+            .totals
+            .bytes
+            .saturating_add(MANIFEST_ALLOWANCE + framing)
+            .min(generic.max_total_bytes),
+        max_entries: members.min(generic.max_entries),
     }
 }
 
@@ -658,6 +711,7 @@ fn message_check(
 fn check_provenance(
     payload: &[u8],
     hash: &str,
+    subjects: &[String],
     digests: &BTreeMap<String, [u8; 32]>,
 ) -> std::result::Result<String, String> {
     let statement = parse_statement(payload)?;
@@ -686,8 +740,8 @@ fn check_provenance(
         return Err("a subject is listed twice".into());
     }
     let mut problems = Vec::new();
-    for name in kit::subject_files(hash) {
-        match (claimed.get(&name), digests.get(&name)) {
+    for name in subjects {
+        match (claimed.get(name), digests.get(name)) {
             (Some(c), Some(a)) if c == a => {}
             (Some(c), Some(a)) => problems.push(format!(
                 "{name}: subject sha256 {} but the file's is {}",
@@ -701,7 +755,7 @@ fn check_provenance(
         }
     }
     for name in claimed.keys() {
-        if !kit::subject_files(hash).contains(name) {
+        if !subjects.contains(name) {
             problems.push(format!("subject {name} is not a kit artefact"));
         }
     }

@@ -15,7 +15,7 @@ use xshell::{cmd, Shell};
 use crate::release::{release, Release, ReleaseOptions};
 
 /// Revision-feed lines copied (with fresh ids) to reach the large dataset's size.
-const FEED_TEMPLATE: &str = "testdata/history-sample.ndjson";
+pub(super) const FEED_TEMPLATE: &str = "testdata/history-sample.ndjson";
 
 pub fn run(sh: &Shell, binary: Option<PathBuf>, large_mb: u64) -> Result<()> {
     let root = sh.current_dir();
@@ -112,7 +112,7 @@ pub fn run(sh: &Shell, binary: Option<PathBuf>, large_mb: u64) -> Result<()> {
 
 /// Copies of the template feed with ids made unique per copy (`RUSTSEC-` → `RUSTSEC-C00001-`),
 /// until `target` bytes.
-fn generate_feed(template: &Path, out: &Path, target: u64) -> Result<u64> {
+pub(super) fn generate_feed(template: &Path, out: &Path, target: u64) -> Result<u64> {
     let lines: Vec<String> = std::io::BufReader::new(std::fs::File::open(template)?)
         .lines()
         .collect::<std::io::Result<_>>()?;

@@ -65,10 +65,15 @@ pub enum Problem {
 }
 
 /// aoc-dataset's verification (manifest, sidecar, content hash = `hash`, AOC guard and chains over
-/// every record); a one-line summary when it passes.
-pub fn verify(archive: &Path, hash: &str) -> std::result::Result<String, Problem> {
+/// every record) with the reader bounded by `limits`; a one-line summary when it passes.
+pub fn verify(
+    archive: &Path,
+    hash: &str,
+    limits: aoc_archive::Limits,
+) -> std::result::Result<String, Problem> {
     let opts = aoc_dataset::VerifyOptions {
         expected_hash: Some(hash.to_string()),
+        limits,
         ..aoc_dataset::VerifyOptions::default()
     };
     match aoc_dataset::verify_with(archive, &opts) {
@@ -112,11 +117,14 @@ pub fn check_sidecar(archive: &Path, sidecar: &Path) -> std::result::Result<Stri
     ))
 }
 
-/// Writes the dataset's data files under `dest` (through the defensive reader); returns how many.
-pub fn extract_data(archive: &Path, dest: &Path) -> std::result::Result<usize, String> {
-    let reader =
-        aoc_archive::ArchiveReader::open(archive, aoc_dataset::VerifyOptions::default().limits)
-            .map_err(|e| e.to_string())?;
+/// Writes the dataset's data files under `dest` (through the defensive reader bounded by `limits`);
+/// returns how many.
+pub fn extract_data(
+    archive: &Path,
+    dest: &Path,
+    limits: aoc_archive::Limits,
+) -> std::result::Result<usize, String> {
+    let reader = aoc_archive::ArchiveReader::open(archive, limits).map_err(|e| e.to_string())?;
     let mut count = 0;
     reader
         .for_each_entry(|path, entry| -> anyhow::Result<()> {

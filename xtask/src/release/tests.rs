@@ -16,26 +16,26 @@ use super::{release, Release, ReleaseOptions};
 use crate::kit;
 use crate::verify::{verify_kit, Class, KitReport, VerifyOptions};
 
-const EPOCH: i64 = 1_700_000_000;
+pub(crate) const EPOCH: i64 = 1_700_000_000;
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
 }
 
-fn shell() -> Shell {
+pub(crate) fn shell() -> Shell {
     let sh = Shell::new().unwrap();
     sh.change_dir(root());
     sh
 }
 
-fn dev_env() -> BTreeMap<String, String> {
+pub(crate) fn dev_env() -> BTreeMap<String, String> {
     BTreeMap::from([("COSIGN_ALLOW_DEV_KEY".to_string(), "1".to_string())])
 }
 
-fn options(out: PathBuf, env: BTreeMap<String, String>) -> ReleaseOptions {
+pub(crate) fn options(out: PathBuf, env: BTreeMap<String, String>) -> ReleaseOptions {
     ReleaseOptions {
         out,
         dataset_from: Vec::new(),
@@ -47,16 +47,16 @@ fn options(out: PathBuf, env: BTreeMap<String, String>) -> ReleaseOptions {
     }
 }
 
-struct Kits {
+pub(crate) struct Kits {
     _scratch: tempfile::TempDir,
-    a: Release,
+    pub a: Release,
     b: Release,
     /// The `stella` kit `a` shipped, for releases that should not rebuild it.
-    binary: PathBuf,
+    pub binary: PathBuf,
 }
 
 /// Two releases with the dev key into different directories (the first builds `stella`).
-fn kits() -> &'static Kits {
+pub(crate) fn kits() -> &'static Kits {
     static KITS: OnceLock<Kits> = OnceLock::new();
     KITS.get_or_init(|| {
         let scratch = tempfile::tempdir().unwrap();
@@ -84,12 +84,12 @@ fn kits() -> &'static Kits {
     })
 }
 
-fn set_executable(path: &Path) {
+pub(crate) fn set_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn names(dir: &Path) -> Vec<String> {
+pub(crate) fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -99,7 +99,7 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 /// A private copy of kit `a` to tamper with.
-fn copy_kit() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn copy_kit() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("aoc");
     std::fs::create_dir(&dir).unwrap();
@@ -109,14 +109,14 @@ fn copy_kit() -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
-fn quiet() -> VerifyOptions {
+pub(crate) fn quiet() -> VerifyOptions {
     VerifyOptions {
         run_bundled_stella: true,
         print: false,
     }
 }
 
-fn describe(report: &KitReport) -> String {
+pub(crate) fn describe(report: &KitReport) -> String {
     report
         .failures()
         .map(|f| format!("{} {} [{:?}]: {}", f.check, f.file, f.class, f.detail))
@@ -306,7 +306,7 @@ fn aoc_verify_passes_the_good_kit_and_reports_every_check_as_json() {
     }
 }
 
-fn flip_middle_byte(path: &Path) {
+pub(crate) fn flip_middle_byte(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     let i = bytes.len() / 2;
     bytes[i] ^= 0x01;
@@ -374,7 +374,7 @@ fn swapped_bundles_fail_as_signature() {
 }
 
 /// Rewrites SHA256SUMS and its signature with the dev key, as a signer would.
-fn reseal(dir: &Path, hash: &str) {
+pub(crate) fn reseal(dir: &Path, hash: &str) {
     let paths: Vec<PathBuf> = kit::summed_files(hash)
         .iter()
         .map(|n| dir.join(n))

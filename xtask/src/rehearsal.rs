@@ -1,0 +1,584 @@
+//! `cargo xtask aoc-rehearsal`: the dev rehearsal of the release runbook. It proves, with the real
+//! runner, that the dataset the release will ship loads cleanly into a fresh store, and captures
+//! the dataset hash the production release is then pinned to (`DATASET_HASH`).
+//!
+//! Plan: check the store is fresh → build the dataset (the release's own builder and clock, so
+//! the hash is the one `aoc-release` computes) → build `stella` (the release build, so cached) →
+//! `stella aoc backfill` the dataset tarball → `stella aoc verify` the store (exit 0) → export the
+//! store again (same hash) → backfill again (a no-op) → write `rehearsal-<hash>.json`.
+//!
+//! The report is written last and atomically: a failed step stops the run with the step named,
+//! and only `rehearsal-FAILED-<time>.json` (`"ok": false`) is left to say so.
+
+pub mod report;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use xshell::{cmd, Shell};
+
+use crate::kit;
+use report::{Counts, DatasetInfo, Report, SourceInfo, StepTime, Tools};
+
+/// The rehearsal's default output directory, where `aoc-release` looks for the report.
+pub const DEFAULT_OUT: &str = "out/rehearsal";
+
+/// `cargo xtask aoc-rehearsal`
+#[derive(clap::Args)]
+pub struct Cmd {
+    /// Dataset inputs (OSV/CSAF files or directories, NDJSON feeds, dataset tarballs)
+    /// [default: the repository's seed/].
+    #[arg(long, num_args = 1..)]
+    from: Vec<PathBuf>,
+    /// The store to load: sqlite://PATH or postgres://USER@HOST:PORT/DB, which must be empty
+    /// [default: a temporary SQLite file].
+    #[arg(long)]
+    store: Option<String>,
+    /// Where the dataset and `rehearsal-<hash>.json` are written.
+    #[arg(long, default_value = DEFAULT_OUT)]
+    out: PathBuf,
+    /// Use this `stella` instead of building it (tests; the binary must be a release build).
+    #[arg(long, hide = true)]
+    runner_binary: Option<PathBuf>,
+}
+
+impl Cmd {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let cwd = std::env::current_dir()?;
+        let opts = RehearsalOptions {
+            out: cwd.join(self.out),
+            from: self.from.iter().map(|p| cwd.join(p)).collect(),
+            store: self.store,
+            runner_binary: self.runner_binary.map(|p| cwd.join(p)),
+            epoch: None,
+            print: true,
+        };
+        let done = rehearse(sh, &opts)?;
+        eprint!("{}", summary(&done));
+        // Data on stdout: the hash alone, so `HASH=$(cargo xtask aoc-rehearsal)` works.
+        println!("{}", done.report.dataset_hash);
+        Ok(())
+    }
+}
+
+pub struct RehearsalOptions {
+    /// Absolute output directory.
+    pub out: PathBuf,
+    /// Absolute dataset inputs; empty for the seed.
+    pub from: Vec<PathBuf>,
+    /// Store URL; `None` for a temporary SQLite file.
+    pub store: Option<String>,
+    /// Skip the cargo build and run this `stella`.
+    pub runner_binary: Option<PathBuf>,
+    /// SOURCE_DATE_EPOCH; `None` reads it (or the last commit's time), as the release does.
+    pub epoch: Option<i64>,
+    /// Step lines on stderr.
+    pub print: bool,
+}
+
+/// A rehearsal that passed.
+pub struct Rehearsal {
+    pub report: Report,
+    /// `<out>/rehearsal-<hash>.json`.
+    pub path: PathBuf,
+    pub archive: PathBuf,
+}
+
+/// Times and announces each step; remembers which one failed.
+struct Steps {
+    done: Vec<StepTime>,
+    failed: Option<String>,
+    print: bool,
+}
+
+impl Steps {
+    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let t = Instant::now();
+        let out = f();
+        let seconds = t.elapsed().as_secs_f64();
+        if self.print {
+            let status = if out.is_ok() { "done" } else { "FAILED" };
+            eprintln!("aoc-rehearsal: {name:<16} {status} in {seconds:>7.2} s");
+        }
+        match out {
+            Ok(v) => {
+                self.done.push(StepTime {
+                    name: name.to_string(),
+                    seconds,
+                });
+                Ok(v)
+            }
+            Err(e) => {
+                self.failed = Some(name.to_string());
+                Err(e.context(format!("aoc-rehearsal: step `{name}` failed")))
+            }
+        }
+    }
+}
+
+/// What is known so far, for the failure report.
+#[derive(Default)]
+struct Progress {
+    hash: Option<String>,
+    store: Option<report::StoreInfo>,
+    epoch: Option<i64>,
+}
+
+/// Runs the whole plan (see the module documentation); on failure writes the failure report and
+/// returns the error naming the step.
+pub fn rehearse(sh: &Shell, opts: &RehearsalOptions) -> Result<Rehearsal> {
+    let mut steps = Steps {
+        done: Vec::new(),
+        failed: None,
+        print: opts.print,
+    };
+    let mut progress = Progress::default();
+    match run(sh, opts, &mut steps, &mut progress) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let failure = report::Failure {
+                kind: report::KIND,
+                schema_version: report::SCHEMA_VERSION,
+                ok: false,
+                failed_step: steps.failed.clone().unwrap_or_else(|| "setup".into()),
+                error: format!("{e:#}"),
+                dataset_hash: progress.hash,
+                steps: steps.done,
+                store: progress.store,
+                source_date_epoch: progress.epoch,
+                finished_at: report::now_rfc3339(),
+            };
+            let name = report::failure_name(time::OffsetDateTime::now_utc());
+            let written = std::fs::create_dir_all(&opts.out)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| report::write_atomic(&opts.out, &name, &failure));
+            // The error itself (the step, then the cause) is what main prints last.
+            match written {
+                Ok(path) => eprintln!("aoc-rehearsal: FAILED; recorded in {}", path.display()),
+                Err(w) => {
+                    eprintln!("aoc-rehearsal: FAILED; writing the failure report failed too: {w:#}")
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+fn run(
+    sh: &Shell,
+    opts: &RehearsalOptions,
+    steps: &mut Steps,
+    progress: &mut Progress,
+) -> Result<Rehearsal> {
+    let root = sh.current_dir();
+    let epoch = match opts.epoch {
+        Some(e) => e,
+        None => crate::epoch::source_date_epoch(sh)?,
+    };
+    progress.epoch = Some(epoch);
+    let inputs = if opts.from.is_empty() {
+        kit::dataset::default_inputs(&root)?
+    } else {
+        opts.from.clone()
+    };
+    let source = git_source(sh)?;
+    let target = store::Target::new(opts.store.as_deref())?;
+    progress.store = Some(target.info.clone());
+    if opts.print {
+        eprintln!(
+            "aoc-rehearsal: store {}{}, SOURCE_DATE_EPOCH={epoch}, out {}",
+            target.info.url,
+            if target.info.temporary {
+                " (temporary)"
+            } else {
+                ""
+            },
+            opts.out.display()
+        );
+    }
+
+    steps.run("fresh store", || target.ensure_fresh())?;
+
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    // stella's own reports and the re-export: removed on every path out.
+    let work = tempfile::Builder::new()
+        .prefix(".rehearsal-work-")
+        .tempdir_in(&opts.out)
+        .with_context(|| format!("creating a work directory in {}", opts.out.display()))?;
+
+    let (built, manifest) = steps.run("dataset", || {
+        // The release's builder, compression and clock: the hash is the one aoc-release computes.
+        let built = kit::dataset::build(&inputs, &opts.out, epoch)?;
+        let bytes = std::fs::read(&built.manifest)
+            .with_context(|| format!("reading {}", built.manifest.display()))?;
+        let manifest = aoc_dataset::Manifest::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", built.manifest.display()))?;
+        Ok((built, manifest))
+    })?;
+    let hash = built.hash.clone();
+    progress.hash = Some(hash.clone());
+    let records = manifest.totals.records;
+    if opts.print {
+        eprintln!("aoc-rehearsal: dataset {hash} ({records} records)");
+    }
+
+    let (stella, stella_version) = steps.run("build runner", || {
+        let binary = match &opts.runner_binary {
+            Some(b) => {
+                anyhow::ensure!(
+                    b.is_file(),
+                    "--runner-binary {} does not exist",
+                    b.display()
+                );
+                b.clone()
+            }
+            None => kit::runner::build(sh, &root, epoch)?,
+        };
+        let version = cmd!(sh, "{binary} --version")
+            .quiet()
+            .read()
+            .with_context(|| format!("{} --version", binary.display()))?;
+        Ok((binary, version.trim().to_string()))
+    })?;
+    let runner = Runner {
+        sh,
+        binary: &stella,
+        target: &target,
+        print: opts.print,
+    };
+
+    let (first, by_vendor) = steps.run("backfill", || {
+        let r = runner.backfill(&built.archive, &work.path().join("backfill.json"))?;
+        anyhow::ensure!(
+            r.records == records && r.written == records && r.noop == 0 && r.rejected == 0,
+            "the backfill of {records} record(s) into a fresh store reported {} record(s): \
+             {} written, {} no-op, {} rejected",
+            r.records,
+            r.written,
+            r.noop,
+            r.rejected
+        );
+        let by_vendor = target.counts()?;
+        let expected: Vec<report::VendorCount> = manifest
+            .vendors
+            .iter()
+            .map(|v| report::VendorCount {
+                tenant: v.tenant.clone(),
+                vendor: v.vendor.clone(),
+                records: v.records,
+                upstream_documents: v.upstream_documents,
+            })
+            .collect();
+        anyhow::ensure!(
+            by_vendor == expected,
+            "the store's counts per vendor {by_vendor:?} differ from the manifest's {expected:?}"
+        );
+        Ok((r, by_vendor))
+    })?;
+
+    let verified = steps.run("verify", || {
+        let v = runner.verify(&work.path().join("verify.json"))?;
+        anyhow::ensure!(
+            v.checked == records,
+            "stella aoc verify checked {} document(s), the store was loaded with {records}",
+            v.checked
+        );
+        Ok(v)
+    })?;
+
+    steps.run("re-export", || {
+        let again = target.export(&work.path().join("export"), epoch)?;
+        if again.hash != hash {
+            bail!(
+                "exporting the loaded store gives dataset {}, the dataset loaded was {hash}{}",
+                again.hash,
+                differing_files(&manifest, &again.manifest)
+            );
+        }
+        Ok(())
+    })?;
+
+    let rerun = steps.run("backfill again", || {
+        let r = runner.backfill(&built.archive, &work.path().join("backfill-again.json"))?;
+        anyhow::ensure!(
+            r.written == 0 && r.noop == records && r.rejected == 0,
+            "backfilling the same dataset again must be a no-op, but it reported {} written, \
+             {} no-op (of {records}), {} rejected",
+            r.written,
+            r.noop,
+            r.rejected
+        );
+        Ok(r)
+    })?;
+
+    let mut report = Report {
+        kind: report::KIND.into(),
+        schema_version: report::SCHEMA_VERSION,
+        ok: true,
+        dataset_hash: hash.clone(),
+        dataset: DatasetInfo {
+            archive: kit::dataset_tarball(&hash),
+            archive_sha256: hex::encode(kit::sha256_file(&built.archive)?),
+            inputs: inputs.iter().map(|p| display_path(&root, p)).collect(),
+        },
+        counts: Counts {
+            records,
+            upstream_documents: manifest.totals.upstream_documents,
+            written: first.written,
+            noop: first.noop,
+            rejected: first.rejected,
+            rerun_written: rerun.written,
+            rerun_noop: rerun.noop,
+            verified_documents: verified.checked,
+            violations: verified.violations,
+            by_vendor,
+        },
+        steps: Vec::new(),
+        tools: Tools {
+            stella: stella_version,
+            aoc_dataset: format!("{} {}", manifest.tool.name, manifest.tool.version),
+            dataset_schema_version: manifest.schema_version,
+            xtask: env!("CARGO_PKG_VERSION").into(),
+        },
+        source,
+        store: target.info.clone(),
+        source_date_epoch: epoch,
+        finished_at: String::new(),
+        release_command: release_command(&root, opts, epoch, &hash),
+    };
+    // The file lists the steps before its own writing; the returned copy includes that too.
+    report.steps = steps.done.clone();
+    report.finished_at = report::now_rfc3339();
+    let path = steps.run("report", || {
+        report::write_atomic(&opts.out, &kit::rehearsal_report(&hash), &report)
+    })?;
+    report.steps = steps.done.clone();
+    Ok(Rehearsal {
+        report,
+        path,
+        archive: built.archive,
+    })
+}
+
+/// What a `stella aoc backfill --report` says.
+struct Backfill {
+    records: u64,
+    written: u64,
+    noop: u64,
+    rejected: u64,
+}
+
+/// What a `stella aoc verify --output` says.
+struct Verified {
+    checked: u64,
+    violations: u64,
+}
+
+/// The real runner against the rehearsal's store.
+struct Runner<'a> {
+    sh: &'a Shell,
+    binary: &'a Path,
+    target: &'a store::Target,
+    print: bool,
+}
+
+impl Runner<'_> {
+    fn backfill(&self, dataset: &Path, report: &Path) -> Result<Backfill> {
+        let (binary, url) = (self.binary, &self.target.url);
+        // quiet(): xshell would echo the command line, and with it any password in the URL.
+        let out = cmd!(
+            self.sh,
+            "{binary} aoc backfill --from {dataset} --store {url} --report {report} --no-progress"
+        )
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+        self.check_exit("stella aoc backfill", &out, 0)?;
+        let v = read_json(report)?;
+        if let Some(why) = v["stopped"].as_str() {
+            bail!("stella aoc backfill stopped: {why}");
+        }
+        Ok(Backfill {
+            records: u64_field(&v, "records", report)?,
+            written: u64_field(&v, "written", report)?,
+            noop: u64_field(&v, "noop", report)?,
+            rejected: u64_field(&v, "rejected", report)?,
+        })
+    }
+
+    fn verify(&self, output: &Path) -> Result<Verified> {
+        let (binary, url) = (self.binary, &self.target.url);
+        let out = cmd!(
+            self.sh,
+            "{binary} aoc verify --store {url} --output {output}"
+        )
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+        self.check_exit("stella aoc verify", &out, 0)?;
+        let v = read_json(output)?;
+        Ok(Verified {
+            checked: u64_field(&v, "documents_checked", output)?,
+            violations: u64_field(&v, "violations_total", output)?,
+        })
+    }
+
+    /// The runner's exit code must be `want`; its last stderr line (credentials redacted) is
+    /// shown either way.
+    fn check_exit(&self, what: &str, out: &std::process::Output, want: i32) -> Result<()> {
+        let stderr =
+            String::from_utf8_lossy(&out.stderr).replace(&self.target.url, &self.target.info.url);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no output)")
+            .trim()
+            .to_string();
+        if self.print {
+            eprintln!("  {last}");
+        }
+        match out.status.code() {
+            Some(c) if c == want => Ok(()),
+            code => bail!(
+                "{what} on {} exited with {} (expected {want}): {last}",
+                self.target.info.url,
+                code.map_or("a signal".into(), |c| c.to_string())
+            ),
+        }
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn u64_field(v: &Value, key: &str, path: &Path) -> Result<u64> {
+    v[key]
+        .as_u64()
+        .with_context(|| format!("{} has no number {key:?}", path.display()))
+}
+
+/// Names the data files whose digests differ between two manifests, for the hash mismatch error.
+fn differing_files(a: &aoc_dataset::Manifest, b: &aoc_dataset::Manifest) -> String {
+    let digests = |m: &aoc_dataset::Manifest| -> std::collections::BTreeMap<String, String> {
+        m.files
+            .iter()
+            .map(|f| (f.path.clone(), f.sha256.clone()))
+            .collect()
+    };
+    let (a, b) = (digests(a), digests(b));
+    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
+    names.sort();
+    names.dedup();
+    let differ: Vec<&str> = names
+        .into_iter()
+        .filter(|n| a.get(*n) != b.get(*n))
+        .map(|n| n.as_str())
+        .collect();
+    if differ.is_empty() {
+        String::new()
+    } else {
+        format!(" (data files that differ: {})", differ.join(", "))
+    }
+}
+
+fn git_source(sh: &Shell) -> Result<SourceInfo> {
+    let commit = cmd!(sh, "git rev-parse HEAD")
+        .quiet()
+        .read()
+        .context("git rev-parse HEAD: the rehearsal records the commit it ran at")?;
+    let status = cmd!(sh, "git status --porcelain --untracked-files=no")
+        .quiet()
+        .read()
+        .context("git status")?;
+    Ok(SourceInfo {
+        commit: commit.trim().to_string(),
+        dirty: !status.trim().is_empty(),
+    })
+}
+
+/// A path relative to the workspace when inside it, else as given.
+fn display_path(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root).unwrap_or(p).display().to_string()
+}
+
+/// The release pinned to this rehearsal. SOURCE_DATE_EPOCH is part of it because the dataset's
+/// `ingested_at` stamps come from that clock: another value (say, a later commit's time) builds a
+/// dataset with another hash, and the pin would rightly refuse it.
+fn release_command(root: &Path, opts: &RehearsalOptions, epoch: i64, hash: &str) -> String {
+    let mut words = vec![
+        format!("SOURCE_DATE_EPOCH={epoch}"),
+        format!("DATASET_HASH={hash}"),
+        "AOC_REQUIRE_PROD_KEY=1".into(),
+        "COSIGN_KEY=…".into(),
+        "cargo xtask aoc-release".into(),
+    ];
+    if !opts.from.is_empty() {
+        words.push("--dataset-from".into());
+        words.extend(opts.from.iter().map(|p| shell_word(&display_path(root, p))));
+    }
+    if opts.out != root.join(DEFAULT_OUT) {
+        let report = opts.out.join(kit::rehearsal_report(hash));
+        words.push("--rehearsal-report".into());
+        words.push(shell_word(&display_path(root, &report)));
+    }
+    words.join(" ")
+}
+
+/// `s`, single-quoted for sh when it holds anything but plain path characters.
+fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The closing lines on stderr: what was proved, where the report is, and the release command.
+pub fn summary(r: &Rehearsal) -> String {
+    let rep = &r.report;
+    let total: f64 = rep.steps.iter().map(|s| s.seconds).sum();
+    let mut s = String::new();
+    s.push('\n');
+    s.push_str(&format!(
+        "aoc-rehearsal: dataset {} rehearsed on {} ({})\n",
+        rep.dataset_hash, rep.store.engine, rep.store.url
+    ));
+    s.push_str(&format!(
+        "  {} records ({} upstream documents): {} written, verified ({} violations), re-exported \
+         with the same hash, reloaded as a no-op ({} no-op)\n",
+        rep.counts.records,
+        rep.counts.upstream_documents,
+        rep.counts.written,
+        rep.counts.violations,
+        rep.counts.rerun_noop
+    ));
+    s.push_str(&format!("  dataset {}\n", r.archive.display()));
+    s.push_str(&format!("  report  {}\n", r.path.display()));
+    s.push_str(&format!(
+        "  {}, commit {}, SOURCE_DATE_EPOCH={}, total {total:.1} s\n",
+        rep.tools.stella, rep.source.commit, rep.source_date_epoch
+    ));
+    if rep.source.dirty {
+        s.push_str(
+            "  WARNING: the working tree has uncommitted changes: release from the same tree, or \
+             commit and rehearse again\n",
+        );
+    }
+    s.push_str("\nRelease with the production key, pinned to this dataset:\n\n");
+    s.push_str(&format!("  {}\n\n", rep.release_command));
+    s
+}
