@@ -176,16 +176,20 @@ fn run(
     progress: &mut Progress,
 ) -> Result<Rehearsal> {
     let root = sh.current_dir();
-    let epoch = match opts.epoch {
-        Some(e) => e,
-        None => crate::epoch::source_date_epoch(sh)?,
-    };
-    progress.epoch = Some(epoch);
     let inputs = if opts.from.is_empty() {
         kit::dataset::default_inputs(&root)?
     } else {
         opts.from.clone()
     };
+    // The dataset's clock, as the release computes it (see `epoch::dataset_epoch`).
+    let epoch = match opts.epoch {
+        Some(e) => e,
+        None => {
+            let fallback = crate::epoch::source_date_epoch(sh)?;
+            crate::epoch::dataset_epoch(sh, &inputs, fallback)?
+        }
+    };
+    progress.epoch = Some(epoch);
     let source = git_source(sh)?;
     let target = store::Target::new(opts.store.as_deref())?;
     progress.store = Some(target.info.clone());
@@ -512,12 +516,13 @@ fn display_path(root: &Path, p: &Path) -> String {
     p.strip_prefix(root).unwrap_or(p).display().to_string()
 }
 
-/// The release pinned to this rehearsal. SOURCE_DATE_EPOCH is part of it because the dataset's
-/// `ingested_at` stamps come from that clock: another value (say, a later commit's time) builds a
-/// dataset with another hash, and the pin would rightly refuse it.
+/// The release pinned to this rehearsal. AOC_DATASET_EPOCH is part of it because the dataset's
+/// `ingested_at` stamps come from that clock: another value builds a dataset with another hash,
+/// and the pin would rightly refuse it. (By default the release derives the same clock from the
+/// last commit that touched the seed, so it also matches without it.)
 fn release_command(root: &Path, opts: &RehearsalOptions, epoch: i64, hash: &str) -> String {
     let mut words = vec![
-        format!("SOURCE_DATE_EPOCH={epoch}"),
+        format!("AOC_DATASET_EPOCH={epoch}"),
         format!("DATASET_HASH={hash}"),
         "AOC_REQUIRE_PROD_KEY=1".into(),
         "COSIGN_KEY=…".into(),

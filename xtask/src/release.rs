@@ -186,6 +186,10 @@ pub fn release_carrying(
     } else {
         opts.dataset_from.clone()
     };
+    let dataset_epoch = match opts.epoch {
+        Some(e) => e,
+        None => crate::epoch::dataset_epoch(sh, &dataset_inputs, epoch)?,
+    };
     let out = &opts.out;
     let out_name = out
         .file_name()
@@ -208,7 +212,7 @@ pub fn release_carrying(
     };
     if opts.print {
         eprintln!(
-            "aoc-release: signing key {} ({}), SOURCE_DATE_EPOCH={epoch}, staging {}",
+            "aoc-release: signing key {} ({}), SOURCE_DATE_EPOCH={epoch}, dataset clock {dataset_epoch}, staging {}",
             key.description.key_id,
             key_source(&key),
             stage.display()
@@ -216,7 +220,7 @@ pub fn release_carrying(
     }
 
     let dataset = steps.run("dataset", || {
-        let built = kit::dataset::build(&dataset_inputs, &stage, epoch)?;
+        let built = kit::dataset::build(&dataset_inputs, &stage, dataset_epoch)?;
         check_pin(pin.as_deref(), &built.hash, &dataset_inputs)?;
         let (archive, manifest) = (
             stage.join(kit::dataset_tarball(&built.hash)),

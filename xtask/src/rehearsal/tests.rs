@@ -228,7 +228,7 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
     assert_eq!(on_disk.source_date_epoch, EPOCH);
     // Not the default out directory, so the command names the report.
     let command = format!(
-        "SOURCE_DATE_EPOCH={EPOCH} DATASET_HASH={hash} AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… \
+        "AOC_DATASET_EPOCH={EPOCH} DATASET_HASH={hash} AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… \
          cargo xtask aoc-release --rehearsal-report {}",
         s.done.path.display()
     );
@@ -261,7 +261,7 @@ fn a_rehearsal_into_the_default_out_dir_prints_the_plain_release_command() {
     };
     assert_eq!(
         super::release_command(&root, &opts, 42, "ab"),
-        "SOURCE_DATE_EPOCH=42 DATASET_HASH=ab AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… cargo xtask aoc-release"
+        "AOC_DATASET_EPOCH=42 DATASET_HASH=ab AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… cargo xtask aoc-release"
     );
     let opts = RehearsalOptions {
         from: vec![root.join("feeds/a b.ndjson"), PathBuf::from("/srv/osv")],
@@ -269,7 +269,7 @@ fn a_rehearsal_into_the_default_out_dir_prints_the_plain_release_command() {
     };
     assert_eq!(
         super::release_command(&root, &opts, 42, "ab"),
-        "SOURCE_DATE_EPOCH=42 DATASET_HASH=ab AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… cargo xtask \
+        "AOC_DATASET_EPOCH=42 DATASET_HASH=ab AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… cargo xtask \
          aoc-release --dataset-from 'feeds/a b.ndjson' /srv/osv"
     );
 }
