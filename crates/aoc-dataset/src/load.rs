@@ -53,8 +53,16 @@ pub fn load_inputs(
             report.records += 1;
             match preparer.prepare(record) {
                 Prepared::Doc { doc, .. } => docs.push(doc),
-                Prepared::Deleted { location, key, recorded_at } => {
-                    deletions.push(Deletion { key, recorded_at, location });
+                Prepared::Deleted {
+                    location,
+                    key,
+                    recorded_at,
+                } => {
+                    deletions.push(Deletion {
+                        key,
+                        recorded_at,
+                        location,
+                    });
                 }
                 Prepared::Rejected {
                     location,

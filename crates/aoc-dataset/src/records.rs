@@ -8,6 +8,10 @@ use std::io::{self, Read};
 const BATCH_BYTES: usize = 8 << 20;
 /// Bytes requested per read.
 const READ_BYTES: usize = 1 << 20;
+/// The longest line accepted: real raw documents are a few KB (the largest CSAF example ~130 KB);
+/// a "line" without a newline for longer than this is refused instead of buffered, so a data
+/// member of zeros (a decompression bomb) cannot make a reader hold gigabytes.
+pub(crate) const MAX_LINE_BYTES: usize = 64 << 20;
 
 /// One line of a batch: `data[start..end]`, without its newline.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +88,17 @@ where
             line_start = end + 1;
             pos = end + 1;
         }
+        if batch.data.len() - line_start > MAX_LINE_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line {} is longer than {} MiB: not a raw document",
+                    line_no + 1,
+                    MAX_LINE_BYTES >> 20
+                ),
+            )
+            .into());
+        }
         if line_start >= BATCH_BYTES {
             f(&batch)?;
             batch.lines.clear();
@@ -114,6 +129,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_refused_without_buffering_it() {
+        let zeros = std::io::repeat(0).take((MAX_LINE_BYTES + 2 * READ_BYTES) as u64);
+        let err = stream_lines::<_, io::Error, _>(zeros, |_| Ok(())).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            err.to_string().contains("line 1 is longer than 64 MiB"),
+            "{err}"
+        );
+    }
 
     fn collect(input: &[u8]) -> (Vec<(u64, Vec<u8>, bool)>, Streamed) {
         let mut out = Vec::new();
