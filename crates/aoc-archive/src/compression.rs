@@ -16,7 +16,7 @@ pub const ZSTD_WORKERS: u32 = 2;
 pub enum Compression {
     /// Plain tar.
     None,
-    /// Parallel gzip, level 6, 128 KiB blocks (see [`ParallelGzEncoder`]).
+    /// Parallel gzip, level 6, one gzip member per 1 MiB (see [`ParallelGzEncoder`]).
     Gzip,
     /// zstd level [`ZSTD_LEVEL`], [`ZSTD_WORKERS`] workers, with a content checksum.
     Zstd,

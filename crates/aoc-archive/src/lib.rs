@@ -3,8 +3,9 @@
 //!
 //! Everything that is written is a pure function of its inputs: member paths are sorted by their
 //! bytes, headers carry uid/gid 0, empty owner names, mode 0644/0755 and one `SOURCE_DATE_EPOCH`
-//! mtime; gzip output is a pigz-style stream of independently deflated blocks (deterministic for
-//! the fixed block size, whatever the worker count), and zstd runs with a pinned worker count.
+//! mtime; gzip output is a BGZF-style sequence of independent gzip members, one per 1 MiB of input,
+//! each recording its compressed size so that readers can inflate them in parallel (deterministic
+//! for the fixed chunk size, whatever the worker count), and zstd runs with a pinned worker count.
 //!
 //! ```no_run
 //! use aoc_archive::{pack, ArchiveReader, Compression, Entry, Limits};

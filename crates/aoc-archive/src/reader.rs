@@ -4,12 +4,15 @@
 //! types, duplicate or non-UTF-8 or overlong names, members over a size limit, and decompressed
 //! data past a total bound (a decompression bomb stops at the bound: memory and work stay bounded).
 //! It never writes to disk and never allocates from a size a header declares before checking it.
+//! gzip written by [`ParallelGzEncoder`](crate::ParallelGzEncoder) (members carrying their size)
+//! is inflated on two threads, a few members ahead; other gzip is inflated sequentially.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
 use std::path::Path;
 
+use crate::gzip;
 use crate::hashing::{sha256_reader, MemberDigest};
 use crate::path_rules::{check_path, PathMode, PathProblem, MAX_PATH_BYTES};
 
@@ -150,9 +153,13 @@ impl<'a> ArchiveReader<'a> {
         let mut head = Vec::with_capacity(BLOCK as usize);
         (&mut source).take(BLOCK).read_to_end(&mut head)?;
         let format = detect(&head).ok_or(ArchiveError::UnknownFormat)?;
+        let sized_members = gzip::member_size_subfield(&head).is_some();
         let source = Cursor::new(head).chain(source);
         let decoded: Box<dyn Read + 'a> = match format {
             Format::Tar => Box::new(source),
+            // Our own writer's members say how long they are: inflate them on both cores.
+            Format::Gzip if sized_members => Box::new(gzip::ParallelGzDecoder::new(source)?),
+            // Foreign gzip (one member, or members without the size subfield): sequential.
             Format::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(source)),
             Format::Zstd => {
                 let mut decoder = zstd::stream::read::Decoder::with_buffer(source)?;

@@ -456,3 +456,94 @@ fn archives_made_by_gnu_tar_are_read() {
         ]
     );
 }
+
+/// One gzip member as our parallel writer frames it (FEXTRA subfield `AK` = total member size),
+/// with `size_delta` added to the recorded size to make it lie.
+fn sized_member(data: &[u8], size_delta: i64) -> Vec<u8> {
+    let mut c = Compress::new(flate2::Compression::new(9), false);
+    let mut body = Vec::with_capacity(data.len() / 2 + 1024);
+    c.compress_vec(data, &mut body, FlushCompress::Finish)
+        .unwrap();
+    assert_eq!(c.total_in(), data.len() as u64);
+    let mut out = vec![
+        0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 255, 8, 0, b'A', b'K', 4, 0, 0, 0, 0, 0,
+    ];
+    out.extend(body);
+    let mut crc = Crc::new();
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    let size = (out.len() as i64 + size_delta) as u32;
+    out[16..20].copy_from_slice(&size.to_le_bytes());
+    out
+}
+
+#[test]
+fn sized_gzip_members_that_lie_or_inflate_past_the_member_bound_are_refused() {
+    let tar = tar_of(&[(b"a", b'0', &[7u8; 3000]), (b"b", b'0', &[9u8; 100])]);
+    let (first, second) = tar.split_at(2048);
+    let good: Vec<u8> = [sized_member(first, 0), sized_member(second, 0)].concat();
+    let files = read(&good, Limits::default()).unwrap();
+    assert_eq!(files.len(), 2);
+    for delta in [-1, 1, 64] {
+        let lying: Vec<u8> = [sized_member(first, delta), sized_member(second, 0)].concat();
+        assert!(
+            matches!(refuse(&lying), ArchiveError::Io(_)),
+            "delta {delta}"
+        );
+    }
+
+    // A member of 32 MiB of zeros: refused as hostile by the member bound (16 MiB), even though
+    // the total bound would allow it.
+    let head = tar_of(&[]);
+    let mut bomb = sized_member(header(b"z", b'0', 32 << 20).as_bytes(), 0);
+    bomb.extend(sized_member(&vec![0u8; 32 << 20], 0));
+    bomb.extend(sized_member(&head, 0));
+    let err = read(
+        &bomb,
+        Limits {
+            max_entry_bytes: 1 << 30,
+            max_total_bytes: 1 << 30,
+            ..Limits::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, ArchiveError::Io(e) if e.to_string().contains("decompression bomb")),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_total_bound_holds_for_parallel_gzip_too() {
+    let zeros = vec![0u8; 12 << 20];
+    let mut enc = aoc_archive::ParallelGzEncoder::new(Vec::new()).unwrap();
+    enc.write_all(&tar_of(&[(b"z", b'0', &zeros)])).unwrap();
+    let gz = enc.finish().unwrap();
+    let limits = Limits {
+        max_entry_bytes: u64::MAX,
+        max_total_bytes: 4 << 20,
+        ..Limits::default()
+    };
+    let mut seen = 0u64;
+    let err = ArchiveReader::new(&gz[..], limits)
+        .unwrap()
+        .for_each_entry(|_, r| {
+            let mut buf = [0u8; 65536];
+            loop {
+                let n = r.read(&mut buf)?;
+                if n == 0 {
+                    return Ok::<_, ArchiveError>(());
+                }
+                seen += n as u64;
+            }
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, ArchiveError::TotalSizeExceeded { .. }),
+        "{err}"
+    );
+    assert_eq!(seen, 0, "refused from the declared size before reading");
+    let files = read(&gz, Limits::default()).unwrap();
+    assert_eq!(files[0].1.len(), 12 << 20);
+}

@@ -331,3 +331,75 @@ fn small_archive_bytes_match_the_golden_digests() {
     let expected = fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 creates it)");
     assert_eq!(actual, expected);
 }
+
+/// Several 1 MiB gzip members: gzip, GNU tar and Python read the concatenation as one stream, and
+/// our reader (which inflates the members in parallel) returns exactly what was packed.
+#[test]
+fn multi_member_gzip_is_standard_gzip_and_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let big: Vec<u8> = (0..3_500_000)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 3 == 0 {
+                b'a' + (x % 26) as u8
+            } else {
+                b"{\"id\":\"GHSA\"}\n"[i % 14]
+            }
+        })
+        .collect();
+    let entries = vec![
+        Entry::bytes("big.ndjson", big.clone()),
+        Entry::bytes("small.txt", b"hello\n".to_vec()),
+    ];
+    let plain_path = tmp.path().join("kit.tar");
+    let gz_path = tmp.path().join("kit.tar.gz");
+    pack(entries.clone(), &plain_path, Compression::None, EPOCH).unwrap();
+    pack(entries.clone(), &gz_path, Compression::Gzip, EPOCH).unwrap();
+    let plain = fs::read(&plain_path).unwrap();
+    let gz = fs::read(&gz_path).unwrap();
+    assert!(gz.len() < plain.len());
+
+    run(Command::new("gzip").arg("-t").arg(&gz_path));
+    let gunzipped = Command::new("gzip")
+        .arg("-dc")
+        .arg(&gz_path)
+        .output()
+        .unwrap();
+    assert!(
+        gunzipped.status.success() && gunzipped.stdout == plain,
+        "gzip -dc differs"
+    );
+    let listed = run(Command::new("tar").arg("-tzf").arg(&gz_path));
+    assert_eq!(listed, "big.ndjson\nsmall.txt\n");
+    let python = Command::new("python3")
+        .args([
+            "-c",
+            "import gzip,sys; sys.stdout.buffer.write(gzip.open(sys.argv[1]).read())",
+        ])
+        .arg(&gz_path)
+        .output();
+    if let Ok(python) = python {
+        assert!(
+            python.status.success() && python.stdout == plain,
+            "python gzip differs"
+        );
+    }
+
+    let files = ArchiveReader::open(&gz_path, Limits::default())
+        .unwrap()
+        .read_all()
+        .unwrap();
+    assert_eq!(files.len(), 2);
+    assert!(files[0].1 == big && files[1].1 == b"hello\n");
+
+    // Same bytes on a second run.
+    let again = tmp.path().join("again.tar.gz");
+    pack(entries, &again, Compression::Gzip, EPOCH).unwrap();
+    assert!(
+        fs::read(&again).unwrap() == gz,
+        "gzip output differs between runs"
+    );
+}

@@ -289,7 +289,7 @@ fn one_flipped_byte_inside_a_record_of_a_plain_tar_names_the_file_and_line() {
     let built = build_seed(tmp.path());
     let mut tar = Vec::new();
     use std::io::Read;
-    flate2::read::GzDecoder::new(std::fs::File::open(&built.archive).unwrap())
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(&built.archive).unwrap())
         .read_to_end(&mut tar)
         .unwrap();
     // A letter in the first record's upstream summary: still JSON, different content.
