@@ -467,8 +467,16 @@ fn produce(
                     batch.docs.push(doc);
                     batch.locations.push(location);
                 }
-                Prepared::Deleted { location, key, recorded_at } => {
-                    batch.deletions.push(Deletion { key, recorded_at, location });
+                Prepared::Deleted {
+                    location,
+                    key,
+                    recorded_at,
+                } => {
+                    batch.deletions.push(Deletion {
+                        key,
+                        recorded_at,
+                        location,
+                    });
                 }
                 Prepared::Rejected {
                     location,

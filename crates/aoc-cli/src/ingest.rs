@@ -56,7 +56,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
             Prepared::Doc { location, doc } => {
                 json!({ "location": location, "document": doc, "violations": [] })
             }
-            Prepared::Deleted { location, key, recorded_at } => json!({
+            Prepared::Deleted {
+                location,
+                key,
+                recorded_at,
+            } => json!({
                 "location": location,
                 "deleted": { "tenant": key.tenant, "vendor": key.vendor, "upstream_id": key.upstream_id, "recorded_at": recorded_at },
                 "violations": [],

@@ -12,7 +12,11 @@ pub enum Prepared {
     Doc { location: String, doc: Value },
     /// An upstream deletion, to be recorded (never applied as a delete). `recorded_at` is the
     /// feed's own time (so re-running is a no-op), or the run clock when the feed has none.
-    Deleted { location: String, key: UpstreamKey, recorded_at: String },
+    Deleted {
+        location: String,
+        key: UpstreamKey,
+        recorded_at: String,
+    },
     /// Refused: the input could not be read or mapped (`error`), or the guard found violations.
     Rejected {
         location: String,
@@ -78,16 +82,26 @@ impl Preparer {
                 let violations = self.guard.check(&doc);
                 self.finish(location, doc, violations)
             }
-            Item::Deleted { upstream_id: Some(upstream_id), at, .. } => Prepared::Deleted {
+            Item::Deleted {
+                upstream_id: Some(upstream_id),
+                at,
+                ..
+            } => Prepared::Deleted {
                 location,
                 key: UpstreamKey {
                     tenant: self.ctx.tenant.clone(),
-                    vendor: self.ctx.vendor.clone().unwrap_or_else(|| vendor_from_id(&upstream_id)),
+                    vendor: self
+                        .ctx
+                        .vendor
+                        .clone()
+                        .unwrap_or_else(|| vendor_from_id(&upstream_id)),
                     upstream_id,
                 },
                 recorded_at: at.map_or_else(|| self.ctx.ingested_at.clone(), |a| normalise_utc(&a)),
             },
-            Item::Deleted { upstream_id: None, .. } => Prepared::Rejected {
+            Item::Deleted {
+                upstream_id: None, ..
+            } => Prepared::Rejected {
                 location,
                 error: Some("deletion record without an upstream id".into()),
                 violations: Vec::new(),
