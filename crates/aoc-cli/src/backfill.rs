@@ -6,7 +6,7 @@
 //! Accounting: input records = written + no-ops + rejected + deletions recorded.
 
 use crate::metrics::Metrics;
-use crate::output::{pretty_json, write_atomic};
+use crate::output::{pretty_json, redact, write_atomic};
 use crate::source::Source;
 use crate::{check_inputs, MapArgs, Outcome};
 use anyhow::Context;
@@ -694,20 +694,6 @@ fn run_key(args: &BackfillArgs) -> anyhow::Result<String> {
         "backfill:{}",
         hex::encode(Sha256::digest(key.to_string().as_bytes()))
     ))
-}
-
-/// Hides a password in a store URL for reports and messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 fn progress_bar(disabled: bool) -> ProgressBar {

@@ -1,8 +1,7 @@
 //! `stella aoc verify`: the AOC guard and chain checks over raw documents; read-only.
 
-use crate::backfill::redact;
 use crate::metrics::Metrics;
-use crate::output::{paint, pretty_json, write_atomic};
+use crate::output::{paint, pretty_json, redact, write_atomic};
 use crate::source::Source;
 use crate::{check_inputs, Outcome};
 use anyhow::Context;
@@ -296,13 +295,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         .collect::<Vec<_>>()
         .join(",");
     let report = verifier.finish(format!("input:{source}"));
-    write_metrics(args.metrics.as_deref(), &report, started)?;
-    emit(
-        report,
-        args.output.as_deref(),
-        args.ndjson.as_deref(),
-        args.verbose,
-    )
+    emit(report, &args, started)
 }
 
 /// `--store` / `--postgres`: every stored row re-checked (guard, columns against the document,
@@ -368,13 +361,7 @@ fn run_store(
         started,
     );
     report.store_guards_missing = result.missing_guards;
-    write_metrics(args.metrics.as_deref(), &report, started)?;
-    emit(
-        report,
-        args.output.as_deref(),
-        args.ndjson.as_deref(),
-        args.verbose,
-    )
+    emit(report, args, started)
 }
 
 fn write_metrics(
@@ -399,13 +386,10 @@ fn write_metrics(
     write_atomic(path, m.render().as_bytes())
 }
 
-/// Writes the report files and the summary; returns the exit class.
-pub fn emit(
-    report: Report,
-    output: Option<&std::path::Path>,
-    ndjson: Option<&std::path::Path>,
-    verbose: bool,
-) -> anyhow::Result<Outcome> {
+/// Writes the report, NDJSON and metrics files and the summary; returns the exit class.
+fn emit(report: Report, args: &VerifyArgs, started: Instant) -> anyhow::Result<Outcome> {
+    write_metrics(args.metrics.as_deref(), &report, started)?;
+    let (output, ndjson, verbose) = (args.output.as_deref(), args.ndjson.as_deref(), args.verbose);
     if let Some(path) = output {
         write_atomic(path, &pretty_json(&report))?;
     }
