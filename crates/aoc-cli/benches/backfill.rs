@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p aoc-cli --bench backfill` — `AOC_BENCH_DOCS` (default 200000) revisions built
 //! from the real RustSec documents in `../shared/corpora` (or `testdata/` without it), each
-//! advisory revised 5 times; `AOC_TEST_PG` adds the PostgreSQL run and the bare COPY baseline.
+//! advisory revised 5 times; `AOC_TEST_PG` adds the PostgreSQL run and the bare COPY baseline;
+//! `AOC_BENCH_KEEP_FEED=PATH` keeps a copy of the generated feed.
 
 use serde_json::Value;
 use std::io::{BufWriter, Write};
@@ -117,6 +118,11 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (feed, copy) = (dir.path().join("feed.ndjson"), dir.path().join("copy.txt"));
     let bytes = generate(n, &feed, &copy);
+    if let Some(keep) = std::env::var_os("AOC_BENCH_KEEP_FEED") {
+        // For profiling a single engine by hand: the feed, and nothing else, is copied out.
+        std::fs::copy(&feed, &keep).unwrap();
+        println!("feed copied to {}", Path::new(&keep).display());
+    }
     println!(
         "feed: {n} revisions ({} advisories x {REVISIONS}), {:.0} MB, {:.1} KB/document",
         n.div_ceil(REVISIONS),

@@ -12,7 +12,7 @@ use crate::{check_inputs, MapArgs, Outcome};
 use anyhow::Context;
 use aoc_contract::{clock, GuardOptions, MapContext, UpstreamKey, ViolationCode};
 use aoc_ingest::{Prepared, Preparer};
-use aoc_store::{Batch, Checkpoint, Deletion, DocOutcome, Store, StoreError};
+use aoc_store::{Batch, Checkpoint, Deletion, DocOutcome, Store, StoreDoc, StoreError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -428,7 +428,9 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
 /// be handed to the store without copying.
 #[derive(Default)]
 struct Pending {
-    docs: Vec<Value>,
+    /// Read and rendered for the store here, on the mapping thread: the writer only splices in
+    /// each document's `supersedes`.
+    docs: Vec<StoreDoc>,
     locations: Vec<String>,
     deletions: Vec<Deletion>,
     /// Records refused while gathering this batch, in input order.
@@ -463,10 +465,25 @@ fn produce(
         let end = record.is_none();
         if let Some(record) = record {
             match preparer.prepare(record) {
-                Prepared::Doc { location, doc } => {
-                    batch.docs.push(doc);
-                    batch.locations.push(location);
-                }
+                Prepared::Doc { location, doc } => match StoreDoc::from_value(&doc) {
+                    Ok(d) => {
+                        batch.docs.push(d);
+                        batch.locations.push(location);
+                    }
+                    // The guard passed it, so this is a mapping bug: refused, never dropped.
+                    Err(message) => {
+                        if stop_on_error {
+                            batch.stop =
+                                Some(format!("--stop-on-error: record {location} rejected"));
+                        }
+                        batch.rejects.push(Rejection {
+                            location,
+                            doc: Some(doc),
+                            error: Some(message),
+                            violations: Vec::new(),
+                        });
+                    }
+                },
                 Prepared::Deleted {
                     location,
                     key,
@@ -530,9 +547,11 @@ fn commit(
     let Some(store) = store else {
         // Dry run: count what would happen against the input alone.
         for doc in batch.docs.drain(..) {
-            let head = aoc_contract::DocHead::from_value(&doc).expect("the guard passed it");
-            let source = head.key.vendor.clone();
-            if run.seen.insert((head.key, head.content_hash)) {
+            let source = doc.key().vendor.clone();
+            if run
+                .seen
+                .insert((doc.key().clone(), doc.content_hash().to_owned()))
+            {
                 run.report.written += 1;
                 run.metrics.write(&source, tenant, "ok");
             } else {
@@ -567,10 +586,7 @@ fn commit(
         match result {
             Ok(outcome) => {
                 for (doc, o) in batch.docs.iter().zip(&outcome.docs) {
-                    let source = doc
-                        .pointer("/source/vendor")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown");
+                    let source = &doc.key().vendor;
                     let result = match o {
                         DocOutcome::Written(_) => {
                             run.report.written += 1;
@@ -601,7 +617,7 @@ fn commit(
                 );
                 run.reject(
                     &location,
-                    Some(&doc),
+                    Some(&doc.to_value()),
                     None,
                     std::slice::from_ref(&v),
                     tenant,

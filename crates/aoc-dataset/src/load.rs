@@ -87,7 +87,7 @@ pub fn load_inputs(
         }
         if docs.len() >= BATCH_SIZE || (end && (!docs.is_empty() || !deletions.is_empty())) {
             let outcome = store.write_batch(&Batch {
-                docs: &docs,
+                docs: &aoc_store::prepare_docs(&docs)?,
                 deletions: &deletions,
                 checkpoint: None,
             })?;

@@ -1,10 +1,9 @@
 //! What a batch carries in and out, and the engine-independent append rule: which documents are
 //! no-ops and which become revision N+1 superseding the head (DESIGN §3 "idempotent, append-only").
 
-use crate::document::{render_with_supersedes, Prepared};
+use crate::document::StoreDoc;
 use crate::{Result, StoreError};
 use aoc_contract::UpstreamKey;
-use serde_json::Value;
 use std::collections::HashMap;
 
 /// One transaction's worth of writes.
@@ -12,7 +11,7 @@ use std::collections::HashMap;
 pub struct Batch<'a> {
     /// Raw documents, already mapped and guarded by the caller. `supersedes` is set by the store;
     /// a non-null value given here must equal what the store computes (a dataset being reloaded).
-    pub docs: &'a [Value],
+    pub docs: &'a [StoreDoc],
     /// Upstream deletions to record.
     pub deletions: &'a [Deletion],
     /// Written in the same transaction, so a resumed run starts exactly after this batch. Its
@@ -119,7 +118,7 @@ pub(crate) struct StoredState {
 
 /// A row the engine must insert.
 pub(crate) struct NewRow<'a> {
-    pub prepared: &'a Prepared<'a>,
+    pub prepared: &'a StoreDoc,
     pub revision: i64,
 }
 
@@ -127,7 +126,7 @@ pub(crate) struct NewRow<'a> {
 /// document inside the batch chain onto each other. Fills `outcome.docs`; returns the rows to
 /// insert (each `outcome` entry of a written row holds its final JSON).
 pub(crate) fn plan<'a>(
-    prepared: &'a [Prepared<'a>],
+    prepared: &'a [StoreDoc],
     mut state: StoredState,
     outcome: &mut BatchOutcome,
 ) -> Result<Vec<NewRow<'a>>> {
@@ -153,7 +152,7 @@ pub(crate) fn plan<'a>(
                 });
             }
         }
-        let json = render_with_supersedes(p.doc, supersedes.as_deref());
+        let json = p.render(supersedes.as_deref());
         state.existing.insert(hash_key, p.head.id.clone());
         state.heads.insert(
             p.head.key.clone(),

@@ -1,88 +1,153 @@
-//! Reading the columns out of a raw document, and writing the exact JSON that is stored.
+//! Reading the columns out of a raw document, and rendering the exact JSON that is stored.
 
 use crate::{Result, StoreError};
+use aoc_contract::canonical::HASH_PREFIX;
 use aoc_contract::clock::parse_rfc3339;
-use aoc_contract::DocHead;
+use aoc_contract::{DocHead, UpstreamKey};
 use serde_json::Value;
+use std::ops::Range;
 
-/// A document with the fields the store keys and orders by.
-#[derive(Debug)]
-pub(crate) struct Prepared<'a> {
-    pub doc: &'a Value,
-    pub head: DocHead,
-    pub ingested_at: &'a str,
-    pub ingested_unix: i64,
+/// A raw document ready to be stored: the fields the store keys and orders by, and its compact
+/// JSON with the value of `supersedes` marked, so that writing it only splices in the head the
+/// store finds. Building one is the per-document work of an append that needs no store, so a
+/// pipelined caller (the backfill's mapping thread) does it off the writer's critical path.
+#[derive(Debug, Clone)]
+pub struct StoreDoc {
+    pub(crate) head: DocHead,
+    /// The 32 bytes behind `head.content_hash`: what the store keys on (half the text's size).
+    pub(crate) digest: [u8; 32],
+    pub(crate) ingested_at: String,
+    pub(crate) ingested_unix: i64,
+    /// The document's compact JSON (serde_json's bytes, the document's own key order), with
+    /// `supersedes` as given; appended last when the document had none.
+    json: String,
+    /// Where the value of `supersedes` is in `json`.
+    supersedes_at: Range<usize>,
 }
 
-/// Reads every document's head; a batch with an unusable document is refused as a whole, before
-/// anything is written.
-pub(crate) fn prepare(docs: &[Value]) -> Result<Vec<Prepared<'_>>> {
+impl StoreDoc {
+    /// Reads a mapped, guarded raw document; `Err` names what is missing or malformed.
+    pub fn from_value(doc: &Value) -> std::result::Result<StoreDoc, String> {
+        let head = DocHead::from_value(doc).ok_or(
+            "missing one of _id, tenant, source.vendor, upstream.upstream_id, \
+             upstream.content_hash (map and guard documents before appending)",
+        )?;
+        let digest = parse_digest(&head.content_hash).ok_or_else(|| {
+            format!(
+                "content_hash {:?} is not sha256: followed by 64 lowercase hex digits",
+                head.content_hash
+            )
+        })?;
+        let Some(map) = doc.as_object() else {
+            unreachable!("a document with a head is an object")
+        };
+        if !matches!(
+            map.get("supersedes"),
+            None | Some(Value::Null | Value::String(_))
+        ) {
+            return Err("supersedes must be null or a string".into());
+        }
+        let ingested_at = doc
+            .get("ingested_at")
+            .and_then(Value::as_str)
+            .ok_or("missing ingested_at")?;
+        let ingested_unix = parse_rfc3339(ingested_at)
+            .ok_or_else(|| format!("ingested_at {ingested_at:?} is not RFC 3339"))?;
+
+        let mut out = Vec::with_capacity(4096);
+        let mut supersedes_at = 0..0;
+        let mut member = |out: &mut Vec<u8>, key: &str, value: &Value| {
+            out.push(if out.is_empty() { b'{' } else { b',' });
+            serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+            out.push(b':');
+            let start = out.len();
+            serde_json::to_writer(&mut *out, value).expect("writing to a Vec cannot fail");
+            if key == "supersedes" {
+                supersedes_at = start..out.len();
+            }
+        };
+        for (key, value) in map {
+            member(&mut out, key, value);
+        }
+        if !map.contains_key("supersedes") {
+            member(&mut out, "supersedes", &Value::Null);
+        }
+        if out.is_empty() {
+            out.push(b'{');
+        }
+        out.push(b'}');
+        Ok(StoreDoc {
+            head,
+            digest,
+            ingested_at: ingested_at.to_owned(),
+            ingested_unix,
+            json: String::from_utf8(out).expect("serde_json writes UTF-8"),
+            supersedes_at,
+        })
+    }
+
+    pub fn key(&self) -> &UpstreamKey {
+        &self.head.key
+    }
+
+    pub fn id(&self) -> &str {
+        &self.head.id
+    }
+
+    pub fn content_hash(&self) -> &str {
+        &self.head.content_hash
+    }
+
+    /// The document as given (its own `supersedes`), for reports of a refused document.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.json).expect("rendered from a Value")
+    }
+
+    /// The JSON stored for this document when the store's head is `supersedes`.
+    pub(crate) fn render(&self, supersedes: Option<&str>) -> String {
+        if supersedes == self.head.supersedes.as_deref() {
+            return self.json.clone();
+        }
+        let value = serde_json::to_string(&supersedes).expect("a string serializes");
+        let mut out = String::with_capacity(self.json.len() + value.len());
+        out.push_str(&self.json[..self.supersedes_at.start]);
+        out.push_str(&value);
+        out.push_str(&self.json[self.supersedes_at.end..]);
+        out
+    }
+}
+
+/// Prepares every document of a batch; one unusable document refuses the batch as a whole,
+/// before anything is written.
+pub fn prepare_docs(docs: &[Value]) -> Result<Vec<StoreDoc>> {
     docs.iter()
         .enumerate()
         .map(|(index, doc)| {
-            let bad = |message: String| StoreError::InvalidDocument { index, message };
-            let head = DocHead::from_value(doc).ok_or_else(|| {
-                bad(
-                    "missing one of _id, tenant, source.vendor, upstream.upstream_id, \
-                     upstream.content_hash (map and guard documents before appending)"
-                        .into(),
-                )
-            })?;
-            if !matches!(
-                doc.get("supersedes"),
-                None | Some(Value::Null | Value::String(_))
-            ) {
-                return Err(bad("supersedes must be null or a string".into()));
-            }
-            let ingested_at = doc
-                .get("ingested_at")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad("missing ingested_at".into()))?;
-            let ingested_unix = parse_rfc3339(ingested_at)
-                .ok_or_else(|| bad(format!("ingested_at {ingested_at:?} is not RFC 3339")))?;
-            Ok(Prepared {
-                doc,
-                head,
-                ingested_at,
-                ingested_unix,
-            })
+            StoreDoc::from_value(doc)
+                .map_err(|message| StoreError::InvalidDocument { index, message })
         })
         .collect()
 }
 
-/// Compact JSON of `doc` with its `supersedes` member replaced (kept in place, so key order is
-/// the document's own; appended last when absent).
-pub(crate) fn render_with_supersedes(doc: &Value, supersedes: Option<&str>) -> String {
-    let supersedes = supersedes.map_or(Value::Null, |s| Value::String(s.to_owned()));
-    let mut out = Vec::with_capacity(4096);
-    let Some(map) = doc.as_object() else {
-        unreachable!("prepare() only accepts objects with a head")
-    };
-    out.push(b'{');
-    let mut first = true;
-    let mut member = |out: &mut Vec<u8>, key: &str, value: &Value| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
-        out.push(b':');
-        serde_json::to_writer(&mut *out, value).expect("writing to a Vec cannot fail");
-    };
-    let mut seen = false;
-    for (key, value) in map {
-        if key == "supersedes" {
-            seen = true;
-            member(&mut out, key, &supersedes);
-        } else {
-            member(&mut out, key, value);
-        }
+/// The digest of a `sha256:<64 hex>` content hash.
+pub(crate) fn parse_digest(content_hash: &str) -> Option<[u8; 32]> {
+    if !aoc_contract::canonical::is_content_hash(content_hash) {
+        return None;
     }
-    if !seen {
-        member(&mut out, "supersedes", &supersedes);
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(&content_hash[HASH_PREFIX.len()..], &mut digest).ok()?;
+    Some(digest)
+}
+
+/// The `sha256:<hex>` text of a stored digest column. A column that is not 32 bytes (changed
+/// behind the store's back) renders so that it can never equal a real hash, and the verifier
+/// reports the row.
+pub(crate) fn render_digest(digest: &[u8]) -> String {
+    if digest.len() == 32 {
+        format!("{HASH_PREFIX}{}", hex::encode(digest))
+    } else {
+        format!("invalid-digest:{}", hex::encode(digest))
     }
-    out.push(b'}');
-    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 #[cfg(test)]
@@ -90,16 +155,58 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const HASH: &str = "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn doc(supersedes: Option<Value>) -> Value {
+        let mut d = json!({
+            "_id": "a", "tenant": "t", "source": {"vendor": "v"},
+            "upstream": {"upstream_id": "u", "content_hash": HASH},
+            "ingested_at": "2026-01-01T00:00:00Z",
+        });
+        if let Some(s) = supersedes {
+            d.as_object_mut().unwrap().insert("supersedes".into(), s);
+            d.as_object_mut().unwrap().insert("z".into(), json!(1));
+        }
+        d
+    }
+
     #[test]
     fn supersedes_is_replaced_in_place_and_other_bytes_match_serde() {
-        let doc = json!({"_id": "a", "supersedes": null, "ingested_at": "2026-01-01T00:00:00Z"});
+        let d = doc(Some(Value::Null));
+        let s = StoreDoc::from_value(&d).unwrap();
+        assert_eq!(s.render(None), serde_json::to_string(&d).unwrap());
+        let mut expected = d.clone();
+        expected["supersedes"] = json!("prev \"quoted\"");
         assert_eq!(
-            render_with_supersedes(&doc, Some("prev")),
-            r#"{"_id":"a","supersedes":"prev","ingested_at":"2026-01-01T00:00:00Z"}"#
+            s.render(Some("prev \"quoted\"")),
+            serde_json::to_string(&expected).unwrap()
         );
-        assert_eq!(
-            render_with_supersedes(&doc, None),
-            serde_json::to_string(&doc).unwrap()
-        );
+        assert_eq!(s.to_value(), d);
+    }
+
+    #[test]
+    fn absent_supersedes_is_appended_last() {
+        let s = StoreDoc::from_value(&doc(None)).unwrap();
+        let rendered: Value = serde_json::from_str(&s.render(Some("p"))).unwrap();
+        let keys: Vec<&String> = rendered.as_object().unwrap().keys().collect();
+        assert_eq!(keys.last().unwrap().as_str(), "supersedes");
+        assert_eq!(rendered["supersedes"], "p");
+    }
+
+    #[test]
+    fn malformed_documents_are_named() {
+        let mut d = doc(None);
+        d["upstream"]["content_hash"] = json!("sha256:XYZ");
+        assert!(StoreDoc::from_value(&d)
+            .unwrap_err()
+            .contains("content_hash"));
+        let mut d = doc(None);
+        d["supersedes"] = json!(5);
+        assert!(StoreDoc::from_value(&d).unwrap_err().contains("supersedes"));
+        let mut d = doc(None);
+        d["ingested_at"] = json!("yesterday");
+        assert!(StoreDoc::from_value(&d).unwrap_err().contains("RFC 3339"));
+        let err = prepare_docs(&[doc(None), json!({"_id": "x"})]).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidDocument { index: 1, .. }));
     }
 }

@@ -15,8 +15,9 @@ mod sqlite;
 pub mod verify;
 
 pub use batch::{Batch, BatchOutcome, Checkpoint, Deletion, DocOutcome, WrittenDoc};
+pub use document::{prepare_docs, StoreDoc};
 pub use postgres::PgStore;
-pub use row::{ScanFilter, SourceCount, StoreCounts, StoredRow};
+pub use row::{Orphan, ScanFilter, SourceCount, StoreCounts, StoredRow};
 pub use sqlite::SqliteStore;
 pub use verify::{verify_store, StoreVerifier, VerifyOptions, VerifyReport};
 
@@ -105,10 +106,9 @@ impl Store {
     /// Appends documents, records deletions and stores the checkpoint, all in one transaction.
     /// Concurrent writers are serialized (SQLite's write lock, a PostgreSQL advisory lock).
     pub fn write_batch(&mut self, batch: &Batch<'_>) -> Result<BatchOutcome> {
-        let prepared = document::prepare(batch.docs)?;
         match self {
-            Store::Sqlite(s) => s.write_batch(&prepared, batch),
-            Store::Postgres(s) => s.write_batch(&prepared, batch),
+            Store::Sqlite(s) => s.write_batch(batch.docs, batch),
+            Store::Postgres(s) => s.write_batch(batch.docs, batch),
         }
     }
 
@@ -119,7 +119,7 @@ impl Store {
         checkpoint: Option<&Checkpoint>,
     ) -> Result<BatchOutcome> {
         self.write_batch(&Batch {
-            docs,
+            docs: &prepare_docs(docs)?,
             deletions: &[],
             checkpoint,
         })
@@ -162,6 +162,15 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.counts(),
             Store::Postgres(s) => s.counts(),
+        }
+    }
+
+    /// Raw rows whose upstream key names no `upstreams` row (deleted behind the store's back):
+    /// [`Store::scan`] cannot see them, so the verifier asks for them separately.
+    pub fn orphans(&mut self) -> Result<Vec<Orphan>> {
+        match self {
+            Store::Sqlite(s) => s.orphans(),
+            Store::Postgres(s) => s.orphans(),
         }
     }
 

@@ -7,33 +7,42 @@
 //! The store never queries inside documents, so jsonb's indexing buys nothing here.
 
 use crate::batch::{plan, rows_with_json, Batch, BatchOutcome, Checkpoint, Head, StoredState};
-use crate::document::Prepared;
-use crate::row::{SourceCount, StoreCounts, StoredRow};
+use crate::document::{render_digest, StoreDoc};
+use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
 use crate::{Migration, Result, StoreError};
+use aoc_contract::UpstreamKey;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, IsolationLevel, NoTls, Statement};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Key columns use `COLLATE "C"` so that ORDER BY is byte order whatever the database's locale:
 /// both engines (and the datasets exported from them) then list rows in one order.
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    name: "raw store: advisory_raw, upstream_deletions, backfill_checkpoints, append-only triggers",
+    name: "raw store: upstreams, advisory_raw, upstream_deletions, backfill_checkpoints, append-only triggers",
     sql: r#"
+-- See the SQLite engine: raw rows key on a bigint per upstream document and the 32-byte digest,
+-- so both unique indexes stay small enough to be cached at millions of rows.
+CREATE TABLE upstreams (
+    key          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant       text COLLATE "C" NOT NULL,
+    vendor       text COLLATE "C" NOT NULL,
+    upstream_id  text COLLATE "C" NOT NULL,
+    CONSTRAINT upstreams_upstream_key UNIQUE (tenant, vendor, upstream_id)
+);
+
 CREATE TABLE advisory_raw (
-    tenant        text COLLATE "C" NOT NULL,
-    vendor        text COLLATE "C" NOT NULL,
-    upstream_id   text COLLATE "C" NOT NULL,
+    upstream      bigint NOT NULL REFERENCES upstreams (key),
     revision      bigint NOT NULL CHECK (revision >= 1),
     id            text COLLATE "C" NOT NULL,
-    content_hash  text COLLATE "C" NOT NULL,
+    content_hash  bytea NOT NULL CHECK (length(content_hash) = 32),
     supersedes    text COLLATE "C",
     ingested_at   text NOT NULL,
     ingested_unix bigint NOT NULL,
     doc           json NOT NULL,
-    CONSTRAINT advisory_raw_content_key  UNIQUE (tenant, vendor, upstream_id, content_hash),
-    CONSTRAINT advisory_raw_revision_key UNIQUE (tenant, vendor, upstream_id, revision)
+    CONSTRAINT advisory_raw_content_key  UNIQUE (upstream, content_hash),
+    CONSTRAINT advisory_raw_revision_key UNIQUE (upstream, revision)
 ) WITH (toast_tuple_target = 8160);
 
 -- Rows over 2 kB (most OSV documents) would otherwise be pglz-compressed on insert, which cost
@@ -74,6 +83,9 @@ $$;
 
 -- Statement-level, so even an UPDATE or DELETE that matches no row fails, and TRUNCATE (which
 -- skips row triggers) is covered.
+CREATE TRIGGER upstreams_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON upstreams
+    FOR EACH STATEMENT EXECUTE FUNCTION aoc_reject_change();
 CREATE TRIGGER advisory_raw_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON advisory_raw
     FOR EACH STATEMENT EXECUTE FUNCTION aoc_reject_change();
@@ -83,7 +95,11 @@ CREATE TRIGGER upstream_deletions_append_only
 "#,
 }];
 
-const GUARDS: [&str; 2] = ["advisory_raw_append_only", "upstream_deletions_append_only"];
+const GUARDS: [&str; 3] = [
+    "upstreams_append_only",
+    "advisory_raw_append_only",
+    "upstream_deletions_append_only",
+];
 
 /// `pg_advisory_xact_lock` keys ("aoc_migr", "aoc_writ" as big-endian ASCII). Advisory locks are
 /// per database, so stores in different databases never wait for each other.
@@ -93,36 +109,52 @@ const WRITE_LOCK: i64 = 0x616f_635f_7772_6974;
 /// Rows fetched per round trip when scanning: about 2.5 MB of OSV documents.
 const SCAN_FETCH: i32 = 1000;
 
-/// Heads (newest revision per key, via the revision index) and existing (key, hash) pairs of a
-/// batch, in one round trip.
+/// The upstream key of each (tenant, vendor, upstream id) of a batch, adding the new ones: rows
+/// (ordinal, key, existed). The SELECT in `found` does not see the rows `added` inserts (one
+/// snapshot per statement), and the write lock keeps other writers out.
+const RESOLVE: &str = r#"
+WITH k AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY
+        AS k(tenant, vendor, upstream_id, i)
+), found AS (
+    SELECT k.i, u.key FROM k
+    JOIN upstreams u ON u.tenant = k.tenant AND u.vendor = k.vendor AND u.upstream_id = k.upstream_id
+), added AS (
+    INSERT INTO upstreams (tenant, vendor, upstream_id)
+    SELECT tenant, vendor, upstream_id FROM k WHERE i NOT IN (SELECT i FROM found) ORDER BY i
+    RETURNING key, tenant, vendor, upstream_id
+)
+SELECT i, key, true FROM found
+UNION ALL
+SELECT k.i, a.key, false FROM added a
+JOIN k ON k.tenant = a.tenant AND k.vendor = a.vendor AND k.upstream_id = a.upstream_id
+"#;
+
+/// Heads (newest revision per key, via the revision index) and existing (key, digest) pairs of
+/// a batch's already stored upstream documents, in one round trip.
 const LOOKUP: &str = r#"
-SELECT 'h' AS kind, k.tenant, k.vendor, k.upstream_id, h.revision, h.id, NULL::text AS content_hash
-FROM unnest($1::text[], $2::text[], $3::text[]) AS k(tenant, vendor, upstream_id)
+SELECT k.key, h.revision, h.id, NULL::bytea AS content_hash
+FROM unnest($1::bigint[]) AS k(key)
 CROSS JOIN LATERAL (
-    SELECT r.revision, r.id FROM advisory_raw r
-    WHERE r.tenant = k.tenant AND r.vendor = k.vendor AND r.upstream_id = k.upstream_id
+    SELECT r.revision, r.id FROM advisory_raw r WHERE r.upstream = k.key
     ORDER BY r.revision DESC LIMIT 1
 ) h
 UNION ALL
-SELECT 'x', r.tenant, r.vendor, r.upstream_id, r.revision, r.id, r.content_hash
-FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS d(tenant, vendor, upstream_id, content_hash)
-JOIN advisory_raw r ON r.tenant = d.tenant AND r.vendor = d.vendor
-    AND r.upstream_id = d.upstream_id AND r.content_hash = d.content_hash
+SELECT r.upstream, r.revision, r.id, r.content_hash
+FROM unnest($2::bigint[], $3::bytea[]) AS d(key, content_hash)
+JOIN advisory_raw r ON r.upstream = d.key AND r.content_hash = d.content_hash
 "#;
 
-const COPY_RAW: &str =
-    "COPY advisory_raw (tenant, vendor, upstream_id, revision, id, content_hash, \
-                        supersedes, ingested_at, ingested_unix, doc) FROM STDIN (FORMAT binary)";
+const COPY_RAW: &str = "COPY advisory_raw (upstream, revision, id, content_hash, supersedes, \
+                        ingested_at, ingested_unix, doc) FROM STDIN (FORMAT binary)";
 
 /// Column types as sent in binary COPY. The `json` column goes as TEXT: json's binary wire format
 /// is its text, and the server parses it with json_recv (which validates it) whatever we declare.
-const COPY_TYPES: [Type; 10] = [
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
+const COPY_TYPES: [Type; 8] = [
+    Type::INT8,
     Type::INT8,
     Type::TEXT,
-    Type::TEXT,
+    Type::BYTEA,
     Type::TEXT,
     Type::TEXT,
     Type::INT8,
@@ -143,6 +175,7 @@ ON CONFLICT (run_key) DO UPDATE SET position = excluded.position, written = excl
 "#;
 
 struct Statements {
+    resolve: Statement,
     lookup: Statement,
     insert_deletions: Statement,
     upsert_checkpoint: Statement,
@@ -158,6 +191,7 @@ impl PgStore {
         let mut client = Client::connect(url, NoTls)?;
         migrate(&mut client)?;
         let statements = Statements {
+            resolve: client.prepare(RESOLVE)?,
             lookup: client.prepare(LOOKUP)?,
             insert_deletions: client.prepare(INSERT_DELETIONS)?,
             upsert_checkpoint: client.prepare(UPSERT_CHECKPOINT)?,
@@ -172,7 +206,7 @@ impl PgStore {
 
     pub(crate) fn write_batch(
         &mut self,
-        prepared: &[Prepared<'_>],
+        prepared: &[StoreDoc],
         batch: &Batch<'_>,
     ) -> Result<BatchOutcome> {
         let st = &self.statements;
@@ -180,39 +214,66 @@ impl PgStore {
         // Held until commit: the heads read below cannot move before our rows are in.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
         let mut state = StoredState::default();
+        // The upstream key of every distinct upstream document, and whether it was stored before.
+        let mut keys: HashMap<&UpstreamKey, (i64, bool)> = HashMap::new();
         if !prepared.is_empty() {
+            let mut distinct: Vec<&UpstreamKey> = Vec::new();
             let mut seen = HashSet::new();
-            let (mut kt, mut kv, mut ku) = (Vec::new(), Vec::new(), Vec::new());
-            let n = prepared.len();
-            let (mut dt, mut dv, mut du, mut dh) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
             for p in prepared {
-                let k = &p.head.key;
-                if seen.insert(k) {
-                    kt.push(k.tenant.as_str());
-                    kv.push(k.vendor.as_str());
-                    ku.push(k.upstream_id.as_str());
+                if seen.insert(&p.head.key) {
+                    distinct.push(&p.head.key);
                 }
-                dt.push(k.tenant.as_str());
-                dv.push(k.vendor.as_str());
-                du.push(k.upstream_id.as_str());
-                dh.push(p.head.content_hash.as_str());
             }
-            for r in tx.query(&st.lookup, &[&kt, &kv, &ku, &dt, &dv, &du, &dh])? {
-                let key = aoc_contract::UpstreamKey {
-                    tenant: r.get(1),
-                    vendor: r.get(2),
-                    upstream_id: r.get(3),
-                };
-                let (revision, id): (i64, String) = (r.get(4), r.get(5));
-                if r.get::<_, &str>(0) == "h" {
-                    state.heads.insert(key, Head { revision, id });
-                } else {
-                    state.existing.insert((key, r.get(6)), id);
+            let col = |f: fn(&UpstreamKey) -> &str| -> Vec<&str> {
+                distinct.iter().map(|k| f(k)).collect()
+            };
+            let (kt, kv, ku) = (
+                col(|k| &k.tenant),
+                col(|k| &k.vendor),
+                col(|k| &k.upstream_id),
+            );
+            for r in tx.query(&st.resolve, &[&kt, &kv, &ku])? {
+                let ordinal: i64 = r.get(0);
+                keys.insert(distinct[ordinal as usize - 1], (r.get(1), r.get(2)));
+            }
+            if keys.len() != distinct.len() {
+                return Err(StoreError::BadRow {
+                    location: "upstreams".into(),
+                    message: format!(
+                        "{} of {} upstream keys resolved",
+                        keys.len(),
+                        distinct.len()
+                    ),
+                });
+            }
+            let stored: Vec<i64> = distinct
+                .iter()
+                .filter_map(|k| keys[k].1.then_some(keys[k].0))
+                .collect();
+            if !stored.is_empty() {
+                let mut by_key: HashMap<i64, &UpstreamKey> = HashMap::new();
+                let (mut dk, mut dh) = (Vec::new(), Vec::new());
+                for p in prepared {
+                    let (key, existed) = keys[&p.head.key];
+                    by_key.insert(key, &p.head.key);
+                    if existed {
+                        dk.push(key);
+                        dh.push(&p.digest[..]);
+                    }
+                }
+                for r in tx.query(&st.lookup, &[&stored, &dk, &dh])? {
+                    let key = by_key[&r.get::<_, i64>(0)];
+                    let (revision, id): (i64, String) = (r.get(1), r.get(2));
+                    match r.get::<_, Option<&[u8]>>(3) {
+                        None => {
+                            state.heads.insert(key.clone(), Head { revision, id });
+                        }
+                        Some(digest) => {
+                            state
+                                .existing
+                                .insert((key.clone(), render_digest(digest)), id);
+                        }
+                    }
                 }
             }
         }
@@ -222,14 +283,12 @@ impl PgStore {
             let mut w = BinaryCopyInWriter::new(tx.copy_in(COPY_RAW)?, &COPY_TYPES);
             for (row, written) in rows_with_json(&rows, &outcome) {
                 let p = row.prepared;
-                let k = &p.head.key;
-                let values: [&(dyn ToSql + Sync); 10] = [
-                    &k.tenant,
-                    &k.vendor,
-                    &k.upstream_id,
+                let digest: &[u8] = &p.digest;
+                let values: [&(dyn ToSql + Sync); 8] = [
+                    &keys[&p.head.key].0,
                     &row.revision,
                     &p.head.id,
-                    &p.head.content_hash,
+                    &digest,
                     &written.supersedes,
                     &p.ingested_at,
                     &p.ingested_unix,
@@ -302,11 +361,11 @@ impl PgStore {
         let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
         if let Some(t) = &tenant {
             args.push(t);
-            conditions.push(format!("tenant = ${}", args.len()));
+            conditions.push(format!("u.tenant = ${}", args.len()));
         }
         if let Some(s) = &since {
             args.push(s);
-            conditions.push(format!("ingested_unix >= ${}", args.len()));
+            conditions.push(format!("r.ingested_unix >= ${}", args.len()));
         }
         let filter = if conditions.is_empty() {
             String::new()
@@ -322,10 +381,10 @@ impl PgStore {
             .start()?;
         let portal = tx.bind(
             &format!(
-                "SELECT tenant, vendor, upstream_id, revision, id, content_hash, supersedes,
-                        ingested_at, doc::text
-                 FROM advisory_raw {filter}
-                 ORDER BY tenant, vendor, upstream_id, revision"
+                "SELECT u.tenant, u.vendor, u.upstream_id, r.revision, r.id, r.content_hash,
+                        r.supersedes, r.ingested_at, r.doc::text
+                 FROM upstreams u JOIN advisory_raw r ON r.upstream = u.key {filter}
+                 ORDER BY u.tenant, u.vendor, u.upstream_id, r.revision"
             ),
             &args,
         )?;
@@ -342,7 +401,7 @@ impl PgStore {
                     upstream_id: r.get(2),
                     revision: r.get(3),
                     id: r.get(4),
-                    content_hash: r.get(5),
+                    content_hash: render_digest(r.get::<_, &[u8]>(5)),
                     supersedes: r.get(6),
                     ingested_at: r.get(7),
                     json: r.get(8),
@@ -358,8 +417,9 @@ impl PgStore {
         let by_source = self
             .client
             .query(
-                "SELECT tenant, vendor, count(*), count(DISTINCT upstream_id) FROM advisory_raw
-                 GROUP BY tenant, vendor ORDER BY tenant, vendor",
+                "SELECT u.tenant, u.vendor, count(*), count(DISTINCT r.upstream)
+                 FROM upstreams u JOIN advisory_raw r ON r.upstream = u.key
+                 GROUP BY u.tenant, u.vendor ORDER BY u.tenant, u.vendor",
                 &[],
             )?
             .into_iter()
@@ -375,6 +435,24 @@ impl PgStore {
             .query_one("SELECT count(*) FROM upstream_deletions", &[])?
             .get(0);
         Ok(StoreCounts::from_sources(by_source, deletions))
+    }
+
+    pub(crate) fn orphans(&mut self) -> Result<Vec<Orphan>> {
+        Ok(self
+            .client
+            .query(
+                "SELECT r.upstream, r.revision, r.id FROM advisory_raw r
+                 WHERE NOT EXISTS (SELECT 1 FROM upstreams u WHERE u.key = r.upstream)
+                 ORDER BY r.upstream, r.revision",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| Orphan {
+                upstream: r.get(0),
+                revision: r.get(1),
+                id: r.get(2),
+            })
+            .collect())
     }
 
     pub(crate) fn migrations(&mut self) -> Result<Vec<(i64, String)>> {
@@ -394,7 +472,8 @@ impl PgStore {
             .client
             .query(
                 "SELECT tgname::text FROM pg_trigger
-                 WHERE tgrelid IN (to_regclass('advisory_raw'), to_regclass('upstream_deletions'))
+                 WHERE tgrelid IN (to_regclass('upstreams'), to_regclass('advisory_raw'),
+                                   to_regclass('upstream_deletions'))
                    AND tgenabled <> 'D'",
                 &[],
             )?

@@ -84,3 +84,23 @@ impl StoreCounts {
         }
     }
 }
+
+/// A raw row whose upstream key names no `upstreams` row: the upstream was deleted behind the
+/// store's back, so scans (which join the two) can no longer see the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub upstream: i64,
+    pub revision: i64,
+    pub id: String,
+}
+
+impl Orphan {
+    pub fn location(&self) -> String {
+        format!(
+            "{}/upstream-key-{}#{}",
+            crate::RAW_TABLE,
+            self.upstream,
+            self.revision
+        )
+    }
+}

@@ -2,15 +2,22 @@
 //! (SQLite's single write lock serializes concurrent writers), cached prepared statements.
 
 use crate::batch::{plan, rows_with_json, Batch, BatchOutcome, Checkpoint, Head, StoredState};
-use crate::document::Prepared;
-use crate::row::{SourceCount, StoreCounts, StoredRow};
+use crate::document::{render_digest, StoreDoc};
+use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
 use crate::{Migration, Result, StoreError};
+use aoc_contract::UpstreamKey;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Raw rows key on a small integer per upstream document (`upstreams.key`) and on the 32-byte
+/// digest, not on the text columns: both unique indexes are then ~4x smaller, which keeps them in
+/// the page cache at millions of rows (with text keys, the random index writes of a 1M-revision
+/// backfill missed the cache and halved the append rate). `upstreams` is append-only too, so a
+/// key, once given, always names the same (tenant, vendor, upstream id).
+///
 /// No UNIQUE (tenant, id): `_id` is derived from vendor, upstream id and content hash, so it is
 /// unique whenever the content key is, and the verifier's chain check reports a duplicate `_id`.
 /// A third unique index would cost a third more random index writes per append.
@@ -19,22 +26,32 @@ use std::time::Duration;
 /// `COLLATE "C"`, so both engines scan and export in one order.
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    name: "raw store: advisory_raw, upstream_deletions, backfill_checkpoints, append-only triggers",
+    name: "raw store: upstreams, advisory_raw, upstream_deletions, backfill_checkpoints, append-only triggers",
     sql: r#"
+CREATE TABLE upstreams (
+    key          INTEGER PRIMARY KEY,
+    tenant       TEXT NOT NULL,
+    vendor       TEXT NOT NULL,
+    upstream_id  TEXT NOT NULL,
+    UNIQUE (tenant, vendor, upstream_id)
+);
+CREATE TRIGGER upstreams_no_update BEFORE UPDATE ON upstreams
+BEGIN SELECT RAISE(ABORT, 'upstreams is append-only: UPDATE rejected'); END;
+CREATE TRIGGER upstreams_no_delete BEFORE DELETE ON upstreams
+BEGIN SELECT RAISE(ABORT, 'upstreams is append-only: DELETE rejected'); END;
+
 CREATE TABLE advisory_raw (
     seq           INTEGER PRIMARY KEY,
-    tenant        TEXT    NOT NULL,
-    vendor        TEXT    NOT NULL,
-    upstream_id   TEXT    NOT NULL,
+    upstream      INTEGER NOT NULL REFERENCES upstreams (key),
     revision      INTEGER NOT NULL CHECK (revision >= 1),
     id            TEXT    NOT NULL,
-    content_hash  TEXT    NOT NULL,
+    content_hash  BLOB    NOT NULL CHECK (length(content_hash) = 32),
     supersedes    TEXT,
     ingested_at   TEXT    NOT NULL,
     ingested_unix INTEGER NOT NULL,
     doc           TEXT    NOT NULL,
-    UNIQUE (tenant, vendor, upstream_id, content_hash),
-    UNIQUE (tenant, vendor, upstream_id, revision)
+    UNIQUE (upstream, content_hash),
+    UNIQUE (upstream, revision)
 );
 CREATE TRIGGER advisory_raw_no_update BEFORE UPDATE ON advisory_raw
 BEGIN SELECT RAISE(ABORT, 'advisory_raw is append-only: UPDATE rejected'); END;
@@ -67,7 +84,9 @@ CREATE TABLE backfill_checkpoints (
 }];
 
 /// Triggers that make the raw tables append-only.
-const GUARDS: [&str; 4] = [
+const GUARDS: [&str; 6] = [
+    "upstreams_no_update",
+    "upstreams_no_delete",
     "advisory_raw_no_update",
     "advisory_raw_no_delete",
     "upstream_deletions_no_update",
@@ -142,6 +161,8 @@ impl SqliteStore {
         // backfill rewrites from its checkpoint.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Raw rows must name an existing upstream (off by default in SQLite, per connection).
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         // 64 MiB page cache (default 2 MiB): keeps the three unique indexes hot at millions of
         // rows, and stays well inside the 256 MiB RSS budget.
         conn.pragma_update(None, "cache_size", -65536)?;
@@ -204,7 +225,7 @@ impl SqliteStore {
 
     pub(crate) fn write_batch(
         &mut self,
-        prepared: &[Prepared<'_>],
+        prepared: &[StoreDoc],
         batch: &Batch<'_>,
     ) -> Result<BatchOutcome> {
         // IMMEDIATE takes the write lock before the lookups, so heads cannot move under us.
@@ -212,40 +233,62 @@ impl SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut state = StoredState::default();
+        // The upstream key of every document: an existing one (whose head and stored hashes are
+        // looked up) or a new one (nothing stored yet, so nothing to look up).
+        let mut keys: HashMap<&UpstreamKey, (i64, bool)> = HashMap::new();
         {
+            let mut key_q = tx.prepare_cached(
+                "SELECT key FROM upstreams WHERE tenant = ?1 AND vendor = ?2 AND upstream_id = ?3",
+            )?;
+            let mut key_insert = tx.prepare_cached(
+                "INSERT INTO upstreams (tenant, vendor, upstream_id) VALUES (?1, ?2, ?3)",
+            )?;
             let mut head_q = tx.prepare_cached(
-                "SELECT revision, id FROM advisory_raw
-                 WHERE tenant = ?1 AND vendor = ?2 AND upstream_id = ?3
+                "SELECT revision, id FROM advisory_raw WHERE upstream = ?1
                  ORDER BY revision DESC LIMIT 1",
             )?;
             let mut hash_q = tx.prepare_cached(
-                "SELECT id FROM advisory_raw
-                 WHERE tenant = ?1 AND vendor = ?2 AND upstream_id = ?3 AND content_hash = ?4",
+                "SELECT id FROM advisory_raw WHERE upstream = ?1 AND content_hash = ?2",
             )?;
-            let mut looked_up = HashSet::new();
             for p in prepared {
                 let k = &p.head.key;
-                if looked_up.insert(k) {
-                    let head = head_q
-                        .query_row(params![k.tenant, k.vendor, k.upstream_id], |r| {
-                            Ok(Head {
-                                revision: r.get(0)?,
-                                id: r.get(1)?,
-                            })
-                        })
-                        .optional()?;
-                    if let Some(head) = head {
-                        state.heads.insert(k.clone(), head);
+                let (key, existed) = match keys.get(k) {
+                    Some(&found) => found,
+                    None => {
+                        let args = params![k.tenant, k.vendor, k.upstream_id];
+                        let found = match key_q.query_row(args, |r| r.get(0)).optional()? {
+                            Some(key) => {
+                                let head = head_q
+                                    .query_row([key], |r| {
+                                        Ok(Head {
+                                            revision: r.get(0)?,
+                                            id: r.get(1)?,
+                                        })
+                                    })
+                                    .optional()?;
+                                if let Some(head) = head {
+                                    state.heads.insert(k.clone(), head);
+                                }
+                                (key, true)
+                            }
+                            None => {
+                                key_insert.execute(args)?;
+                                (tx.last_insert_rowid(), false)
+                            }
+                        };
+                        keys.insert(k, found);
+                        found
                     }
-                }
-                let hash = &p.head.content_hash;
-                let id: Option<String> = hash_q
-                    .query_row(params![k.tenant, k.vendor, k.upstream_id, hash], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
-                if let Some(id) = id {
-                    state.existing.insert((k.clone(), hash.clone()), id);
+                };
+                if existed {
+                    let id: Option<String> = hash_q
+                        .query_row(params![key, &p.digest[..]], |r| r.get(0))
+                        .optional()?;
+                    if let Some(id) = id {
+                        state
+                            .existing
+                            .insert((k.clone(), p.head.content_hash.clone()), id);
+                    }
                 }
             }
         }
@@ -253,20 +296,17 @@ impl SqliteStore {
         let rows = plan(prepared, state, &mut outcome)?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO advisory_raw (tenant, vendor, upstream_id, revision, id, content_hash,
-                                           supersedes, ingested_at, ingested_unix, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO advisory_raw (upstream, revision, id, content_hash, supersedes,
+                                           ingested_at, ingested_unix, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for (row, written) in rows_with_json(&rows, &outcome) {
                 let p = row.prepared;
-                let k = &p.head.key;
                 insert.execute(params![
-                    k.tenant,
-                    k.vendor,
-                    k.upstream_id,
+                    keys[&p.head.key].0,
                     row.revision,
                     p.head.id,
-                    p.head.content_hash,
+                    &p.digest[..],
                     written.supersedes,
                     p.ingested_at,
                     p.ingested_unix,
@@ -342,11 +382,11 @@ impl SqliteStore {
         let mut conditions = Vec::new();
         let mut args: Vec<&dyn ToSql> = Vec::new();
         if let Some(t) = &tenant {
-            conditions.push("tenant = ?");
+            conditions.push("u.tenant = ?");
             args.push(t);
         }
         if let Some(s) = &since {
-            conditions.push("ingested_unix >= ?");
+            conditions.push("r.ingested_unix >= ?");
             args.push(s);
         }
         let filter = if conditions.is_empty() {
@@ -359,10 +399,10 @@ impl SqliteStore {
         let mut n = 0;
         {
             let mut stmt = tx.prepare(&format!(
-                "SELECT tenant, vendor, upstream_id, revision, id, content_hash, supersedes,
-                        ingested_at, doc
-                 FROM advisory_raw {filter}
-                 ORDER BY tenant, vendor, upstream_id, revision"
+                "SELECT u.tenant, u.vendor, u.upstream_id, r.revision, r.id, r.content_hash,
+                        r.supersedes, r.ingested_at, r.doc
+                 FROM upstreams u JOIN advisory_raw r ON r.upstream = u.key {filter}
+                 ORDER BY u.tenant, u.vendor, u.upstream_id, r.revision"
             ))?;
             let mut rows = stmt.query(args.as_slice())?;
             while let Some(r) = rows.next()? {
@@ -372,7 +412,7 @@ impl SqliteStore {
                     upstream_id: r.get(2)?,
                     revision: r.get(3)?,
                     id: r.get(4)?,
-                    content_hash: r.get(5)?,
+                    content_hash: render_digest(&lossy_bytes(r.get_ref(5)?)),
                     supersedes: r.get(6)?,
                     ingested_at: r.get(7)?,
                     json: lossy_text(r.get_ref(8)?),
@@ -386,8 +426,9 @@ impl SqliteStore {
 
     pub(crate) fn counts(&mut self) -> Result<StoreCounts> {
         let mut stmt = self.conn.prepare(
-            "SELECT tenant, vendor, count(*), count(DISTINCT upstream_id) FROM advisory_raw
-             GROUP BY tenant, vendor ORDER BY tenant, vendor",
+            "SELECT u.tenant, u.vendor, count(*), count(DISTINCT r.upstream)
+             FROM upstreams u JOIN advisory_raw r ON r.upstream = u.key
+             GROUP BY u.tenant, u.vendor ORDER BY u.tenant, u.vendor",
         )?;
         let by_source = stmt
             .query_map([], |r| {
@@ -403,6 +444,24 @@ impl SqliteStore {
             self.conn
                 .query_row("SELECT count(*) FROM upstream_deletions", [], |r| r.get(0))?;
         Ok(StoreCounts::from_sources(by_source, deletions))
+    }
+
+    pub(crate) fn orphans(&mut self) -> Result<Vec<Orphan>> {
+        // The filter runs on the (upstream, revision) index: only orphans' table rows are read.
+        let mut stmt = self.conn.prepare(
+            "SELECT upstream, revision, id FROM advisory_raw
+             WHERE upstream NOT IN (SELECT key FROM upstreams) ORDER BY upstream, revision",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Orphan {
+                    upstream: r.get(0)?,
+                    revision: r.get(1)?,
+                    id: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     pub(crate) fn migrations(&mut self) -> Result<Vec<(i64, String)>> {
@@ -427,6 +486,16 @@ impl SqliteStore {
             .filter(|g| !present.contains(**g))
             .map(|g| g.to_string())
             .collect())
+    }
+}
+
+/// A column's bytes whatever its type (the digest column may have been overwritten).
+fn lossy_bytes(v: ValueRef<'_>) -> Vec<u8> {
+    match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => b.to_vec(),
+        ValueRef::Null => Vec::new(),
+        ValueRef::Integer(i) => i.to_string().into_bytes(),
+        ValueRef::Real(f) => f.to_string().into_bytes(),
     }
 }
 

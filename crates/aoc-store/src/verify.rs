@@ -220,6 +220,14 @@ pub fn verify_store(
     })?;
     let (last, rows, upstream_documents) = verifier.finish();
     violations.extend(last);
+    violations.extend(store.orphans()?.into_iter().map(|o| ChainViolation {
+        location: o.location(),
+        id: o.id,
+        violation: changed(
+            "/upstream/upstream_id",
+            format!("upstream key {} names no upstream document", o.upstream),
+        ),
+    }));
     Ok(VerifyReport {
         rows,
         upstream_documents,

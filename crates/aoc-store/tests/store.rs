@@ -132,6 +132,26 @@ impl Fixture {
         }
     }
 
+    /// Runs `sql` (one row affected) on the `upstreams` table with its triggers and the foreign
+    /// key from the raw rows bypassed.
+    fn tamper_upstreams(&mut self, sql: &str) {
+        match &mut self.store {
+            Store::Sqlite(s) => {
+                let conn = s.connection();
+                conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+                let trigger = if sql.starts_with("DELETE") {
+                    "upstreams_no_delete"
+                } else {
+                    "upstreams_no_update"
+                };
+                bypass_sqlite(conn, trigger, sql, &[]);
+                conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+            }
+            // A replica session fires neither the triggers nor the foreign key's checks.
+            Store::Postgres(s) => bypass_pg(s.client(), sql, &[]),
+        }
+    }
+
     /// Runs a statement directly on the engine, triggers in force.
     fn execute(&mut self, sql: &str) -> Result<(), String> {
         match &mut self.store {
@@ -148,14 +168,14 @@ impl Fixture {
         let sql = match self.store {
             Store::Sqlite(_) => format!(
                 "CREATE TRIGGER test_fail BEFORE INSERT ON advisory_raw
-                 WHEN NEW.upstream_id = '{upstream_id}'
+                 WHEN NEW.id LIKE 'advisory_raw:%:{upstream_id}:%'
                  BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
             ),
             Store::Postgres(_) => format!(
                 "CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
                  BEGIN RAISE EXCEPTION 'injected failure'; END $$;
                  CREATE TRIGGER test_fail BEFORE INSERT ON advisory_raw FOR EACH ROW
-                 WHEN (NEW.upstream_id = '{upstream_id}') EXECUTE FUNCTION test_fail()"
+                 WHEN (NEW.id LIKE 'advisory_raw:%:{upstream_id}:%') EXECUTE FUNCTION test_fail()"
             ),
         };
         self.execute(&sql).unwrap();
@@ -254,6 +274,7 @@ suite!(
     upstream_deletion_is_recorded_and_never_applied,
     checkpoint_commits_and_rolls_back_with_its_batch,
     row_changed_behind_the_store_is_detected,
+    upstream_changed_or_deleted_behind_the_store_is_detected,
     missing_append_only_trigger_is_reported,
     history_replay_stores_one_revision_per_distinct_content,
     scan_filters_by_tenant_and_since_in_stable_order,
@@ -491,11 +512,14 @@ fn update_delete_and_truncate_of_raw_rows_are_rejected(f: &mut Fixture) {
         "DELETE FROM advisory_raw",
         "UPDATE upstream_deletions SET location = 'x'",
         "DELETE FROM upstream_deletions",
+        "UPDATE upstreams SET upstream_id = 'x'",
+        "DELETE FROM upstreams",
     ];
     if matches!(f.store, Store::Postgres(_)) {
         attempts.extend([
             "TRUNCATE advisory_raw",
             "TRUNCATE upstream_deletions",
+            "TRUNCATE upstreams CASCADE",
             // Statement-level triggers: even a statement that matches nothing is refused.
             "DELETE FROM advisory_raw WHERE false",
         ]);
@@ -519,7 +543,7 @@ fn upstream_deletion_is_recorded_and_never_applied(f: &mut Fixture) {
     let out = f
         .store
         .write_batch(&Batch {
-            docs: &[doc],
+            docs: &aoc_store::prepare_docs(&[doc]).unwrap(),
             deletions: std::slice::from_ref(&deletion),
             checkpoint: None,
         })
@@ -670,6 +694,43 @@ fn row_changed_behind_the_store_is_detected(f: &mut Fixture) {
         .iter()
         .any(|v| v.violation.message.contains("gap")));
     assert!(report.missing_guards.is_empty());
+}
+
+fn upstream_changed_or_deleted_behind_the_store_is_detected(f: &mut Fixture) {
+    let a = map(osv("RUSTSEC-2016-0001"), "t1", T0);
+    let b = map(osv("RUSTSEC-2022-0090"), "t1", T0);
+    f.store.append_batch(&[a, b.clone()], None).unwrap();
+    // The upstream id behind A's rows renamed: the rows no longer agree with their documents.
+    f.tamper_upstreams("UPDATE upstreams SET upstream_id = 'RUSTSEC-2016-9999' WHERE upstream_id = 'RUSTSEC-2016-0001'");
+    // B's upstream deleted: a scan (which joins the two) can no longer see B's row at all.
+    f.tamper_upstreams("DELETE FROM upstreams WHERE upstream_id = 'RUSTSEC-2022-0090'");
+    let report = verify_store(
+        &mut f.store,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    let found = codes(&report);
+    assert!(
+        found.contains(&(
+            "advisory_raw/t1/rustsec/RUSTSEC-2016-9999#1".into(),
+            ViolationCode::HashMismatch,
+            "/upstream/upstream_id".into()
+        )),
+        "{found:#?}"
+    );
+    let orphan = report
+        .violations
+        .iter()
+        .find(|v| v.location.starts_with("advisory_raw/upstream-key-"))
+        .unwrap_or_else(|| panic!("B's row is not reported: {found:#?}"));
+    assert_eq!(orphan.id, b["_id"].as_str().unwrap());
+    assert_eq!(orphan.violation.code, ViolationCode::HashMismatch);
+    assert!(orphan
+        .violation
+        .message
+        .contains("names no upstream document"));
+    assert_eq!(report.rows, 1, "only A's row is still visible to scans");
 }
 
 fn missing_append_only_trigger_is_reported(f: &mut Fixture) {
