@@ -16,6 +16,9 @@ mod verify;
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 use xshell::Shell;

@@ -247,6 +247,7 @@ impl LocalKit {
             opts.key.as_deref(),
             &VerifyOptions {
                 run_bundled_stella: opts.run_bundled_stella,
+                records: true,
                 print: false,
             },
         )?;
@@ -375,6 +376,7 @@ fn read_back(
         opts.key.as_deref(),
         &VerifyOptions {
             run_bundled_stella: opts.run_bundled_stella,
+            records: true,
             print: false,
         },
     )?;

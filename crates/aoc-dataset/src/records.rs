@@ -75,9 +75,8 @@ where
         }
         hasher.update(&batch.data[old_len..]);
         total += n as u64;
-        let mut pos = old_len;
-        while let Some(i) = batch.data[pos..].iter().position(|b| *b == b'\n') {
-            let end = pos + i;
+        for i in memchr::memchr_iter(b'\n', &batch.data[old_len..]) {
+            let end = old_len + i;
             line_no += 1;
             batch.lines.push(Line {
                 no: line_no,
@@ -86,7 +85,6 @@ where
                 terminated: true,
             });
             line_start = end + 1;
-            pos = end + 1;
         }
         if batch.data.len() - line_start > MAX_LINE_BYTES {
             return Err(io::Error::new(
@@ -126,9 +124,55 @@ where
     })
 }
 
+/// What [`stream_lines`] returns, without handing out lines: for checks that need the bytes'
+/// hash and the line count but not the records, so nothing is buffered past one read.
+pub(crate) fn stream_count<R: Read>(mut reader: R) -> io::Result<Streamed> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; READ_BYTES];
+    let (mut total, mut newlines, mut last) = (0u64, 0u64, b'\n');
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        newlines += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        last = chunk[n - 1];
+        total += n as u64;
+    }
+    Ok(Streamed {
+        bytes: total,
+        sha256: hasher.finalize().into(),
+        // An unterminated last line is a line too, as stream_lines counts it.
+        lines: newlines + u64::from(last != b'\n'),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counting_agrees_with_streaming() {
+        for data in [
+            &b""[..],
+            b"a\n",
+            b"a\nb",
+            b"\n\n",
+            b"{\"x\":1}\n{\"y\":2}\n",
+        ] {
+            let streamed = stream_lines::<_, io::Error, _>(data, |_| Ok(())).unwrap();
+            assert_eq!(stream_count(data).unwrap(), streamed, "{data:?}");
+        }
+        let big: Vec<u8> = (0..3 * READ_BYTES)
+            .map(|i| if i % 977 == 0 { b'\n' } else { b'x' })
+            .collect();
+        let streamed = stream_lines::<_, io::Error, _>(&big[..], |_| Ok(())).unwrap();
+        assert_eq!(stream_count(&big[..]).unwrap(), streamed);
+    }
 
     #[test]
     fn a_line_longer_than_the_bound_is_refused_without_buffering_it() {

@@ -70,13 +70,21 @@ pub fn verify(
     archive: &Path,
     hash: &str,
     limits: aoc_archive::Limits,
+    records: bool,
 ) -> std::result::Result<String, Problem> {
     let opts = aoc_dataset::VerifyOptions {
         expected_hash: Some(hash.to_string()),
         limits,
+        records,
         ..aoc_dataset::VerifyOptions::default()
     };
     match aoc_dataset::verify_with(archive, &opts) {
+        Ok(r) if !records => Ok(format!(
+            "hash {} recomputed from {} data file(s), {} line(s); records not parsed (--integrity-only)",
+            r.hash,
+            r.files.len(),
+            r.files.iter().map(|f| f.records).sum::<u64>()
+        )),
         Ok(r) => Ok(format!(
             "hash {} recomputed from {} data file(s); {} record(s), {} upstream document(s) pass the AOC guard",
             r.hash,

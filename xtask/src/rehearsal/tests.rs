@@ -526,6 +526,7 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
         None,
         &VerifyOptions {
             run_bundled_stella: false,
+            records: true,
             print: false,
         },
     )
@@ -562,6 +563,7 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
         None,
         &VerifyOptions {
             run_bundled_stella: false,
+            records: true,
             print: false,
         },
     )

@@ -40,6 +40,7 @@ use crate::verify::{verify_kit, Class, KitReport, VerifyOptions};
 fn fast() -> VerifyOptions {
     VerifyOptions {
         run_bundled_stella: false,
+        records: true,
         print: false,
     }
 }
