@@ -4,8 +4,8 @@
 
 use aoc_archive::{ArchiveReader, Compression, Entry, Limits};
 use aoc_dataset::{
-    build_from_inputs, build_from_store, verify, BuildOptions, BuildReport, Check, Dataset,
-    VerifyError, VerifyReport,
+    build_from_inputs, build_from_store, verify, verify_with, BuildOptions, BuildReport, Check,
+    Dataset, VerifyError, VerifyOptions, VerifyReport,
 };
 use aoc_store::Store;
 use std::path::{Path, PathBuf};
@@ -341,6 +341,48 @@ fn an_edited_record_in_a_repacked_archive_fails_on_content_manifest_and_name() {
         == Check::Manifest));
     assert!(has(&report, "manifest.json", |c| c == Check::Hash));
     assert!(has(&report, &name, |c| c == Check::FileName));
+}
+
+#[test]
+fn without_records_an_edited_record_still_fails_on_manifest_and_hash_but_is_not_parsed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = build_seed(&tmp.path().join("built"));
+    let integrity = VerifyOptions {
+        records: false,
+        ..VerifyOptions::default()
+    };
+    let good = verify_with(&built.archive, &integrity).unwrap();
+    assert_eq!(good.files, built.files());
+    // Records are counted as lines; upstream documents need the records parsed.
+    assert_eq!(good.records, built.records());
+    assert_eq!(good.upstream_documents, 0);
+    let name = built
+        .archive
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let edited = repack(&built, tmp.path(), &name, |path, data| {
+        if path.starts_with("data/") {
+            let text = String::from_utf8(std::mem::take(data)).unwrap();
+            *data = text
+                .replacen("\"summary\":\"", "\"summary\":\"EDITED ", 1)
+                .into_bytes();
+        }
+    });
+    let report = failed(verify_with(&edited, &integrity));
+    assert!(has(&report, "data/default/rustsec.ndjson", |c| c
+        == Check::Manifest));
+    assert!(has(&report, "manifest.json", |c| c == Check::Hash));
+    assert!(has(&report, &name, |c| c == Check::FileName));
+    assert!(
+        !report
+            .failures
+            .iter()
+            .any(|f| matches!(f.check, Check::Guard(_))),
+        "{:?}",
+        report.failures
+    );
 }
 
 #[test]

@@ -341,6 +341,42 @@ fn one_flipped_byte_in_any_kit_file_fails_with_its_class_and_name() {
 }
 
 #[test]
+fn integrity_only_passes_the_good_kit_says_what_it_skipped_and_catches_every_flip() {
+    let integrity = VerifyOptions {
+        records: false,
+        run_bundled_stella: false,
+        print: false,
+    };
+    let report = verify_kit(&kits().a.dir, None, &integrity).unwrap();
+    assert!(report.passed(), "{}", describe(&report));
+    assert_eq!(report.skipped.len(), 2, "{:?}", report.skipped);
+    let dataset = report.checks.iter().find(|c| c.check == "dataset").unwrap();
+    assert!(
+        dataset.detail.contains("records not parsed"),
+        "{}",
+        dataset.detail
+    );
+    assert!(!report.checks.iter().any(|c| c.check == "stella.verify"));
+    let hash = kits().a.dataset_hash.clone();
+    for name in kit::expected_files(&hash) {
+        let (_tmp, dir) = copy_kit();
+        flip_middle_byte(&dir.join(&name));
+        let full = verify_kit(&dir, None, &quiet()).unwrap();
+        let quick = verify_kit(&dir, None, &integrity).unwrap();
+        let (f, q) = (
+            full.first_failure().unwrap(),
+            quick.first_failure().unwrap(),
+        );
+        assert_eq!(
+            (q.class, &q.file),
+            (f.class, &f.file),
+            "{name}: {}",
+            describe(&quick)
+        );
+    }
+}
+
+#[test]
 fn swapped_bundles_fail_as_signature() {
     // SHA256SUMS' bundle replaced by the runner's (and back): valid bundles, wrong artefacts.
     let (_tmp, dir) = copy_kit();
