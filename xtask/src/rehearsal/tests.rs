@@ -69,7 +69,7 @@ struct Seeded {
 fn seeded() -> &'static Seeded {
     static SEEDED: OnceLock<Seeded> = OnceLock::new();
     SEEDED.get_or_init(|| {
-        let scratch = tempfile::tempdir().unwrap();
+        let scratch = crate::release::tests::static_scratch();
         let out = scratch.path().join("out/rehearsal");
         let mut opts = options(out.clone());
         opts.runner_binary = std::env::var_os("AOC_TEST_RUNNER_BINARY").map(PathBuf::from);

@@ -47,6 +47,29 @@ pub(crate) fn options(out: PathBuf, env: BTreeMap<String, String>) -> ReleaseOpt
     }
 }
 
+/// A scratch directory for fixtures kept in statics for the whole test binary. Statics are never
+/// dropped, so a plain temporary directory would be left behind by every run; these live under
+/// `target/xtask-test-scratch/`, named by process id, and each run first removes those of runs
+/// that are no longer alive.
+pub(crate) fn static_scratch() -> tempfile::TempDir {
+    let base = root().join("target/xtask-test-scratch");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(&base).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("run-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("run-{}-", std::process::id()))
+        .tempdir_in(&base)
+        .unwrap()
+}
+
 pub(crate) struct Kits {
     _scratch: tempfile::TempDir,
     pub a: Release,
@@ -59,7 +82,7 @@ pub(crate) struct Kits {
 pub(crate) fn kits() -> &'static Kits {
     static KITS: OnceLock<Kits> = OnceLock::new();
     KITS.get_or_init(|| {
-        let scratch = tempfile::tempdir().unwrap();
+        let scratch = static_scratch();
         let sh = shell();
         let a = release(&sh, &options(scratch.path().join("one/aoc"), dev_env())).unwrap();
         let b = release(&sh, &options(scratch.path().join("two/kit"), dev_env())).unwrap();
