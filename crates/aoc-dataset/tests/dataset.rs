@@ -316,17 +316,15 @@ fn one_flipped_byte_inside_a_record_of_a_plain_tar_names_the_file_and_line() {
     ));
 }
 
-#[test]
-fn an_edited_record_in_a_repacked_archive_fails_on_content_manifest_and_name() {
-    let tmp = tempfile::tempdir().unwrap();
-    let built = build_seed(&tmp.path().join("built"));
+/// The seed build with the first record's summary edited, repacked under the build's own name.
+fn with_an_edited_record(built: &BuildReport, dir: &Path) -> (String, PathBuf) {
     let name = built
         .archive
         .file_name()
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let edited = repack(&built, tmp.path(), &name, |path, data| {
+    let edited = repack(built, dir, &name, |path, data| {
         if path.starts_with("data/") {
             let text = String::from_utf8(std::mem::take(data)).unwrap();
             *data = text
@@ -334,6 +332,14 @@ fn an_edited_record_in_a_repacked_archive_fails_on_content_manifest_and_name() {
                 .into_bytes();
         }
     });
+    (name, edited)
+}
+
+#[test]
+fn an_edited_record_in_a_repacked_archive_fails_on_content_manifest_and_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = build_seed(&tmp.path().join("built"));
+    let (name, edited) = with_an_edited_record(&built, tmp.path());
     let report = failed(verify(&edited));
     assert!(has(&report, "data/default/rustsec.ndjson", |c| c
         == Check::Guard(aoc_contract::ViolationCode::HashMismatch)));
@@ -356,20 +362,7 @@ fn without_records_an_edited_record_still_fails_on_manifest_and_hash_but_is_not_
     // Records are counted as lines; upstream documents need the records parsed.
     assert_eq!(good.records, built.records());
     assert_eq!(good.upstream_documents, 0);
-    let name = built
-        .archive
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let edited = repack(&built, tmp.path(), &name, |path, data| {
-        if path.starts_with("data/") {
-            let text = String::from_utf8(std::mem::take(data)).unwrap();
-            *data = text
-                .replacen("\"summary\":\"", "\"summary\":\"EDITED ", 1)
-                .into_bytes();
-        }
-    });
+    let (name, edited) = with_an_edited_record(&built, tmp.path());
     let report = failed(verify_with(&edited, &integrity));
     assert!(has(&report, "data/default/rustsec.ndjson", |c| c
         == Check::Manifest));

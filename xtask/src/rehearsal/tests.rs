@@ -226,11 +226,16 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
     let db = on_disk.store.url.strip_prefix("sqlite://").unwrap();
     assert!(!Path::new(db).exists(), "the temporary store {db} was left");
     assert_eq!(on_disk.source_date_epoch, EPOCH);
-    // Not the default out directory, so the command names the report.
+    // Not the default out directory, so the command names the report (relative to the
+    // workspace, where the command is run, when it is inside it).
     let command = format!(
         "AOC_DATASET_EPOCH={EPOCH} DATASET_HASH={hash} AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… \
          cargo xtask aoc-release --rehearsal-report {}",
-        s.done.path.display()
+        s.done
+            .path
+            .strip_prefix(root())
+            .unwrap_or(&s.done.path)
+            .display()
     );
     assert_eq!(on_disk.release_command, command);
 
