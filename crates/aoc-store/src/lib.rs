@@ -78,6 +78,16 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
+/// The SQL of one schema migration, for tests that build a store as an older version left it.
+#[doc(hidden)]
+pub fn migration_sql(engine: Engine, version: i64) -> Option<&'static str> {
+    let all = match engine {
+        Engine::Sqlite => sqlite::MIGRATIONS,
+        Engine::Postgres => postgres::MIGRATIONS,
+    };
+    all.iter().find(|m| m.version == version).map(|m| m.sql)
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `url` and applies pending schema migrations.
     ///

@@ -17,32 +17,26 @@ use postgres::{Client, IsolationLevel, NoTls, Statement};
 use std::collections::{HashMap, HashSet};
 
 /// Key columns use `COLLATE "C"` so that ORDER BY is byte order whatever the database's locale:
-/// both engines (and the datasets exported from them) then list rows in one order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "raw store: upstreams, advisory_raw, upstream_deletions, backfill_checkpoints, append-only triggers",
-    sql: r#"
--- See the SQLite engine: raw rows key on a bigint per upstream document and the 32-byte digest,
--- so both unique indexes stay small enough to be cached at millions of rows.
-CREATE TABLE upstreams (
-    key          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    tenant       text COLLATE "C" NOT NULL,
-    vendor       text COLLATE "C" NOT NULL,
-    upstream_id  text COLLATE "C" NOT NULL,
-    CONSTRAINT upstreams_upstream_key UNIQUE (tenant, vendor, upstream_id)
-);
-
+/// both engines (and the datasets exported from them) then list rows in one order. Migration 1 is
+/// the first schema, kept as shipped; migration 2 moves its rows to upstream keys.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "raw store: advisory_raw, upstream_deletions, backfill_checkpoints, append-only triggers",
+        sql: r#"
 CREATE TABLE advisory_raw (
-    upstream      bigint NOT NULL REFERENCES upstreams (key),
+    tenant        text COLLATE "C" NOT NULL,
+    vendor        text COLLATE "C" NOT NULL,
+    upstream_id   text COLLATE "C" NOT NULL,
     revision      bigint NOT NULL CHECK (revision >= 1),
     id            text COLLATE "C" NOT NULL,
-    content_hash  bytea NOT NULL CHECK (length(content_hash) = 32),
+    content_hash  text COLLATE "C" NOT NULL,
     supersedes    text COLLATE "C",
     ingested_at   text NOT NULL,
     ingested_unix bigint NOT NULL,
     doc           json NOT NULL,
-    CONSTRAINT advisory_raw_content_key  UNIQUE (upstream, content_hash),
-    CONSTRAINT advisory_raw_revision_key UNIQUE (upstream, revision)
+    CONSTRAINT advisory_raw_content_key  UNIQUE (tenant, vendor, upstream_id, content_hash),
+    CONSTRAINT advisory_raw_revision_key UNIQUE (tenant, vendor, upstream_id, revision)
 ) WITH (toast_tuple_target = 8160);
 
 -- Rows over 2 kB (most OSV documents) would otherwise be pglz-compressed on insert, which cost
@@ -83,9 +77,6 @@ $$;
 
 -- Statement-level, so even an UPDATE or DELETE that matches no row fails, and TRUNCATE (which
 -- skips row triggers) is covered.
-CREATE TRIGGER upstreams_append_only
-    BEFORE UPDATE OR DELETE OR TRUNCATE ON upstreams
-    FOR EACH STATEMENT EXECUTE FUNCTION aoc_reject_change();
 CREATE TRIGGER advisory_raw_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON advisory_raw
     FOR EACH STATEMENT EXECUTE FUNCTION aoc_reject_change();
@@ -93,7 +84,68 @@ CREATE TRIGGER upstream_deletions_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON upstream_deletions
     FOR EACH STATEMENT EXECUTE FUNCTION aoc_reject_change();
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "upstream keys: upstreams table, raw rows unique on (upstream, digest) and (upstream, revision)",
+        sql: r#"
+-- See the SQLite engine: raw rows key on a bigint per upstream document and the 32-byte digest,
+-- so both unique indexes stay small enough to be cached at millions of rows.
+CREATE TABLE upstreams (
+    key          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant       text COLLATE "C" NOT NULL,
+    vendor       text COLLATE "C" NOT NULL,
+    upstream_id  text COLLATE "C" NOT NULL,
+    CONSTRAINT upstreams_upstream_key UNIQUE (tenant, vendor, upstream_id)
+);
+CREATE TRIGGER upstreams_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON upstreams
+    FOR EACH STATEMENT EXECUTE FUNCTION aoc_reject_change();
+
+CREATE TABLE advisory_raw_v2 (
+    upstream      bigint NOT NULL CONSTRAINT advisory_raw_upstream_fkey REFERENCES upstreams (key),
+    revision      bigint NOT NULL CONSTRAINT advisory_raw_revision_check CHECK (revision >= 1),
+    id            text COLLATE "C" NOT NULL,
+    content_hash  bytea NOT NULL
+                  CONSTRAINT advisory_raw_content_hash_check CHECK (length(content_hash) = 32),
+    supersedes    text COLLATE "C",
+    ingested_at   text NOT NULL,
+    ingested_unix bigint NOT NULL,
+    doc           json NOT NULL,
+    CONSTRAINT advisory_raw_v2_content_key  UNIQUE (upstream, content_hash),
+    CONSTRAINT advisory_raw_v2_revision_key UNIQUE (upstream, revision)
+) WITH (toast_tuple_target = 8160);
+DO $$
+BEGIN
+    IF 'lz4' = ANY (SELECT unnest(enumvals) FROM pg_settings
+                    WHERE name = 'default_toast_compression') THEN
+        ALTER TABLE advisory_raw_v2 ALTER COLUMN doc SET COMPRESSION lz4;
+    END IF;
+END
+$$;
+
+-- Rows of a store written before this migration move over unchanged but for the key and the
+-- digest's encoding ("sha256:<hex>" text to its 32 bytes); a hash that is not hex fails the
+-- migration, whose transaction then leaves the store as it was.
+INSERT INTO upstreams (tenant, vendor, upstream_id)
+SELECT DISTINCT tenant, vendor, upstream_id FROM advisory_raw ORDER BY tenant, vendor, upstream_id;
+INSERT INTO advisory_raw_v2 (upstream, revision, id, content_hash, supersedes, ingested_at,
+                             ingested_unix, doc)
+SELECT u.key, r.revision, r.id, decode(substr(r.content_hash, 8), 'hex'), r.supersedes,
+       r.ingested_at, r.ingested_unix, r.doc
+FROM advisory_raw r
+JOIN upstreams u ON u.tenant = r.tenant AND u.vendor = r.vendor AND u.upstream_id = r.upstream_id
+ORDER BY u.key, r.revision;
+DROP TABLE advisory_raw;
+ALTER TABLE advisory_raw_v2 RENAME TO advisory_raw;
+ALTER TABLE advisory_raw RENAME CONSTRAINT advisory_raw_v2_content_key TO advisory_raw_content_key;
+ALTER TABLE advisory_raw RENAME CONSTRAINT advisory_raw_v2_revision_key TO advisory_raw_revision_key;
+CREATE TRIGGER advisory_raw_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON advisory_raw
+    FOR EACH STATEMENT EXECUTE FUNCTION aoc_reject_change();
+"#,
+    },
+];
 
 const GUARDS: [&str; 3] = [
     "upstreams_append_only",

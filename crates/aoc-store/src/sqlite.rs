@@ -12,8 +12,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Raw rows key on a small integer per upstream document (`upstreams.key`) and on the 32-byte
-/// digest, not on the text columns: both unique indexes are then ~4x smaller, which keeps them in
+/// Migration 1 is the first schema (text-keyed unique indexes), kept as shipped; migration 2 moves
+/// to the current one. Raw rows key on a small integer per upstream document (`upstreams.key`)
+/// and on the 32-byte digest, not on the text columns: both unique indexes are then ~4x smaller, which keeps them in
 /// the page cache at millions of rows (with text keys, the random index writes of a 1M-revision
 /// backfill missed the cache and halved the append rate). `upstreams` is append-only too, so a
 /// key, once given, always names the same (tenant, vendor, upstream id).
@@ -24,34 +25,25 @@ use std::time::Duration;
 ///
 /// Text columns compare as bytes (SQLite's BINARY collation), the same order PostgreSQL gets from
 /// `COLLATE "C"`, so both engines scan and export in one order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "raw store: upstreams, advisory_raw, upstream_deletions, backfill_checkpoints, append-only triggers",
-    sql: r#"
-CREATE TABLE upstreams (
-    key          INTEGER PRIMARY KEY,
-    tenant       TEXT NOT NULL,
-    vendor       TEXT NOT NULL,
-    upstream_id  TEXT NOT NULL,
-    UNIQUE (tenant, vendor, upstream_id)
-);
-CREATE TRIGGER upstreams_no_update BEFORE UPDATE ON upstreams
-BEGIN SELECT RAISE(ABORT, 'upstreams is append-only: UPDATE rejected'); END;
-CREATE TRIGGER upstreams_no_delete BEFORE DELETE ON upstreams
-BEGIN SELECT RAISE(ABORT, 'upstreams is append-only: DELETE rejected'); END;
-
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "raw store: advisory_raw, upstream_deletions, backfill_checkpoints, append-only triggers",
+        sql: r#"
 CREATE TABLE advisory_raw (
     seq           INTEGER PRIMARY KEY,
-    upstream      INTEGER NOT NULL REFERENCES upstreams (key),
+    tenant        TEXT    NOT NULL,
+    vendor        TEXT    NOT NULL,
+    upstream_id   TEXT    NOT NULL,
     revision      INTEGER NOT NULL CHECK (revision >= 1),
     id            TEXT    NOT NULL,
-    content_hash  BLOB    NOT NULL CHECK (length(content_hash) = 32),
+    content_hash  TEXT    NOT NULL,
     supersedes    TEXT,
     ingested_at   TEXT    NOT NULL,
     ingested_unix INTEGER NOT NULL,
     doc           TEXT    NOT NULL,
-    UNIQUE (upstream, content_hash),
-    UNIQUE (upstream, revision)
+    UNIQUE (tenant, vendor, upstream_id, content_hash),
+    UNIQUE (tenant, vendor, upstream_id, revision)
 );
 CREATE TRIGGER advisory_raw_no_update BEFORE UPDATE ON advisory_raw
 BEGIN SELECT RAISE(ABORT, 'advisory_raw is append-only: UPDATE rejected'); END;
@@ -81,7 +73,58 @@ CREATE TABLE backfill_checkpoints (
     deleted   INTEGER NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "upstream keys: upstreams table, raw rows unique on (upstream, digest) and (upstream, revision)",
+        sql: r#"
+CREATE TABLE upstreams (
+    key          INTEGER PRIMARY KEY,
+    tenant       TEXT NOT NULL,
+    vendor       TEXT NOT NULL,
+    upstream_id  TEXT NOT NULL,
+    UNIQUE (tenant, vendor, upstream_id)
+);
+CREATE TRIGGER upstreams_no_update BEFORE UPDATE ON upstreams
+BEGIN SELECT RAISE(ABORT, 'upstreams is append-only: UPDATE rejected'); END;
+CREATE TRIGGER upstreams_no_delete BEFORE DELETE ON upstreams
+BEGIN SELECT RAISE(ABORT, 'upstreams is append-only: DELETE rejected'); END;
+
+CREATE TABLE advisory_raw_v2 (
+    seq           INTEGER PRIMARY KEY,
+    upstream      INTEGER NOT NULL REFERENCES upstreams (key),
+    revision      INTEGER NOT NULL CHECK (revision >= 1),
+    id            TEXT    NOT NULL,
+    content_hash  BLOB    NOT NULL CHECK (length(content_hash) = 32),
+    supersedes    TEXT,
+    ingested_at   TEXT    NOT NULL,
+    ingested_unix INTEGER NOT NULL,
+    doc           TEXT    NOT NULL,
+    UNIQUE (upstream, content_hash),
+    UNIQUE (upstream, revision)
+);
+
+-- Rows of a store written before this migration move over unchanged but for the key and the
+-- digest's encoding ("sha256:<hex>" text to its 32 bytes); a hash that is not 64 hex digits
+-- fails the CHECK and with it the migration, leaving the store as it was.
+INSERT INTO upstreams (tenant, vendor, upstream_id)
+SELECT DISTINCT tenant, vendor, upstream_id FROM advisory_raw ORDER BY tenant, vendor, upstream_id;
+INSERT INTO advisory_raw_v2 (seq, upstream, revision, id, content_hash, supersedes, ingested_at,
+                             ingested_unix, doc)
+SELECT r.seq, u.key, r.revision, r.id, unhex(substr(r.content_hash, 8)), r.supersedes,
+       r.ingested_at, r.ingested_unix, r.doc
+FROM advisory_raw r
+JOIN upstreams u ON u.tenant = r.tenant AND u.vendor = r.vendor AND u.upstream_id = r.upstream_id
+ORDER BY r.seq;
+DROP TABLE advisory_raw;
+ALTER TABLE advisory_raw_v2 RENAME TO advisory_raw;
+CREATE TRIGGER advisory_raw_no_update BEFORE UPDATE ON advisory_raw
+BEGIN SELECT RAISE(ABORT, 'advisory_raw is append-only: UPDATE rejected'); END;
+CREATE TRIGGER advisory_raw_no_delete BEFORE DELETE ON advisory_raw
+BEGIN SELECT RAISE(ABORT, 'advisory_raw is append-only: DELETE rejected'); END;
+"#,
+    },
+];
 
 /// Triggers that make the raw tables append-only.
 const GUARDS: [&str; 6] = [

@@ -82,6 +82,42 @@ impl Fixture {
         })
     }
 
+    fn engine_kind(&self) -> aoc_store::Engine {
+        self.store.engine()
+    }
+
+    /// The URL of a second, empty database of the fixture's engine, and what keeps it alive.
+    fn second_database(&self) -> (String, SecondDatabase) {
+        match &self.engine {
+            Engine::Sqlite(_) => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/second.db", dir.path().display());
+                (url, SecondDatabase::Sqlite(dir))
+            }
+            Engine::Postgres {
+                admin_url,
+                database,
+            } => {
+                let name = format!("{database}_second");
+                let mut admin = ::postgres::Client::connect(admin_url, ::postgres::NoTls).unwrap();
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .unwrap();
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .unwrap();
+                let url = with_database(admin_url, &name);
+                (
+                    url,
+                    SecondDatabase::Postgres {
+                        admin_url: admin_url.clone(),
+                        name,
+                    },
+                )
+            }
+        }
+    }
+
     /// Replaces `from` by `to` in the stored JSON of `id`, with the append-only triggers bypassed
     /// (and restored), as someone with direct database access could.
     fn tamper_doc(&mut self, id: &str, from: &str, to: &str) {
@@ -193,6 +229,22 @@ impl Fixture {
     }
 }
 
+enum SecondDatabase {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for SecondDatabase {
+    fn drop(&mut self) {
+        if let SecondDatabase::Postgres { admin_url, name } = self {
+            if let Ok(mut admin) = ::postgres::Client::connect(admin_url, ::postgres::NoTls) {
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         if let Engine::Postgres {
@@ -266,6 +318,7 @@ macro_rules! suite {
 
 suite!(
     migrations_are_recorded_once_and_reopening_is_idempotent,
+    a_store_at_schema_1_is_migrated_on_open_keeping_every_row,
     appending_the_same_documents_again_is_a_noop,
     changed_content_appends_a_revision_that_supersedes_the_head,
     revisions_inside_one_batch_chain_onto_each_other,
@@ -361,7 +414,7 @@ fn codes(report: &aoc_store::VerifyReport) -> Vec<(String, ViolationCode, String
 
 fn migrations_are_recorded_once_and_reopening_is_idempotent(f: &mut Fixture) {
     let first = f.store.migrations().unwrap();
-    assert_eq!(first.iter().map(|m| m.0).collect::<Vec<_>>(), [1]);
+    assert_eq!(first.iter().map(|m| m.0).collect::<Vec<_>>(), [1, 2]);
     assert!(
         aoc_contract::guard::is_rfc3339_utc(&first[0].1),
         "{}",
@@ -369,6 +422,112 @@ fn migrations_are_recorded_once_and_reopening_is_idempotent(f: &mut Fixture) {
     );
     let mut again = Store::open(&f.url).unwrap();
     assert_eq!(again.migrations().unwrap(), first);
+}
+
+/// A store as the first schema left it (text-keyed raw rows, only migration 1 recorded) is
+/// migrated on open: every row kept byte for byte, chains intact, and appending goes on from it.
+fn a_store_at_schema_1_is_migrated_on_open_keeping_every_row(f: &mut Fixture) {
+    let raw = osv("RUSTSEC-2022-0090");
+    let docs: Vec<Value> = (0..3).map(|n| map(revision(&raw, n), "t1", T0)).collect();
+    let other = map(osv("RUSTSEC-2016-0001"), "t2", T0);
+    f.store.append_batch(&docs, None).unwrap();
+    f.store
+        .append_batch(std::slice::from_ref(&other), None)
+        .unwrap();
+    let rows = all_rows(&mut f.store);
+    assert_eq!(rows.len(), 4);
+
+    // The same rows in a second, empty database of the same engine, as schema 1 stored them.
+    let schema_1 = aoc_store::migration_sql(f.engine_kind(), 1).unwrap();
+    let ddl = "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+                                                applied_at TEXT NOT NULL)";
+    let unix = |at: &str| aoc_contract::clock::parse_rfc3339(at).unwrap();
+    let (url, _keep) = f.second_database();
+    match f.engine_kind() {
+        aoc_store::Engine::Sqlite => {
+            let conn = rusqlite::Connection::open(url.strip_prefix("sqlite://").unwrap()).unwrap();
+            conn.execute_batch(ddl).unwrap();
+            conn.execute_batch(schema_1).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (1, 'raw store', '2026-01-01T00:00:00Z')",
+                [],
+            )
+            .unwrap();
+            for r in &rows {
+                conn.execute(
+                    "INSERT INTO advisory_raw (tenant, vendor, upstream_id, revision, id,
+                         content_hash, supersedes, ingested_at, ingested_unix, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    rusqlite::params![
+                        r.tenant,
+                        r.vendor,
+                        r.upstream_id,
+                        r.revision,
+                        r.id,
+                        r.content_hash,
+                        r.supersedes,
+                        r.ingested_at,
+                        unix(&r.ingested_at),
+                        r.json
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        aoc_store::Engine::Postgres => {
+            let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+            c.batch_execute(ddl).unwrap();
+            c.batch_execute(schema_1).unwrap();
+            c.batch_execute(
+                "INSERT INTO schema_migrations VALUES (1, 'raw store', '2026-01-01T00:00:00Z')",
+            )
+            .unwrap();
+            for r in &rows {
+                c.execute(
+                    "INSERT INTO advisory_raw (tenant, vendor, upstream_id, revision, id,
+                         content_hash, supersedes, ingested_at, ingested_unix, doc)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json)",
+                    &[
+                        &r.tenant,
+                        &r.vendor,
+                        &r.upstream_id,
+                        &r.revision,
+                        &r.id,
+                        &r.content_hash,
+                        &r.supersedes,
+                        &r.ingested_at,
+                        &unix(&r.ingested_at),
+                        &r.json,
+                    ],
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    let mut migrated = Store::open(&url).unwrap();
+    let versions: Vec<i64> = migrated.migrations().unwrap().iter().map(|m| m.0).collect();
+    assert_eq!(versions, [1, 2]);
+    assert_eq!(all_rows(&mut migrated), rows);
+    let report = verify_store(
+        &mut migrated,
+        &ScanFilter::default(),
+        VerifyOptions::default(),
+    )
+    .unwrap();
+    assert!(report.is_clean(), "{:#?}", report);
+    assert_eq!(report.rows, 4);
+    // Appending continues the migrated chain; the same content again is a no-op.
+    let next = map(revision(&raw, 3), "t1", T0);
+    let out = migrated
+        .append_batch(&[next, docs[2].clone()], None)
+        .unwrap();
+    let w = written(&out.docs[0]);
+    assert_eq!(w.revision, 4);
+    assert_eq!(w.supersedes.as_deref(), docs[2]["_id"].as_str());
+    assert!(matches!(out.docs[1], DocOutcome::Noop { .. }));
+    let counts = migrated.counts().unwrap();
+    assert_eq!((counts.documents, counts.upstream_documents), (5, 2));
 }
 
 fn appending_the_same_documents_again_is_a_noop(f: &mut Fixture) {
