@@ -70,9 +70,8 @@ struct Result {
     rss_mib: f64,
 }
 
-/// Flushes dirty pages (`sync`) so that one phase's writeback is not billed to the next: this VM
-/// writes back at tens of MB/s, and the 2.5 GB a phase leaves dirty otherwise throttles the next
-/// phase's writes (measured: PostgreSQL after the SQLite phase 14k docs/s, after `sync` 28k).
+/// Flushes dirty pages (`sync`, timed and printed) so that one phase's writeback is never billed
+/// to the next: each phase writes gigabytes and this VM's disk writes back at tens of MB/s.
 fn settle() {
     let t = Instant::now();
     let st = Command::new("sync").status().expect("sync");
