@@ -57,6 +57,8 @@ impl Default for GzOptions {
     }
 }
 
+/// One member's worth of work for a worker thread (deflate or inflate), and its result: the
+/// buffers travel back with it to be reused.
 struct Job {
     seq: u64,
     input: Vec<u8>,
@@ -118,7 +120,7 @@ impl<W: Write> ParallelGzEncoder<W> {
             let done = done_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("aoc-gzip-{i}"))
-                .spawn(move || deflate_worker(level, &jobs, &done))?;
+                .spawn(move || worker(&jobs, &done, "deflate", |i, o| gzip_member(level, i, o)))?;
             workers.push(handle);
         }
         Ok(ParallelGzEncoder {
@@ -252,17 +254,22 @@ fn gzip_header(level: u32) -> [u8; HEADER_BYTES] {
     ]
 }
 
-fn deflate_worker(level: u32, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>) {
+/// A worker thread: takes jobs until the channel closes, runs `work` on each (a panic becomes an
+/// error naming `what`) and sends the result back.
+fn worker(
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+    done: &mpsc::Sender<Done>,
+    what: &str,
+    work: impl Fn(&[u8], &mut Vec<u8>) -> io::Result<()>,
+) {
     loop {
         let job = match jobs.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(mut job) = job else { return };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            gzip_member(level, &job.input, &mut job.output)
-        }))
-        .unwrap_or_else(|_| Err(io::Error::other("deflate worker panicked")));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| work(&job.input, &mut job.output)))
+            .unwrap_or_else(|_| Err(io::Error::other(format!("{what} worker panicked"))));
         let reply = Done {
             seq: job.seq,
             input: job.input,
@@ -339,21 +346,8 @@ const DECODE_WORKERS: usize = 2;
 /// [`MAX_MEMBER_BYTES`] each) while keeping both workers busy.
 const READ_AHEAD_MEMBERS: usize = 4;
 
-struct InflateJob {
-    seq: u64,
-    input: Vec<u8>,
-    output: Vec<u8>,
-}
-
-struct Inflated {
-    seq: u64,
-    input: Vec<u8>,
-    output: Vec<u8>,
-    result: io::Result<()>,
-}
-
 enum Ready {
-    Inflated(Inflated),
+    Inflated(Done),
     Failed(io::Error),
 }
 
@@ -381,8 +375,8 @@ pub(crate) struct ParallelGzDecoder<R: Read> {
     ready: BTreeMap<u64, Ready>,
     current: Vec<u8>,
     position: usize,
-    jobs: Option<mpsc::Sender<InflateJob>>,
-    done: mpsc::Receiver<Inflated>,
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
     spare_inputs: Vec<Vec<u8>>,
     spare_outputs: Vec<Vec<u8>>,
@@ -391,8 +385,8 @@ pub(crate) struct ParallelGzDecoder<R: Read> {
 impl<R: Read> ParallelGzDecoder<R> {
     /// Starts the decoder threads; nothing is read until the first `read`.
     pub(crate) fn new(source: R) -> io::Result<Self> {
-        let (job_tx, job_rx) = mpsc::channel::<InflateJob>();
-        let (done_tx, done_rx) = mpsc::channel::<Inflated>();
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let mut workers = Vec::with_capacity(DECODE_WORKERS);
         for i in 0..DECODE_WORKERS {
@@ -400,7 +394,7 @@ impl<R: Read> ParallelGzDecoder<R> {
             let done = done_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("aoc-gunzip-{i}"))
-                .spawn(move || inflate_worker(&jobs, &done))?;
+                .spawn(move || worker(&jobs, &done, "inflate", inflate_member))?;
             workers.push(handle);
         }
         Ok(ParallelGzDecoder {
@@ -435,7 +429,7 @@ impl<R: Read> ParallelGzDecoder<R> {
                     self.input_done = true;
                 }
                 Ok(NextMember::Member) => {
-                    let job = InflateJob {
+                    let job = Job {
                         seq,
                         input,
                         output: self.spare_outputs.pop().unwrap_or_default(),
@@ -576,29 +570,6 @@ impl<R: Read> Drop for ParallelGzDecoder<R> {
         self.jobs = None;
         for handle in self.workers.drain(..) {
             let _ = handle.join();
-        }
-    }
-}
-
-fn inflate_worker(jobs: &Mutex<mpsc::Receiver<InflateJob>>, done: &mpsc::Sender<Inflated>) {
-    loop {
-        let job = match jobs.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok(mut job) = job else { return };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            inflate_member(&job.input, &mut job.output)
-        }))
-        .unwrap_or_else(|_| Err(io::Error::other("inflate worker panicked")));
-        let reply = Inflated {
-            seq: job.seq,
-            input: job.input,
-            output: job.output,
-            result,
-        };
-        if done.send(reply).is_err() {
-            return;
         }
     }
 }
