@@ -471,18 +471,15 @@ fn produce(
                         batch.locations.push(location);
                     }
                     // The guard passed it, so this is a mapping bug: refused, never dropped.
-                    Err(message) => {
-                        if stop_on_error {
-                            batch.stop =
-                                Some(format!("--stop-on-error: record {location} rejected"));
-                        }
-                        batch.rejects.push(Rejection {
+                    Err(message) => batch.reject(
+                        stop_on_error,
+                        Rejection {
                             location,
                             doc: Some(doc),
                             error: Some(message),
                             violations: Vec::new(),
-                        });
-                    }
+                        },
+                    ),
                 },
                 Prepared::Deleted {
                     location,
@@ -500,17 +497,15 @@ fn produce(
                     error,
                     violations,
                     doc,
-                } => {
-                    if stop_on_error {
-                        batch.stop = Some(format!("--stop-on-error: record {location} rejected"));
-                    }
-                    batch.rejects.push(Rejection {
+                } => batch.reject(
+                    stop_on_error,
+                    Rejection {
                         location,
                         doc,
                         error,
                         violations,
-                    });
-                }
+                    },
+                ),
             }
         }
         batch.prepare_time += t.elapsed();
@@ -525,6 +520,14 @@ fn produce(
 }
 
 impl Pending {
+    /// Books a refused record; with `--stop-on-error` the run stops after this batch.
+    fn reject(&mut self, stop_on_error: bool, r: Rejection) {
+        if stop_on_error {
+            self.stop = Some(format!("--stop-on-error: record {} rejected", r.location));
+        }
+        self.rejects.push(r);
+    }
+
     fn clear(&mut self) {
         self.docs.clear();
         self.locations.clear();

@@ -78,6 +78,19 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
+/// The migrations (in version order) a store at schema `current` still needs; a store newer than
+/// this build is refused rather than written with an older idea of its schema.
+pub(crate) fn pending(all: &'static [Migration], current: i64) -> Result<&'static [Migration]> {
+    let known = all.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    Ok(&all[all.partition_point(|m| m.version <= current)..])
+}
+
 /// The SQL of one schema migration, for tests that build a store as an older version left it.
 #[doc(hidden)]
 pub fn migration_sql(engine: Engine, version: i64) -> Option<&'static str> {

@@ -580,14 +580,7 @@ fn migrate(client: &mut Client) -> Result<()> {
             &[],
         )?
         .get(0);
-    let known = MIGRATIONS.last().map_or(0, |m| m.version);
-    if current > known {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known,
-        });
-    }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for m in crate::pending(MIGRATIONS, current)? {
         tx.batch_execute(m.sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at)

@@ -4,7 +4,7 @@
 use crate::batch::{plan, rows_with_json, Batch, BatchOutcome, Checkpoint, Head, StoredState};
 use crate::document::{render_digest, StoreDoc};
 use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
-use crate::{Migration, Result, StoreError};
+use crate::{Migration, Result};
 use aoc_contract::UpstreamKey;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
@@ -247,14 +247,7 @@ impl SqliteStore {
             [],
             |r| r.get(0),
         )?;
-        let known = MIGRATIONS.last().map_or(0, |m| m.version);
-        if current > known {
-            return Err(StoreError::SchemaTooNew {
-                found: current,
-                known,
-            });
-        }
-        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        for m in crate::pending(MIGRATIONS, current)? {
             tx.execute_batch(m.sql)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at)

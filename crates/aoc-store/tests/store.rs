@@ -319,6 +319,7 @@ macro_rules! suite {
 suite!(
     migrations_are_recorded_once_and_reopening_is_idempotent,
     a_store_at_schema_1_is_migrated_on_open_keeping_every_row,
+    a_store_newer_than_this_build_is_refused,
     appending_the_same_documents_again_is_a_noop,
     changed_content_appends_a_revision_that_supersedes_the_head,
     revisions_inside_one_batch_chain_onto_each_other,
@@ -422,6 +423,19 @@ fn migrations_are_recorded_once_and_reopening_is_idempotent(f: &mut Fixture) {
     );
     let mut again = Store::open(&f.url).unwrap();
     assert_eq!(again.migrations().unwrap(), first);
+}
+
+fn a_store_newer_than_this_build_is_refused(f: &mut Fixture) {
+    f.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at)
+         VALUES (99, 'from the future', '2030-01-01T00:00:00Z')",
+    )
+    .unwrap();
+    match Store::open(&f.url) {
+        Err(StoreError::SchemaTooNew { found: 99, known }) => assert_eq!(known, 2),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a store at schema 99 was opened"),
+    }
 }
 
 /// A store as the first schema left it (text-keyed raw rows, only migration 1 recorded) is
