@@ -247,8 +247,8 @@ impl LocalKit {
             opts.key.as_deref(),
             &VerifyOptions {
                 run_bundled_stella: opts.run_bundled_stella,
-                records: true,
                 print: false,
+                ..VerifyOptions::default()
             },
         )?;
         if !report.passed() {
@@ -376,8 +376,8 @@ fn read_back(
         opts.key.as_deref(),
         &VerifyOptions {
             run_bundled_stella: opts.run_bundled_stella,
-            records: true,
             print: false,
+            ..VerifyOptions::default()
         },
     )?;
     if let Some(f) = report.first_failure() {

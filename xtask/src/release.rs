@@ -358,8 +358,8 @@ pub fn release_carrying(
             Some(&stage.join(kit::PUBLIC_KEY)),
             &VerifyOptions {
                 run_bundled_stella: true,
-                records: true,
                 print: opts.print,
+                ..VerifyOptions::default()
             },
         )?;
         if !report.passed() {

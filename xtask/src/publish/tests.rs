@@ -203,8 +203,8 @@ fn assert_verifies(dir: &Path) {
         Some(&root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH)),
         &VerifyOptions {
             run_bundled_stella: false,
-            records: true,
             print: false,
+            ..VerifyOptions::default()
         },
     )
     .unwrap();

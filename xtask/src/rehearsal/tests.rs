@@ -531,8 +531,8 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
         None,
         &VerifyOptions {
             run_bundled_stella: false,
-            records: true,
             print: false,
+            ..VerifyOptions::default()
         },
     )
     .unwrap();
@@ -568,8 +568,8 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
         None,
         &VerifyOptions {
             run_bundled_stella: false,
-            records: true,
             print: false,
+            ..VerifyOptions::default()
         },
     )
     .unwrap();

@@ -135,8 +135,8 @@ pub(crate) fn copy_kit() -> (tempfile::TempDir, PathBuf) {
 pub(crate) fn quiet() -> VerifyOptions {
     VerifyOptions {
         run_bundled_stella: true,
-        records: true,
         print: false,
+        ..VerifyOptions::default()
     }
 }
 

@@ -40,8 +40,8 @@ use crate::verify::{verify_kit, Class, KitReport, VerifyOptions};
 fn fast() -> VerifyOptions {
     VerifyOptions {
         run_bundled_stella: false,
-        records: true,
         print: false,
+        ..VerifyOptions::default()
     }
 }
 
