@@ -287,6 +287,16 @@ fn err_aoc_005_content_changed_after_hashing() {
     assert_eq!(violations.len(), 1);
     assert_eq!(violations[0].code, ViolationCode::HashMismatch);
     assert_eq!(violations[0].path, "/upstream/content_hash");
+    // A freshly mapped document skips only the hash its mapper just computed.
+    let mut guard = Guard::new(GuardOptions::default());
+    assert!(guard.check_fresh(&doc).is_empty());
+    doc["severity"] = json!("high");
+    assert_eq!(guard.check_fresh(&doc)[0].code, ViolationCode::Forbidden);
+    assert_eq!(
+        guard.check(&doc).len(),
+        2,
+        "check still recomputes the hash"
+    );
 }
 
 #[test]

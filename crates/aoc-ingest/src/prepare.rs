@@ -64,10 +64,7 @@ impl Preparer {
                     Ok(raw) => {
                         let doc = raw.into_value();
                         // The hash was computed while mapping; the guard checks everything else.
-                        let saved = self.guard.options;
-                        self.guard.options.verify_hash = false;
-                        let violations = self.guard.check(&doc);
-                        self.guard.options = saved;
+                        let violations = self.guard.check_fresh(&doc);
                         self.finish(location, doc, violations)
                     }
                     Err(e) => Prepared::Rejected {
