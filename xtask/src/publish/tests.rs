@@ -24,14 +24,7 @@ use super::store::{Conflict, Destination, Object, Store, Tag};
 use super::*;
 use crate::kit::provenance;
 
-const EPOCH: i64 = 1_700_000_000;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use crate::release::tests::{root, EPOCH};
 
 /// The dev key, decrypted once (scrypt N=65536 is the slow part).
 fn signer() -> &'static Signer {

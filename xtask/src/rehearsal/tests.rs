@@ -19,20 +19,7 @@ use crate::kit;
 use crate::release::{release_carrying, ReleaseOptions};
 use crate::verify::{verify_kit, VerifyOptions};
 
-const EPOCH: i64 = 1_700_000_000;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn shell() -> Shell {
-    let sh = Shell::new().unwrap();
-    sh.change_dir(root());
-    sh
-}
+use crate::release::tests::{names, root, shell, EPOCH};
 
 fn options(out: PathBuf) -> RehearsalOptions {
     RehearsalOptions {
@@ -80,15 +67,6 @@ fn seeded() -> &'static Seeded {
             done,
         }
     })
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// `rehearsal-<64 hex>.json` files: reports that claim success.

@@ -2,20 +2,14 @@
 //! package data, and accepted by third-party validators.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use xshell::{cmd, Shell};
 
 use super::platform::Platform;
 use super::{cyclonedx, generate, graph, lock, Artifact, Sbom, SbomOptions};
 
-const EPOCH: i64 = 1_700_000_000;
-
-fn shell() -> Shell {
-    let sh = Shell::new().unwrap();
-    sh.change_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
-    sh
-}
+use crate::release::tests::{shell, EPOCH};
 
 fn opts(binary_digest: &str) -> SbomOptions {
     SbomOptions {
