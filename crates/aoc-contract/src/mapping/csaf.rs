@@ -2,7 +2,9 @@
 //! `vulnerabilities[].{cve,ids,references}`, `document.references`, and the product tree's
 //! `product_identification_helper.{purl,cpe}` wherever they occur.
 
-use super::{escape_pointer_token, hint, push_identifier, trimmed, Extracted, MapError};
+use super::{
+    escape_pointer_token, hint, push_aliases, push_identifier, trimmed, Extracted, MapError,
+};
 use crate::model::{Identifiers, Linkset};
 use serde_json::Value;
 
@@ -15,21 +17,12 @@ pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
     let mut identifiers = Identifiers::default();
     let mut linkset = Linkset::default();
 
-    for (i, alias) in array(doc.pointer("/document/tracking/aliases"))
-        .iter()
-        .enumerate()
-    {
-        if let Some(a) = trimmed(alias) {
-            push_identifier(&mut identifiers, &a);
-            identifiers.aliases.push(a);
-        }
-        hint(
-            &mut linkset.aliases,
-            &mut linkset.reconciled_from,
-            alias,
-            format!("/document/tracking/aliases/{i}"),
-        );
-    }
+    push_aliases(
+        &mut identifiers,
+        &mut linkset,
+        array(doc.pointer("/document/tracking/aliases")),
+        "/document/tracking/aliases",
+    );
     for (i, vuln) in array(doc.get("vulnerabilities")).iter().enumerate() {
         if let Some(cve) = vuln.get("cve") {
             if let Some(c) = trimmed(cve) {

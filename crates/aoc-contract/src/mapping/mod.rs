@@ -152,6 +152,23 @@ fn hint(list: &mut Vec<String>, from: &mut Vec<String>, value: &Value, pointer: 
     }
 }
 
+/// Records each alias at `base/<i>`: as an identifier (classified) and as a linkset hint with its
+/// pointer.
+fn push_aliases(ids: &mut Identifiers, linkset: &mut Linkset, aliases: &[Value], base: &str) {
+    for (i, alias) in aliases.iter().enumerate() {
+        if let Some(a) = trimmed(alias) {
+            push_identifier(ids, &a);
+            ids.aliases.push(a);
+        }
+        hint(
+            &mut linkset.aliases,
+            &mut linkset.reconciled_from,
+            alias,
+            format!("{base}/{i}"),
+        );
+    }
+}
+
 /// Classifies an identifier the way upstreams spell them.
 fn push_identifier(ids: &mut Identifiers, id: &str) {
     if id.starts_with("CVE-") {

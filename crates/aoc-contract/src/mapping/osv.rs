@@ -1,7 +1,7 @@
 //! OSV schema 1.x (https://ossf.github.io/osv-schema/): `id`, `modified`, `aliases`,
 //! `affected[].package.purl`, `references[].url`.
 
-use super::{hint, push_identifier, trimmed, Extracted, MapError};
+use super::{hint, push_aliases, push_identifier, trimmed, Extracted, MapError};
 use crate::model::{Identifiers, Linkset};
 use serde_json::Value;
 
@@ -13,18 +13,12 @@ pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
     let mut identifiers = Identifiers::default();
     let mut linkset = Linkset::default();
     push_identifier(&mut identifiers, &upstream_id);
-    for (i, alias) in array(doc, "aliases").iter().enumerate() {
-        if let Some(a) = trimmed(alias) {
-            push_identifier(&mut identifiers, &a);
-            identifiers.aliases.push(a);
-        }
-        hint(
-            &mut linkset.aliases,
-            &mut linkset.reconciled_from,
-            alias,
-            format!("/aliases/{i}"),
-        );
-    }
+    push_aliases(
+        &mut identifiers,
+        &mut linkset,
+        array(doc, "aliases"),
+        "/aliases",
+    );
     for (i, affected) in array(doc, "affected").iter().enumerate() {
         if let Some(purl) = affected.pointer("/package/purl") {
             hint(
