@@ -44,6 +44,26 @@ fn read(bytes: &[u8], limits: Limits) -> Result<Vec<(String, Vec<u8>)>, ArchiveE
     ArchiveReader::new(bytes, limits)?.read_all()
 }
 
+/// Reads every entry to its end, as a callback that insists on reading would: the error that
+/// stopped it, and how many bytes it was handed first.
+fn drain(bytes: &[u8], limits: Limits) -> (ArchiveError, u64) {
+    let mut seen = 0u64;
+    let err = ArchiveReader::new(bytes, limits)
+        .unwrap()
+        .for_each_entry(|_, r| {
+            let mut buf = [0u8; 65536];
+            loop {
+                let n = r.read(&mut buf)?;
+                if n == 0 {
+                    return Ok::<_, ArchiveError>(());
+                }
+                seen += n as u64;
+            }
+        })
+        .expect_err("the bound was not enforced");
+    (err, seen)
+}
+
 fn refuse(bytes: &[u8]) -> ArchiveError {
     read(bytes, Limits::default()).expect_err("hostile archive accepted")
 }
@@ -328,27 +348,13 @@ fn a_gzip_bomb_stops_at_the_total_bound_quickly() {
         max_total_bytes: 4 << 30,
         ..Limits::default()
     };
-    let mut seen = 0u64;
-    let reader = ArchiveReader::new(
-        &bomb[..],
+    let (err, seen) = drain(
+        &bomb,
         Limits {
             max_total_bytes: 24 << 20,
             ..limits
         },
-    )
-    .unwrap();
-    let err = reader
-        .for_each_entry(|_, r| {
-            let mut buf = [0u8; 65536];
-            loop {
-                let n = r.read(&mut buf)?;
-                if n == 0 {
-                    return Ok::<_, ArchiveError>(());
-                }
-                seen += n as u64;
-            }
-        })
-        .unwrap_err();
+    );
     assert!(
         matches!(err, ArchiveError::TotalSizeExceeded { .. }),
         "{err}"
@@ -525,20 +531,7 @@ fn the_total_bound_holds_for_parallel_gzip_too() {
         max_total_bytes: 4 << 20,
         ..Limits::default()
     };
-    let mut seen = 0u64;
-    let err = ArchiveReader::new(&gz[..], limits)
-        .unwrap()
-        .for_each_entry(|_, r| {
-            let mut buf = [0u8; 65536];
-            loop {
-                let n = r.read(&mut buf)?;
-                if n == 0 {
-                    return Ok::<_, ArchiveError>(());
-                }
-                seen += n as u64;
-            }
-        })
-        .unwrap_err();
+    let (err, seen) = drain(&gz, limits);
     assert!(
         matches!(err, ArchiveError::TotalSizeExceeded { .. }),
         "{err}"
