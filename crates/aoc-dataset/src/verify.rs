@@ -5,7 +5,7 @@
 
 use crate::layout::{manifest_name, parse_archive_name, parse_data_path, DataPath};
 use crate::manifest::{Derived, FileEntry, Manifest, VendorCount};
-use crate::records::{stream_count, stream_lines, LineBatch};
+use crate::records::{stream_count, stream_lines, LineBatch, Streamed};
 use crate::{Compression, MANIFEST_MEMBER};
 use aoc_archive::{ArchiveError, ArchiveReader, Format, Limits};
 use aoc_contract::chain::{ChainChecker, ChainEntry};
@@ -643,21 +643,37 @@ impl State {
             self.pair = Some(pair.clone());
             self.parts = Some((place.part, 1));
         }
-        if !self.records {
-            let streamed = stream_count(entry).map_err(|e| {
-                ArchiveError::Io(io::Error::new(e.kind(), format!("entry {member:?}: {e}")))
-            })?;
-            self.vendors.entry(pair).or_default().0 += streamed.lines;
-            self.files.push(FileEntry {
-                path: member.to_owned(),
-                sha256: hex::encode(streamed.sha256),
-                bytes: streamed.bytes,
-                records: streamed.lines,
-                tenant: place.tenant,
-                vendor: place.vendor,
-            });
-            return Ok(());
+        let streamed = if self.records {
+            self.check_lines(member, &pair, &place, entry)
+        } else {
+            stream_count(entry) // integrity only: hashed and its lines counted, nothing parsed
         }
+        .map_err(|e| {
+            ArchiveError::Io(io::Error::new(e.kind(), format!("entry {member:?}: {e}")))
+        })?;
+        if !self.records {
+            // check_lines counts records as it books them.
+            self.vendors.entry(pair).or_default().0 += streamed.lines;
+        }
+        self.files.push(FileEntry {
+            path: member.to_owned(),
+            sha256: hex::encode(streamed.sha256),
+            bytes: streamed.bytes,
+            records: streamed.lines,
+            tenant: place.tenant,
+            vendor: place.vendor,
+        });
+        Ok(())
+    }
+
+    /// Streams a data member's lines through the parallel per-record checks, in order.
+    fn check_lines(
+        &mut self,
+        member: &str,
+        pair: &(String, String),
+        place: &DataPath,
+        entry: impl Read,
+    ) -> io::Result<Streamed> {
         let mut records = 0u64;
         let streamed = stream_lines(entry, |batch: &LineBatch| {
             let results: Vec<LineResult> = batch
@@ -666,29 +682,18 @@ impl State {
                 .map_init(
                     || Guard::new(GuardOptions::default()),
                     |guard, line| {
-                        check_line(guard, batch.bytes(line), line.terminated, line.no, &place)
+                        check_line(guard, batch.bytes(line), line.terminated, line.no, place)
                     },
                 )
                 .collect();
             for r in results {
                 records += 1;
-                self.record(member, &pair, r);
+                self.record(member, pair, r);
             }
             Ok::<_, io::Error>(())
-        })
-        .map_err(|e| {
-            ArchiveError::Io(io::Error::new(e.kind(), format!("entry {member:?}: {e}")))
         })?;
         debug_assert_eq!(streamed.lines, records);
-        self.files.push(FileEntry {
-            path: member.to_owned(),
-            sha256: hex::encode(streamed.sha256),
-            bytes: streamed.bytes,
-            records,
-            tenant: place.tenant,
-            vendor: place.vendor,
-        });
-        Ok(())
+        Ok(streamed)
     }
 
     fn record(&mut self, member: &str, pair: &(String, String), r: LineResult) {
