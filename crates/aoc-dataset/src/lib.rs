@@ -38,7 +38,10 @@ pub use manifest::{
     FileEntry, InputRef, Manifest, SourceInfo, TenantCount, ToolInfo, Totals, VendorCount,
 };
 pub use read::{Dataset, DatasetRecord, ReadError, VerifiedDataset};
-pub use verify::{verify, verify_with, Check, Failure, VerifyError, VerifyOptions, VerifyReport};
+pub use verify::{
+    verify, verify_reader, verify_with, Check, Failure, Sidecar, VerifyError, VerifyOptions,
+    VerifyReport,
+};
 
 pub use aoc_archive::Compression;
 

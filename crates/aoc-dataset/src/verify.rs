@@ -98,6 +98,20 @@ pub struct VerifyOptions {
     /// lines counted, so the dataset hash, the manifest's file list (path, SHA-256, bytes,
     /// records) and the sidecar are checked; only what needs the records' contents is skipped.
     pub records: bool,
+    /// Where the sidecar manifest comes from: read beside the archive (the default), or bytes
+    /// the caller has already read and proven (a kit verifier checks the sidecar's signed digest
+    /// first and must not read the file again).
+    pub sidecar: Sidecar,
+}
+
+/// The sidecar `aoc-dataset-<hash>.manifest.json` to compare with the archive's `manifest.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Sidecar {
+    /// Read it from beside the archive, when it exists.
+    #[default]
+    Beside,
+    /// These bytes, already read by the caller.
+    Bytes(Vec<u8>),
 }
 
 impl Default for VerifyOptions {
@@ -111,6 +125,7 @@ impl Default for VerifyOptions {
             expected_hash: None,
             max_failures: 100,
             records: true,
+            sidecar: Sidecar::Beside,
         }
     }
 }
@@ -182,8 +197,9 @@ pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<VerifyReport,
     }
 }
 
-/// Verification of an already open archive (the reader's second pass re-opens nothing by path).
-pub(crate) fn verify_reader<R: Read>(
+/// Verification of an archive's bytes from `reader`; `path` names it (its file name carries the
+/// hash) and nothing is read from it, unless the sidecar is [`Sidecar::Beside`].
+pub fn verify_reader<R: Read>(
     path: &Path,
     reader: R,
     options: &VerifyOptions,
@@ -311,7 +327,11 @@ pub(crate) fn verify_reader<R: Read>(
         }
     };
     let sidecar = path.with_file_name(manifest_name(&named_hash));
-    match read_limited(&sidecar) {
+    let sidecar_bytes = match &options.sidecar {
+        Sidecar::Beside => read_limited(&sidecar),
+        Sidecar::Bytes(bytes) => Ok(Some(bytes.clone())),
+    };
+    match sidecar_bytes {
         Ok(None) => notes.push(format!(
             "no sidecar manifest {} next to the archive",
             sidecar.display()
