@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL cluster for the store tests (DESIGN §8).
+# A throwaway PostgreSQL cluster for the store tests (docs/ARCHITECTURE.md §12).
 #
 #   scripts/pg-test-cluster.sh start   # initdb + start on a free loopback port; prints `export AOC_TEST_PG=...`
 #   scripts/pg-test-cluster.sh env     # prints `export AOC_TEST_PG=...` for the running cluster

@@ -1,4 +1,4 @@
-//! SOURCE_DATE_EPOCH: the one clock every release artefact reads (DESIGN.md §6, determinism).
+//! SOURCE_DATE_EPOCH: the one clock every release artefact reads (docs/ARCHITECTURE.md §6).
 
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};

@@ -1,4 +1,4 @@
-//! The offline kit's file names (DESIGN.md §6 table) and the pieces `aoc-release` writes and
+//! The offline kit's file names (docs/ARCHITECTURE.md §4.3) and the pieces `aoc-release` writes and
 //! `aoc-verify` reads back, so both sides agree on one definition.
 
 pub mod dataset;
@@ -122,7 +122,7 @@ pub fn find_dataset_hash(dir: &Path) -> Result<String> {
     }
 }
 
-/// SHA-256 of a file, hashed in process (DESIGN.md §9: never shell out to sha256sum).
+/// SHA-256 of a file, hashed in process (docs/ARCHITECTURE.md §11: never shell out to sha256sum).
 pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     let (_, digest) = aoc_archive::sha256_file(path)?;
     Ok(digest)

@@ -1,7 +1,8 @@
-//! `cargo xtask`: release tasks for the AOC backfill runner (DESIGN.md §6, §7).
+//! `cargo xtask`: release tasks for the AOC backfill runner (docs/ARCHITECTURE.md §2, §3.3).
 //!
 //! A dispatcher only: parse flags once, make one shell rooted at the workspace, hand it to the
-//! task. Each task lives in its own module (`release.rs`, `verify.rs`, `sign.rs`, `sbom.rs`, ...).
+//! task. Each task lives in its own module (`release.rs`, `verify.rs`, `sbom.rs`, ...); signing is
+//! aoc-sigstore's, called from `release.rs`.
 
 mod bench;
 mod epoch;

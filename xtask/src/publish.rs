@@ -14,6 +14,7 @@
 //!    downloaded copy; on failure SHA256SUMS is deleted again (the kit is withdrawn).
 //! 5. Add the kit to `index.json` by compare-and-swap.
 
+mod destination;
 mod dir;
 mod index;
 mod kit_info;
@@ -31,7 +32,8 @@ use sha2::{Digest, Sha256};
 use crate::kit;
 use crate::verify::{self, VerifyOptions};
 use kit_info::KitInfo;
-use store::{Destination, Store};
+use destination::Destination;
+use store::Store;
 
 /// Test hook: stop with an error after this many objects were uploaded (an interrupted upload).
 pub const FAIL_AFTER_ENV: &str = "AOC_PUBLISH_FAIL_AFTER";
@@ -116,7 +118,7 @@ impl PublishOptions {
             key: None,
             run_bundled_stella: true,
             print: true,
-            env: store::aws_env(),
+            env: destination::aws_env(),
             fail_after,
             env_require_prod_key: std::env::var("AOC_REQUIRE_PROD_KEY").is_ok_and(|v| v == "1"),
         })

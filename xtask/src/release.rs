@@ -1,4 +1,4 @@
-//! `cargo xtask aoc-release`: builds, signs and self-verifies the offline kit (DESIGN.md §6).
+//! `cargo xtask aoc-release`: builds, signs and self-verifies the offline kit (docs/ARCHITECTURE.md §3.3).
 //!
 //! Plan: check the signing key and `DATASET_HASH` (before anything expensive) → dataset (seconds;
 //! a wrong pin fails here, before the minutes of the runner build) → the rehearsal report for that

@@ -18,7 +18,7 @@ use xshell::Shell;
 
 pub use graph::{RUNNER_BINARY, RUNNER_PACKAGE};
 
-/// Kit file names (DESIGN.md §6).
+/// Kit file names (docs/ARCHITECTURE.md §4.3).
 pub const SPDX_FILE: &str = "aoc-backfill-runner.sbom.json";
 pub const CDX_FILE: &str = "aoc-backfill-runner.cdx.json";
 pub const RUNNER_NAME: &str = "aoc-backfill-runner";

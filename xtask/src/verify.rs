@@ -1,4 +1,4 @@
-//! `cargo xtask aoc-verify`: verifies an offline kit fully and offline (DESIGN.md §7), and the same
+//! `cargo xtask aoc-verify`: verifies an offline kit fully and offline (docs/ARCHITECTURE.md §3.3, §8), and the same
 //! code is `aoc-release`'s self-check before a kit gets its final name.
 //!
 //! Checks run in the order of the chain of trust, each printed with pass/fail and the file it is

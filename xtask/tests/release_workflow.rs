@@ -1,5 +1,5 @@
 //! The release workflow (`.gitea/workflows/aoc-backfill-release.yml`) is linted by actionlint and
-//! has the shape DESIGN.md §8 gives it: a test job, then a release job that signs with the
+//! has the shape docs/ARCHITECTURE.md §10 gives it: a test job, then a release job that signs with the
 //! production key from secrets and only ever calls `cargo xtask` tasks.
 //!
 //! Needs the tools from `xtask/third-party/setup.sh` (actionlint, PyYAML); without them the tests

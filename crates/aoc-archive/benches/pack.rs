@@ -3,7 +3,8 @@
 //! the members, since our pack hashes every member in the same pass).
 //!
 //! Run: `cargo bench -p aoc-archive --bench pack` (`AOC_BENCH_MB=500` for more input). The input
-//! is ~20 NDJSON files of RustSec OSV advisories (the shared corpus, minified, with varied ids),
+//! is ~20 NDJSON files of RustSec OSV advisories (`$AOC_CORPORA/osv-rustsec`, default
+//! `../shared/corpora` beside the workspace; minified, with varied ids),
 //! read once beforehand so every contender starts from a warm page cache. Rounds are interleaved
 //! and medians reported. The pipelines end with `sync FILE` because our pack fsyncs its output
 //! before the atomic rename.
@@ -16,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use aoc_archive::{entries_from_dir, pack, sha256_files_parallel, Compression};
 
-const CORPUS: &str = "/work/shared/corpora/osv-rustsec";
 const FILES: usize = 20;
 const ROUNDS: usize = 3;
 const EPOCH: u64 = 1_700_000_000;
@@ -175,12 +175,20 @@ fn permuted(k: usize, pass: usize, len: usize) -> usize {
     (k * a + pass) % len
 }
 
+/// The shared corpora: `AOC_CORPORA`, else `../shared/corpora` beside the workspace.
+fn corpora() -> PathBuf {
+    std::env::var_os("AOC_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"))
+}
+
 /// Writes about `target` bytes of NDJSON: the corpus documents, minified, one per line, cycled
 /// with a distinct id per line, spread over [`FILES`] files.
 fn generate(dir: &Path, target: usize) -> u64 {
     fs::create_dir_all(dir).unwrap();
     let mut docs: Vec<(String, String)> = Vec::new();
-    let mut paths: Vec<PathBuf> = fs::read_dir(CORPUS)
+    let corpus = corpora().join("osv-rustsec");
+    let mut paths: Vec<PathBuf> = fs::read_dir(&corpus)
         .map(|rd| rd.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
     paths.retain(|p| p.extension().is_some_and(|e| e == "json"));
@@ -197,7 +205,10 @@ fn generate(dir: &Path, target: usize) -> u64 {
         ));
     }
     if docs.is_empty() {
-        println!("corpus {CORPUS} not found: using a synthetic advisory");
+        println!(
+            "corpus {} not found (set AOC_CORPORA): using a synthetic advisory",
+            corpus.display()
+        );
         docs.push((
             r#"{"id":"RUSTSEC-0000-0000","summary":"synthetic advisory","affected":[{"package":{"ecosystem":"crates.io","name":"x"}}]}"#.to_owned(),
             r#""id":"RUSTSEC-0000-0000""#.to_owned(),

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use crate::gzip::ParallelGzEncoder;
 
 /// zstd level: 3 is zstd's default, ~220 MB/s with two workers here; level 19 runs at ~1 MB/s
-/// (DESIGN §9) and is never a default.
+/// (docs/ARCHITECTURE.md §11) and is never a default.
 pub const ZSTD_LEVEL: i32 = 3;
 /// zstd worker threads, pinned: zstd's output differs between 0 and 1+ workers and with the job
 /// layout, so a fixed count keeps archives byte-identical across machines.

@@ -7,7 +7,7 @@
 //! member's total compressed size, little-endian, so a reader can find member boundaries without
 //! inflating and decode members in parallel ([`ParallelGzDecoder`]); other readers ignore it.
 //!
-//! Why: one deflate stream is capped near 48 MB/s on this machine even with zlib-rs (DESIGN §9), so
+//! Why: one deflate stream is capped near 48 MB/s on this machine even with zlib-rs (docs/ARCHITECTURE.md §11), so
 //! beating `pigz -6` needs both cores, and verifying a large kit needs both cores to inflate. The
 //! output depends only on the input, the level and the chunk size, never on the worker count or on
 //! how the caller splits its writes.

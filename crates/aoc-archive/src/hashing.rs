@@ -1,6 +1,6 @@
 //! In-process SHA-256: streaming over readers and files with reused 1 MiB buffers, and a two-thread
 //! multi-file hasher. In-process hashing runs at ~800 MB/s streaming here against 175 MB/s for
-//! coreutils `sha256sum` (DESIGN §9), so nothing in the kit shells out to hash.
+//! coreutils `sha256sum` (docs/ARCHITECTURE.md §11), so nothing in the kit shells out to hash.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -11,11 +11,11 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-/// Read size for streaming hashes: 1 MiB measured ~800 MB/s with `sha2` here (DESIGN §9).
+/// Read size for streaming hashes: 1 MiB measured ~800 MB/s with `sha2` here (docs/ARCHITECTURE.md §11).
 pub const HASH_BUFFER_BYTES: usize = 1 << 20;
 
 /// Worker count of the multi-file hasher: the machine has two cores, and 2 threads hash 50k small
-/// files at 1,221 MB/s against 625 MB/s for one (DESIGN §9).
+/// files at 1,221 MB/s against 625 MB/s for one (docs/ARCHITECTURE.md §11).
 const HASH_THREADS: usize = 2;
 
 thread_local! {

@@ -1,4 +1,4 @@
-//! Prometheus text exposition (`--metrics FILE`) with the metric names of DESIGN §3.
+//! Prometheus text exposition (`--metrics FILE`) with the metric names the README lists (codes: docs/ARCHITECTURE.md §4.1).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -1,4 +1,4 @@
-//! The run clock: one `SOURCE_DATE_EPOCH` sets every timestamp a run writes (DESIGN §6).
+//! The run clock: one `SOURCE_DATE_EPOCH` sets every timestamp a run writes (docs/ARCHITECTURE.md §6).
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

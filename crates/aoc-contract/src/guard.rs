@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 
-/// The violation codes shared by CLI output, reports and metrics (DESIGN §3).
+/// The violation codes shared by CLI output, reports and metrics (docs/ARCHITECTURE.md §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ViolationCode {
     /// Forbidden or derived top-level field.

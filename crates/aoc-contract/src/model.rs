@@ -1,4 +1,4 @@
-//! The raw advisory document of DESIGN §3: one per upstream revision, raw facts plus provenance.
+//! The raw advisory document (docs/ARCHITECTURE.md §4.1): one per upstream revision, raw facts plus provenance.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -93,7 +93,7 @@ pub fn raw_id(vendor: &str, upstream_id: &str, content_hash: &str) -> String {
 }
 
 impl RawDocument {
-    /// The document as JSON, keys in the order of DESIGN §3; moves `raw` instead of copying it.
+    /// The document as JSON, keys in the order of docs/ARCHITECTURE.md §4.1; moves `raw` instead of copying it.
     pub fn into_value(self) -> Value {
         let mut content = Map::with_capacity(3);
         content.insert("format".into(), Value::String(self.format));
@@ -123,7 +123,7 @@ fn to_value<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("plain structs always serialise")
 }
 
-/// The uniqueness key of DESIGN §3, read from a stored or mapped document.
+/// The uniqueness key (tenant, vendor, upstream id, content hash), read from a stored or mapped document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UpstreamKey {
     pub tenant: String,

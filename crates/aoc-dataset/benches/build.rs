@@ -3,7 +3,9 @@
 //! .tar.zst, atomic) against `tar --sort=name ... | pigz -6` / `| zstd -3 -T2` plus `sha256sum`,
 //! measured in the same run. MB = 10^6 bytes of NDJSON.
 //!
-//! `AOC_BENCH_MB` (default 500) sets the size; `cargo bench -p aoc-dataset --bench build`.
+//! `AOC_BENCH_MB` (default 500) sets the size; `cargo bench -p aoc-dataset --bench build`. The
+//! history comes from `$AOC_CORPORA` (default `../shared/corpora` beside the workspace), else the
+//! seed in `seed/`.
 
 use aoc_archive::Compression;
 use aoc_dataset::{build_from_inputs, pack_export, BuildOptions, Dataset, Exporter, SourceInfo};
@@ -19,7 +21,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let corpus = PathBuf::from("/work/shared/corpora/osv-rustsec-history.ndjson.zst");
+    // The shared corpora: `AOC_CORPORA`, else `../shared/corpora` beside the workspace.
+    let corpora = std::env::var_os("AOC_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/corpora"));
+    let corpus = corpora.join("osv-rustsec-history.ndjson.zst");
     let input = if corpus.exists() {
         corpus
     } else {

@@ -1,4 +1,4 @@
-//! The deterministic seeded dataset (DESIGN §5): raw documents exported in a stable order as
+//! The deterministic seeded dataset (docs/ARCHITECTURE.md §4.2): raw documents exported in a stable order as
 //! NDJSON, described by a manifest, named by a content address and packed as a deterministic
 //! `aoc-dataset-<hash>.tar.gz` (or `.tar.zst`); verified and read back defensively.
 //!

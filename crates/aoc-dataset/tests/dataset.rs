@@ -1,4 +1,4 @@
-//! The dataset as specified in DESIGN §5, on the real RustSec seed: deterministic bytes, the same
+//! The dataset as specified in docs/ARCHITECTURE.md §4.2, on the real RustSec seed: deterministic bytes, the same
 //! hash after a round trip through SQLite and PostgreSQL, and verification that names the file and
 //! check for every kind of tampering.
 
@@ -214,7 +214,7 @@ fn a_seed_dataset_loaded_into_a_fresh_postgres_database_exports_to_the_same_hash
 fn fresh_pg_database(name: &str) -> Option<String> {
     let Ok(base) = std::env::var("AOC_TEST_PG") else {
         let msg = "AOC_TEST_PG is not set: PostgreSQL round trip NOT TESTED. Run \
-                   `eval \"$(scripts/pg-test-cluster.sh start)\"` first (see DESIGN §8).";
+                   `eval \"$(scripts/pg-test-cluster.sh start)\"` first (see docs/ARCHITECTURE.md §12).";
         assert!(
             std::env::var_os("CI").is_none(),
             "{msg} (CI is set, so this is a failure)"

@@ -1,5 +1,5 @@
 //! Append throughput of the raw store on both engines, against PostgreSQL's bare `COPY` of the
-//! same documents into `(id text, doc jsonb)` (the upstream runbook's method, DESIGN §9).
+//! same documents into `(id text, doc jsonb)` (the upstream runbook's method, docs/ARCHITECTURE.md §11).
 //!
 //!   AOC_BENCH_DOCS=1000000 AOC_TEST_PG=postgres://postgres@127.0.0.1:55432/postgres \
 //!       cargo bench -p aoc-store --bench append

@@ -1,5 +1,5 @@
 //! What a batch carries in and out, and the engine-independent append rule: which documents are
-//! no-ops and which become revision N+1 superseding the head (DESIGN §3 "idempotent, append-only").
+//! no-ops and which become revision N+1 superseding the head (docs/ARCHITECTURE.md §3.1).
 
 use crate::document::StoreDoc;
 use crate::{Result, StoreError};

@@ -1,4 +1,4 @@
-//! The append-only raw advisory store of DESIGN §3–§4: one semantics over two engines, SQLite
+//! The append-only raw advisory store (docs/ARCHITECTURE.md §3.1): one semantics over two engines, SQLite
 //! (embedded, the default) and PostgreSQL, chosen by the store URL.
 //!
 //! Writes go through [`Store::write_batch`]: one transaction per batch, idempotent on

@@ -1,6 +1,6 @@
 //! What the index records about a kit, read from the kit's own files with serde_json: nothing
 //! here depends on how aoc-release produced them beyond the file names (kit.rs) and the formats
-//! DESIGN.md §6 fixes (Sigstore bundle v0.3, in-toto Statement v1, SLSA Provenance v1, SPDX 2.3).
+//! docs/ARCHITECTURE.md §4.3 fixes (Sigstore bundle v0.3, in-toto Statement v1, SLSA Provenance v1, SPDX 2.3).
 
 use std::path::Path;
 

@@ -20,7 +20,8 @@ use aoc_sigstore::{
 };
 
 use super::index::{self, Index, INDEX};
-use super::store::{Conflict, Destination, Object, Store, Tag};
+use super::destination::Destination;
+use super::store::{Conflict, Object, Store, Tag};
 use super::*;
 use crate::kit::provenance;
 

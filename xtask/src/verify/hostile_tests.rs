@@ -1,4 +1,4 @@
-//! `aoc-verify` against tampered and hostile kits (DESIGN.md §7): every kit file flipped,
+//! `aoc-verify` against tampered and hostile kits (docs/ARCHITECTURE.md §8): every kit file flipped,
 //! truncated, deleted or replaced by another kit's, an unlisted file added; kits whose tarballs
 //! hold hostile entries but whose checksums and signatures PASS (re-packed, re-listed and re-signed
 //! with the dev key), so the archive defences are what is tested; SHA256SUMS with tricky lines
