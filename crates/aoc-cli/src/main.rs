@@ -1,7 +1,8 @@
 //! `stella`: the AOC backfill runner. Thin dispatcher over the contract, ingest and store libraries.
 //!
-//! Exit codes (all commands): 0 success / no violations, 1 violations or rejected records,
-//! 2 configuration, connection or input error.
+//! Exit codes (the `aoc` and `sources` commands): 0 success / no violations, 1 violations or
+//! rejected records, 2 configuration, connection or input error. `kit verify` has the kit
+//! verifier's codes (`aoc_kit::EXIT_CODES`).
 
 mod backfill;
 mod ingest;
@@ -39,6 +40,25 @@ enum Command {
     Sources {
         #[command(subcommand)]
         command: SourcesCommand,
+    },
+    /// Offline kits.
+    Kit {
+        #[command(subcommand)]
+        command: KitCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KitCommand {
+    /// Verify an offline kit offline, fail-closed: SHA256SUMS' signature against the key you
+    /// trust, every digest, signatures, provenance, SBOMs, then the dataset's records. Nothing
+    /// from the kit is run. Use a stella you already trust, never the one inside the kit.
+    #[command(after_help = aoc_kit::EXIT_CODES)]
+    Verify {
+        /// The kit directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        args: aoc_kit::cli::VerifyArgs,
     },
 }
 
@@ -87,6 +107,10 @@ fn main() -> ExitCode {
         Command::Sources {
             command: SourcesCommand::Ingest(args),
         } => ingest::run(args),
+        // Its own exit codes (0, 2, 10-15), shared with `cargo xtask aoc-verify`.
+        Command::Kit {
+            command: KitCommand::Verify { dir, args },
+        } => return ExitCode::from(aoc_kit::cli::run(&dir, &args, "stella kit verify")),
     };
     match result {
         Ok(outcome) => ExitCode::from(outcome as u8),

@@ -1,0 +1,212 @@
+//! Reading kit files the way an attacker who controls the kit directory cannot exploit: never
+//! through a link, never more than the file's size bound, and each file read exactly once. Small
+//! files are kept in memory; the tarballs are copied, while they are hashed, into private
+//! unlinked temporary files, so every later step reads the very bytes whose digest was checked,
+//! whatever happens to the kit directory meanwhile.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::report::escape;
+
+/// The bytes of a kit file as they were hashed.
+#[derive(Debug)]
+pub enum Proven {
+    /// Small files: the bytes themselves.
+    Bytes(Vec<u8>),
+    /// Tarballs: a private, unlinked copy, rewound before each use.
+    Copy(File),
+}
+
+impl Proven {
+    /// The in-memory bytes, for files read whole.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Proven::Bytes(b) => Some(b),
+            Proven::Copy(_) => None,
+        }
+    }
+
+    /// A reader over the private copy (or the bytes) from the start.
+    pub fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
+        match self {
+            Proven::Bytes(b) => Ok(Box::new(b.as_slice())),
+            Proven::Copy(file) => {
+                let mut f = file;
+                f.seek(SeekFrom::Start(0))?;
+                Ok(Box::new(io::BufReader::with_capacity(1 << 20, f)))
+            }
+        }
+    }
+}
+
+/// How a file is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Into memory.
+    Bytes,
+    /// Into a private unlinked temporary file.
+    Copy,
+}
+
+/// Why a file could not be read; every message names the cause, never the path (the caller
+/// names the file).
+#[derive(Debug)]
+pub enum ReadProblem {
+    Missing,
+    /// A link, directory, device or other non-regular file.
+    NotRegular,
+    /// Larger than `cap`, before a byte was read.
+    TooLarge { size: u64, cap: u64 },
+    /// The file changed size while it was read.
+    Changed,
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReadProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadProblem::Missing => f.write_str("missing"),
+            ReadProblem::NotRegular => {
+                f.write_str("is not a regular file (links and directories have no place in a kit)")
+            }
+            ReadProblem::TooLarge { size, cap } => write!(
+                f,
+                "is {size} bytes, more than this kit file may be ({cap}); not read"
+            ),
+            ReadProblem::Changed => f.write_str("changed size while it was read"),
+            ReadProblem::Io(e) => write!(f, "unreadable: {}", escape(&e.to_string())),
+        }
+    }
+}
+
+/// Opens `path` only if it is a regular file reached without a link, and at most `cap` bytes
+/// long. The inode opened is compared with the one examined, so a link swapped in between the
+/// two is refused too.
+pub fn open_bounded(path: &Path, cap: u64) -> Result<(File, u64), ReadProblem> {
+    use std::os::unix::fs::MetadataExt;
+    let seen = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ReadProblem::Missing),
+        Err(e) => return Err(ReadProblem::Io(e)),
+    };
+    if !seen.file_type().is_file() {
+        return Err(ReadProblem::NotRegular);
+    }
+    if seen.len() > cap {
+        return Err(ReadProblem::TooLarge {
+            size: seen.len(),
+            cap,
+        });
+    }
+    let file = File::open(path).map_err(ReadProblem::Io)?;
+    let opened = file.metadata().map_err(ReadProblem::Io)?;
+    if !opened.file_type().is_file() || opened.ino() != seen.ino() || opened.dev() != seen.dev() {
+        return Err(ReadProblem::NotRegular);
+    }
+    if opened.len() > cap {
+        return Err(ReadProblem::TooLarge {
+            size: opened.len(),
+            cap,
+        });
+    }
+    Ok((file, opened.len()))
+}
+
+/// Reads `path` once (bounded by `cap`), hashing every byte, into memory or a private copy.
+pub fn read_and_hash(path: &Path, cap: u64, keep: Keep) -> Result<(Proven, [u8; 32]), ReadProblem> {
+    let (file, size) = open_bounded(path, cap)?;
+    // Never more than the size examined (+1 to notice growth), whatever the file does meanwhile.
+    let mut src = file.take(size + 1);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; (size as usize + 1).clamp(4096, 1 << 20)];
+    let mut total = 0u64;
+    let proven = match keep {
+        Keep::Bytes => {
+            let mut bytes = Vec::with_capacity(size as usize);
+            src.read_to_end(&mut bytes).map_err(ReadProblem::Io)?;
+            hasher.update(&bytes);
+            total = bytes.len() as u64;
+            Proven::Bytes(bytes)
+        }
+        Keep::Copy => {
+            let mut copy = tempfile::tempfile().map_err(ReadProblem::Io)?;
+            loop {
+                let n = match src.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(ReadProblem::Io(e)),
+                };
+                hasher.update(&buf[..n]);
+                copy.write_all(&buf[..n]).map_err(ReadProblem::Io)?;
+                total += n as u64;
+            }
+            Proven::Copy(copy)
+        }
+    };
+    if total != size {
+        return Err(ReadProblem::Changed);
+    }
+    Ok((proven, hasher.finalize().into()))
+}
+
+/// A public key file given by the operator (`--key`): bounded, parsed as PEM.
+pub fn load_key(path: &Path) -> Result<aoc_sigstore::PublicKey, String> {
+    const CAP: u64 = 64 << 10;
+    let shown = escape(&path.display().to_string());
+    let (bytes, _) = read_and_hash(path, CAP, Keep::Bytes)
+        .map_err(|e| format!("cannot read --key {shown}: {e}"))?;
+    let bytes = match bytes {
+        Proven::Bytes(b) => b,
+        Proven::Copy(_) => unreachable!("read into memory"),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| format!("--key {shown} is not text"))?;
+    aoc_sigstore::PublicKey::from_pem(&text, &shown)
+        .map_err(|e| format!("--key {shown}: {}", escape(&e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_over_its_cap_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        // Sparse: 4 GiB that cost nothing on disk, and nothing to refuse.
+        File::create(&path).unwrap().set_len(4 << 30).unwrap();
+        match read_and_hash(&path, 1 << 20, Keep::Bytes) {
+            Err(ReadProblem::TooLarge { size, cap }) => {
+                assert_eq!((size, cap), (4 << 30, 1 << 20))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn links_are_refused_and_copies_hash_like_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::write(&real, b"hello kit").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(matches!(
+            read_and_hash(&link, 1 << 20, Keep::Bytes),
+            Err(ReadProblem::NotRegular)
+        ));
+        let (bytes, d1) = read_and_hash(&real, 1 << 20, Keep::Bytes).unwrap();
+        let (copy, d2) = read_and_hash(&real, 1 << 20, Keep::Copy).unwrap();
+        assert_eq!(d1, d2);
+        assert_eq!(d1, <[u8; 32]>::from(Sha256::digest(b"hello kit")));
+        // The private copy does not follow the original.
+        std::fs::write(&real, b"changed!!").unwrap();
+        let mut read_back = Vec::new();
+        copy.reader().unwrap().read_to_end(&mut read_back).unwrap();
+        assert_eq!(read_back, b"hello kit");
+        assert_eq!(bytes.bytes().unwrap(), b"hello kit");
+    }
+}

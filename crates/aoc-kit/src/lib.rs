@@ -1,0 +1,18 @@
+//! The offline kit as a library: its layout (every file name, in one place), the identifiers the
+//! release writes and the verifiers read (SBOM ids, provenance types, the rehearsal report), and
+//! verification as an ordered list of small checks with a typed report and the exit-code policy.
+//!
+//! `cargo xtask aoc-verify`, the release's self-verify, publish's checks and `stella kit verify`
+//! all call [`verify_kit_with`]; the binaries only parse arguments and print. The order and the
+//! trust rules are described in `docs/ARCHITECTURE.md` and in [`verify`].
+
+pub mod bindings;
+pub mod cli;
+pub mod files;
+pub mod layout;
+pub mod rehearsal;
+pub mod report;
+pub mod verify;
+
+pub use report::{escape, render_check, CheckResult, Class, KeyInfo, KitReport, EXIT_CODES, EXIT_USAGE};
+pub use verify::{dataset_limits, verify_kit, verify_kit_with, TrustedKey, VerifyOptions};

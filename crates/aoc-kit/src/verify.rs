@@ -1,0 +1,702 @@
+//! The kit verifier: an ordered list of small checks, each consuming only what the checks before
+//! it proved, failing closed.
+//!
+//! 1. `SHA256SUMS`' signature against the trusted key, before `SHA256SUMS` is parsed or any other
+//!    file is read. A failure stops everything: nothing else can be trusted.
+//! 2. Strict parse of `SHA256SUMS`; the directory holds exactly the listed files plus the checksum
+//!    pair, and the listed names are exactly a kit's. The dataset hash is taken from the signed
+//!    listing (and compared with `--expect-dataset-hash`), never from the directory.
+//! 3. Every listed file's digest, each read once and bounded by its size cap: small files into
+//!    memory, the tarballs into private unlinked copies. Later steps read only those bytes.
+//! 4. Bundle signatures bound to those digests, provenance subjects, the rehearsal report, SBOM
+//!    bindings (the `stella` inside the proven runner tarball, hashed, never written out or run),
+//!    the dataset's sidecar manifest.
+//! 5. Only then (full mode) the dataset's content: every record parsed, guarded and hashed, with
+//!    reader limits from the proven sidecar manifest.
+//!
+//! A failed file is never read by a later step; a check that would need it is not run. Nothing
+//! from the kit is executed, and nothing is written outside private unlinked temporary files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use aoc_archive::{ArchiveReader, Limits, Sha256Sums};
+use aoc_sigstore::{verify_dsse_bundle, verify_message_bundle, PublicKey, IN_TOTO_PAYLOAD_TYPE};
+
+use crate::bindings;
+use crate::files::{read_and_hash, Keep, Proven, ReadProblem};
+use crate::layout;
+use crate::report::{escape, escape_os, CheckResult, Class, KeyInfo, KitReport};
+
+/// How to verify.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// The key the operator trusts (`--key`). Without it the kit's own `cosign.pub` is used,
+    /// which proves the kit intact but not who made it ([`Class::Origin`]).
+    pub key: Option<TrustedKey>,
+    /// Accept the public dev key as an origin (dev and CI rehearsals only).
+    pub allow_dev_key: bool,
+    /// The dataset hash the kit must carry (`--expect-dataset-hash`, `DATASET_HASH`): an older,
+    /// validly signed kit is refused.
+    pub expect_dataset_hash: Option<String>,
+    /// Integrity only: steps 1–4; the dataset's records are not parsed.
+    pub integrity_only: bool,
+}
+
+/// A key the operator supplied, and where from (shown in the report).
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    pub key: PublicKey,
+    pub path: String,
+}
+
+impl TrustedKey {
+    /// Reads and parses a public key file (bounded); the error is a usage error.
+    pub fn load(path: &Path) -> Result<TrustedKey, String> {
+        Ok(TrustedKey {
+            key: crate::files::load_key(path)?,
+            path: escape(&path.display().to_string()),
+        })
+    }
+}
+
+/// What `--integrity-only` does not check.
+pub const SKIPPED_BY_INTEGRITY: &str = "dataset content: records inflated and parsed, AOC guard, \
+     revision chains, content hash recomputed (the dataset tarball's bytes are bound by their \
+     signed SHA-256)";
+
+/// Verifies the kit in `dir`. Every finding is a check in the report; `observe` sees each check
+/// as it completes (progress output).
+pub fn verify_kit_with(
+    dir: &Path,
+    opts: &VerifyOptions,
+    observe: &mut dyn FnMut(&CheckResult),
+) -> KitReport {
+    let mut v = Verifier {
+        dir,
+        checks: Vec::new(),
+        observe,
+        failed_files: BTreeSet::new(),
+    };
+    let mut report = KitReport {
+        dir: escape(&dir.display().to_string()),
+        skipped: if opts.integrity_only {
+            vec![SKIPPED_BY_INTEGRITY.to_string()]
+        } else {
+            Vec::new()
+        },
+        dataset_hash: None,
+        key: KeyInfo::default(),
+        checks: Vec::new(),
+        exit_code: 0,
+    };
+    v.run(opts, &mut report);
+    report.checks = v.checks;
+    report.exit_code = report
+        .first_failure()
+        .map(|f| f.class.exit_code())
+        .unwrap_or(0);
+    report
+}
+
+/// [`verify_kit_with`] without progress output.
+pub fn verify_kit(dir: &Path, opts: &VerifyOptions) -> KitReport {
+    verify_kit_with(dir, opts, &mut |_| {})
+}
+
+struct Verifier<'a> {
+    dir: &'a Path,
+    checks: Vec<CheckResult>,
+    observe: &'a mut dyn FnMut(&CheckResult),
+    /// Files whose bytes are not proven: no later step reads them.
+    failed_files: BTreeSet<String>,
+}
+
+/// What steps 1–3 proved.
+struct Proof {
+    hash: String,
+    sums: Sha256Sums,
+    files: BTreeMap<String, Proven>,
+    /// Optional files the signed listing names (the rehearsal report).
+    carried: Vec<String>,
+}
+
+impl Verifier<'_> {
+    fn record(&mut self, check: &str, file: &str, class: Class, outcome: Result<String, String>) -> bool {
+        let ok = outcome.is_ok();
+        let detail = match outcome {
+            Ok(d) | Err(d) => escape(&d),
+        };
+        let result = CheckResult {
+            check: check.into(),
+            file: escape(file),
+            ok,
+            class,
+            detail,
+        };
+        (self.observe)(&result);
+        self.checks.push(result);
+        ok
+    }
+
+    fn fail_file(&mut self, check: &str, file: &str, class: Class, why: String) {
+        self.failed_files.insert(file.to_string());
+        self.record(check, file, class, Err(why));
+    }
+
+    fn run(&mut self, opts: &VerifyOptions, report: &mut KitReport) {
+        let Some(key) = self.key(opts, report) else { return };
+        let Some(sums) = self.root_signature(&key) else { return };
+        let Some((sums, hash, carried)) = self.listing(&sums, opts) else { return };
+        report.dataset_hash = Some(hash.clone());
+        let files = self.digests(&sums, &hash, &carried);
+        let proof = Proof {
+            hash,
+            sums,
+            files,
+            carried,
+        };
+        let manifest = self.bindings(&key, &proof);
+        if !opts.integrity_only {
+            self.dataset_content(&proof, manifest.as_ref());
+        }
+        self.origin(opts, report);
+    }
+
+    /// The trusted key, or the kit's own `cosign.pub` (bounded, no link).
+    fn key(&mut self, opts: &VerifyOptions, report: &mut KitReport) -> Option<PublicKey> {
+        match std::fs::metadata(self.dir) {
+            Ok(m) if m.is_dir() => {}
+            _ => {
+                let dir = self.dir.display().to_string();
+                self.record(
+                    "kit",
+                    &dir,
+                    Class::Hostile,
+                    Err("not a directory (no kit here: run cargo xtask aoc-release)".into()),
+                );
+                return None;
+            }
+        }
+        let key = match &opts.key {
+            Some(trusted) => {
+                report.key.path = trusted.path.clone();
+                trusted.key.clone()
+            }
+            None => {
+                report.key.path = escape(&self.dir.join(layout::PUBLIC_KEY).display().to_string());
+                report.key.self_contained = true;
+                let path = self.dir.join(layout::PUBLIC_KEY);
+                let parsed = read_and_hash(&path, layout::size_cap(layout::PUBLIC_KEY), Keep::Bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|(p, _)| {
+                        let text = std::str::from_utf8(p.bytes().unwrap_or_default())
+                            .map_err(|_| "not text".to_string())?;
+                        PublicKey::from_pem(text, layout::PUBLIC_KEY).map_err(|e| e.to_string())
+                    });
+                match parsed {
+                    Ok(k) => k,
+                    Err(e) => {
+                        self.record("key", layout::PUBLIC_KEY, Class::Signature, Err(e));
+                        return None;
+                    }
+                }
+            }
+        };
+        report.key.key_id = Some(key.key_id());
+        report.key.is_dev = aoc_sigstore::policy::is_dev_key(&key);
+        Some(key)
+    }
+
+    /// Step 1: SHA256SUMS' signature over its raw bytes, before they are parsed.
+    fn root_signature(&mut self, key: &PublicKey) -> Option<Vec<u8>> {
+        let sums = match self.read_small(layout::SUMS) {
+            Ok((bytes, digest)) => (bytes, digest),
+            Err(e) => {
+                // A missing or unreadable root is a checksum failure: there is nothing to list.
+                let class = match e {
+                    ReadProblem::TooLarge { .. } | ReadProblem::NotRegular => Class::Hostile,
+                    _ => Class::Checksum,
+                };
+                self.fail_file("signature", layout::SUMS, class, e.to_string());
+                return None;
+            }
+        };
+        let bundle = match self.read_small(layout::SUMS_BUNDLE) {
+            Ok((bytes, _)) => bytes,
+            Err(e) => {
+                self.fail_file("signature", layout::SUMS_BUNDLE, Class::Signature, e.to_string());
+                return None;
+            }
+        };
+        let outcome = signed(&bundle, &sums.1, key, layout::SUMS);
+        if self.record("signature", layout::SUMS_BUNDLE, Class::Signature, outcome) {
+            Some(sums.0)
+        } else {
+            None
+        }
+    }
+
+    /// Step 2: strict parse, exactly the listed files present, exactly a kit's names.
+    fn listing(
+        &mut self,
+        bytes: &[u8],
+        opts: &VerifyOptions,
+    ) -> Option<(Sha256Sums, String, Vec<String>)> {
+        let sums = match Sha256Sums::parse(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                self.record("sha256sums.parse", layout::SUMS, Class::Checksum, Err(e.to_string()));
+                return None;
+            }
+        };
+        self.record(
+            "sha256sums.parse",
+            layout::SUMS,
+            Class::Checksum,
+            Ok(format!("{} entries", sums.len())),
+        );
+        let listed: BTreeSet<String> = sums.iter().map(|(n, _)| n.to_string()).collect();
+
+        // The directory: names only, nothing opened.
+        let entries = match std::fs::read_dir(self.dir) {
+            Ok(e) => e,
+            Err(e) => {
+                let dir = self.dir.display().to_string();
+                self.record("layout", &dir, Class::Hostile, Err(format!("cannot list: {e}")));
+                return None;
+            }
+        };
+        let mut present = BTreeSet::new();
+        let mut complete = true;
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let dir = self.dir.display().to_string();
+                    self.record("layout", &dir, Class::Hostile, Err(format!("cannot list: {e}")));
+                    return None;
+                }
+            };
+            let raw = entry.file_name();
+            match raw.to_str() {
+                Some(name) if listed.contains(name) || name == layout::SUMS || name == layout::SUMS_BUNDLE => {
+                    present.insert(name.to_string());
+                }
+                _ => {
+                    complete = false;
+                    let shown = escape_os(&raw);
+                    self.record(
+                        "sha256sums.complete",
+                        &shown,
+                        Class::Checksum,
+                        Err("in the kit but not listed in SHA256SUMS".into()),
+                    );
+                }
+            }
+        }
+        for name in &listed {
+            if !present.contains(name) {
+                complete = false;
+                self.fail_file(
+                    "sha256sums.complete",
+                    name,
+                    Class::Checksum,
+                    "listed in SHA256SUMS but missing from the kit".into(),
+                );
+            }
+        }
+
+        // The signed listing names the dataset, so a second dataset dropped into the directory
+        // is only an unlisted file.
+        let hashes: Vec<&str> = listed.iter().filter_map(|n| layout::parse_dataset_tarball(n)).collect();
+        let hash = match hashes.as_slice() {
+            [one] => one.to_string(),
+            _ => {
+                self.record(
+                    "layout",
+                    layout::SUMS,
+                    Class::Checksum,
+                    Err(format!(
+                        "lists {} aoc-dataset-<64 hex>.tar.gz files; a kit carries exactly one",
+                        hashes.len()
+                    )),
+                );
+                return None;
+            }
+        };
+        let optional = layout::rehearsal_report(&hash);
+        let carried: Vec<String> = listed.iter().filter(|n| **n == optional).cloned().collect();
+        let expected = layout::with_optional(layout::summed_files(&hash), &carried);
+        let got: Vec<String> = listed.iter().cloned().collect();
+        let outcome = if got == expected {
+            Ok(format!("lists the {} kit files", expected.len()))
+        } else {
+            Err(format!("lists [{}], a kit has [{}]", got.join(", "), expected.join(", ")))
+        };
+        if !self.record("sha256sums.layout", layout::SUMS, Class::Checksum, outcome) {
+            return None;
+        }
+        if complete {
+            self.record(
+                "sha256sums.complete",
+                layout::SUMS,
+                Class::Checksum,
+                Ok(format!("the kit holds exactly the {} listed files and the checksum pair", listed.len())),
+            );
+        }
+        if let Some(expected) = &opts.expect_dataset_hash {
+            let outcome = if *expected == hash {
+                Ok(format!("dataset {hash} is the pinned one"))
+            } else {
+                Err(format!(
+                    "the kit carries dataset {hash}, but {expected} is expected \
+                     (--expect-dataset-hash / DATASET_HASH): an older or another kit"
+                ))
+            };
+            if !self.record("dataset.pinned", &layout::dataset_tarball(&hash), Class::Dataset, outcome) {
+                return None;
+            }
+        }
+        Some((sums, hash, carried))
+    }
+
+    /// Step 3: every listed file read once, bounded, hashed; the tarballs in parallel.
+    fn digests(&mut self, sums: &Sha256Sums, hash: &str, carried: &[String]) -> BTreeMap<String, Proven> {
+        let names = layout::with_optional(layout::summed_files(hash), carried);
+        let large = [layout::RUNNER_TARBALL.to_string(), layout::dataset_tarball(hash)];
+        let dir = self.dir;
+        let todo: Vec<&String> = names.iter().filter(|n| !self.failed_files.contains(*n)).collect();
+        let results: Vec<(String, Result<(Proven, [u8; 32]), ReadProblem>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = todo
+                .iter()
+                .filter(|n| large.contains(n))
+                .map(|name| {
+                    let name = (*name).clone();
+                    s.spawn(move || {
+                        let r = read_and_hash(&dir.join(&name), layout::size_cap(&name), Keep::Copy);
+                        (name, r)
+                    })
+                })
+                .collect();
+            let mut out: Vec<_> = todo
+                .iter()
+                .filter(|n| !large.contains(n))
+                .map(|name| {
+                    let r = read_and_hash(&dir.join(name.as_str()), layout::size_cap(name), Keep::Bytes);
+                    ((*name).clone(), r)
+                })
+                .collect();
+            for h in handles {
+                out.push(h.join().expect("hashing thread"));
+            }
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        });
+        let mut proven = BTreeMap::new();
+        for (name, result) in results {
+            let listed = sums.get(&name).copied().unwrap_or_default();
+            match result {
+                Ok((bytes, actual)) if actual == listed => {
+                    self.record("sha256", &name, Class::Checksum, Ok(hex::encode(actual)));
+                    proven.insert(name, bytes);
+                }
+                Ok((_, actual)) => self.fail_file(
+                    "sha256",
+                    &name,
+                    Class::Checksum,
+                    format!("sha256 is {}, SHA256SUMS lists {}", hex::encode(actual), hex::encode(listed)),
+                ),
+                Err(e @ (ReadProblem::TooLarge { .. } | ReadProblem::NotRegular)) => {
+                    self.fail_file("sha256", &name, Class::Hostile, e.to_string())
+                }
+                Err(ReadProblem::Missing) => {} // already reported by the listing
+                Err(e) => self.fail_file("sha256", &name, Class::Checksum, e.to_string()),
+            }
+        }
+        proven
+    }
+
+    /// Step 4: signatures over the proven digests, provenance, rehearsal report, SBOMs, sidecar.
+    /// Returns the proven, parsed sidecar manifest.
+    fn bindings(&mut self, key: &PublicKey, p: &Proof) -> Option<aoc_dataset::Manifest> {
+        let hash = &p.hash;
+        let listed = |name: &str| p.sums.get(name).copied();
+
+        // The runner's bundle over the runner tarball's signed digest.
+        if let (Some(bundle), Some(digest)) = (
+            p.files.get(layout::RUNNER_BUNDLE).and_then(Proven::bytes),
+            p.files.get(layout::RUNNER_TARBALL).and(listed(layout::RUNNER_TARBALL)),
+        ) {
+            let outcome = signed(bundle, &digest, key, layout::RUNNER_TARBALL);
+            self.record("signature", layout::RUNNER_BUNDLE, Class::Signature, outcome);
+        }
+
+        // The provenance: a DSSE in-toto statement whose subjects are the artefacts.
+        let provenance = layout::provenance(hash);
+        if let Some(bytes) = p.files.get(&provenance).and_then(Proven::bytes) {
+            let verified = verify_dsse_bundle(bytes, key).map_err(|e| e.to_string()).and_then(|payload| {
+                if payload.payload_type != IN_TOTO_PAYLOAD_TYPE {
+                    return Err(format!(
+                        "payloadType is {}, expected {IN_TOTO_PAYLOAD_TYPE}",
+                        payload.payload_type
+                    ));
+                }
+                Ok(payload.payload)
+            });
+            let statement = match verified {
+                Ok(s) => {
+                    self.record(
+                        "signature",
+                        &provenance,
+                        Class::Signature,
+                        Ok(format!("DSSE in-toto statement signed by {}", key.key_id())),
+                    );
+                    Some(s)
+                }
+                Err(e) => {
+                    self.fail_file("signature", &provenance, Class::Signature, format!("over {provenance}: {e}"));
+                    None
+                }
+            };
+            if let Some(payload) = statement {
+                let subjects = layout::with_optional(layout::subject_files(hash), &p.carried);
+                // The subjects are compared with the signed listing: every subject's bytes were
+                // checked against it in step 3.
+                let digests: BTreeMap<String, [u8; 32]> =
+                    subjects.iter().filter_map(|n| Some((n.clone(), listed(n)?))).collect();
+                let outcome = bindings::check_provenance(&payload, hash, &subjects, &digests);
+                self.record("provenance.subjects", &provenance, Class::Provenance, outcome);
+            }
+        }
+
+        for name in &p.carried {
+            if let Some(bytes) = p.files.get(name).and_then(Proven::bytes) {
+                let outcome = crate::rehearsal::check(bytes, hash);
+                self.record("rehearsal.report", name, Class::Provenance, outcome);
+            }
+        }
+
+        // The SBOMs describe the proven tarball and the stella inside it (hashed, not written).
+        if let (Some(tarball), Some(tarball_digest)) =
+            (p.files.get(layout::RUNNER_TARBALL), listed(layout::RUNNER_TARBALL))
+        {
+            match runner_binary_digest(tarball) {
+                Ok(Some(bin)) => {
+                    self.record(
+                        "runner.binary",
+                        layout::RUNNER_TARBALL,
+                        Class::Hostile,
+                        Ok(format!("{} sha256 {}", layout::BINARY_MEMBER, hex::encode(bin))),
+                    );
+                    for (check, name, parse) in [
+                        ("sbom.spdx", layout::SPDX_FILE, bindings::check_spdx as bindings::SbomCheck),
+                        ("sbom.cyclonedx", layout::CDX_FILE, bindings::check_cdx),
+                    ] {
+                        if let Some(bytes) = p.files.get(name).and_then(Proven::bytes) {
+                            let outcome = parse(bytes, &tarball_digest, &bin);
+                            self.record(check, name, Class::Provenance, outcome);
+                        }
+                    }
+                }
+                Ok(None) => self.fail_file(
+                    "runner.binary",
+                    layout::RUNNER_TARBALL,
+                    Class::Provenance,
+                    format!("has no {}", layout::BINARY_MEMBER),
+                ),
+                Err(e) => self.fail_file("runner.binary", layout::RUNNER_TARBALL, Class::Hostile, e),
+            }
+        }
+
+        // The dataset's sidecar manifest: strict, and naming this dataset.
+        let sidecar = layout::dataset_manifest(hash);
+        let bytes = p.files.get(&sidecar).and_then(Proven::bytes)?;
+        let parsed = aoc_dataset::Manifest::from_slice(bytes).and_then(|m| {
+            if m.dataset_hash == *hash {
+                Ok(m)
+            } else {
+                Err(format!("names dataset {}, the kit ships {}", m.dataset_hash, layout::dataset_tarball(hash)))
+            }
+        });
+        match parsed {
+            Ok(m) => {
+                self.record(
+                    "dataset.manifest",
+                    &sidecar,
+                    Class::Dataset,
+                    Ok(format!("{} record(s) in {} file(s)", m.totals.records, m.totals.files)),
+                );
+                Some(m)
+            }
+            Err(e) => {
+                self.fail_file("dataset.manifest", &sidecar, Class::Dataset, e);
+                None
+            }
+        }
+    }
+
+    /// Step 5: the dataset's records, from the private copy, bounded by the proven manifest.
+    fn dataset_content(&mut self, p: &Proof, manifest: Option<&aoc_dataset::Manifest>) {
+        let name = layout::dataset_tarball(&p.hash);
+        let sidecar = layout::dataset_manifest(&p.hash);
+        let (Some(archive), Some(manifest), Some(sidecar_bytes)) = (
+            p.files.get(&name),
+            manifest,
+            p.files.get(&sidecar).and_then(Proven::bytes),
+        ) else {
+            return;
+        };
+        let opts = aoc_dataset::VerifyOptions {
+            expected_hash: Some(p.hash.clone()),
+            limits: dataset_limits(manifest),
+            records: true,
+            sidecar: aoc_dataset::Sidecar::Bytes(sidecar_bytes.to_vec()),
+            ..aoc_dataset::VerifyOptions::default()
+        };
+        let reader = match archive.reader() {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail_file("dataset", &name, Class::Hostile, format!("private copy unreadable: {e}"));
+                return;
+            }
+        };
+        // Named as in the kit: the archive's name carries the hash it must have.
+        let named = PathBuf::from(&name);
+        match aoc_dataset::verify_reader(&named, reader, &opts) {
+            Ok(r) if r.is_ok() => {
+                self.record(
+                    "dataset",
+                    &name,
+                    Class::Dataset,
+                    Ok(format!(
+                        "hash {} recomputed from {} data file(s); {} record(s), {} upstream \
+                         document(s) pass the AOC guard",
+                        r.hash,
+                        r.files.len(),
+                        r.records,
+                        r.upstream_documents
+                    )),
+                );
+            }
+            Ok(r) => {
+                let shown: Vec<String> = r.failures.iter().take(5).map(|f| f.to_string()).collect();
+                self.fail_file(
+                    "dataset",
+                    &name,
+                    Class::Dataset,
+                    format!("{} check(s) failed: {}", r.failure_count, shown.join("; ")),
+                );
+            }
+            Err(aoc_dataset::VerifyError::Unreadable { message, .. }) => {
+                self.fail_file("dataset", &name, Class::Hostile, message)
+            }
+            Err(aoc_dataset::VerifyError::Failed(r)) => {
+                let shown: Vec<String> = r.failures.iter().take(5).map(|f| f.to_string()).collect();
+                self.fail_file(
+                    "dataset",
+                    &name,
+                    Class::Dataset,
+                    format!("{} check(s) failed: {}", r.failure_count, shown.join("; ")),
+                );
+            }
+        }
+    }
+
+    /// Last: who signed. Only a key the operator passed, and not the public dev key (unless
+    /// allowed), proves origin.
+    fn origin(&mut self, opts: &VerifyOptions, report: &KitReport) {
+        let id = report.key.key_id.clone().unwrap_or_default();
+        let outcome = if report.key.self_contained {
+            Err(format!(
+                "checked against the kit's OWN cosign.pub (key {id}), which anyone who can write \
+                 the kit can replace: pass --key with the public key you trust"
+            ))
+        } else if report.key.is_dev && !opts.allow_dev_key {
+            Err(format!(
+                "signed with the PUBLIC DEV KEY (key {id}): anyone can produce this signature; \
+                 pass --allow-dev-key only for dev kits"
+            ))
+        } else if report.key.is_dev {
+            Ok(format!("the public dev key {id}, accepted by --allow-dev-key"))
+        } else {
+            Ok(format!("signed by the trusted key {id} ({})", report.key.path))
+        };
+        self.record("origin", layout::SUMS_BUNDLE, Class::Origin, outcome);
+    }
+
+    fn read_small(&mut self, name: &str) -> Result<(Vec<u8>, [u8; 32]), ReadProblem> {
+        let (proven, digest) = read_and_hash(&self.dir.join(name), layout::size_cap(name), Keep::Bytes)?;
+        match proven {
+            Proven::Bytes(b) => Ok((b, digest)),
+            Proven::Copy(_) => unreachable!("read into memory"),
+        }
+    }
+}
+
+/// A message-signature bundle over `digest` by `key`.
+fn signed(bundle: &[u8], digest: &[u8; 32], key: &PublicKey, artefact: &str) -> Result<String, String> {
+    verify_message_bundle(bundle, digest, key)
+        .map(|()| format!("signs {artefact} (sha256 {}) with key {}", hex::encode(digest), key.key_id()))
+        .map_err(|e| format!("over {artefact}: {e}"))
+}
+
+/// SHA-256 of `stella` inside the runner tarball (read through the defensive reader from the
+/// private copy; hashed, never written out, never run); `None` when it is not there.
+fn runner_binary_digest(tarball: &Proven) -> Result<Option<[u8; 32]>, String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    // The runner holds one binary of tens of MB and a few scripts.
+    let limits = Limits {
+        max_entry_bytes: 1 << 30,
+        max_total_bytes: 1 << 30,
+        max_entries: 1_000,
+    };
+    let reader = tarball.reader().map_err(|e| e.to_string())?;
+    let archive = ArchiveReader::new(reader, limits).map_err(|e| e.to_string())?;
+    let mut found = None;
+    archive
+        .for_each_entry(|path, entry| -> Result<(), aoc_archive::ArchiveError> {
+            if path != layout::BINARY_MEMBER {
+                return Ok(());
+            }
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = entry.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            found = Some(hasher.finalize().into());
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(found)
+}
+
+/// Bounds for reading the dataset tarball, from its proven manifest: no member larger than its
+/// largest data file (or the 64 MiB a manifest may be), no more decompressed bytes than its files
+/// plus the manifest and tar framing, no more members than it lists. aoc-dataset's generic limits
+/// (4 GiB per member, 64 GiB in total) would let a 34 KB gzip of tiny lines run for seconds.
+pub fn dataset_limits(manifest: &aoc_dataset::Manifest) -> Limits {
+    /// aoc-dataset's own cap on `manifest.json`.
+    const MANIFEST_ALLOWANCE: u64 = 64 << 20;
+    let generic = aoc_dataset::VerifyOptions::default().limits;
+    let largest = manifest.files.iter().map(|f| f.bytes).max().unwrap_or(0);
+    // Members: the data files, manifest.json, and at most one directory per path component.
+    let members = 2 * (manifest.files.len() as u64 + 1) + 8;
+    // A header, padding and possibly a long-name or PAX header pair per member, the end marker
+    // and record padding.
+    let framing = members * 4 * 512 + (1 << 20);
+    Limits {
+        max_entry_bytes: largest.max(MANIFEST_ALLOWANCE).min(generic.max_entry_bytes),
+        max_total_bytes: manifest
+            .totals
+            .bytes
+            .saturating_add(MANIFEST_ALLOWANCE + framing)
+            .min(generic.max_total_bytes),
+        max_entries: members.min(generic.max_entries),
+    }
+}
