@@ -7,7 +7,7 @@
 
 use crate::metrics::Metrics;
 use crate::output::{pretty_json, redact, write_atomic};
-use crate::source::Source;
+use crate::source::{DatasetPin, Source};
 use crate::{check_inputs, MapArgs, Outcome};
 use anyhow::Context;
 use aoc_contract::{clock, GuardOptions, MapContext, UpstreamKey, ViolationCode};
@@ -36,6 +36,8 @@ pub struct BackfillArgs {
     source: Option<String>,
     #[command(flatten)]
     map: MapArgs,
+    #[command(flatten)]
+    pin: DatasetPin,
     /// Documents per transaction.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch_size: u32,
@@ -236,6 +238,8 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     check_inputs(&args.from)?;
     let run_key = run_key(&args)?;
+    // Datasets are verified (and checked against a pinned hash) before the store is even opened.
+    let mut reader = Source::open(&args.from, &args.pin)?;
     let mut store = if args.dry_run {
         None
     } else {
@@ -271,7 +275,6 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         ..GuardOptions::default()
     };
     let mut preparer = Preparer::new(ctx, options);
-    let mut reader = Source::open(&args.from)?;
     let datasets = reader.datasets.clone();
     let mut run = Run {
         report: Report {

@@ -1,8 +1,9 @@
 //! The runner's inputs in command-line order: upstream files and feeds (through `aoc-ingest`) and
-//! released dataset tarballs (through `aoc-dataset`, verified completely before any record is read).
+//! released dataset tarballs (through `aoc-dataset`, verified completely before any record is read,
+//! and read from a private copy of exactly the verified bytes, never from the file again).
 
 use anyhow::Context;
-use aoc_dataset::{Dataset, DatasetRecord, VerifiedDataset};
+use aoc_dataset::{Dataset, DatasetRecord, VerifiedDataset, VerifyOptions};
 use aoc_ingest::{InputReader, InputRecord, Item};
 use std::collections::VecDeque;
 use std::io;
@@ -46,9 +47,61 @@ pub fn is_dataset(path: &Path) -> bool {
             .any(|e| name.ends_with(e))
 }
 
+/// The dataset hash every dataset among the inputs must have (`--expect-dataset-hash`,
+/// `DATASET_HASH`), checked against the hash recomputed while verifying, before any record is read.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DatasetPin {
+    /// Refuse a dataset tarball among the inputs unless its content hash is this (pins a release's
+    /// dataset against a rollback to another, also validly signed one).
+    #[arg(
+        long = "expect-dataset-hash",
+        env = "DATASET_HASH",
+        value_name = "HASH"
+    )]
+    pub expect_dataset_hash: Option<String>,
+}
+
+/// The value of `DATASET_HASH` with which `cargo xtask aoc-release` accepts any dataset.
+const UNPINNED: &str = "dev-rehearsal-placeholder";
+
+impl DatasetPin {
+    /// The hash to enforce, after checking its form; warns when it cannot apply to any input.
+    fn expected(&self, paths: &[PathBuf]) -> anyhow::Result<Option<String>> {
+        let Some(pin) = self
+            .expect_dataset_hash
+            .as_deref()
+            .filter(|p| !p.is_empty())
+        else {
+            return Ok(None);
+        };
+        if pin == UNPINNED {
+            eprintln!(
+                "stella: warning: DATASET_HASH={UNPINNED}: datasets are NOT pinned to a hash"
+            );
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            pin.len() == 64 && pin.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "--expect-dataset-hash {pin:?}: not a dataset hash (64 lowercase hex digits)"
+        );
+        if !paths.iter().any(|p| is_dataset(p)) {
+            eprintln!(
+                "stella: warning: --expect-dataset-hash/DATASET_HASH {pin} given, but no input is a \
+                 dataset tarball: nothing to pin"
+            );
+        }
+        Ok(Some(pin.to_owned()))
+    }
+}
+
 impl Source {
-    /// Opens every input; datasets are verified here, so a bad one stops the run before it writes.
-    pub fn open(paths: &[PathBuf]) -> anyhow::Result<Source> {
+    /// Opens every input; datasets are verified here, so a bad one (or one that is not the pinned
+    /// dataset) stops the run before it writes.
+    pub fn open(paths: &[PathBuf], pin: &DatasetPin) -> anyhow::Result<Source> {
+        let options = VerifyOptions {
+            expected_hash: pin.expected(paths)?,
+            ..VerifyOptions::default()
+        };
         let mut pending = VecDeque::new();
         let mut datasets = Vec::new();
         let mut files = Vec::new();
@@ -57,7 +110,7 @@ impl Source {
                 if !files.is_empty() {
                     pending.push_back(Segment::Files(std::mem::take(&mut files)));
                 }
-                let dataset = Dataset::open_verified(path).map_err(|e| {
+                let dataset = Dataset::open_verified_with(path, &options).map_err(|e| {
                     anyhow::anyhow!(
                         "dataset {} does not verify, refusing to load it: {e}",
                         path.display()
@@ -103,7 +156,7 @@ impl Source {
                     };
                     self.active = Some(match segment {
                         Segment::Files(paths) => Active::Files(InputReader::open(&paths)?),
-                        Segment::Dataset(dataset) => spawn_reader(*dataset),
+                        Segment::Dataset(dataset) => spawn_reader(*dataset)?,
                     });
                 }
                 Some(Active::Files(reader)) => match reader.next_record()? {
@@ -137,8 +190,9 @@ impl Source {
     }
 }
 
-fn spawn_reader(dataset: VerifiedDataset) -> Active {
+fn spawn_reader(dataset: VerifiedDataset) -> anyhow::Result<Active> {
     let name = dataset.path().display().to_string();
+    pause_after_verification(&name)?;
     // A small bound: the reader runs ahead of the writer by at most this many documents.
     let (tx, rx) = sync_channel::<DatasetRecord>(1024);
     let reader = std::thread::spawn(move || {
@@ -153,5 +207,31 @@ fn spawn_reader(dataset: VerifiedDataset) -> Active {
             Err(e) => Err(e.to_string()),
         }
     });
-    Active::Dataset { name, rx, reader }
+    Ok(Active::Dataset { name, rx, reader })
+}
+
+/// Fault injection for the tests: with `STELLA_FAULT_PAUSE_AFTER_VERIFY=FILE`, once a dataset has
+/// been verified and before its first record is read, the runner writes the dataset's path to
+/// FILE and waits until FILE is removed, so a test can rewrite the dataset at exactly that moment.
+fn pause_after_verification(dataset: &str) -> anyhow::Result<()> {
+    let Some(flag) = std::env::var_os("STELLA_FAULT_PAUSE_AFTER_VERIFY") else {
+        return Ok(());
+    };
+    let flag = PathBuf::from(flag);
+    std::fs::write(&flag, dataset).with_context(|| {
+        format!(
+            "STELLA_FAULT_PAUSE_AFTER_VERIFY: writing {}",
+            flag.display()
+        )
+    })?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while flag.exists() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "STELLA_FAULT_PAUSE_AFTER_VERIFY: {} still there after 120 s",
+            flag.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use crate::metrics::Metrics;
 use crate::output::{paint, pretty_json, redact, write_atomic};
-use crate::source::Source;
+use crate::source::{DatasetPin, Source};
 use crate::{check_inputs, Outcome};
 use anyhow::Context;
 use aoc_contract::chain::{ChainChecker, ChainEntry};
@@ -51,6 +51,9 @@ pub struct VerifyArgs {
     /// Require upstream signature metadata.
     #[arg(long)]
     require_signature: bool,
+    // With `--input`: the hash every dataset tarball among the inputs must have.
+    #[command(flatten)]
+    pin: DatasetPin,
 }
 
 /// One violation with the document it belongs to.
@@ -265,7 +268,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     if let Some(url) = args.store.clone().or_else(|| args.postgres.clone()) {
         return run_store(&args, &url, since, started);
     }
-    let mut reader = Source::open(&args.input)?;
+    let mut reader = Source::open(&args.input, &args.pin)?;
     if args.dry_run {
         eprintln!(
             "stella: configuration ok: {} input path(s) readable; no document read (--dry-run)",

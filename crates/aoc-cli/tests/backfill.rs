@@ -486,3 +486,219 @@ fn an_unreachable_database_is_a_clear_configuration_error() {
         run.stderr
     );
 }
+
+/// The history sample with every summary changed, built as a dataset: valid in itself, and what
+/// an attacker would write over a verified dataset.
+fn tampered_dataset(dir: &Path) -> aoc_dataset::BuildReport {
+    let text = std::fs::read_to_string(testdata("history-sample.ndjson")).unwrap();
+    let edited = text.replace("\"summary\":\"", "\"summary\":\"TAMPERED ");
+    assert_ne!(edited, text);
+    let input = dir.join("tampered.ndjson");
+    std::fs::write(&input, edited).unwrap();
+    let mut opts = BuildOptions::new(dir.join("tampered"));
+    opts.source_date_epoch = Some(EPOCH.parse().unwrap());
+    build_from_inputs(&[input], &opts).unwrap()
+}
+
+fn history_dataset(dir: &Path) -> aoc_dataset::BuildReport {
+    let mut opts = BuildOptions::new(dir.join("ds"));
+    opts.source_date_epoch = Some(EPOCH.parse().unwrap());
+    build_from_inputs(&[testdata("history-sample.ndjson")], &opts).unwrap()
+}
+
+/// Runs `stella args`, pausing it after the dataset's verification (the fault hook) to rewrite
+/// `target` in place (same inode) with `with`'s bytes; returns the finished process's output.
+fn rewrite_between_passes(args: &[&str], target: &Path, with: &Path, dir: &Path) -> (i32, String) {
+    use std::io::Write;
+    let flag = dir.join("paused");
+    let _ = std::fs::remove_file(&flag);
+    let child = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("NO_COLOR", "1")
+        .env("STELLA_FAULT_PAUSE_AFTER_VERIFY", &flag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !flag.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stella never paused after verification"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(target)
+        .unwrap();
+    file.write_all(&std::fs::read(with).unwrap()).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    std::fs::remove_file(&flag).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_dataset_rewritten_in_place_after_verification_loads_only_the_verified_records() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = history_dataset(dir.path());
+        let other = tampered_dataset(dir.path());
+        let url = fresh_store(engine, dir.path(), "swapped");
+        let report = dir.path().join("swap-report.json");
+        let archive = built.archive.to_str().unwrap();
+        let (code, stderr) = rewrite_between_passes(
+            &[
+                "aoc",
+                "backfill",
+                "--batch-size",
+                "10",
+                "--store",
+                &url,
+                "--report",
+                report.to_str().unwrap(),
+                "--from",
+                archive,
+            ],
+            &built.archive,
+            &other.archive,
+            dir.path(),
+        );
+        // First what reached the store, whatever the exit code says.
+        let mut store = Store::open(&url).unwrap();
+        let mut stored = 0;
+        store
+            .scan(&ScanFilter::default(), |row| {
+                stored += 1;
+                assert!(
+                    !row.json.contains("TAMPERED"),
+                    "{engine:?}: a record of the rewritten file reached the store: {}",
+                    row.id
+                );
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        assert_eq!(code, 0, "{engine:?}: {stderr}");
+        assert!(stored > 0);
+        let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        assert_eq!(r["records"], 121, "{engine:?}: {r}");
+        assert_eq!(r["datasets"][0][1], built.hash.as_str());
+        assert_eq!(
+            store_hash(&url, dir.path()),
+            built.hash,
+            "{engine:?}: the store holds exactly the verified dataset"
+        );
+
+        // `stella aoc verify --input` reads the same way: the verified records, no input error.
+        let built = history_dataset(&dir.path().join("again"));
+        let output = dir.path().join("verify.json");
+        let (code, stderr) = rewrite_between_passes(
+            &[
+                "aoc",
+                "verify",
+                "--output",
+                output.to_str().unwrap(),
+                "--input",
+                built.archive.to_str().unwrap(),
+            ],
+            &built.archive,
+            &other.archive,
+            dir.path(),
+        );
+        assert_eq!(code, 0, "{stderr}");
+        let v: Value = serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap();
+        assert_eq!(v["documents_checked"], 121, "{v}");
+    }
+}
+
+#[test]
+fn a_pinned_dataset_hash_that_differs_is_refused_before_anything_is_written() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = history_dataset(dir.path());
+        // A rollback: another dataset, valid in itself, where the pinned one was expected.
+        let pinned = tampered_dataset(dir.path()).hash;
+        let url = fresh_store(engine, dir.path(), "pinned");
+        for (extra, env) in [
+            (vec!["--expect-dataset-hash", pinned.as_str()], vec![]),
+            (vec![], vec![("DATASET_HASH", pinned.as_str())]),
+        ] {
+            let run = backfill(&url, &[&built.archive], &extra, &env, dir.path());
+            assert_eq!(run.code, 2, "{engine:?}: an input error: {}", run.stderr);
+            for hash in [&pinned, &built.hash] {
+                assert!(
+                    run.stderr.contains(hash.as_str()),
+                    "{engine:?}: the message names both hashes: {}",
+                    run.stderr
+                );
+            }
+            assert_eq!(run.report, Value::Null, "no report for a refused run");
+        }
+        if let Engine::Sqlite = engine {
+            let path = url.strip_prefix("sqlite://").unwrap();
+            assert!(!Path::new(path).exists(), "the store was never opened");
+        }
+        let mut store = Store::open(&url).unwrap();
+        assert_eq!(store.counts().unwrap().documents, 0, "nothing was written");
+        drop(store);
+
+        // The right pin loads.
+        let run = backfill(
+            &url,
+            &[&built.archive],
+            &["--expect-dataset-hash", &built.hash],
+            &[],
+            dir.path(),
+        );
+        assert_eq!(run.code, 0, "{engine:?}: {}", run.stderr);
+        assert_eq!(run.report["written"], run.report["records"]);
+    }
+    // `stella aoc verify --input` too.
+    let dir = tempfile::tempdir().unwrap();
+    let built = history_dataset(dir.path());
+    let pinned = "0".repeat(64);
+    let out = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["aoc", "verify", "--expect-dataset-hash", &pinned, "--input"])
+        .arg(&built.archive)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&pinned) && stderr.contains(&built.hash),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(["aoc", "verify", "--input"])
+        .arg(&built.archive)
+        .env("DATASET_HASH", &built.hash)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A pin that is not a hash at all is a usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args([
+            "aoc",
+            "verify",
+            "--expect-dataset-hash",
+            "latest",
+            "--input",
+        ])
+        .arg(&built.archive)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,5 +1,11 @@
 //! Reading a dataset for loading: verify it completely first, then stream its records in order
-//! from the same open file (a second pass, so memory stays bounded whatever the dataset's size).
+//! (a second pass, so memory stays bounded whatever the dataset's size).
+//!
+//! The second pass never reads the file again. While verifying, every byte the verifier reads is
+//! also written to a private copy (an unlinked temporary file that no other process can open by
+//! name); records are read from that copy only. A file rewritten in place, truncated or replaced
+//! after verification therefore changes nothing that is loaded: the records handed out are exactly
+//! those of the bytes that were verified.
 
 use crate::load::{LoadReport, BATCH_SIZE};
 use crate::manifest::Manifest;
@@ -11,7 +17,7 @@ use aoc_store::{Store, StoreError};
 use rayon::prelude::*;
 use serde_json::Value;
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Entry point for datasets: `Dataset::open_verified(path)`.
@@ -21,8 +27,9 @@ pub struct Dataset;
 #[derive(Debug)]
 pub struct VerifiedDataset {
     path: PathBuf,
-    /// Kept open: a file swapped in under the same name after verification is never read.
-    file: File,
+    /// The private copy of exactly the bytes that were verified: the only thing records are read
+    /// from. Unlinked from the start, so it disappears with the handle.
+    copy: File,
     limits: Limits,
     report: VerifyReport,
 }
@@ -57,21 +64,36 @@ impl Dataset {
     }
 
     /// [`open_verified`](Self::open_verified) with explicit options (limits, a pinned hash).
+    ///
+    /// The verified bytes are copied, as they are read, into a private temporary file (in
+    /// `TMPDIR`; as large as the archive, compressed) from which the records are read later.
     pub fn open_verified_with(
         path: &Path,
         options: &VerifyOptions,
     ) -> Result<VerifiedDataset, VerifyError> {
-        let file = File::open(path).map_err(|e| VerifyError::Unreadable {
+        let unreadable = |message: String| VerifyError::Unreadable {
             path: path.to_owned(),
-            message: format!("cannot open: {e}"),
-        })?;
-        let report = verify_reader(path, &file, options)?;
+            message,
+        };
+        let file = File::open(path).map_err(|e| unreadable(format!("cannot open: {e}")))?;
+        let mut copy = tempfile::tempfile()
+            .map_err(|e| unreadable(format!("cannot create the private copy to load from: {e}")))?;
+        let report = verify_reader(
+            path,
+            Tee {
+                inner: file,
+                copy: &mut copy,
+            },
+            options,
+        )?;
         if !report.is_ok() {
             return Err(VerifyError::Failed(Box::new(report)));
         }
+        copy.flush()
+            .map_err(|e| unreadable(format!("writing the private copy: {e}")))?;
         Ok(VerifiedDataset {
             path: path.to_owned(),
-            file,
+            copy,
             limits: options.limits,
             report,
         })
@@ -99,10 +121,9 @@ impl VerifiedDataset {
         &self.report
     }
 
-    /// Calls `f` for every record in dataset order (files by path, lines in order). Each file's
-    /// SHA-256 is checked again at its end; a dataset changed since verification fails there
-    /// (records before that point have been delivered, so a loader must treat the error as fatal
-    /// for the whole load, as an append-only store makes re-running safe).
+    /// Calls `f` for every record in dataset order (files by path, lines in order), read from the
+    /// private copy of the verified bytes, so the file at [`path`](Self::path) changing meanwhile
+    /// has no effect. Each file's SHA-256 is still checked again at its end, against the copy.
     pub fn for_each_record<F>(&self, mut f: F) -> Result<(), ReadError>
     where
         F: FnMut(DatasetRecord) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
@@ -111,10 +132,10 @@ impl VerifiedDataset {
             path: self.path.clone(),
             source,
         };
-        (&self.file)
+        (&self.copy)
             .seek(SeekFrom::Start(0))
             .map_err(|e| archive_err(e.into()))?;
-        let reader = ArchiveReader::new(&self.file, self.limits).map_err(archive_err)?;
+        let reader = ArchiveReader::new(&self.copy, self.limits).map_err(archive_err)?;
         let mut stop: Option<ReadError> = None;
         let result = reader.for_each_entry(|member, entry| {
             if member == MANIFEST_MEMBER {
@@ -194,5 +215,25 @@ impl VerifiedDataset {
             path: self.path.clone(),
             detail,
         }
+    }
+}
+
+/// Reads `inner` and writes every byte read to `copy` before handing it on: what the reader
+/// consumed is exactly what the copy holds.
+struct Tee<R, W> {
+    inner: R,
+    copy: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n]).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("writing the private copy to load from: {e}"),
+            )
+        })?;
+        Ok(n)
     }
 }

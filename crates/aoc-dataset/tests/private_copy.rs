@@ -1,0 +1,103 @@
+//! A dataset is read from exactly the bytes that were verified: rewriting the file in place,
+//! truncating it or replacing it after `Dataset::open_verified` changes nothing that is read.
+
+use aoc_dataset::{build_from_inputs, BuildOptions, BuildReport, Dataset, DatasetRecord};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const EPOCH: i64 = 1_764_000_000;
+
+fn history() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/history-sample.ndjson")
+}
+
+fn build(input: &Path, out: &Path) -> BuildReport {
+    let opts = BuildOptions {
+        source_date_epoch: Some(EPOCH),
+        ..BuildOptions::new(out)
+    };
+    build_from_inputs(&[input.to_owned()], &opts).unwrap()
+}
+
+/// The real history sample with every summary changed: a different, equally valid dataset.
+fn tampered_input(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(history()).unwrap();
+    let edited = text.replace("\"summary\":\"", "\"summary\":\"TAMPERED ");
+    assert_ne!(edited, text);
+    let path = dir.join("tampered.ndjson");
+    std::fs::write(&path, edited).unwrap();
+    path
+}
+
+fn records(dataset: &aoc_dataset::VerifiedDataset) -> Vec<DatasetRecord> {
+    let mut out = Vec::new();
+    dataset
+        .for_each_record(|r| {
+            out.push(r);
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+/// The original dataset, another valid dataset, and the original's records read undisturbed.
+fn fixture(dir: &Path) -> (BuildReport, BuildReport, Vec<DatasetRecord>) {
+    let original = build(&history(), &dir.join("a"));
+    let other = build(&tampered_input(dir), &dir.join("b"));
+    assert_ne!(original.hash, other.hash);
+    let expected = records(&Dataset::open_verified(&original.archive).unwrap());
+    assert_eq!(expected.len(), 121);
+    assert!(expected
+        .iter()
+        .all(|r| !r.doc.to_string().contains("TAMPERED")));
+    (original, other, expected)
+}
+
+#[test]
+fn rewriting_the_file_in_place_after_verification_changes_no_record_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (original, other, expected) = fixture(dir.path());
+    let dataset = Dataset::open_verified(&original.archive).unwrap();
+    // Same inode, new bytes: what an attacker with write access to the file does between passes.
+    let before = std::fs::metadata(&original.archive).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&original.archive)
+        .unwrap();
+    file.write_all(&std::fs::read(&other.archive).unwrap())
+        .unwrap();
+    file.sync_all().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&original.archive).unwrap().ino(),
+        before.ino()
+    );
+    let read = records(&dataset);
+    assert_eq!(read, expected, "the records are those that were verified");
+    assert_eq!(dataset.hash(), original.hash);
+}
+
+#[test]
+fn truncating_or_replacing_the_file_after_verification_changes_no_record_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (original, other, expected) = fixture(dir.path());
+
+    let dataset = Dataset::open_verified(&original.archive).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&original.archive)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    assert_eq!(records(&dataset), expected, "truncated to nothing");
+
+    // Put the original back, verify, then swap another dataset in under the same name.
+    let pristine = build(&history(), &dir.path().join("c"));
+    let dataset = Dataset::open_verified(&pristine.archive).unwrap();
+    std::fs::copy(&other.archive, dir.path().join("swap")).unwrap();
+    std::fs::rename(dir.path().join("swap"), &pristine.archive).unwrap();
+    assert_eq!(records(&dataset), expected, "replaced by rename");
+    // Reading twice gives the same records again.
+    assert_eq!(records(&dataset), expected);
+}
