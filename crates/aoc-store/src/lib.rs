@@ -9,6 +9,8 @@
 
 mod batch;
 mod document;
+mod pg_connect;
+mod pg_tls;
 mod postgres;
 mod row;
 mod sqlite;
@@ -37,6 +39,14 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("PostgreSQL store: {0}")]
     Postgres(#[from] ::postgres::Error),
+    /// The connection settings are unusable (an unknown sslmode, a missing root certificate, a
+    /// malformed URL); nothing was sent to a server.
+    #[error("PostgreSQL connection settings: {0}")]
+    PgConfig(String),
+    /// The server could not be reached, refused the connection, or failed the TLS checks.
+    /// `target` is `host:port/database (sslmode=...)`, never a password.
+    #[error("cannot connect to PostgreSQL at {target}: {message}")]
+    PgConnect { target: String, message: String },
     #[error("document {index} of the batch: {message}")]
     InvalidDocument { index: usize, message: String },
     #[error("I/O: {0}")]
@@ -55,6 +65,40 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A store URL fit for messages and reports: the password of `scheme://user:secret@host/...` and
+/// of a `password=` query parameter replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+                    None => base.to_owned(),
+                },
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +149,10 @@ impl Store {
     /// Opens (creating if needed) the store at `url` and applies pending schema migrations.
     ///
     /// `sqlite://PATH` (`sqlite:///abs/path`, `sqlite://rel/path`, `sqlite://:memory:`) or
-    /// `postgres://...` / `postgresql://...` (libpq-style URL, no TLS).
+    /// `postgres://...` / `postgresql://...`: a libpq URL with libpq's `sslmode` (`disable`,
+    /// `allow`, `prefer` by default, `require`, `verify-ca`, `verify-full`) and `sslrootcert`,
+    /// also from `PGSSLMODE` / `PGSSLROOTCERT`; without a password in the URL, `PGPASSWORD` or
+    /// the password file (`PGPASSFILE`, default `~/.pgpass`) supplies it.
     pub fn open(url: &str) -> Result<Store> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
@@ -115,7 +162,7 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Store::Postgres(postgres::PgStore::open(url)?))
         } else {
-            Err(StoreError::BadUrl(url.to_owned()))
+            Err(StoreError::BadUrl(redact_url(url)))
         }
     }
 

@@ -13,7 +13,7 @@ use crate::{Migration, Result, StoreError};
 use aoc_contract::UpstreamKey;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, IsolationLevel, NoTls, Statement};
+use postgres::{Client, IsolationLevel, Statement};
 use std::collections::{HashMap, HashSet};
 
 /// Key columns use `COLLATE "C"` so that ORDER BY is byte order whatever the database's locale:
@@ -252,8 +252,10 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Connects as libpq would (TLS per `sslmode`, password from the URL, `PGPASSWORD` or the
+    /// password file: see the `pg_connect` module) and applies pending migrations.
     pub(crate) fn open(url: &str) -> Result<PgStore> {
-        let mut client = Client::connect(url, NoTls)?;
+        let mut client = crate::pg_connect::connect(url)?;
         // Every query here is a short index lookup or a stream; JIT compiling them only adds
         // latency to each batch.
         client.batch_execute("SET jit = off")?;
