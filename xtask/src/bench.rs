@@ -12,7 +12,7 @@ mod release;
 mod verify;
 
 use crate::sbom::platform::Platform;
-use crate::sbom::{self, graph, SbomOptions};
+use crate::sbom::{self, graph, metadata, SbomOptions};
 
 #[derive(clap::Args)]
 pub struct Cmd {
@@ -144,7 +144,7 @@ fn compare_sets(sh: &Shell, sbom: &sbom::Sbom, syft_spdx: &str) -> Result<()> {
         .collect();
 
     let platform = Platform::host(sh)?;
-    let host = graph::metadata(sh, &platform.triple)?;
+    let host = metadata::metadata(sh, &platform.triple)?;
     let why = explain(&host, &platform)?;
 
     let only_ours: Vec<_> = ours.difference(&syft).collect();
@@ -184,7 +184,7 @@ fn compare_sets(sh: &Shell, sbom: &sbom::Sbom, syft_spdx: &str) -> Result<()> {
 
 /// Why each crate of the lock file is not linked into `stella`, first matching reason wins.
 fn explain(
-    host: &graph::Metadata,
+    host: &metadata::Metadata,
     platform: &Platform,
 ) -> Result<BTreeMap<(String, String), &'static str>> {
     let root = host.member(sbom::RUNNER_PACKAGE)?;
@@ -198,7 +198,7 @@ fn explain(
         .collect();
     let workspace = host.reach(&members, |_| true, true, platform);
 
-    let key = |p: &graph::Package| (p.name.clone(), p.version.clone());
+    let key = |p: &metadata::Package| (p.name.clone(), p.version.clone());
     let mut why = BTreeMap::new();
     for (i, p) in host.packages.iter().enumerate() {
         let reason = if linked.contains(&i) {

@@ -5,6 +5,7 @@ mod cyclonedx;
 mod features;
 pub(crate) mod graph;
 mod lock;
+pub(crate) mod metadata;
 pub(crate) mod platform;
 mod spdx;
 #[cfg(test)]
@@ -119,7 +120,7 @@ pub(crate) struct Model<'a> {
 /// Generates both SBOMs for the runner of the workspace `sh` is in.
 pub fn generate(sh: &Shell, opts: &SbomOptions) -> Result<Sbom> {
     let platform = platform::Platform::host(sh)?;
-    let meta = graph::metadata(sh, &platform.triple)?;
+    let meta = metadata::metadata(sh, &platform.triple)?;
     let lock_text = sh.read_file("Cargo.lock").context("reading Cargo.lock")?;
     let sums = lock::checksums(&lock_text)?;
     let linked = graph::linked(&meta, &platform)?;

@@ -48,7 +48,12 @@ impl Cmd {
         let mut _cluster: Option<Cluster> = None;
         let mut pg_url = None;
         if !self.no_postgres {
-            let dir = format!("/tmp/aoc-pg-xtask-{}", std::process::id());
+            // The system's temporary directory, not the workspace: the cluster runs as the `postgres`
+            // user, who may not enter a workspace under root's home.
+            let dir = std::env::temp_dir()
+                .join(format!("aoc-pg-xtask-{}", std::process::id()))
+                .display()
+                .to_string();
             let started = {
                 let _env = sh.push_env("AOC_PG_DIR", &dir);
                 cmd!(sh, "bash scripts/pg-test-cluster.sh start").read()

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 
-use super::graph::{Metadata, Node, Package};
+use super::metadata::{Dependency, Metadata, Node, Package};
 use super::platform::Platform;
 
 pub struct Resolution {
@@ -153,7 +153,7 @@ fn resolved<'m>(
     index: &'m BTreeMap<&str, usize>,
     node: &'m Node,
     pkg: &'m Package,
-    decl: &'m super::graph::Dependency,
+    decl: &'m Dependency,
 ) -> impl Iterator<Item = usize> + 'm {
     let extern_name = |s: &str| s.replace('-', "_");
     node.deps.iter().filter_map(move |d| {

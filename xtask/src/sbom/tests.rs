@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use xshell::{cmd, Shell};
 
 use super::platform::Platform;
-use super::{cyclonedx, generate, graph, lock, Artifact, Sbom, SbomOptions};
+use super::{cyclonedx, generate, lock, metadata, Artifact, Sbom, SbomOptions};
 
 use crate::release::tests::{shell, EPOCH};
 
@@ -110,7 +110,7 @@ fn leaves_out_dev_build_and_proc_macro_crates() {
     let sh = shell();
     let s = sbom(&sh);
     let platform = Platform::host(&sh).unwrap();
-    let meta = graph::metadata(&sh, &platform.triple).unwrap();
+    let meta = metadata::metadata(&sh, &platform.triple).unwrap();
     let listed: BTreeSet<(&str, &str)> = s
         .packages
         .iter()

@@ -1,3 +1,6 @@
+//! Mapping OSV and CSAF 2.0 documents: identifiers, join hints and the JSON Pointers they came
+//! from, on real and hand-made documents.
+
 use super::*;
 use serde_json::json;
 
