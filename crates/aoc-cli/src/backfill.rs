@@ -28,8 +28,14 @@ pub struct BackfillArgs {
     /// Inputs: OSV/CSAF JSON files or directories, NDJSON revision feeds (.zst/.gz read directly).
     #[arg(long, num_args = 1.., required = true)]
     from: Vec<PathBuf>,
-    /// The raw store: sqlite://PATH (embedded default) or postgres://USER@HOST:PORT/DB.
-    #[arg(long, env = "STELLA_STORE", default_value = "sqlite://stella-aoc.db")]
+    /// The raw store: sqlite://PATH (embedded default) or
+    /// postgres://USER@HOST:PORT/DB[?sslmode=...].
+    #[arg(
+        long,
+        env = "STELLA_STORE",
+        hide_env_values = true,
+        default_value = "sqlite://stella-aoc.db"
+    )]
     store: String,
     /// Source vendor (default: derived from each document).
     #[arg(long)]

@@ -50,16 +50,7 @@ pub fn pretty_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-/// Hides a password in a store URL for reports and messages.
+/// Hides a password in a store URL (`user:***@`, `password=***`) for reports and messages.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    aoc_store::redact_url(url)
 }

@@ -19,11 +19,21 @@ use std::time::Instant;
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// Raw documents to check: JSON or NDJSON files, directories of them, or dataset tarballs.
-    #[arg(long, num_args = 1.., required_unless_present_any = ["store", "postgres"], conflicts_with_all = ["store", "postgres"])]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["store", "postgres", "store_env"], conflicts_with_all = ["store", "postgres"])]
     input: Vec<PathBuf>,
-    /// A raw store to check: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    /// A raw store to check: sqlite://PATH or postgres://USER@HOST:PORT/DB[?sslmode=...]; without
+    /// --input, --store and --postgres, the URL in STELLA_STORE.
     #[arg(long, conflicts_with = "postgres")]
     store: Option<String>,
+    /// STELLA_STORE: a default only, so it is its own argument without conflicts (clap counts an
+    /// environment value as given, and `--input` would then conflict with it).
+    #[arg(
+        long = "store-from-env",
+        env = "STELLA_STORE",
+        hide = true,
+        hide_env_values = true
+    )]
+    store_env: Option<String>,
     /// A PostgreSQL raw store (URL), the same as `--store postgres://...`.
     #[arg(long)]
     postgres: Option<String>,
@@ -265,7 +275,18 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
             dir.display()
         );
     }
-    if let Some(url) = args.store.clone().or_else(|| args.postgres.clone()) {
+    let url = args
+        .store
+        .clone()
+        .or_else(|| args.postgres.clone())
+        .or_else(|| {
+            // STELLA_STORE only when nothing was chosen on the command line.
+            args.input
+                .is_empty()
+                .then(|| args.store_env.clone())
+                .flatten()
+        });
+    if let Some(url) = url {
         return run_store(&args, &url, since, started);
     }
     let mut reader = Source::open(&args.input, &args.pin)?;

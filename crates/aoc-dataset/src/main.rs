@@ -8,8 +8,8 @@ use aoc_dataset::{
     build_from_inputs, build_from_store, verify_with, BuildError, BuildOptions, BuildReport,
     Compression, LoadError, VerifyError, VerifyOptions, VerifyReport,
 };
-use aoc_store::Store;
-use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use aoc_store::{redact_url, Store};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,13 +29,22 @@ struct Cli {
 enum Command {
     /// Export raw documents (from a store, or from inputs via a temporary SQLite store) into
     /// aoc-dataset-<hash>.tar.gz plus aoc-dataset-<hash>.manifest.json.
-    #[command(group(ArgGroup::new("source").required(true).args(["store", "from"])))]
     Build {
-        /// Export this store: sqlite://PATH or postgres://USER@HOST:PORT/DB.
-        #[arg(long)]
+        /// Export this store: sqlite://PATH or postgres://USER@HOST:PORT/DB[?sslmode=...];
+        /// without --store and --from, the URL in STELLA_STORE.
+        #[arg(long, conflicts_with = "from")]
         store: Option<String>,
+        /// STELLA_STORE: a default only, so it is its own argument without conflicts (clap
+        /// counts an environment value as given, and `--from` would then conflict with it).
+        #[arg(
+            long = "store-from-env",
+            env = "STELLA_STORE",
+            hide = true,
+            hide_env_values = true
+        )]
+        store_env: Option<String>,
         /// Backfill these inputs (OSV/CSAF files or directories, revision feeds) first.
-        #[arg(long, num_args = 1..)]
+        #[arg(long, num_args = 1.., required_unless_present_any = ["store", "store_env"])]
         from: Vec<PathBuf>,
         /// Output directory (created if missing).
         #[arg(long)]
@@ -75,6 +84,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Build {
             store,
+            store_env,
             from,
             out,
             tenant,
@@ -92,6 +102,8 @@ fn main() -> ExitCode {
                 split_bytes: split_mib.max(1) << 20,
                 ..BuildOptions::new(out)
             };
+            // STELLA_STORE only when neither --store nor --from was given.
+            let store = store.or_else(|| from.is_empty().then_some(store_env).flatten());
             match build(store, &from, &opts) {
                 Ok(report) => {
                     print_build(&report, format);
@@ -150,7 +162,7 @@ fn build(
 ) -> anyhow::Result<BuildReport> {
     if let Some(url) = store {
         let mut store =
-            Store::open(&url).with_context(|| format!("cannot open store {}", redact(&url)))?;
+            Store::open(&url).with_context(|| format!("cannot open store {}", redact_url(&url)))?;
         Ok(build_from_store(&mut store, opts)?)
     } else {
         for p in from {
@@ -221,15 +233,5 @@ fn print_verify(report: &VerifyReport, format: OutputFormat) {
                 "notes": report.notes,
             })
         ),
-    }
-}
-
-/// Store URLs may carry a password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
     }
 }
