@@ -35,9 +35,9 @@ pub struct Cmd {
     /// [default: the repository's seed/].
     #[arg(long, num_args = 1..)]
     from: Vec<PathBuf>,
-    /// The store to load: sqlite://PATH or postgres://USER@HOST:PORT/DB, which must be empty
-    /// [default: a temporary SQLite file].
-    #[arg(long)]
+    /// The store to load: sqlite://PATH or postgres://USER@HOST:PORT/DB[?sslmode=...], which
+    /// must be empty [default: a temporary SQLite file].
+    #[arg(long, env = "STELLA_STORE", hide_env_values = true)]
     store: Option<String>,
     /// Where the dataset and `rehearsal-<hash>.json` are written.
     #[arg(long, default_value = DEFAULT_OUT)]
