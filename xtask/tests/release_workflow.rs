@@ -1,6 +1,8 @@
 //! The release workflow (`.gitea/workflows/aoc-backfill-release.yml`) is linted by actionlint and
-//! has the shape docs/ARCHITECTURE.md §10 gives it: a test job, then a release job that signs with the
-//! production key from secrets and only ever calls `cargo xtask` tasks.
+//! has the shape docs/ARCHITECTURE.md §10 gives it: a test job and a rehearsal against a PostgreSQL
+//! service, then a release job that refuses a missing piece before any build, signs with the
+//! production key from secrets, verifies, publishes and uploads; every step is a repository script
+//! or a `cargo xtask` task.
 //!
 //! Needs the tools from `xtask/third-party/setup.sh` (actionlint, PyYAML); without them the tests
 //! skip loudly, and with `AOC_THIRD_PARTY=1` (as `cargo xtask test` sets) they fail instead.
@@ -12,9 +14,10 @@ use serde_json::Value;
 
 const WORKFLOW: &str = ".gitea/workflows/aoc-backfill-release.yml";
 
-/// Gitea runs `actions/upload-artifact` up to v3 (v4 needs GitHub's artifact service), which
-/// actionlint flags as too old for github.com: the one finding accepted, on purpose.
-const ACCEPTED: &str = r#"the runner of "actions/upload-artifact@v3" action is too old"#;
+/// Gitea runs `actions/upload-artifact` and `download-artifact` up to v3 (v4 needs GitHub's
+/// artifact service), which actionlint flags as too old for github.com: the one finding accepted,
+/// on purpose.
+const ACCEPTED: &str = r#"the runner of "actions/(upload|download)-artifact@v3" action is too old"#;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -104,8 +107,28 @@ fn workflow_json() -> Option<Value> {
     Some(serde_json::from_slice(&out.stdout).expect("python printed JSON"))
 }
 
+/// The steps of a job, and the `run:` lines among them.
+fn steps(job: &Value) -> (&Vec<Value>, Vec<&str>) {
+    let steps = job["steps"].as_array().expect("a job has steps");
+    let runs = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    (steps, runs)
+}
+
+fn position(runs: &[&str], prefix: &str) -> usize {
+    runs.iter()
+        .position(|r| r.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no step runs `{prefix}...`: {runs:?}"))
+}
+
+fn uses_position(steps: &[Value], action: &str) -> usize {
+    steps
+        .iter()
+        .position(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(action)))
+        .unwrap_or_else(|| panic!("no step uses {action}"))
+}
+
 #[test]
-fn the_release_workflow_tests_then_releases_verifies_publishes_and_uploads_the_kit() {
+fn the_release_workflow_tests_rehearses_then_releases_verifies_publishes_and_uploads_the_kit() {
     let Some(w) = workflow_json() else {
         tool_missing("PyYAML in target/third-party/venv");
         return;
@@ -113,14 +136,53 @@ fn the_release_workflow_tests_then_releases_verifies_publishes_and_uploads_the_k
     assert_eq!(w["on"]["push"]["tags"], serde_json::json!(["v*"]));
     assert!(w["on"].get("workflow_dispatch").is_some());
     let jobs = &w["jobs"];
-    assert!(jobs["test"]["steps"]
-        .as_array()
+
+    // Every job installs the pinned toolchain and caches the build on Cargo.lock and the pin;
+    // every `run:` is a script of the repository or a cargo xtask task: logic lives there.
+    for name in ["test", "rehearsal", "release"] {
+        let (steps, runs) = steps(&jobs[name]);
+        assert!(
+            runs.contains(&"scripts/install-rust-toolchain.sh"),
+            "{name}: {runs:?}"
+        );
+        let cache = &steps[uses_position(steps, "actions/cache@")];
+        let key = cache["with"]["key"].as_str().unwrap();
+        assert!(
+            key.contains("hashFiles('Cargo.lock', 'rust-toolchain.toml')"),
+            "{name}: {key}"
+        );
+        let paths = cache["with"]["path"].as_str().unwrap();
+        assert!(paths.lines().any(|p| p.trim() == "target"), "{name}: {paths}");
+        for run in &runs {
+            assert!(
+                run.starts_with("cargo xtask ") || run.starts_with("scripts/") || *run == ".ci/run",
+                "{name}: `{run}`: steps call repository scripts and cargo xtask tasks only"
+            );
+        }
+    }
+    let (_, test_runs) = steps(&jobs["test"]);
+    assert!(test_runs.contains(&".ci/run"));
+
+    // The rehearsal loads the dataset into a PostgreSQL service and hands its report over.
+    let rehearsal = &jobs["rehearsal"];
+    assert!(rehearsal["services"]["postgres"]["image"]
+        .as_str()
         .unwrap()
-        .iter()
-        .any(|s| s["run"] == "cargo xtask test"));
+        .starts_with("postgres:"));
+    assert!(rehearsal["env"]["AOC_REHEARSAL_STORE"]
+        .as_str()
+        .unwrap()
+        .starts_with("postgres://"));
+    let (r_steps, r_runs) = steps(rehearsal);
+    let rehearse = position(&r_runs, "cargo xtask aoc-rehearsal --store \"$AOC_REHEARSAL_STORE\"");
+    assert!(position(&r_runs, "scripts/wait-for-port.sh") < rehearse);
+    let upload = &r_steps[uses_position(r_steps, "actions/upload-artifact@")];
+    assert_eq!(upload["uses"], "actions/upload-artifact@v3");
+    assert_eq!(upload["with"]["name"], "aoc-rehearsal");
+    assert_eq!(upload["with"]["path"], "out/rehearsal/rehearsal-*.json");
 
     let release = &jobs["release"];
-    assert_eq!(release["needs"], "test");
+    assert_eq!(release["needs"], serde_json::json!(["test", "rehearsal"]));
     let env = &release["env"];
     assert_eq!(env["AOC_REQUIRE_PROD_KEY"], "1");
     assert_eq!(env["COSIGN_KEY_B64"], "${{ secrets.COSIGN_KEY_B64 }}");
@@ -131,26 +193,34 @@ fn the_release_workflow_tests_then_releases_verifies_publishes_and_uploads_the_k
         "the release job must never allow the dev key"
     );
 
-    let steps = release["steps"].as_array().unwrap();
-    let runs: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
-    for run in &runs {
-        assert!(
-            run.starts_with("cargo xtask "),
-            "`{run}`: the workflow calls cargo xtask tasks only; logic belongs in xtask/"
-        );
-    }
-    let position = |task: &str| {
-        runs.iter()
-            .position(|r| r.starts_with(&format!("cargo xtask {task} ")))
-            .unwrap_or_else(|| panic!("the release job does not run cargo xtask {task}"))
-    };
-    assert!(position("aoc-release") < position("aoc-verify"));
-    assert!(position("aoc-verify") < position("aoc-publish"));
-    assert!(runs[position("aoc-verify")].contains("--key"));
-    assert!(runs[position("aoc-publish")].contains("--dir out/aoc"));
+    let (steps, runs) = steps(release);
+    // The refusals come first: right after the checkout, before the toolchain or any build.
+    assert!(steps[0]["uses"]
+        .as_str()
+        .unwrap()
+        .starts_with("actions/checkout@"));
+    assert_eq!(steps[1]["run"], "scripts/release-preflight.sh");
+    let download = uses_position(steps, "actions/download-artifact@");
+    assert_eq!(steps[download]["uses"], "actions/download-artifact@v3");
+    assert_eq!(steps[download]["with"]["name"], "aoc-rehearsal");
+    assert_eq!(steps[download]["with"]["path"], "out/rehearsal");
+    assert_eq!(
+        steps[download + 1]["run"],
+        "scripts/release-preflight.sh --rehearsal-dir out/rehearsal"
+    );
+    let first_cargo = runs.iter().position(|r| r.starts_with("cargo ")).unwrap();
+    assert!(position(&runs, "scripts/release-preflight.sh") < first_cargo);
+    assert!(position(&runs, "scripts/install-rust-toolchain.sh") < first_cargo);
+    let release_at = position(&runs, "cargo xtask aoc-release ");
+    let verify_at = position(&runs, "cargo xtask aoc-verify ");
+    let publish_at = position(&runs, "cargo xtask aoc-publish ");
+    assert!(release_at < verify_at && verify_at < publish_at);
+    assert!(runs[verify_at].contains("--key"));
+    assert!(runs[publish_at].contains("--dir out/aoc"));
 
     let upload = steps
         .iter()
+        .rev()
         .find(|s| {
             s["uses"]
                 .as_str()
