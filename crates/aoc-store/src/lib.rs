@@ -260,3 +260,25 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{redact_url, Store};
+
+    #[test]
+    fn redact_url_hides_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://aoc:s3cr@t@db:5432/store?sslmode=verify-full&password=x&a=b"),
+            "postgres://aoc:***@db:5432/store?sslmode=verify-full&password=***&a=b"
+        );
+        for kept in [
+            "postgres://aoc@db/store?sslmode=require",
+            "sqlite://relative/store.db",
+            "sqlite://:memory:",
+        ] {
+            assert_eq!(redact_url(kept), kept);
+        }
+        let err = Store::open("mysql://root:hunter2@db/x").err().unwrap();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}

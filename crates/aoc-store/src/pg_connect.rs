@@ -13,8 +13,9 @@
 //! | `verify-full` | always | chain up to `sslrootcert`, and the host name |
 //!
 //! The root certificate is `sslrootcert` (a PEM file, or `system` for the platform's roots, which
-//! implies `verify-full`), else `~/.postgresql/root.crt` when that file exists. Unlike libpq,
-//! `prefer` does not retry without TLS after a failed handshake.
+//! implies `verify-full`), else `~/.postgresql/root.crt` when that file exists. As in libpq,
+//! Unix-domain sockets never use TLS. Unlike libpq, `prefer` does not retry without TLS after a
+//! failed handshake.
 
 use crate::pg_tls::{self, Check, MakeRustls, Roots};
 use crate::StoreError;
@@ -81,6 +82,8 @@ pub(crate) enum PasswordSource {
 pub(crate) struct Settings {
     config: Config,
     sslmode: SslMode,
+    /// Every host is a Unix-domain socket directory: no TLS, whatever `sslmode` says.
+    socket_only: bool,
     rootcert: RootCert,
     password: Option<PasswordSource>,
     /// The password file looked at (whether or not it existed), for messages.
@@ -127,6 +130,13 @@ impl Settings {
             None if system => SslMode::VerifyFull,
             None => SslMode::Prefer,
         };
+        // libpq ignores sslmode on Unix-domain sockets: the server never speaks TLS there.
+        let socket_only = config.get_hostaddrs().is_empty()
+            && !config.get_hosts().is_empty()
+            && config
+                .get_hosts()
+                .iter()
+                .all(|h| matches!(h, Host::Unix(_)));
         let home = env("HOME").map(PathBuf::from);
         let rootcert = match rootcert_setting {
             Some(_) if system => {
@@ -139,7 +149,7 @@ impl Settings {
                 }
                 RootCert::System
             }
-            _ if sslmode == SslMode::Disable => RootCert::None,
+            _ if sslmode == SslMode::Disable || socket_only => RootCert::None,
             Some(path) => {
                 let path = PathBuf::from(path);
                 if path.exists() {
@@ -216,6 +226,7 @@ impl Settings {
         Ok(Settings {
             config,
             sslmode,
+            socket_only,
             rootcert,
             password,
             password_file,
@@ -240,13 +251,11 @@ impl Settings {
     }
 
     pub(crate) fn connect(mut self) -> crate::Result<Client> {
-        let check = if self.sslmode == SslMode::Disable {
-            Check::Nothing
-        } else {
-            self.check()?
-        };
+        let plain = self.sslmode == SslMode::Disable || self.socket_only;
+        let check = if plain { Check::Nothing } else { self.check()? };
         let tls = MakeRustls::new(check).map_err(StoreError::PgConfig)?;
         self.config.ssl_mode(match self.sslmode {
+            _ if plain => WireMode::Disable,
             SslMode::Disable | SslMode::Allow => WireMode::Disable,
             SslMode::Prefer => WireMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => WireMode::Require,
@@ -609,6 +618,20 @@ mod tests {
         assert!(
             message(resolve("postgres://u@h/d?sslmode=verify", &[])).contains("not one of disable")
         );
+    }
+
+    #[test]
+    fn unix_sockets_never_use_tls_nor_need_a_root_certificate() {
+        let s = resolve(
+            "postgres://u@/d?host=/run/postgresql&sslmode=verify-full",
+            &[("HOME", "relative-home-without-root-crt")],
+        )
+        .unwrap();
+        assert!(s.socket_only);
+        assert_eq!(s.rootcert, RootCert::None);
+        assert_eq!(s.target, "/run/postgresql:5432/d");
+        let s = resolve("postgres://u@db.example/d?sslmode=verify-full", &[]);
+        assert!(message(s).contains("root certificate"));
     }
 
     #[test]

@@ -500,6 +500,19 @@ fn tls_sslmodes_and_passwords_against_a_real_server() {
             Box::new(|| connects_over_tls(&pg("127.0.0.1", "sslmode=allow"))),
         ),
         (
+            "a Unix-domain socket never uses TLS, whatever sslmode says (as in libpq)",
+            Box::new(|| {
+                let url = format!(
+                    "postgres://postgres@/postgres?host={}&port={port}&sslmode=verify-full",
+                    cluster.dir.path().display()
+                );
+                match open(&url)? {
+                    false => Ok(()),
+                    true => Err("TLS over a Unix-domain socket".into()),
+                }
+            }),
+        ),
+        (
             "PGSSLMODE and PGSSLROOTCERT when the URL has neither",
             Box::new(|| {
                 set_env(&[
