@@ -9,6 +9,8 @@ mod epoch;
 mod keygen;
 mod kit;
 mod publish;
+#[cfg(test)]
+mod readme_synopsis;
 mod rehearsal;
 mod release;
 mod sbom;

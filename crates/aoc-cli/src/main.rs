@@ -11,6 +11,10 @@ mod output;
 mod source;
 mod verify;
 
+#[cfg(test)]
+#[path = "../../../xtask/src/readme_synopsis.rs"]
+mod readme_synopsis;
+
 use clap::{Args, Parser, Subcommand};
 
 #[global_allocator]

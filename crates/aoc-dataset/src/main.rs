@@ -14,6 +14,10 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[cfg(test)]
+#[path = "../../../xtask/src/readme_synopsis.rs"]
+mod readme_synopsis;
+
 #[derive(Parser)]
 #[command(
     name = "aoc-dataset",
