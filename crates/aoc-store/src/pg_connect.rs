@@ -262,8 +262,8 @@ impl Settings {
         });
         match self.config.connect(tls.clone()) {
             Ok(client) => Ok(client),
-            // allow: TLS only when the server refused the plain connection.
-            Err(e) if self.sslmode == SslMode::Allow && e.as_db_error().is_some() => {
+            // allow: TLS only when the server refused the plain connection (over TCP).
+            Err(e) if self.sslmode == SslMode::Allow && !plain && e.as_db_error().is_some() => {
                 self.config.ssl_mode(WireMode::Require);
                 self.config.connect(tls).map_err(|e| self.error(&e))
             }

@@ -381,7 +381,7 @@ fn tls_sslmodes_and_passwords_against_a_real_server() {
     let bad_password = format!(r#"password authentication failed for user "{SCRAM_USER}""#);
 
     type Case<'a> = (&'a str, Box<dyn Fn() -> Result<(), String> + 'a>);
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "require: TLS, certificate not checked",
             Box::new(|| connects_over_tls(&pg("127.0.0.1", "sslmode=require"))),
