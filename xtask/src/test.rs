@@ -45,7 +45,7 @@ impl Cmd {
     pub fn run(self, sh: &Shell) -> Result<ExitCode> {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
         let third_party = !self.no_third_party && self.install_third_party(sh, ci)?;
-        let mut _cluster: Option<Cluster> = None;
+        let mut _cluster: Option<Cluster<'_>> = None;
         let mut pg_url = None;
         if !self.no_postgres {
             // The system's temporary directory, not the workspace: the cluster runs as the `postgres`

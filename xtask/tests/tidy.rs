@@ -742,7 +742,7 @@ fn references_of(module: &str, code: &str, known: &BTreeSet<String>) -> BTreeSet
                 let item: Vec<String> = item
                     .trim()
                     .split("::")
-                    .map(|s| s.trim().split_whitespace().next().unwrap_or("").to_owned())
+                    .map(|s| s.split_whitespace().next().unwrap_or("").to_owned())
                     .filter(|s| !s.is_empty() && s != "{")
                     .collect();
                 if !item.is_empty() {

@@ -58,7 +58,7 @@ fn main() {
 
     let out = tmp.path();
     let none: &[PathBuf] = &[];
-    let mut contenders: Vec<(&str, Contender)> = vec![
+    let mut contenders: Vec<(&str, Contender<'_>)> = vec![
         (
             "aoc-archive tar.gz (+sha256)",
             Box::new(|| ours(&input, &out.join("ours.tar.gz"), Compression::Gzip)),

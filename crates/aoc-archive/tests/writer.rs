@@ -25,7 +25,8 @@ fn long_name() -> String {
 /// The files of a small kit: nested paths, an executable, an empty file, a >100-byte name (GNU
 /// long name) and a file larger than the 1 MiB copy buffer.
 fn kit_files() -> Vec<(String, Vec<u8>, bool)> {
-    let osv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/osv-rustsec/RUSTSEC-2016-0001.json");
+    let osv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/osv-rustsec/RUSTSEC-2016-0001.json");
     let osv = fs::read(&osv).unwrap_or_else(|e| panic!("{}: {e}", osv.display()));
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     vec![

@@ -32,7 +32,7 @@ pub const SPDX_TARBALL_ID: &str = "SPDXRef-Package-runner-tarball";
 /// SPDX id of the `stella` binary's package.
 pub const SPDX_BINARY_ID: &str = "SPDXRef-Package-runner-binary";
 
-/// SLSA Provenance v1 (https://slsa.dev/spec/v1.0/provenance).
+/// SLSA Provenance v1 (<https://slsa.dev/spec/v1.0/provenance>).
 pub const SLSA_PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
 /// Names this release process; bump the suffix when the kit's layout or steps change meaning.
 pub const BUILD_TYPE: &str =

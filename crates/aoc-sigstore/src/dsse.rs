@@ -1,4 +1,4 @@
-//! DSSE pre-authentication encoding (https://github.com/secure-systems-lab/dsse/blob/master/protocol.md).
+//! DSSE pre-authentication encoding (<https://github.com/secure-systems-lab/dsse/blob/master/protocol.md>).
 
 /// PAE(type, body) = "DSSEv1" SP len(type) SP type SP len(body) SP body, lengths in ASCII decimal
 /// bytes. A DSSE signature covers exactly these bytes, never the bare payload.

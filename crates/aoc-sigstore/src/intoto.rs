@@ -1,4 +1,4 @@
-//! in-toto Statement v1 (https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md):
+//! in-toto Statement v1 (<https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md>):
 //! building the DSSE payload and reading its subjects back.
 
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! The kit's SLSA Provenance v1 predicate (https://slsa.dev/spec/v1.0/provenance): what was built,
+//! The kit's SLSA Provenance v1 predicate (<https://slsa.dev/spec/v1.0/provenance>): what was built,
 //! from which commit and lock file, with which parameters. Every field is a function of the
 //! inputs, so the provenance (and its deterministic signature) reproduces byte for byte.
 

@@ -4,7 +4,7 @@
 //! S3-compatible server; an `http://` endpoint is allowed, for local servers), `AWS_REGION` or
 //! `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
 //! Conditional writes use `If-None-Match: *` (create) and `If-Match: <etag>` (update), which S3
-//! has supported since 2024 (https://aws.amazon.com/about-aws/whats-new/2024/11/amazon-s3-functionality-conditional-writes/).
+//! has supported since 2024 (<https://aws.amazon.com/about-aws/whats-new/2024/11/amazon-s3-functionality-conditional-writes/>).
 //!
 //! object_store is async; publishing is a handful of sequential requests, so each store owns a
 //! current-thread tokio runtime and blocks on it. Nothing async leaks out of this file.

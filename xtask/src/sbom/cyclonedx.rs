@@ -12,7 +12,7 @@ use cyclonedx_bom::prelude::*;
 
 use super::{Artifact, Model, PackageRef, RUNNER_BINARY, RUNNER_NAME, TOOL_VERSION};
 
-pub fn write(m: &Model) -> Result<Vec<u8>> {
+pub fn write(m: &Model<'_>) -> Result<Vec<u8>> {
     let root = &m.packages[m.root];
 
     let mut runner = Component::new(Classification::Application, RUNNER_NAME, &m.version, None);

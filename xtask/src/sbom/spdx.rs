@@ -10,7 +10,7 @@ const NOASSERTION: &str = "NOASSERTION";
 const TARBALL_ID: &str = "SPDXRef-Package-runner-tarball";
 const BINARY_ID: &str = "SPDXRef-Package-runner-binary";
 
-pub fn write(m: &Model) -> Result<Vec<u8>> {
+pub fn write(m: &Model<'_>) -> Result<Vec<u8>> {
     let root = &m.packages[m.root];
     let mut packages = Vec::new();
     let mut relationships = Vec::new();

@@ -1,4 +1,4 @@
-//! OSV schema 1.x (https://ossf.github.io/osv-schema/): `id`, `modified`, `aliases`,
+//! OSV schema 1.x (<https://ossf.github.io/osv-schema/>): `id`, `modified`, `aliases`,
 //! `affected[].package.purl`, `references[].url`.
 
 use super::{hint, push_aliases, push_identifier, trimmed, Extracted, MapError};
