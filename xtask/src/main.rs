@@ -5,6 +5,7 @@
 //! aoc-sigstore's, called from `release.rs`.
 
 mod bench;
+mod dataset_definition;
 mod epoch;
 mod keygen;
 mod kit;

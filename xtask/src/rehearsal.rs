@@ -13,7 +13,7 @@
 pub mod report;
 mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use xshell::{cmd, Shell};
 
+use crate::dataset_definition::{display_rel, explicit_epoch, DatasetSpec};
 use crate::kit;
 use report::{Counts, DatasetInfo, Report, SourceInfo, StepTime, Tools};
 
@@ -31,10 +32,15 @@ pub const DEFAULT_OUT: &str = "out/rehearsal";
 /// `cargo xtask aoc-rehearsal`
 #[derive(clap::Args)]
 pub struct Cmd {
-    /// Dataset inputs (OSV/CSAF files or directories, NDJSON feeds, dataset tarballs)
-    /// [default: the repository's seed/].
+    /// A dataset definition (JSON naming inputs and clock), or dataset inputs (OSV/CSAF files or
+    /// directories, NDJSON feeds, dataset tarballs), which then need --dataset-epoch
+    /// [default: the repository's seed/dataset.json].
     #[arg(long, num_args = 1..)]
     from: Vec<PathBuf>,
+    /// The clock of --from inputs given without a definition: seconds since 1970 or RFC 3339.
+    /// Refused with a definition, which carries its own.
+    #[arg(long, env = "AOC_DATASET_EPOCH")]
+    dataset_epoch: Option<String>,
     /// The store to load: sqlite://PATH or postgres://USER@HOST:PORT/DB[?sslmode=...], which
     /// must be empty [default: a temporary SQLite file].
     #[arg(long, env = "STELLA_STORE", hide_env_values = true)]
@@ -56,6 +62,7 @@ impl Cmd {
             store: self.store,
             runner_binary: self.runner_binary.map(|p| cwd.join(p)),
             epoch: None,
+            dataset_epoch: explicit_epoch(self.dataset_epoch.as_deref())?,
             print: true,
         };
         let done = rehearse(sh, &opts)?;
@@ -69,14 +76,18 @@ impl Cmd {
 pub struct RehearsalOptions {
     /// Absolute output directory.
     pub out: PathBuf,
-    /// Absolute dataset inputs; empty for the seed.
+    /// Absolute dataset inputs, or one dataset definition; empty for `seed/dataset.json`.
     pub from: Vec<PathBuf>,
     /// Store URL; `None` for a temporary SQLite file.
     pub store: Option<String>,
     /// Skip the cargo build and run this `stella`.
     pub runner_binary: Option<PathBuf>,
-    /// SOURCE_DATE_EPOCH; `None` reads it (or the last commit's time), as the release does.
+    /// The clock of `from` inputs given without a definition when `dataset_epoch` is unset
+    /// (callers that pin every clock, as the release's `epoch`); never a definition's clock.
     pub epoch: Option<i64>,
+    /// `--dataset-epoch` / `AOC_DATASET_EPOCH`: the explicit clock of `from` inputs; refused
+    /// with a definition.
+    pub dataset_epoch: Option<i64>,
     /// Step lines on stderr.
     pub print: bool,
 }
@@ -176,32 +187,26 @@ fn run(
     progress: &mut Progress,
 ) -> Result<Rehearsal> {
     let root = sh.current_dir();
-    let inputs = if opts.from.is_empty() {
-        kit::dataset::default_inputs(&root)?
-    } else {
-        opts.from.clone()
-    };
-    // The dataset's clock, as the release computes it (see `epoch::dataset_epoch`).
-    let epoch = match opts.epoch {
-        Some(e) => e,
-        None => {
-            let fallback = crate::epoch::source_date_epoch(sh)?;
-            crate::epoch::dataset_epoch(sh, &inputs, fallback)?
-        }
-    };
+    // The dataset, as the release resolves it: its definition (inputs and clock), so the hash is
+    // the one `aoc-release` computes from any checkout of the same files.
+    let spec = DatasetSpec::resolve(&root, &opts.from, opts.dataset_epoch, opts.epoch)?;
+    let inputs = spec.inputs.clone();
+    let epoch = spec.epoch;
     progress.epoch = Some(epoch);
     let source = git_source(sh)?;
     let target = store::Target::new(opts.store.as_deref())?;
     progress.store = Some(target.info.clone());
     if opts.print {
         eprintln!(
-            "aoc-rehearsal: store {}{}, SOURCE_DATE_EPOCH={epoch}, out {}",
+            "aoc-rehearsal: store {}{}, dataset {} (clock {epoch}), out {}",
             target.info.url,
             if target.info.temporary {
                 " (temporary)"
             } else {
                 ""
             },
+            spec.definition()
+                .map_or_else(|| "from explicit inputs".into(), |d| display_rel(&root, d)),
             opts.out.display()
         );
     }
@@ -218,7 +223,7 @@ fn run(
 
     let (built, manifest) = steps.run("dataset", || {
         // The release's builder, compression and clock: the hash is the one aoc-release computes.
-        let built = kit::dataset::build(&inputs, &opts.out, epoch)?;
+        let built = spec.build(&opts.out)?;
         let bytes = std::fs::read(&built.manifest)
             .with_context(|| format!("reading {}", built.manifest.display()))?;
         let manifest = aoc_dataset::Manifest::from_slice(&bytes)
@@ -354,7 +359,7 @@ fn run(
         store: target.info.clone(),
         source_date_epoch: epoch,
         finished_at: String::new(),
-        release_command: release_command(&root, opts, epoch, &hash),
+        release_command: release_command(&root, opts, &spec, &hash),
     };
     // The file lists the steps before its own writing; the returned copy includes that too.
     report.steps = steps.done.clone();
@@ -516,13 +521,12 @@ fn display_path(root: &Path, p: &Path) -> String {
     p.strip_prefix(root).unwrap_or(p).display().to_string()
 }
 
-/// The release pinned to this rehearsal. AOC_DATASET_EPOCH is part of it because the dataset's
-/// `ingested_at` stamps come from that clock: another value builds a dataset with another hash,
-/// and the pin would rightly refuse it. (By default the release derives the same clock from the
-/// last commit that touched the seed, so it also matches without it.)
-fn release_command(root: &Path, opts: &RehearsalOptions, epoch: i64, hash: &str) -> String {
+/// The release pinned to this rehearsal. A dataset definition carries its clock, so the command
+/// names only the definition (none for the default `seed/dataset.json`); inputs without one carry
+/// their clock as `--dataset-epoch`, because the records' `ingested_at` stamps come from it and
+/// another value builds a dataset with another hash, which the pin would rightly refuse.
+fn release_command(root: &Path, opts: &RehearsalOptions, spec: &DatasetSpec, hash: &str) -> String {
     let mut words = vec![
-        format!("AOC_DATASET_EPOCH={epoch}"),
         format!("DATASET_HASH={hash}"),
         "AOC_REQUIRE_PROD_KEY=1".into(),
         "COSIGN_KEY=…".into(),
@@ -531,6 +535,10 @@ fn release_command(root: &Path, opts: &RehearsalOptions, epoch: i64, hash: &str)
     if !opts.from.is_empty() {
         words.push("--dataset-from".into());
         words.extend(opts.from.iter().map(|p| shell_word(&display_path(root, p))));
+    }
+    if spec.definition().is_none() {
+        words.push("--dataset-epoch".into());
+        words.push(spec.epoch.to_string());
     }
     if opts.out != root.join(DEFAULT_OUT) {
         let report = opts.out.join(kit::rehearsal_report(hash));

@@ -11,6 +11,10 @@
 //! self-verification passed, so a failed run never leaves a kit that looks complete.
 
 #[cfg(test)]
+mod auditable_tests;
+#[cfg(test)]
+mod production_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 use std::collections::BTreeMap;
@@ -25,6 +29,7 @@ use aoc_sigstore::{
     Subject, IN_TOTO_PAYLOAD_TYPE,
 };
 
+use crate::dataset_definition::{display_rel, explicit_epoch, DatasetSpec, EPOCH_VAR};
 use crate::kit::{self, provenance};
 use crate::rehearsal::report::{stage_for_kit, Lookup as RehearsalLookup};
 use crate::sbom::{self, Artifact, SbomOptions};
@@ -41,7 +46,12 @@ const ENV_KEYS: &[&str] = &[
     "COSIGN_ALLOW_DEV_KEY",
     "AOC_REQUIRE_PROD_KEY",
     "DATASET_HASH",
+    EPOCH_VAR,
 ];
+
+/// The production public key, committed: with `AOC_REQUIRE_PROD_KEY=1` the signing key must be
+/// the one it names (the workflow verifies the kit against it after the build).
+pub const PROD_PUBLIC_KEY: &str = "tools/cosign/cosign.pub";
 
 /// `cargo xtask aoc-release`
 #[derive(clap::Args)]
@@ -49,10 +59,15 @@ pub struct Cmd {
     /// The kit directory to produce (replaced only once the new kit has verified).
     #[arg(long, default_value = "out/aoc")]
     out: PathBuf,
-    /// Dataset inputs (OSV/CSAF files or directories, NDJSON feeds, dataset tarballs)
-    /// [default: the repository's seed/].
+    /// A dataset definition (JSON naming inputs and clock), or dataset inputs (OSV/CSAF files or
+    /// directories, NDJSON feeds, dataset tarballs), which then need --dataset-epoch
+    /// [default: the repository's seed/dataset.json].
     #[arg(long = "dataset-from", num_args = 1..)]
     dataset_from: Vec<PathBuf>,
+    /// The clock of --dataset-from inputs given without a definition: seconds since 1970 or
+    /// RFC 3339 [env: AOC_DATASET_EPOCH]. Refused with a definition, which carries its own.
+    #[arg(long)]
+    dataset_epoch: Option<String>,
     /// Publish the verified kit: a directory path or file:// URL.
     #[arg(long)]
     publish: Option<String>,
@@ -68,13 +83,17 @@ pub struct Cmd {
 impl Cmd {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let cwd = std::env::current_dir()?;
+        let mut env = ReleaseOptions::process_env();
+        if let Some(e) = self.dataset_epoch {
+            env.insert(EPOCH_VAR.to_string(), e);
+        }
         let opts = ReleaseOptions {
             out: cwd.join(self.out),
             dataset_from: self.dataset_from.iter().map(|p| cwd.join(p)).collect(),
             publish: self.publish,
             runner_binary: self.runner_binary.map(|p| cwd.join(p)),
             epoch: None,
-            env: ReleaseOptions::process_env(),
+            env,
             print: true,
         };
         let lookup = match self.rehearsal_report {
@@ -90,15 +109,17 @@ impl Cmd {
 pub struct ReleaseOptions {
     /// Absolute kit directory.
     pub out: PathBuf,
-    /// Absolute dataset inputs; empty for the seed.
+    /// Absolute dataset inputs, or one dataset definition; empty for `seed/dataset.json`.
     pub dataset_from: Vec<PathBuf>,
     pub publish: Option<String>,
     /// Skip the cargo build and pack this binary.
     pub runner_binary: Option<PathBuf>,
-    /// SOURCE_DATE_EPOCH; `None` reads it (or the last commit's time).
+    /// SOURCE_DATE_EPOCH; `None` reads it (or the last commit's time). Also the clock of
+    /// `dataset_from` inputs given without a definition when `env` has no `AOC_DATASET_EPOCH`
+    /// (callers that pin every clock); never a definition's clock.
     pub epoch: Option<i64>,
-    /// The environment the release sees (keys, DATASET_HASH), passed in so tests never mutate the
-    /// process environment.
+    /// The environment the release sees (keys, DATASET_HASH, AOC_DATASET_EPOCH), passed in so
+    /// tests never mutate the process environment.
     pub env: BTreeMap<String, String>,
     /// Progress lines and the self-check's per-check lines on stderr.
     pub print: bool,
@@ -168,6 +189,9 @@ pub fn release_carrying(
     // Preconditions first: a missing key or a malformed pin must not cost a release build.
     let key = select_signing_key(env, &root).map_err(|e| anyhow::anyhow!("{e}"))?;
     let pin = env("DATASET_HASH").filter(|v| !v.is_empty());
+    if require_prod_key(env("AOC_REQUIRE_PROD_KEY").as_deref()) {
+        check_production(&root, &key, pin.as_deref())?;
+    }
     if let Some(p) = &pin {
         let is_hash = p.len() == 64 && p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !is_hash && p != DATASET_PLACEHOLDER {
@@ -181,15 +205,14 @@ pub fn release_carrying(
         Some(e) => e,
         None => crate::epoch::source_date_epoch(sh)?,
     };
-    let dataset_inputs = if opts.dataset_from.is_empty() {
-        kit::dataset::default_inputs(&root)?
-    } else {
-        opts.dataset_from.clone()
-    };
-    let dataset_epoch = match opts.epoch {
-        Some(e) => e,
-        None => crate::epoch::dataset_epoch(sh, &dataset_inputs, epoch)?,
-    };
+    let spec = DatasetSpec::resolve(
+        &root,
+        &opts.dataset_from,
+        explicit_epoch(env(EPOCH_VAR).as_deref())?,
+        opts.epoch,
+    )?;
+    let dataset_inputs = spec.inputs.clone();
+    let dataset_epoch = spec.epoch;
     let out = &opts.out;
     let out_name = out
         .file_name()
@@ -212,15 +235,18 @@ pub fn release_carrying(
     };
     if opts.print {
         eprintln!(
-            "aoc-release: signing key {} ({}), SOURCE_DATE_EPOCH={epoch}, dataset clock {dataset_epoch}, staging {}",
+            "aoc-release: signing key {} ({}), SOURCE_DATE_EPOCH={epoch}, dataset {} (clock \
+             {dataset_epoch}), staging {}",
             key.description.key_id,
             key_source(&key),
+            spec.definition()
+                .map_or_else(|| "from explicit inputs".into(), |d| display_rel(&root, d)),
             stage.display()
         );
     }
 
     let dataset = steps.run("dataset", || {
-        let built = kit::dataset::build(&dataset_inputs, &stage, dataset_epoch)?;
+        let built = spec.build(&stage)?;
         check_pin(pin.as_deref(), &built.hash, &dataset_inputs)?;
         let (archive, manifest) = (
             stage.join(kit::dataset_tarball(&built.hash)),
@@ -280,6 +306,8 @@ pub fn release_carrying(
         )?;
         std::fs::write(stage.join(kit::SPDX_FILE), &sbom.spdx)?;
         std::fs::write(stage.join(kit::CDX_FILE), &sbom.cdx)?;
+        // What scanners read from the binary (`.dep-v0`) is the SBOM's crate set.
+        sbom::auditable::check_binary(&binary, &sbom.packages, sbom.root)?;
         Ok(())
     })?;
 
@@ -431,6 +459,54 @@ fn check_replaceable(out: &Path) -> Result<()> {
         bail!(
             "--out {} exists and is not a kit (no SHA256SUMS): refusing to replace it",
             out.display()
+        );
+    }
+    Ok(())
+}
+
+/// `AOC_REQUIRE_PROD_KEY` as aoc-sigstore's key policy reads it: set and not `0`/`false`.
+fn require_prod_key(value: Option<&str>) -> bool {
+    value
+        .filter(|v| !v.is_empty())
+        .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// What a production release (`AOC_REQUIRE_PROD_KEY=1`) needs besides a production signing key,
+/// checked before anything is built: a dataset pinned to a real hash, and the committed
+/// production public key, which must be the signing key's.
+fn check_production(root: &Path, key: &SelectedKey, pin: Option<&str>) -> Result<()> {
+    match pin {
+        None => bail!(
+            "AOC_REQUIRE_PROD_KEY=1 needs DATASET_HASH: set it to the hash the dev rehearsal \
+             printed (`cargo xtask aoc-rehearsal`)"
+        ),
+        Some(DATASET_PLACEHOLDER) => bail!(
+            "DATASET_HASH={DATASET_PLACEHOLDER} accepts any dataset and AOC_REQUIRE_PROD_KEY=1 \
+             refuses it: set DATASET_HASH to the hash the dev rehearsal printed"
+        ),
+        Some(_) => {}
+    }
+    let path = root.join(PROD_PUBLIC_KEY);
+    let pem = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "AOC_REQUIRE_PROD_KEY=1 needs the production public key {PROD_PUBLIC_KEY} ({e}): \
+             commit the public half of the production key there (`cosign public-key --key ...`)"
+        )
+    })?;
+    let public = aoc_sigstore::PublicKey::from_pem(&pem, PROD_PUBLIC_KEY)
+        .map_err(|e| anyhow::anyhow!("{PROD_PUBLIC_KEY} is not a public key: {e}"))?;
+    if aoc_sigstore::policy::is_dev_key(&public) {
+        bail!(
+            "{PROD_PUBLIC_KEY} is the public dev key and AOC_REQUIRE_PROD_KEY=1 refuses it: commit \
+             the production public key there"
+        );
+    }
+    let signing = key.signer.public_key().key_id();
+    if signing != public.key_id() {
+        bail!(
+            "the signing key (key id {signing}) is not the production public key \
+             {PROD_PUBLIC_KEY} (key id {}): the kit would not verify against it",
+            public.key_id()
         );
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `cargo xtask sbom`: SPDX 2.3 and CycloneDX 1.5 SBOMs of exactly what is linked into `stella`,
 //! generated in process from `cargo metadata` and `Cargo.lock`.
 
+pub(crate) mod auditable;
 mod cyclonedx;
 mod features;
 pub(crate) mod graph;

@@ -64,7 +64,10 @@ fn rust_version_is_the_highest_any_locked_package_declares() {
             std::cmp::Ordering::Less => {}
         }
     }
-    assert!(!needed_by.is_empty(), "no locked package declares a rust-version");
+    assert!(
+        !needed_by.is_empty(),
+        "no locked package declares a rust-version"
+    );
 
     let workspace = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     let declared = workspace

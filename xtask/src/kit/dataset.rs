@@ -1,13 +1,11 @@
-//! The kit's dataset, through aoc-dataset's library: built from the repository's seed (or
-//! `--dataset-from` inputs), verified from its bytes (manifest, content hash, the AOC guard over
-//! every record), and its data files extracted for the bundled `stella`.
+//! The kit's dataset, through aoc-dataset's library: built from a dataset definition (the
+//! repository's `seed/dataset.json` unless `--dataset-from` says otherwise), verified from its
+//! bytes (manifest, content hash, the AOC guard over every record), and its data files extracted
+//! for the bundled `stella`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-
-/// The repository's default dataset inputs.
-pub const SEED_DIR: &str = "seed";
 
 /// A dataset written into the staging directory with its kit names.
 #[derive(Clone, Debug)]
@@ -17,36 +15,24 @@ pub struct Built {
     pub manifest: PathBuf,
 }
 
-/// The default inputs: every file under `seed/`, in name order.
-pub fn default_inputs(root: &Path) -> Result<Vec<PathBuf>> {
-    let seed = root.join(SEED_DIR);
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&seed)
-        .with_context(|| {
-            format!(
-                "no default dataset: {} is unreadable; pass --dataset-from PATH",
-                seed.display()
-            )
-        })?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()?;
-    inputs.retain(|p| {
-        !p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.') || n == "README.md")
-    });
-    inputs.sort();
-    anyhow::ensure!(
-        !inputs.is_empty(),
-        "{} is empty; pass --dataset-from PATH",
-        seed.display()
-    );
-    Ok(inputs)
+/// Builds the dataset from `inputs` into `out_dir` (`aoc-dataset-<hash>.tar.gz` and
+/// `.manifest.json`, the kit's names), every timestamp from `epoch`, tenant `default`. Releases and
+/// rehearsals build through their dataset definition (`DatasetSpec::build`); tests use this.
+#[cfg(test)]
+pub fn build(inputs: &[PathBuf], out_dir: &Path, epoch: i64) -> Result<Built> {
+    build_as(inputs, out_dir, epoch, None)
 }
 
-/// Builds the dataset from `inputs` into `out_dir` (`aoc-dataset-<hash>.tar.gz` and
-/// `.manifest.json`, the kit's names), every timestamp from `epoch`.
-pub fn build(inputs: &[PathBuf], out_dir: &Path, epoch: i64) -> Result<Built> {
+/// [`build`], writing `tenant` (aoc-dataset's `default` when `None`) into every document.
+pub fn build_as(
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    epoch: i64,
+    tenant: Option<&str>,
+) -> Result<Built> {
     let mut opts = aoc_dataset::BuildOptions::new(out_dir);
     opts.source_date_epoch = Some(epoch);
+    opts.tenant = tenant.map(str::to_string);
     opts.compression = aoc_dataset::Compression::Gzip;
     let report = aoc_dataset::build_from_inputs(inputs, &opts).context("building the dataset")?;
     Ok(Built {

@@ -20,16 +20,24 @@ const README: &str = include_str!("../../templates/runner/README.md");
 const LOAD_SCRIPT: &str = include_str!("../../templates/runner/scripts/load-dataset.sh");
 const VERIFY_STORE_SCRIPT: &str = include_str!("../../templates/runner/scripts/verify-store.sh");
 
-/// `cargo build --release --locked -p aoc-cli --bin stella`, reproducibly; returns the binary.
+/// The runner's dependency list (`.dep-v0` section bytes), beside the release build.
+const DEP_V0_FILE: &str = "stella.dep-v0";
+
+/// `cargo build --release --locked -p aoc-cli --bin stella`, reproducibly, with the SBOM's crate
+/// set embedded as the binary's `.dep-v0` section (`sbom/auditable.rs`); returns the binary.
 pub fn build(sh: &Shell, root: &Path, epoch: i64) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_dir = root.join(TARGET_SUBDIR);
     let flags = encoded_rustflags(root, &cargo_home()?);
+    let dep_v0 = target_dir.join(DEP_V0_FILE);
+    write_if_changed(&dep_v0, &crate::sbom::auditable::runner_section(sh)?)?;
     cmd!(
         sh,
         "{cargo} build --release --locked -p aoc-cli --bin stella"
     )
     .env("CARGO_TARGET_DIR", &target_dir)
+    // Read by crates/aoc-cli/build.rs; its content is what the binary embeds, its path is not.
+    .env(crate::sbom::auditable::DEP_V0_ENV, &dep_v0)
     .env("CARGO_ENCODED_RUSTFLAGS", flags)
     // CARGO_ENCODED_RUSTFLAGS wins over RUSTFLAGS; the old value is folded into it above.
     .env_remove("RUSTFLAGS")
@@ -45,6 +53,18 @@ pub fn build(sh: &Shell, root: &Path, epoch: i64) -> Result<PathBuf> {
         binary.display()
     );
     Ok(binary)
+}
+
+/// Writes `bytes` unless `path` already holds them: build.rs reruns (and `stella` relinks) when the
+/// file's mtime moves, so an unchanged list must leave it alone.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The RUSTFLAGS of the release build: the caller's own flags (CARGO_ENCODED_RUSTFLAGS, else

@@ -15,6 +15,7 @@ use xshell::{cmd, Shell};
 
 use super::report::{self, Lookup, Report};
 use super::{rehearse, summary, Rehearsal, RehearsalOptions};
+use crate::dataset_definition::{DatasetSpec, Origin, DEFAULT_DEFINITION};
 use crate::kit;
 use crate::release::{release_carrying, ReleaseOptions};
 use crate::verify::{verify_kit, VerifyOptions};
@@ -28,13 +29,14 @@ fn options(out: PathBuf) -> RehearsalOptions {
         store: None,
         runner_binary: Some(stella()),
         epoch: Some(EPOCH),
+        dataset_epoch: None,
         print: false,
     }
 }
 
 /// The release build of `stella`, built once per test binary through the release's own build
 /// (so it is the cached `target/aoc-release` binary), or `AOC_TEST_RUNNER_BINARY`.
-fn stella() -> PathBuf {
+pub(crate) fn stella() -> PathBuf {
     static STELLA: OnceLock<PathBuf> = OnceLock::new();
     STELLA
         .get_or_init(|| match std::env::var_os("AOC_TEST_RUNNER_BINARY") {
@@ -111,17 +113,12 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
             kit::rehearsal_report(hash),
         ]
     );
-    // The hash is the dataset's content address, and the one the release computes.
+    // The hash is the dataset's content address, and the one the seed's definition gives.
     let manifest = aoc_dataset::verify(&s.out.join(kit::dataset_tarball(hash))).unwrap();
     assert_eq!(&manifest.hash, hash);
     let scratch = tempfile::tempdir().unwrap();
-    let inputs = kit::dataset::default_inputs(&root()).unwrap();
-    assert_eq!(
-        &kit::dataset::build(&inputs, scratch.path(), EPOCH)
-            .unwrap()
-            .hash,
-        hash
-    );
+    let definition = DatasetSpec::load(&root().join(DEFAULT_DEFINITION)).unwrap();
+    assert_eq!(&definition.build(scratch.path()).unwrap().hash, hash);
 
     // The report on disk: every field.
     let on_disk: Report = serde_json::from_slice(&std::fs::read(&s.done.path).unwrap()).unwrap();
@@ -203,11 +200,14 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
     assert!(on_disk.store.temporary);
     let db = on_disk.store.url.strip_prefix("sqlite://").unwrap();
     assert!(!Path::new(db).exists(), "the temporary store {db} was left");
-    assert_eq!(on_disk.source_date_epoch, EPOCH);
+    // The definition's clock, not the caller's SOURCE_DATE_EPOCH.
+    assert_eq!(on_disk.source_date_epoch, definition.epoch);
+    assert_ne!(definition.epoch, EPOCH);
     // Not the default out directory, so the command names the report (relative to the
-    // workspace, where the command is run, when it is inside it).
+    // workspace, where the command is run, when it is inside it). The definition is committed,
+    // so the command needs no clock.
     let command = format!(
-        "AOC_DATASET_EPOCH={EPOCH} DATASET_HASH={hash} AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… \
+        "DATASET_HASH={hash} AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… \
          cargo xtask aoc-release --rehearsal-report {}",
         s.done
             .path
@@ -240,20 +240,39 @@ fn a_rehearsal_into_the_default_out_dir_prints_the_plain_release_command() {
         store: None,
         runner_binary: None,
         epoch: None,
+        dataset_epoch: None,
         print: false,
     };
+    let seed = DatasetSpec::resolve(&root, &[], None, None).unwrap();
     assert_eq!(
-        super::release_command(&root, &opts, 42, "ab"),
-        "AOC_DATASET_EPOCH=42 DATASET_HASH=ab AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… cargo xtask aoc-release"
+        super::release_command(&root, &opts, &seed, "ab"),
+        "DATASET_HASH=ab AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… cargo xtask aoc-release"
     );
+    // Inputs without a definition: their clock is part of the command.
     let opts = RehearsalOptions {
         from: vec![root.join("feeds/a b.ndjson"), PathBuf::from("/srv/osv")],
         ..opts
     };
+    let explicit = DatasetSpec {
+        inputs: opts.from.clone(),
+        epoch: 42,
+        tenant: None,
+        origin: Origin::Explicit,
+    };
     assert_eq!(
-        super::release_command(&root, &opts, 42, "ab"),
-        "AOC_DATASET_EPOCH=42 DATASET_HASH=ab AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… cargo xtask \
-         aoc-release --dataset-from 'feeds/a b.ndjson' /srv/osv"
+        super::release_command(&root, &opts, &explicit, "ab"),
+        "DATASET_HASH=ab AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… cargo xtask \
+         aoc-release --dataset-from 'feeds/a b.ndjson' /srv/osv --dataset-epoch 42"
+    );
+    // Another definition: named, no clock.
+    let opts = RehearsalOptions {
+        from: vec![root.join("seed/dataset.json")],
+        ..opts
+    };
+    assert_eq!(
+        super::release_command(&root, &opts, &seed, "ab"),
+        "DATASET_HASH=ab AOC_REQUIRE_PROD_KEY=1 COSIGN_KEY=… cargo xtask \
+         aoc-release --dataset-from seed/dataset.json"
     );
 }
 
@@ -508,7 +527,6 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
         &out,
         None,
         &VerifyOptions {
-            run_bundled_stella: false,
             print: false,
             ..VerifyOptions::default()
         },
@@ -518,7 +536,7 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
         .failures()
         .map(|f| format!("{} {}: {}", f.check, f.file, f.detail))
         .collect();
-    assert!(verified.passed(), "{failures:?}");
+    assert!(verified.intact(), "{failures:?}");
     let checks: Vec<(&str, &str)> = verified
         .checks
         .iter()
@@ -545,7 +563,6 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
         &out,
         None,
         &VerifyOptions {
-            run_bundled_stella: false,
             print: false,
             ..VerifyOptions::default()
         },
@@ -595,14 +612,17 @@ fn a_release_pinned_to_another_hash_fails_naming_both_before_building_the_runner
 fn an_explicit_rehearsal_report_of_another_dataset_is_refused_before_the_runner_build() {
     let s = seeded();
     let scratch = tempfile::tempdir().unwrap();
-    // Another clock gives another dataset (its ingested_at stamps differ), so another hash.
+    // The seed's inputs with another clock give another dataset (its ingested_at stamps
+    // differ), so another hash.
     let mut opts = release_options(
         scratch.path().join("aoc"),
         "",
         scratch.path().join("no-such-stella"),
     );
     opts.env.remove("DATASET_HASH");
-    opts.epoch = Some(EPOCH + 1);
+    opts.env
+        .insert("AOC_DATASET_EPOCH".into(), (EPOCH + 1).to_string());
+    opts.dataset_from = vec![root().join("seed/rustsec-seed.ndjson.zst")];
     let err = release_carrying(&shell(), &opts, &Lookup::File(s.done.path.clone()))
         .err()
         .expect("must fail");
