@@ -90,6 +90,11 @@ pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
     {
         eprintln!("{tool}: DATASET_HASH is the placeholder: the dataset is not pinned");
     }
+    // A published directory (a copy of a publish prefix): its signed manifest, then each kit.
+    if crate::published::is_published_dir(dir) {
+        let json = args.format == Format::Json || args.json;
+        return crate::published::run(dir, &opts, json, tool);
+    }
     let report = verify_kit_with(dir, &opts, &mut |c| eprintln!("{}", render_check(c)));
     if args.format == Format::Json || args.json {
         let mut out = std::io::stdout().lock();

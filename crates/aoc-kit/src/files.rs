@@ -60,7 +60,10 @@ pub enum ReadProblem {
     /// A link, directory, device or other non-regular file.
     NotRegular,
     /// Larger than `cap`, before a byte was read.
-    TooLarge { size: u64, cap: u64 },
+    TooLarge {
+        size: u64,
+        cap: u64,
+    },
     /// The file changed size while it was read.
     Changed,
     Io(io::Error),

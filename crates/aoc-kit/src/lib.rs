@@ -10,9 +10,12 @@ pub mod bindings;
 pub mod cli;
 pub mod files;
 pub mod layout;
+pub mod published;
 pub mod rehearsal;
 pub mod report;
 pub mod verify;
 
-pub use report::{escape, render_check, CheckResult, Class, KeyInfo, KitReport, EXIT_CODES, EXIT_USAGE};
+pub use report::{
+    escape, render_check, CheckResult, Class, KeyInfo, KitReport, EXIT_CODES, EXIT_USAGE,
+};
 pub use verify::{dataset_limits, verify_kit, verify_kit_with, TrustedKey, VerifyOptions};

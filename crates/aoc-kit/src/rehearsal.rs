@@ -137,4 +137,3 @@ pub fn check(bytes: &[u8], hash: &str) -> std::result::Result<String, String> {
         report.store.engine
     ))
 }
-

@@ -243,7 +243,10 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), classes.len() + 1);
         for code in codes {
-            assert!(EXIT_CODES.contains(&format!("  {code} ")), "{code} undocumented");
+            assert!(
+                EXIT_CODES.contains(&format!("  {code} ")),
+                "{code} undocumented"
+            );
         }
     }
 }

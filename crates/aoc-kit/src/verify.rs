@@ -26,7 +26,7 @@ use aoc_sigstore::{verify_dsse_bundle, verify_message_bundle, PublicKey, IN_TOTO
 use crate::bindings;
 use crate::files::{read_and_hash, Keep, Proven, ReadProblem};
 use crate::layout;
-use crate::report::{escape, escape_os, CheckResult, Class, KeyInfo, KitReport};
+use crate::report::{escape, CheckResult, Class, KeyInfo, KitReport};
 
 /// How to verify.
 #[derive(Clone, Debug, Default)]
@@ -122,7 +122,13 @@ struct Proof {
 }
 
 impl Verifier<'_> {
-    fn record(&mut self, check: &str, file: &str, class: Class, outcome: Result<String, String>) -> bool {
+    fn record(
+        &mut self,
+        check: &str,
+        file: &str,
+        class: Class,
+        outcome: Result<String, String>,
+    ) -> bool {
         let ok = outcome.is_ok();
         let detail = match outcome {
             Ok(d) | Err(d) => escape(&d),
@@ -145,9 +151,15 @@ impl Verifier<'_> {
     }
 
     fn run(&mut self, opts: &VerifyOptions, report: &mut KitReport) {
-        let Some(key) = self.key(opts, report) else { return };
-        let Some(sums) = self.root_signature(&key) else { return };
-        let Some((sums, hash, carried)) = self.listing(&sums, opts) else { return };
+        let Some(key) = self.key(opts, report) else {
+            return;
+        };
+        let Some(sums) = self.root_signature(&key, report.key.self_contained) else {
+            return;
+        };
+        let Some((sums, hash, carried)) = self.listing(&sums, opts) else {
+            return;
+        };
         report.dataset_hash = Some(hash.clone());
         let files = self.digests(&sums, &hash, &carried);
         let proof = Proof {
@@ -187,13 +199,14 @@ impl Verifier<'_> {
                 report.key.path = escape(&self.dir.join(layout::PUBLIC_KEY).display().to_string());
                 report.key.self_contained = true;
                 let path = self.dir.join(layout::PUBLIC_KEY);
-                let parsed = read_and_hash(&path, layout::size_cap(layout::PUBLIC_KEY), Keep::Bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|(p, _)| {
-                        let text = std::str::from_utf8(p.bytes().unwrap_or_default())
-                            .map_err(|_| "not text".to_string())?;
-                        PublicKey::from_pem(text, layout::PUBLIC_KEY).map_err(|e| e.to_string())
-                    });
+                let parsed =
+                    read_and_hash(&path, layout::size_cap(layout::PUBLIC_KEY), Keep::Bytes)
+                        .map_err(|e| e.to_string())
+                        .and_then(|(p, _)| {
+                            let text = std::str::from_utf8(p.bytes().unwrap_or_default())
+                                .map_err(|_| "not text".to_string())?;
+                            PublicKey::from_pem(text, layout::PUBLIC_KEY).map_err(|e| e.to_string())
+                        });
                 match parsed {
                     Ok(k) => k,
                     Err(e) => {
@@ -209,7 +222,7 @@ impl Verifier<'_> {
     }
 
     /// Step 1: SHA256SUMS' signature over its raw bytes, before they are parsed.
-    fn root_signature(&mut self, key: &PublicKey) -> Option<Vec<u8>> {
+    fn root_signature(&mut self, key: &PublicKey, self_contained: bool) -> Option<Vec<u8>> {
         let sums = match self.read_small(layout::SUMS) {
             Ok((bytes, digest)) => (bytes, digest),
             Err(e) => {
@@ -225,11 +238,22 @@ impl Verifier<'_> {
         let bundle = match self.read_small(layout::SUMS_BUNDLE) {
             Ok((bytes, _)) => bytes,
             Err(e) => {
-                self.fail_file("signature", layout::SUMS_BUNDLE, Class::Signature, e.to_string());
+                self.fail_file(
+                    "signature",
+                    layout::SUMS_BUNDLE,
+                    Class::Signature,
+                    e.to_string(),
+                );
                 return None;
             }
         };
-        let outcome = signed(&bundle, &sums.1, key, layout::SUMS);
+        let outcome = signed(&bundle, &sums.1, key, layout::SUMS).map_err(|e| {
+            if self_contained {
+                format!("{e} (checked against the kit's own {})", layout::PUBLIC_KEY)
+            } else {
+                e
+            }
+        });
         if self.record("signature", layout::SUMS_BUNDLE, Class::Signature, outcome) {
             Some(sums.0)
         } else {
@@ -246,7 +270,12 @@ impl Verifier<'_> {
         let sums = match Sha256Sums::parse(bytes) {
             Ok(s) => s,
             Err(e) => {
-                self.record("sha256sums.parse", layout::SUMS, Class::Checksum, Err(e.to_string()));
+                self.record(
+                    "sha256sums.parse",
+                    layout::SUMS,
+                    Class::Checksum,
+                    Err(e.to_string()),
+                );
                 return None;
             }
         };
@@ -263,7 +292,12 @@ impl Verifier<'_> {
             Ok(e) => e,
             Err(e) => {
                 let dir = self.dir.display().to_string();
-                self.record("layout", &dir, Class::Hostile, Err(format!("cannot list: {e}")));
+                self.record(
+                    "layout",
+                    &dir,
+                    Class::Hostile,
+                    Err(format!("cannot list: {e}")),
+                );
                 return None;
             }
         };
@@ -274,18 +308,48 @@ impl Verifier<'_> {
                 Ok(e) => e,
                 Err(e) => {
                     let dir = self.dir.display().to_string();
-                    self.record("layout", &dir, Class::Hostile, Err(format!("cannot list: {e}")));
+                    self.record(
+                        "layout",
+                        &dir,
+                        Class::Hostile,
+                        Err(format!("cannot list: {e}")),
+                    );
                     return None;
                 }
             };
             let raw = entry.file_name();
+            // Links, directories and devices have no place in a kit (the entry's own type: no
+            // link is followed).
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                complete = false;
+                let shown = raw.to_string_lossy().into_owned();
+                if raw.to_str().is_some_and(|n| listed.contains(n)) {
+                    present.insert(shown.clone());
+                }
+                self.failed_files.insert(shown.clone());
+                self.record(
+                    "layout",
+                    &shown,
+                    Class::Hostile,
+                    Err(
+                        "is not a regular file (links and directories have no place in a kit)"
+                            .into(),
+                    ),
+                );
+                continue;
+            }
             match raw.to_str() {
-                Some(name) if listed.contains(name) || name == layout::SUMS || name == layout::SUMS_BUNDLE => {
+                Some(name)
+                    if listed.contains(name)
+                        || name == layout::SUMS
+                        || name == layout::SUMS_BUNDLE =>
+                {
                     present.insert(name.to_string());
                 }
                 _ => {
                     complete = false;
-                    let shown = escape_os(&raw);
+                    // Escaped by `record`, like every name; bytes that are not UTF-8 show as U+FFFD.
+                    let shown = raw.to_string_lossy();
                     self.record(
                         "sha256sums.complete",
                         &shown,
@@ -309,7 +373,10 @@ impl Verifier<'_> {
 
         // The signed listing names the dataset, so a second dataset dropped into the directory
         // is only an unlisted file.
-        let hashes: Vec<&str> = listed.iter().filter_map(|n| layout::parse_dataset_tarball(n)).collect();
+        let hashes: Vec<&str> = listed
+            .iter()
+            .filter_map(|n| layout::parse_dataset_tarball(n))
+            .collect();
         let hash = match hashes.as_slice() {
             [one] => one.to_string(),
             _ => {
@@ -332,7 +399,11 @@ impl Verifier<'_> {
         let outcome = if got == expected {
             Ok(format!("lists the {} kit files", expected.len()))
         } else {
-            Err(format!("lists [{}], a kit has [{}]", got.join(", "), expected.join(", ")))
+            Err(format!(
+                "lists [{}], a kit has [{}]",
+                got.join(", "),
+                expected.join(", ")
+            ))
         };
         if !self.record("sha256sums.layout", layout::SUMS, Class::Checksum, outcome) {
             return None;
@@ -342,7 +413,10 @@ impl Verifier<'_> {
                 "sha256sums.complete",
                 layout::SUMS,
                 Class::Checksum,
-                Ok(format!("the kit holds exactly the {} listed files and the checksum pair", listed.len())),
+                Ok(format!(
+                    "the kit holds exactly the {} listed files and the checksum pair",
+                    listed.len()
+                )),
             );
         }
         if let Some(expected) = &opts.expect_dataset_hash {
@@ -354,7 +428,12 @@ impl Verifier<'_> {
                      (--expect-dataset-hash / DATASET_HASH): an older or another kit"
                 ))
             };
-            if !self.record("dataset.pinned", &layout::dataset_tarball(&hash), Class::Dataset, outcome) {
+            if !self.record(
+                "dataset.pinned",
+                &layout::dataset_tarball(&hash),
+                Class::Dataset,
+                outcome,
+            ) {
                 return None;
             }
         }
@@ -362,37 +441,57 @@ impl Verifier<'_> {
     }
 
     /// Step 3: every listed file read once, bounded, hashed; the tarballs in parallel.
-    fn digests(&mut self, sums: &Sha256Sums, hash: &str, carried: &[String]) -> BTreeMap<String, Proven> {
+    fn digests(
+        &mut self,
+        sums: &Sha256Sums,
+        hash: &str,
+        carried: &[String],
+    ) -> BTreeMap<String, Proven> {
         let names = layout::with_optional(layout::summed_files(hash), carried);
-        let large = [layout::RUNNER_TARBALL.to_string(), layout::dataset_tarball(hash)];
+        let large = [
+            layout::RUNNER_TARBALL.to_string(),
+            layout::dataset_tarball(hash),
+        ];
         let dir = self.dir;
-        let todo: Vec<&String> = names.iter().filter(|n| !self.failed_files.contains(*n)).collect();
-        let results: Vec<(String, Result<(Proven, [u8; 32]), ReadProblem>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = todo
-                .iter()
-                .filter(|n| large.contains(n))
-                .map(|name| {
-                    let name = (*name).clone();
-                    s.spawn(move || {
-                        let r = read_and_hash(&dir.join(&name), layout::size_cap(&name), Keep::Copy);
-                        (name, r)
+        let todo: Vec<&String> = names
+            .iter()
+            .filter(|n| !self.failed_files.contains(*n))
+            .collect();
+        let results: Vec<(String, Result<(Proven, [u8; 32]), ReadProblem>)> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = todo
+                    .iter()
+                    .filter(|n| large.contains(n))
+                    .map(|name| {
+                        let name = (*name).clone();
+                        s.spawn(move || {
+                            let r = read_and_hash(
+                                &dir.join(&name),
+                                layout::size_cap(&name),
+                                Keep::Copy,
+                            );
+                            (name, r)
+                        })
                     })
-                })
-                .collect();
-            let mut out: Vec<_> = todo
-                .iter()
-                .filter(|n| !large.contains(n))
-                .map(|name| {
-                    let r = read_and_hash(&dir.join(name.as_str()), layout::size_cap(name), Keep::Bytes);
-                    ((*name).clone(), r)
-                })
-                .collect();
-            for h in handles {
-                out.push(h.join().expect("hashing thread"));
-            }
-            out.sort_by(|a, b| a.0.cmp(&b.0));
-            out
-        });
+                    .collect();
+                let mut out: Vec<_> = todo
+                    .iter()
+                    .filter(|n| !large.contains(n))
+                    .map(|name| {
+                        let r = read_and_hash(
+                            &dir.join(name.as_str()),
+                            layout::size_cap(name),
+                            Keep::Bytes,
+                        );
+                        ((*name).clone(), r)
+                    })
+                    .collect();
+                for h in handles {
+                    out.push(h.join().expect("hashing thread"));
+                }
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                out
+            });
         let mut proven = BTreeMap::new();
         for (name, result) in results {
             let listed = sums.get(&name).copied().unwrap_or_default();
@@ -405,7 +504,11 @@ impl Verifier<'_> {
                     "sha256",
                     &name,
                     Class::Checksum,
-                    format!("sha256 is {}, SHA256SUMS lists {}", hex::encode(actual), hex::encode(listed)),
+                    format!(
+                        "sha256 is {}, SHA256SUMS lists {}",
+                        hex::encode(actual),
+                        hex::encode(listed)
+                    ),
                 ),
                 Err(e @ (ReadProblem::TooLarge { .. } | ReadProblem::NotRegular)) => {
                     self.fail_file("sha256", &name, Class::Hostile, e.to_string())
@@ -426,24 +529,33 @@ impl Verifier<'_> {
         // The runner's bundle over the runner tarball's signed digest.
         if let (Some(bundle), Some(digest)) = (
             p.files.get(layout::RUNNER_BUNDLE).and_then(Proven::bytes),
-            p.files.get(layout::RUNNER_TARBALL).and(listed(layout::RUNNER_TARBALL)),
+            p.files
+                .get(layout::RUNNER_TARBALL)
+                .and(listed(layout::RUNNER_TARBALL)),
         ) {
             let outcome = signed(bundle, &digest, key, layout::RUNNER_TARBALL);
-            self.record("signature", layout::RUNNER_BUNDLE, Class::Signature, outcome);
+            self.record(
+                "signature",
+                layout::RUNNER_BUNDLE,
+                Class::Signature,
+                outcome,
+            );
         }
 
         // The provenance: a DSSE in-toto statement whose subjects are the artefacts.
         let provenance = layout::provenance(hash);
         if let Some(bytes) = p.files.get(&provenance).and_then(Proven::bytes) {
-            let verified = verify_dsse_bundle(bytes, key).map_err(|e| e.to_string()).and_then(|payload| {
-                if payload.payload_type != IN_TOTO_PAYLOAD_TYPE {
-                    return Err(format!(
-                        "payloadType is {}, expected {IN_TOTO_PAYLOAD_TYPE}",
-                        payload.payload_type
-                    ));
-                }
-                Ok(payload.payload)
-            });
+            let verified = verify_dsse_bundle(bytes, key)
+                .map_err(|e| e.to_string())
+                .and_then(|payload| {
+                    if payload.payload_type != IN_TOTO_PAYLOAD_TYPE {
+                        return Err(format!(
+                            "payloadType is {}, expected {IN_TOTO_PAYLOAD_TYPE}",
+                            payload.payload_type
+                        ));
+                    }
+                    Ok(payload.payload)
+                });
             let statement = match verified {
                 Ok(s) => {
                     self.record(
@@ -455,7 +567,12 @@ impl Verifier<'_> {
                     Some(s)
                 }
                 Err(e) => {
-                    self.fail_file("signature", &provenance, Class::Signature, format!("over {provenance}: {e}"));
+                    self.fail_file(
+                        "signature",
+                        &provenance,
+                        Class::Signature,
+                        format!("over {provenance}: {e}"),
+                    );
                     None
                 }
             };
@@ -463,10 +580,17 @@ impl Verifier<'_> {
                 let subjects = layout::with_optional(layout::subject_files(hash), &p.carried);
                 // The subjects are compared with the signed listing: every subject's bytes were
                 // checked against it in step 3.
-                let digests: BTreeMap<String, [u8; 32]> =
-                    subjects.iter().filter_map(|n| Some((n.clone(), listed(n)?))).collect();
+                let digests: BTreeMap<String, [u8; 32]> = subjects
+                    .iter()
+                    .filter_map(|n| Some((n.clone(), listed(n)?)))
+                    .collect();
                 let outcome = bindings::check_provenance(&payload, hash, &subjects, &digests);
-                self.record("provenance.subjects", &provenance, Class::Provenance, outcome);
+                self.record(
+                    "provenance.subjects",
+                    &provenance,
+                    Class::Provenance,
+                    outcome,
+                );
             }
         }
 
@@ -478,19 +602,28 @@ impl Verifier<'_> {
         }
 
         // The SBOMs describe the proven tarball and the stella inside it (hashed, not written).
-        if let (Some(tarball), Some(tarball_digest)) =
-            (p.files.get(layout::RUNNER_TARBALL), listed(layout::RUNNER_TARBALL))
-        {
+        if let (Some(tarball), Some(tarball_digest)) = (
+            p.files.get(layout::RUNNER_TARBALL),
+            listed(layout::RUNNER_TARBALL),
+        ) {
             match runner_binary_digest(tarball) {
                 Ok(Some(bin)) => {
                     self.record(
                         "runner.binary",
                         layout::RUNNER_TARBALL,
                         Class::Hostile,
-                        Ok(format!("{} sha256 {}", layout::BINARY_MEMBER, hex::encode(bin))),
+                        Ok(format!(
+                            "{} sha256 {}",
+                            layout::BINARY_MEMBER,
+                            hex::encode(bin)
+                        )),
                     );
                     for (check, name, parse) in [
-                        ("sbom.spdx", layout::SPDX_FILE, bindings::check_spdx as bindings::SbomCheck),
+                        (
+                            "sbom.spdx",
+                            layout::SPDX_FILE,
+                            bindings::check_spdx as bindings::SbomCheck,
+                        ),
                         ("sbom.cyclonedx", layout::CDX_FILE, bindings::check_cdx),
                     ] {
                         if let Some(bytes) = p.files.get(name).and_then(Proven::bytes) {
@@ -505,7 +638,9 @@ impl Verifier<'_> {
                     Class::Provenance,
                     format!("has no {}", layout::BINARY_MEMBER),
                 ),
-                Err(e) => self.fail_file("runner.binary", layout::RUNNER_TARBALL, Class::Hostile, e),
+                Err(e) => {
+                    self.fail_file("runner.binary", layout::RUNNER_TARBALL, Class::Hostile, e)
+                }
             }
         }
 
@@ -516,7 +651,11 @@ impl Verifier<'_> {
             if m.dataset_hash == *hash {
                 Ok(m)
             } else {
-                Err(format!("names dataset {}, the kit ships {}", m.dataset_hash, layout::dataset_tarball(hash)))
+                Err(format!(
+                    "names dataset {}, the kit ships {}",
+                    m.dataset_hash,
+                    layout::dataset_tarball(hash)
+                ))
             }
         });
         match parsed {
@@ -525,7 +664,10 @@ impl Verifier<'_> {
                     "dataset.manifest",
                     &sidecar,
                     Class::Dataset,
-                    Ok(format!("{} record(s) in {} file(s)", m.totals.records, m.totals.files)),
+                    Ok(format!(
+                        "{} record(s) in {} file(s)",
+                        m.totals.records, m.totals.files
+                    )),
                 );
                 Some(m)
             }
@@ -549,7 +691,7 @@ impl Verifier<'_> {
         };
         let opts = aoc_dataset::VerifyOptions {
             expected_hash: Some(p.hash.clone()),
-            limits: dataset_limits(manifest),
+            limits: dataset_limits(manifest, sidecar_bytes.len() as u64),
             records: true,
             sidecar: aoc_dataset::Sidecar::Bytes(sidecar_bytes.to_vec()),
             ..aoc_dataset::VerifyOptions::default()
@@ -557,7 +699,12 @@ impl Verifier<'_> {
         let reader = match archive.reader() {
             Ok(r) => r,
             Err(e) => {
-                self.fail_file("dataset", &name, Class::Hostile, format!("private copy unreadable: {e}"));
+                self.fail_file(
+                    "dataset",
+                    &name,
+                    Class::Hostile,
+                    format!("private copy unreadable: {e}"),
+                );
                 return;
             }
         };
@@ -618,15 +765,21 @@ impl Verifier<'_> {
                  pass --allow-dev-key only for dev kits"
             ))
         } else if report.key.is_dev {
-            Ok(format!("the public dev key {id}, accepted by --allow-dev-key"))
+            Ok(format!(
+                "the public dev key {id}, accepted by --allow-dev-key"
+            ))
         } else {
-            Ok(format!("signed by the trusted key {id} ({})", report.key.path))
+            Ok(format!(
+                "signed by the trusted key {id} ({})",
+                report.key.path
+            ))
         };
         self.record("origin", layout::SUMS_BUNDLE, Class::Origin, outcome);
     }
 
     fn read_small(&mut self, name: &str) -> Result<(Vec<u8>, [u8; 32]), ReadProblem> {
-        let (proven, digest) = read_and_hash(&self.dir.join(name), layout::size_cap(name), Keep::Bytes)?;
+        let (proven, digest) =
+            read_and_hash(&self.dir.join(name), layout::size_cap(name), Keep::Bytes)?;
         match proven {
             Proven::Bytes(b) => Ok((b, digest)),
             Proven::Copy(_) => unreachable!("read into memory"),
@@ -635,9 +788,20 @@ impl Verifier<'_> {
 }
 
 /// A message-signature bundle over `digest` by `key`.
-fn signed(bundle: &[u8], digest: &[u8; 32], key: &PublicKey, artefact: &str) -> Result<String, String> {
+fn signed(
+    bundle: &[u8],
+    digest: &[u8; 32],
+    key: &PublicKey,
+    artefact: &str,
+) -> Result<String, String> {
     verify_message_bundle(bundle, digest, key)
-        .map(|()| format!("signs {artefact} (sha256 {}) with key {}", hex::encode(digest), key.key_id()))
+        .map(|()| {
+            format!(
+                "signs {artefact} (sha256 {}) with key {}",
+                hex::encode(digest),
+                key.key_id()
+            )
+        })
         .map_err(|e| format!("over {artefact}: {e}"))
 }
 
@@ -676,13 +840,12 @@ fn runner_binary_digest(tarball: &Proven) -> Result<Option<[u8; 32]>, String> {
     Ok(found)
 }
 
-/// Bounds for reading the dataset tarball, from its proven manifest: no member larger than its
-/// largest data file (or the 64 MiB a manifest may be), no more decompressed bytes than its files
-/// plus the manifest and tar framing, no more members than it lists. aoc-dataset's generic limits
-/// (4 GiB per member, 64 GiB in total) would let a 34 KB gzip of tiny lines run for seconds.
-pub fn dataset_limits(manifest: &aoc_dataset::Manifest) -> Limits {
-    /// aoc-dataset's own cap on `manifest.json`.
-    const MANIFEST_ALLOWANCE: u64 = 64 << 20;
+/// Bounds for reading the dataset tarball, from its proven manifest (whose bytes, `manifest_len`
+/// long, the archive's own `manifest.json` must equal): no member larger than its largest data
+/// file or that manifest, no more decompressed bytes than its files plus the manifest and tar
+/// framing, no more members than it lists. aoc-dataset's generic limits (4 GiB per member, 64 GiB
+/// in total) would let a 34 KB gzip of 32 MiB of tiny lines be parsed line by line.
+pub fn dataset_limits(manifest: &aoc_dataset::Manifest, manifest_len: u64) -> Limits {
     let generic = aoc_dataset::VerifyOptions::default().limits;
     let largest = manifest.files.iter().map(|f| f.bytes).max().unwrap_or(0);
     // Members: the data files, manifest.json, and at most one directory per path component.
@@ -691,11 +854,12 @@ pub fn dataset_limits(manifest: &aoc_dataset::Manifest) -> Limits {
     // and record padding.
     let framing = members * 4 * 512 + (1 << 20);
     Limits {
-        max_entry_bytes: largest.max(MANIFEST_ALLOWANCE).min(generic.max_entry_bytes),
+        max_entry_bytes: largest.max(manifest_len).min(generic.max_entry_bytes),
         max_total_bytes: manifest
             .totals
             .bytes
-            .saturating_add(MANIFEST_ALLOWANCE + framing)
+            .saturating_add(manifest_len)
+            .saturating_add(framing)
             .min(generic.max_total_bytes),
         max_entries: members.min(generic.max_entries),
     }

@@ -19,8 +19,8 @@ use aoc_sigstore::{
     dsse_bundle, message_signature_bundle, statement_json, Signer, Subject, IN_TOTO_PAYLOAD_TYPE,
 };
 
-use super::index::{self, Index, INDEX};
 use super::destination::Destination;
+use super::index::{self, Index, INDEX};
 use super::store::{Conflict, Object, Store, Tag};
 use super::*;
 use crate::kit::provenance;
@@ -159,7 +159,6 @@ fn opts(env: &BTreeMap<String, String>) -> PublishOptions {
         key: Some(root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH)),
         // The stand-in script would pass; not exec'ing files written by a multi-threaded test
         // process avoids ETXTBSY races.
-        run_bundled_stella: false,
         print: false,
         env: env.clone(),
         fail_after: None,
@@ -196,8 +195,8 @@ fn assert_verifies(dir: &Path) {
         dir,
         Some(&root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH)),
         &VerifyOptions {
-            run_bundled_stella: false,
             print: false,
+            allow_dev_key: true,
             ..VerifyOptions::default()
         },
     )

@@ -134,7 +134,6 @@ pub(crate) fn copy_kit() -> (tempfile::TempDir, PathBuf) {
 
 pub(crate) fn quiet() -> VerifyOptions {
     VerifyOptions {
-        run_bundled_stella: true,
         print: false,
         ..VerifyOptions::default()
     }
@@ -211,15 +210,42 @@ fn sha256sum_and_shasum_accept_sha256sums_inside_the_kit() {
         .unwrap();
 }
 
+/// A fake cosign that appends its arguments to `calls` and exits `$FAKE_COSIGN_STATUS` (0).
+fn fake_cosign(dir: &Path) -> (PathBuf, PathBuf) {
+    let log = dir.join("calls");
+    let fake = dir.join("cosign");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexit ${{FAKE_COSIGN_STATUS:-0}}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    set_executable(&fake);
+    (fake, log)
+}
+
 #[test]
 fn verify_kit_script_checks_sums_and_calls_cosign_for_every_bundle() {
     let (_tmp, dir) = copy_kit();
+    let dir = dir.canonicalize().unwrap();
     let sh = shell();
     sh.change_dir(&dir);
     cmd!(sh, "sh -n verify-kit.sh").run().unwrap();
+    let own = dir.join(kit::PUBLIC_KEY);
+    let own = own.display().to_string();
 
-    // Without cosign: checksums pass, the exact commands are printed, exit 3.
+    // No key: a usage error that says how to choose one.
     let out = cmd!(sh, "sh verify-kit.sh")
+        .ignore_status()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kit-key"));
+
+    // Without cosign: names and checksums pass, the exact commands are printed, exit 3.
+    let out = cmd!(sh, "sh verify-kit.sh --kit-key")
         .env("COSIGN", "/nonexistent/cosign")
         .ignore_status()
         .output()
@@ -231,24 +257,15 @@ fn verify_kit_script_checks_sums_and_calls_cosign_for_every_bundle() {
         String::from_utf8_lossy(&out.stderr)
     );
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.contains(
-        "cosign verify-blob --key cosign.pub --bundle aoc-backfill-runner.dsse.json --insecure-ignore-tlog aoc-backfill-runner.tar.gz"
-    ), "{printed}");
+    assert!(printed.contains(&format!(
+        "cosign verify-blob --key {own} --bundle aoc-backfill-runner.dsse.json --insecure-ignore-tlog aoc-backfill-runner.tar.gz"
+    )), "{printed}");
 
-    // With a fake cosign recording its arguments: one call per bundle/artefact pair, exit 0.
+    // With a fake cosign recording its arguments: SHA256SUMS' bundle first, then one call per
+    // bundle/artefact pair, exit 0.
     let fake_dir = tempfile::tempdir().unwrap();
-    let log = fake_dir.path().join("calls");
-    let fake = fake_dir.path().join("cosign");
-    std::fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nexit ${{FAKE_COSIGN_STATUS:-0}}\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    set_executable(&fake);
-    let out = cmd!(sh, "sh verify-kit.sh")
+    let (fake, log) = fake_cosign(fake_dir.path());
+    let out = cmd!(sh, "sh verify-kit.sh --kit-key")
         .env("COSIGN", &fake)
         .ignore_status()
         .output()
@@ -259,28 +276,32 @@ fn verify_kit_script_checks_sums_and_calls_cosign_for_every_bundle() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("origin NOT proven"));
     let hash = &kits().a.dataset_hash;
     let prov = kit::provenance(hash);
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
         format!(
-            "verify-blob --key cosign.pub --bundle SHA256SUMS.sigstore.json --insecure-ignore-tlog SHA256SUMS\n\
-             verify-blob --key cosign.pub --bundle aoc-backfill-runner.dsse.json --insecure-ignore-tlog aoc-backfill-runner.tar.gz\n\
-             verify-blob-attestation --key cosign.pub --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 {}\n\
-             verify-blob-attestation --key cosign.pub --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 aoc-backfill-runner.tar.gz\n",
+            "verify-blob --key {own} --bundle SHA256SUMS.sigstore.json --insecure-ignore-tlog SHA256SUMS\n\
+             verify-blob --key {own} --bundle aoc-backfill-runner.dsse.json --insecure-ignore-tlog aoc-backfill-runner.tar.gz\n\
+             verify-blob-attestation --key {own} --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 {}\n\
+             verify-blob-attestation --key {own} --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 aoc-backfill-runner.tar.gz\n",
             kit::dataset_tarball(hash)
         )
     );
-    // cosign failing, a changed byte, an unlisted file: each exits 1.
-    let out = cmd!(sh, "sh verify-kit.sh")
+    // SHA256SUMS' signature failing stops the script before a checksum is computed.
+    std::fs::remove_file(&log).unwrap();
+    let out = cmd!(sh, "sh verify-kit.sh --kit-key")
         .env("COSIGN", &fake)
         .env("FAKE_COSIGN_STATUS", "1")
         .ignore_status()
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    // A changed byte, an unlisted file: each exits 1.
     std::fs::write(dir.join("extra.txt"), "x").unwrap();
-    let out = cmd!(sh, "sh verify-kit.sh")
+    let out = cmd!(sh, "sh verify-kit.sh --kit-key")
         .env("COSIGN", &fake)
         .ignore_status()
         .output()
@@ -289,7 +310,7 @@ fn verify_kit_script_checks_sums_and_calls_cosign_for_every_bundle() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("extra.txt is in the kit but not listed"));
     std::fs::remove_file(dir.join("extra.txt")).unwrap();
     flip_middle_byte(&dir.join(kit::RUNNER_TARBALL));
-    let out = cmd!(sh, "sh verify-kit.sh")
+    let out = cmd!(sh, "sh verify-kit.sh --kit-key")
         .env("COSIGN", &fake)
         .ignore_status()
         .output()
@@ -297,12 +318,150 @@ fn verify_kit_script_checks_sums_and_calls_cosign_for_every_bundle() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// Attack 2: `sh /media/kit/verify-kit.sh ./cosign.pub` from the operator's directory must check
+/// against the operator's `cosign.pub`, not the kit's; a key inside the kit is refused.
+#[test]
+fn verify_kit_script_takes_the_key_from_where_the_operator_stands() {
+    let (_tmp, dir) = copy_kit();
+    let dir = dir.canonicalize().unwrap();
+    let operator = tempfile::tempdir().unwrap();
+    let operator_dir = operator.path().canonicalize().unwrap();
+    std::fs::copy(
+        root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH),
+        operator_dir.join("cosign.pub"),
+    )
+    .unwrap();
+    let fake_dir = tempfile::tempdir().unwrap();
+    let (fake, log) = fake_cosign(fake_dir.path());
+    let sh = shell();
+    sh.change_dir(&operator_dir);
+    let script = dir.join(kit::VERIFY_SCRIPT);
+    let out = cmd!(sh, "sh {script} ./cosign.pub")
+        .env("COSIGN", &fake)
+        .ignore_status()
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let theirs = format!("--key {}/cosign.pub ", operator_dir.display());
+    assert!(calls.lines().all(|l| l.contains(&theirs)), "{calls}");
+    // The kit's own key, named by path, is refused unless --kit-key says so.
+    for key in [dir.join("cosign.pub"), dir.join("./cosign.pub")] {
+        let out = cmd!(sh, "sh {script} {key}")
+            .env("COSIGN", &fake)
+            .ignore_status()
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("inside the kit"));
+    }
+}
+
+/// Attack 3: names and lines crafted against the script's shell plumbing.
+#[test]
+fn verify_kit_script_refuses_crafted_names_and_lines_quickly_and_prints_no_controls() {
+    let fake_dir = tempfile::tempdir().unwrap();
+    let (fake, _) = fake_cosign(fake_dir.path());
+    let run = |dir: &Path| {
+        let t = std::time::Instant::now();
+        let mut child = std::process::Command::new("sh")
+            .arg(dir.join(kit::VERIFY_SCRIPT))
+            .arg("--kit-key")
+            .env("COSIGN", &fake)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() {
+            if t.elapsed() > std::time::Duration::from_secs(10) {
+                child.kill().unwrap();
+                panic!("verify-kit.sh ran over 10 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let all = [out.stdout, out.stderr].concat();
+        let text = String::from_utf8_lossy(&all).into_owned();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "a control character reached the terminal: {text:?}"
+        );
+        (out.status.code(), text)
+    };
+    // A newline in a name must not turn into several patterns that match listed names.
+    for name in [
+        "notes\ncosign.pub",
+        "x\r\u{1b}[2Kkit verified\u{1b}[0m",
+        "a\\033b\\c",
+        "x\u{9b}y",
+    ] {
+        let (_tmp, dir) = copy_kit();
+        std::fs::write(dir.join(name), "x").unwrap();
+        let (code, text) = run(&dir);
+        assert_eq!(code, Some(1), "{name:?}: {text}");
+        assert!(text.contains("outside [A-Za-z0-9._-]"), "{name:?}: {text}");
+    }
+    // `<64 zeros>  /dev/zero` would make sha256sum -c read forever: the strict line check refuses
+    // it before sha256sum runs (and, with cosign, SHA256SUMS' signature would already have failed).
+    let (_tmp, dir) = copy_kit();
+    let mut sums = std::fs::read_to_string(dir.join(kit::SUMS)).unwrap();
+    sums.push_str(&format!("{}  /dev/zero\n", "0".repeat(64)));
+    std::fs::write(dir.join(kit::SUMS), sums).unwrap();
+    let (code, text) = run(&dir);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("not '<64 hex>  <plain file name>'"), "{text}");
+    // A listed name that is a link to a device is not hashed either.
+    let (_tmp, dir) = copy_kit();
+    std::fs::remove_file(dir.join(kit::SPDX_FILE)).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join(kit::SPDX_FILE)).unwrap();
+    let (code, text) = run(&dir);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("not a regular file"), "{text}");
+}
+
 #[test]
 fn aoc_verify_passes_the_good_kit_and_reports_every_check_as_json() {
+    // The kit's own key proves it intact, not who made it: exit 15, and the origin check says so.
     let report = verify_kit(&kits().a.dir, None, &quiet()).unwrap();
+    assert!(report.intact(), "{}", describe(&report));
+    assert_eq!(report.exit_code, 15, "{}", describe(&report));
+    assert!(report.key.self_contained && report.key.is_dev);
+    let origin = report.first_failure().unwrap();
+    assert_eq!(
+        (origin.check.as_str(), origin.class),
+        ("origin", Class::Origin)
+    );
+    assert!(
+        origin.detail.contains("OWN cosign.pub"),
+        "{}",
+        origin.detail
+    );
+    // The dev key given explicitly is still only the dev key, unless the caller accepts it.
+    let dev = root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH);
+    let report = verify_kit(&kits().a.dir, Some(&dev), &quiet()).unwrap();
+    assert_eq!(report.exit_code, 15, "{}", describe(&report));
+    assert!(report
+        .first_failure()
+        .unwrap()
+        .detail
+        .contains("PUBLIC DEV KEY"));
+    let allowed = VerifyOptions {
+        allow_dev_key: true,
+        ..quiet()
+    };
+    let report = verify_kit(&kits().a.dir, Some(&dev), &allowed).unwrap();
     assert!(report.passed(), "{}", describe(&report));
     assert_eq!(report.exit_code, 0);
-    assert!(report.key.self_contained && report.key.is_dev);
     let json = serde_json::to_value(&report).unwrap();
     let checks: Vec<&str> = json["checks"]
         .as_array()
@@ -321,7 +480,7 @@ fn aoc_verify_passes_the_good_kit_and_reports_every_check_as_json() {
         "sbom.cyclonedx",
         "dataset",
         "dataset.manifest",
-        "stella.verify",
+        "origin",
     ] {
         assert!(
             checks.contains(&expected),
@@ -367,19 +526,24 @@ fn one_flipped_byte_in_any_kit_file_fails_with_its_class_and_name() {
 fn integrity_only_passes_the_good_kit_says_what_it_skipped_and_catches_every_flip() {
     let integrity = VerifyOptions {
         records: false,
-        run_bundled_stella: false,
         print: false,
+        ..VerifyOptions::default()
     };
     let report = verify_kit(&kits().a.dir, None, &integrity).unwrap();
-    assert!(report.passed(), "{}", describe(&report));
-    assert_eq!(report.skipped.len(), 2, "{:?}", report.skipped);
-    let dataset = report.checks.iter().find(|c| c.check == "dataset").unwrap();
+    assert!(report.intact(), "{}", describe(&report));
+    assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
     assert!(
-        dataset.detail.contains("records not parsed"),
-        "{}",
-        dataset.detail
+        report.skipped[0].contains("records"),
+        "{:?}",
+        report.skipped
     );
-    assert!(!report.checks.iter().any(|c| c.check == "stella.verify"));
+    // The dataset's bytes are bound by their signed digest and its manifest is checked; its
+    // records are not read.
+    assert!(report
+        .checks
+        .iter()
+        .any(|c| c.check == "dataset.manifest" && c.ok));
+    assert!(!report.checks.iter().any(|c| c.check == "dataset"));
     let hash = kits().a.dataset_hash.clone();
     for name in kit::expected_files(&hash) {
         let (_tmp, dir) = copy_kit();
@@ -479,7 +643,7 @@ fn another_key_fails_as_signature_and_an_unreadable_key_is_usage() {
         &quiet(),
     )
     .unwrap();
-    assert!(report.passed() && !report.key.self_contained);
+    assert!(report.intact() && !report.key.self_contained && report.key.is_dev);
 }
 
 #[test]

@@ -39,7 +39,6 @@ use crate::verify::{verify_kit, Class, KitReport, VerifyOptions};
 /// The bundled `stella` is exercised by release::tests; these cases are about everything before.
 fn fast() -> VerifyOptions {
     VerifyOptions {
-        run_bundled_stella: false,
         print: false,
         ..VerifyOptions::default()
     }
@@ -126,7 +125,7 @@ fn changed_class(name: &str) -> Class {
 #[test]
 fn the_variant_kit_verifies_and_differs_from_the_first_in_every_file_but_the_key() {
     let report = verify_kit(&variant().dir, None, &fast()).unwrap();
-    assert!(report.passed(), "{}", describe(&report));
+    assert!(report.intact(), "{}", describe(&report));
     assert_ne!(variant().dataset_hash, hash());
     for name in kit::expected_files(hash()) {
         let same = std::fs::read(kits().a.dir.join(&name)).unwrap()
@@ -460,7 +459,12 @@ fn long_member(out: &mut Vec<u8>, name: &[u8], kind: u8, data: &[u8]) {
 /// Re-signs a kit whose tarballs were replaced, as a key holder would: the runner bundle over the
 /// new runner tarball, the provenance's subjects over the new digests, SHA256SUMS and its bundle.
 fn resign(dir: &Path, hash: &str) {
-    let signer = dev_signer();
+    resign_with(dir, hash, dev_signer());
+}
+
+/// [`resign`] with any signer; its public key becomes the kit's `cosign.pub` first.
+fn resign_with(dir: &Path, hash: &str, signer: &Signer) {
+    std::fs::write(dir.join(kit::PUBLIC_KEY), signer.public_key().to_pem()).unwrap();
     let runner = kit::sha256_file(&dir.join(kit::RUNNER_TARBALL)).unwrap();
     std::fs::write(
         dir.join(kit::RUNNER_BUNDLE),
@@ -468,7 +472,9 @@ fn resign(dir: &Path, hash: &str) {
     )
     .unwrap();
     let prov = dir.join(kit::provenance(hash));
-    let payload = verify_dsse_bundle(&std::fs::read(&prov).unwrap(), signer.public_key())
+    let bytes = std::fs::read(&prov).unwrap();
+    let payload = verify_dsse_bundle(&bytes, dev_signer().public_key())
+        .or_else(|_| verify_dsse_bundle(&bytes, signer.public_key()))
         .unwrap()
         .payload;
     let statement = parse_statement(&payload).unwrap();
@@ -481,7 +487,23 @@ fn resign(dir: &Path, hash: &str) {
         .collect();
     let payload = statement_json(&subjects, &statement.predicate_type, &statement.predicate);
     std::fs::write(&prov, dsse_bundle(signer, IN_TOTO_PAYLOAD_TYPE, &payload)).unwrap();
-    reseal(dir, hash);
+    let paths: Vec<PathBuf> = kit::summed_files(hash)
+        .iter()
+        .map(|n| dir.join(n))
+        .collect();
+    let text = aoc_archive::Sha256Sums::from_files(&paths)
+        .unwrap()
+        .render();
+    std::fs::write(dir.join(kit::SUMS), &text).unwrap();
+    let digest: [u8; 32] = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(text.as_bytes()).into()
+    };
+    std::fs::write(
+        dir.join(kit::SUMS_BUNDLE),
+        message_signature_bundle(signer, &digest),
+    )
+    .unwrap();
 }
 
 /// Everything below `dir`: relative path → (size, modified).
@@ -831,4 +853,379 @@ fn decompression_bombs_stop_at_a_bound_quickly_and_in_bounded_memory() {
         assert!(rss < RSS_BOUND, "{target:?}: peak RSS {} MB", rss >> 20);
         assert!(took < Duration::from_secs(30), "{target:?}: took {took:?}");
     }
+}
+
+// ---- the attacks of the kit-trust review, each through both verifiers -----------------------
+//
+// An attacker controls the kit directory, not the signing key. Each case asserts the exit code,
+// the class and file of the first failure, and the side effect that must not happen; and that
+// `stella kit verify` (the trusted runner binary) prints the very same JSON report and exit code
+// as `cargo xtask aoc-verify`'s code.
+
+/// The dev public key, as an operator would pass it.
+fn dev_pub() -> PathBuf {
+    root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH)
+}
+
+/// Options as `--key dev.pub --allow-dev-key`.
+fn trusting_dev() -> VerifyOptions {
+    VerifyOptions {
+        allow_dev_key: true,
+        ..fast()
+    }
+}
+
+/// `stella kit verify DIR --format json ARGS...` with the trusted binary: (exit, stdout, stderr).
+fn stella_verify(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, Vec<u8>) {
+    let mut cmd = std::process::Command::new(&kits().binary);
+    cmd.arg("kit")
+        .arg("verify")
+        .arg(dir)
+        .args(["--format", "json"]);
+    cmd.args(args);
+    cmd.env_remove("DATASET_HASH").env_remove("AOC_VERIFY_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        out.stderr,
+    )
+}
+
+/// Verifies `dir` with the library (as aoc-verify does) and with the stella binary given the same
+/// key and flags; asserts the same JSON report and exit code, and returns the report.
+fn both(dir: &Path, key: Option<&Path>, opts: &VerifyOptions) -> KitReport {
+    let report = verify_kit(dir, key, opts).unwrap();
+    let mut args: Vec<String> = Vec::new();
+    if let Some(k) = key {
+        args.extend(["--key".into(), k.display().to_string()]);
+    }
+    if opts.allow_dev_key {
+        args.push("--allow-dev-key".into());
+    }
+    if let Some(h) = &opts.expect_dataset_hash {
+        args.extend(["--expect-dataset-hash".into(), h.clone()]);
+    }
+    if !opts.records {
+        args.push("--integrity-only".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, _) = stella_verify(dir, &args, &[]);
+    assert_eq!(
+        stdout.trim_end(),
+        serde_json::to_string_pretty(&report).unwrap(),
+        "stella kit verify and aoc-verify differ on {}",
+        dir.display()
+    );
+    assert_eq!(code, i32::from(report.exit_code));
+    report
+}
+
+/// A runner tarball like kit `a`'s whose `bin/stella` is a shell script that would create
+/// `sentinel` if anything ran it.
+fn planted_runner(sentinel: &Path) -> Vec<u8> {
+    let files = aoc_archive::ArchiveReader::open(
+        &kits().a.dir.join(kit::RUNNER_TARBALL),
+        Default::default(),
+    )
+    .unwrap()
+    .read_all()
+    .unwrap();
+    let script = format!("#!/bin/sh\ntouch '{}'\necho pwned\n", sentinel.display());
+    let mut tar = Vec::new();
+    for (path, data) in files {
+        let data = if path == kit::BINARY_MEMBER {
+            script.clone().into_bytes()
+        } else {
+            data
+        };
+        let mut h = header(path.as_bytes(), b'0', data.len() as u64);
+        h.set_mode(0o755);
+        h.set_cksum();
+        member(&mut tar, &h, &data);
+    }
+    tar.extend_from_slice(&[0; 1024]);
+    gzip(&tar)
+}
+
+#[test]
+fn attack_1_a_planted_bin_stella_is_never_executed() {
+    let sentinel_dir = tempfile::tempdir().unwrap();
+    let sentinel = sentinel_dir.path().join("planted-stella-ran");
+    let tarball = planted_runner(&sentinel);
+
+    // Dropped in: its checksum fails first.
+    let (_tmp, dir) = copy_kit();
+    std::fs::write(dir.join(kit::RUNNER_TARBALL), &tarball).unwrap();
+    let report = both(&dir, Some(&dev_pub()), &trusting_dev());
+    assert_fails(
+        &report,
+        Class::Checksum,
+        kit::RUNNER_TARBALL,
+        "planted stella",
+    );
+    // Nothing after the failed digest read the tarball.
+    assert!(!report
+        .checks
+        .iter()
+        .any(|c| c.check.starts_with("sbom") || c.check == "runner.binary"));
+    assert!(!sentinel.exists(), "the planted stella was run");
+
+    // Even re-signed by a key holder, so that every checksum and signature passes, the binary is
+    // hashed for the SBOM check, never run: the SBOMs no longer describe it.
+    let (_tmp, dir) = copy_kit();
+    std::fs::write(dir.join(kit::RUNNER_TARBALL), &tarball).unwrap();
+    resign(&dir, hash());
+    let report = both(&dir, Some(&dev_pub()), &trusting_dev());
+    assert_fails(
+        &report,
+        Class::Provenance,
+        kit::SPDX_FILE,
+        "re-signed planted stella",
+    );
+    assert!(!sentinel.exists(), "the planted stella was run");
+}
+
+#[test]
+fn attack_4_a_sparse_4_gib_sidecar_and_a_tiny_line_gzip_cost_nothing() {
+    // A 4 GiB sidecar manifest that occupies nothing on disk: refused by its size, never read.
+    let (_tmp, dir) = copy_kit();
+    let sidecar = dir.join(kit::dataset_manifest(hash()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sidecar)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let (report, rss, took) = verify_in_child(&dir);
+    eprintln!(
+        "sparse sidecar: exit {}, {took:?}, peak RSS {} MB",
+        report["exit_code"],
+        rss >> 20
+    );
+    assert_eq!(report["exit_code"], 14, "{report:#}");
+    let first = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ok"] == false)
+        .unwrap();
+    assert_eq!(first["file"], kit::dataset_manifest(hash()).as_str());
+    assert!(
+        first["detail"].as_str().unwrap().contains("not read"),
+        "{first}"
+    );
+    assert!(
+        rss < RSS_BOUND && took < Duration::from_secs(10),
+        "{rss} {took:?}"
+    );
+    let lib = verify_kit(&dir, Some(&dev_pub()), &trusting_dev()).unwrap();
+    assert_fails(
+        &lib,
+        Class::Hostile,
+        &kit::dataset_manifest(hash()),
+        "sparse sidecar",
+    );
+
+    // 32 MiB of `0\n` lines in a tiny gzip: unsigned, it fails its digest and is never inflated;
+    // signed by a key holder, the proven manifest's bounds stop it at its header.
+    let mut tar = Vec::new();
+    let lines = b"0\n".repeat(16 << 20);
+    member(
+        &mut tar,
+        &header(b"data/default/osv.ndjson", b'0', lines.len() as u64),
+        &lines,
+    );
+    tar.extend_from_slice(&[0; 1024]);
+    let bomb = gzip(&tar);
+    eprintln!("tiny-line gzip: {} KB", bomb.len() / 1000);
+    for resigned in [false, true] {
+        let (_tmp, dir) = copy_kit();
+        std::fs::write(dir.join(kit::dataset_tarball(hash())), &bomb).unwrap();
+        if resigned {
+            resign(&dir, hash());
+        }
+        let (report, rss, took) = verify_in_child(&dir);
+        eprintln!(
+            "tiny-line gzip (re-signed: {resigned}): exit {}, {took:?}, peak RSS {} MB",
+            report["exit_code"],
+            rss >> 20
+        );
+        let expected = if resigned { 14 } else { 10 };
+        assert_eq!(report["exit_code"], expected, "{report:#}");
+        assert!(
+            rss < RSS_BOUND && took < Duration::from_secs(10),
+            "{rss} {took:?}"
+        );
+        let lib = both(&dir, Some(&dev_pub()), &trusting_dev());
+        let class = if resigned {
+            Class::Hostile
+        } else {
+            Class::Checksum
+        };
+        assert_fails(&lib, class, &kit::dataset_tarball(hash()), "tiny-line gzip");
+    }
+}
+
+#[test]
+fn attack_6_names_from_the_kit_never_reach_the_terminal_raw() {
+    let (_tmp, dir) = copy_kit();
+    // Would erase the FAIL line and print a fake verdict on a terminal.
+    let name = "x\r\u{1b}[2K\u{1b}[1A\u{1b}[32mverified\u{1b}[0m\u{7}\u{9b}31m";
+    std::fs::write(dir.join(name), "spoof").unwrap();
+    let report = both(&dir, Some(&dev_pub()), &trusting_dev());
+    assert_fails(
+        &report,
+        Class::Checksum,
+        &aoc_kit::escape(name),
+        "spoofing name",
+    );
+    for format in ["text", "json"] {
+        let (code, stdout, stderr) = stella_verify(
+            &dir,
+            &[
+                "--key",
+                &dev_pub().display().to_string(),
+                "--allow-dev-key",
+                "--format",
+                format,
+            ],
+            &[],
+        );
+        assert_eq!(code, 10);
+        for (stream, bytes) in [("stdout", stdout.as_bytes()), ("stderr", &stderr[..])] {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{format}: a control character reached {stream}: {text:?}"
+            );
+        }
+        assert!(
+            String::from_utf8_lossy(&stderr).contains("\\u{1b}[2K"),
+            "{format}"
+        );
+    }
+}
+
+#[test]
+fn attack_7_origin_is_required_and_the_dataset_can_be_pinned() {
+    // A kit re-signed entirely by someone else, their key as the kit's cosign.pub.
+    let (_tmp, dir) = copy_kit();
+    resign_with(&dir, hash(), other_signer());
+
+    // Without --key: intact by its own key, origin not proven: 15, never 0.
+    let report = both(&dir, None, &fast());
+    assert_eq!(report.exit_code, 15, "{}", describe(&report));
+    assert!(report.intact());
+    assert_eq!(report.first_failure().unwrap().class, Class::Origin);
+    // --allow-dev-key does not make a self-contained key an origin.
+    assert_eq!(both(&dir, None, &trusting_dev()).exit_code, 15);
+    // Against the key the operator trusts: a signature failure on the root.
+    let report = both(&dir, Some(&dev_pub()), &trusting_dev());
+    assert_fails(
+        &report,
+        Class::Signature,
+        kit::SUMS_BUNDLE,
+        "attacker-signed",
+    );
+
+    // The dev key is not an origin unless allowed.
+    let report = both(&kits().a.dir, Some(&dev_pub()), &fast());
+    assert_eq!(report.exit_code, 15);
+    assert!(report
+        .first_failure()
+        .unwrap()
+        .detail
+        .contains("PUBLIC DEV KEY"));
+    assert_eq!(
+        both(&kits().a.dir, Some(&dev_pub()), &trusting_dev()).exit_code,
+        0
+    );
+
+    // An older, validly signed kit (another dataset) is refused when the dataset is pinned,
+    // before any of its files is read; the pin comes from the flag or from DATASET_HASH.
+    let pinned = VerifyOptions {
+        expect_dataset_hash: Some(hash().to_string()),
+        ..trusting_dev()
+    };
+    assert_eq!(both(&kits().a.dir, Some(&dev_pub()), &pinned).exit_code, 0);
+    let report = both(&variant().dir, Some(&dev_pub()), &pinned);
+    assert_fails(
+        &report,
+        Class::Dataset,
+        &kit::dataset_tarball(&variant().dataset_hash),
+        "rollback",
+    );
+    assert!(report.first_failure().unwrap().detail.contains(hash()));
+    assert!(
+        !report.checks.iter().any(|c| c.check == "sha256"),
+        "{}",
+        describe(&report)
+    );
+    let (code, _, _) = stella_verify(
+        &variant().dir,
+        &["--key", &dev_pub().display().to_string(), "--allow-dev-key"],
+        &[("DATASET_HASH", hash())],
+    );
+    assert_eq!(code, 13);
+}
+
+#[test]
+fn the_good_kit_and_the_tamper_matrix_give_identical_reports_through_both_verifiers() {
+    let report = both(&kits().a.dir, Some(&dev_pub()), &trusting_dev());
+    assert!(report.passed(), "{}", describe(&report));
+    assert_eq!(both(&kits().a.dir, None, &fast()).exit_code, 15);
+    let integrity = VerifyOptions {
+        records: false,
+        ..trusting_dev()
+    };
+    assert_eq!(
+        both(&kits().a.dir, Some(&dev_pub()), &integrity).exit_code,
+        0
+    );
+    for name in kit::expected_files(hash()) {
+        let (_tmp, dir) = copy_kit();
+        crate::release::tests::flip_middle_byte(&dir.join(&name));
+        let report = both(&dir, None, &fast());
+        assert_fails(
+            &report,
+            changed_class(&name),
+            &name,
+            &format!("flipped {name}"),
+        );
+        let (_tmp, dir) = copy_kit();
+        std::fs::remove_file(dir.join(&name)).unwrap();
+        assert!(
+            !both(&dir, Some(&dev_pub()), &trusting_dev()).intact(),
+            "deleted {name}"
+        );
+    }
+}
+
+#[test]
+fn a_stella_copied_alone_into_an_empty_directory_verifies_the_kit_without_cargo() {
+    let empty = tempfile::tempdir().unwrap();
+    let stella = empty.path().join("stella");
+    std::fs::copy(&kits().binary, &stella).unwrap();
+    let key = empty.path().join("trusted.pub");
+    std::fs::copy(dev_pub(), &key).unwrap();
+    let out = std::process::Command::new(&stella)
+        .args(["kit", "verify"])
+        .arg(&kits().a.dir)
+        .args(["--key", "trusted.pub", "--allow-dev-key"])
+        .current_dir(empty.path())
+        .env_clear()
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("verified"));
 }
