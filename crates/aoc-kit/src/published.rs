@@ -1,0 +1,805 @@
+//! The published offline kit: what `cargo xtask aoc-publish` keeps at a publish prefix (a
+//! directory, or a bucket prefix copied to one), and its verifier.
+//!
+//! ```text
+//! <prefix>/offline-kit.json                  the manifest: every kit, every file with size and SHA-256
+//! <prefix>/offline-kit.json.sigstore.json    Sigstore bundle v0.3 (message signature) over it
+//! <prefix>/cosign.pub                        the key that signs the manifest and every kit in it
+//! <prefix>/<version>/...                     each kit, as `aoc-release` wrote it
+//! ```
+//!
+//! The writer (xtask's publish) and the verifier share these types. Verification fails closed:
+//! the manifest's signature is checked against the trusted key over its raw bytes (read bounded,
+//! never through a link) before it is parsed; then the directory must hold exactly the listed
+//! kits; then each kit's files must have the listed sizes and digests, and each kit must pass
+//! [`crate::verify_kit_with`] against the same key.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use aoc_sigstore::{verify_message_bundle, PublicKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::files::{open_bounded, read_and_hash, Keep, Proven, ReadProblem};
+use crate::layout;
+use crate::report::{escape, escape_os, render_check, CheckResult, Class, KeyInfo, KitReport};
+use crate::verify::{verify_kit_with, TrustedKey, VerifyOptions};
+
+/// The manifest at the publish prefix.
+pub const MANIFEST: &str = "offline-kit.json";
+/// Its Sigstore bundle (message signature over the manifest's SHA-256).
+pub const MANIFEST_BUNDLE: &str = "offline-kit.json.sigstore.json";
+/// The public key beside them (the same name a kit gives its own key).
+pub const PUBLIC_KEY: &str = layout::PUBLIC_KEY;
+/// `kind` of the manifest.
+pub const KIND: &str = "stellaops.aoc-offline-kit";
+/// The manifest schema this code reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The kit's name in the manifest.
+pub const KIT_NAME: &str = "aoc-backfill";
+/// Largest manifest read: ~1 KB per kit, so room for thousands of kits.
+pub const MANIFEST_CAP: u64 = 16 << 20;
+/// Largest bundle or key read.
+const SMALL_CAP: u64 = 1 << 20;
+
+/// `offline-kit.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineKitManifest {
+    /// [`KIND`].
+    pub kind: String,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// [`KIT_NAME`].
+    pub name: String,
+    /// base64(SHA-256(SPKI DER)) of the key that signs this manifest; every kit listed is signed
+    /// by it too.
+    pub key_id: String,
+    /// In version order ([`version_order`]).
+    pub kits: Vec<PublishedKit>,
+}
+
+/// One kit under `<prefix>/<version>/`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedKit {
+    pub version: String,
+    /// The git commit the kit's provenance names.
+    pub commit: String,
+    pub dataset_hash: String,
+    /// The key id of the kit's signatures (the manifest's).
+    pub key_id: String,
+    /// The release's SOURCE_DATE_EPOCH, RFC 3339 UTC: re-publishing writes the same entry.
+    pub built_at: String,
+    /// SHA-256 hex of the kit's `SHA256SUMS`.
+    pub sha256sums_sha256: String,
+    /// Every file of the kit directory, sorted by name.
+    pub files: Vec<PublishedFile>,
+}
+
+/// One file of a published kit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedFile {
+    pub name: String,
+    pub size: u64,
+    /// SHA-256 hex.
+    pub sha256: String,
+}
+
+impl OfflineKitManifest {
+    /// An empty manifest for the key `key_id`.
+    pub fn new(key_id: &str) -> Self {
+        OfflineKitManifest {
+            kind: KIND.into(),
+            schema_version: SCHEMA_VERSION,
+            name: KIT_NAME.into(),
+            key_id: key_id.into(),
+            kits: Vec::new(),
+        }
+    }
+
+    /// Strict parse: exactly this schema, and every field well formed ([`Self::check`]).
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        if value.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
+            return Err(format!("kind is not {KIND:?}"));
+        }
+        let schema = value.get("schema_version").and_then(|s| s.as_u64());
+        if schema != Some(u64::from(SCHEMA_VERSION)) {
+            return Err(format!(
+                "schema_version is {schema:?}; this tool reads schema {SCHEMA_VERSION} (update it)"
+            ));
+        }
+        let manifest: OfflineKitManifest = serde_json::from_value(value)
+            .map_err(|e| format!("does not match schema {SCHEMA_VERSION}: {e}"))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// Every version a safe directory name and unique; every file name plain and unique; digests
+    /// and the dataset hash 64 hex; `SHA256SUMS` listed with the kit's recorded digest; every
+    /// kit signed by the manifest's key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.name != KIT_NAME {
+            return Err(format!("names kit {:?}, expected {KIT_NAME:?}", self.name));
+        }
+        let mut versions = BTreeSet::new();
+        for kit in &self.kits {
+            let v = escape(&kit.version);
+            check_version(&kit.version)?;
+            if !versions.insert(kit.version.as_str()) {
+                return Err(format!("lists version {v} twice"));
+            }
+            if kit.key_id != self.key_id {
+                return Err(format!(
+                    "kit {v} is signed by key {}, the manifest by {}",
+                    escape(&kit.key_id),
+                    escape(&self.key_id)
+                ));
+            }
+            if !layout::is_hex64(&kit.dataset_hash) || !layout::is_hex64(&kit.sha256sums_sha256) {
+                return Err(format!("kit {v}: dataset_hash and sha256sums_sha256 must be 64 hex"));
+            }
+            let mut names = BTreeSet::new();
+            for f in &kit.files {
+                let n = escape(&f.name);
+                if !is_plain_name(&f.name) || !names.insert(f.name.as_str()) {
+                    return Err(format!("kit {v}: file name {n} is not a plain, unique name"));
+                }
+                if !layout::is_hex64(&f.sha256) {
+                    return Err(format!("kit {v}: {n} has no 64-hex sha256"));
+                }
+            }
+            let sums = kit.files.iter().find(|f| f.name == layout::SUMS);
+            if sums.map(|f| f.sha256.as_str()) != Some(kit.sha256sums_sha256.as_str()) {
+                return Err(format!(
+                    "kit {v}: {} is not listed with sha256sums_sha256",
+                    layout::SUMS
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pretty JSON with a final newline: the bytes that are signed.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("the manifest serialises");
+        out.push(b'\n');
+        out
+    }
+
+    pub fn get(&self, version: &str) -> Option<&PublishedKit> {
+        self.kits.iter().find(|k| k.version == version)
+    }
+
+    /// Adds or replaces the entry for `kit.version`, keeping the kits in version order.
+    pub fn upsert(&mut self, kit: PublishedKit) {
+        self.kits.retain(|k| k.version != kit.version);
+        self.kits.push(kit);
+        self.kits.sort_by(|a, b| version_order(&a.version, &b.version));
+    }
+}
+
+/// A version names a directory of objects: letters, digits and `. _ - +`, not starting with `.`
+/// or `-`, at most 128 bytes (e.g. `0.1.0-1a2b3c4d5e6f`).
+pub fn check_version(version: &str) -> Result<(), String> {
+    let ok = !version.is_empty()
+        && version.len() <= 128
+        && !version.starts_with(['.', '-'])
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "version {:?}: use letters, digits and . _ - + only, not starting with . or - \
+             (e.g. 0.1.0-1a2b3c4d5e6f)",
+            escape(version)
+        ))
+    }
+}
+
+/// A kit file name: one path component of safe characters.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'))
+}
+
+/// Version order: runs of digits compare as numbers (`0.10.0` after `0.9.0`), everything else
+/// byte-wise; ties broken byte-wise so the order is total.
+pub fn version_order(a: &str, b: &str) -> Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for (x, y) in ca.iter().zip(&cb) {
+        let ord = match (x, y) {
+            ((true, x), (true, y)) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+            }
+            ((_, x), (_, y)) => x.cmp(y),
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    ca.len().cmp(&cb.len()).then_with(|| a.cmp(b))
+}
+
+/// True when `dir` is a published directory rather than a kit: it holds the manifest (whatever
+/// its type: a link there is refused by the verifier, not mistaken for a kit).
+pub fn is_published_dir(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(MANIFEST)).is_ok()
+}
+
+/// One listed kit's verification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedKitReport {
+    pub version: String,
+    /// The manifest's checks of this kit (files, sizes, digests, identity).
+    pub checks: Vec<CheckResult>,
+    /// `verify_kit_with` on `<dir>/<version>`.
+    pub kit: KitReport,
+}
+
+/// Everything the verification of a published directory found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedReport {
+    /// The published directory (escaped).
+    pub dir: String,
+    pub key: KeyInfo,
+    /// The manifest's own checks (signature, parse, layout, pin, origin), in order.
+    pub checks: Vec<CheckResult>,
+    /// Each listed kit, in manifest order.
+    pub kits: Vec<PublishedKitReport>,
+    /// Checks deliberately not run (`--integrity-only`).
+    pub skipped: Vec<String>,
+    /// 0 when everything passed; else the first failure's class code, origin (15) only when
+    /// nothing else failed.
+    pub exit_code: u8,
+}
+
+impl PublishedReport {
+    fn all_checks(&self) -> impl Iterator<Item = (Option<&str>, &CheckResult)> {
+        let origin_last = |c: &&CheckResult| c.class == Class::Origin;
+        let top = self.checks.iter().filter(move |c| !origin_last(c)).map(|c| (None, c));
+        let kits = self.kits.iter().flat_map(|k| {
+            k.checks
+                .iter()
+                .chain(&k.kit.checks)
+                .map(move |c| (Some(k.version.as_str()), c))
+        });
+        let origin = self.checks.iter().filter(origin_last).map(|c| (None, c));
+        top.chain(kits).chain(origin)
+    }
+
+    /// The first failure in chain-of-trust order, an origin failure only when nothing else failed.
+    pub fn first_failure(&self) -> Option<(Option<&str>, &CheckResult)> {
+        self.all_checks()
+            .filter(|(_, c)| !c.ok)
+            .min_by_key(|(_, c)| c.class == Class::Origin)
+    }
+
+    pub fn passed(&self) -> bool {
+        self.all_checks().all(|(_, c)| c.ok)
+    }
+
+    /// The summary lines printed after the checks: the directory, then one line per kit.
+    pub fn summary(&self, tool: &str) -> Vec<String> {
+        let total = self.all_checks().count();
+        let passed = self.all_checks().filter(|(_, c)| c.ok).count();
+        let versions: Vec<&str> = self.kits.iter().map(|k| k.version.as_str()).collect();
+        let what = format!("{} (published: {} kit(s))", self.dir, versions.len());
+        let mut lines = vec![match self.first_failure() {
+            None => format!("{tool}: {what} verified: {passed} checks passed"),
+            Some((_, c)) if c.class == Class::Origin => format!(
+                "{tool}: {what} is INTACT, but its ORIGIN IS NOT PROVEN (exit {}): {}",
+                self.exit_code, c.detail
+            ),
+            Some((scope, c)) => format!(
+                "{tool}: {what} FAILED ({} of {total} checks; exit {}): first: {}{} {}: {}",
+                total - passed,
+                self.exit_code,
+                scope.map(|v| format!("[{v}] ")).unwrap_or_default(),
+                c.check,
+                c.file,
+                c.detail
+            ),
+        }];
+        for k in &self.kits {
+            let failed = k.checks.iter().chain(&k.kit.checks).filter(|c| !c.ok).count();
+            let status = match (failed, k.kit.exit_code) {
+                (0, _) => "verified".to_string(),
+                (_, 15) if k.checks.iter().all(|c| c.ok) && k.kit.intact() => {
+                    "intact, origin not proven".to_string()
+                }
+                (n, code) => format!("FAILED ({n} check(s); kit exit {code})"),
+            };
+            lines.push(format!(
+                "{tool}:   kit {} (dataset {}): {status}",
+                k.version,
+                k.kit.dataset_hash.as_deref().unwrap_or("unknown")
+            ));
+        }
+        for skipped in &self.skipped {
+            lines.push(format!("{tool}: NOT CHECKED (--integrity-only): {skipped}"));
+        }
+        if self.key.is_dev {
+            lines.push(format!(
+                "{tool}: WARNING: signed with the PUBLIC DEV KEY: anyone can produce this \
+                 signature; never deploy it as a release."
+            ));
+        }
+        lines
+    }
+}
+
+struct Checks<'a> {
+    out: Vec<CheckResult>,
+    observe: &'a mut dyn FnMut(Option<&str>, &CheckResult),
+    scope: Option<String>,
+}
+
+impl Checks<'_> {
+    fn record(&mut self, check: &str, file: &str, class: Class, outcome: Result<String, String>) -> bool {
+        let ok = outcome.is_ok();
+        let detail = match outcome {
+            Ok(d) | Err(d) => escape(&d),
+        };
+        let c = CheckResult {
+            check: check.into(),
+            file: escape(file),
+            ok,
+            class,
+            detail,
+        };
+        (self.observe)(self.scope.as_deref(), &c);
+        self.out.push(c);
+        ok
+    }
+}
+
+/// Verifies the published directory `dir` (see the module documentation). `opts.key` is the key
+/// the operator trusts; without it `<dir>/cosign.pub` is used, which proves nothing about origin
+/// (exit 15 when all else passes). `opts.expect_dataset_hash` requires a listed kit to carry that
+/// dataset. `observe` sees every check as it completes, with the kit version it belongs to.
+pub fn verify_published_with(
+    dir: &Path,
+    opts: &VerifyOptions,
+    observe: &mut dyn FnMut(Option<&str>, &CheckResult),
+) -> PublishedReport {
+    let mut report = PublishedReport {
+        dir: escape(&dir.display().to_string()),
+        key: KeyInfo::default(),
+        checks: Vec::new(),
+        kits: Vec::new(),
+        skipped: if opts.integrity_only {
+            vec![crate::verify::SKIPPED_BY_INTEGRITY.to_string()]
+        } else {
+            Vec::new()
+        },
+        exit_code: 0,
+    };
+    let mut checks = Checks {
+        out: Vec::new(),
+        observe,
+        scope: None,
+    };
+    if let Some((key, manifest)) = manifest(dir, opts, &mut report, &mut checks) {
+        let mut kit_opts = opts.clone();
+        kit_opts.key = Some(TrustedKey {
+            key: key.clone(),
+            path: report.key.path.clone(),
+        });
+        // The pin was checked over the whole manifest: each kit is verified unpinned.
+        kit_opts.expect_dataset_hash = None;
+        for entry in &manifest.kits {
+            let kit_dir = dir.join(&entry.version);
+            checks.scope = Some(entry.version.clone());
+            let before = checks.out.len();
+            listed_files(&kit_dir, entry, &mut checks);
+            let observe = &mut *checks.observe;
+            let version = entry.version.clone();
+            let kit = verify_kit_with(&kit_dir, &kit_opts, &mut |c| observe(Some(&version), c));
+            let identity = if kit.dataset_hash.as_deref() != Some(entry.dataset_hash.as_str()) {
+                Err(format!(
+                    "the kit carries dataset {}, the manifest lists {}",
+                    kit.dataset_hash.as_deref().unwrap_or("none"),
+                    entry.dataset_hash
+                ))
+            } else if kit.key.key_id.as_deref() != Some(entry.key_id.as_str()) {
+                Err(format!("the kit was checked against key {:?}, the manifest lists {}", kit.key.key_id, entry.key_id))
+            } else {
+                Ok(format!("dataset {} and key {} as listed", entry.dataset_hash, entry.key_id))
+            };
+            checks.record("manifest.kit", &format!("{}/", entry.version), Class::Provenance, identity);
+            let own = checks.out.split_off(before);
+            report.kits.push(PublishedKitReport {
+                version: entry.version.clone(),
+                checks: own,
+                kit,
+            });
+        }
+        checks.scope = None;
+        origin(opts, &report.key.clone(), &mut checks);
+    }
+    report.checks = checks.out;
+    report.exit_code = report
+        .first_failure()
+        .map(|(_, c)| c.class.exit_code())
+        .unwrap_or(0);
+    report
+}
+
+/// The key, the manifest's signature, its parse, the directory's layout and the pin; `None`
+/// stops the verification (nothing after can be trusted).
+fn manifest(
+    dir: &Path,
+    opts: &VerifyOptions,
+    report: &mut PublishedReport,
+    checks: &mut Checks<'_>,
+) -> Option<(PublicKey, OfflineKitManifest)> {
+    let shown = dir.display().to_string();
+    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        checks.record("published", &shown, Class::Hostile, Err("not a directory".into()));
+        return None;
+    }
+    let key = match &opts.key {
+        Some(trusted) => {
+            report.key.path = trusted.path.clone();
+            trusted.key.clone()
+        }
+        None => {
+            report.key.self_contained = true;
+            report.key.path = escape(&dir.join(PUBLIC_KEY).display().to_string());
+            let parsed = read_small(&dir.join(PUBLIC_KEY), SMALL_CAP)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    let text = String::from_utf8(b).map_err(|_| "not text".to_string())?;
+                    PublicKey::from_pem(&text, PUBLIC_KEY).map_err(|e| e.to_string())
+                });
+            match parsed {
+                Ok(k) => k,
+                Err(e) => {
+                    checks.record("key", PUBLIC_KEY, Class::Signature, Err(e));
+                    return None;
+                }
+            }
+        }
+    };
+    report.key.key_id = Some(key.key_id());
+    report.key.is_dev = aoc_sigstore::policy::is_dev_key(&key);
+
+    // The signature over the manifest's raw bytes, before a byte of it is parsed.
+    let bytes = match read_small(&dir.join(MANIFEST), MANIFEST_CAP) {
+        Ok(b) => b,
+        Err(e) => {
+            let class = match e {
+                ReadProblem::TooLarge { .. } | ReadProblem::NotRegular => Class::Hostile,
+                _ => Class::Checksum,
+            };
+            checks.record("signature", MANIFEST, class, Err(e.to_string()));
+            return None;
+        }
+    };
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let signed = read_small(&dir.join(MANIFEST_BUNDLE), SMALL_CAP)
+        .map_err(|e| e.to_string())
+        .and_then(|bundle| {
+            verify_message_bundle(&bundle, &digest, &key).map_err(|e| format!("over {MANIFEST}: {e}"))
+        })
+        .map(|()| {
+            format!(
+                "signs {MANIFEST} (sha256 {}) with key {}",
+                hex::encode(digest),
+                key.key_id()
+            )
+        });
+    if !checks.record("signature", MANIFEST_BUNDLE, Class::Signature, signed) {
+        return None;
+    }
+
+    let manifest = match OfflineKitManifest::parse(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            checks.record("manifest.parse", MANIFEST, Class::Checksum, Err(e));
+            return None;
+        }
+    };
+    let versions: Vec<&str> = manifest.kits.iter().map(|k| k.version.as_str()).collect();
+    checks.record(
+        "manifest.parse",
+        MANIFEST,
+        Class::Checksum,
+        Ok(format!("{} kit(s): {}", versions.len(), versions.join(", "))),
+    );
+    let key_ok = if manifest.key_id == key.key_id() {
+        Ok(format!("names the signing key {}", key.key_id()))
+    } else {
+        Err(format!(
+            "names key {}, but is signed by {}",
+            manifest.key_id,
+            key.key_id()
+        ))
+    };
+    if !checks.record("manifest.key", MANIFEST, Class::Signature, key_ok) {
+        return None;
+    }
+
+    // The directory holds the manifest, its signature, the key and exactly the listed kits.
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            checks.record("published.layout", &shown, Class::Hostile, Err(format!("cannot list: {e}")));
+            return None;
+        }
+    };
+    let mut complete = true;
+    let mut present = BTreeSet::new();
+    for entry in entries.flatten() {
+        let raw = entry.file_name();
+        let name = escape_os(&raw);
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        match raw.to_str() {
+            Some(MANIFEST | MANIFEST_BUNDLE) if is_file => {}
+            Some(PUBLIC_KEY) if is_file => {}
+            Some(v) if versions.contains(&v) && is_dir => {
+                present.insert(v.to_string());
+            }
+            Some(v) if versions.contains(&v) => {
+                complete = false;
+                checks.record(
+                    "published.layout",
+                    &name,
+                    Class::Hostile,
+                    Err("a listed kit that is not a directory (links have no place here)".into()),
+                );
+            }
+            _ => {
+                complete = false;
+                checks.record(
+                    "published.complete",
+                    &name,
+                    Class::Checksum,
+                    Err(format!("in the published directory but not listed in {MANIFEST}")),
+                );
+            }
+        }
+    }
+    for v in &versions {
+        if !present.contains(*v) {
+            complete = false;
+            checks.record(
+                "published.complete",
+                &format!("{v}/"),
+                Class::Checksum,
+                Err(format!("listed in {MANIFEST} but missing")),
+            );
+        }
+    }
+    if complete {
+        checks.record(
+            "published.complete",
+            &shown,
+            Class::Checksum,
+            Ok(format!("holds exactly the {} listed kit(s), the manifest and its key", versions.len())),
+        );
+    }
+    if let Some(pin) = &opts.expect_dataset_hash {
+        let outcome = match manifest.kits.iter().find(|k| k.dataset_hash == *pin) {
+            Some(k) => Ok(format!("kit {} carries the pinned dataset {pin}", k.version)),
+            None => Err(format!(
+                "no listed kit carries dataset {pin} (--expect-dataset-hash / DATASET_HASH)"
+            )),
+        };
+        checks.record("dataset.pinned", MANIFEST, Class::Dataset, outcome);
+    }
+    Some((key, manifest))
+}
+
+/// The kit directory holds exactly the manifest's files, each with its size and SHA-256.
+fn listed_files(kit_dir: &Path, entry: &PublishedKit, checks: &mut Checks<'_>) {
+    let shown = format!("{}/", entry.version);
+    let listed: BTreeSet<&str> = entry.files.iter().map(|f| f.name.as_str()).collect();
+    let mut problems = Vec::new();
+    match std::fs::read_dir(kit_dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                let raw = e.file_name();
+                if !raw.to_str().is_some_and(|n| listed.contains(n)) {
+                    problems.push(format!("{} is not listed", escape_os(&raw)));
+                }
+            }
+        }
+        Err(e) => problems.push(format!("cannot list: {e}")),
+    }
+    for f in &entry.files {
+        match hash_file(&kit_dir.join(&f.name), layout::size_cap(&f.name)) {
+            Ok((size, digest)) if size == f.size && digest == f.sha256 => {}
+            Ok((size, digest)) => problems.push(format!(
+                "{} is {size} bytes with sha256 {digest}, the manifest lists {} bytes with {}",
+                f.name, f.size, f.sha256
+            )),
+            Err(e) => problems.push(format!("{} {e}", f.name)),
+        }
+    }
+    let outcome = if problems.is_empty() {
+        Ok(format!(
+            "the {} listed files, with their sizes and SHA-256 (SHA256SUMS {})",
+            entry.files.len(),
+            entry.sha256sums_sha256
+        ))
+    } else {
+        Err(problems.join("; "))
+    };
+    checks.record("manifest.files", &shown, Class::Checksum, outcome);
+}
+
+/// Size and SHA-256 hex of a file read once, bounded, never through a link.
+fn hash_file(path: &Path, cap: u64) -> Result<(u64, String), ReadProblem> {
+    let (file, size) = open_bounded(path, cap)?;
+    let mut src = file.take(size + 1);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReadProblem::Io(e)),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    if total != size {
+        return Err(ReadProblem::Changed);
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+fn read_small(path: &Path, cap: u64) -> Result<Vec<u8>, ReadProblem> {
+    match read_and_hash(path, cap, Keep::Bytes)?.0 {
+        Proven::Bytes(b) => Ok(b),
+        Proven::Copy(_) => unreachable!("read into memory"),
+    }
+}
+
+/// Last: who signed (the kit verifier's rule).
+fn origin(opts: &VerifyOptions, key: &KeyInfo, checks: &mut Checks<'_>) {
+    let id = key.key_id.clone().unwrap_or_default();
+    let outcome = if key.self_contained {
+        Err(format!(
+            "checked against the published directory's OWN {PUBLIC_KEY} (key {id}), which anyone \
+             who can write it can replace: pass --key with the public key you trust"
+        ))
+    } else if key.is_dev && !opts.allow_dev_key {
+        Err(format!(
+            "signed with the PUBLIC DEV KEY (key {id}): anyone can produce this signature; pass \
+             --allow-dev-key only for dev kits"
+        ))
+    } else if key.is_dev {
+        Ok(format!("the public dev key {id}, accepted by --allow-dev-key"))
+    } else {
+        Ok(format!("signed by the trusted key {id} ({})", key.path))
+    };
+    checks.record("origin", MANIFEST_BUNDLE, Class::Origin, outcome);
+}
+
+/// `stella kit verify` / `cargo xtask aoc-verify` on a published directory: checks on stderr
+/// (prefixed with the kit version they belong to), the report as JSON on stdout when asked, the
+/// summary naming each kit; returns the exit code.
+pub fn run(dir: &Path, opts: &VerifyOptions, json: bool, tool: &str) -> u8 {
+    let report = verify_published_with(dir, opts, &mut |scope, c| match scope {
+        Some(v) => eprintln!("  [{v}]{}", render_check(c)),
+        None => eprintln!("{}", render_check(c)),
+    });
+    if json {
+        let text = serde_json::to_string_pretty(&report).expect("a report serialises");
+        if writeln!(std::io::stdout().lock(), "{text}").is_err() {
+            return crate::report::EXIT_USAGE;
+        }
+    }
+    for line in report.summary(tool) {
+        eprintln!("{line}");
+    }
+    report.exit_code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kit(version: &str) -> PublishedKit {
+        let sums = "a".repeat(64);
+        PublishedKit {
+            version: version.into(),
+            commit: "c".repeat(40),
+            dataset_hash: "d".repeat(64),
+            key_id: "k".into(),
+            built_at: "2023-11-14T22:13:20Z".into(),
+            sha256sums_sha256: sums.clone(),
+            files: vec![PublishedFile {
+                name: layout::SUMS.into(),
+                size: 10,
+                sha256: sums,
+            }],
+        }
+    }
+
+    #[test]
+    fn versions_sort_with_numbers_compared_as_numbers() {
+        let mut v = vec!["0.10.0-aa", "0.9.1-bb", "0.9.0-cc", "1.0.0", "0.9.0"];
+        v.sort_by(|a, b| version_order(a, b));
+        assert_eq!(v, ["0.9.0", "0.9.0-cc", "0.9.1-bb", "0.10.0-aa", "1.0.0"]);
+    }
+
+    #[test]
+    fn a_manifest_round_trips_and_keeps_version_order() {
+        let mut m = OfflineKitManifest::new("k");
+        m.upsert(kit("0.10.0"));
+        m.upsert(kit("0.9.0"));
+        m.upsert(kit("0.10.0"));
+        let parsed = OfflineKitManifest::parse(&m.render()).unwrap();
+        assert_eq!(parsed, m);
+        let versions: Vec<&str> = parsed.kits.iter().map(|k| k.version.as_str()).collect();
+        assert_eq!(versions, ["0.9.0", "0.10.0"]);
+    }
+
+    #[test]
+    fn a_manifest_of_another_schema_or_with_unsafe_names_is_refused() {
+        let good = OfflineKitManifest {
+            kits: vec![kit("1.0.0")],
+            ..OfflineKitManifest::new("k")
+        };
+        let mut value: serde_json::Value = serde_json::from_slice(&good.render()).unwrap();
+        value["schema_version"] = 2.into();
+        let err = OfflineKitManifest::parse(value.to_string().as_bytes()).unwrap_err();
+        assert!(err.contains("schema_version"), "{err}");
+
+        let mut value: serde_json::Value = serde_json::from_slice(&good.render()).unwrap();
+        value["extra"] = true.into();
+        assert!(OfflineKitManifest::parse(value.to_string().as_bytes()).is_err());
+
+        for (field, bad) in [
+            ("version", "../escape"),
+            ("version", ".hidden"),
+            ("key_id", "another"),
+        ] {
+            let mut m = good.clone();
+            match field {
+                "version" => m.kits[0].version = bad.into(),
+                _ => m.kits[0].key_id = bad.into(),
+            }
+            assert!(m.check().is_err(), "{field}={bad}");
+        }
+        let mut m = good.clone();
+        m.kits[0].files[0].name = "../SHA256SUMS".into();
+        assert!(m.check().is_err());
+        let mut m = good;
+        m.kits[0].files.push(m.kits[0].files[0].clone());
+        assert!(m.check().is_err(), "a file listed twice");
+    }
+}
