@@ -381,15 +381,21 @@ pub fn release_carrying(
     })?;
 
     steps.run("self-verify", || {
-        let report = verify::verify_kit(
+        // Against the signer's own public key: the dev key is accepted here exactly when the
+        // key policy above let the release sign with it.
+        let trusted = verify::TrustedKey {
+            key: key.signer.public_key().clone(),
+            path: format!("the signing key {}", key.description.key_id),
+        };
+        let report = verify::verify_with_key(
             &stage,
-            Some(&stage.join(kit::PUBLIC_KEY)),
+            Some(trusted),
             &VerifyOptions {
-                run_bundled_stella: true,
                 print: opts.print,
+                allow_dev_key: key.description.is_dev,
                 ..VerifyOptions::default()
             },
-        )?;
+        );
         if !report.passed() {
             let lines: Vec<String> = report
                 .failures()
