@@ -156,7 +156,12 @@ fn bare_parse(lines: &[Vec<u8>]) -> Result<()> {
         .map(|l| serde_json::from_slice::<serde_json::Value>(l).map(|v| v.is_object()))
         .filter(|r| matches!(r, Ok(true)))
         .count();
-    anyhow::ensure!(parsed == lines.len(), "{} of {} lines parsed", parsed, lines.len());
+    anyhow::ensure!(
+        parsed == lines.len(),
+        "{} of {} lines parsed",
+        parsed,
+        lines.len()
+    );
     Ok(())
 }
 
