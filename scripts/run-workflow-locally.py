@@ -44,6 +44,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -674,7 +675,8 @@ class Run:
                 entry = {"name": name, "outcome": "skipped", "seconds": 0.0}
                 job_report["steps"].append(entry)
                 if not condition(step.get("if"), ctx, funcs):
-                    say(f"  [{job_id} #{n}] {name}: skipped (`if` is false)")
+                    say(f"  [{job_id} #{n}] {name}: skipped ("
+                        + ("an earlier step failed" if failed else "`if` is false") + ")")
                     if step.get("id"):
                         steps_ctx[step["id"]] = {"outcome": "skipped", "conclusion": "skipped",
                                                  "outputs": {}}
@@ -772,8 +774,18 @@ class Run:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, text=True, errors="replace")
-            deadline = time.time() + max(timeout, 1)
-            timed_out = False
+            timed_out = threading.Event()
+
+            def kill():
+                timed_out.set()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+            # The whole process group goes when the step's time is up, output or not.
+            watchdog = threading.Timer(max(timeout, 1), kill)
+            watchdog.start()
             try:
                 for line in proc.stdout:
                     for m in self.masks:
@@ -782,21 +794,13 @@ class Run:
                     out.flush()
                     sys.stdout.write("  | " + line)
                     sys.stdout.flush()
-                    if time.time() > deadline:
-                        timed_out = True
-                        break
-                remaining = deadline - time.time()
-                proc.wait(timeout=max(remaining, 0.1))
-            except subprocess.TimeoutExpired:
-                timed_out = True
+                proc.wait()
             finally:
-                if timed_out or proc.poll() is None:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                watchdog.cancel()
+                if proc.poll() is None:
+                    kill()
                     proc.wait()
-        if timed_out:
+        if timed_out.is_set():
             raise StepFailed(f"timed out after {timeout:.0f} s (timeout-minutes)")
         if proc.returncode != 0:
             raise StepFailed(f"exit code {proc.returncode}")

@@ -17,6 +17,8 @@ mod release;
 mod sbom;
 mod test;
 mod verify;
+#[cfg(test)]
+mod workflow_tests;
 
 use std::process::ExitCode;
 

@@ -1,9 +1,18 @@
 //! `cargo xtask aoc-publish` (and `aoc-release --publish`): copies a verified kit to a directory
 //! or an S3-compatible bucket, so that a reader never sees part of a kit.
 //!
-//! Layout under the URL's prefix: `<version>/<kit files>` and `index.json` (index.rs).
+//! Layout under the URL's prefix: `<version>/<kit files>`, and the signed offline-kit manifest
+//! `offline-kit.json` + `offline-kit.json.sigstore.json` with the key `cosign.pub` (manifest.rs;
+//! types and verifier in `aoc_kit::published`). `stella kit verify` and `cargo xtask aoc-verify`
+//! verify a copy of the prefix end to end.
 //!
-//! 1. The local kit must pass `aoc-verify`'s checks ([`verify::verify_kit`]).
+//! Publishing signs the manifest, so it needs the signing key (`COSIGN_KEY` / `COSIGN_KEY_B64`
+//! with `COSIGN_PASSWORD`, or the dev key with `COSIGN_ALLOW_DEV_KEY=1`, as the release selects
+//! it), and that key must be the one that signed the kit and the prefix's `cosign.pub`.
+//!
+//! 0. The prefix's `cosign.pub` is the signing key's (written when absent), or nothing happens.
+//! 1. The local kit must pass `aoc-verify`'s checks ([`verify::verify_kit`]) against the signing
+//!    key (or `--key`, which must be the same key).
 //! 2. `<version>/SHA256SUMS` already there: identical → nothing to upload (only the index is made
 //!    sure of); different → refused, unless `--force`, which first deletes the old SHA256SUMS so
 //!    the old kit stops "existing" before any of its files change.
@@ -12,12 +21,12 @@
 //!    complete, and re-running overwrites the orphans.
 //! 4. Read every object back, check its SHA-256 against SHA256SUMS, and run the verifier on the
 //!    downloaded copy; on failure SHA256SUMS is deleted again (the kit is withdrawn).
-//! 5. Add the kit to `index.json` by compare-and-swap.
+//! 5. Add the kit to the manifest and sign it, by compare-and-swap (manifest.rs).
 
 mod destination;
 mod dir;
-mod index;
 mod kit_info;
+mod manifest;
 mod s3;
 mod store;
 #[cfg(test)]
@@ -29,10 +38,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use aoc_kit::published::{PublishedFile, PublishedKit, MANIFEST};
+use aoc_sigstore::SelectedKey;
+
 use crate::kit;
 use crate::verify::{self, VerifyOptions};
-use kit_info::KitInfo;
 use destination::Destination;
+use kit_info::KitInfo;
 use store::Store;
 
 /// Test hook: stop with an error after this many objects were uploaded (an interrupted upload).
@@ -53,8 +65,8 @@ pub struct Cmd {
     /// Replace a different kit already published under the same version.
     #[arg(long)]
     force: bool,
-    /// The public key the kit must verify against [default: the kit's own cosign.pub, which
-    /// proves nothing about who signed it].
+    /// The public key the kit must verify against [default: the signing key's]; it must be the
+    /// signing key's.
     #[arg(long)]
     key: Option<PathBuf>,
 }
@@ -63,7 +75,7 @@ impl Cmd {
     pub fn run(self) -> Result<()> {
         // Paths the user typed are relative to where cargo was run, not the shell's root.
         let cwd = std::env::current_dir()?;
-        let mut opts = PublishOptions::from_process_env()?;
+        let mut opts = PublishOptions::from_process_env(&crate::project_root())?;
         opts.version = self.version;
         opts.force = self.force;
         opts.key = self.key.map(|k| cwd.join(k));
@@ -89,8 +101,10 @@ pub struct PublishOptions {
     /// `None`: [`KitInfo::default_version`].
     pub version: Option<String>,
     pub force: bool,
-    /// `None`: the kit's own cosign.pub.
+    /// `None`: the signing key's public key.
     pub key: Option<PathBuf>,
+    /// The key that signs the offline-kit manifest: the kit's own.
+    pub signing: SelectedKey,
     /// Progress on stderr.
     pub print: bool,
     /// The `AWS_*` variables for an s3:// URL, passed in so tests never mutate the process env.
@@ -102,7 +116,9 @@ pub struct PublishOptions {
 }
 
 impl PublishOptions {
-    pub fn from_process_env() -> Result<Self> {
+    /// Options from the process environment; the signing key is selected as the release selects
+    /// it (`root` holds the dev key).
+    pub fn from_process_env(root: &Path) -> Result<Self> {
         let fail_after = match std::env::var(FAIL_AFTER_ENV) {
             Ok(v) if !v.is_empty() => Some(
                 v.parse()
@@ -110,10 +126,13 @@ impl PublishOptions {
             ),
             _ => None,
         };
+        let signing = aoc_sigstore::select_signing_key(|k| std::env::var(k).ok(), root)
+            .map_err(|e| anyhow::anyhow!("{e} (publishing signs the offline-kit manifest)"))?;
         Ok(PublishOptions {
             version: None,
             force: false,
             key: None,
+            signing,
             print: true,
             env: destination::aws_env(),
             fail_after,
@@ -134,10 +153,24 @@ pub struct Published {
     pub unchanged: bool,
 }
 
-/// `aoc-release --publish URL`: [`publish_with`] with the defaults and the process environment.
-/// Returns where the kit went (for an s3:// URL, the URL as a path, for display).
-pub fn publish(dir: &Path, url: &str) -> Result<PathBuf> {
-    let done = publish_with(dir, url, &PublishOptions::from_process_env()?)?;
+/// `aoc-release --publish URL`: [`publish_with`] with the defaults, the process environment and
+/// the release's own signing key. Returns where the kit went (for an s3:// URL, the URL as a
+/// path, for display).
+pub fn publish(dir: &Path, url: &str, signing: &SelectedKey) -> Result<PathBuf> {
+    let opts = PublishOptions {
+        version: None,
+        force: false,
+        key: None,
+        signing: SelectedKey {
+            signer: signing.signer.clone(),
+            description: signing.description.clone(),
+        },
+        print: true,
+        env: destination::aws_env(),
+        fail_after: None,
+        env_require_prod_key: std::env::var("AOC_REQUIRE_PROD_KEY").is_ok_and(|v| v == "1"),
+    };
+    let done = publish_with(dir, url, &opts)?;
     Ok(PathBuf::from(done.location))
 }
 
@@ -154,9 +187,10 @@ pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Publ
         Some(v) => v.clone(),
         None => local.info.default_version()?,
     };
-    kit_info::check_version(&version)?;
+    aoc_kit::published::check_version(&version).map_err(anyhow::Error::msg)?;
     let store = dest.open(&opts.env)?;
     let store = store.as_ref();
+    manifest::claim_prefix(store, &opts.signing.signer)?;
     let key = |name: &str| format!("{version}/{name}");
     let location = store.url(&version);
     say(format!(
@@ -210,15 +244,15 @@ pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Publ
         say(format!("read back {} objects: verified", local.files.len()));
     }
 
-    let entry = local.index_entry(&version);
-    let updated = index::update(store, &entry, opts.force)?;
+    let entry = local.manifest_entry(&version);
+    let updated = manifest::update(store, &entry, opts.force, &opts.signing.signer)?;
     say(format!(
         "{} {} ({} concurrent update(s) retried)",
-        store.url(index::INDEX),
+        store.url(MANIFEST),
         if updated.unchanged {
             "already lists it"
         } else {
-            "updated"
+            "updated and signed"
         },
         updated.conflicts
     ));
@@ -237,20 +271,39 @@ struct LocalKit {
     sums_text: Vec<u8>,
     /// Every kit file → SHA-256 hex: SHA256SUMS' entries, plus SHA256SUMS and its signature.
     files: BTreeMap<String, String>,
+    /// Every kit file → its size in bytes.
+    sizes: BTreeMap<String, u64>,
 }
 
 impl LocalKit {
     fn read(dir: &Path, opts: &PublishOptions) -> Result<LocalKit> {
-        let report = verify::verify_kit(
+        let signing = opts.signing.signer.public_key();
+        let trusted = match &opts.key {
+            Some(path) => verify::TrustedKey::load(path).map_err(anyhow::Error::msg)?,
+            None => verify::TrustedKey {
+                key: signing.clone(),
+                path: format!("the signing key {}", signing.key_id()),
+            },
+        };
+        if trusted.key.key_id() != signing.key_id() {
+            bail!(
+                "--key {} is key {}, but this publish signs with key {}: the manifest is signed \
+                 with the kit's key",
+                trusted.path,
+                trusted.key.key_id(),
+                signing.key_id()
+            );
+        }
+        let report = verify::verify_with_key(
             dir,
-            opts.key.as_deref(),
+            Some(trusted),
             &VerifyOptions {
                 // Publishing applies its own key policy below; origin is the site's to prove.
                 allow_dev_key: true,
                 print: false,
                 ..VerifyOptions::default()
             },
-        )?;
+        );
         if !report.intact() {
             let lines: Vec<String> = report
                 .failures()
@@ -278,12 +331,6 @@ impl LocalKit {
                 );
             }
         }
-        if report.key.self_contained && opts.print {
-            eprintln!(
-                "aoc-publish: WARNING: verified against the kit's OWN cosign.pub; pass --key \
-                 with the public key you trust"
-            );
-        }
         let sums_text = std::fs::read(dir.join(kit::SUMS))?;
         let sums = aoc_archive::Sha256Sums::parse(&sums_text)
             .with_context(|| format!("parsing {}", kit::SUMS))?;
@@ -294,11 +341,28 @@ impl LocalKit {
         files.insert(kit::SUMS.into(), sha256_hex(&sums_text));
         let bundle = std::fs::read(dir.join(kit::SUMS_BUNDLE))?;
         files.insert(kit::SUMS_BUNDLE.into(), sha256_hex(&bundle));
+        let mut sizes = BTreeMap::new();
+        for name in files.keys() {
+            let len = std::fs::metadata(dir.join(name))
+                .with_context(|| format!("reading {name}"))?
+                .len();
+            sizes.insert(name.clone(), len);
+        }
+        let info = KitInfo::read(dir)?;
+        if info.key_id != signing.key_id() {
+            bail!(
+                "{} is signed by key {}, this publish signs with key {}",
+                dir.display(),
+                info.key_id,
+                signing.key_id()
+            );
+        }
         Ok(LocalKit {
             dir: dir.to_path_buf(),
-            info: KitInfo::read(dir)?,
+            info,
             sums_text,
             files,
+            sizes,
         })
     }
 
@@ -328,15 +392,23 @@ impl LocalKit {
         Ok(bytes)
     }
 
-    fn index_entry(&self, version: &str) -> index::Entry {
-        index::Entry {
+    fn manifest_entry(&self, version: &str) -> PublishedKit {
+        PublishedKit {
             version: version.to_string(),
             commit: self.info.commit.clone(),
             dataset_hash: self.info.dataset_hash.clone(),
             key_id: self.info.key_id.clone(),
-            published_at: self.info.built_at.clone(),
-            files: self.files.clone(),
+            built_at: self.info.built_at.clone(),
             sha256sums_sha256: self.files[kit::SUMS].clone(),
+            files: self
+                .files
+                .iter()
+                .map(|(name, sha256)| PublishedFile {
+                    name: name.clone(),
+                    size: self.sizes[name],
+                    sha256: sha256.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -371,15 +443,20 @@ fn read_back(
     if script.exists() {
         set_executable(&script)?;
     }
-    let report = verify::verify_kit(
+    let signing = opts.signing.signer.public_key();
+    let trusted = verify::TrustedKey {
+        key: signing.clone(),
+        path: format!("the signing key {}", signing.key_id()),
+    };
+    let report = verify::verify_with_key(
         copy.path(),
-        opts.key.as_deref(),
+        Some(trusted),
         &VerifyOptions {
             allow_dev_key: true,
             print: false,
             ..VerifyOptions::default()
         },
-    )?;
+    );
     if let Some(f) = report.failures().find(|f| f.class != verify::Class::Origin) {
         bail!(
             "aoc-verify on the downloaded copy failed (exit {}): {} {}: {}",

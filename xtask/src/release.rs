@@ -432,7 +432,7 @@ pub fn release_carrying(
     })?;
 
     let published = match &opts.publish {
-        Some(url) => Some(steps.run("publish", || crate::publish::publish(out, url))?),
+        Some(url) => Some(steps.run("publish", || crate::publish::publish(out, url, &key))?),
         None => None,
     };
 

@@ -143,13 +143,17 @@ impl OfflineKitManifest {
                 ));
             }
             if !layout::is_hex64(&kit.dataset_hash) || !layout::is_hex64(&kit.sha256sums_sha256) {
-                return Err(format!("kit {v}: dataset_hash and sha256sums_sha256 must be 64 hex"));
+                return Err(format!(
+                    "kit {v}: dataset_hash and sha256sums_sha256 must be 64 hex"
+                ));
             }
             let mut names = BTreeSet::new();
             for f in &kit.files {
                 let n = escape(&f.name);
                 if !is_plain_name(&f.name) || !names.insert(f.name.as_str()) {
-                    return Err(format!("kit {v}: file name {n} is not a plain, unique name"));
+                    return Err(format!(
+                        "kit {v}: file name {n} is not a plain, unique name"
+                    ));
                 }
                 if !layout::is_hex64(&f.sha256) {
                     return Err(format!("kit {v}: {n} has no 64-hex sha256"));
@@ -181,7 +185,8 @@ impl OfflineKitManifest {
     pub fn upsert(&mut self, kit: PublishedKit) {
         self.kits.retain(|k| k.version != kit.version);
         self.kits.push(kit);
-        self.kits.sort_by(|a, b| version_order(&a.version, &b.version));
+        self.kits
+            .sort_by(|a, b| version_order(&a.version, &b.version));
     }
 }
 
@@ -283,7 +288,11 @@ pub struct PublishedReport {
 impl PublishedReport {
     fn all_checks(&self) -> impl Iterator<Item = (Option<&str>, &CheckResult)> {
         let origin_last = |c: &&CheckResult| c.class == Class::Origin;
-        let top = self.checks.iter().filter(move |c| !origin_last(c)).map(|c| (None, c));
+        let top = self
+            .checks
+            .iter()
+            .filter(move |c| !origin_last(c))
+            .map(|c| (None, c));
         let kits = self.kits.iter().flat_map(|k| {
             k.checks
                 .iter()
@@ -328,7 +337,12 @@ impl PublishedReport {
             ),
         }];
         for k in &self.kits {
-            let failed = k.checks.iter().chain(&k.kit.checks).filter(|c| !c.ok).count();
+            let failed = k
+                .checks
+                .iter()
+                .chain(&k.kit.checks)
+                .filter(|c| !c.ok)
+                .count();
             let status = match (failed, k.kit.exit_code) {
                 (0, _) => "verified".to_string(),
                 (_, 15) if k.checks.iter().all(|c| c.ok) && k.kit.intact() => {
@@ -362,7 +376,13 @@ struct Checks<'a> {
 }
 
 impl Checks<'_> {
-    fn record(&mut self, check: &str, file: &str, class: Class, outcome: Result<String, String>) -> bool {
+    fn record(
+        &mut self,
+        check: &str,
+        file: &str,
+        class: Class,
+        outcome: Result<String, String>,
+    ) -> bool {
         let ok = outcome.is_ok();
         let detail = match outcome {
             Ok(d) | Err(d) => escape(&d),
@@ -429,11 +449,22 @@ pub fn verify_published_with(
                     entry.dataset_hash
                 ))
             } else if kit.key.key_id.as_deref() != Some(entry.key_id.as_str()) {
-                Err(format!("the kit was checked against key {:?}, the manifest lists {}", kit.key.key_id, entry.key_id))
+                Err(format!(
+                    "the kit was checked against key {:?}, the manifest lists {}",
+                    kit.key.key_id, entry.key_id
+                ))
             } else {
-                Ok(format!("dataset {} and key {} as listed", entry.dataset_hash, entry.key_id))
+                Ok(format!(
+                    "dataset {} and key {} as listed",
+                    entry.dataset_hash, entry.key_id
+                ))
             };
-            checks.record("manifest.kit", &format!("{}/", entry.version), Class::Provenance, identity);
+            checks.record(
+                "manifest.kit",
+                &format!("{}/", entry.version),
+                Class::Provenance,
+                identity,
+            );
             let own = checks.out.split_off(before);
             report.kits.push(PublishedKitReport {
                 version: entry.version.clone(),
@@ -462,7 +493,12 @@ fn manifest(
 ) -> Option<(PublicKey, OfflineKitManifest)> {
     let shown = dir.display().to_string();
     if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        checks.record("published", &shown, Class::Hostile, Err("not a directory".into()));
+        checks.record(
+            "published",
+            &shown,
+            Class::Hostile,
+            Err("not a directory".into()),
+        );
         return None;
     }
     let key = match &opts.key {
@@ -507,7 +543,8 @@ fn manifest(
     let signed = read_small(&dir.join(MANIFEST_BUNDLE), SMALL_CAP)
         .map_err(|e| e.to_string())
         .and_then(|bundle| {
-            verify_message_bundle(&bundle, &digest, &key).map_err(|e| format!("over {MANIFEST}: {e}"))
+            verify_message_bundle(&bundle, &digest, &key)
+                .map_err(|e| format!("over {MANIFEST}: {e}"))
         })
         .map(|()| {
             format!(
@@ -532,7 +569,11 @@ fn manifest(
         "manifest.parse",
         MANIFEST,
         Class::Checksum,
-        Ok(format!("{} kit(s): {}", versions.len(), versions.join(", "))),
+        Ok(format!(
+            "{} kit(s): {}",
+            versions.len(),
+            versions.join(", ")
+        )),
     );
     let key_ok = if manifest.key_id == key.key_id() {
         Ok(format!("names the signing key {}", key.key_id()))
@@ -551,7 +592,12 @@ fn manifest(
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            checks.record("published.layout", &shown, Class::Hostile, Err(format!("cannot list: {e}")));
+            checks.record(
+                "published.layout",
+                &shown,
+                Class::Hostile,
+                Err(format!("cannot list: {e}")),
+            );
             return None;
         }
     };
@@ -583,7 +629,9 @@ fn manifest(
                     "published.complete",
                     &name,
                     Class::Checksum,
-                    Err(format!("in the published directory but not listed in {MANIFEST}")),
+                    Err(format!(
+                        "in the published directory but not listed in {MANIFEST}"
+                    )),
                 );
             }
         }
@@ -604,12 +652,18 @@ fn manifest(
             "published.complete",
             &shown,
             Class::Checksum,
-            Ok(format!("holds exactly the {} listed kit(s), the manifest and its key", versions.len())),
+            Ok(format!(
+                "holds exactly the {} listed kit(s), the manifest and its key",
+                versions.len()
+            )),
         );
     }
     if let Some(pin) = &opts.expect_dataset_hash {
         let outcome = match manifest.kits.iter().find(|k| k.dataset_hash == *pin) {
-            Some(k) => Ok(format!("kit {} carries the pinned dataset {pin}", k.version)),
+            Some(k) => Ok(format!(
+                "kit {} carries the pinned dataset {pin}",
+                k.version
+            )),
             None => Err(format!(
                 "no listed kit carries dataset {pin} (--expect-dataset-hash / DATASET_HASH)"
             )),
@@ -701,7 +755,9 @@ fn origin(opts: &VerifyOptions, key: &KeyInfo, checks: &mut Checks<'_>) {
              --allow-dev-key only for dev kits"
         ))
     } else if key.is_dev {
-        Ok(format!("the public dev key {id}, accepted by --allow-dev-key"))
+        Ok(format!(
+            "the public dev key {id}, accepted by --allow-dev-key"
+        ))
     } else {
         Ok(format!("signed by the trusted key {id} ({})", key.path))
     };
@@ -799,7 +855,8 @@ mod tests {
         m.kits[0].files[0].name = "../SHA256SUMS".into();
         assert!(m.check().is_err());
         let mut m = good;
-        m.kits[0].files.push(m.kits[0].files[0].clone());
+        let again = m.kits[0].files[0].clone();
+        m.kits[0].files.push(again);
         assert!(m.check().is_err(), "a file listed twice");
     }
 }

@@ -91,23 +91,6 @@ impl KitInfo {
     }
 }
 
-/// A version names a directory of objects: keep it to characters safe in paths and object keys.
-pub fn check_version(version: &str) -> Result<()> {
-    let ok = !version.is_empty()
-        && version.len() <= 128
-        && !version.starts_with(['.', '-'])
-        && version
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
-    if !ok {
-        bail!(
-            "version {version:?}: use letters, digits and . _ - + only, not starting with . or - \
-             (e.g. 0.1.0-1a2b3c4d5e6f)"
-        );
-    }
-    Ok(())
-}
-
 fn read_json(dir: &Path, name: &str) -> Result<Value> {
     let bytes = std::fs::read(dir.join(name)).with_context(|| format!("reading {name}"))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{name} is not JSON"))

@@ -19,8 +19,13 @@ use aoc_sigstore::{
     dsse_bundle, message_signature_bundle, statement_json, Signer, Subject, IN_TOTO_PAYLOAD_TYPE,
 };
 
+use aoc_kit::published::{
+    verify_published_with, OfflineKitManifest, PublishedFile, PublishedKit, PublishedReport,
+    MANIFEST, MANIFEST_BUNDLE,
+};
+
 use super::destination::Destination;
-use super::index::{self, Index, INDEX};
+use super::manifest;
 use super::store::{Conflict, Object, Store, Tag};
 use super::*;
 use crate::kit::provenance;
@@ -152,13 +157,24 @@ fn kit(seed: u8) -> tempfile::TempDir {
     t
 }
 
+/// The dev key as the release selects it (COSIGN_ALLOW_DEV_KEY=1).
+fn dev_selected() -> aoc_sigstore::SelectedKey {
+    aoc_sigstore::SelectedKey {
+        signer: signer().clone(),
+        description: aoc_sigstore::KeyDescription {
+            source: aoc_sigstore::policy::DEV_KEY_PATH.into(),
+            key_id: signer().key_id(),
+            is_dev: true,
+        },
+    }
+}
+
 fn opts(env: &BTreeMap<String, String>) -> PublishOptions {
     PublishOptions {
         version: None,
         force: false,
         key: Some(root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH)),
-        // The stand-in script would pass; not exec'ing files written by a multi-threaded test
-        // process avoids ETXTBSY races.
+        signing: dev_selected(),
         print: false,
         env: env.clone(),
         fail_after: None,
@@ -171,9 +187,28 @@ fn version_of(seed: u8) -> String {
     format!("0.1.0-{}", format!("{seed:02x}").repeat(6))
 }
 
-fn index_of(store: &dyn Store) -> Index {
-    let obj = store.get(INDEX).unwrap().expect("index.json exists");
-    Index::parse(&obj.bytes, INDEX).unwrap()
+/// The published manifest, after checking its signature by the dev key.
+fn manifest_of(store: &dyn Store) -> OfflineKitManifest {
+    use sha2::Digest;
+    let obj = store
+        .get(MANIFEST)
+        .unwrap()
+        .expect("offline-kit.json exists");
+    let bundle = store
+        .get(MANIFEST_BUNDLE)
+        .unwrap()
+        .expect("its signature exists");
+    let digest: [u8; 32] = sha2::Sha256::digest(&obj.bytes).into();
+    aoc_sigstore::verify_message_bundle(&bundle.bytes, &digest, signer().public_key()).unwrap();
+    OfflineKitManifest::parse(&obj.bytes).unwrap()
+}
+
+fn versions_of(store: &dyn Store) -> Vec<String> {
+    manifest_of(store)
+        .kits
+        .into_iter()
+        .map(|k| k.version)
+        .collect()
 }
 
 /// Downloads `<version>/` through `store` into a fresh directory (as a mirror would).
@@ -211,7 +246,7 @@ fn assert_verifies(dir: &Path) {
 // ---------------------------------------------------------------------------------------------
 // The same specification for both backends.
 
-/// Publish, read back with aoc-verify, the index entry, then an identical re-publish is a no-op.
+/// Publish, read back with aoc-verify, the signed manifest entry, then an identical re-publish is a no-op.
 fn publishes_verifies_and_republishes_as_a_no_op(url: &str, env: &BTreeMap<String, String>) {
     let kit = kit(1);
     let store = Destination::parse(url).unwrap().open(env).unwrap();
@@ -223,29 +258,48 @@ fn publishes_verifies_and_republishes_as_a_no_op(url: &str, env: &BTreeMap<Strin
     let copy = download(store.as_ref(), &done.version, kit.path());
     assert_verifies(copy.path());
 
-    let index = index_of(store.as_ref());
-    assert_eq!(index.schema, 1);
-    let [entry] = index.kits.as_slice() else {
-        panic!("one kit: {index:?}")
+    let manifest = manifest_of(store.as_ref());
+    assert_eq!(manifest.kind, aoc_kit::published::KIND);
+    assert_eq!(manifest.schema_version, 1);
+    assert_eq!(manifest.name, "aoc-backfill");
+    assert_eq!(manifest.key_id, signer().key_id());
+    let [entry] = manifest.kits.as_slice() else {
+        panic!("one kit: {manifest:?}")
     };
     assert_eq!(entry.version, version_of(1));
     assert_eq!(entry.commit, "01".repeat(20));
     assert_eq!(entry.key_id, signer().key_id());
-    assert_eq!(entry.published_at, "2023-11-14T22:13:20Z");
+    assert_eq!(entry.built_at, "2023-11-14T22:13:20Z");
     assert_eq!(
         entry.dataset_hash,
         kit::find_dataset_hash(kit.path()).unwrap()
     );
+    // Every file of the kit, with its real size and digest.
     assert_eq!(entry.files.len(), 11);
+    for f in &entry.files {
+        let bytes = std::fs::read(kit.path().join(&f.name)).unwrap();
+        assert_eq!(
+            (f.size, f.sha256.clone()),
+            (bytes.len() as u64, sha256_hex(&bytes))
+        );
+    }
     let sums = std::fs::read(kit.path().join(kit::SUMS)).unwrap();
     assert_eq!(entry.sha256sums_sha256, sha256_hex(&sums));
-    assert_eq!(entry.files[kit::SUMS], sha256_hex(&sums));
+    assert_eq!(
+        store.get("cosign.pub").unwrap().unwrap().bytes,
+        signer().public_key().to_pem().as_bytes()
+    );
 
-    let index_before = store.get(INDEX).unwrap().unwrap().bytes;
+    let manifest_before = store.get(MANIFEST).unwrap().unwrap().bytes;
+    let bundle_before = store.get(MANIFEST_BUNDLE).unwrap().unwrap().bytes;
     let again = publish_with(kit.path(), url, &opts(env)).unwrap();
     assert!(again.unchanged);
     assert_eq!(again.uploaded, 0);
-    assert_eq!(store.get(INDEX).unwrap().unwrap().bytes, index_before);
+    assert_eq!(store.get(MANIFEST).unwrap().unwrap().bytes, manifest_before);
+    assert_eq!(
+        store.get(MANIFEST_BUNDLE).unwrap().unwrap().bytes,
+        bundle_before
+    );
 }
 
 /// Another kit under a version that is taken: refused, and nothing changes; `--force` replaces it.
@@ -265,7 +319,7 @@ fn refuses_a_different_kit_under_a_taken_version_unless_forced(
     assert!(err.contains("already holds a different kit"), "{err}");
     assert!(err.contains("--force"), "{err}");
     assert_eq!(store.get(&sums_key).unwrap().unwrap().bytes, published);
-    assert_eq!(index_of(store.as_ref()).kits[0].commit, "02".repeat(20));
+    assert_eq!(manifest_of(store.as_ref()).kits[0].commit, "02".repeat(20));
 
     o.force = true;
     let done = publish_with(second.path(), url, &o).unwrap();
@@ -274,14 +328,14 @@ fn refuses_a_different_kit_under_a_taken_version_unless_forced(
         store.get(&sums_key).unwrap().unwrap().bytes,
         std::fs::read(second.path().join(kit::SUMS)).unwrap()
     );
-    let index = index_of(store.as_ref());
-    assert_eq!(index.kits.len(), 1);
-    assert_eq!(index.kits[0].commit, "03".repeat(20));
+    let manifest = manifest_of(store.as_ref());
+    assert_eq!(manifest.kits.len(), 1);
+    assert_eq!(manifest.kits[0].commit, "03".repeat(20));
     assert_verifies(download(store.as_ref(), "1.0.0", second.path()).path());
 }
 
 /// Interrupted after every object but SHA256SUMS: the kit does not exist (no SHA256SUMS, no
-/// index entry); a clean re-run publishes it.
+/// manifest entry); a clean re-run publishes it.
 fn an_interrupted_upload_leaves_no_kit_and_a_rerun_completes_it(
     url: &str,
     env: &BTreeMap<String, String>,
@@ -298,7 +352,7 @@ fn an_interrupted_upload_leaves_no_kit_and_a_rerun_completes_it(
             .get(&format!("{version}/{}", kit::SUMS))
             .unwrap()
             .is_none());
-        assert!(store.get(INDEX).unwrap().is_none(), "no index entry");
+        assert!(store.get(MANIFEST).unwrap().is_none(), "no manifest entry");
     }
     // The last try got as far as the signature of SHA256SUMS.
     assert!(store
@@ -308,12 +362,12 @@ fn an_interrupted_upload_leaves_no_kit_and_a_rerun_completes_it(
 
     let done = publish_with(kit.path(), url, &opts(env)).unwrap();
     assert_eq!(done.uploaded, 11);
-    assert_eq!(index_of(store.as_ref()).kits[0].version, version);
+    assert_eq!(versions_of(store.as_ref()), std::slice::from_ref(&version));
     assert_verifies(download(store.as_ref(), &version, kit.path()).path());
 }
 
-/// Two publishers at once, each with its own kit: both entries end up in the index.
-fn concurrent_publishes_keep_both_index_entries(url: &str, env: &BTreeMap<String, String>) {
+/// Two publishers at once, each with its own kit: both entries end up in the signed manifest.
+fn concurrent_publishes_keep_both_manifest_entries(url: &str, env: &BTreeMap<String, String>) {
     let kits = [kit(5), kit(6)];
     let barrier = Arc::new(Barrier::new(2));
     std::thread::scope(|s| {
@@ -326,30 +380,35 @@ fn concurrent_publishes_keep_both_index_entries(url: &str, env: &BTreeMap<String
         }
     });
     let store = Destination::parse(url).unwrap().open(env).unwrap();
-    let versions: Vec<String> = index_of(store.as_ref())
-        .kits
-        .into_iter()
-        .map(|k| k.version)
-        .collect();
-    assert_eq!(versions, [version_of(5), version_of(6)]);
+    assert_eq!(versions_of(store.as_ref()), [version_of(5), version_of(6)]);
 }
 
-/// Deterministic version of the race: another publisher writes the index between our read and
-/// our conditional write. The write is refused, re-read, merged: nobody's entry is lost.
-fn an_index_write_racing_another_publisher_retries_and_keeps_both(
+/// A manifest entry for a kit that is not in the store (the manifest's own rules only).
+fn entry(version: &str) -> PublishedKit {
+    let sums = "5".repeat(64);
+    PublishedKit {
+        version: version.into(),
+        commit: "c".repeat(40),
+        dataset_hash: "d".repeat(64),
+        key_id: signer().key_id(),
+        built_at: "2023-11-14T22:13:20Z".into(),
+        sha256sums_sha256: sums.clone(),
+        files: vec![PublishedFile {
+            name: kit::SUMS.into(),
+            size: 1,
+            sha256: sums,
+        }],
+    }
+}
+
+/// Deterministic version of the race: another publisher writes the manifest between our read
+/// and our conditional write. The write is refused, re-read, merged: nobody's entry is lost, and
+/// the signature is over the final manifest.
+fn a_manifest_write_racing_another_publisher_retries_and_keeps_both(
     url: &str,
     env: &BTreeMap<String, String>,
 ) {
     let store = Destination::parse(url).unwrap().open(env).unwrap();
-    let entry = |v: &str| index::Entry {
-        version: v.into(),
-        commit: "c".repeat(40),
-        dataset_hash: "d".repeat(64),
-        key_id: "k".into(),
-        published_at: "2023-11-14T22:13:20Z".into(),
-        files: BTreeMap::new(),
-        sha256sums_sha256: "s".into(),
-    };
     // Once for the first write (PutMode::Create), once for an update (PutMode::Update).
     for (ours, theirs) in [("1.0.0", "0.9.0"), ("2.0.0", "1.5.0")] {
         let racer = Racer {
@@ -357,46 +416,45 @@ fn an_index_write_racing_another_publisher_retries_and_keeps_both(
             theirs: entry(theirs),
             raced: std::sync::atomic::AtomicBool::new(false),
         };
-        let updated = index::update(&racer, &entry(ours), false).unwrap();
+        let updated = manifest::update(&racer, &entry(ours), false, signer()).unwrap();
         assert_eq!(
             updated.conflicts, 1,
             "the first conditional write lost the race"
         );
     }
-    let versions: Vec<String> = index_of(store.as_ref())
-        .kits
-        .into_iter()
-        .map(|k| k.version)
-        .collect();
-    assert_eq!(versions, ["0.9.0", "1.0.0", "1.5.0", "2.0.0"]);
+    assert_eq!(
+        versions_of(store.as_ref()),
+        ["0.9.0", "1.0.0", "1.5.0", "2.0.0"]
+    );
 
     // A stale tag is refused by the backend itself.
-    let current = store.get(INDEX).unwrap().unwrap();
+    let current = store.get(MANIFEST).unwrap().unwrap();
     store
-        .put_update(INDEX, b"{}", &current.tag)
+        .put_update(MANIFEST, b"{}", &current.tag)
         .unwrap()
         .unwrap();
     assert_eq!(
-        store.put_update(INDEX, b"{}", &current.tag).unwrap(),
+        store.put_update(MANIFEST, b"{}", &current.tag).unwrap(),
         Err(Conflict::Changed)
     );
     assert_eq!(
-        store.put_create(INDEX, b"{}").unwrap(),
+        store.put_create(MANIFEST, b"{}").unwrap(),
         Err(Conflict::Exists)
     );
 }
 
-/// A store where another publisher adds `theirs` to the index just before our first write.
+/// A store where another publisher adds `theirs` to the manifest just before our first
+/// conditional write.
 struct Racer<'a> {
     inner: &'a dyn Store,
-    theirs: index::Entry,
+    theirs: PublishedKit,
     raced: std::sync::atomic::AtomicBool,
 }
 
 impl Racer<'_> {
     fn race(&self) {
         if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            index::update(self.inner, &self.theirs, false).unwrap();
+            manifest::update(self.inner, &self.theirs, false, signer()).unwrap();
         }
     }
 }
@@ -440,14 +498,23 @@ fn dir_url(t: &tempfile::TempDir) -> String {
 fn dir_publishes_verifies_and_republishes_as_a_no_op() {
     let dest = tempfile::tempdir().unwrap();
     publishes_verifies_and_republishes_as_a_no_op(&dir_url(&dest), &BTreeMap::new());
-    // Nothing but the kit and the index: no temporary or lock files left behind.
+    // Nothing but the kit, the manifest, its signature and the key: no temporary or lock files
+    // left behind.
     let top: Vec<String> = std::fs::read_dir(dest.path().join("releases/aoc"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    assert_eq!(top, [version_of(1), INDEX.to_string()]);
+    assert_eq!(
+        top,
+        [
+            version_of(1),
+            "cosign.pub".into(),
+            MANIFEST.into(),
+            MANIFEST_BUNDLE.into()
+        ]
+    );
     let files = std::fs::read_dir(dest.path().join("releases/aoc").join(version_of(1)))
         .unwrap()
         .count();
@@ -467,22 +534,22 @@ fn dir_interrupted_upload_leaves_no_kit_and_a_rerun_completes_it() {
 }
 
 #[test]
-fn dir_concurrent_publishes_keep_both_index_entries() {
+fn dir_concurrent_publishes_keep_both_manifest_entries() {
     let dest = tempfile::tempdir().unwrap();
-    concurrent_publishes_keep_both_index_entries(&dir_url(&dest), &BTreeMap::new());
+    concurrent_publishes_keep_both_manifest_entries(&dir_url(&dest), &BTreeMap::new());
 }
 
 #[test]
-fn dir_index_write_racing_another_publisher_retries_and_keeps_both() {
+fn dir_manifest_write_racing_another_publisher_retries_and_keeps_both() {
     let dest = tempfile::tempdir().unwrap();
-    an_index_write_racing_another_publisher_retries_and_keeps_both(
+    a_manifest_write_racing_another_publisher_retries_and_keeps_both(
         &dir_url(&dest),
         &BTreeMap::new(),
     );
 }
 
 #[test]
-fn dir_index_updates_from_many_threads_lose_nothing() {
+fn dir_manifest_updates_from_many_threads_lose_nothing() {
     let dest = tempfile::tempdir().unwrap();
     let store = Destination::parse(&dir_url(&dest))
         .unwrap()
@@ -495,20 +562,11 @@ fn dir_index_updates_from_many_threads_lose_nothing() {
             let barrier = &barrier;
             s.spawn(move || {
                 barrier.wait();
-                let entry = index::Entry {
-                    version: format!("0.{i}.0"),
-                    commit: "c".repeat(40),
-                    dataset_hash: "d".repeat(64),
-                    key_id: "k".into(),
-                    published_at: "2023-11-14T22:13:20Z".into(),
-                    files: BTreeMap::new(),
-                    sha256sums_sha256: "s".into(),
-                };
-                index::update(store, &entry, false).unwrap();
+                manifest::update(store, &entry(&format!("0.{i}.0")), false, signer()).unwrap();
             });
         }
     });
-    assert_eq!(index_of(store).kits.len(), 8);
+    assert_eq!(manifest_of(store).kits.len(), 8);
 }
 
 #[test]
@@ -550,10 +608,254 @@ fn the_release_entry_point_publishes_to_a_plain_directory() {
     let kit = kit(8);
     let dest = tempfile::tempdir().unwrap();
     let url = dest.path().join("kits").display().to_string();
-    // `publish` is what `aoc-release --publish` calls: the kit's own key, the process env.
-    let at = publish(kit.path(), &url).unwrap();
+    // `publish` is what `aoc-release --publish` calls: the release's signing key, the process env.
+    let at = publish(kit.path(), &url, &dev_selected()).unwrap();
     assert_eq!(at, dest.path().join("kits").join(version_of(8)));
     assert!(at.join(kit::SUMS).is_file());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The published directory: the signed manifest, verified end to end.
+
+fn dev_key_trusted() -> aoc_kit::VerifyOptions {
+    aoc_kit::VerifyOptions {
+        key: Some(
+            aoc_kit::TrustedKey::load(&root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH))
+                .unwrap(),
+        ),
+        allow_dev_key: true,
+        ..aoc_kit::VerifyOptions::default()
+    }
+}
+
+fn verify_published(dir: &Path, opts: &aoc_kit::VerifyOptions) -> PublishedReport {
+    verify_published_with(dir, opts, &mut |_, _| {})
+}
+
+/// Two kits published into a directory, which stands for a copy of the bucket prefix.
+fn published_pair() -> (tempfile::TempDir, PathBuf) {
+    let dest = tempfile::tempdir().unwrap();
+    let url = dir_url(&dest);
+    for seed in [11, 12] {
+        publish_with(kit(seed).path(), &url, &opts(&BTreeMap::new())).unwrap();
+    }
+    let dir = dest.path().join("releases/aoc");
+    (dest, dir)
+}
+
+/// `stella kit verify DIR ...` (the working tree's release build): exit code and stderr.
+fn stella_verify(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(crate::rehearsal::tests::stella())
+        .args(["kit", "verify"])
+        .arg(dir)
+        .args(args)
+        .env_remove("DATASET_HASH")
+        .env_remove("AOC_VERIFY_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_published_directory_verifies_with_the_library_and_with_stella() {
+    let (_dest, dir) = published_pair();
+    let report = verify_published(&dir, &dev_key_trusted());
+    assert!(report.passed(), "{:#?}", report.first_failure());
+    assert_eq!(report.exit_code, 0);
+    let versions: Vec<&str> = report.kits.iter().map(|k| k.version.as_str()).collect();
+    assert_eq!(versions, [version_of(11), version_of(12)]);
+    for k in &report.kits {
+        assert!(k.kit.passed(), "{}: {:?}", k.version, k.kit.first_failure());
+        assert!(k.checks.iter().any(|c| c.check == "manifest.files" && c.ok));
+    }
+    // The report names each kit.
+    let summary = report.summary("t").join("\n");
+    for v in &versions {
+        assert!(summary.contains(&format!("kit {v} ")), "{summary}");
+    }
+
+    let key = root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH);
+    let key = key.to_str().unwrap();
+    let (code, stderr) = stella_verify(&dir, &["--key", key, "--allow-dev-key"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("published: 2 kit(s)"), "{stderr}");
+    for v in &versions {
+        assert!(stderr.contains(&format!("kit {v} (dataset ")), "{stderr}");
+    }
+    // Intact, but the dev key proves no origin; nor does the directory's own cosign.pub.
+    let (code, stderr) = stella_verify(&dir, &["--key", key]);
+    assert_eq!(code, 15, "{stderr}");
+    let (code, stderr) = stella_verify(&dir, &[]);
+    assert_eq!(code, 15, "{stderr}");
+    assert!(stderr.contains("OWN cosign.pub"), "{stderr}");
+    // The pin asks for a listed kit with that dataset.
+    let (code, stderr) = stella_verify(
+        &dir,
+        &[
+            "--key",
+            key,
+            "--allow-dev-key",
+            "--expect-dataset-hash",
+            &"0".repeat(64),
+        ],
+    );
+    assert_eq!(code, 13, "{stderr}");
+}
+
+#[test]
+fn a_tampered_manifest_fails_on_its_signature_before_it_is_read() {
+    let (_dest, dir) = published_pair();
+    let path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).unwrap();
+    // A change that keeps the manifest valid: only the signature can tell.
+    std::fs::write(
+        &path,
+        text.replacen("2023-11-14T22:13:20Z", "2023-11-14T22:13:21Z", 1),
+    )
+    .unwrap();
+    let report = verify_published(&dir, &dev_key_trusted());
+    assert_eq!(
+        report.exit_code,
+        aoc_kit::Class::Signature.exit_code(),
+        "{report:#?}"
+    );
+    let (_, first) = report.first_failure().unwrap();
+    assert_eq!(
+        (first.check.as_str(), first.file.as_str()),
+        ("signature", MANIFEST_BUNDLE)
+    );
+    assert!(report.kits.is_empty(), "no kit is looked at");
+    assert!(!report.checks.iter().any(|c| c.check == "manifest.parse"));
+
+    // Garbage, not even JSON: the same, never parsed.
+    std::fs::write(&path, b"\x1b[2J not json").unwrap();
+    assert_eq!(verify_published(&dir, &dev_key_trusted()).exit_code, 11);
+}
+
+#[test]
+fn a_manifest_signed_by_another_key_is_refused() {
+    use sha2::Digest;
+    let (_dest, dir) = published_pair();
+    let other = Signer::generate();
+    let bytes = std::fs::read(dir.join(MANIFEST)).unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    std::fs::write(
+        dir.join(MANIFEST_BUNDLE),
+        message_signature_bundle(&other, &digest),
+    )
+    .unwrap();
+    // Against the trusted key: the signature is not by it.
+    let report = verify_published(&dir, &dev_key_trusted());
+    assert_eq!(report.exit_code, 11, "{report:#?}");
+    // Against the other key: it signed, but the manifest names the dev key, and every kit is
+    // the dev key's.
+    let other_pub = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other_pub.path(), other.public_key().to_pem()).unwrap();
+    let opts = aoc_kit::VerifyOptions {
+        key: Some(aoc_kit::TrustedKey::load(other_pub.path()).unwrap()),
+        ..aoc_kit::VerifyOptions::default()
+    };
+    let report = verify_published(&dir, &opts);
+    assert_eq!(report.exit_code, 11, "{report:#?}");
+    assert_eq!(report.first_failure().unwrap().1.check, "manifest.key");
+    let (code, stderr) = stella_verify(&dir, &["--key", other_pub.path().to_str().unwrap()]);
+    assert_eq!(code, 11, "{stderr}");
+}
+
+#[test]
+fn a_changed_listed_kit_file_or_an_unlisted_kit_fails_on_its_checksum() {
+    let (_dest, dir) = published_pair();
+    let kit_dir = dir.join(version_of(12));
+    let path = kit_dir.join(kit::CDX_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.push(b' ');
+    std::fs::write(&path, bytes).unwrap();
+    let report = verify_published(&dir, &dev_key_trusted());
+    assert_eq!(
+        report.exit_code,
+        aoc_kit::Class::Checksum.exit_code(),
+        "{report:#?}"
+    );
+    let (scope, first) = report.first_failure().unwrap();
+    assert_eq!(scope, Some(version_of(12).as_str()));
+    assert_eq!(first.check, "manifest.files");
+    assert!(first.detail.contains(kit::CDX_FILE), "{}", first.detail);
+    assert!(report.kits[0].kit.passed(), "the other kit is fine");
+    let key = root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH);
+    let (code, stderr) = stella_verify(&dir, &["--key", key.to_str().unwrap(), "--allow-dev-key"]);
+    assert_eq!(code, 10, "{stderr}");
+    assert!(
+        stderr.contains(&format!("kit {} (dataset", version_of(12))),
+        "{stderr}"
+    );
+
+    // A kit directory the manifest does not list.
+    let (_dest, dir) = published_pair();
+    std::fs::create_dir(dir.join("9.9.9")).unwrap();
+    let report = verify_published(&dir, &dev_key_trusted());
+    assert_eq!(report.exit_code, 10);
+    assert_eq!(
+        report.first_failure().unwrap().1.check,
+        "published.complete"
+    );
+}
+
+#[test]
+fn a_prefix_of_another_key_is_refused_before_anything_is_uploaded() {
+    let dest = tempfile::tempdir().unwrap();
+    let prefix = dest.path().join("releases/aoc");
+    std::fs::create_dir_all(&prefix).unwrap();
+    std::fs::write(
+        prefix.join("cosign.pub"),
+        Signer::generate().public_key().to_pem(),
+    )
+    .unwrap();
+    let kit = kit(13);
+    let err = format!(
+        "{:#}",
+        publish_with(kit.path(), &dir_url(&dest), &opts(&BTreeMap::new())).unwrap_err()
+    );
+    assert!(err.contains("a publish prefix has one key"), "{err}");
+    assert!(
+        !prefix.join(version_of(13)).exists(),
+        "nothing was uploaded"
+    );
+}
+
+#[test]
+fn a_manifest_left_without_its_signature_is_signed_again_only_when_it_lists_real_kits() {
+    use std::time::Duration;
+    let dest = tempfile::tempdir().unwrap();
+    let url = dir_url(&dest);
+    for seed in [14, 15] {
+        publish_with(kit(seed).path(), &url, &opts(&BTreeMap::new())).unwrap();
+    }
+    let store = Destination::parse(&url)
+        .unwrap()
+        .open(&BTreeMap::new())
+        .unwrap();
+    let store = store.as_ref();
+    let listed = manifest_of(store).kits[1].clone();
+    // A publish that died between its two writes: the manifest without its signature. The
+    // re-run (its entry already listed) signs it again, as every kit it lists is real.
+    store.delete(MANIFEST_BUNDLE).unwrap();
+    let updated = manifest::update_settling(store, &listed, false, signer(), Duration::ZERO);
+    assert!(updated.is_ok_and(|u| !u.unchanged));
+    assert_eq!(versions_of(store), [version_of(14), version_of(15)]);
+
+    // A manifest someone else wrote, listing a kit that is not there: never signed.
+    let mut forged = manifest_of(store);
+    forged.upsert(entry("8.0.0"));
+    store.put(MANIFEST, &forged.render()).unwrap();
+    let err = format!(
+        "{:#}",
+        manifest::update_settling(store, &listed, false, signer(), Duration::ZERO).unwrap_err()
+    );
+    assert!(err.contains("cannot be signed again"), "{err}");
+    assert!(err.contains("re-publish each kit"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,17 +976,17 @@ fn s3_interrupted_upload_leaves_no_kit_and_a_rerun_completes_it() {
 }
 
 #[test]
-fn s3_concurrent_publishes_keep_both_index_entries() {
+fn s3_concurrent_publishes_keep_both_manifest_entries() {
     let Some(moto) = Moto::start() else { return };
     let env = moto.bucket("kits");
-    concurrent_publishes_keep_both_index_entries("s3://kits/aoc", &env);
+    concurrent_publishes_keep_both_manifest_entries("s3://kits/aoc", &env);
 }
 
 #[test]
-fn s3_index_write_racing_another_publisher_retries_and_keeps_both() {
+fn s3_manifest_write_racing_another_publisher_retries_and_keeps_both() {
     let Some(moto) = Moto::start() else { return };
     let env = moto.bucket("kits");
-    an_index_write_racing_another_publisher_retries_and_keeps_both("s3://kits", &env);
+    a_manifest_write_racing_another_publisher_retries_and_keeps_both("s3://kits", &env);
 }
 
 #[test]
