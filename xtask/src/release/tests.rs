@@ -752,11 +752,11 @@ fn a_release_replaces_a_previous_kit_only_after_verifying_and_publishes_when_ask
     ));
     release(&shell(), &opts).unwrap();
     assert_eq!(names(&out), kit::expected_files(&kits().a.dataset_hash));
-    // publish.rs lays a kit out as `<version>/<files>` beside `index.json`.
+    // publish.rs lays a kit out as `<version>/<files>` beside the signed offline-kit manifest.
     let published = scratch.path().join("published");
     let versions: Vec<String> = names(&published)
         .into_iter()
-        .filter(|n| n != "index.json")
+        .filter(|n| published.join(n).is_dir())
         .collect();
     assert_eq!(versions.len(), 1, "{:?}", names(&published));
     assert_eq!(names(&published.join(&versions[0])), names(&out));
