@@ -15,6 +15,7 @@ mod readme_synopsis;
 mod rehearsal;
 mod release;
 mod sbom;
+mod steps;
 mod test;
 mod verify;
 #[cfg(test)]

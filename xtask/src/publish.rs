@@ -441,7 +441,8 @@ fn read_back(
     }
     let script = copy.path().join(kit::VERIFY_SCRIPT);
     if script.exists() {
-        set_executable(&script)?;
+        // Object stores keep no file modes; the downloaded verify-kit.sh gets its 0755 back.
+        aoc_archive::fs::set_mode(&script, aoc_archive::fs::EXEC_MODE)?;
     }
     let signing = opts.signing.signer.public_key();
     let trusted = verify::TrustedKey {
@@ -473,13 +474,3 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Object stores keep no file modes; the downloaded verify-kit.sh gets its 0755 back.
-fn set_executable(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
-    }
-    let _ = path;
-    Ok(())
-}

@@ -16,7 +16,6 @@ mod store;
 pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -24,6 +23,7 @@ use xshell::{cmd, Shell};
 
 use crate::dataset_definition::{display_rel, explicit_epoch, DatasetSpec};
 use crate::kit;
+use crate::steps::Steps;
 use report::{Counts, DatasetInfo, Report, SourceInfo, StepTime, Tools};
 
 /// The rehearsal's default output directory, where `aoc-release` looks for the report.
@@ -100,36 +100,16 @@ pub struct Rehearsal {
     pub archive: PathBuf,
 }
 
-/// Times and announces each step; remembers which one failed.
-struct Steps {
-    done: Vec<StepTime>,
-    failed: Option<String>,
-    print: bool,
-}
-
-impl Steps {
-    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let t = Instant::now();
-        let out = f();
-        let seconds = t.elapsed().as_secs_f64();
-        if self.print {
-            let status = if out.is_ok() { "done" } else { "FAILED" };
-            eprintln!("aoc-rehearsal: {name:<16} {status} in {seconds:>7.2} s");
-        }
-        match out {
-            Ok(v) => {
-                self.done.push(StepTime {
-                    name: name.to_string(),
-                    seconds,
-                });
-                Ok(v)
-            }
-            Err(e) => {
-                self.failed = Some(name.to_string());
-                Err(e.context(format!("aoc-rehearsal: step `{name}` failed")))
-            }
-        }
-    }
+/// The step times a report lists.
+fn step_times(steps: &Steps) -> Vec<StepTime> {
+    steps
+        .done
+        .iter()
+        .map(|(name, took)| StepTime {
+            name: name.clone(),
+            seconds: took.as_secs_f64(),
+        })
+        .collect()
 }
 
 /// What is known so far, for the failure report.
@@ -143,11 +123,7 @@ struct Progress {
 /// Runs the whole plan (see the module documentation); on failure writes the failure report and
 /// returns the error naming the step.
 pub fn rehearse(sh: &Shell, opts: &RehearsalOptions) -> Result<Rehearsal> {
-    let mut steps = Steps {
-        done: Vec::new(),
-        failed: None,
-        print: opts.print,
-    };
+    let mut steps = Steps::new("aoc-rehearsal", opts.print);
     let mut progress = Progress::default();
     match run(sh, opts, &mut steps, &mut progress) {
         Ok(r) => Ok(r),
@@ -159,7 +135,7 @@ pub fn rehearse(sh: &Shell, opts: &RehearsalOptions) -> Result<Rehearsal> {
                 failed_step: steps.failed.clone().unwrap_or_else(|| "setup".into()),
                 error: format!("{e:#}"),
                 dataset_hash: progress.hash,
-                steps: steps.done,
+                steps: step_times(&steps),
                 store: progress.store,
                 source_date_epoch: progress.epoch,
                 finished_at: report::now_rfc3339(),
@@ -362,12 +338,12 @@ fn run(
         release_command: release_command(&root, opts, &spec, &hash),
     };
     // The file lists the steps before its own writing; the returned copy includes that too.
-    report.steps = steps.done.clone();
+    report.steps = step_times(&steps);
     report.finished_at = report::now_rfc3339();
     let path = steps.run("report", || {
         report::write_atomic(&opts.out, &kit::rehearsal_report(&hash), &report)
     })?;
-    report.steps = steps.done.clone();
+    report.steps = step_times(&steps);
     Ok(Rehearsal {
         report,
         path,

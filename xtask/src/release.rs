@@ -19,7 +19,7 @@ pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
@@ -33,6 +33,7 @@ use crate::dataset_definition::{display_rel, explicit_epoch, DatasetSpec, EPOCH_
 use crate::kit::{self, provenance};
 use crate::rehearsal::report::{stage_for_kit, Lookup as RehearsalLookup};
 use crate::sbom::{self, Artifact, SbomOptions};
+use crate::steps::Steps;
 use crate::verify::{self, VerifyOptions};
 
 /// `DATASET_HASH` value that accepts whatever dataset the build produces (rehearsals only).
@@ -149,29 +150,6 @@ pub struct Release {
     pub rehearsal_report: Option<String>,
 }
 
-/// Times and announces each step on stderr.
-struct Steps {
-    done: Vec<(String, Duration)>,
-    print: bool,
-}
-
-impl Steps {
-    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let t = Instant::now();
-        let out = f().with_context(|| format!("step `{name}` failed"));
-        let took = t.elapsed();
-        if self.print {
-            let status = if out.is_ok() { "done" } else { "FAILED" };
-            eprintln!(
-                "aoc-release: {name:<24} {status} in {:>7.2} s",
-                took.as_secs_f64()
-            );
-        }
-        self.done.push((name.to_string(), took));
-        out
-    }
-}
-
 /// Runs the whole plan (see the module documentation) for a kit without a rehearsal report.
 pub fn release(sh: &Shell, opts: &ReleaseOptions) -> Result<Release> {
     release_carrying(sh, opts, &RehearsalLookup::Off)
@@ -229,10 +207,7 @@ pub fn release_carrying(
         .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
     let stage = staging.path().to_path_buf();
 
-    let mut steps = Steps {
-        done: Vec::new(),
-        print: opts.print,
-    };
+    let mut steps = Steps::new("aoc-release", opts.print);
     if opts.print {
         eprintln!(
             "aoc-release: signing key {} ({}), SOURCE_DATE_EPOCH={epoch}, dataset {} (clock \
@@ -315,7 +290,7 @@ pub fn release_carrying(
         let bundle = message_signature_bundle(&key.signer, &packed.archive_sha256);
         std::fs::write(stage.join(kit::RUNNER_BUNDLE), bundle)?;
         std::fs::write(stage.join(kit::VERIFY_SCRIPT), kit::script::render(&hash))?;
-        set_mode(&stage.join(kit::VERIFY_SCRIPT), 0o755)?;
+        aoc_archive::fs::set_mode(&stage.join(kit::VERIFY_SCRIPT), aoc_archive::fs::EXEC_MODE)?;
         std::fs::write(
             stage.join(kit::PUBLIC_KEY),
             key.signer.public_key().to_pem(),
@@ -618,16 +593,6 @@ fn workspace_repository(root: &Path) -> Result<String> {
         .map(|v| v.trim().trim_matches('"').to_string())
         .next()
         .context("Cargo.toml has no `repository` and git has no origin remote")
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    }
-    let _ = (path, mode);
-    Ok(())
 }
 
 pub fn print_summary(r: &Release) {

@@ -24,6 +24,7 @@
 //! ```
 
 mod compression;
+pub mod fs;
 mod gzip;
 mod hashing;
 mod pack;

@@ -2,13 +2,13 @@
 //! also hashes every member and the finished archive, written atomically (temporary file in the
 //! target directory, fsync, rename) so no half-written archive ever carries the final name.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::compression::{CompressWriter, Compression};
+use crate::fs::{AtomicFile, FILE_MODE};
 use crate::hashing::MemberDigest;
 use crate::tar_writer::{write_tar, Entry, PackError};
 
@@ -72,27 +72,13 @@ pub fn pack_with(
         path: out_path.to_path_buf(),
         source,
     };
-    let dir = match out_path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = out_path
-        .file_name()
-        .ok_or_else(|| output_err(io::Error::other("output path has no file name")))?;
-    let prefix = format!(".{}.", name.to_string_lossy());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    set_default_permissions(&mut builder);
-    let mut tmp = builder.tempfile_in(&dir).map_err(output_err)?;
-    let out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, tmp.as_file_mut());
+    let mut tmp = AtomicFile::create(out_path, FILE_MODE).map_err(output_err)?;
+    let out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, tmp.file());
     let (out, report) = pack_to_writer(entries, out, options)?;
-    let file: &mut File = out
-        .into_inner()
+    out.into_inner()
         .map_err(|e| PackError::Write(e.into_error()))?;
-    file.sync_all().map_err(output_err)?;
     // On error the temporary file is removed by its destructor.
-    tmp.persist(out_path).map_err(|e| output_err(e.error))?;
-    sync_dir(&dir).map_err(output_err)?;
+    tmp.commit().map_err(output_err)?;
     Ok(report)
 }
 
@@ -170,25 +156,4 @@ impl<W: Write> Write for CountingWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Release artefacts are world-readable (tempfile's default is 0600); the umask still applies.
-#[cfg(unix)]
-fn set_default_permissions(builder: &mut tempfile::Builder<'_, '_>) {
-    use std::os::unix::fs::PermissionsExt;
-    builder.permissions(std::fs::Permissions::from_mode(0o644));
-}
-
-#[cfg(not(unix))]
-fn set_default_permissions(_builder: &mut tempfile::Builder<'_, '_>) {}
-
-/// Makes the rename durable: on Linux a rename is only persistent once its directory is synced.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Output plumbing: formats, colour only on a terminal (and never with NO_COLOR), atomic files.
 
 use anyhow::Context;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 /// Machine and human output formats.
@@ -26,21 +26,11 @@ pub fn paint(s: &str, code: &str, on: bool) -> String {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a half-written file under the final name.
+/// Writes a report, metrics or rejects file atomically (`aoc_archive::fs`): a reader never sees
+/// a half-written file under the final name.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    aoc_archive::fs::write_atomic(path, bytes, aoc_archive::fs::FILE_MODE)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Serialises `value` as pretty JSON with a trailing newline.

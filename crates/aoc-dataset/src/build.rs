@@ -13,8 +13,8 @@ use crate::{MANIFEST_MEMBER, SCHEMA_VERSION, TOOL_NAME, TOOL_VERSION};
 use aoc_archive::{pack_with, Compression, Entry, PackError, PackOptions};
 use aoc_contract::{clock, MapContext};
 use aoc_store::{Engine, ScanFilter, Store, StoreError};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Everything that decides a build's output besides its data.
@@ -313,43 +313,8 @@ fn input_ref(path: &Path) -> Result<InputRef, BuildError> {
     Ok(InputRef { name, sha256 })
 }
 
-/// Writes `bytes` to `path` through a synced temporary file in the same directory and a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let context = format!("writing {}", path.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(io_err(context.clone()))?;
-    tmp.write_all(bytes).map_err(io_err(context.clone()))?;
-    tmp.as_file().sync_all().map_err(io_err(context.clone()))?;
-    set_readable(tmp.as_file()).map_err(io_err(context.clone()))?;
-    tmp.persist(path).map_err(|e| BuildError::Io {
-        context: context.clone(),
-        source: e.error,
-    })?;
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(context))?;
-    Ok(())
-}
-
-/// Release artefacts are world-readable (tempfile creates 0600).
-#[cfg(unix)]
-fn set_readable(file: &File) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o644))
-}
-
-#[cfg(not(unix))]
-fn set_readable(_file: &File) -> io::Result<()> {
-    Ok(())
+/// Writes `bytes` to `path` atomically, world-readable like every release artefact.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    aoc_archive::fs::write_atomic(path, bytes, aoc_archive::fs::FILE_MODE)
+        .map_err(io_err(format!("writing {}", path.display())))
 }

@@ -91,8 +91,12 @@ impl KitInfo {
     }
 }
 
+/// Kit JSON files (SBOMs, bundles, manifests) are far below this; a larger one is refused unread.
+const MAX_JSON_BYTES: u64 = 64 << 20;
+
 fn read_json(dir: &Path, name: &str) -> Result<Value> {
-    let bytes = std::fs::read(dir.join(name)).with_context(|| format!("reading {name}"))?;
+    let bytes = aoc_archive::fs::read_bounded(&dir.join(name), MAX_JSON_BYTES)
+        .with_context(|| format!("reading {name}"))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{name} is not JSON"))
 }
 

@@ -5,7 +5,6 @@
 //! (temporary file in the same directory, fsync, rename). A failed rehearsal writes
 //! `rehearsal-FAILED-<UTC time>.json` with `"ok": false` instead, which no release picks up.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -54,21 +53,9 @@ pub fn write_atomic(dir: &Path, name: &str, value: &impl Serialize) -> Result<Pa
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');
     let path = dir.join(name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(&bytes)?;
-    // tempfile creates 0600; a report is as readable as the dataset beside it.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path)
-        .with_context(|| format!("renaming the report to {}", path.display()))?;
+    // As readable as the dataset beside it.
+    aoc_archive::fs::write_atomic(&path, &bytes, aoc_archive::fs::FILE_MODE)
+        .with_context(|| format!("writing the report {}", path.display()))?;
     Ok(path)
 }
 

@@ -1,0 +1,70 @@
+//! The steps of a long task (`aoc-release`, `aoc-rehearsal`), timed and named: each prints
+//! `<task>: <step> done|FAILED in N s` when asked, and a failure carries the step's name, so a
+//! user knows where a run stopped and a report can list every step's time.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+pub struct Steps {
+    task: &'static str,
+    print: bool,
+    /// Every step that finished, in order, with its wall time.
+    pub done: Vec<(String, Duration)>,
+    /// The step that failed, once one has.
+    pub failed: Option<String>,
+}
+
+impl Steps {
+    pub fn new(task: &'static str, print: bool) -> Steps {
+        Steps {
+            task,
+            print,
+            done: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Runs `f` as the step `name`: a failure becomes "<task>: step `<name>` failed: ...".
+    pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let out = f();
+        let took = started.elapsed();
+        if self.print {
+            let status = if out.is_ok() { "done" } else { "FAILED" };
+            eprintln!(
+                "{}: {name:<16} {status} in {:>7.2} s",
+                self.task,
+                took.as_secs_f64()
+            );
+        }
+        match out {
+            Ok(v) => {
+                self.done.push((name.to_string(), took));
+                Ok(v)
+            }
+            Err(e) => {
+                self.failed = Some(name.to_string());
+                Err(e.context(format!("{}: step `{name}` failed", self.task)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_timed_in_order_and_a_failure_names_its_step() {
+        let mut steps = Steps::new("aoc-test", false);
+        assert_eq!(steps.run("one", || Ok(1)).unwrap(), 1);
+        let err = steps
+            .run("two", || -> Result<()> { anyhow::bail!("disk full") })
+            .unwrap_err();
+        assert_eq!(format!("{err:#}"), "aoc-test: step `two` failed: disk full");
+        let names: Vec<&str> = steps.done.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["one"]);
+        assert_eq!(steps.failed.as_deref(), Some("two"));
+    }
+}
