@@ -473,4 +473,3 @@ fn read_back(
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
-
