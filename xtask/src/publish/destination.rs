@@ -54,9 +54,7 @@ impl Destination {
     pub fn open(&self, env: &BTreeMap<String, String>) -> Result<Box<dyn Store>> {
         Ok(match self {
             Destination::Dir(path) => Box::new(DirStore::new(path.clone())),
-            Destination::S3 { bucket, prefix } => {
-                Box::new(S3Store::open(bucket, prefix, env)?)
-            }
+            Destination::S3 { bucket, prefix } => Box::new(S3Store::open(bucket, prefix, env)?),
         })
     }
 }
