@@ -18,7 +18,7 @@ pub(crate) mod tests;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
+use aoc_ingest::report::{BackfillReport, VerifyReport};
 use xshell::{cmd, Shell};
 
 use crate::dataset_definition::{display_rel, explicit_epoch, DatasetSpec};
@@ -239,7 +239,7 @@ fn run(
     };
 
     let (first, by_vendor) = steps.run("backfill", || {
-        let r = runner.backfill(&built.archive, &work.path().join("backfill.json"))?;
+        let r = runner.backfill(&built.archive, &hash, &work.path().join("backfill.json"))?;
         anyhow::ensure!(
             r.records == records && r.written == records && r.noop == 0 && r.rejected == 0,
             "the backfill of {records} record(s) into a fresh store reported {} record(s): \
@@ -270,9 +270,9 @@ fn run(
     let verified = steps.run("verify", || {
         let v = runner.verify(&work.path().join("verify.json"))?;
         anyhow::ensure!(
-            v.checked == records,
+            v.documents_checked == records,
             "stella aoc verify checked {} document(s), the store was loaded with {records}",
-            v.checked
+            v.documents_checked
         );
         Ok(v)
     })?;
@@ -290,7 +290,11 @@ fn run(
     })?;
 
     let rerun = steps.run("backfill again", || {
-        let r = runner.backfill(&built.archive, &work.path().join("backfill-again.json"))?;
+        let r = runner.backfill(
+            &built.archive,
+            &hash,
+            &work.path().join("backfill-again.json"),
+        )?;
         anyhow::ensure!(
             r.written == 0 && r.noop == records && r.rejected == 0,
             "backfilling the same dataset again must be a no-op, but it reported {} written, \
@@ -320,8 +324,8 @@ fn run(
             rejected: first.rejected,
             rerun_written: rerun.written,
             rerun_noop: rerun.noop,
-            verified_documents: verified.checked,
-            violations: verified.violations,
+            verified_documents: verified.documents_checked,
+            violations: verified.violations_total,
             by_vendor,
         },
         steps: Vec::new(),
@@ -351,20 +355,6 @@ fn run(
     })
 }
 
-/// What a `stella aoc backfill --report` says.
-struct Backfill {
-    records: u64,
-    written: u64,
-    noop: u64,
-    rejected: u64,
-}
-
-/// What a `stella aoc verify --output` says.
-struct Verified {
-    checked: u64,
-    violations: u64,
-}
-
 /// The real runner against the rehearsal's store.
 struct Runner<'a> {
     sh: &'a Shell,
@@ -374,31 +364,28 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn backfill(&self, dataset: &Path, report: &Path) -> Result<Backfill> {
+    /// `stella aoc backfill` of the dataset, pinned to its hash; its report, read as the type
+    /// `stella` writes it.
+    fn backfill(&self, dataset: &Path, hash: &str, report: &Path) -> Result<BackfillReport> {
         let (binary, url) = (self.binary, &self.target.url);
         // quiet(): xshell would echo the command line, and with it any password in the URL.
         let out = cmd!(
             self.sh,
-            "{binary} aoc backfill --from {dataset} --store {url} --report {report} --no-progress"
+            "{binary} aoc backfill --from {dataset} --store {url} --report {report} --no-progress --expect-dataset-hash {hash}"
         )
         .quiet()
         .ignore_status()
         .output()
         .with_context(|| format!("running {}", binary.display()))?;
         self.check_exit("stella aoc backfill", &out, 0)?;
-        let v = read_json(report)?;
-        if let Some(why) = v["stopped"].as_str() {
+        let r: BackfillReport = read_report(report)?;
+        if let Some(why) = &r.stopped {
             bail!("stella aoc backfill stopped: {why}");
         }
-        Ok(Backfill {
-            records: u64_field(&v, "records", report)?,
-            written: u64_field(&v, "written", report)?,
-            noop: u64_field(&v, "noop", report)?,
-            rejected: u64_field(&v, "rejected", report)?,
-        })
+        Ok(r)
     }
 
-    fn verify(&self, output: &Path) -> Result<Verified> {
+    fn verify(&self, output: &Path) -> Result<VerifyReport> {
         let (binary, url) = (self.binary, &self.target.url);
         let out = cmd!(
             self.sh,
@@ -409,11 +396,7 @@ impl Runner<'_> {
         .output()
         .with_context(|| format!("running {}", binary.display()))?;
         self.check_exit("stella aoc verify", &out, 0)?;
-        let v = read_json(output)?;
-        Ok(Verified {
-            checked: u64_field(&v, "documents_checked", output)?,
-            violations: u64_field(&v, "violations_total", output)?,
-        })
+        read_report(output)
     }
 
     /// The runner's exit code must be `want`; its last stderr line (credentials redacted) is
@@ -442,15 +425,11 @@ impl Runner<'_> {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value> {
+/// A report `stella` wrote, as the type it wrote it with.
+fn read_report<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
-}
-
-fn u64_field(v: &Value, key: &str, path: &Path) -> Result<u64> {
-    v[key]
-        .as_u64()
-        .with_context(|| format!("{} has no number {key:?}", path.display()))
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a report of this stella", path.display()))
 }
 
 /// Names the data files whose digests differ between two manifests, for the hash mismatch error.

@@ -129,12 +129,29 @@ pub enum ArchiveError {
     MissingEndMarker,
 }
 
-/// Streams the members of one archive. Consumed by [`for_each_entry`](Self::for_each_entry) or a
-/// convenience built on it.
+/// Streams the members of one archive: pulled one at a time with
+/// [`next_entry`](Self::next_entry) and read through [`entry`](Self::entry) (like
+/// `tar::Archive::entries`), or passed to a callback by [`for_each_entry`](Self::for_each_entry).
 pub struct ArchiveReader<'a> {
     stream: Bounded<Box<dyn Read + 'a>>,
     format: Format,
     limits: Limits,
+    /// Canonical names seen so far (duplicates are refused).
+    seen: HashSet<String>,
+    count: u64,
+    /// The member being read.
+    current: Current,
+    /// The end-of-archive marker was read and the rest of the data verified.
+    finished: bool,
+}
+
+/// The member [`ArchiveReader::entry`] reads: what is left of it and whether the data ended early.
+#[derive(Default)]
+struct Current {
+    name: String,
+    size: u64,
+    remaining: u64,
+    truncated: bool,
 }
 
 impl ArchiveReader<'static> {
@@ -176,6 +193,10 @@ impl<'a> ArchiveReader<'a> {
             },
             format,
             limits,
+            seen: HashSet::new(),
+            count: 0,
+            current: Current::default(),
+            finished: false,
         })
     }
 
@@ -193,8 +214,33 @@ impl<'a> ArchiveReader<'a> {
         F: FnMut(&str, &mut EntryReader<'_>) -> Result<(), E>,
         E: From<ArchiveError>,
     {
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut count = 0u64;
+        while let Some(name) = self.next_entry()? {
+            let result = f(&name, &mut self.entry());
+            if let Err(e) = result {
+                return Err(match self.entry_failure() {
+                    Some(archive_error) => archive_error.into(),
+                    None => e,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The next regular file's canonical path (no `./`, no trailing slash), in archive order, or
+    /// `None` once the end-of-archive marker has been read, and with it the rest of the stream
+    /// (within the bound), so that gzip/zstd checksums are verified. What was left unread of the
+    /// previous member is skipped first. Directories are checked but not returned. After an
+    /// error the reader must not be used again.
+    pub fn next_entry(&mut self) -> Result<Option<String>, ArchiveError> {
+        if self.finished {
+            return Ok(None);
+        }
+        if !self.current.name.is_empty() {
+            let left = self.current.remaining + padding(self.current.size);
+            let name = std::mem::take(&mut self.current.name);
+            self.current.remaining = 0;
+            self.skip(left).map_err(|e| self.entry_error(e, &name))?;
+        }
         let mut long_name: Option<Vec<u8>> = None;
         let mut pax_path: Option<Vec<u8>> = None;
         let mut pax_size: Option<u64> = None;
@@ -202,15 +248,19 @@ impl<'a> ArchiveReader<'a> {
         loop {
             let offset = self.stream.consumed;
             if !self.read_block(&mut block)? {
-                return Err(ArchiveError::MissingEndMarker.into());
+                return Err(ArchiveError::MissingEndMarker);
             }
             if block.iter().all(|b| *b == 0) {
                 if long_name.is_some() || pax_path.is_some() || pax_size.is_some() {
-                    return Err(
-                        corrupt(offset, "extension header without a following entry").into(),
-                    );
+                    return Err(corrupt(
+                        offset,
+                        "extension header without a following entry",
+                    ));
                 }
-                break;
+                // Reading to the end verifies the gzip CRC / zstd checksum of everything returned.
+                self.skip(u64::MAX).map_err(|e| self.io_error(e))?;
+                self.finished = true;
+                return Ok(None);
             }
             let header = tar::Header::from_byte_slice(&block);
             verify_checksum(header, offset)?;
@@ -221,7 +271,7 @@ impl<'a> ArchiveReader<'a> {
             match type_flag {
                 b'L' => {
                     if long_name.is_some() {
-                        return Err(corrupt(offset, "two GNU long names for one entry").into());
+                        return Err(corrupt(offset, "two GNU long names for one entry"));
                     }
                     if declared > MAX_PATH_BYTES as u64 + 1 {
                         return Err(ArchiveError::OverlongName {
@@ -229,8 +279,7 @@ impl<'a> ArchiveReader<'a> {
                             problem: PathProblem::PathTooLong {
                                 bytes: declared as usize,
                             },
-                        }
-                        .into());
+                        });
                     }
                     let mut name = self.read_small(declared)?;
                     while name.last() == Some(&0) {
@@ -242,7 +291,7 @@ impl<'a> ArchiveReader<'a> {
                 b'K' => {
                     // Long link target: the link entry it belongs to is refused below.
                     if declared > MAX_PATH_BYTES as u64 + 1 {
-                        return Err(corrupt(offset, "overlong GNU long link name").into());
+                        return Err(corrupt(offset, "overlong GNU long link name"));
                     }
                     self.read_small(declared)?;
                     continue;
@@ -254,8 +303,7 @@ impl<'a> ArchiveReader<'a> {
                             reason: format!(
                                 "PAX header of {declared} bytes (limit {MAX_PAX_BYTES})"
                             ),
-                        }
-                        .into());
+                        });
                     }
                     let data = self.read_small(declared)?;
                     let (path, size) = parse_pax(&data, offset)?;
@@ -264,12 +312,11 @@ impl<'a> ArchiveReader<'a> {
                             return Err(ArchiveError::UnsupportedExtension {
                                 offset,
                                 reason: "global PAX header sets path or size".to_owned(),
-                            }
-                            .into());
+                            });
                         }
                     } else {
                         if pax_path.is_some() || pax_size.is_some() {
-                            return Err(corrupt(offset, "two PAX headers for one entry").into());
+                            return Err(corrupt(offset, "two PAX headers for one entry"));
                         }
                         pax_path = path;
                         pax_size = size;
@@ -288,12 +335,11 @@ impl<'a> ArchiveReader<'a> {
             let name = String::from_utf8(raw_name).map_err(|e| ArchiveError::NonUtf8Name {
                 entry: String::from_utf8_lossy(e.as_bytes()).into_owned(),
             })?;
-            count += 1;
-            if count > self.limits.max_entries {
+            self.count += 1;
+            if self.count > self.limits.max_entries {
                 return Err(ArchiveError::TooManyEntries {
                     limit: self.limits.max_entries,
-                }
-                .into());
+                });
             }
             let is_dir = type_flag == b'5';
             let canonical = match check_path(&name, PathMode::Read { is_dir }) {
@@ -304,56 +350,63 @@ impl<'a> ArchiveReader<'a> {
                         .map_err(|e| self.io_error(e))?;
                     continue;
                 }
-                Err(problem) => return Err(path_error(&name, problem).into()),
+                Err(problem) => return Err(path_error(&name, problem)),
             };
             check_type(type_flag, &canonical)?;
-            if !seen.insert(canonical.clone()) {
-                return Err(ArchiveError::DuplicateName { entry: canonical }.into());
+            if !self.seen.insert(canonical.clone()) {
+                return Err(ArchiveError::DuplicateName { entry: canonical });
             }
             if size > self.limits.max_entry_bytes {
                 return Err(ArchiveError::EntryTooLarge {
                     entry: canonical,
                     size,
                     limit: self.limits.max_entry_bytes,
-                }
-                .into());
+                });
             }
             if size > self.limits.max_total_bytes - self.stream.consumed {
                 // Reading it would cross the bound anyway: stop before doing the work.
                 return Err(ArchiveError::TotalSizeExceeded {
                     limit: self.limits.max_total_bytes,
-                }
-                .into());
-            }
-            let (result, left, truncated) = {
-                let mut entry = EntryReader {
-                    stream: &mut self.stream,
-                    remaining: size,
-                    size,
-                    truncated: false,
-                };
-                let result = if is_dir {
-                    Ok(())
-                } else {
-                    f(&canonical, &mut entry)
-                };
-                (result, entry.remaining, entry.truncated)
-            };
-            if let Err(e) = result {
-                return Err(if self.stream.exceeded {
-                    self.bound_error().into()
-                } else if truncated {
-                    ArchiveError::TruncatedEntry { entry: canonical }.into()
-                } else {
-                    e
                 });
             }
-            self.skip(left + padding(size))
-                .map_err(|e| self.entry_error(e, &canonical))?;
+            if is_dir {
+                self.skip(size + padding(size))
+                    .map_err(|e| self.entry_error(e, &canonical))?;
+                continue;
+            }
+            self.current = Current {
+                name: canonical.clone(),
+                size,
+                remaining: size,
+                truncated: false,
+            };
+            return Ok(Some(canonical));
         }
-        // Reading to the end verifies the gzip CRC / zstd checksum of everything we returned.
-        self.skip(u64::MAX).map_err(|e| self.io_error(e))?;
-        Ok(())
+    }
+
+    /// The data of the member [`next_entry`](Self::next_entry) returned last (empty before the
+    /// first and after the last).
+    pub fn entry(&mut self) -> EntryReader<'_> {
+        EntryReader {
+            stream: &mut self.stream,
+            remaining: &mut self.current.remaining,
+            size: self.current.size,
+            truncated: &mut self.current.truncated,
+        }
+    }
+
+    /// Why reading the current member failed, when the archive is to blame (the bound crossed, the
+    /// data ending inside the member) rather than whoever was reading it.
+    pub fn entry_failure(&self) -> Option<ArchiveError> {
+        if self.stream.exceeded {
+            Some(self.bound_error())
+        } else if self.current.truncated {
+            Some(ArchiveError::TruncatedEntry {
+                entry: self.current.name.clone(),
+            })
+        } else {
+            None
+        }
     }
 
     /// Every regular file with its content, in archive order. Memory is bounded by
@@ -451,9 +504,9 @@ impl<'a> ArchiveReader<'a> {
 /// fails with `UnexpectedEof` instead of returning a short member.
 pub struct EntryReader<'r> {
     stream: &'r mut dyn Read,
-    remaining: u64,
+    remaining: &'r mut u64,
     size: u64,
-    truncated: bool,
+    truncated: &'r mut bool,
 }
 
 impl EntryReader<'_> {
@@ -465,21 +518,21 @@ impl EntryReader<'_> {
 
 impl Read for EntryReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 || buf.is_empty() {
+        if *self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
         let max = buf
             .len()
-            .min(self.remaining.min(usize::MAX as u64) as usize);
+            .min((*self.remaining).min(usize::MAX as u64) as usize);
         let n = self.stream.read(&mut buf[..max])?;
         if n == 0 {
-            self.truncated = true;
+            *self.truncated = true;
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "archive ends inside an entry",
             ));
         }
-        self.remaining -= n as u64;
+        *self.remaining -= n as u64;
         Ok(n)
     }
 }

@@ -3,7 +3,7 @@
 use crate::output::{paint, pretty_json, Format};
 use crate::{check_inputs, MapArgs, Outcome};
 use aoc_contract::{clock, GuardOptions, MapContext};
-use aoc_ingest::{InputReader, Prepared, Preparer};
+use aoc_ingest::{Prepared, Preparer, Source};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -46,12 +46,12 @@ pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
         ..GuardOptions::default()
     };
     let mut preparer = Preparer::new(ctx, options);
-    let mut reader = InputReader::open(&args.input)?;
+    let mut source = Source::open(&args.input, &[])?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut results = Vec::new();
     let mut outcome = Outcome::Clean;
-    while let Some(record) = reader.next_record()? {
+    while let Some(record) = source.next_record()? {
         let entry = match preparer.prepare(record) {
             Prepared::Doc { location, doc } => {
                 json!({ "location": location, "document": doc, "violations": [] })

@@ -6,9 +6,8 @@
 
 mod backfill;
 mod ingest;
-mod metrics;
+mod inputs;
 mod output;
-mod source;
 mod verify;
 
 #[cfg(test)]

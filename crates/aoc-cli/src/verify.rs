@@ -1,17 +1,15 @@
 //! `stella aoc verify`: the AOC guard and chain checks over raw documents; read-only.
 
-use crate::metrics::Metrics;
+use crate::inputs::{self, DatasetPin};
 use crate::output::{paint, pretty_json, redact, write_atomic};
-use crate::source::{DatasetPin, Source};
 use crate::{check_inputs, Outcome};
 use anyhow::Context;
 use aoc_contract::chain::{ChainChecker, ChainEntry};
-use aoc_contract::{clock, DocHead, Guard, GuardOptions, Violation, ViolationCode};
+use aoc_contract::{clock, DocHead, Guard, GuardOptions};
+use aoc_ingest::report::{zero_by_code, Finding, InputError, MetricsRecorder, VerifyReport};
 use aoc_ingest::Item;
 use aoc_store::{verify_store, ScanFilter, Store, VerifyOptions as StoreVerifyOptions};
-use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -66,43 +64,8 @@ pub struct VerifyArgs {
     pin: DatasetPin,
 }
 
-/// One violation with the document it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Finding {
-    pub location: String,
-    pub id: Option<String>,
-    #[serde(flatten)]
-    pub violation: Violation,
-}
-
-/// An input that could not be read as a document: reported, never hiding other results.
-#[derive(Debug, Clone, Serialize)]
-pub struct InputError {
-    pub location: String,
-    pub message: String,
-}
-
-/// The verify report (`--output`): stable field and entry order.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub tool: &'static str,
-    pub version: &'static str,
-    pub source: String,
-    pub tenant: Option<String>,
-    pub since: Option<String>,
-    pub documents_checked: u64,
-    pub documents_skipped: u64,
-    pub upstream_documents: usize,
-    pub documents_with_violations: usize,
-    pub violations_total: usize,
-    pub by_code: BTreeMap<&'static str, usize>,
-    pub violations: Vec<Finding>,
-    pub input_errors: Vec<InputError>,
-    /// Append-only triggers missing or disabled in a checked store: it no longer enforces the
-    /// contract even if every row is intact (counts as a violation for the exit code).
-    pub store_guards_missing: Vec<String>,
-    pub duration_seconds: f64,
-}
+/// The verify report (`--output`): the engine's type, so readers share it.
+pub type Report = VerifyReport;
 
 /// Collects documents from any source and produces the report.
 pub struct Verifier {
@@ -138,8 +101,10 @@ impl Verifier {
         }
     }
 
-    /// Checks one document; `revision` when the source numbers revisions (a store).
-    pub fn add(&mut self, location: String, doc: &Value, revision: Option<i64>) {
+    /// Checks one document; `revision` when the source numbers revisions (a store). `verified`:
+    /// its reader has already run the guard over it (a record of a verified dataset), so only
+    /// its chain is followed here.
+    pub fn add(&mut self, location: String, doc: &Value, revision: Option<i64>, verified: bool) {
         if let Some(t) = &self.tenant {
             if doc.get("tenant").and_then(Value::as_str) != Some(t) {
                 self.skipped += 1;
@@ -158,7 +123,12 @@ impl Verifier {
         }
         self.checked += 1;
         let id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-        for violation in self.guard.check(doc) {
+        let violations = if verified {
+            Vec::new()
+        } else {
+            self.guard.check(doc)
+        };
+        for violation in violations {
             self.findings.push(Finding {
                 location: location.clone(),
                 id: id.clone(),
@@ -186,11 +156,11 @@ impl Verifier {
             id: Some(c.id),
             violation: c.violation,
         }));
-        Report::new(
+        new_report(
             source,
             self.tenant,
             self.since.map(|(s, _)| s),
-            (self.checked, self.skipped, upstream_documents),
+            (self.checked, self.skipped, upstream_documents as u64),
             findings,
             self.errors,
             self.started,
@@ -198,42 +168,42 @@ impl Verifier {
     }
 }
 
-impl Report {
-    fn new(
-        source: String,
-        tenant: Option<String>,
-        since: Option<String>,
-        (checked, skipped, upstream_documents): (u64, u64, usize),
-        mut findings: Vec<Finding>,
-        input_errors: Vec<InputError>,
-        started: Instant,
-    ) -> Report {
-        findings.sort();
-        findings.dedup();
-        let mut by_code: BTreeMap<&'static str, usize> =
-            ViolationCode::ALL.iter().map(|c| (c.as_str(), 0)).collect();
-        for f in &findings {
-            *by_code.entry(f.violation.code.as_str()).or_default() += 1;
-        }
-        let mut docs: Vec<&str> = findings.iter().map(|f| f.location.as_str()).collect();
-        docs.dedup();
-        Report {
-            tool: "stella",
-            version: env!("CARGO_PKG_VERSION"),
-            source,
-            tenant,
-            since,
-            documents_checked: checked,
-            documents_skipped: skipped,
-            upstream_documents,
-            documents_with_violations: docs.len(),
-            violations_total: findings.len(),
-            by_code,
-            violations: findings,
-            input_errors,
-            store_guards_missing: Vec::new(),
-            duration_seconds: started.elapsed().as_secs_f64(),
-        }
+/// A report over `findings` (sorted, deduplicated, counted by code).
+fn new_report(
+    source: String,
+    tenant: Option<String>,
+    since: Option<String>,
+    (checked, skipped, upstream_documents): (u64, u64, u64),
+    mut findings: Vec<Finding>,
+    input_errors: Vec<InputError>,
+    started: Instant,
+) -> Report {
+    findings.sort();
+    findings.dedup();
+    let mut by_code = zero_by_code();
+    for f in &findings {
+        *by_code
+            .entry(f.violation.code.as_str().to_owned())
+            .or_default() += 1;
+    }
+    let mut docs: Vec<&str> = findings.iter().map(|f| f.location.as_str()).collect();
+    docs.dedup();
+    Report {
+        tool: "stella".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        source,
+        tenant,
+        since,
+        documents_checked: checked,
+        documents_skipped: skipped,
+        upstream_documents,
+        documents_with_violations: docs.len() as u64,
+        violations_total: findings.len() as u64,
+        by_code,
+        violations: findings,
+        input_errors,
+        store_guards_missing: Vec::new(),
+        duration_seconds: started.elapsed().as_secs_f64(),
     }
 }
 
@@ -289,7 +259,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     if let Some(url) = url {
         return run_store(&args, &url, since, started);
     }
-    let mut reader = Source::open(&args.input, &args.pin)?;
+    let mut source = inputs::open(&args.input, &args.pin)?;
     if args.dry_run {
         eprintln!(
             "stella: configuration ok: {} input path(s) readable; no document read (--dry-run)",
@@ -302,10 +272,12 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         ..GuardOptions::default()
     };
     let mut verifier = Verifier::new(options, args.tenant.clone(), since);
-    while let Some(record) = reader.next_record()? {
-        match record.item {
-            Item::Raw(doc) => verifier.add(record.location, &doc, None),
+    while let Some(record) = source.next_record()? {
+        match record.item.parse() {
+            Item::Raw(doc) => verifier.add(record.location, &doc, None, false),
+            Item::Verified(doc) => verifier.add(record.location, &doc, None, true),
             Item::Broken(message) => verifier.add_error(record.location, message),
+            Item::Json(_) => unreachable!("parse() classifies unparsed values"),
             Item::Upstream { .. } | Item::Deleted { .. } => verifier.add_error(
                 record.location,
                 "not a raw document (no `_id` and `content`): map it first with `stella sources ingest --dry-run`".into(),
@@ -375,11 +347,11 @@ fn run_store(
             violation: c.violation,
         })
         .collect();
-    let mut report = Report::new(
+    let mut report = new_report(
         format!("store:{shown}"),
         args.tenant.clone(),
         since.map(|(s, _)| s),
-        (result.rows, 0, result.upstream_documents as usize),
+        (result.rows, 0, result.upstream_documents),
         findings,
         Vec::new(),
         started,
@@ -394,11 +366,8 @@ fn write_metrics(
     started: Instant,
 ) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
-    let mut m = Metrics {
-        verify_runs: 1,
-        verify_seconds: Some(started.elapsed().as_secs_f64()),
-        ..Metrics::default()
-    };
+    let mut m = MetricsRecorder::default();
+    m.verify_run(started.elapsed().as_secs_f64());
     let tenant = report.tenant.as_deref().unwrap_or("*");
     for f in &report.violations {
         let source =
@@ -407,7 +376,7 @@ fn write_metrics(
                 .unwrap_or("unknown");
         m.violation(source, tenant, f.violation.code.as_str());
     }
-    write_atomic(path, m.render().as_bytes())
+    write_atomic(path, m.finish().render().as_bytes())
 }
 
 /// Writes the report, NDJSON and metrics files and the summary; returns the exit class.

@@ -702,3 +702,137 @@ fn a_pinned_dataset_hash_that_differs_is_refused_before_anything_is_written() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A revision feed of at least `records` records: copies of the real history sample with the
+/// advisory ids made unique per copy.
+fn generated_feed(dir: &Path, records: usize) -> PathBuf {
+    let lines: Vec<String> = std::fs::read_to_string(testdata("history-sample.ndjson"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut out = String::new();
+    let mut copy = 0;
+    while copy * lines.len() < records {
+        let tag = format!("RUSTSEC-C{copy:05}-");
+        for line in &lines {
+            out.push_str(&line.replace("RUSTSEC-", &tag));
+            out.push('\n');
+        }
+        copy += 1;
+    }
+    let path = dir.join("generated.ndjson");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// A tiny deterministic generator (xorshift), seeded and printed so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// The issue's check: a dataset load SIGKILLed at random points and resumed reads no record twice
+/// (the engine counts what it reads) and ends in exactly the uninterrupted run's store.
+/// `AOC_TEST_RESUME_RECORDS` sets the dataset's size (default 5,000; the check uses 200,000,
+/// best with `cargo test --release`), `AOC_TEST_RESUME_SEED` replays a run's kill points.
+#[test]
+fn a_dataset_load_killed_at_random_points_resumes_by_seeking_and_reads_no_record_twice() {
+    let records: usize = std::env::var("AOC_TEST_RESUME_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let seed: u64 = std::env::var("AOC_TEST_RESUME_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("AOC_TEST_RESUME_SEED={seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let feed = generated_feed(dir.path(), records);
+    let mut opts = BuildOptions::new(dir.path().join("ds"));
+    opts.source_date_epoch = Some(EPOCH.parse().unwrap());
+    let built = build_from_inputs(&[feed], &opts).unwrap();
+    std::fs::remove_file(dir.path().join("generated.ndjson")).unwrap();
+    let total = built.manifest.totals.records;
+    assert!(total >= records as u64);
+    for engine in engines() {
+        let reference_url = fresh_store(engine, dir.path(), "resume_ref");
+        let t = std::time::Instant::now();
+        let reference = backfill(&reference_url, &[&built.archive], &[], &[], dir.path());
+        let took = t.elapsed();
+        assert_eq!(reference.code, 0, "{engine:?}: {}", reference.stderr);
+        assert_eq!(reference.report["records"], total);
+        assert_eq!(reference.report["read"], total);
+        let reference_hash = store_hash(&reference_url, dir.path());
+        assert_eq!(reference_hash, built.hash, "{engine:?}");
+        let mut mid_run = 0;
+        for point in 0..10 {
+            let url = fresh_store(engine, dir.path(), &format!("resume_{point}"));
+            // Somewhere between the start (verification) and the end of an uninterrupted load.
+            let delay = Duration::from_millis(took.as_millis() as u64 / 20)
+                + Duration::from_millis(rng.below(took.as_millis() as u64 * 9 / 10 + 1));
+            let mut child = Command::new(env!("CARGO_BIN_EXE_stella"))
+                .args(["aoc", "backfill", "--batch-size", "10", "--store", &url])
+                .arg("--from")
+                .arg(&built.archive)
+                .env("SOURCE_DATE_EPOCH", EPOCH)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(delay);
+            // SIGKILL: no destructor, no flush, nothing but the database's own atomicity.
+            let _ = Command::new("kill")
+                .args(["-9", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+            let resumed = backfill(&url, &[&built.archive], &[], &[], dir.path());
+            assert_eq!(
+                resumed.code, 0,
+                "{engine:?} point {point}: {}",
+                resumed.stderr
+            );
+            let r = &resumed.report;
+            let after = r["resumed_after_records"].as_u64().unwrap();
+            assert_eq!(r["records"], total, "{engine:?} point {point}: {r}");
+            assert_eq!(
+                r["read"].as_u64().unwrap(),
+                total - after,
+                "{engine:?} point {point} (killed after {delay:?}): the resumed run read only \
+                 what was not committed: {r}"
+            );
+            if after > 0 {
+                mid_run += 1;
+                assert_eq!(r["written"], total, "{engine:?} point {point}: totals: {r}");
+            } else {
+                // Killed before its first batch (a fresh start) or after it finished (no-ops).
+                assert_eq!(
+                    r["written"].as_u64().unwrap() + r["noop"].as_u64().unwrap(),
+                    total,
+                    "{r}"
+                );
+            }
+            assert_eq!(
+                store_hash(&url, dir.path()),
+                reference_hash,
+                "{engine:?} point {point} (killed after {delay:?}, seed {seed})"
+            );
+        }
+        assert!(
+            mid_run >= 3,
+            "{engine:?}: only {mid_run} of 10 kills landed mid-run (seed {seed})"
+        );
+    }
+}

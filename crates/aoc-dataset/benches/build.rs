@@ -40,18 +40,19 @@ fn main() {
     };
     let seed = build_from_inputs(std::slice::from_ref(&input), &seed_opts)
         .expect("building the corpus dataset");
-    let mut lines: Vec<(String, String)> = Vec::new();
-    Dataset::open_verified(&seed.archive)
+    let lines: Vec<(String, String)> = Dataset::open_verified(&seed.archive)
         .expect("corpus dataset verifies")
-        .for_each_record(|r| {
+        .records()
+        .expect("reading the corpus dataset")
+        .map(|r| {
+            let r = r.expect("a corpus record");
             let id = r.doc["upstream"]["upstream_id"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            lines.push((id, serde_json::to_string(&r.doc)?));
-            Ok(())
+            (id, serde_json::to_string(&r.doc).expect("JSON"))
         })
-        .expect("reading the corpus dataset");
+        .collect();
     let corpus_bytes: u64 = lines.iter().map(|(_, l)| l.len() as u64 + 1).sum();
     eprintln!(
         "corpus: {} ({} records, {:.1} MB per copy)",

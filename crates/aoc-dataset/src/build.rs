@@ -6,12 +6,13 @@
 //! temporary directory inside the output directory (same filesystem, removed on every path out).
 
 use crate::export::{Export, Exporter};
+use crate::input::Datasets;
 use crate::layout::{archive_name, manifest_name};
-use crate::load::{load_inputs, LoadError};
 use crate::manifest::{self, Derived, FileEntry, InputRef, Manifest, SourceInfo, ToolInfo};
 use crate::{MANIFEST_MEMBER, SCHEMA_VERSION, TOOL_NAME, TOOL_VERSION};
 use aoc_archive::{pack_with, Compression, Entry, PackError, PackOptions};
-use aoc_contract::{clock, MapContext};
+use aoc_contract::{clock, GuardOptions};
+use aoc_ingest::{Backfill, EngineError, Rejects, Source, SourceError};
 use aoc_store::{Engine, ScanFilter, Store, StoreError};
 use std::fs;
 use std::io;
@@ -84,6 +85,23 @@ impl BuildReport {
     }
 }
 
+/// Documents per transaction: the runner's default `--batch-size`.
+pub const BATCH_SIZE: usize = 500;
+/// Rejections quoted in an error; the count is always complete.
+const QUOTED_REJECTIONS: usize = 10;
+
+/// Why inputs could not be loaded into the build's temporary store.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading inputs: {0}")]
+    Input(#[from] SourceError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Inputs that did not map or did not pass the guard: a dataset never silently drops one.
+    #[error("{count} input record(s) rejected; first: {}", first.join("; "))]
+    Rejected { count: u64, first: Vec<String> },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("clock: {0}")]
@@ -146,16 +164,36 @@ pub fn build_from_inputs(
         })?
     );
     let mut store = Store::open(&url)?;
-    let now = clock::rfc3339(epoch as i64);
     let tenant = opts.tenant.clone().unwrap_or_else(|| "default".to_owned());
-    let ctx = MapContext {
+    // The runner's engine and semantics, so a dataset built from inputs equals one exported from
+    // a store that `stella aoc backfill` loaded from the same inputs with the same clock.
+    let mut source = Source::open(paths, &[&Datasets::default()]).map_err(LoadError::from)?;
+    let load = Backfill {
         tenant: tenant.clone(),
         vendor: None,
+        guard: GuardOptions::default(),
         connector_version: TOOL_VERSION.into(),
-        retrieved_at: now.clone(),
-        ingested_at: now,
-    };
-    load_inputs(&mut store, paths, ctx)?;
+        batch_size: BATCH_SIZE,
+        stop_on_error: false,
+        max_conflicts: 0,
+        rejects: Rejects::Keep(QUOTED_REJECTIONS),
+        run_key: None,
+        clock: epoch as i64,
+        events: None,
+    }
+    .run(&mut source, Some(&mut store))
+    .map_err(LoadError::from)?;
+    if load.report.rejected > 0 {
+        return Err(LoadError::Rejected {
+            count: load.report.rejected,
+            first: load
+                .rejections
+                .iter()
+                .map(|r| format!("{}: {}", r.location, r.reason()))
+                .collect(),
+        }
+        .into());
+    }
     let export = export_store(
         &mut store,
         None,

@@ -8,18 +8,18 @@
 //! let opts = BuildOptions::new("out/aoc");
 //! let built = build_from_inputs(&["seed/rustsec-seed.ndjson.zst".into()], &opts)?;
 //! let dataset = Dataset::open_verified(&built.archive)?;
-//! dataset.for_each_record(|record| {
+//! for record in dataset.records()? {
+//!     let record = record?;
 //!     println!("{} {}", record.location, record.doc["_id"]);
-//!     Ok(())
-//! })?;
+//! }
 //! # Ok(()) }
 //! ```
 
 mod build;
 mod content_address;
 mod export;
+mod input;
 mod layout;
-mod load;
 mod manifest;
 mod read;
 mod records;
@@ -27,17 +27,18 @@ mod verify;
 
 pub use build::{
     build_from_inputs, build_from_store, pack_export, BuildError, BuildOptions, BuildReport,
+    LoadError, BATCH_SIZE,
 };
 pub use content_address::{dataset_hash, hash_listing};
 pub use export::{Export, ExportedFile, Exporter};
+pub use input::{is_dataset, Datasets, Refused};
 pub use layout::{
     archive_name, data_path, manifest_name, parse_archive_name, parse_data_path, DataPath,
 };
-pub use load::{load_inputs, LoadError, LoadReport};
 pub use manifest::{
     FileEntry, InputRef, Manifest, SourceInfo, TenantCount, ToolInfo, Totals, VendorCount,
 };
-pub use read::{Dataset, DatasetRecord, ReadError, VerifiedDataset};
+pub use read::{Dataset, DatasetCursor, DatasetRecord, ReadError, Records, VerifiedDataset};
 pub use verify::{
     verify, verify_reader, verify_with, Check, Failure, Sidecar, VerifyError, VerifyOptions,
     VerifyReport,

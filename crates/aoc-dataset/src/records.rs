@@ -27,6 +27,8 @@ pub(crate) struct Line {
 pub(crate) struct LineBatch {
     pub data: Vec<u8>,
     pub lines: Vec<Line>,
+    /// Bytes of the stream before `data[0]`.
+    pub base: u64,
 }
 
 impl LineBatch {
@@ -50,78 +52,156 @@ where
     E: From<io::Error>,
     F: FnMut(&LineBatch) -> Result<(), E>,
 {
-    let mut hasher = Sha256::new();
-    let mut batch = LineBatch {
-        data: Vec::with_capacity(BATCH_BYTES + READ_BYTES),
-        lines: Vec::new(),
-    };
-    // Start of the line not yet complete, in `batch.data`.
-    let mut line_start = 0usize;
-    let mut line_no = 0u64;
-    let mut total = 0u64;
-    loop {
-        let old_len = batch.data.len();
-        batch.data.resize(old_len + READ_BYTES, 0);
-        let n = loop {
-            match reader.read(&mut batch.data[old_len..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        };
-        batch.data.truncate(old_len + n);
-        if n == 0 {
-            break;
+    let mut lines = Lines::new(BATCH_BYTES, true);
+    while let Some(batch) = lines.next_batch(&mut reader)? {
+        f(batch)?;
+    }
+    Ok(lines.streamed())
+}
+
+/// Splits what a reader returns into batches of complete lines, pulled one batch at a time: the
+/// batch handed out last is dropped when the next one is asked for.
+pub(crate) struct Lines {
+    batch: LineBatch,
+    /// Complete lines handed out per batch (a batch grows past this only for a longer line).
+    batch_bytes: usize,
+    /// Start of the line not yet complete, in `batch.data`.
+    line_start: usize,
+    line_no: u64,
+    total: u64,
+    hasher: Option<Sha256>,
+    /// Lines of the last batch are still in `batch` (to drop before reading on).
+    handed_out: bool,
+    eof: bool,
+}
+
+impl Lines {
+    /// `hash`: compute the SHA-256 of everything read, for [`streamed`](Self::streamed).
+    pub fn new(batch_bytes: usize, hash: bool) -> Lines {
+        Lines {
+            batch: LineBatch {
+                data: Vec::with_capacity(batch_bytes + READ_BYTES),
+                lines: Vec::new(),
+                base: 0,
+            },
+            batch_bytes,
+            line_start: 0,
+            line_no: 0,
+            total: 0,
+            hasher: hash.then(Sha256::new),
+            handed_out: false,
+            eof: false,
         }
-        hasher.update(&batch.data[old_len..]);
-        total += n as u64;
-        for i in memchr::memchr_iter(b'\n', &batch.data[old_len..]) {
-            let end = old_len + i;
-            line_no += 1;
-            batch.lines.push(Line {
-                no: line_no,
-                start: line_start,
-                end,
-                terminated: true,
-            });
-            line_start = end + 1;
-        }
-        if batch.data.len() - line_start > MAX_LINE_BYTES {
+    }
+
+    /// Starts at byte `offset` of the stream, as line `line_no + 1`: the first `offset` bytes are
+    /// read and dropped (nothing hashed). Only before the first batch.
+    pub fn skip_to<R: Read>(
+        &mut self,
+        reader: &mut R,
+        offset: u64,
+        line_no: u64,
+    ) -> io::Result<()> {
+        debug_assert!(self.total == 0 && self.hasher.is_none());
+        let skipped = io::copy(&mut reader.take(offset), &mut io::sink())?;
+        if skipped < offset {
             return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "line {} is longer than {} MiB: not a raw document",
-                    line_no + 1,
-                    MAX_LINE_BYTES >> 20
-                ),
-            )
-            .into());
+                io::ErrorKind::UnexpectedEof,
+                format!("ends at byte {skipped}, before the resume point at byte {offset}"),
+            ));
         }
-        if line_start >= BATCH_BYTES {
-            f(&batch)?;
-            batch.lines.clear();
-            batch.data.copy_within(line_start.., 0);
-            batch.data.truncate(batch.data.len() - line_start);
-            line_start = 0;
+        self.batch.base = offset;
+        self.total = offset;
+        self.line_no = line_no;
+        Ok(())
+    }
+
+    /// The next batch of complete lines (the last line may be unterminated), `None` at the end.
+    pub fn next_batch<R: Read>(&mut self, reader: &mut R) -> io::Result<Option<&LineBatch>> {
+        if self.handed_out {
+            self.handed_out = false;
+            self.batch.lines.clear();
+            self.batch.data.copy_within(self.line_start.., 0);
+            self.batch
+                .data
+                .truncate(self.batch.data.len() - self.line_start);
+            self.batch.base += self.line_start as u64;
+            self.line_start = 0;
+        }
+        while !self.eof && self.line_start < self.batch_bytes {
+            let data = &mut self.batch.data;
+            let old_len = data.len();
+            data.resize(old_len + READ_BYTES, 0);
+            let n = loop {
+                match reader.read(&mut data[old_len..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        data.truncate(old_len);
+                        return Err(e);
+                    }
+                }
+            };
+            data.truncate(old_len + n);
+            if n == 0 {
+                self.eof = true;
+                break;
+            }
+            if let Some(h) = &mut self.hasher {
+                h.update(&data[old_len..]);
+            }
+            self.total += n as u64;
+            for i in memchr::memchr_iter(b'\n', &data[old_len..]) {
+                let end = old_len + i;
+                self.line_no += 1;
+                self.batch.lines.push(Line {
+                    no: self.line_no,
+                    start: self.line_start,
+                    end,
+                    terminated: true,
+                });
+                self.line_start = end + 1;
+            }
+            if data.len() - self.line_start > MAX_LINE_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "line {} is longer than {} MiB: not a raw document",
+                        self.line_no + 1,
+                        MAX_LINE_BYTES >> 20
+                    ),
+                ));
+            }
+        }
+        if self.eof && self.line_start < self.batch.data.len() {
+            self.line_no += 1;
+            self.batch.lines.push(Line {
+                no: self.line_no,
+                start: self.line_start,
+                end: self.batch.data.len(),
+                terminated: false,
+            });
+            self.line_start = self.batch.data.len();
+        }
+        if self.batch.lines.is_empty() {
+            return Ok(None);
+        }
+        self.handed_out = true;
+        Ok(Some(&self.batch))
+    }
+
+    /// Size, SHA-256 (when hashing) and line count of everything read.
+    pub fn streamed(&self) -> Streamed {
+        Streamed {
+            bytes: self.total,
+            sha256: self
+                .hasher
+                .clone()
+                .map(|h| h.finalize().into())
+                .unwrap_or_default(),
+            lines: self.line_no,
         }
     }
-    if line_start < batch.data.len() {
-        line_no += 1;
-        batch.lines.push(Line {
-            no: line_no,
-            start: line_start,
-            end: batch.data.len(),
-            terminated: false,
-        });
-    }
-    if !batch.lines.is_empty() {
-        f(&batch)?;
-    }
-    Ok(Streamed {
-        bytes: total,
-        sha256: hasher.finalize().into(),
-        lines: line_no,
-    })
 }
 
 /// What [`stream_lines`] returns, without handing out lines: for checks that need the bytes'

@@ -251,17 +251,7 @@ pub fn verify_reader<R: Read>(
         .map_err(unreadable)?;
     state.finish_pair();
 
-    let mut vendors: Vec<VendorCount> = state
-        .vendors
-        .iter()
-        .map(|((tenant, vendor), c)| VendorCount {
-            tenant: tenant.clone(),
-            vendor: vendor.clone(),
-            records: c.0,
-            upstream_documents: c.1,
-        })
-        .collect();
-    vendors.sort_by(|a, b| (&a.tenant, &a.vendor).cmp(&(&b.tenant, &b.vendor)));
+    let vendors = state.vendor_counts();
     let derived = Derived::new(std::mem::take(&mut state.files), vendors);
     let archive_name = path
         .file_name()
@@ -382,7 +372,7 @@ pub fn verify_reader<R: Read>(
 
 /// Without `records` (nothing parsed) the upstream-document counts are unknown, so the per-tenant,
 /// per-vendor and total counts, all derived from the files and those, are not compared.
-fn compare_manifest(state: &mut State, m: &Manifest, derived: &Derived, records: bool) {
+pub(crate) fn compare_manifest(state: &mut State, m: &Manifest, derived: &Derived, records: bool) {
     let listed: BTreeMap<&str, &FileEntry> = m.files.iter().map(|f| (f.path.as_str(), f)).collect();
     for f in &derived.files {
         match listed.get(f.path.as_str()) {
@@ -499,13 +489,15 @@ fn read_limited(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// What the per-line checks (run in parallel) found.
-struct LineResult {
-    no: u64,
-    head: Option<DocHead>,
-    problems: Vec<(Check, String)>,
+pub(crate) struct LineResult {
+    pub no: u64,
+    pub head: Option<DocHead>,
+    pub problems: Vec<(Check, String)>,
+    /// The record, when it parsed.
+    pub doc: Option<Value>,
 }
 
-fn check_line(
+pub(crate) fn check_line(
     guard: &mut Guard,
     bytes: &[u8],
     terminated: bool,
@@ -525,6 +517,7 @@ fn check_line(
             no,
             head: None,
             problems,
+            doc: None,
         };
     }
     let doc: Value = match serde_json::from_slice(bytes) {
@@ -535,6 +528,7 @@ fn check_line(
                 no,
                 head: None,
                 problems,
+                doc: None,
             };
         }
     };
@@ -567,13 +561,18 @@ fn check_line(
             ));
         }
     }
-    LineResult { no, head, problems }
+    LineResult {
+        no,
+        head,
+        problems,
+        doc: Some(doc),
+    }
 }
 
 /// Sequential state across members: order, chains and counts.
-struct State {
-    failures: Vec<Failure>,
-    failure_count: u64,
+pub(crate) struct State {
+    pub failures: Vec<Failure>,
+    pub failure_count: u64,
     max_failures: usize,
     files: Vec<FileEntry>,
     /// (tenant, vendor) → (records, upstream documents).
@@ -586,10 +585,13 @@ struct State {
     group: Vec<ChainEntry>,
     /// [`VerifyOptions::records`].
     records: bool,
+    /// The current upstream group may have begun before the first record seen (a read resumed
+    /// in the middle of the data): links into revisions not seen are expected.
+    pub partial_group: bool,
 }
 
 impl State {
-    fn new(max_failures: usize) -> State {
+    pub(crate) fn new(max_failures: usize) -> State {
         State {
             failures: Vec::new(),
             failure_count: 0,
@@ -602,10 +604,11 @@ impl State {
             upstream: None,
             group: Vec::new(),
             records: true,
+            partial_group: false,
         }
     }
 
-    fn fail(&mut self, file: &str, line: Option<u64>, check: Check, message: String) {
+    pub(crate) fn fail(&mut self, file: &str, line: Option<u64>, check: Check, message: String) {
         self.failure_count += 1;
         if self.failures.len() < self.max_failures {
             self.failures.push(Failure {
@@ -716,7 +719,7 @@ impl State {
         Ok(streamed)
     }
 
-    fn record(&mut self, member: &str, pair: &(String, String), r: LineResult) {
+    pub(crate) fn record(&mut self, member: &str, pair: &(String, String), r: LineResult) {
         for (check, message) in r.problems {
             self.fail(member, Some(r.no), check, message);
         }
@@ -750,7 +753,7 @@ impl State {
         if self.group.is_empty() {
             return;
         }
-        let mut checker = ChainChecker::new(false);
+        let mut checker = ChainChecker::new(std::mem::take(&mut self.partial_group));
         for e in self.group.drain(..) {
             checker.push(e);
         }
@@ -768,7 +771,28 @@ impl State {
         }
     }
 
-    fn finish_pair(&mut self) {
+    /// Records of `pair` follow: the previous pair, if another, is finished.
+    pub(crate) fn enter_pair(&mut self, pair: &(String, String)) {
+        if self.pair.as_ref() != Some(pair) {
+            self.finish_pair();
+            self.pair = Some(pair.clone());
+        }
+    }
+
+    /// Records and upstream documents counted per (tenant, vendor), in that order.
+    pub(crate) fn vendor_counts(&self) -> Vec<VendorCount> {
+        self.vendors
+            .iter()
+            .map(|((tenant, vendor), c)| VendorCount {
+                tenant: tenant.clone(),
+                vendor: vendor.clone(),
+                records: c.0,
+                upstream_documents: c.1,
+            })
+            .collect()
+    }
+
+    pub(crate) fn finish_pair(&mut self) {
         self.finish_group();
         self.upstream = None;
         if let Some(pair) = self.pair.take() {

@@ -7,6 +7,8 @@ use aoc_dataset::{
     build_from_inputs, build_from_store, verify, verify_with, BuildOptions, BuildReport, Check,
     Dataset, VerifyError, VerifyOptions, VerifyReport,
 };
+use aoc_ingest::report::BackfillReport;
+use aoc_ingest::{Backfill, Source};
 use aoc_store::Store;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +29,16 @@ fn opts(out: &Path) -> BuildOptions {
 
 fn build_seed(out: &Path) -> BuildReport {
     build_from_inputs(&[seed()], &opts(out)).expect("building the seed")
+}
+
+/// Loads a dataset tarball into `store` through the ingest engine, as `stella aoc backfill` does.
+fn load(archive: &Path, store: &mut Store) -> BackfillReport {
+    let mut source = Source::open(&[archive.to_owned()], &[&aoc_dataset::Datasets::default()])
+        .expect("the dataset verifies");
+    Backfill::new("default", EPOCH)
+        .run(&mut source, Some(store))
+        .expect("the dataset loads")
+        .report
 }
 
 fn failed(result: Result<VerifyReport, VerifyError>) -> VerifyReport {
@@ -168,19 +180,18 @@ fn zstd_builds_have_the_same_hash_and_verify() {
 fn a_seed_dataset_loaded_into_a_fresh_sqlite_store_exports_to_the_same_hash() {
     let tmp = tempfile::tempdir().unwrap();
     let built = build_seed(&tmp.path().join("built"));
-    let dataset = Dataset::open_verified(&built.archive).unwrap();
     let mut store = Store::open(&format!(
         "sqlite://{}",
         tmp.path().join("fresh.db").display()
     ))
     .unwrap();
-    let loaded = dataset.load_into(&mut store).unwrap();
+    let loaded = load(&built.archive, &mut store);
     assert_eq!(
         (loaded.records, loaded.written, loaded.noop),
         (1302, 1302, 0)
     );
     // Loading again is idempotent: all no-ops.
-    let again = dataset.load_into(&mut store).unwrap();
+    let again = load(&built.archive, &mut store);
     assert_eq!((again.written, again.noop), (0, 1302));
     let exported = build_from_store(&mut store, &opts(&tmp.path().join("exported"))).unwrap();
     assert_eq!(exported.hash, built.hash);
@@ -196,10 +207,7 @@ fn a_seed_dataset_loaded_into_a_fresh_postgres_database_exports_to_the_same_hash
     let tmp = tempfile::tempdir().unwrap();
     let built = build_seed(&tmp.path().join("built"));
     let mut store = Store::open(&url).unwrap();
-    Dataset::open_verified(&built.archive)
-        .unwrap()
-        .load_into(&mut store)
-        .unwrap();
+    load(&built.archive, &mut store);
     let exported = build_from_store(&mut store, &opts(&tmp.path().join("exported"))).unwrap();
     assert_eq!(exported.hash, built.hash);
     assert_eq!(
@@ -247,19 +255,18 @@ fn records_are_read_back_in_order_with_their_file_and_line() {
     let built = build_seed(tmp.path());
     let dataset = Dataset::open_verified(&built.archive).unwrap();
     assert_eq!(dataset.hash(), built.hash);
-    let mut seen = Vec::new();
-    dataset
-        .for_each_record(|r| {
-            seen.push((
-                r.location,
-                r.doc["upstream"]["upstream_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            ));
-            Ok(())
+    let seen: Vec<(String, String)> = dataset
+        .records()
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            let id = r.doc["upstream"]["upstream_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (r.location, id)
         })
-        .unwrap();
+        .collect();
     assert_eq!(seen.len(), 1302);
     assert_eq!(seen[0].0, "data/default/rustsec.ndjson:1");
     assert_eq!(seen[1301].0, "data/default/rustsec.ndjson:1302");
@@ -538,9 +545,8 @@ fn large_exports_split_into_parts_that_verify_and_round_trip() {
         ]
     );
     assert!(built.manifest.files.iter().all(|f| f.bytes <= 1_000_000));
-    let dataset = Dataset::open_verified(&built.archive).unwrap();
     let mut store = Store::open("sqlite://:memory:").unwrap();
-    dataset.load_into(&mut store).unwrap();
+    load(&built.archive, &mut store);
     let again = build_from_store(
         &mut store,
         &BuildOptions {
@@ -565,10 +571,7 @@ fn a_tenant_filter_exports_only_that_tenant() {
             },
         )
         .unwrap();
-        Dataset::open_verified(&built.archive)
-            .unwrap()
-            .load_into(&mut store)
-            .unwrap();
+        load(&built.archive, &mut store);
     }
     let all = build_from_store(&mut store, &opts(&tmp.path().join("all"))).unwrap();
     assert_eq!(all.manifest.tenants.len(), 2);

@@ -30,14 +30,11 @@ fn tampered_input(dir: &Path) -> PathBuf {
 }
 
 fn records(dataset: &aoc_dataset::VerifiedDataset) -> Vec<DatasetRecord> {
-    let mut out = Vec::new();
     dataset
-        .for_each_record(|r| {
-            out.push(r);
-            Ok(())
-        })
-        .unwrap();
-    out
+        .records()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// The original dataset, another valid dataset, and the original's records read undisturbed.

@@ -2,7 +2,7 @@
 //! is given; `--from` with the variable set still builds from the inputs, and a password in the
 //! variable is never printed.
 
-use aoc_dataset::Dataset;
+use aoc_ingest::{Backfill, Source};
 use aoc_store::Store;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,9 +61,9 @@ fn build_exports_the_store_named_by_stella_store() {
     // Loaded into a store, and exported again from STELLA_STORE alone: the same dataset.
     let url = format!("sqlite://{}", dir.path().join("env.db").display());
     let mut store = Store::open(&url).unwrap();
-    Dataset::open_verified(&archive)
-        .unwrap()
-        .load_into(&mut store)
+    let mut source = Source::open(&[archive], &[&aoc_dataset::Datasets::default()]).unwrap();
+    Backfill::new("default", 1_764_000_000)
+        .run(&mut source, Some(&mut store))
         .unwrap();
     drop(store);
     let (code, from_store, err) = build(

@@ -1,21 +1,27 @@
-//! Walks input paths and yields one record per upstream document, revision-feed line or raw document.
+//! One upstream file (or standard input) as an ordered sequence of records with a cursor that a
+//! checkpoint can record and [`FileInput::seek`] can return to without reading the records before
+//! it again.
 //!
 //! Accepted: `.json` files (one document, or an array of documents), NDJSON (`.ndjson`, `.jsonl`:
-//! one per line), any of those compressed as `.zst` or `.gz`, directories (walked recursively in
-//! byte order of the path), and `-` for standard input (NDJSON or a single JSON document).
-//! Compression is recognised by magic bytes, so a misnamed file still reads.
-//! A line that does not parse becomes an [`Item::Broken`] record: it is reported with its file and
-//! line and never hides the records around it.
+//! one per line), any of those compressed as `.zst` or `.gz`, and `-` for standard input (NDJSON
+//! or a single JSON document). Compression is recognised by magic bytes, so a misnamed file still
+//! reads. NDJSON lines are handed out unparsed ([`Item::Json`]): parsing is part of the work the
+//! engine spreads over its mapping threads. A line that does not parse becomes an
+//! [`Item::Broken`] record there: it is reported with its file and line and never hides the
+//! records around it.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What one input record is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
+    /// One JSON value not parsed yet (an NDJSON line); [`Item::parse`] classifies it.
+    Json(Vec<u8>),
     /// An upstream document (OSV, CSAF), with the time it was retrieved when the feed says so.
     Upstream {
         doc: Value,
@@ -23,6 +29,9 @@ pub enum Item {
     },
     /// An already-built raw document (has `_id` and `content`), e.g. from an export.
     Raw(Value),
+    /// A raw document its reader has already checked completely, the AOC guard included (a
+    /// record of a verified dataset): it is not guarded again.
+    Verified(Value),
     /// A revision feed's record that the upstream removed a document.
     Deleted {
         path: String,
@@ -33,121 +42,181 @@ pub enum Item {
     Broken(String),
 }
 
-/// One record and where it came from (`file`, or `file:line` for line-oriented inputs).
+impl Item {
+    /// Parses and classifies an [`Item::Json`]; any other item is returned as it is.
+    pub fn parse(self) -> Item {
+        match self {
+            Item::Json(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) => classify(v),
+                Err(e) => Item::Broken(format!("invalid JSON: {e}")),
+            },
+            other => other,
+        }
+    }
+}
+
+/// One record and where it came from (`file`, `file:line`, `file#item`, `archive!member:line`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputRecord {
     pub location: String,
     pub item: Item,
 }
 
-/// Streams the records of a list of paths in a stable order.
-pub struct InputReader {
-    pending: VecDeque<PathBuf>,
-    current: Option<Current>,
-    /// Records of a JSON array file not yet handed out.
-    queued: VecDeque<InputRecord>,
-    buf: Vec<u8>,
-    /// Records read so far, in order: the position a checkpoint refers to.
-    position: u64,
+/// Where the next record of one input starts. For a line-oriented file: `offset` bytes (of the
+/// decompressed stream) and `line` lines are behind it; a value holding several records (a JSON
+/// array, a pretty-printed document) is re-read from its start and its first `item` records
+/// dropped. `member` counts the data files of an archive input before the current one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub member: u64,
+    pub offset: u64,
+    pub line: u64,
+    pub item: u64,
 }
 
-struct Current {
+/// The records of one file or of standard input (`-`).
+pub struct FileInput {
     name: String,
     lines: Box<dyn BufRead + Send>,
-    line_no: u64,
+    /// Where the next record starts.
+    cursor: Cursor,
+    /// Records of a value with several (an array, a whole document) not handed out yet.
+    queued: VecDeque<InputRecord>,
+    /// The cursor once `queued` is empty.
+    after_queued: Cursor,
+    buf: Vec<u8>,
 }
 
-impl InputReader {
-    /// Expands directories now (sorted), so a missing path fails before any work is done.
-    pub fn open(paths: &[PathBuf]) -> io::Result<InputReader> {
-        let mut files = Vec::new();
-        for path in paths {
-            if path.as_os_str() == "-" {
-                files.push(path.clone());
-                continue;
-            }
-            let meta = std::fs::metadata(path).map_err(|e| annotate(path, e))?;
-            if meta.is_dir() {
-                let mut found = Vec::new();
-                walk(path, &mut found)?;
-                found.sort();
-                files.extend(found);
-            } else {
-                files.push(path.clone());
-            }
-        }
-        Ok(InputReader {
-            pending: files.into(),
-            current: None,
+impl FileInput {
+    /// Opens `path` (`-`: standard input), recognising compression by its first bytes.
+    pub fn open(path: &Path) -> io::Result<FileInput> {
+        let name = path.display().to_string();
+        let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+            Box::new(io::stdin())
+        } else {
+            Box::new(File::open(path).map_err(|e| annotate(path, e))?)
+        };
+        let mut reader = BufReader::with_capacity(256 * 1024, raw);
+        let magic = reader.fill_buf().map_err(|e| annotate(path, e))?;
+        let lines: Box<dyn BufRead + Send> = if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Box::new(BufReader::with_capacity(
+                256 * 1024,
+                zstd::Decoder::with_buffer(reader).map_err(|e| annotate(path, e))?,
+            ))
+        } else if magic.starts_with(&[0x1f, 0x8b]) {
+            Box::new(BufReader::with_capacity(
+                256 * 1024,
+                flate2::bufread::MultiGzDecoder::new(reader),
+            ))
+        } else {
+            Box::new(reader)
+        };
+        Ok(FileInput {
+            name,
+            lines,
+            cursor: Cursor::default(),
             queued: VecDeque::new(),
+            after_queued: Cursor::default(),
             buf: Vec::with_capacity(64 * 1024),
-            position: 0,
         })
     }
 
-    /// Number of records yielded so far.
-    pub fn position(&self) -> u64 {
-        self.position
+    /// Where the next record starts.
+    pub fn cursor(&self) -> Cursor {
+        self.cursor
     }
 
-    /// Skips `n` records (resuming from a checkpoint); returns how many were actually skipped.
-    pub fn skip_records(&mut self, n: u64) -> io::Result<u64> {
-        let mut skipped = 0;
-        while skipped < n && self.next_record()?.is_some() {
-            skipped += 1;
+    /// Moves to `to` (a cursor this input reported before): the bytes before it are read and
+    /// dropped (decompressed, not parsed). Only before the first record.
+    pub fn seek(&mut self, to: Cursor) -> io::Result<()> {
+        let skipped = io::copy(&mut (&mut self.lines).take(to.offset), &mut io::sink())
+            .map_err(|e| annotate(Path::new(&self.name), e))?;
+        if skipped < to.offset {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: ends at byte {skipped}, before the resume point at byte {}",
+                    self.name, to.offset
+                ),
+            ));
         }
-        Ok(skipped)
+        self.cursor = Cursor {
+            item: 0,
+            member: 0,
+            ..to
+        };
+        if to.item > 0 {
+            // Re-read the value holding several records and drop those already handed out.
+            let first = self.read_value()?;
+            let records = u64::from(first.is_some()) + self.queued.len() as u64;
+            if records < to.item {
+                return Err(io::Error::other(format!(
+                    "{}: {records} records where the resume point is after {}",
+                    self.name, to.item
+                )));
+            }
+            for _ in 1..to.item {
+                self.queued.pop_front();
+            }
+            if self.queued.is_empty() {
+                self.cursor = self.after_queued;
+            } else {
+                self.cursor.item = to.item;
+            }
+        }
+        Ok(())
     }
 
     /// The next record, or `None` at the end. I/O errors (an unreadable file) end the read.
     pub fn next_record(&mut self) -> io::Result<Option<InputRecord>> {
-        let record = self.read_one()?;
-        if record.is_some() {
-            self.position += 1;
-        }
-        Ok(record)
-    }
-
-    fn read_one(&mut self) -> io::Result<Option<InputRecord>> {
         if let Some(r) = self.queued.pop_front() {
+            self.cursor.item += 1;
+            if self.queued.is_empty() {
+                self.cursor = self.after_queued;
+            }
             return Ok(Some(r));
         }
+        self.read_value()
+    }
+
+    /// Reads the next line (or the whole file, for a document spread over lines) and returns
+    /// its first record, queueing the others.
+    fn read_value(&mut self) -> io::Result<Option<InputRecord>> {
         loop {
-            if self.current.is_none() {
-                let Some(path) = self.pending.pop_front() else {
-                    return Ok(None);
-                };
-                self.current = Some(open_file(&path)?);
-            }
-            let cur = self.current.as_mut().expect("set above");
+            let start = self.cursor;
             self.buf.clear();
-            let n = cur
+            let n = self
                 .lines
                 .read_until(b'\n', &mut self.buf)
-                .map_err(|e| annotate(Path::new(&cur.name), e))?;
+                .map_err(|e| annotate(Path::new(&self.name), e))?;
             if n == 0 {
-                self.current = None;
-                continue;
+                return Ok(None);
             }
-            cur.line_no += 1;
+            self.cursor.offset += n as u64;
+            self.cursor.line += 1;
             let line = self.buf.trim_ascii();
             if line.is_empty() {
                 continue;
             }
-            let location = format!("{}:{}", cur.name, cur.line_no);
+            let location = format!("{}:{}", self.name, self.cursor.line);
+            if self.cursor.line > 1 {
+                return Ok(Some(InputRecord {
+                    location,
+                    item: Item::Json(line.to_vec()),
+                }));
+            }
+            // The first line tells a pretty-printed document or an array from NDJSON.
             let parsed = serde_json::from_slice::<Value>(line);
-            match parsed {
-                // The first line of a pretty-printed document: the document is the whole file.
-                Err(e) if cur.line_no == 1 && e.is_eof() => {
-                    cur.lines
+            let items: Vec<InputRecord> = match parsed {
+                Err(e) if e.is_eof() => {
+                    // The first line of a pretty-printed document: the document is the file.
+                    self.lines
                         .read_to_end(&mut self.buf)
-                        .map_err(|e| annotate(Path::new(&cur.name), e))?;
-                    let name = std::mem::take(&mut cur.name);
-                    self.current = None;
-                    self.queued.extend(whole_document(&name, &self.buf));
-                    if let Some(r) = self.queued.pop_front() {
-                        return Ok(Some(r));
-                    }
+                        .map_err(|e| annotate(Path::new(&self.name), e))?;
+                    self.cursor.offset = start.offset + self.buf.len() as u64;
+                    self.cursor.line =
+                        start.line + memchr::memchr_iter(b'\n', &self.buf).count() as u64;
+                    whole_document(&self.name, &self.buf)
                 }
                 Err(e) => {
                     return Ok(Some(InputRecord {
@@ -155,28 +224,34 @@ impl InputReader {
                         item: Item::Broken(format!("invalid JSON: {e}")),
                     }))
                 }
-                Ok(Value::Array(items)) if cur.line_no == 1 => {
-                    let name = cur.name.clone();
-                    self.queued.extend(
-                        items
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, v)| classify(v, format!("{name}#{i}"))),
-                    );
-                    if let Some(r) = self.queued.pop_front() {
-                        return Ok(Some(r));
-                    }
+                Ok(Value::Array(items)) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| InputRecord {
+                        location: format!("{}#{i}", self.name),
+                        item: classify(v),
+                    })
+                    .collect(),
+                Ok(v) => {
+                    return Ok(Some(InputRecord {
+                        location,
+                        item: classify(v),
+                    }))
                 }
-                Ok(v) => return Ok(Some(classify(v, location))),
+            };
+            // Several records in one value: until the last is handed out, the cursor stays at
+            // the value's start and counts the records handed out.
+            let mut items = VecDeque::from(items);
+            let Some(first) = items.pop_front() else {
+                continue; // an empty array
+            };
+            self.after_queued = self.cursor;
+            if !items.is_empty() {
+                self.cursor = Cursor { item: 1, ..start };
             }
+            self.queued = items;
+            return Ok(Some(first));
         }
-    }
-}
-
-impl Iterator for InputReader {
-    type Item = io::Result<InputRecord>;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.next_record().transpose()
     }
 }
 
@@ -185,9 +260,15 @@ fn whole_document(name: &str, bytes: &[u8]) -> Vec<InputRecord> {
         Ok(Value::Array(items)) => items
             .into_iter()
             .enumerate()
-            .map(|(i, v)| classify(v, format!("{name}#{i}")))
+            .map(|(i, v)| InputRecord {
+                location: format!("{name}#{i}"),
+                item: classify(v),
+            })
             .collect(),
-        Ok(v) => vec![classify(v, name.to_owned())],
+        Ok(v) => vec![InputRecord {
+            location: name.to_owned(),
+            item: classify(v),
+        }],
         Err(e) => vec![InputRecord {
             location: format!("{name}:{}", e.line()),
             item: Item::Broken(format!("invalid JSON: {e}")),
@@ -196,98 +277,60 @@ fn whole_document(name: &str, bytes: &[u8]) -> Vec<InputRecord> {
 }
 
 /// Sorts a parsed value into an [`Item`]: revision-feed line, raw document, or upstream document.
-fn classify(mut v: Value, location: String) -> InputRecord {
-    if let Value::Object(ref mut map) = v {
+pub fn classify(mut v: Value) -> Item {
+    let Value::Object(ref mut map) = v else {
+        return Item::Broken("record is not a JSON object".into());
+    };
+    if map.contains_key("committed_at")
+        && (map.contains_key("document") || map.contains_key("deleted"))
+    {
         let feed_time = map
             .get("committed_at")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if map.contains_key("committed_at")
-            && (map.contains_key("document") || map.contains_key("deleted"))
-        {
-            if map.get("deleted").and_then(Value::as_bool) == Some(true) {
-                let path = map
-                    .get("path")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let upstream_id = Path::new(&path)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned());
-                return InputRecord {
-                    location,
-                    item: Item::Deleted {
-                        path,
-                        at: feed_time,
-                        upstream_id,
-                    },
-                };
-            }
-            // Taken out, not copied: the feed line's wrapper is dropped here.
-            return match map.swap_remove("document") {
-                Some(doc @ Value::Object(_)) => InputRecord {
-                    location,
-                    item: Item::Upstream {
-                        doc,
-                        retrieved_at: feed_time,
-                    },
-                },
-                _ => InputRecord {
-                    location,
-                    item: Item::Broken("revision-feed line without a `document` object".into()),
-                },
+        if map.get("deleted").and_then(Value::as_bool) == Some(true) {
+            let path = map
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let upstream_id = Path::new(&path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+            return Item::Deleted {
+                path,
+                at: feed_time,
+                upstream_id,
             };
         }
-        if map.contains_key("_id") && map.contains_key("content") {
-            return InputRecord {
-                location,
-                item: Item::Raw(v),
-            };
-        }
-        return InputRecord {
-            location,
-            item: Item::Upstream {
-                doc: v,
-                retrieved_at: None,
+        // Taken out, not copied: the feed line's wrapper is dropped here.
+        return match map.swap_remove("document") {
+            Some(doc @ Value::Object(_)) => Item::Upstream {
+                doc,
+                retrieved_at: feed_time,
             },
+            _ => Item::Broken("revision-feed line without a `document` object".into()),
         };
     }
-    InputRecord {
-        location,
-        item: Item::Broken("record is not a JSON object".into()),
+    if map.contains_key("_id") && map.contains_key("content") {
+        return Item::Raw(v);
+    }
+    Item::Upstream {
+        doc: v,
+        retrieved_at: None,
     }
 }
 
-fn open_file(path: &Path) -> io::Result<Current> {
-    let name = path.display().to_string();
-    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
-        Box::new(io::stdin())
-    } else {
-        Box::new(File::open(path).map_err(|e| annotate(path, e))?)
-    };
-    let mut reader = BufReader::with_capacity(256 * 1024, raw);
-    let magic = reader.fill_buf().map_err(|e| annotate(path, e))?;
-    let lines: Box<dyn BufRead + Send> = if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(BufReader::with_capacity(
-            256 * 1024,
-            zstd::Decoder::with_buffer(reader).map_err(|e| annotate(path, e))?,
-        ))
-    } else if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::with_capacity(
-            256 * 1024,
-            flate2::bufread::MultiGzDecoder::new(reader),
-        ))
-    } else {
-        Box::new(reader)
-    };
-    Ok(Current {
-        name,
-        lines,
-        line_no: 0,
-    })
+/// Files a directory holds that are inputs (`.json`, `.ndjson`, `.jsonl`, optionally `.zst` or
+/// `.gz`), recursively, sorted by path.
+pub fn walk_dir(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    walk(dir, &mut found)?;
+    found.sort();
+    Ok(found)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> io::Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| annotate(dir, e))? {
         let entry = entry?;
         let path = entry.path();
@@ -315,6 +358,6 @@ fn is_input_name(path: &Path) -> bool {
         .any(|ext| name.ends_with(ext))
 }
 
-fn annotate(path: &Path, e: io::Error) -> io::Error {
+pub(crate) fn annotate(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }

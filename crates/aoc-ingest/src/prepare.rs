@@ -26,11 +26,18 @@ pub enum Prepared {
     },
 }
 
-/// Maps and guards records with one context; keep one per thread (it owns scratch buffers).
+/// Maps and guards records with one context; keep one per thread (it owns scratch buffers), and
+/// [`Clone`] it for another.
 pub struct Preparer {
     ctx: MapContext,
     guard: Guard,
     buf: Vec<u8>,
+}
+
+impl Clone for Preparer {
+    fn clone(&self) -> Self {
+        Preparer::new(self.ctx.clone(), self.guard.options)
+    }
 }
 
 impl Preparer {
@@ -46,9 +53,13 @@ impl Preparer {
         &self.ctx
     }
 
+    /// Parses (an unparsed line), maps (an upstream document) and guards one record; a record its
+    /// reader verified ([`Item::Verified`]) is not guarded again.
     pub fn prepare(&mut self, record: InputRecord) -> Prepared {
         let InputRecord { location, item } = record;
-        match item {
+        match item.parse() {
+            Item::Json(_) => unreachable!("parse() classifies unparsed values"),
+            Item::Verified(doc) => Prepared::Doc { location, doc },
             Item::Upstream { doc, retrieved_at } => {
                 let mapped = match retrieved_at {
                     Some(at) => {

@@ -1,7 +1,7 @@
-//! The input reader over real files: pretty JSON, arrays, NDJSON feeds (plain, .zst, .gz), stdin-like
-//! broken lines, deletions, and the record positions a checkpoint resumes from.
+//! The source over real files: pretty JSON, arrays, NDJSON feeds (plain, .zst, .gz), stdin-like
+//! broken lines, deletions, and the positions a checkpoint resumes from.
 
-use aoc_ingest::{InputReader, Item};
+use aoc_ingest::{Item, Source};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -12,10 +12,10 @@ fn testdata(rel: &str) -> PathBuf {
 }
 
 fn items(paths: &[PathBuf]) -> Vec<(String, Item)> {
-    InputReader::open(paths)
+    Source::open(paths, &[])
         .unwrap()
         .map(|r| r.unwrap())
-        .map(|r| (r.location, r.item))
+        .map(|r| (r.location, r.item.parse()))
         .collect()
 }
 
@@ -106,19 +106,76 @@ fn broken_lines_deletions_and_arrays() {
 }
 
 #[test]
-fn skipping_resumes_at_the_same_record() {
+fn seeking_to_any_recorded_position_reads_exactly_the_records_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every kind of file the source reads itself, in one run: a directory of pretty documents,
+    // a plain feed, the same feed compressed, an array file and a one-line array.
+    let array = dir.path().join("many.json");
+    std::fs::write(
+        &array,
+        "[\n {\"id\": \"A\", \"modified\": \"1\"},\n {\"id\": \"B\", \"modified\": \"2\"}\n]\n",
+    )
+    .unwrap();
+    let line_array = dir.path().join("line.ndjson");
+    std::fs::write(
+        &line_array,
+        "[{\"id\":\"C\"},{\"id\":\"D\"},{\"id\":\"E\"}]\n{\"id\":\"F\"}\n\n{\"id\":\"G\"}\n",
+    )
+    .unwrap();
+    let paths = vec![
+        testdata("osv-rustsec"),
+        testdata("history-sample.ndjson"),
+        array,
+        testdata("history-sample.ndjson.zst"),
+        line_array,
+    ];
+    let mut source = Source::open(&paths, &[]).unwrap();
+    let mut all = Vec::new();
+    let mut positions = vec![source.at()];
+    while let Some(r) = source.next_record().unwrap() {
+        all.push((r.location, r.item.parse()));
+        positions.push(source.at());
+    }
+    assert_eq!(all.len(), 5 + 121 + 2 + 121 + 5);
+    assert_eq!(source.records_read(), all.len() as u64);
+    for (k, at) in positions.iter().enumerate() {
+        // What a checkpoint stores, and what the resumed run reads back.
+        let at: aoc_ingest::Position =
+            serde_json::from_str(&serde_json::to_string(at).unwrap()).unwrap();
+        let mut resumed = Source::open(&paths, &[]).unwrap();
+        resumed.seek(&at).unwrap();
+        let rest: Vec<(String, Item)> = resumed
+            .by_ref()
+            .map(|r| r.unwrap())
+            .map(|r| (r.location, r.item.parse()))
+            .collect();
+        assert_eq!(rest, all[k..], "resumed after record {k} at {at:?}");
+        assert_eq!(
+            resumed.records_read(),
+            (all.len() - k) as u64,
+            "nothing before the position is read again"
+        );
+        assert_eq!(resumed.at().records, all.len() as u64);
+    }
+}
+
+#[test]
+fn a_position_the_inputs_do_not_have_is_refused() {
     let path = testdata("history-sample.ndjson");
-    let all = items(std::slice::from_ref(&path));
-    let mut reader = InputReader::open(&[path]).unwrap();
-    assert_eq!(reader.skip_records(50).unwrap(), 50);
-    assert_eq!(reader.position(), 50);
-    let next = reader.next_record().unwrap().unwrap();
-    assert_eq!((next.location, next.item), all[50].clone());
+    let mut source = Source::open(std::slice::from_ref(&path), &[]).unwrap();
+    let mut at = source.at();
+    at.input = 3;
+    assert!(source.seek(&at).is_err());
+    let mut source = Source::open(std::slice::from_ref(&path), &[]).unwrap();
+    at.input = 0;
+    at.cursor.offset = 10_000_000;
+    let err = source.seek(&at).unwrap_err().to_string();
+    assert!(err.contains("resume point"), "{err}");
 }
 
 #[test]
 fn a_missing_path_fails_before_reading() {
-    let err = InputReader::open(&[PathBuf::from("/nonexistent/x.json")])
+    let err = Source::open(&[PathBuf::from("/nonexistent/x.json")], &[])
         .err()
         .unwrap();
     assert!(err.to_string().contains("/nonexistent/x.json"));
