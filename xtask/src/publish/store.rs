@@ -1,7 +1,7 @@
 //! Where kits are published: the operations `aoc-publish` needs from a directory or a bucket
 //! (implemented by dir.rs and s3.rs; destination.rs picks one from the URL).
 //!
-//! Both backends offer the same compare-and-swap, so the index update (index.rs) is one loop:
+//! Both backends offer the same compare-and-swap, so the signed manifest's update (manifest.rs) is one loop:
 //! an object's [`Tag`] is its ETag on S3 and the SHA-256 of its bytes in a directory.
 
 use anyhow::Result;
