@@ -342,12 +342,12 @@ fn run(
         release_command: release_command(&root, opts, &spec, &hash),
     };
     // The file lists the steps before its own writing; the returned copy includes that too.
-    report.steps = step_times(&steps);
+    report.steps = step_times(steps);
     report.finished_at = report::now_rfc3339();
     let path = steps.run("report", || {
         report::write_atomic(&opts.out, &kit::rehearsal_report(&hash), &report)
     })?;
-    report.steps = step_times(&steps);
+    report.steps = step_times(steps);
     Ok(Rehearsal {
         report,
         path,

@@ -25,7 +25,7 @@ impl Steps {
         }
     }
 
-    /// Runs `f` as the step `name`: a failure becomes "<task>: step `<name>` failed: ...".
+    /// Runs `f` as the step `name`; a failure gets the context ``TASK: step `NAME` failed``.
     pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let started = Instant::now();
         let out = f();

@@ -413,10 +413,7 @@ fn the_reference_checker_finds_planted_dangling_references() {
             "crates/aoc-archive/src/lib.rs",
             "//! (docs/ARCHITECTURE.md §7)",
         ),
-        (
-            "crates/aoc-archive/src/lib.rs",
-            "//! see xtask/src/sign.rs",
-        ),
+        ("crates/aoc-archive/src/lib.rs", "//! see xtask/src/sign.rs"),
         (
             "crates/aoc-archive/src/lib.rs",
             "//! (docs/ARCHITECTURE.md §1.2, §1.3)",

@@ -14,7 +14,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Report {
     pub kind: String,
     pub schema_version: u32,
-    /// Always true here; failure reports have their own shape ([`Failure`]).
+    /// Always true here; failure reports have their own shape.
     pub ok: bool,
     /// The content address of the dataset the rehearsal built, loaded and exported again.
     pub dataset_hash: String,

@@ -28,6 +28,9 @@ use crate::files::{read_and_hash, Keep, Proven, ReadProblem};
 use crate::layout;
 use crate::report::{escape, CheckResult, Class, KeyInfo, KitReport};
 
+/// One kit file read privately: what it proves and its SHA-256, or why it could not be read.
+type FileRead = Result<(Proven, [u8; 32]), ReadProblem>;
+
 /// How to verify.
 #[derive(Clone, Debug, Default)]
 pub struct VerifyOptions {
@@ -457,41 +460,37 @@ impl Verifier<'_> {
             .iter()
             .filter(|n| !self.failed_files.contains(*n))
             .collect();
-        let results: Vec<(String, Result<(Proven, [u8; 32]), ReadProblem>)> =
-            std::thread::scope(|s| {
-                let handles: Vec<_> = todo
-                    .iter()
-                    .filter(|n| large.contains(n))
-                    .map(|name| {
-                        let name = (*name).clone();
-                        s.spawn(move || {
-                            let r = read_and_hash(
-                                &dir.join(&name),
-                                layout::size_cap(&name),
-                                Keep::Copy,
-                            );
-                            (name, r)
-                        })
+        let results: Vec<(String, FileRead)> = std::thread::scope(|s| {
+            let handles: Vec<_> = todo
+                .iter()
+                .filter(|n| large.contains(n))
+                .map(|name| {
+                    let name = (*name).clone();
+                    s.spawn(move || {
+                        let r =
+                            read_and_hash(&dir.join(&name), layout::size_cap(&name), Keep::Copy);
+                        (name, r)
                     })
-                    .collect();
-                let mut out: Vec<_> = todo
-                    .iter()
-                    .filter(|n| !large.contains(n))
-                    .map(|name| {
-                        let r = read_and_hash(
-                            &dir.join(name.as_str()),
-                            layout::size_cap(name),
-                            Keep::Bytes,
-                        );
-                        ((*name).clone(), r)
-                    })
-                    .collect();
-                for h in handles {
-                    out.push(h.join().expect("hashing thread"));
-                }
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                out
-            });
+                })
+                .collect();
+            let mut out: Vec<_> = todo
+                .iter()
+                .filter(|n| !large.contains(n))
+                .map(|name| {
+                    let r = read_and_hash(
+                        &dir.join(name.as_str()),
+                        layout::size_cap(name),
+                        Keep::Bytes,
+                    );
+                    ((*name).clone(), r)
+                })
+                .collect();
+            for h in handles {
+                out.push(h.join().expect("hashing thread"));
+            }
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        });
         let mut proven = BTreeMap::new();
         for (name, result) in results {
             let listed = sums.get(&name).copied().unwrap_or_default();

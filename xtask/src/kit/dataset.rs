@@ -22,7 +22,7 @@ pub fn build(inputs: &[PathBuf], out_dir: &Path, epoch: i64) -> Result<Built> {
     build_as(inputs, out_dir, epoch, None)
 }
 
-/// [`build`], writing `tenant` (aoc-dataset's `default` when `None`) into every document.
+/// `build` (tests only), writing `tenant` (aoc-dataset's `default` when `None`) into every document.
 pub fn build_as(
     inputs: &[PathBuf],
     out_dir: &Path,
