@@ -152,7 +152,10 @@ fn the_release_workflow_tests_rehearses_then_releases_verifies_publishes_and_upl
             "{name}: {key}"
         );
         let paths = cache["with"]["path"].as_str().unwrap();
-        assert!(paths.lines().any(|p| p.trim() == "target"), "{name}: {paths}");
+        assert!(
+            paths.lines().any(|p| p.trim() == "target"),
+            "{name}: {paths}"
+        );
         for run in &runs {
             assert!(
                 run.starts_with("cargo xtask ") || run.starts_with("scripts/") || *run == ".ci/run",
@@ -174,7 +177,10 @@ fn the_release_workflow_tests_rehearses_then_releases_verifies_publishes_and_upl
         .unwrap()
         .starts_with("postgres://"));
     let (r_steps, r_runs) = steps(rehearsal);
-    let rehearse = position(&r_runs, "cargo xtask aoc-rehearsal --store \"$AOC_REHEARSAL_STORE\"");
+    let rehearse = position(
+        &r_runs,
+        "cargo xtask aoc-rehearsal --store \"$AOC_REHEARSAL_STORE\"",
+    );
     assert!(position(&r_runs, "scripts/wait-for-port.sh") < rehearse);
     let upload = &r_steps[uses_position(r_steps, "actions/upload-artifact@")];
     assert_eq!(upload["uses"], "actions/upload-artifact@v3");
