@@ -223,7 +223,16 @@ fn run(
                 );
                 b.clone()
             }
-            None => kit::runner::build(sh, &root, epoch)?,
+            // With the release's build clock, not the dataset's: the C dependencies' build
+            // scripts track SOURCE_DATE_EPOCH, so another value would rebuild them, and the
+            // release would neither reuse this build nor ship the binary rehearsed.
+            None => {
+                let build_epoch = match opts.epoch {
+                    Some(e) => e,
+                    None => crate::epoch::source_date_epoch(sh)?,
+                };
+                kit::runner::build(sh, &root, build_epoch)?
+            }
         };
         let version = cmd!(sh, "{binary} --version")
             .quiet()
