@@ -238,9 +238,19 @@ pub fn release_carrying(
         Ok(built)
     })?;
     let hash = dataset.hash.clone();
+    // Each kit file's SHA-256, computed once where the file is written (or read once when
+    // another library wrote it), and used for the provenance subjects, SHA256SUMS and the
+    // release summary. The self-verify hashes the staged files again on purpose: it is the
+    // verifier as a site runs it, and must not take the writer's word.
+    let mut digests = Digests::new(&stage);
+    digests.file(&kit::dataset_tarball(&hash))?;
+    digests.file(&kit::dataset_manifest(&hash))?;
     let carried = steps.run("rehearsal report", || {
         stage_for_kit(rehearsal, &hash, &stage)
     })?;
+    for name in &carried {
+        digests.file(name)?;
+    }
 
     let binary = steps.run("build runner", || match &opts.runner_binary {
         Some(b) => {
@@ -257,6 +267,7 @@ pub fn release_carrying(
     let packed = steps.run("pack runner", || {
         kit::runner::pack(&root, &binary, &tarball, epoch)
     })?;
+    digests.record(kit::RUNNER_TARBALL, packed.archive_sha256);
     let binary_sha = packed
         .members
         .iter()
@@ -279,8 +290,8 @@ pub fn release_carrying(
                 }),
             },
         )?;
-        std::fs::write(stage.join(kit::SPDX_FILE), &sbom.spdx)?;
-        std::fs::write(stage.join(kit::CDX_FILE), &sbom.cdx)?;
+        digests.write(kit::SPDX_FILE, &sbom.spdx)?;
+        digests.write(kit::CDX_FILE, &sbom.cdx)?;
         // What scanners read from the binary (`.dep-v0`) is the SBOM's crate set.
         sbom::auditable::check_binary(&binary, &sbom.packages, sbom.root)?;
         Ok(())
@@ -288,13 +299,10 @@ pub fn release_carrying(
 
     steps.run("sign runner", || {
         let bundle = message_signature_bundle(&key.signer, &packed.archive_sha256);
-        std::fs::write(stage.join(kit::RUNNER_BUNDLE), bundle)?;
-        std::fs::write(stage.join(kit::VERIFY_SCRIPT), kit::script::render(&hash))?;
+        digests.write(kit::RUNNER_BUNDLE, bundle.as_bytes())?;
+        digests.write(kit::VERIFY_SCRIPT, kit::script::render(&hash).as_bytes())?;
         aoc_archive::fs::set_mode(&stage.join(kit::VERIFY_SCRIPT), aoc_archive::fs::EXEC_MODE)?;
-        std::fs::write(
-            stage.join(kit::PUBLIC_KEY),
-            key.signer.public_key().to_pem(),
-        )?;
+        digests.write(kit::PUBLIC_KEY, key.signer.public_key().to_pem().as_bytes())?;
         Ok(())
     })?;
 
@@ -303,7 +311,7 @@ pub fn release_carrying(
         let subjects = kit::with_optional(kit::subject_files(&hash), &carried)
             .into_iter()
             .map(|name| {
-                let sha256 = kit::sha256_file(&stage.join(&name))?;
+                let sha256 = digests.get(&name)?;
                 Ok(Subject { name, sha256 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -332,26 +340,20 @@ pub fn release_carrying(
         );
         let statement = statement_json(&subjects, kit::SLSA_PREDICATE_TYPE, &predicate);
         let bundle = dsse_bundle(&key.signer, IN_TOTO_PAYLOAD_TYPE, &statement);
-        std::fs::write(stage.join(kit::provenance(&hash)), bundle)?;
+        digests.write(&kit::provenance(&hash), bundle.as_bytes())?;
         Ok(source)
     })?;
 
     steps.run("checksums", || {
-        let paths: Vec<PathBuf> = kit::with_optional(kit::summed_files(&hash), &carried)
-            .iter()
-            .map(|n| stage.join(n))
-            .collect();
-        let sums = aoc_archive::Sha256Sums::from_files(&paths)?;
+        let mut sums = aoc_archive::Sha256Sums::new();
+        for name in kit::with_optional(kit::summed_files(&hash), &carried) {
+            let digest = digests.get(&name)?;
+            sums.insert(name, digest)?;
+        }
         let text = sums.render();
-        std::fs::write(stage.join(kit::SUMS), &text)?;
-        let digest: [u8; 32] = {
-            use sha2::{Digest, Sha256};
-            Sha256::digest(text.as_bytes()).into()
-        };
-        std::fs::write(
-            stage.join(kit::SUMS_BUNDLE),
-            message_signature_bundle(&key.signer, &digest),
-        )?;
+        digests.write(kit::SUMS, text.as_bytes())?;
+        let bundle = message_signature_bundle(&key.signer, &digests.get(kit::SUMS)?);
+        digests.write(kit::SUMS_BUNDLE, bundle.as_bytes())?;
         Ok(())
     })?;
 
@@ -388,9 +390,9 @@ pub fn release_carrying(
     let files = kit::with_optional(kit::expected_files(&hash), &carried)
         .into_iter()
         .map(|name| {
-            let path = stage.join(&name);
-            let bytes = std::fs::metadata(&path)?.len();
-            Ok((name, bytes, hex::encode(kit::sha256_file(&path)?)))
+            let bytes = std::fs::metadata(stage.join(&name))?.len();
+            let digest = hex::encode(digests.get(&name)?);
+            Ok((name, bytes, digest))
         })
         .collect::<Result<Vec<_>>>()?;
 
@@ -639,5 +641,50 @@ pub fn print_summary(r: &Release) {
         eprintln!("  *  Anyone can produce this signature: it proves NOTHING about origin.  *");
         eprintln!("  *  Rehearsal only. Never publish or deploy it as a release.            *");
         eprintln!("  ************************************************************************");
+    }
+}
+
+/// The kit files' SHA-256 digests, each computed once: from the bytes being written, or by reading
+/// once a file another library wrote.
+struct Digests {
+    dir: PathBuf,
+    map: BTreeMap<String, [u8; 32]>,
+}
+
+impl Digests {
+    fn new(dir: &Path) -> Digests {
+        Digests {
+            dir: dir.to_path_buf(),
+            map: BTreeMap::new(),
+        }
+    }
+
+    /// Writes `bytes` as kit file `name` and records their digest.
+    fn write(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        use sha2::{Digest, Sha256};
+        std::fs::write(self.dir.join(name), bytes)
+            .with_context(|| format!("writing {name} into the kit"))?;
+        self.map
+            .insert(name.to_string(), Sha256::digest(bytes).into());
+        Ok(())
+    }
+
+    /// Records a digest known from the writer (the packed runner tarball).
+    fn record(&mut self, name: &str, digest: [u8; 32]) {
+        self.map.insert(name.to_string(), digest);
+    }
+
+    /// Reads and hashes a kit file that another library wrote.
+    fn file(&mut self, name: &str) -> Result<()> {
+        let digest = kit::sha256_file(&self.dir.join(name))?;
+        self.record(name, digest);
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Result<[u8; 32]> {
+        self.map
+            .get(name)
+            .copied()
+            .with_context(|| format!("{name} was not written into the kit"))
     }
 }
