@@ -5,6 +5,8 @@
 #   sh verify-kit.sh KEY.pub              check against a public key you obtained separately
 #   sh verify-kit.sh --kit-key            check against the kit's own cosign.pub: proves the kit
 #                                         intact, NOT who made it
+#   --expect-dataset-hash HASH            (or DATASET_HASH in the environment) refuse a kit that
+#                                         does not carry this dataset, e.g. an older signed kit
 # KEY.pub is taken relative to where you stand, before the script looks at the kit; a key inside
 # the kit directory is refused unless --kit-key is given. Needs sha256sum (coreutils) or shasum
 # (perl); cosign >= 3.0.4 for the signatures. Without cosign, file names and checksums are
@@ -19,7 +21,7 @@ say() { printf 'verify-kit: %s\n' "$*" >&2; }
 failed=0
 fail() { say "FAIL: $*"; failed=1; }
 ok() { say "ok: $*"; }
-usage() { say "$*"; say "usage: sh verify-kit.sh KEY.pub | sh verify-kit.sh --kit-key"; exit 2; }
+usage() { say "$*"; say "usage: sh verify-kit.sh [--expect-dataset-hash HASH] KEY.pub | --kit-key"; exit 2; }
 # A name is printed only once it is known to be plain; anything else is shown with '?' for every
 # character outside [A-Za-z0-9._-], so nothing from the kit can reach the terminal as a control
 # sequence.
@@ -33,13 +35,31 @@ plain() {
 
 kit_key=0
 key=
-case "${1:-}" in
-    --kit-key) kit_key=1 ;;
-    '') usage "no public key given" ;;
-    -*) usage "unknown option $(shown "$1")" ;;
-    *) key=$1 ;;
+pin=${DATASET_HASH:-}
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --kit-key) kit_key=1 ;;
+        --expect-dataset-hash)
+            [ "$#" -ge 2 ] || usage "--expect-dataset-hash needs a hash"
+            pin=$2
+            shift
+            ;;
+        -*) usage "unknown option $(shown "$1")" ;;
+        *)
+            [ -z "$key" ] || usage "more than one key given"
+            key=$1
+            ;;
+    esac
+    shift
+done
+[ "$pin" = dev-rehearsal-placeholder ] && pin=
+case "$pin" in
+    '') ;;
+    *[!0-9a-f]*) usage "--expect-dataset-hash / DATASET_HASH is not a 64-digit lowercase hex hash" ;;
+    *) [ "${#pin}" -eq 64 ] || usage "--expect-dataset-hash / DATASET_HASH is not a 64-digit lowercase hex hash" ;;
 esac
-[ "$#" -le 1 ] || usage "too many arguments"
+if [ "$kit_key" -eq 1 ] && [ -n "$key" ]; then usage "give a key or --kit-key, not both"; fi
+if [ "$kit_key" -eq 0 ] && [ -z "$key" ]; then usage "no public key given (or --kit-key)"; fi
 
 # Resolve everything before moving into the kit: KEY.pub is the caller's path.
 kit=$(cd "$(dirname "$0")" && pwd -P) || { say "cannot enter the kit directory"; exit 2; }
@@ -84,6 +104,15 @@ if grep -Evxq '[0-9a-f]{64}  [A-Za-z0-9][A-Za-z0-9._-]*' SHA256SUMS; then
     exit 1
 fi
 listed=$(cut -c67- SHA256SUMS)
+if [ -n "$pin" ]; then
+    if grep -qx "[0-9a-f]\{64\}  aoc-dataset-$pin.tar.gz" SHA256SUMS; then
+        ok "the kit carries the pinned dataset $pin"
+    else
+        say "FAIL: the kit does not carry the pinned dataset $pin (an older or another kit)"
+        say "FAILED"
+        exit 1
+    fi
+fi
 for name in $listed; do
     if [ ! -f "$name" ] || [ -L "$name" ]; then
         fail "$name is listed in SHA256SUMS but is not a regular file in the kit"

@@ -367,6 +367,44 @@ fn verify_kit_script_takes_the_key_from_where_the_operator_stands() {
     }
 }
 
+/// Attack 7 for the script: a pinned dataset refuses an older, validly signed kit.
+#[test]
+fn verify_kit_script_refuses_a_kit_without_the_pinned_dataset() {
+    let (_tmp, dir) = copy_kit();
+    let fake_dir = tempfile::tempdir().unwrap();
+    let (fake, _) = fake_cosign(fake_dir.path());
+    let sh = shell();
+    sh.change_dir(&dir);
+    let hash = kits().a.dataset_hash.clone();
+    let other = "ab".repeat(32);
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut c = cmd!(sh, "sh verify-kit.sh {args...} --kit-key").env("COSIGN", &fake);
+        c = match env {
+            Some(v) => c.env("DATASET_HASH", v),
+            None => c.env_remove("DATASET_HASH"),
+        };
+        let out = c.ignore_status().output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["--expect-dataset-hash", &hash], None).0, Some(0));
+    let (code, err) = run(&["--expect-dataset-hash", &other], None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("does not carry the pinned dataset {other}")),
+        "{err}"
+    );
+    assert_eq!(run(&[], Some(&other)).0, Some(1));
+    assert_eq!(run(&[], Some(&hash)).0, Some(0));
+    assert_eq!(run(&[], Some("dev-rehearsal-placeholder")).0, Some(0));
+    assert_eq!(
+        run(&["--expect-dataset-hash", "not-a-hash"], None).0,
+        Some(2)
+    );
+}
+
 /// Attack 3: names and lines crafted against the script's shell plumbing.
 #[test]
 fn verify_kit_script_refuses_crafted_names_and_lines_quickly_and_prints_no_controls() {
