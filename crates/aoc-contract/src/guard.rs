@@ -1,7 +1,7 @@
 //! The AOC guard: checks one raw document and returns every violation, in a stable order.
 
 use crate::canonical::{content_hash_with, is_content_hash};
-use crate::model::ALLOWED_TOP_LEVEL;
+use crate::model::{pointer, ALLOWED_TOP_LEVEL};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -153,6 +153,9 @@ impl Guard {
             return out;
         };
         for key in map.keys() {
+            if ALLOWED_TOP_LEVEL.contains(&key.as_str()) {
+                continue;
+            }
             let path = format!("/{}", crate::mapping::escape_pointer_token(key));
             if key.starts_with("effective_finding_") {
                 out.push(Violation::new(
@@ -166,7 +169,7 @@ impl Guard {
                     path,
                     format!("forbidden derived field `{key}`"),
                 ));
-            } else if !ALLOWED_TOP_LEVEL.contains(&key.as_str()) {
+            } else {
                 out.push(Violation::new(
                     ViolationCode::UnknownField,
                     path,
@@ -358,8 +361,7 @@ impl Guard {
         if !verify_hash {
             return;
         }
-        let Some(claimed) = doc
-            .pointer("/upstream/content_hash")
+        let Some(claimed) = pointer(doc, "/upstream/content_hash")
             .and_then(Value::as_str)
             .filter(|h| is_content_hash(h))
         else {
@@ -406,8 +408,8 @@ fn check_supersedes(doc: &Value, out: &mut Vec<Violation>) {
         ));
         return;
     }
-    let vendor = doc.pointer("/source/vendor").and_then(Value::as_str);
-    let upstream_id = doc.pointer("/upstream/upstream_id").and_then(Value::as_str);
+    let vendor = pointer(doc, "/source/vendor").and_then(Value::as_str);
+    let upstream_id = pointer(doc, "/upstream/upstream_id").and_then(Value::as_str);
     if let (Some(vendor), Some(upstream_id)) = (vendor, upstream_id) {
         let prefix = format!("advisory_raw:{vendor}:{upstream_id}:");
         if !prev.starts_with(&prefix) {

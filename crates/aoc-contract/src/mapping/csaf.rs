@@ -5,11 +5,11 @@
 use super::{
     escape_pointer_token, hint, push_aliases, push_identifier, trimmed, Extracted, MapError,
 };
-use crate::model::{Identifiers, Linkset};
+use crate::model::{pointer, Identifiers, Linkset};
 use serde_json::Value;
 
 pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
-    let tracking = doc.pointer("/document/tracking");
+    let tracking = pointer(doc, "/document/tracking");
     let upstream_id = tracking
         .and_then(|t| t.get("id"))
         .and_then(trimmed)
@@ -20,7 +20,7 @@ pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
     push_aliases(
         &mut identifiers,
         &mut linkset,
-        array(doc.pointer("/document/tracking/aliases")),
+        array(pointer(doc, "/document/tracking/aliases")),
         "/document/tracking/aliases",
     );
     for (i, vuln) in array(doc.get("vulnerabilities")).iter().enumerate() {
@@ -60,7 +60,7 @@ pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
             }
         }
     }
-    for (i, r) in array(doc.pointer("/document/references"))
+    for (i, r) in array(pointer(doc, "/document/references"))
         .iter()
         .enumerate()
     {
@@ -78,12 +78,11 @@ pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
         walk_product_tree(tree, &mut path, &mut linkset);
     }
 
-    let default_vendor = doc
-        .pointer("/document/publisher/namespace")
+    let default_vendor = pointer(doc, "/document/publisher/namespace")
         .and_then(Value::as_str)
         .map(host_of)
         .or_else(|| {
-            doc.pointer("/document/publisher/name")
+            pointer(doc, "/document/publisher/name")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         })
@@ -95,7 +94,7 @@ pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
                 .and_then(trimmed)
                 .or_else(|| t.get("current_release_date").and_then(trimmed))
         }),
-        spec_version: doc.pointer("/document/csaf_version").and_then(trimmed),
+        spec_version: pointer(doc, "/document/csaf_version").and_then(trimmed),
         upstream_id,
         default_vendor,
         identifiers,

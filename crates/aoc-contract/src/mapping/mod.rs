@@ -7,7 +7,9 @@ mod csaf;
 mod osv;
 
 use crate::canonical::content_hash_with;
-use crate::model::{raw_id, Identifiers, Linkset, RawDocument, Signature, Source, Upstream};
+use crate::model::{
+    pointer, raw_id, Identifiers, Linkset, RawDocument, Signature, Source, Upstream,
+};
 use serde_json::Value;
 
 /// Upstream formats the runner understands.
@@ -29,7 +31,7 @@ impl Format {
     /// Recognises a document by its shape: CSAF carries `document.csaf_version`, OSV an `id` and
     /// a `modified` timestamp at the top level (OSV schema 1.x requires both).
     pub fn detect(doc: &Value) -> Option<Format> {
-        if doc.pointer("/document/csaf_version").is_some() {
+        if pointer(doc, "/document/csaf_version").is_some() {
             Some(Format::Csaf)
         } else if doc.get("id").is_some_and(Value::is_string) && doc.get("modified").is_some() {
             Some(Format::Osv)

@@ -2,7 +2,7 @@
 //! `affected[].package.purl`, `references[].url`.
 
 use super::{hint, push_aliases, push_identifier, trimmed, Extracted, MapError};
-use crate::model::{Identifiers, Linkset};
+use crate::model::{pointer, Identifiers, Linkset};
 use serde_json::Value;
 
 pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
@@ -20,7 +20,7 @@ pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
         "/aliases",
     );
     for (i, affected) in array(doc, "affected").iter().enumerate() {
-        if let Some(purl) = affected.pointer("/package/purl") {
+        if let Some(purl) = pointer(affected, "/package/purl") {
             hint(
                 &mut linkset.purls,
                 &mut linkset.reconciled_from,
@@ -29,7 +29,7 @@ pub(super) fn extract(doc: &Value) -> Result<Extracted, MapError> {
             );
         }
         // Some OSV databases (e.g. the Debian and Alpine exports) carry CPEs in database_specific.
-        if let Some(cpe) = affected.pointer("/database_specific/cpe") {
+        if let Some(cpe) = pointer(affected, "/database_specific/cpe") {
             hint(
                 &mut linkset.cpes,
                 &mut linkset.reconciled_from,
