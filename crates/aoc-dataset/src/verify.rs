@@ -705,7 +705,12 @@ impl State {
                 .map_init(
                     || Guard::new(GuardOptions::default()),
                     |guard, line| {
-                        check_line(guard, batch.bytes(line), line.terminated, line.no, place)
+                        let mut r =
+                            check_line(guard, batch.bytes(line), line.terminated, line.no, place);
+                        // Verification keeps no record: free it on the worker that parsed it,
+                        // not one by one on the thread that books the results.
+                        r.doc = None;
+                        r
                     },
                 )
                 .collect();
