@@ -17,7 +17,8 @@ mod hostile_tests;
 #[derive(clap::Args)]
 #[command(after_help = aoc_kit::EXIT_CODES)]
 pub struct Cmd {
-    /// The kit directory.
+    /// The kit directory, or a published directory (a copy of the bucket: `offline-kit.json`,
+    /// its signature, `cosign.pub` and one directory per kit version).
     #[arg(long, default_value = "out/aoc")]
     dir: PathBuf,
     #[command(flatten)]

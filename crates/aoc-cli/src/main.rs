@@ -70,7 +70,8 @@ enum KitCommand {
     /// from the kit is run. Use a stella you already trust, never the one inside the kit.
     #[command(after_help = aoc_kit::EXIT_CODES)]
     Verify {
-        /// The kit directory.
+        /// The kit directory, or a published directory (a copy of the bucket: `offline-kit.json`,
+        /// its signature, `cosign.pub` and one directory per kit version).
         dir: PathBuf,
         #[command(flatten)]
         args: aoc_kit::cli::VerifyArgs,
