@@ -1,11 +1,12 @@
-//! The runner end to end on a generated revision feed (issue: ≥ 20,000 documents/s on each engine,
-//! within 2x of a bare PostgreSQL `COPY` of the same documents, peak RSS < 256 MiB whatever the
-//! input size).
+//! The runner end to end on a generated revision feed (issue: ≥ 45,000 documents/s on SQLite,
+//! within 1.4x of a bare PostgreSQL `COPY` of the same documents, peak RSS under 160 MiB whatever
+//! the input size).
 //!
 //! `cargo bench -p aoc-cli --bench backfill` — `AOC_BENCH_DOCS` (default 200000) revisions built
 //! from the real RustSec documents in `../shared/corpora` (or `testdata/` without it), each
 //! advisory revised 5 times; `AOC_TEST_PG` adds the PostgreSQL run and the bare COPY baseline;
-//! `AOC_BENCH_KEEP_FEED=PATH` keeps a copy of the generated feed.
+//! `AOC_BENCH_KEEP_FEED=PATH` keeps a copy of the generated feed; `AOC_BENCH_STELLA=PATH` times
+//! another `stella` binary (an older build, for before/after numbers in the same conditions).
 
 use serde_json::Value;
 use std::io::{BufWriter, Write};
@@ -86,7 +87,7 @@ fn backfill(store: &str, feed: &Path, dir: &Path) -> Result {
     settle();
     let report = dir.join("report.json");
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_stella"))
+    let out = Command::new(stella())
         .args([
             "aoc",
             "backfill",
@@ -113,6 +114,13 @@ fn backfill(store: &str, feed: &Path, dir: &Path) -> Result {
         secs,
         rss_mib: r["peak_rss_bytes"].as_f64().unwrap_or(0.0) / (1 << 20) as f64,
     }
+}
+
+/// The binary under test: this build's, unless `AOC_BENCH_STELLA` names another.
+fn stella() -> PathBuf {
+    std::env::var_os("AOC_BENCH_STELLA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stella")))
 }
 
 fn psql(url: &str, sql: &str) {
@@ -185,7 +193,7 @@ fn main() {
         n as f64 / copy_secs
     );
     println!(
-        "ratio backfill/COPY on PostgreSQL: {:.2}x (target <= 2.00x)",
+        "ratio backfill/COPY on PostgreSQL: {:.2}x (target <= 1.40x)",
         pg.secs / copy_secs
     );
     psql(&base, &format!("DROP DATABASE {db}"));

@@ -275,7 +275,9 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     while let Some(record) = source.next_record()? {
         match record.item.parse() {
             Item::Raw(doc) => verifier.add(record.location, &doc, None, false),
-            Item::Verified(doc) => verifier.add(record.location, &doc, None, true),
+            Item::Verified(stored) => {
+                verifier.add(record.location, &stored.to_value(), None, true);
+            }
             Item::Broken(message) => verifier.add_error(record.location, message),
             Item::Json(_) => unreachable!("parse() classifies unparsed values"),
             Item::Upstream { .. } | Item::Deleted { .. } => verifier.add_error(

@@ -46,11 +46,10 @@ fn main() {
         .expect("reading the corpus dataset")
         .map(|r| {
             let r = r.expect("a corpus record");
-            let id = r.doc["upstream"]["upstream_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            (id, serde_json::to_string(&r.doc).expect("JSON"))
+            (
+                r.stored.key().upstream_id.clone(),
+                r.stored.json().to_owned(),
+            )
         })
         .collect();
     let corpus_bytes: u64 = lines.iter().map(|(_, l)| l.len() as u64 + 1).sum();

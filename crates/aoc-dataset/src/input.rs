@@ -90,7 +90,7 @@ impl Input for DatasetInput {
             Some(Err(e)) => Err(SourceError::Input(Box::new(e))),
             Some(Ok(record)) => Ok(Some(InputRecord {
                 location: format!("{}!{}", self.name, record.location),
-                item: Item::Verified(record.doc),
+                item: Item::Verified(record.stored),
             })),
         }
     }

@@ -10,7 +10,7 @@
 //! let dataset = Dataset::open_verified(&built.archive)?;
 //! for record in dataset.records()? {
 //!     let record = record?;
-//!     println!("{} {}", record.location, record.doc["_id"]);
+//!     println!("{} {}", record.location, record.stored.id());
 //! }
 //! # Ok(()) }
 //! ```

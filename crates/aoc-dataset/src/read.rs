@@ -5,11 +5,13 @@
 //! place in the file order, its revision chain; the per-vendor counts at the end), so that a load
 //! parses and guards every record once, while it loads.
 //!
-//! The records are never read from the file again. While verifying, every byte the verifier reads
-//! is also written to a private copy (an unlinked temporary file that no other process can open by
-//! name); records are read from that copy only. A file rewritten in place, truncated or replaced
-//! after verification therefore changes nothing that is loaded: the records handed out are exactly
-//! those of the bytes that were verified.
+//! The records are never read from the archive again. While verifying, every data file's bytes
+//! are written, exactly as they are hashed, to a private copy (an unlinked temporary file that no
+//! other process can open by name, as large as the data decompressed); records are read from that
+//! copy only. A file rewritten in place, truncated or replaced after verification therefore
+//! changes nothing that is loaded: the records handed out are exactly those of the bytes that
+//! were verified. The copy also makes a resumed read start right at its cursor: nothing before it
+//! is decompressed again.
 //!
 //! [`records`]: VerifiedDataset::records
 
@@ -17,24 +19,24 @@ use crate::layout::{parse_data_path, DataPath};
 use crate::manifest::{Derived, Manifest};
 use crate::records::Lines;
 use crate::verify::{
-    check_line, compare_manifest, verify_reader, Failure, LineResult, State, VerifyError,
+    check_line, compare_manifest, verify_spilling, Failure, LineResult, Spill, State, VerifyError,
     VerifyOptions, VerifyReport,
 };
-use crate::MANIFEST_MEMBER;
-use aoc_archive::{ArchiveError, ArchiveReader, Limits};
+use aoc_archive::ArchiveError;
 use aoc_contract::{Guard, GuardOptions};
+use aoc_store::StoreDoc;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Complete lines checked together (in parallel) and held, parsed, until handed out.
-const BATCH_BYTES: usize = 2 << 20;
+const BATCH_BYTES: usize = 1 << 20;
 
 /// Entry point for datasets: `Dataset::open_verified(path)`.
 pub struct Dataset;
@@ -43,11 +45,22 @@ pub struct Dataset;
 #[derive(Debug)]
 pub struct VerifiedDataset {
     path: PathBuf,
-    /// The private copy of exactly the bytes that were verified: the only thing records are read
-    /// from. Unlinked from the start, so it disappears with the last handle.
+    /// The private copy of exactly the data bytes that were verified: the only thing records
+    /// are read from. Unlinked from the start, so it disappears with the last handle.
     copy: Arc<File>,
-    limits: Limits,
+    /// Each data file's place in the copy, in archive order.
+    members: Arc<[Member]>,
     report: VerifyReport,
+}
+
+/// One data file in the private copy.
+#[derive(Debug, Clone)]
+struct Member {
+    name: String,
+    place: DataPath,
+    offset: u64,
+    bytes: u64,
+    lines: u64,
 }
 
 /// Where a read of the records is: the next record is at byte `offset` (line `line + 1`) of the
@@ -64,13 +77,30 @@ pub struct DatasetCursor {
 }
 
 /// One raw document, where it is in the dataset, and where the record after it starts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct DatasetRecord {
     /// `data/<tenant>/<vendor>.ndjson:<line>`.
     pub location: String,
-    pub doc: Value,
+    /// The document as a store writes it: exactly the bytes of its line.
+    pub stored: StoreDoc,
     /// The cursor after this record.
     pub next: DatasetCursor,
+}
+
+impl DatasetRecord {
+    /// The document as JSON (parsed again from its line: loading needs only [`Self::stored`]).
+    pub fn doc(&self) -> Value {
+        self.stored.to_value()
+    }
+}
+
+/// Equal records: the same bytes at the same place.
+impl PartialEq for DatasetRecord {
+    fn eq(&self, other: &DatasetRecord) -> bool {
+        self.location == other.location
+            && self.stored.json() == other.stored.json()
+            && self.next == other.next
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,29 +141,44 @@ impl Dataset {
             message,
         };
         let file = File::open(path).map_err(|e| unreadable(format!("cannot open: {e}")))?;
-        let mut copy = tempfile::tempfile()
+        let copy = tempfile::tempfile()
             .map_err(|e| unreadable(format!("cannot create the private copy to load from: {e}")))?;
         let options = VerifyOptions {
             records: false,
             ..options.clone()
         };
-        let report = verify_reader(
-            path,
-            Tee {
-                inner: file,
-                copy: &mut copy,
-            },
-            &options,
-        )?;
+        let spill = Spill {
+            file: copy,
+            written: 0,
+            members: Vec::new(),
+        };
+        let (report, spill) = verify_spilling(path, file, &options, Some(spill))?;
         if !report.is_ok() {
             return Err(VerifyError::Failed(Box::new(report)));
         }
-        copy.flush()
+        let spill = spill.expect("the spill comes back");
+        let mut members = Vec::with_capacity(spill.members.len());
+        for (name, offset, bytes) in spill.members {
+            let file = report.files.iter().find(|f| f.path == name);
+            let (Some(place), Some(file)) = (parse_data_path(&name), file) else {
+                unreachable!("a verified dataset's data files are listed, with canonical names")
+            };
+            members.push(Member {
+                lines: file.records,
+                name,
+                place,
+                offset,
+                bytes,
+            });
+        }
+        spill
+            .file
+            .sync_data()
             .map_err(|e| unreadable(format!("writing the private copy: {e}")))?;
         Ok(VerifiedDataset {
             path: path.to_owned(),
-            copy: Arc::new(copy),
-            limits: options.limits,
+            copy: Arc::new(spill.file),
+            members: members.into(),
             report,
         })
     }
@@ -172,25 +217,15 @@ impl VerifiedDataset {
     /// decompressed and skipped, not parsed. Checks that need the records before the cursor (the
     /// chain links into them, the per-vendor counts) are left to whoever read those.
     pub fn records_from(&self, cursor: &DatasetCursor) -> Result<Records, ReadError> {
-        let archive = ArchiveReader::new(
-            CopyReader {
-                file: Arc::clone(&self.copy),
-                at: 0,
-            },
-            self.limits,
-        )
-        .map_err(|source| ReadError::Archive {
-            path: self.path.clone(),
-            source,
-        })?;
         let mut records = Records {
             path: self.path.clone(),
-            archive,
+            copy: Arc::clone(&self.copy),
+            members: Arc::clone(&self.members),
             manifest: self.manifest().clone(),
             verified: self.report.files.clone(),
-            lines: Lines::new(BATCH_BYTES, false),
+            next_member: 0,
             member: None,
-            members_started: 0,
+            lines: Lines::new(BATCH_BYTES, false),
             state: State::new(1),
             ready: VecDeque::new(),
             cursor: DatasetCursor::default(),
@@ -204,24 +239,18 @@ impl VerifiedDataset {
     }
 }
 
-/// The data file being read.
-struct Member {
-    name: String,
-    index: u64,
-    place: DataPath,
-    pair: (String, String),
-}
-
 /// The records of a [`VerifiedDataset`], in order; see [`VerifiedDataset::records`].
 pub struct Records {
     path: PathBuf,
-    archive: ArchiveReader<'static>,
+    copy: Arc<File>,
+    members: Arc<[Member]>,
     manifest: Manifest,
     /// The data files as verified (path, SHA-256, bytes, lines).
     verified: Vec<crate::FileEntry>,
+    next_member: usize,
+    /// The data file being read, and where in the copy.
+    member: Option<(usize, CopyReader)>,
     lines: Lines,
-    member: Option<Member>,
-    members_started: u64,
     /// Order, chains and counts across records.
     state: State,
     /// Checked records of the current batch not yet handed out.
@@ -262,13 +291,20 @@ impl Records {
     /// Reads and checks the next batch of records into `ready`, or moves on to the next member,
     /// or finishes.
     fn fill(&mut self) -> Result<(), ReadError> {
-        let Some(member) = &self.member else {
+        let Some((index, reader)) = &mut self.member else {
             return self.open_next_member();
         };
-        let batch = match self.lines.next_batch(&mut self.archive.entry()) {
+        let index = *index;
+        let member = &self.members[index];
+        let batch = match self.lines.next_batch(reader) {
             Ok(Some(batch)) => batch,
             Ok(None) => return self.close_member(),
-            Err(e) => return Err(archive_error(&self.path, &self.archive, e)),
+            Err(e) => {
+                return Err(ReadError::Archive {
+                    path: self.path.clone(),
+                    source: ArchiveError::Io(e),
+                })
+            }
         };
         let place = &member.place;
         let results: Vec<LineResult> = batch
@@ -279,21 +315,24 @@ impl Records {
                 |guard, line| check_line(guard, batch.bytes(line), line.terminated, line.no, place),
             )
             .collect();
+        let pair = (place.tenant.clone(), place.vendor.clone());
         for (line, mut result) in batch.lines.iter().zip(results) {
-            let doc = result.doc.take();
-            self.state.record(&member.name, &member.pair, result);
+            let stored = result.stored.take();
+            self.state.record(&member.name, &pair, result);
             if let Some(failure) = self.state.failures.pop() {
                 return Err(ReadError::Failed {
                     path: self.path.clone(),
                     failure: Box::new(failure),
                 });
             }
-            let doc = doc.expect("a record without failures parsed");
+            let Some(stored) = stored else {
+                unreachable!("a record that passed every check parsed and renders for the store")
+            };
             self.ready.push_back(DatasetRecord {
                 location: format!("{}:{}", member.name, line.no),
-                doc,
+                stored,
                 next: DatasetCursor {
-                    member: member.index,
+                    member: index as u64,
                     offset: batch.base + line.end as u64 + u64::from(line.terminated),
                     line: line.no,
                 },
@@ -302,50 +341,43 @@ impl Records {
         Ok(())
     }
 
-    /// Moves to the next data member; at the end of the archive, finishes.
+    /// Moves to the next data file; after the last one, finishes.
     fn open_next_member(&mut self) -> Result<(), ReadError> {
-        loop {
-            let next = self
-                .archive
-                .next_entry()
-                .map_err(|source| ReadError::Archive {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            let Some(name) = next else {
-                self.done = true;
-                return self.finish();
-            };
-            if name == MANIFEST_MEMBER {
-                continue;
-            }
-            let place = parse_data_path(&name)
-                .ok_or_else(|| self.changed(format!("member {name} appeared")))?;
-            let pair = (place.tenant.clone(), place.vendor.clone());
-            self.state.enter_pair(&pair);
-            self.member = Some(Member {
-                name,
-                index: self.members_started,
-                place,
-                pair,
-            });
-            self.members_started += 1;
-            self.lines = Lines::new(BATCH_BYTES, false);
-            return Ok(());
-        }
+        let index = self.next_member;
+        let Some(member) = self.members.get(index) else {
+            self.done = true;
+            return self.finish();
+        };
+        self.next_member += 1;
+        self.state
+            .enter_pair(&(member.place.tenant.clone(), member.place.vendor.clone()));
+        self.lines = Lines::new(BATCH_BYTES, false);
+        self.member = Some((
+            index,
+            CopyReader {
+                file: Arc::clone(&self.copy),
+                at: member.offset,
+                end: member.offset + member.bytes,
+            },
+        ));
+        Ok(())
     }
 
-    /// At a member's end: it must be what was verified (size and lines).
+    /// At a data file's end: it must be what was verified (size and lines).
     fn close_member(&mut self) -> Result<(), ReadError> {
-        let member = self.member.take().expect("a member is open");
+        let (index, _) = self.member.take().expect("a member is open");
+        let member = &self.members[index];
         let streamed = self.lines.streamed();
-        match self.verified.iter().find(|f| f.path == member.name) {
-            Some(f) if f.bytes == streamed.bytes && f.records == streamed.lines => Ok(()),
-            _ => Err(self.changed(format!("{} changed", member.name))),
+        if streamed.bytes != member.bytes || streamed.lines != member.lines {
+            return Err(ReadError::Changed {
+                path: self.path.clone(),
+                detail: format!("{} changed", member.name),
+            });
         }
+        Ok(())
     }
 
-    /// After the last member: what needs every record (chains closed, per-vendor counts).
+    /// After the last data file: what needs every record (chains closed, per-vendor counts).
     fn finish(&mut self) -> Result<(), ReadError> {
         self.state.finish_pair();
         if !self.resumed {
@@ -361,78 +393,58 @@ impl Records {
         }
     }
 
-    /// Skips to `to`: whole members before it and the bytes before it in its member are
-    /// decompressed and dropped, nothing parsed.
+    /// Starts at `to`: the copy is read from there on; nothing before it is read or parsed.
     fn seek(&mut self, to: &DatasetCursor) -> Result<(), ReadError> {
-        loop {
-            self.open_next_member()?;
-            let Some(member) = &self.member else {
-                return Err(self.changed(format!(
-                    "no data file {} to resume in (there are {})",
-                    to.member + 1,
-                    self.members_started
-                )));
-            };
-            if member.index == to.member {
-                break;
+        let index = usize::try_from(to.member).unwrap_or(usize::MAX);
+        let past_the_end = index == self.members.len() && to.offset == 0;
+        match self.members.get(index) {
+            Some(member) if to.offset <= member.bytes && to.line <= member.lines => {}
+            _ if past_the_end => {}
+            _ => {
+                return Err(ReadError::Changed {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "no record at {to:?} (the dataset has {} data files)",
+                        self.members.len()
+                    ),
+                })
             }
-            self.member = None;
         }
-        self.lines
-            .skip_to(&mut self.archive.entry(), to.offset, to.line)
-            .map_err(|e| archive_error(&self.path, &self.archive, e))?;
+        self.next_member = index;
+        self.open_next_member()?;
+        if let Some((_, reader)) = &mut self.member {
+            reader.at += to.offset;
+            self.lines.start_at(to.offset, to.line);
+        }
         // The upstream document read first may have revisions before the cursor.
         self.state.partial_group = true;
         self.cursor = *to;
         Ok(())
     }
-
-    fn changed(&self, detail: String) -> ReadError {
-        ReadError::Changed {
-            path: self.path.clone(),
-            detail,
-        }
-    }
 }
 
-/// An I/O error reading a member, blamed on the archive when it is the archive's fault.
-fn archive_error(path: &Path, archive: &ArchiveReader<'_>, e: io::Error) -> ReadError {
-    ReadError::Archive {
-        path: path.to_owned(),
-        source: archive.entry_failure().unwrap_or(ArchiveError::Io(e)),
-    }
-}
-
-/// Reads the private copy by position, so that every iterator has its own offset.
+/// Reads one data file of the private copy by position, so that every iterator has its own.
 struct CopyReader {
     file: Arc<File>,
     at: u64,
+    end: u64,
 }
 
 impl Read for CopyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.at)?;
+        let left = usize::try_from(self.end.saturating_sub(self.at)).unwrap_or(usize::MAX);
+        let len = buf.len().min(left);
+        if len == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..len], self.at)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the private copy is shorter than what was verified",
+            ));
+        }
         self.at += n as u64;
-        Ok(n)
-    }
-}
-
-/// Reads `inner` and writes every byte read to `copy` before handing it on: what the reader
-/// consumed is exactly what the copy holds.
-struct Tee<R, W> {
-    inner: R,
-    copy: W,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n]).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("writing the private copy to load from: {e}"),
-            )
-        })?;
         Ok(n)
     }
 }

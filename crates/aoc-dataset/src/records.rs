@@ -94,26 +94,13 @@ impl Lines {
         }
     }
 
-    /// Starts at byte `offset` of the stream, as line `line_no + 1`: the first `offset` bytes are
-    /// read and dropped (nothing hashed). Only before the first batch.
-    pub fn skip_to<R: Read>(
-        &mut self,
-        reader: &mut R,
-        offset: u64,
-        line_no: u64,
-    ) -> io::Result<()> {
+    /// Starts counting at byte `offset` of the stream, as line `line_no + 1`: for a reader
+    /// already positioned there. Only before the first batch.
+    pub fn start_at(&mut self, offset: u64, line_no: u64) {
         debug_assert!(self.total == 0 && self.hasher.is_none());
-        let skipped = io::copy(&mut reader.take(offset), &mut io::sink())?;
-        if skipped < offset {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("ends at byte {skipped}, before the resume point at byte {offset}"),
-            ));
-        }
         self.batch.base = offset;
         self.total = offset;
         self.line_no = line_no;
-        Ok(())
     }
 
     /// The next batch of complete lines (the last line may be unterminated), `None` at the end.

@@ -10,6 +10,7 @@ use crate::{Compression, MANIFEST_MEMBER};
 use aoc_archive::{ArchiveError, ArchiveReader, Format, Limits};
 use aoc_contract::chain::{ChainChecker, ChainEntry};
 use aoc_contract::{DocHead, Guard, GuardOptions, ViolationCode};
+use aoc_store::StoreDoc;
 use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -204,6 +205,26 @@ pub fn verify_reader<R: Read>(
     reader: R,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyError> {
+    verify_spilling(path, reader, options, None).map(|(report, _)| report)
+}
+
+/// Where [`verify_spilling`] copies every data member's bytes as it hashes them: one file, the
+/// members one after another, and where each one is.
+pub(crate) struct Spill {
+    pub file: std::fs::File,
+    pub written: u64,
+    /// (member, offset in `file`, bytes), in archive order.
+    pub members: Vec<(String, u64, u64)>,
+}
+
+/// [`verify_reader`], also copying each data member's decompressed bytes, exactly as they are
+/// hashed and counted, into `spill` (integrity-only verification).
+pub(crate) fn verify_spilling<R: Read>(
+    path: &Path,
+    reader: R,
+    options: &VerifyOptions,
+    spill: Option<Spill>,
+) -> Result<(VerifyReport, Option<Spill>), VerifyError> {
     let unreadable = |e: ArchiveError| VerifyError::Unreadable {
         path: path.to_owned(),
         message: e.to_string(),
@@ -216,6 +237,7 @@ pub fn verify_reader<R: Read>(
     };
     let mut state = State::new(options.max_failures);
     state.records = options.records;
+    state.spill = spill;
     let mut manifest_bytes: Option<Vec<u8>> = None;
     archive
         .for_each_entry(|member, entry| {
@@ -356,7 +378,7 @@ pub fn verify_reader<R: Read>(
             );
         }
     }
-    Ok(VerifyReport {
+    let report = VerifyReport {
         archive: path.to_owned(),
         hash: derived.dataset_hash,
         format,
@@ -367,7 +389,8 @@ pub fn verify_reader<R: Read>(
         failures: state.failures,
         failure_count: state.failure_count,
         notes,
-    })
+    };
+    Ok((report, state.spill))
 }
 
 /// Without `records` (nothing parsed) the upstream-document counts are unknown, so the per-tenant,
@@ -493,8 +516,9 @@ pub(crate) struct LineResult {
     pub no: u64,
     pub head: Option<DocHead>,
     pub problems: Vec<(Check, String)>,
-    /// The record, when it parsed.
-    pub doc: Option<Value>,
+    /// The record as a store writes it, when it has the fields a store needs (rendered once, to
+    /// check the line is exactly that, and kept for the loader).
+    pub stored: Option<StoreDoc>,
 }
 
 pub(crate) fn check_line(
@@ -517,7 +541,7 @@ pub(crate) fn check_line(
             no,
             head: None,
             problems,
-            doc: None,
+            stored: None,
         };
     }
     let doc: Value = match serde_json::from_slice(bytes) {
@@ -528,12 +552,28 @@ pub(crate) fn check_line(
                 no,
                 head: None,
                 problems,
-                doc: None,
+                stored: None,
             };
         }
     };
     // Reloading renders documents with serde_json: only its compact form survives a round trip.
-    if serde_json::to_vec(&doc).map(|v| v != bytes).unwrap_or(true) {
+    // The store's rendering is that form whenever the record has its `supersedes` (every record
+    // a store exported does), so it is rendered once, compared, and kept for the loader.
+    let stored = match StoreDoc::from_value(&doc) {
+        Ok(s) => Some(s),
+        Err(why) => {
+            problems.push((
+                Check::Record,
+                format!("not a document a store holds: {why}"),
+            ));
+            None
+        }
+    };
+    let compact = match &stored {
+        Some(s) if s.json().as_bytes() == bytes => true,
+        _ => serde_json::to_vec(&doc).is_ok_and(|v| v == bytes),
+    };
+    if !compact {
         problems.push((
             Check::Record,
             "not compact JSON as a store writes it (re-serialising changes the bytes)".into(),
@@ -561,11 +601,14 @@ pub(crate) fn check_line(
             ));
         }
     }
+    // Dropped here, on the thread that parsed it: freeing a document on another thread costs
+    // more than parsing it did.
+    drop(doc);
     LineResult {
         no,
         head,
         problems,
-        doc: Some(doc),
+        stored,
     }
 }
 
@@ -588,6 +631,8 @@ pub(crate) struct State {
     /// The current upstream group may have begun before the first record seen (a read resumed
     /// in the middle of the data): links into revisions not seen are expected.
     pub partial_group: bool,
+    /// Where data members are copied as they are hashed, if anywhere.
+    spill: Option<Spill>,
 }
 
 impl State {
@@ -605,6 +650,7 @@ impl State {
             group: Vec::new(),
             records: true,
             partial_group: false,
+            spill: None,
         }
     }
 
@@ -668,6 +714,18 @@ impl State {
         }
         let streamed = if self.records {
             self.check_lines(member, &pair, &place, entry)
+        } else if let Some(spill) = &mut self.spill {
+            // Hashed, counted and copied in one go: the copy is exactly what was hashed.
+            let offset = spill.written;
+            let streamed = stream_count(SpillTee {
+                inner: entry,
+                copy: &mut spill.file,
+            });
+            if let Ok(s) = &streamed {
+                spill.written += s.bytes;
+                spill.members.push((member.to_owned(), offset, s.bytes));
+            }
+            streamed
         } else {
             stream_count(entry) // integrity only: hashed and its lines counted, nothing parsed
         }
@@ -704,13 +762,10 @@ impl State {
                 .par_iter()
                 .map_init(
                     || Guard::new(GuardOptions::default()),
+                    // check_line frees the parsed record on this worker (verification keeps
+                    // none), not one by one on the thread that books the results.
                     |guard, line| {
-                        let mut r =
-                            check_line(guard, batch.bytes(line), line.terminated, line.no, place);
-                        // Verification keeps no record: free it on the worker that parsed it,
-                        // not one by one on the thread that books the results.
-                        r.doc = None;
-                        r
+                        check_line(guard, batch.bytes(line), line.terminated, line.no, place)
                     },
                 )
                 .collect();
@@ -812,5 +867,24 @@ impl State {
             self.finished_pairs.insert(pair);
         }
         self.parts = None;
+    }
+}
+
+/// Writes everything read from `inner` to `copy` before handing it on.
+struct SpillTee<'a, R> {
+    inner: R,
+    copy: &'a mut std::fs::File,
+}
+
+impl<R: Read> Read for SpillTee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        std::io::Write::write_all(self.copy, &buf[..n]).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("writing the private copy to load from: {e}"),
+            )
+        })?;
+        Ok(n)
     }
 }

@@ -260,7 +260,7 @@ fn records_are_read_back_in_order_with_their_file_and_line() {
         .unwrap()
         .map(|r| {
             let r = r.unwrap();
-            let id = r.doc["upstream"]["upstream_id"]
+            let id = r.doc()["upstream"]["upstream_id"]
                 .as_str()
                 .unwrap()
                 .to_owned();

@@ -46,7 +46,7 @@ fn fixture(dir: &Path) -> (BuildReport, BuildReport, Vec<DatasetRecord>) {
     assert_eq!(expected.len(), 121);
     assert!(expected
         .iter()
-        .all(|r| !r.doc.to_string().contains("TAMPERED")));
+        .all(|r| !r.stored.json().contains("TAMPERED")));
     (original, other, expected)
 }
 
@@ -97,4 +97,39 @@ fn truncating_or_replacing_the_file_after_verification_changes_no_record_read() 
     assert_eq!(records(&dataset), expected, "replaced by rename");
     // Reading twice gives the same records again.
     assert_eq!(records(&dataset), expected);
+}
+
+#[test]
+fn reading_from_any_cursor_gives_exactly_the_records_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small parts, so that cursors fall in every data file and at their ends.
+    let opts = BuildOptions {
+        source_date_epoch: Some(EPOCH),
+        split_bytes: 60_000,
+        ..BuildOptions::new(dir.path().join("parts"))
+    };
+    let built = build_from_inputs(&[history()], &opts).unwrap();
+    assert!(built.manifest.files.len() > 2, "{:?}", built.manifest.files);
+    let dataset = Dataset::open_verified(&built.archive).unwrap();
+    let all = records(&dataset);
+    assert_eq!(all.len(), 121);
+    let mut at = aoc_dataset::DatasetCursor::default();
+    for k in 0..=all.len() {
+        let rest: Vec<DatasetRecord> = dataset
+            .records_from(&at)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rest, all[k..], "from record {k} at {at:?}");
+        if let Some(r) = all.get(k) {
+            at = r.next;
+        }
+    }
+    // A cursor the dataset does not have is refused, not read from somewhere else.
+    let beyond = aoc_dataset::DatasetCursor {
+        member: built.manifest.files.len() as u64 + 1,
+        offset: 0,
+        line: 0,
+    };
+    assert!(dataset.records_from(&beyond).is_err());
 }

@@ -1,5 +1,5 @@
 //! Map + guard + hash throughput against a bare `serde_json` parse of the same bytes (issue: the
-//! full pipeline within 3x of the bare parse). Input: every document in `../shared/corpora`
+//! full pipeline within 2x of the bare parse). Input: every document in `../shared/corpora`
 //! (RustSec OSV files, CSAF examples, and every revision in the RustSec history feed).
 //!
 //! Run: `cargo bench -p aoc-ingest --bench pipeline` (AOC_CORPORA overrides the corpus folder).
@@ -69,6 +69,13 @@ fn pipeline(docs: &[Vec<u8>], preparer: &mut Preparer) -> usize {
     ok
 }
 
+/// Rounds of each side, interleaved.
+const ROUNDS: usize = 15;
+
+fn min(v: &[Duration]) -> Duration {
+    v.iter().copied().min().expect("at least one round")
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -91,7 +98,7 @@ fn main() {
         "every corpus document maps and passes the guard"
     );
     let (mut t_bare, mut t_pipe) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
+    for _ in 0..ROUNDS {
         // Interleaved, so both see the same machine state.
         let t = Instant::now();
         std::hint::black_box(bare(&docs));
@@ -100,11 +107,13 @@ fn main() {
         std::hint::black_box(pipeline(&docs, &mut preparer));
         t_pipe.push(t.elapsed());
     }
-    let (b, p) = (median(t_bare), median(t_pipe));
+    // The fastest round of each is the one least disturbed by other work on the machine (a
+    // shared two-core box); the medians are printed too.
+    let (b, p) = (min(&t_bare), min(&t_pipe));
     let mbs = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
     let dps = |d: Duration| docs.len() as f64 / d.as_secs_f64();
     println!(
-        "corpus: {} documents, {:.1} MB (pretty-printed JSON)",
+        "corpus: {} documents, {:.1} MB (pretty-printed JSON), {ROUNDS} interleaved rounds",
         docs.len(),
         bytes as f64 / 1e6
     );
@@ -119,7 +128,8 @@ fn main() {
         dps(p)
     );
     println!(
-        "ratio pipeline/bare: {:.2}x (target <= 3.00x)",
-        p.as_secs_f64() / b.as_secs_f64()
+        "ratio pipeline/bare: {:.2}x fastest rounds, {:.2}x medians (target <= 2.00x)",
+        p.as_secs_f64() / b.as_secs_f64(),
+        median(t_pipe).as_secs_f64() / median(t_bare).as_secs_f64()
     );
 }

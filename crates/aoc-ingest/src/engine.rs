@@ -8,7 +8,7 @@
 //! committed, and ends in the state of an uninterrupted run. Accounting: input records = written
 //! + no-ops + rejected + deletions recorded.
 
-use crate::input::{Cursor, InputRecord};
+use crate::input::{Cursor, InputRecord, Item};
 use crate::prepare::{Prepared, Preparer};
 use crate::report::{zero_by_code, BackfillReport, MetricsRecorder};
 use crate::source::{Position, Source, SourceError};
@@ -716,7 +716,17 @@ fn produce(
         }
         let prepared: Vec<Ready> = records
             .into_par_iter()
-            .map_init(|| preparer.clone(), |p, r| ready(p.prepare(r)))
+            .map_init(
+                || preparer.clone(),
+                |p, r| match r.item {
+                    // Checked and rendered by its reader: nothing left to do here.
+                    Item::Verified(stored) => Ready::Doc(r.location, stored),
+                    item => ready(p.prepare(InputRecord {
+                        location: r.location,
+                        item,
+                    })),
+                },
+            )
             .collect();
         let mut batch = Pending {
             position: positions.last().copied().unwrap_or_else(|| source.at()),

@@ -10,6 +10,7 @@
 //! [`Item::Broken`] record there: it is reported with its file and line and never hides the
 //! records around it.
 
+use aoc_store::StoreDoc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -18,7 +19,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 /// What one input record is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Item {
     /// One JSON value not parsed yet (an NDJSON line); [`Item::parse`] classifies it.
     Json(Vec<u8>),
@@ -30,8 +31,9 @@ pub enum Item {
     /// An already-built raw document (has `_id` and `content`), e.g. from an export.
     Raw(Value),
     /// A raw document its reader has already checked completely, the AOC guard included (a
-    /// record of a verified dataset): it is not guarded again.
-    Verified(Value),
+    /// record of a verified dataset), as the store writes it, rendered (and compared with the
+    /// bytes read) by that reader: it is neither guarded nor rendered again.
+    Verified(StoreDoc),
     /// A revision feed's record that the upstream removed a document.
     Deleted {
         path: String,
@@ -40,6 +42,48 @@ pub enum Item {
     },
     /// Unreadable input: bad JSON, an unsupported shape.
     Broken(String),
+}
+
+/// Equal items: for a verified record, the same document (the rendering follows from it).
+impl PartialEq for Item {
+    fn eq(&self, other: &Item) -> bool {
+        use Item::*;
+        match (self, other) {
+            (Json(a), Json(b)) => a == b,
+            (
+                Upstream {
+                    doc: a,
+                    retrieved_at: x,
+                },
+                Upstream {
+                    doc: b,
+                    retrieved_at: y,
+                },
+            ) => a == b && x == y,
+            (Raw(a), Raw(b)) => a == b,
+            (Verified(a), Verified(b)) => a.json() == b.json(),
+            (
+                Deleted {
+                    path: a,
+                    at: x,
+                    upstream_id: i,
+                },
+                Deleted {
+                    path: b,
+                    at: y,
+                    upstream_id: j,
+                },
+            ) => a == b && x == y && i == j,
+            (Broken(a), Broken(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for InputRecord {
+    fn eq(&self, other: &InputRecord) -> bool {
+        self.location == other.location && self.item == other.item
+    }
 }
 
 impl Item {
@@ -56,7 +100,7 @@ impl Item {
 }
 
 /// One record and where it came from (`file`, `file:line`, `file#item`, `archive!member:line`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct InputRecord {
     pub location: String,
     pub item: Item,

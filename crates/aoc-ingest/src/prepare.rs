@@ -30,6 +30,9 @@ pub enum Prepared {
 /// [`Clone`] it for another.
 pub struct Preparer {
     ctx: MapContext,
+    /// `ctx` with the retrieval time of the feed line mapped last (feeds give one time to many
+    /// lines in a row: the time is normalised and the context copied once per change).
+    feed_ctx: Option<(String, MapContext)>,
     guard: Guard,
     buf: Vec<u8>,
 }
@@ -44,6 +47,7 @@ impl Preparer {
     pub fn new(ctx: MapContext, options: GuardOptions) -> Self {
         Preparer {
             ctx,
+            feed_ctx: None,
             guard: Guard::new(options),
             buf: Vec::with_capacity(16 * 1024),
         }
@@ -59,15 +63,22 @@ impl Preparer {
         let InputRecord { location, item } = record;
         match item.parse() {
             Item::Json(_) => unreachable!("parse() classifies unparsed values"),
-            Item::Verified(doc) => Prepared::Doc { location, doc },
+            Item::Verified(stored) => Prepared::Doc {
+                location,
+                doc: stored.to_value(),
+            },
             Item::Upstream { doc, retrieved_at } => {
                 let mapped = match retrieved_at {
                     Some(at) => {
-                        let ctx = MapContext {
-                            retrieved_at: normalise_utc(&at),
-                            ..self.ctx.clone()
-                        };
-                        map_document(doc, &ctx, &mut self.buf)
+                        if self.feed_ctx.as_ref().is_none_or(|(last, _)| *last != at) {
+                            let ctx = MapContext {
+                                retrieved_at: normalise_utc(&at),
+                                ..self.ctx.clone()
+                            };
+                            self.feed_ctx = Some((at, ctx));
+                        }
+                        let (_, ctx) = self.feed_ctx.as_ref().expect("set above");
+                        map_document(doc, ctx, &mut self.buf)
                     }
                     None => map_document(doc, &self.ctx, &mut self.buf),
                 };

@@ -98,6 +98,12 @@ impl StoreDoc {
         &self.head.content_hash
     }
 
+    /// The compact JSON as rendered for the store, with `supersedes` as given (`null` appended
+    /// when the document had none): a reader can check that bytes it read are exactly these.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
     /// The document as given (its own `supersedes`), for reports of a refused document.
     pub fn to_value(&self) -> Value {
         serde_json::from_str(&self.json).expect("rendered from a Value")
