@@ -54,7 +54,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
     while let Some(record) = source.next_record()? {
         let entry = match preparer.prepare(record) {
             Prepared::Doc { location, doc } => {
-                json!({ "location": location, "document": doc, "violations": [] })
+                json!({ "location": location, "document": doc.into_value(), "violations": [] })
             }
             Prepared::Deleted {
                 location,

@@ -1,7 +1,7 @@
 //! The AOC guard: checks one raw document and returns every violation, in a stable order.
 
 use crate::canonical::{content_hash_with, is_content_hash};
-use crate::model::{pointer, ALLOWED_TOP_LEVEL};
+use crate::model::{pointer, RawDocument, ALLOWED_TOP_LEVEL};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -140,6 +140,109 @@ impl Guard {
     /// (the mapper): everything but recomputing that hash, whatever `options.verify_hash` says.
     pub fn check_fresh(&mut self, doc: &Value) -> Vec<Violation> {
         self.check_inner(doc, false)
+    }
+
+    /// [`check_fresh`](Self::check_fresh) of `doc.into_value()`, without building the value: the
+    /// same rules, on the fields a mapped document has (its shape is the contract's by
+    /// construction, so only the values can break a rule).
+    pub fn check_mapped(&self, doc: &RawDocument) -> Vec<Violation> {
+        use ViolationCode::MissingProvenance as P;
+        let mut out = Vec::new();
+        let blank = |s: &str| s.trim().is_empty();
+        if self.options.require_tenant && blank(&doc.tenant) {
+            out.push(Violation::new(P, "/tenant", "tenant is missing or empty"));
+        }
+        if blank(&doc.id) {
+            out.push(Violation::new(P, "/_id", "_id is missing or empty"));
+        }
+        for (field, v) in [
+            ("vendor", &doc.source.vendor),
+            ("connector", &doc.source.connector),
+            ("version", &doc.source.version),
+        ] {
+            if blank(v) {
+                out.push(Violation::new(
+                    P,
+                    format!("/source/{field}"),
+                    format!("source.{field} is missing or empty"),
+                ));
+            }
+        }
+        let up = &doc.upstream;
+        for (field, v) in [
+            ("upstream_id", &up.upstream_id),
+            ("content_hash", &up.content_hash),
+            ("retrieved_at", &up.retrieved_at),
+        ] {
+            if blank(v) {
+                out.push(Violation::new(
+                    P,
+                    format!("/upstream/{field}"),
+                    format!("upstream.{field} is missing or empty"),
+                ));
+            }
+        }
+        let at = &up.retrieved_at;
+        if !at.is_empty() && !is_rfc3339_utc(at) {
+            out.push(Violation::new(
+                P,
+                "/upstream/retrieved_at",
+                format!("retrieved_at `{at}` is not RFC 3339 UTC"),
+            ));
+        }
+        let hash = &up.content_hash;
+        if !hash.is_empty() && !is_content_hash(hash) {
+            out.push(Violation::new(
+                P,
+                "/upstream/content_hash",
+                format!("content_hash `{hash}` is not sha256:<64 lowercase hex>"),
+            ));
+        }
+        let sig = &up.signature;
+        if sig.present || self.options.require_signature {
+            for (field, v) in [("format", &sig.format), ("sig", &sig.sig)] {
+                if v.as_deref().is_none_or(blank) {
+                    let why = if sig.present {
+                        "signature is present but"
+                    } else {
+                        "signatures are required and"
+                    };
+                    out.push(Violation::new(
+                        P,
+                        format!("/upstream/signature/{field}"),
+                        format!("{why} signature.{field} is missing"),
+                    ));
+                }
+            }
+        }
+        if blank(&doc.format) {
+            out.push(Violation::new(
+                P,
+                "/content/format",
+                "content.format is missing",
+            ));
+        }
+        if let Some(prev) = &doc.supersedes {
+            let prefix = format!("advisory_raw:{}:{}:", doc.source.vendor, up.upstream_id);
+            if *prev == doc.id {
+                out.push(Violation::new(
+                    ViolationCode::Idempotency,
+                    "/supersedes",
+                    "document supersedes itself",
+                ));
+            } else if !prev.starts_with(&prefix) {
+                out.push(Violation::new(
+                    ViolationCode::Idempotency,
+                    "/supersedes",
+                    format!(
+                        "supersedes `{prev}` is not a revision of {}:{}",
+                        doc.source.vendor, up.upstream_id
+                    ),
+                ));
+            }
+        }
+        out.sort();
+        out
     }
 
     fn check_inner(&mut self, doc: &Value, verify_hash: bool) -> Vec<Violation> {
@@ -431,4 +534,107 @@ fn non_empty_str(v: Option<&Value>) -> bool {
 pub fn is_rfc3339_utc(s: &str) -> bool {
     use time::format_description::well_known::Rfc3339;
     time::OffsetDateTime::parse(s, &Rfc3339).is_ok_and(|t| t.offset().is_utc())
+}
+
+#[cfg(test)]
+mod mapped_tests {
+    use super::*;
+    use crate::model::{Identifiers, Linkset, Signature, Source, Upstream};
+
+    fn mapped() -> RawDocument {
+        let s = |x: &str| x.to_owned();
+        RawDocument {
+            id: s("advisory_raw:rustsec:RUSTSEC-2024-0001:0123456789abcdef"),
+            tenant: s("t"),
+            source: Source {
+                vendor: s("rustsec"),
+                connector: s("stella-osv"),
+                version: s("1"),
+            },
+            upstream: Upstream {
+                upstream_id: s("RUSTSEC-2024-0001"),
+                document_version: Some(s("2024-01-01T00:00:00Z")),
+                retrieved_at: s("2024-01-02T00:00:00Z"),
+                content_hash: crate::canonical::content_hash(&serde_json::json!({"id": 1})),
+                signature: Signature::default(),
+            },
+            format: s("OSV"),
+            spec_version: None,
+            raw: serde_json::json!({"id": 1}),
+            identifiers: Identifiers::default(),
+            linkset: Linkset::default(),
+            supersedes: None,
+            ingested_at: s("2024-01-03T00:00:00Z"),
+        }
+    }
+
+    /// Every rule that a mapped document's values can break, alone and together, with and
+    /// without the signature requirement: the typed check says exactly what the guard says of
+    /// the document's JSON.
+    #[test]
+    fn the_typed_check_of_a_mapped_document_agrees_with_the_guard_on_its_json() {
+        type Edit = fn(&mut RawDocument);
+        let edits: Vec<Edit> = vec![
+            |_| {},
+            |d| d.tenant = " ".into(),
+            |d| d.id.clear(),
+            |d| d.source.vendor.clear(),
+            |d| d.source.connector = "\t".into(),
+            |d| d.source.version.clear(),
+            |d| d.upstream.upstream_id.clear(),
+            |d| d.upstream.content_hash.clear(),
+            |d| d.upstream.content_hash = "sha256:XYZ".into(),
+            |d| d.upstream.retrieved_at.clear(),
+            |d| d.upstream.retrieved_at = " ".into(),
+            |d| d.upstream.retrieved_at = "yesterday".into(),
+            |d| d.upstream.retrieved_at = "2024-01-02T00:00:00+02:00".into(),
+            |d| d.upstream.document_version = None,
+            |d| d.upstream.signature.present = true,
+            |d| {
+                d.upstream.signature = Signature {
+                    present: true,
+                    format: Some("cms".into()),
+                    key_id: None,
+                    sig: Some(" ".into()),
+                }
+            },
+            |d| {
+                d.upstream.signature = Signature {
+                    present: false,
+                    format: Some("cms".into()),
+                    key_id: Some("k".into()),
+                    sig: Some("AAA=".into()),
+                }
+            },
+            |d| d.format.clear(),
+            |d| d.supersedes = Some(d.id.clone()),
+            |d| d.supersedes = Some("advisory_raw:rustsec:RUSTSEC-2024-0001:ffff".into()),
+            |d| d.supersedes = Some("advisory_raw:other:X:ffff".into()),
+            |d| {
+                d.tenant.clear();
+                d.format.clear();
+                d.upstream.retrieved_at = "nope".into();
+                d.supersedes = Some("elsewhere".into());
+            },
+        ];
+        for require_signature in [false, true] {
+            for require_tenant in [true, false] {
+                let options = GuardOptions {
+                    require_tenant,
+                    require_signature,
+                    verify_hash: true,
+                };
+                let mut guard = Guard::new(options);
+                for (i, edit) in edits.iter().enumerate() {
+                    let mut doc = mapped();
+                    edit(&mut doc);
+                    assert_eq!(
+                        guard.check_mapped(&doc),
+                        guard.check_fresh(&doc.clone().into_value()),
+                        "edit {i}, {options:?}"
+                    );
+                }
+            }
+        }
+    }
 }

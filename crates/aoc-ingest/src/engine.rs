@@ -655,14 +655,14 @@ enum Ready {
 
 fn ready(prepared: Prepared) -> Ready {
     match prepared {
-        Prepared::Doc { location, doc } => match StoreDoc::from_value(&doc) {
+        Prepared::Doc { location, doc } => match doc.to_store() {
             Ok(d) => Ready::Doc(location, d),
             // The guard passed it, so this is a mapping bug: refused, never dropped.
             Err(message) => Ready::Rejected(Rejection {
                 location,
                 error: Some(message),
                 violations: Vec::new(),
-                document: Some(doc),
+                document: Some(doc.into_value()),
             }),
         },
         Prepared::Deleted {

@@ -17,5 +17,5 @@ pub mod source;
 
 pub use engine::{Backfill, EngineError, Event, Outcome, Rejection, Rejects};
 pub use input::{classify, Cursor, FileInput, InputRecord, Item};
-pub use prepare::{Prepared, Preparer};
+pub use prepare::{Document, Prepared, Preparer};
 pub use source::{Input, InputKind, OpenedInput, Position, Source, SourceError};

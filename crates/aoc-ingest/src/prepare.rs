@@ -2,14 +2,45 @@
 
 use crate::input::{InputRecord, Item};
 use aoc_contract::mapping::vendor_from_id;
-use aoc_contract::{map_document, Guard, GuardOptions, MapContext, UpstreamKey, Violation};
+use aoc_contract::{
+    map_document, Guard, GuardOptions, MapContext, RawDocument, UpstreamKey, Violation,
+};
+use aoc_store::StoreDoc;
 use serde_json::Value;
+
+/// A raw document that passed the guard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    /// Mapped here from an upstream document: typed, never built as a JSON value on the way to
+    /// the store.
+    Mapped(Box<RawDocument>),
+    /// Read as a raw document (an export, a dataset).
+    Raw(Value),
+}
+
+impl Document {
+    /// The document as JSON.
+    pub fn into_value(self) -> Value {
+        match self {
+            Document::Mapped(doc) => doc.into_value(),
+            Document::Raw(doc) => doc,
+        }
+    }
+
+    /// The document as the store writes it.
+    pub fn to_store(&self) -> Result<StoreDoc, String> {
+        match self {
+            Document::Mapped(doc) => StoreDoc::from_mapped(doc),
+            Document::Raw(doc) => StoreDoc::from_value(doc),
+        }
+    }
+}
 
 /// The result of preparing one input record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prepared {
     /// A raw document that passed the guard, ready to append.
-    Doc { location: String, doc: Value },
+    Doc { location: String, doc: Document },
     /// An upstream deletion, to be recorded (never applied as a delete). `recorded_at` is the
     /// feed's own time (so re-running is a no-op), or the run clock when the feed has none.
     Deleted {
@@ -65,7 +96,7 @@ impl Preparer {
             Item::Json(_) => unreachable!("parse() classifies unparsed values"),
             Item::Verified(stored) => Prepared::Doc {
                 location,
-                doc: stored.to_value(),
+                doc: Document::Raw(stored.to_value()),
             },
             Item::Upstream { doc, retrieved_at } => {
                 let mapped = match retrieved_at {
@@ -83,12 +114,20 @@ impl Preparer {
                     None => map_document(doc, &self.ctx, &mut self.buf),
                 };
                 match mapped {
-                    Ok(raw) => {
-                        let doc = raw.into_value();
-                        // The hash was computed while mapping; the guard checks everything else.
-                        let violations = self.guard.check_fresh(&doc);
-                        self.finish(location, doc, violations)
-                    }
+                    // The hash was computed while mapping; the guard checks everything else, on
+                    // the typed document.
+                    Ok(raw) => match self.guard.check_mapped(&raw) {
+                        violations if violations.is_empty() => Prepared::Doc {
+                            location,
+                            doc: Document::Mapped(Box::new(raw)),
+                        },
+                        violations => Prepared::Rejected {
+                            location,
+                            error: None,
+                            violations,
+                            doc: Some(raw.into_value()),
+                        },
+                    },
                     Err(e) => Prepared::Rejected {
                         location,
                         error: Some(e.to_string()),
@@ -137,7 +176,10 @@ impl Preparer {
 
     fn finish(&self, location: String, doc: Value, violations: Vec<Violation>) -> Prepared {
         if violations.is_empty() {
-            Prepared::Doc { location, doc }
+            Prepared::Doc {
+                location,
+                doc: Document::Raw(doc),
+            }
         } else {
             Prepared::Rejected {
                 location,

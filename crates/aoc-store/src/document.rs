@@ -3,7 +3,8 @@
 use crate::{Result, StoreError};
 use aoc_contract::canonical::HASH_PREFIX;
 use aoc_contract::clock::parse_rfc3339;
-use aoc_contract::{DocHead, UpstreamKey};
+use aoc_contract::{DocHead, RawDocument, UpstreamKey};
+use serde::Serialize;
 use serde_json::Value;
 use std::ops::Range;
 
@@ -86,6 +87,54 @@ impl StoreDoc {
         })
     }
 
+    /// [`from_value`](Self::from_value) of `doc.into_value()`, rendered straight from the typed
+    /// document a mapper made (no intermediate value): the same fields and the same bytes.
+    pub fn from_mapped(doc: &RawDocument) -> std::result::Result<StoreDoc, String> {
+        let head = DocHead {
+            id: doc.id.clone(),
+            key: UpstreamKey {
+                tenant: doc.tenant.clone(),
+                vendor: doc.source.vendor.clone(),
+                upstream_id: doc.upstream.upstream_id.clone(),
+            },
+            content_hash: doc.upstream.content_hash.clone(),
+            supersedes: doc.supersedes.clone(),
+        };
+        let digest = parse_digest(&head.content_hash).ok_or_else(|| {
+            format!(
+                "content_hash {:?} is not sha256: followed by 64 lowercase hex digits",
+                head.content_hash
+            )
+        })?;
+        let ingested_unix = parse_rfc3339(&doc.ingested_at)
+            .ok_or_else(|| format!("ingested_at {:?} is not RFC 3339", doc.ingested_at))?;
+        let mut out = Vec::with_capacity(4096);
+        let mut first = true;
+        field(&mut out, &mut first, "_id", &doc.id);
+        field(&mut out, &mut first, "tenant", &doc.tenant);
+        field(&mut out, &mut first, "source", &doc.source);
+        field(&mut out, &mut first, "upstream", &doc.upstream);
+        open_field(&mut out, &mut first, "content");
+        let mut inner = true;
+        field(&mut out, &mut inner, "format", &doc.format);
+        field(&mut out, &mut inner, "spec_version", &doc.spec_version);
+        field(&mut out, &mut inner, "raw", &doc.raw);
+        out.push(b'}');
+        field(&mut out, &mut first, "identifiers", &doc.identifiers);
+        field(&mut out, &mut first, "linkset", &doc.linkset);
+        let supersedes_at = field(&mut out, &mut first, "supersedes", &doc.supersedes);
+        field(&mut out, &mut first, "ingested_at", &doc.ingested_at);
+        out.push(b'}');
+        Ok(StoreDoc {
+            head,
+            digest,
+            ingested_at: doc.ingested_at.clone(),
+            ingested_unix,
+            json: String::from_utf8(out).expect("serde_json writes UTF-8"),
+            supersedes_at,
+        })
+    }
+
     pub fn key(&self) -> &UpstreamKey {
         &self.head.key
     }
@@ -121,6 +170,26 @@ impl StoreDoc {
         out.push_str(&self.json[self.supersedes_at.end..]);
         out
     }
+}
+
+/// Writes `"key":` as the next member of the object being written (opening it for the first).
+fn open_field(out: &mut Vec<u8>, first: &mut bool, key: &str) {
+    out.push(if std::mem::take(first) { b'{' } else { b',' });
+    serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+    out.push(b':');
+}
+
+/// Writes `"key":value` as the next member; returns where the value is.
+fn field<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    first: &mut bool,
+    key: &str,
+    value: &T,
+) -> Range<usize> {
+    open_field(out, first, key);
+    let start = out.len();
+    serde_json::to_writer(&mut *out, value).expect("writing to a Vec cannot fail");
+    start..out.len()
 }
 
 /// Prepares every document of a batch; one unusable document refuses the batch as a whole,
@@ -197,6 +266,39 @@ mod tests {
         let keys: Vec<&String> = rendered.as_object().unwrap().keys().collect();
         assert_eq!(keys.last().unwrap().as_str(), "supersedes");
         assert_eq!(rendered["supersedes"], "p");
+    }
+
+    #[test]
+    fn a_mapped_document_renders_as_its_value_does() {
+        let ctx = aoc_contract::MapContext {
+            tenant: "t".into(),
+            vendor: None,
+            connector_version: "1".into(),
+            retrieved_at: "2024-01-02T00:00:00Z".into(),
+            ingested_at: "2024-01-03T00:00:00Z".into(),
+        };
+        let upstream = json!({
+            "id": "RUSTSEC-2024-0001", "modified": "2024-01-01T00:00:00Z",
+            "aliases": ["CVE-2024-1", "GHSA-aaaa-bbbb-cccc"], "details": "a \"quoted\"\nline",
+            "affected": [{"package": {"name": "x", "purl": "pkg:cargo/x"}}],
+            "references": [{"url": "https://example.org"}], "n": [1, 2.5, -3]
+        });
+        let mut buf = Vec::new();
+        for supersedes in [None, Some("advisory_raw:rustsec:RUSTSEC-2024-0001:0123")] {
+            let mut mapped = aoc_contract::map_document(upstream.clone(), &ctx, &mut buf).unwrap();
+            mapped.supersedes = supersedes.map(str::to_owned);
+            let typed = StoreDoc::from_mapped(&mapped).unwrap();
+            let value = StoreDoc::from_value(&mapped.into_value()).unwrap();
+            assert_eq!(typed.json, value.json);
+            assert_eq!(typed.supersedes_at, value.supersedes_at);
+            assert_eq!(typed.head, value.head);
+            assert_eq!(typed.digest, value.digest);
+            assert_eq!(typed.render(Some("p")), value.render(Some("p")));
+            assert_eq!(
+                (typed.ingested_at, typed.ingested_unix),
+                (value.ingested_at, value.ingested_unix)
+            );
+        }
     }
 
     #[test]
