@@ -199,6 +199,12 @@ impl SqliteStore {
             Connection::open(path)?
         };
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // 64 KiB pages for a new database (an existing one keeps its own; this must precede WAL
+        // mode, which fixes the size): a raw document of a few KB and the index entries that key
+        // it sit in far fewer pages than with the default 4 KiB, so an append reads, writes and
+        // checkpoints far fewer (measured on 200k revisions: 9.2 s with 4 KiB pages, 4.3 s with
+        // 64 KiB, the database 850 -> 610 MB). The page cache stays 64 MiB (set in KiB below).
+        conn.pragma_update(None, "page_size", 65536)?;
         // WAL: readers (verify, export) never block the writer. synchronous=NORMAL is durable
         // against application crashes; a power loss may drop the last commits, which a resumed
         // backfill rewrites from its checkpoint.
