@@ -383,17 +383,8 @@ impl Checks<'_> {
         class: Class,
         outcome: Result<String, String>,
     ) -> bool {
-        let ok = outcome.is_ok();
-        let detail = match outcome {
-            Ok(d) | Err(d) => escape(&d),
-        };
-        let c = CheckResult {
-            check: check.into(),
-            file: escape(file),
-            ok,
-            class,
-            detail,
-        };
+        let c = CheckResult::new(check, file, class, outcome);
+        let ok = c.ok;
         (self.observe)(self.scope.as_deref(), &c);
         self.out.push(c);
         ok

@@ -69,6 +69,24 @@ pub struct CheckResult {
     pub detail: String,
 }
 
+impl CheckResult {
+    /// A check's outcome with every text from the kit escaped: the one place both verifiers
+    /// (a kit, a published directory) build their report entries.
+    pub fn new(check: &str, file: &str, class: Class, outcome: Result<String, String>) -> Self {
+        let ok = outcome.is_ok();
+        let detail = match outcome {
+            Ok(d) | Err(d) => escape(&d),
+        };
+        CheckResult {
+            check: check.into(),
+            file: escape(file),
+            ok,
+            class,
+            detail,
+        }
+    }
+}
+
 /// The key the kit was checked against.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {

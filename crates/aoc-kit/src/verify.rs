@@ -132,17 +132,8 @@ impl Verifier<'_> {
         class: Class,
         outcome: Result<String, String>,
     ) -> bool {
-        let ok = outcome.is_ok();
-        let detail = match outcome {
-            Ok(d) | Err(d) => escape(&d),
-        };
-        let result = CheckResult {
-            check: check.into(),
-            file: escape(file),
-            ok,
-            class,
-            detail,
-        };
+        let result = CheckResult::new(check, file, class, outcome);
+        let ok = result.ok;
         (self.observe)(&result);
         self.checks.push(result);
         ok
@@ -291,23 +282,8 @@ impl Verifier<'_> {
         let listed: BTreeSet<String> = sums.iter().map(|(n, _)| n.to_string()).collect();
 
         // The directory: names only, nothing opened.
-        let entries = match std::fs::read_dir(self.dir) {
-            Ok(e) => e,
-            Err(e) => {
-                let dir = self.dir.display().to_string();
-                self.record(
-                    "layout",
-                    &dir,
-                    Class::Hostile,
-                    Err(format!("cannot list: {e}")),
-                );
-                return None;
-            }
-        };
-        let mut present = BTreeSet::new();
-        let mut complete = true;
-        for entry in entries {
-            let entry = match entry {
+        let entries =
+            match std::fs::read_dir(self.dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()) {
                 Ok(e) => e,
                 Err(e) => {
                     let dir = self.dir.display().to_string();
@@ -320,6 +296,9 @@ impl Verifier<'_> {
                     return None;
                 }
             };
+        let mut present = BTreeSet::new();
+        let mut complete = true;
+        for entry in entries {
             let raw = entry.file_name();
             // Links, directories and devices have no place in a kit (the entry's own type: no
             // link is followed).
