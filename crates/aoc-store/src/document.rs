@@ -6,6 +6,7 @@ use aoc_contract::clock::parse_rfc3339;
 use aoc_contract::{DocHead, RawDocument, UpstreamKey};
 use serde::Serialize;
 use serde_json::Value;
+use std::io;
 use std::ops::Range;
 
 /// A raw document ready to be stored: the fields the store keys and orders by, and its compact
@@ -29,62 +30,31 @@ pub struct StoreDoc {
 impl StoreDoc {
     /// Reads a mapped, guarded raw document; `Err` names what is missing or malformed.
     pub fn from_value(doc: &Value) -> std::result::Result<StoreDoc, String> {
-        let head = DocHead::from_value(doc).ok_or(
-            "missing one of _id, tenant, source.vendor, upstream.upstream_id, \
-             upstream.content_hash (map and guard documents before appending)",
-        )?;
-        let digest = parse_digest(&head.content_hash).ok_or_else(|| {
-            format!(
-                "content_hash {:?} is not sha256: followed by 64 lowercase hex digits",
-                head.content_hash
-            )
-        })?;
-        let Some(map) = doc.as_object() else {
-            unreachable!("a document with a head is an object")
-        };
-        if !matches!(
-            map.get("supersedes"),
-            None | Some(Value::Null | Value::String(_))
-        ) {
-            return Err("supersedes must be null or a string".into());
-        }
-        let ingested_at = doc
-            .get("ingested_at")
-            .and_then(Value::as_str)
-            .ok_or("missing ingested_at")?;
-        let ingested_unix = parse_rfc3339(ingested_at)
-            .ok_or_else(|| format!("ingested_at {ingested_at:?} is not RFC 3339"))?;
-
+        let fields = Fields::read(doc)?;
         let mut out = Vec::with_capacity(4096);
-        let mut supersedes_at = 0..0;
-        let mut member = |out: &mut Vec<u8>, key: &str, value: &Value| {
-            out.push(if out.is_empty() { b'{' } else { b',' });
-            serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
-            out.push(b':');
-            let start = out.len();
-            serde_json::to_writer(&mut *out, value).expect("writing to a Vec cannot fail");
-            if key == "supersedes" {
-                supersedes_at = start..out.len();
-            }
-        };
-        for (key, value) in map {
-            member(&mut out, key, value);
-        }
-        if !map.contains_key("supersedes") {
-            member(&mut out, "supersedes", &Value::Null);
-        }
-        if out.is_empty() {
-            out.push(b'{');
-        }
-        out.push(b'}');
+        let supersedes_at =
+            render_value(fields.map, &mut out).expect("writing to a Vec cannot fail");
         Ok(StoreDoc {
-            head,
-            digest,
-            ingested_at: ingested_at.to_owned(),
-            ingested_unix,
+            head: fields.head,
+            digest: fields.digest,
+            ingested_at: fields.ingested_at.to_owned(),
+            ingested_unix: fields.ingested_unix,
             json: String::from_utf8(out).expect("serde_json writes UTF-8"),
             supersedes_at,
         })
+    }
+
+    /// The checks of [`from_value`](Self::from_value), and whether `bytes` are exactly the JSON
+    /// it renders for `doc`, compared while rendering, without building it: for a reader that
+    /// verifies stored records and keeps none. The head is the document's.
+    pub fn check_rendering(
+        doc: &Value,
+        bytes: &[u8],
+    ) -> std::result::Result<(DocHead, bool), String> {
+        let fields = Fields::read(doc)?;
+        let mut sink = Compare { rest: bytes, at: 0 };
+        let same = render_value(fields.map, &mut sink).is_ok() && sink.rest.is_empty();
+        Ok((fields.head, same))
     }
 
     /// [`from_value`](Self::from_value) of `doc.into_value()`, rendered straight from the typed
@@ -133,6 +103,11 @@ impl StoreDoc {
             json: String::from_utf8(out).expect("serde_json writes UTF-8"),
             supersedes_at,
         })
+    }
+
+    /// The fields the store keys and chains by.
+    pub fn head(&self) -> &DocHead {
+        &self.head
     }
 
     pub fn key(&self) -> &UpstreamKey {
@@ -190,6 +165,124 @@ fn field<T: Serialize + ?Sized>(
     let start = out.len();
     serde_json::to_writer(&mut *out, value).expect("writing to a Vec cannot fail");
     start..out.len()
+}
+
+/// What [`StoreDoc::from_value`] reads from a document before rendering it.
+struct Fields<'a> {
+    head: DocHead,
+    digest: [u8; 32],
+    ingested_at: &'a str,
+    ingested_unix: i64,
+    map: &'a serde_json::Map<String, Value>,
+}
+
+impl<'a> Fields<'a> {
+    fn read(doc: &'a Value) -> std::result::Result<Fields<'a>, String> {
+        let head = DocHead::from_value(doc).ok_or(
+            "missing one of _id, tenant, source.vendor, upstream.upstream_id, \
+             upstream.content_hash (map and guard documents before appending)",
+        )?;
+        let digest = parse_digest(&head.content_hash).ok_or_else(|| {
+            format!(
+                "content_hash {:?} is not sha256: followed by 64 lowercase hex digits",
+                head.content_hash
+            )
+        })?;
+        let Some(map) = doc.as_object() else {
+            unreachable!("a document with a head is an object")
+        };
+        if !matches!(
+            map.get("supersedes"),
+            None | Some(Value::Null | Value::String(_))
+        ) {
+            return Err("supersedes must be null or a string".into());
+        }
+        let ingested_at = doc
+            .get("ingested_at")
+            .and_then(Value::as_str)
+            .ok_or("missing ingested_at")?;
+        let ingested_unix = parse_rfc3339(ingested_at)
+            .ok_or_else(|| format!("ingested_at {ingested_at:?} is not RFC 3339"))?;
+        Ok(Fields {
+            head,
+            digest,
+            ingested_at,
+            ingested_unix,
+            map,
+        })
+    }
+}
+
+/// Where rendering writes: a buffer, or a comparison against bytes already there.
+trait Sink: io::Write {
+    /// Bytes written so far.
+    fn pos(&self) -> usize;
+}
+
+impl Sink for Vec<u8> {
+    fn pos(&self) -> usize {
+        self.len()
+    }
+}
+
+/// A writer that accepts exactly the bytes of `rest`, in order, and fails at the first other.
+struct Compare<'a> {
+    rest: &'a [u8],
+    at: usize,
+}
+
+impl io::Write for Compare<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.rest.strip_prefix(buf) {
+            Some(rest) => {
+                self.rest = rest;
+                self.at += buf.len();
+                Ok(buf.len())
+            }
+            None => Err(io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for Compare<'_> {
+    fn pos(&self) -> usize {
+        self.at
+    }
+}
+
+/// The stored JSON of a document's members: compact, in their own order, `supersedes` appended
+/// as `null` when absent; returns where the value of `supersedes` is.
+fn render_value<S: Sink>(
+    map: &serde_json::Map<String, Value>,
+    out: &mut S,
+) -> io::Result<Range<usize>> {
+    let mut supersedes_at = 0..0;
+    let mut member = |out: &mut S, key: &str, value: &Value| -> io::Result<()> {
+        out.write_all(if out.pos() == 0 { b"{" } else { b"," })?;
+        serde_json::to_writer(&mut *out, key)?;
+        out.write_all(b":")?;
+        let start = out.pos();
+        serde_json::to_writer(&mut *out, value)?;
+        if key == "supersedes" {
+            supersedes_at = start..out.pos();
+        }
+        Ok(())
+    };
+    for (key, value) in map {
+        member(out, key, value)?;
+    }
+    if !map.contains_key("supersedes") {
+        member(out, "supersedes", &Value::Null)?;
+    }
+    if out.pos() == 0 {
+        out.write_all(b"{")?;
+    }
+    out.write_all(b"}")?;
+    Ok(supersedes_at)
 }
 
 /// Prepares every document of a batch; one unusable document refuses the batch as a whole,
@@ -257,6 +350,37 @@ mod tests {
             serde_json::to_string(&expected).unwrap()
         );
         assert_eq!(s.to_value(), d);
+    }
+
+    #[test]
+    fn a_rendering_is_checked_exactly_without_building_it() {
+        for d in [
+            doc(None),
+            doc(Some(Value::Null)),
+            doc(Some(json!("p \"q\""))),
+        ] {
+            let s = StoreDoc::from_value(&d).unwrap();
+            let bytes = s.json().as_bytes();
+            let (head, same) = StoreDoc::check_rendering(&d, bytes).unwrap();
+            assert!(same);
+            assert_eq!(&head, s.head());
+            // One byte changed, one missing, one extra, anywhere: not the rendering.
+            for i in 0..bytes.len() {
+                let mut changed = bytes.to_vec();
+                changed[i] ^= 0x20;
+                assert!(!StoreDoc::check_rendering(&d, &changed).unwrap().1);
+                assert!(!StoreDoc::check_rendering(&d, &bytes[..i]).unwrap().1);
+            }
+            let mut longer = bytes.to_vec();
+            longer.push(b' ');
+            assert!(!StoreDoc::check_rendering(&d, &longer).unwrap().1);
+        }
+        // The same refusals as from_value.
+        let mut d = doc(None);
+        d["supersedes"] = json!(5);
+        assert!(StoreDoc::check_rendering(&d, b"{}")
+            .unwrap_err()
+            .contains("supersedes"));
     }
 
     #[test]
