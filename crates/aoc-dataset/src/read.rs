@@ -312,7 +312,16 @@ impl Records {
             .par_iter()
             .map_init(
                 || Guard::new(GuardOptions::default()),
-                |guard, line| check_line(guard, batch.bytes(line), line.terminated, line.no, place),
+                |guard, line| {
+                    check_line(
+                        guard,
+                        batch.bytes(line),
+                        line.terminated,
+                        line.no,
+                        place,
+                        true,
+                    )
+                },
             )
             .collect();
         let pair = (place.tenant.clone(), place.vendor.clone());

@@ -1,11 +1,15 @@
 //! Streaming a data member as batches of lines, hashing and counting its bytes on the way, so that
-//! verification and reading touch each byte once and hold at most one batch (~8 MiB) in memory.
+//! verification and reading touch each byte once and hold at most two batches (~8 MiB each) in
+//! memory: the one being checked and the one being read.
 
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 
 /// Complete lines handed out per batch (a batch grows past this only for a longer single line).
 const BATCH_BYTES: usize = 8 << 20;
+/// Lines handed out per batch at most (real batches hold a few thousand): a member of tiny lines
+/// cannot make one batch's line table large. One read may add up to `READ_BYTES / 2` more.
+const BATCH_LINES: usize = 1 << 16;
 /// Bytes requested per read.
 const READ_BYTES: usize = 1 << 20;
 /// The longest line accepted: real raw documents are a few KB (the largest CSAF example ~130 KB);
@@ -24,6 +28,7 @@ pub(crate) struct Line {
     pub terminated: bool,
 }
 
+#[derive(Default)]
 pub(crate) struct LineBatch {
     pub data: Vec<u8>,
     pub lines: Vec<Line>,
@@ -45,16 +50,43 @@ pub(crate) struct Streamed {
     pub lines: u64,
 }
 
-/// Calls `f` with consecutive batches of lines of `reader`, then returns its size and SHA-256.
-pub(crate) fn stream_lines<R, E, F>(mut reader: R, mut f: F) -> Result<Streamed, E>
+/// Checks consecutive batches of lines of `reader` with `check` on the thread pool while this
+/// thread reads the next batch and hands the previous batch's result to `book`, in order; then
+/// returns the stream's size and SHA-256. Reading (inflating, hashing, splitting) overlaps the
+/// checks instead of preceding them, and `book` sees results in batch order.
+pub(crate) fn stream_lines<R, T, E, C, B>(
+    mut reader: R,
+    check: C,
+    mut book: B,
+) -> Result<Streamed, E>
 where
     R: Read,
+    T: Send,
     E: From<io::Error>,
-    F: FnMut(&LineBatch) -> Result<(), E>,
+    C: Fn(&LineBatch) -> T + Sync,
+    B: FnMut(T) -> Result<(), E>,
 {
     let mut lines = Lines::new(BATCH_BYTES, true);
-    while let Some(batch) = lines.next_batch(&mut reader)? {
-        f(batch)?;
+    let mut current = lines.next_owned(&mut reader, LineBatch::default())?;
+    let mut spare = LineBatch::default();
+    let mut pending: Option<T> = None;
+    while let Some(batch) = current.take() {
+        let mut checked = None;
+        let mut booked = Ok(());
+        let next = rayon::in_place_scope(|scope| {
+            scope.spawn(|_| checked = Some(check(&batch)));
+            if let Some(result) = pending.take() {
+                booked = book(result);
+            }
+            lines.next_owned(&mut reader, std::mem::take(&mut spare))
+        });
+        booked?;
+        pending = checked;
+        spare = batch;
+        current = next?;
+    }
+    if let Some(result) = pending {
+        book(result)?;
     }
     Ok(lines.streamed())
 }
@@ -115,7 +147,10 @@ impl Lines {
             self.batch.base += self.line_start as u64;
             self.line_start = 0;
         }
-        while !self.eof && self.line_start < self.batch_bytes {
+        while !self.eof
+            && self.line_start < self.batch_bytes
+            && self.batch.lines.len() < BATCH_LINES
+        {
             let data = &mut self.batch.data;
             let old_len = data.len();
             data.resize(old_len + READ_BYTES, 0);
@@ -177,6 +212,31 @@ impl Lines {
         Ok(Some(&self.batch))
     }
 
+    /// [`next_batch`](Self::next_batch), handed out as an owned batch (its unfinished last line
+    /// moves into `spare`, which becomes the buffer read into next): the caller checks it while
+    /// the next one is read.
+    pub fn next_owned<R: Read>(
+        &mut self,
+        reader: &mut R,
+        mut spare: LineBatch,
+    ) -> io::Result<Option<LineBatch>> {
+        if self.next_batch(reader)?.is_none() {
+            return Ok(None);
+        }
+        spare.lines.clear();
+        spare.data.clear();
+        spare.data.reserve(self.batch_bytes + READ_BYTES);
+        spare
+            .data
+            .extend_from_slice(&self.batch.data[self.line_start..]);
+        spare.base = self.batch.base + self.line_start as u64;
+        let mut out = std::mem::replace(&mut self.batch, spare);
+        out.data.truncate(self.line_start);
+        self.line_start = 0;
+        self.handed_out = false;
+        Ok(Some(out))
+    }
+
     /// Size, SHA-256 (when hashing) and line count of everything read.
     pub fn streamed(&self) -> Streamed {
         Streamed {
@@ -231,20 +291,22 @@ mod tests {
             b"\n\n",
             b"{\"x\":1}\n{\"y\":2}\n",
         ] {
-            let streamed = stream_lines::<_, io::Error, _>(data, |_| Ok(())).unwrap();
+            let streamed =
+                stream_lines::<_, _, io::Error, _, _>(data, |_| (), |()| Ok(())).unwrap();
             assert_eq!(stream_count(data).unwrap(), streamed, "{data:?}");
         }
         let big: Vec<u8> = (0..3 * READ_BYTES)
             .map(|i| if i % 977 == 0 { b'\n' } else { b'x' })
             .collect();
-        let streamed = stream_lines::<_, io::Error, _>(&big[..], |_| Ok(())).unwrap();
+        let streamed =
+            stream_lines::<_, _, io::Error, _, _>(&big[..], |_| (), |()| Ok(())).unwrap();
         assert_eq!(stream_count(&big[..]).unwrap(), streamed);
     }
 
     #[test]
     fn a_line_longer_than_the_bound_is_refused_without_buffering_it() {
         let zeros = std::io::repeat(0).take((MAX_LINE_BYTES + 2 * READ_BYTES) as u64);
-        let err = stream_lines::<_, io::Error, _>(zeros, |_| Ok(())).unwrap_err();
+        let err = stream_lines::<_, _, io::Error, _, _>(zeros, |_| (), |()| Ok(())).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(
             err.to_string().contains("line 1 is longer than 64 MiB"),
@@ -254,12 +316,19 @@ mod tests {
 
     fn collect(input: &[u8]) -> (Vec<(u64, Vec<u8>, bool)>, Streamed) {
         let mut out = Vec::new();
-        let s = stream_lines::<_, io::Error, _>(input, |b| {
-            for l in &b.lines {
-                out.push((l.no, b.bytes(l).to_vec(), l.terminated));
-            }
-            Ok(())
-        })
+        let s = stream_lines::<_, _, io::Error, _, _>(
+            input,
+            |b| {
+                b.lines
+                    .iter()
+                    .map(|l| (l.no, b.bytes(l).to_vec(), l.terminated))
+                    .collect::<Vec<_>>()
+            },
+            |lines| {
+                out.extend(lines);
+                Ok(())
+            },
+        )
         .unwrap();
         (out, s)
     }
@@ -293,5 +362,27 @@ mod tests {
         assert_eq!(lines.len(), 20_000);
         assert!(lines.iter().all(|(_, l, t)| l.len() == 999 && *t));
         assert_eq!(s.bytes, 20_000_000);
+    }
+
+    #[test]
+    fn tiny_lines_come_in_bounded_batches_in_order() {
+        let input = b"0\n".repeat(3 * READ_BYTES);
+        let mut largest = 0;
+        let mut next_no = 1;
+        let s = stream_lines::<_, _, io::Error, _, _>(
+            &input[..],
+            |b| (b.lines.len(), b.lines.first().map(|l| l.no), b.base),
+            |(n, first, base)| {
+                largest = largest.max(n);
+                assert_eq!(first, Some(next_no));
+                assert_eq!(base, (next_no - 1) * 2);
+                next_no += n as u64;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(s.lines, 3 * READ_BYTES as u64);
+        assert_eq!(next_no - 1, s.lines);
+        assert!(largest <= BATCH_LINES + READ_BYTES / 2, "{largest}");
     }
 }

@@ -516,8 +516,8 @@ pub(crate) struct LineResult {
     pub no: u64,
     pub head: Option<DocHead>,
     pub problems: Vec<(Check, String)>,
-    /// The record as a store writes it, when it has the fields a store needs (rendered once, to
-    /// check the line is exactly that, and kept for the loader).
+    /// The record as a store writes it, when it has the fields a store needs and the caller
+    /// keeps records (rendered once, to check the line is exactly that, and kept for the loader).
     pub stored: Option<StoreDoc>,
 }
 
@@ -527,6 +527,7 @@ pub(crate) fn check_line(
     terminated: bool,
     no: u64,
     place: &DataPath,
+    keep: bool,
 ) -> LineResult {
     let mut problems = Vec::new();
     if !terminated {
@@ -558,20 +559,26 @@ pub(crate) fn check_line(
     };
     // Reloading renders documents with serde_json: only its compact form survives a round trip.
     // The store's rendering is that form whenever the record has its `supersedes` (every record
-    // a store exported does), so it is rendered once, compared, and kept for the loader.
-    let stored = match StoreDoc::from_value(&doc) {
-        Ok(s) => Some(s),
+    // a store exported does), so the line must be exactly it: rendered once and kept for a
+    // loader (`keep`), or compared while rendering for a verifier that keeps nothing.
+    let rendered = if keep {
+        StoreDoc::from_value(&doc).map(|s| {
+            let same = s.json().as_bytes() == bytes;
+            (s.head().clone(), same, Some(s))
+        })
+    } else {
+        StoreDoc::check_rendering(&doc, bytes).map(|(head, same)| (head, same, None))
+    };
+    let (head, compact, stored) = match rendered {
+        Ok((head, same, stored)) => (Some(head), same, stored),
         Err(why) => {
             problems.push((
                 Check::Record,
                 format!("not a document a store holds: {why}"),
             ));
-            None
+            let same = serde_json::to_vec(&doc).is_ok_and(|v| v == bytes);
+            (DocHead::from_value(&doc), same, None)
         }
-    };
-    let compact = match &stored {
-        Some(s) if s.json().as_bytes() == bytes => true,
-        _ => serde_json::to_vec(&doc).is_ok_and(|v| v == bytes),
     };
     if !compact {
         problems.push((
@@ -589,7 +596,6 @@ pub(crate) fn check_line(
             ),
         ));
     }
-    let head = DocHead::from_value(&doc);
     if let Some(h) = &head {
         if h.key.tenant != place.tenant || h.key.vendor != place.vendor {
             problems.push((
@@ -747,7 +753,8 @@ impl State {
         Ok(())
     }
 
-    /// Streams a data member's lines through the parallel per-record checks, in order.
+    /// Streams a data member's lines through the parallel per-record checks, booked in order;
+    /// the next batch is read while one is checked.
     fn check_lines(
         &mut self,
         member: &str,
@@ -756,25 +763,31 @@ impl State {
         entry: impl Read,
     ) -> io::Result<Streamed> {
         let mut records = 0u64;
-        let streamed = stream_lines(entry, |batch: &LineBatch| {
-            let results: Vec<LineResult> = batch
-                .lines
-                .par_iter()
-                .map_init(
-                    || Guard::new(GuardOptions::default()),
-                    // check_line frees the parsed record on this worker (verification keeps
-                    // none), not one by one on the thread that books the results.
-                    |guard, line| {
-                        check_line(guard, batch.bytes(line), line.terminated, line.no, place)
-                    },
-                )
-                .collect();
-            for r in results {
-                records += 1;
-                self.record(member, pair, r);
-            }
-            Ok::<_, io::Error>(())
-        })?;
+        let streamed = stream_lines(
+            entry,
+            |batch: &LineBatch| -> Vec<LineResult> {
+                batch
+                    .lines
+                    .par_iter()
+                    .map_init(
+                        || Guard::new(GuardOptions::default()),
+                        // check_line frees the parsed record on this worker (verification keeps
+                        // none), not one by one on the thread that books the results.
+                        |guard, line| {
+                            let bytes = batch.bytes(line);
+                            check_line(guard, bytes, line.terminated, line.no, place, false)
+                        },
+                    )
+                    .collect()
+            },
+            |results| {
+                for r in results {
+                    records += 1;
+                    self.record(member, pair, r);
+                }
+                Ok::<_, io::Error>(())
+            },
+        )?;
         debug_assert_eq!(streamed.lines, records);
         Ok(streamed)
     }
@@ -783,7 +796,7 @@ impl State {
         for (check, message) in r.problems {
             self.fail(member, Some(r.no), check, message);
         }
-        self.vendors.entry(pair.clone()).or_default().0 += 1;
+        self.counts(pair).0 += 1;
         let Some(head) = r.head else { return };
         let id = head.key.upstream_id.clone();
         match self.upstream.as_deref() {
@@ -797,7 +810,7 @@ impl State {
             }
             _ => {
                 self.finish_group();
-                self.vendors.entry(pair.clone()).or_default().1 += 1;
+                self.counts(pair).1 += 1;
                 self.upstream = Some(id);
             }
         }
@@ -807,6 +820,14 @@ impl State {
             revision: Some(revision),
             location: format!("{member}:{}", r.no),
         });
+    }
+
+    /// (records, upstream documents) of `pair`, without cloning it per record.
+    fn counts(&mut self, pair: &(String, String)) -> &mut (u64, u64) {
+        if !self.vendors.contains_key(pair) {
+            self.vendors.insert(pair.clone(), (0, 0));
+        }
+        self.vendors.get_mut(pair).expect("inserted above")
     }
 
     fn finish_group(&mut self) {
