@@ -1,8 +1,12 @@
 //! `cargo xtask bench`: times xtask's tasks against the tool a user would otherwise run, in the
 //! same process and the same warm cache, and prints the ratio.
+//!
+//! `--format json`: the benchmark runs as a child `xtask bench` with its lines passed to stderr,
+//! and stdout gets one JSON summary of what ran (the lines, the time, the outcome).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -18,11 +22,16 @@ use crate::sbom::{self, graph, metadata, SbomOptions};
 pub struct Cmd {
     #[command(subcommand)]
     what: What,
+    /// Output: text (the results on stdout) or json (the results on stderr, a summary of what
+    /// ran on stdout).
+    #[arg(long, global = true, value_enum, default_value_t = aoc_term::Format::Text, value_name = "FORMAT")]
+    pub format: aoc_term::Format,
 }
 
 #[derive(clap::Subcommand)]
 enum What {
     /// In-process SBOM generation vs `syft dir:. -o spdx-json`, and the package sets compared
+    #[command(after_help = crate::cli::bench())]
     Sbom {
         /// Timed runs of each side; the median is reported.
         #[arg(long, default_value_t = 5)]
@@ -30,6 +39,7 @@ enum What {
     },
     /// The release's step times (cargo build skipped: an existing stella is packed), default and
     /// large dataset, SBOM step vs syft; run with `cargo run --release -p xtask -- bench release`
+    #[command(after_help = crate::cli::bench())]
     Release {
         /// The release `stella` to pack [default: target/aoc-release/release/stella].
         #[arg(long)]
@@ -40,6 +50,7 @@ enum What {
     },
     /// `aoc-verify` on a kit with a large dataset vs `sha256sum -c` + `gzip -t` (integrity only
     /// and full timings); run with `cargo run --release -p xtask -- bench verify`
+    #[command(after_help = crate::cli::bench())]
     Verify {
         /// The release `stella` to pack [default: target/aoc-release/release/stella].
         #[arg(long)]
@@ -57,7 +68,10 @@ enum What {
 }
 
 impl Cmd {
-    pub fn run(self, sh: &Shell) -> Result<()> {
+    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+        if self.format.is_json() {
+            return self.run_json();
+        }
         match self.what {
             What::Sbom { runs } => bench_sbom(sh, runs.max(1)),
             What::Release {
@@ -71,7 +85,62 @@ impl Cmd {
                 runs,
             } => verify::run(sh, runner_binary, large_mb, dir, runs),
         }
+        .map(|()| ExitCode::SUCCESS)
     }
+
+    /// `--format json`: this benchmark in a child `xtask` (text), its lines passed to stderr and
+    /// kept, then one JSON summary on stdout.
+    fn run_json(&self) -> Result<ExitCode> {
+        use std::io::{BufRead, BufReader};
+        let name = match self.what {
+            What::Sbom { .. } => "sbom",
+            What::Release { .. } => "release",
+            What::Verify { .. } => "verify",
+        };
+        let args = without_format(std::env::args_os().skip(1));
+        let started = Instant::now();
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting the benchmark")?;
+        let mut lines = Vec::new();
+        for line in BufReader::new(child.stdout.take().expect("piped above")).lines() {
+            let line = line?;
+            eprintln!("{line}");
+            lines.push(line);
+        }
+        let status = child.wait()?;
+        aoc_term::print_json(&serde_json::json!({
+            "ok": status.success(),
+            "bench": name,
+            "exit_code": status.code(),
+            "seconds": started.elapsed().as_secs_f64(),
+            "output": lines,
+        }))?;
+        Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+}
+
+/// The command line without its `--format VALUE` / `--format=VALUE`.
+fn without_format(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        match arg.to_str() {
+            Some("--format") => skip_value = true,
+            Some(a) if a.starts_with("--format=") => {}
+            _ => out.push(arg),
+        }
+    }
+    out
 }
 
 fn bench_sbom(sh: &Shell, runs: usize) -> Result<()> {

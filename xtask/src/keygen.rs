@@ -17,6 +17,9 @@ pub struct Cmd {
     /// Accept an empty COSIGN_PASSWORD (the private key is then protected by file permissions only).
     #[arg(long)]
     allow_empty_password: bool,
+    /// Output: text (the two paths on stdout) or json (paths and key id on stdout).
+    #[command(flatten)]
+    pub output: aoc_term::FormatArg,
 }
 
 impl Cmd {
@@ -29,8 +32,22 @@ impl Cmd {
             password.as_deref(),
             self.allow_empty_password,
         )?;
-        println!("{}", key.display());
-        println!("{}", public.display());
+        let pem = std::fs::read_to_string(&public)
+            .with_context(|| format!("reading {}", public.display()))?;
+        let key_id = aoc_sigstore::PublicKey::from_pem(&pem, &public.display().to_string())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .key_id();
+        eprintln!("keygen: new key pair, key id {key_id}");
+        if self.output.format.is_json() {
+            aoc_term::print_json(&serde_json::json!({
+                "private_key": key,
+                "public_key": public,
+                "key_id": key_id,
+            }))?;
+        } else {
+            println!("{}", key.display());
+            println!("{}", public.display());
+        }
         Ok(())
     }
 }

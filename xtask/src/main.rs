@@ -9,6 +9,7 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 mod bench;
+mod cli;
 mod dataset_definition;
 mod epoch;
 mod keygen;
@@ -37,10 +38,13 @@ use xshell::Shell;
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    // Usage lines say `cargo xtask <task>`, whatever the binary's file name.
+    bin_name = "cargo xtask",
     about = "Release tasks for the AOC backfill runner",
-    version
+    version,
+    after_help = cli::top()
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     task: Option<Task>,
 }
@@ -48,22 +52,45 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Build, sign and self-verify the offline kit in out/aoc/
+    #[command(after_help = cli::release())]
     AocRelease(release::Cmd),
-    /// Verify a kit offline: checksums, signatures, provenance, SBOM, dataset (exit codes: see verify.rs)
+    /// Verify a kit offline: checksums, signatures, provenance, SBOM, dataset
+    #[command(after_help = aoc_kit::cli::after_help())]
     AocVerify(verify::Cmd),
     /// Dev rehearsal: build the dataset, load it with stella into a fresh store, verify, export
     /// again; prints the DATASET_HASH to release with
+    #[command(after_help = cli::rehearsal())]
     AocRehearsal(rehearsal::Cmd),
     /// Publish a verified kit to a directory or an S3-compatible bucket (s3://bucket/prefix)
+    #[command(after_help = cli::publish())]
     AocPublish(publish::Cmd),
     /// Generate a cosign-compatible key pair (password from COSIGN_PASSWORD)
+    #[command(after_help = cli::keygen())]
     Keygen(keygen::Cmd),
     /// Write the runner's SPDX 2.3 and CycloneDX 1.5 SBOMs
+    #[command(after_help = cli::sbom())]
     Sbom(sbom::Cmd),
     /// Time a task against its baseline tool
     Bench(bench::Cmd),
     /// Run every test as CI does: third-party verifiers, a throwaway PostgreSQL, cargo test
+    #[command(after_help = cli::test())]
     Test(test::Cmd),
+}
+
+impl Task {
+    /// `--format json` was asked for.
+    fn json(&self) -> bool {
+        match self {
+            Task::AocRelease(c) => c.output.format.is_json(),
+            Task::AocVerify(c) => c.json(),
+            Task::AocRehearsal(c) => c.output.format.is_json(),
+            Task::AocPublish(c) => c.output.format.is_json(),
+            Task::Keygen(c) => c.output.format.is_json(),
+            Task::Sbom(c) => c.output.format.is_json(),
+            Task::Bench(c) => c.format.is_json(),
+            Task::Test(c) => c.output.format.is_json(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -73,10 +100,18 @@ fn main() -> ExitCode {
         Cli::command().print_help().ok();
         return ExitCode::SUCCESS;
     };
+    let json = task.json();
     match run(task) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if json {
+                // `--format json` keeps its promise on failure too: one JSON document on stdout.
+                aoc_term::print_json(
+                    &serde_json::json!({ "ok": false, "error": format!("{e:#}"), "exit_code": 1 }),
+                )
+                .ok();
+            }
             ExitCode::FAILURE
         }
     }
@@ -92,7 +127,7 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::AocPublish(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
         Task::Keygen(cmd) => cmd.run().map(|()| ExitCode::SUCCESS),
         Task::Sbom(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
-        Task::Bench(cmd) => cmd.run(&sh).map(|()| ExitCode::SUCCESS),
+        Task::Bench(cmd) => cmd.run(&sh),
         Task::Test(cmd) => cmd.run(&sh),
     }
 }

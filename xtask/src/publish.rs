@@ -69,6 +69,9 @@ pub struct Cmd {
     /// signing key's.
     #[arg(long)]
     key: Option<PathBuf>,
+    /// Output: text (progress and summary on stderr, the kit's location on stdout) or json.
+    #[command(flatten)]
+    pub output: aoc_term::FormatArg,
 }
 
 impl Cmd {
@@ -91,8 +94,12 @@ impl Cmd {
                 done.version, done.uploaded
             );
         }
-        // The one line of data: where the kit now is.
-        println!("{}", done.location);
+        if self.output.format.is_json() {
+            aoc_term::print_json(&done.to_json())?;
+        } else {
+            // The one line of data: where the kit now is.
+            println!("{}", done.location);
+        }
         Ok(())
     }
 }
@@ -153,6 +160,19 @@ pub struct Published {
     pub unchanged: bool,
 }
 
+impl Published {
+    /// `--format json`: what the publish did, as one document.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ok": true,
+            "location": self.location,
+            "version": self.version,
+            "uploaded": self.uploaded,
+            "unchanged": self.unchanged,
+        })
+    }
+}
+
 /// `aoc-release --publish URL`: [`publish_with`] with the defaults, the process environment and
 /// the release's own signing key. Returns where the kit went (for an s3:// URL, the URL as a
 /// path, for display).
@@ -178,11 +198,15 @@ pub fn publish(dir: &Path, url: &str, signing: &SelectedKey) -> Result<PathBuf> 
 pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Published> {
     let say = |msg: String| {
         if opts.print {
-            eprintln!("aoc-publish: {msg}");
+            aoc_term::say(format!("aoc-publish: {msg}"));
         }
     };
     let dest = Destination::parse(url)?;
+    let spinner = opts
+        .print
+        .then(|| aoc_term::Progress::spinner("aoc-publish: verifying the kit"));
     let local = LocalKit::read(dir, opts)?;
+    drop(spinner);
     let version = match &opts.version {
         Some(v) => v.clone(),
         None => local.info.default_version()?,
@@ -222,7 +246,13 @@ pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Publ
             "{location} already holds this kit: nothing to upload"
         ));
     } else {
-        for name in local.upload_order() {
+        let order = local.upload_order();
+        let progress = if opts.print {
+            aoc_term::Progress::bar(order.len() as u64, "aoc-publish: uploading")
+        } else {
+            aoc_term::Progress::hidden()
+        };
+        for name in order {
             if opts.fail_after == Some(uploaded) {
                 bail!(
                     "{FAIL_AFTER_ENV}={uploaded}: simulated interruption after {uploaded} objects"
@@ -231,9 +261,16 @@ pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Publ
             let bytes = local.read_checked(&name)?;
             store.put(&key(&name), &bytes)?;
             uploaded += 1;
+            progress.inc(1);
             say(format!("uploaded {name} ({} bytes)", bytes.len()));
         }
-        if let Err(e) = read_back(store, &version, &local, opts) {
+        drop(progress);
+        let spinner = opts
+            .print
+            .then(|| aoc_term::Progress::spinner("aoc-publish: reading back and verifying"));
+        let read = read_back(store, &version, &local, opts);
+        drop(spinner);
+        if let Err(e) = read {
             // The kit became visible with its SHA256SUMS; it does not verify, so withdraw it.
             store.delete(&key(kit::SUMS))?;
             return Err(e.context(format!(
@@ -325,9 +362,9 @@ impl LocalKit {
                 );
             }
             if opts.print {
-                eprintln!(
+                aoc_term::say(
                     "aoc-publish: WARNING: this kit is signed with the PUBLIC DEV KEY: publish it \
-                     for rehearsals only"
+                     for rehearsals only",
                 );
             }
         }

@@ -51,6 +51,8 @@ pub struct Cmd {
     /// Use this `stella` instead of building it (tests; the binary must be a release build).
     #[arg(long, hide = true)]
     runner_binary: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: aoc_term::FormatArg,
 }
 
 impl Cmd {
@@ -67,10 +69,25 @@ impl Cmd {
         };
         let done = rehearse(sh, &opts)?;
         eprint!("{}", summary(&done));
-        // Data on stdout: the hash alone, so `HASH=$(cargo xtask aoc-rehearsal)` works.
-        println!("{}", done.report.dataset_hash);
+        if self.output.format.is_json() {
+            aoc_term::print_json(&summary_json(&done))?;
+        } else {
+            // Data on stdout: the hash alone, so `HASH=$(cargo xtask aoc-rehearsal)` works.
+            println!("{}", done.report.dataset_hash);
+        }
         Ok(())
     }
+}
+
+/// `--format json`: the passed rehearsal, as one document (its report, where it is).
+pub fn summary_json(done: &Rehearsal) -> serde_json::Value {
+    serde_json::json!({
+        "ok": true,
+        "dataset_hash": done.report.dataset_hash,
+        "report_path": done.path,
+        "archive": done.archive,
+        "report": done.report,
+    })
 }
 
 pub struct RehearsalOptions {

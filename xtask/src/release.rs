@@ -66,8 +66,8 @@ pub struct Cmd {
     #[arg(long = "dataset-from", num_args = 1..)]
     dataset_from: Vec<PathBuf>,
     /// The clock of --dataset-from inputs given without a definition: seconds since 1970 or
-    /// RFC 3339 [env: AOC_DATASET_EPOCH]. Refused with a definition, which carries its own.
-    #[arg(long)]
+    /// RFC 3339. Refused with a definition, which carries its own.
+    #[arg(long, env = EPOCH_VAR)]
     dataset_epoch: Option<String>,
     /// Publish the verified kit: a directory path or file:// URL.
     #[arg(long)]
@@ -79,6 +79,8 @@ pub struct Cmd {
     /// [default: out/rehearsal/rehearsal-<hash>.json when it exists].
     #[arg(long)]
     rehearsal_report: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: aoc_term::FormatArg,
 }
 
 impl Cmd {
@@ -103,8 +105,32 @@ impl Cmd {
         };
         let done = release_carrying(sh, &opts, &lookup)?;
         print_summary(&done);
+        if self.output.format.is_json() {
+            aoc_term::print_json(&summary_json(&done))?;
+        }
         Ok(())
     }
+}
+
+/// `--format json`: what the release produced, as one document.
+pub fn summary_json(r: &Release) -> serde_json::Value {
+    serde_json::json!({
+        "ok": true,
+        "dir": r.dir,
+        "dataset_hash": r.dataset_hash,
+        "dataset_pin": r.dataset_pin,
+        "key_id": r.key.key_id,
+        "dev_key": r.key.is_dev,
+        "rehearsal_report": r.rehearsal_report,
+        "published": r.published,
+        "dirty": r.dirty,
+        "files": r.files.iter().map(|(name, bytes, sha256)| {
+            serde_json::json!({ "name": name, "bytes": bytes, "sha256": sha256 })
+        }).collect::<Vec<_>>(),
+        "steps": r.steps.iter().map(|(name, took)| {
+            serde_json::json!({ "name": name, "seconds": took.as_secs_f64() })
+        }).collect::<Vec<_>>(),
+    })
 }
 
 pub struct ReleaseOptions {
@@ -207,7 +233,7 @@ pub fn release_carrying(
         .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
     let stage = staging.path().to_path_buf();
 
-    let mut steps = Steps::new("aoc-release", opts.print);
+    let mut steps = Steps::new("aoc-release", opts.print).with_progress();
     if opts.print {
         eprintln!(
             "aoc-release: signing key {} ({}), SOURCE_DATE_EPOCH={epoch}, dataset {} (clock \
@@ -252,7 +278,8 @@ pub fn release_carrying(
         digests.file(name)?;
     }
 
-    let binary = steps.run("build runner", || match &opts.runner_binary {
+    // Cargo draws its own progress: no spinner over it.
+    let binary = steps.run_plain("build runner", || match &opts.runner_binary {
         Some(b) => {
             anyhow::ensure!(
                 b.is_file(),
@@ -409,7 +436,8 @@ pub fn release_carrying(
     })?;
 
     let published = match &opts.publish {
-        Some(url) => Some(steps.run("publish", || crate::publish::publish(out, url, &key))?),
+        // Publishing draws its own progress bar.
+        Some(url) => Some(steps.run_plain("publish", || crate::publish::publish(out, url, &key))?),
         None => None,
     };
 
@@ -499,10 +527,10 @@ fn check_pin(pin: Option<&str>, hash: &str, inputs: &[PathBuf]) -> Result<()> {
     match pin {
         None => Ok(()),
         Some(DATASET_PLACEHOLDER) => {
-            eprintln!(
+            aoc_term::say(format!(
                 "aoc-release: WARNING: DATASET_HASH={DATASET_PLACEHOLDER}: accepting dataset {hash} \
                  UNPINNED (rehearsal only; pin DATASET_HASH={hash} for a real release)"
-            );
+            ));
             Ok(())
         }
         Some(p) if p == hash => Ok(()),

@@ -203,6 +203,9 @@ pub struct Cmd {
     /// The `stella` binary to describe (hashed in process).
     #[arg(long)]
     binary: Option<PathBuf>,
+    /// Output: text (the two paths on stdout) or json (paths and package counts on stdout).
+    #[command(flatten)]
+    pub output: aoc_term::FormatArg,
 }
 
 impl Cmd {
@@ -222,11 +225,15 @@ impl Cmd {
             None => sh.current_dir().join("out/aoc"),
         };
         sh.create_dir(&out)?;
+        let mut written = Vec::new();
         for (name, bytes) in [(SPDX_FILE, &sbom.spdx), (CDX_FILE, &sbom.cdx)] {
             let path = out.join(name);
             sh.write_file(&path, bytes)
                 .with_context(|| format!("writing {}", path.display()))?;
-            println!("{}", path.display());
+            if !self.output.format.is_json() {
+                println!("{}", path.display());
+            }
+            written.push(path);
         }
         let root = &sbom.packages[sbom.root];
         eprintln!(
@@ -235,6 +242,14 @@ impl Cmd {
             root.name,
             root.version
         );
+        if self.output.format.is_json() {
+            aoc_term::print_json(&serde_json::json!({
+                "spdx": written[0],
+                "cyclonedx": written[1],
+                "packages": sbom.packages.len(),
+                "root": { "name": root.name, "version": root.version },
+            }))?;
+        }
         Ok(())
     }
 }

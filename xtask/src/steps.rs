@@ -1,6 +1,7 @@
 //! The steps of a long task (`aoc-release`, `aoc-rehearsal`), timed and named: each prints
 //! `<task>: <step> done|FAILED in N s` when asked, and a failure carries the step's name, so a
-//! user knows where a run stopped and a report can list every step's time.
+//! user knows where a run stopped and a report can list every step's time. With
+//! [`Steps::with_progress`] a spinner names the running step on a terminal (`aoc_term`).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,8 @@ use anyhow::Result;
 pub struct Steps {
     task: &'static str,
     print: bool,
+    /// A spinner names the running step (drawn only on a terminal without NO_COLOR).
+    progress: bool,
     /// Every step that finished, in order, with its wall time.
     pub done: Vec<(String, Duration)>,
     /// The step that failed, once one has.
@@ -20,15 +23,39 @@ impl Steps {
         Steps {
             task,
             print,
+            progress: false,
             done: Vec::new(),
             failed: None,
         }
     }
 
+    /// Shows a spinner naming the running step, when steps are printed. A step's own lines must
+    /// then go through `aoc_term::say`.
+    pub fn with_progress(mut self) -> Steps {
+        self.progress = self.print;
+        self
+    }
+
     /// Runs `f` as the step `name`; a failure gets the context ``TASK: step `NAME` failed``.
     pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let spinner = self
+            .progress
+            .then(|| aoc_term::Progress::spinner(format!("{}: {name}", self.task)));
         let started = Instant::now();
         let out = f();
+        drop(spinner);
+        self.finish(name, started, out)
+    }
+
+    /// [`Steps::run`] without the spinner: for a step whose child process or inner task draws
+    /// its own progress on the terminal.
+    pub fn run_plain<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let out = f();
+        self.finish(name, started, out)
+    }
+
+    fn finish<T>(&mut self, name: &str, started: Instant, out: Result<T>) -> Result<T> {
         let took = started.elapsed();
         if self.print {
             let status = if out.is_ok() { "done" } else { "FAILED" };

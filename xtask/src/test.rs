@@ -20,6 +20,10 @@ pub struct Cmd {
     /// Extra arguments for `cargo test` (after `--`), e.g. `-- -p aoc-store`.
     #[arg(last = true)]
     cargo_args: Vec<String>,
+    /// Output: text (cargo's output and the totals) or json (cargo's output on stderr, a summary
+    /// of what ran on stdout).
+    #[command(flatten)]
+    pub output: aoc_term::FormatArg,
 }
 
 /// Stops the throwaway cluster when the test run ends, however it ends.
@@ -80,17 +84,34 @@ impl Cmd {
         let extra = &self.cargo_args;
         let mut command =
             std::process::Command::from(cmd!(sh, "{cargo} test --workspace --locked {extra...}"));
-        let tally = run_counting(&mut command)?;
+        let json = self.output.format.is_json();
+        let tally = run_counting(&mut command, json)?;
+        let postgres = pg_url.is_some();
         drop(_pg);
         drop(_cluster);
         // The last line of the run: the totals over every test binary, in the plain
         // "N passed, N failed" form CI reads (cargo's own last line is often a doc-test
         // binary's "0 passed").
-        println!(
+        let totals = format!(
             "tests: {} passed, {} failed, {} skipped",
             tally.passed, tally.failed, tally.ignored
         );
-        Ok(if tally.success && tally.failed == 0 && tally.passed > 0 {
+        let ok = tally.success && tally.failed == 0 && tally.passed > 0;
+        if json {
+            eprintln!("{totals}");
+            aoc_term::print_json(&serde_json::json!({
+                "ok": ok,
+                "passed": tally.passed,
+                "failed": tally.failed,
+                "skipped": tally.ignored,
+                "third_party": third_party,
+                "postgres": postgres,
+                "cargo_args": self.cargo_args,
+            }))?;
+        } else {
+            println!("{totals}");
+        }
+        Ok(if ok {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
@@ -102,7 +123,15 @@ impl Cmd {
             "crates/aoc-sigstore/tests/third_party/setup.sh",
             "xtask/third-party/setup.sh",
         ] {
-            if let Err(e) = cmd!(sh, "sh {script}").run() {
+            // Their output is human text: on stderr, so stdout stays the summary's.
+            let mut install = std::process::Command::from(cmd!(sh, "sh {script}"));
+            let status = install.stdout(std::io::stderr()).status();
+            let failed = match status {
+                Ok(s) if s.success() => None,
+                Ok(s) => Some(s.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = failed {
                 if ci {
                     bail!("installing third-party verifiers with {script} failed: {e}");
                 }
@@ -125,8 +154,9 @@ struct Tally {
     success: bool,
 }
 
-/// Runs `command`, passing its stdout through line by line while adding up the results.
-fn run_counting(command: &mut std::process::Command) -> Result<Tally> {
+/// Runs `command`, passing its stdout through line by line (to stderr when `to_stderr`: stdout
+/// is then the JSON summary's) while adding up the results.
+fn run_counting(command: &mut std::process::Command, to_stderr: bool) -> Result<Tally> {
     use std::io::{BufRead, BufReader, Write};
     let mut child = command
         .stdout(std::process::Stdio::piped())
@@ -134,7 +164,11 @@ fn run_counting(command: &mut std::process::Command) -> Result<Tally> {
         .context("starting cargo test")?;
     let mut tally = Tally::default();
     let stdout = child.stdout.take().expect("piped above");
-    let mut out = std::io::stdout().lock();
+    let mut out: Box<dyn Write> = if to_stderr {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         writeln!(out, "{line}")?;

@@ -13,9 +13,8 @@ pub use aoc_kit::{render_check, Class, KitReport, TrustedKey};
 #[cfg(test)]
 mod hostile_tests;
 
-/// `cargo xtask aoc-verify`
+/// `cargo xtask aoc-verify` (its `--help` sections: `aoc_kit::cli::after_help`, set in main.rs)
 #[derive(clap::Args)]
-#[command(after_help = aoc_kit::EXIT_CODES)]
 pub struct Cmd {
     /// The kit directory, or a published directory (a copy of the bucket: `offline-kit.json`,
     /// its signature, `cosign.pub` and one directory per kit version).
@@ -26,6 +25,11 @@ pub struct Cmd {
 }
 
 impl Cmd {
+    /// `--format json` (or the hidden `--json`) was asked for.
+    pub fn json(&self) -> bool {
+        self.args.format.is_json() || self.args.json
+    }
+
     pub fn run(self, _sh: &Shell) -> Result<ExitCode> {
         // Relative paths are the user's, from where cargo was run (the shell moved to the root).
         let cwd = std::env::current_dir()?;
@@ -82,7 +86,7 @@ pub fn verify_with_key(dir: &Path, key: Option<TrustedKey>, opts: &VerifyOptions
     let print = opts.print;
     aoc_kit::verify_kit_with(dir, &options, &mut |c| {
         if print {
-            eprintln!("{}", render_check(c));
+            aoc_term::say(render_check(c));
         }
     })
 }

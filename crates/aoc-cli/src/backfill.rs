@@ -7,19 +7,17 @@
 //! uninterrupted run. Accounting: input records = written + no-ops + rejected + deletions recorded.
 
 use crate::inputs::{self, DatasetPin};
-use crate::output::{pretty_json, redact, write_atomic};
 use crate::{check_inputs, MapArgs, Outcome};
 use anyhow::Context;
 use aoc_contract::{clock, GuardOptions};
 use aoc_ingest::engine::peak_rss_bytes;
 use aoc_ingest::{Backfill, Event, Rejects};
-use aoc_store::Store;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use aoc_store::{redact_url as redact, Store};
+use aoc_term::{is_stdout, one_stdout, pretty_json, write_report, Format, Progress};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct BackfillArgs {
@@ -54,23 +52,37 @@ pub struct BackfillArgs {
     /// Idempotency conflicts (ERR_AOC_003) tolerated before the run stops.
     #[arg(long, default_value_t = 0)]
     max_conflicts: u64,
-    /// Write the JSON run report here.
+    /// Write the JSON run report here (`-`: stdout).
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Write every rejected record, with its violations, here (NDJSON).
+    /// Write every rejected record, with its violations, here (NDJSON; a file, which a resumed
+    /// run appends to).
     #[arg(long)]
     rejects: Option<PathBuf>,
-    /// Write Prometheus metrics here.
+    /// Write Prometheus metrics here (`-`: stdout).
     #[arg(long)]
     metrics: Option<PathBuf>,
-    /// Never draw a progress bar (it is drawn only on a terminal anyway).
+    /// Never draw a progress bar (it is drawn only on a terminal without NO_COLOR anyway).
     #[arg(long)]
     no_progress: bool,
+    /// Output: text (summary on stderr) or json (the run report on stdout).
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
 }
 
 pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     check_inputs(&args.from)?;
+    let to_stdout = |p: &Option<PathBuf>| p.as_deref().is_some_and(is_stdout);
+    one_stdout(&[
+        ("--format json", args.format.is_json()),
+        ("--report -", to_stdout(&args.report)),
+        ("--metrics -", to_stdout(&args.metrics)),
+    ])?;
+    anyhow::ensure!(
+        !to_stdout(&args.rejects),
+        "--rejects -: the rejects file is appended to by a resumed run, so it must be a file"
+    );
     let run_key = run_key(&args)?;
     // Datasets are verified (and checked against a pinned hash) before the store is even opened.
     let mut source = inputs::open(&args.from, &args.pin)?;
@@ -82,11 +94,15 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
                 .with_context(|| format!("cannot open store {}", redact(&args.store)))?,
         )
     };
-    let progress = progress_bar(args.no_progress);
+    let progress = if args.no_progress {
+        Progress::hidden()
+    } else {
+        Progress::counter("stella aoc backfill", "records")
+    };
     let events = |event: Event| match event {
-        Event::Resumed(records) => {
-            eprintln!("stella: resuming after {records} records (checkpoint of an interrupted run)")
-        }
+        Event::Resumed(records) => aoc_term::say(format!(
+            "stella: resuming after {records} records (checkpoint of an interrupted run)"
+        )),
         Event::Progress(records) => progress.set_position(records),
     };
     let engine = Backfill {
@@ -106,7 +122,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         events: Some(&events),
     };
     let mut outcome = engine.run(&mut source, store.as_mut())?;
-    progress.finish_and_clear();
+    drop(progress);
 
     let mut report = std::mem::take(&mut outcome.report);
     report.tool = "stella".into();
@@ -126,10 +142,13 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     }
     let body = pretty_json(&report);
     if let Some(path) = &args.report {
-        write_atomic(path, &body)?;
+        write_report(path, &body)?;
     }
     if let Some(path) = &args.metrics {
-        write_atomic(path, metrics.finish().render().as_bytes())?;
+        write_report(path, metrics.finish().render().as_bytes())?;
+    }
+    if args.format.is_json() {
+        write_report(std::path::Path::new(aoc_term::STDOUT), &body)?;
     }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
@@ -146,7 +165,9 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         report.peak_rss_bytes.map(|b| format!(", peak RSS {} MiB", b >> 20)).unwrap_or_default(),
         report.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default(),
     );
-    if report.dry_run {
+    // The dry run's one line of data, unless stdout carries something else already.
+    let stdout_used = args.format.is_json() || to_stdout(&args.report) || to_stdout(&args.metrics);
+    if report.dry_run && !stdout_used {
         println!("report sha256:{}", hex::encode(Sha256::digest(&body)));
     }
     // Marked complete only once the report and the rejects file are in place: a run killed
@@ -180,17 +201,4 @@ fn run_key(args: &BackfillArgs) -> anyhow::Result<String> {
         "backfill:{}",
         hex::encode(Sha256::digest(key.to_string().as_bytes()))
     ))
-}
-
-fn progress_bar(disabled: bool) -> ProgressBar {
-    if disabled || !std::io::stderr().is_terminal() {
-        return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos} records  {per_sec}  {elapsed}")
-            .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
 }

@@ -1,9 +1,11 @@
 //! `stella sources ingest --dry-run`: what would be written for an input, and why it would not.
+//! `--format text` (default) is a table on stderr, `json` one document and `ndjson` one entry a
+//! line on stdout.
 
-use crate::output::{paint, pretty_json, Format};
 use crate::{check_inputs, MapArgs, Outcome};
 use aoc_contract::{clock, GuardOptions, MapContext};
 use aoc_ingest::{Prepared, Preparer, Source};
+use aoc_term::{paint, pretty_json, StreamFormat as Format};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,8 +23,10 @@ pub struct IngestArgs {
     input: Vec<PathBuf>,
     #[command(flatten)]
     map: MapArgs,
-    #[arg(long, value_enum, default_value = "json")]
-    format: Format,
+    /// Output: text (a table on stderr), json (one document on stdout) or ndjson (one entry a
+    /// line on stdout, as it is read).
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
 }
 
 pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
@@ -49,6 +53,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
     let mut source = Source::open(&args.input, &[])?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut table = std::io::BufWriter::new(std::io::stderr().lock());
     let mut results = Vec::new();
     let mut outcome = Outcome::Clean;
     while let Some(record) = source.next_record()? {
@@ -81,7 +86,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
                 serde_json::to_writer(&mut out, &entry)?;
                 out.write_all(b"\n")?;
             }
-            Format::Table => write_table_row(&mut out, &entry)?,
+            Format::Text => write_table_row(&mut table, &entry)?,
         }
     }
     if args.format == Format::Json {
@@ -90,11 +95,12 @@ pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
         ))?;
     }
     out.flush()?;
+    table.flush()?;
     Ok(outcome)
 }
 
 fn write_table_row(out: &mut impl Write, entry: &Value) -> std::io::Result<()> {
-    let colour = crate::output::colour();
+    let colour = aoc_term::interactive();
     let id = entry
         .pointer("/document/_id")
         .and_then(Value::as_str)

@@ -2,12 +2,13 @@
 //!
 //! Exit codes (the `aoc` and `sources` commands): 0 success / no violations, 1 violations or
 //! rejected records, 2 configuration, connection or input error. `kit verify` has the kit
-//! verifier's codes (`aoc_kit::EXIT_CODES`).
+//! verifier's codes (`aoc_kit::EXIT_CODES`). Every command follows the command-line convention of
+//! `aoc-term` (`--format`, `-` report files, progress, help sections; docs/ARCHITECTURE.md §5).
 
 mod backfill;
+mod help;
 mod ingest;
 mod inputs;
-mod output;
 mod verify;
 
 #[cfg(test)]
@@ -37,9 +38,10 @@ use std::process::ExitCode;
 #[command(
     name = "stella",
     version,
-    about = "AOC backfill runner: raw advisory ingestion under the Aggregation-Only Contract"
+    about = "AOC backfill runner: raw advisory ingestion under the Aggregation-Only Contract",
+    after_help = help::top()
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -68,7 +70,7 @@ enum KitCommand {
     /// Verify an offline kit offline, fail-closed: SHA256SUMS' signature against the key you
     /// trust, every digest, signatures, provenance, SBOMs, then the dataset's records. Nothing
     /// from the kit is run. Use a stella you already trust, never the one inside the kit.
-    #[command(after_help = aoc_kit::EXIT_CODES)]
+    #[command(after_help = aoc_kit::cli::after_help())]
     Verify {
         /// The kit directory, or a published directory (a copy of the bucket: `offline-kit.json`,
         /// its signature, `cosign.pub` and one directory per kit version).
@@ -81,14 +83,17 @@ enum KitCommand {
 #[derive(Subcommand)]
 enum AocCommand {
     /// Backfill upstream advisories into the append-only raw store.
+    #[command(after_help = help::backfill())]
     Backfill(backfill::BackfillArgs),
     /// Check raw documents (files, a store) against the contract; read-only.
+    #[command(after_help = help::verify())]
     Verify(verify::VerifyArgs),
 }
 
 #[derive(Subcommand)]
 enum SourcesCommand {
     /// Show the raw documents an input would produce, with their violations; never writes.
+    #[command(after_help = help::ingest())]
     Ingest(ingest::IngestArgs),
 }
 
@@ -113,6 +118,7 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.command.json();
     let result = match cli.command {
         Command::Aoc {
             command: AocCommand::Backfill(args),
@@ -132,7 +138,32 @@ fn main() -> ExitCode {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(e) => {
             eprintln!("stella: error: {e:#}");
+            if json {
+                // `--format json` keeps its promise on failure too: one JSON document on stdout.
+                aoc_term::print_json(
+                    &serde_json::json!({ "error": format!("{e:#}"), "exit_code": Outcome::Error as u8 }),
+                )
+                .ok();
+            }
             ExitCode::from(Outcome::Error as u8)
+        }
+    }
+}
+
+impl Command {
+    /// `--format json` (or ndjson) was asked for.
+    fn json(&self) -> bool {
+        match self {
+            Command::Aoc {
+                command: AocCommand::Backfill(a),
+            } => a.format.is_json(),
+            Command::Aoc {
+                command: AocCommand::Verify(a),
+            } => a.format.is_json(),
+            Command::Sources {
+                command: SourcesCommand::Ingest(a),
+            } => a.format != aoc_term::StreamFormat::Text,
+            Command::Kit { .. } => false,
         }
     }
 }

@@ -1,15 +1,17 @@
 //! `stella aoc verify`: the AOC guard and chain checks over raw documents; read-only.
 
 use crate::inputs::{self, DatasetPin};
-use crate::output::{paint, pretty_json, redact, write_atomic};
 use crate::{check_inputs, Outcome};
 use anyhow::Context;
 use aoc_contract::chain::{ChainChecker, ChainEntry};
 use aoc_contract::{clock, DocHead, Guard, GuardOptions};
 use aoc_ingest::report::{zero_by_code, Finding, InputError, MetricsRecorder, VerifyReport};
 use aoc_ingest::Item;
+use aoc_store::redact_url as redact;
 use aoc_store::{verify_store, ScanFilter, Store, VerifyOptions as StoreVerifyOptions};
-use serde_json::Value;
+use aoc_term::Progress;
+use aoc_term::{is_stdout, one_stdout, paint, pretty_json, write_report, Format};
+use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,7 +37,8 @@ pub struct VerifyArgs {
     /// A PostgreSQL raw store (URL), the same as `--store postgres://...`.
     #[arg(long)]
     postgres: Option<String>,
-    /// Write Prometheus metrics (verify_runs_total, verify_duration_seconds, aoc_violation_total).
+    /// Write Prometheus metrics (verify_runs_total, verify_duration_seconds, aoc_violation_total)
+    /// here (`-`: stdout).
     #[arg(long)]
     metrics: Option<PathBuf>,
     /// Only documents ingested since this time (RFC 3339) or this long ago (`24h`, `7d`, `90m`).
@@ -44,10 +47,10 @@ pub struct VerifyArgs {
     /// Only documents of this tenant.
     #[arg(long)]
     tenant: Option<String>,
-    /// Write the JSON report here.
+    /// Write the JSON report here (`-`: stdout).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Write one violation a line (NDJSON) here.
+    /// Write one violation a line (NDJSON) here (`-`: stdout).
     #[arg(long)]
     ndjson: Option<PathBuf>,
     /// Check the configuration and inputs only; read no document.
@@ -62,6 +65,9 @@ pub struct VerifyArgs {
     // With `--input`: the hash every dataset tarball among the inputs must have.
     #[command(flatten)]
     pin: DatasetPin,
+    /// Output: text (summary on stderr) or json (the report on stdout).
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
 }
 
 /// The verify report (`--output`): the engine's type, so readers share it.
@@ -234,7 +240,19 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     check_inputs(&args.input)?;
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    for out in args.output.iter().chain(args.ndjson.iter()) {
+    let to_stdout = |p: &Option<PathBuf>| p.as_deref().is_some_and(is_stdout);
+    one_stdout(&[
+        ("--format json", args.format.is_json()),
+        ("--output -", to_stdout(&args.output)),
+        ("--ndjson -", to_stdout(&args.ndjson)),
+        ("--metrics -", to_stdout(&args.metrics)),
+    ])?;
+    for out in args
+        .output
+        .iter()
+        .chain(args.ndjson.iter())
+        .filter(|p| !is_stdout(p))
+    {
         let dir = out
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -265,6 +283,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
             "stella: configuration ok: {} input path(s) readable; no document read (--dry-run)",
             args.input.len()
         );
+        dry_run_json(args.format, json!({ "inputs": args.input.len() }))?;
         return Ok(Outcome::Clean);
     }
     let options = GuardOptions {
@@ -272,7 +291,9 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         ..GuardOptions::default()
     };
     let mut verifier = Verifier::new(options, args.tenant.clone(), since);
+    let progress = Progress::counter("stella aoc verify", "documents");
     while let Some(record) = source.next_record()? {
+        progress.inc(1);
         match record.item.parse() {
             Item::Raw(doc) => verifier.add(record.location, &doc, None, false),
             Item::Verified(stored) => {
@@ -292,6 +313,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(",");
+    drop(progress);
     let report = verifier.finish(format!("input:{source}"));
     emit(report, &args, started)
 }
@@ -324,6 +346,10 @@ fn run_store(
             "stella: configuration ok: connected to {shown} ({} documents stored); nothing checked (--dry-run)",
             counts.documents
         );
+        dry_run_json(
+            args.format,
+            json!({ "store": shown, "documents": counts.documents }),
+        )?;
         return Ok(Outcome::Clean);
     }
     let filter = ScanFilter {
@@ -338,8 +364,10 @@ fn run_store(
         }),
         partial: since.is_some(),
     };
+    let progress = Progress::spinner(format!("stella aoc verify: checking {shown}"));
     let result = verify_store(&mut store, &filter, options)
         .with_context(|| format!("reading store {shown}"))?;
+    drop(progress);
     let findings = result
         .violations
         .into_iter()
@@ -362,6 +390,16 @@ fn run_store(
     emit(report, args, started)
 }
 
+/// `--dry-run --format json`: what was checked, as one JSON document.
+fn dry_run_json(format: Format, checked: Value) -> anyhow::Result<()> {
+    if format.is_json() {
+        aoc_term::print_json(
+            &json!({ "dry_run": true, "configuration": "ok", "checked": checked }),
+        )?;
+    }
+    Ok(())
+}
+
 fn write_metrics(
     path: Option<&std::path::Path>,
     report: &Report,
@@ -378,7 +416,7 @@ fn write_metrics(
                 .unwrap_or("unknown");
         m.violation(source, tenant, f.violation.code.as_str());
     }
-    write_atomic(path, m.finish().render().as_bytes())
+    write_report(path, m.finish().render().as_bytes())
 }
 
 /// Writes the report, NDJSON and metrics files and the summary; returns the exit class.
@@ -386,7 +424,13 @@ fn emit(report: Report, args: &VerifyArgs, started: Instant) -> anyhow::Result<O
     write_metrics(args.metrics.as_deref(), &report, started)?;
     let (output, ndjson, verbose) = (args.output.as_deref(), args.ndjson.as_deref(), args.verbose);
     if let Some(path) = output {
-        write_atomic(path, &pretty_json(&report))?;
+        write_report(path, &pretty_json(&report))?;
+    }
+    if args.format.is_json() {
+        write_report(
+            std::path::Path::new(aoc_term::STDOUT),
+            &pretty_json(&report),
+        )?;
     }
     if let Some(path) = ndjson {
         let mut buf = Vec::new();
@@ -394,9 +438,9 @@ fn emit(report: Report, args: &VerifyArgs, started: Instant) -> anyhow::Result<O
             serde_json::to_writer(&mut buf, f)?;
             buf.push(b'\n');
         }
-        write_atomic(path, &buf)?;
+        write_report(path, &buf)?;
     }
-    let colour = crate::output::colour();
+    let colour = aoc_term::interactive();
     let mut err = std::io::stderr().lock();
     if verbose {
         for f in &report.violations {

@@ -68,6 +68,8 @@ fn ingest_dry_run_prints_raw_documents_and_writes_nothing() {
             "sources",
             "ingest",
             "--dry-run",
+            "--format",
+            "json",
             "--source",
             "osv",
             "--input",
@@ -98,6 +100,7 @@ fn ingest_dry_run_prints_raw_documents_and_writes_nothing() {
 
 #[test]
 fn ingest_reads_standard_input_and_shows_rejections_in_a_table() {
+    // `--format text` (the default) is the table, on stderr; `table` is its old name.
     let mut child = stella()
         .args([
             "sources",
@@ -119,7 +122,8 @@ fn ingest_reads_standard_input_and_shows_rejections_in_a_table() {
     writeln!(stdin, "{}\n{{\"not\": \"an advisory\"}}\n{{broken", compact).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.stdout.is_empty(), "text goes to stderr");
+    let text = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1), "{text}");
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
     assert!(
@@ -256,4 +260,170 @@ fn verify_dry_run_and_configuration_errors() {
         .arg(testdata("osv-rustsec")));
     assert_eq!(code, 2);
     assert!(err.contains("--since"), "{err}");
+}
+
+// ---- the command-line convention: `--format json` on stdout, human text on stderr ----------
+
+/// Parses stdout as one JSON document, naming the command when it is not.
+fn json_stdout(what: &str, out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e}): {out}"))
+}
+
+#[test]
+fn format_json_puts_one_document_on_stdout_and_the_text_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = raw_documents(dir.path());
+
+    // sources ingest: json and ndjson on stdout, nothing on stderr but human text.
+    let (code, out, _) = run(stella()
+        .args([
+            "sources",
+            "ingest",
+            "--dry-run",
+            "--format",
+            "json",
+            "--input",
+        ])
+        .arg(testdata("osv-rustsec")));
+    assert_eq!(code, 0);
+    assert_eq!(
+        json_stdout("ingest", &out)["documents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+
+    // aoc verify: the report on stdout, the summary on stderr.
+    let (code, out, err) = run(stella()
+        .args(["aoc", "verify", "--format", "json", "--input"])
+        .arg(&raw));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_stdout("verify", &out)["documents_checked"], 8);
+    assert!(
+        err.contains("stella aoc verify: 8 documents checked"),
+        "{err}"
+    );
+    // --dry-run too.
+    let (code, out, err) = run(stella()
+        .args(["aoc", "verify", "--dry-run", "--format", "json", "--input"])
+        .arg(&raw));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_stdout("verify --dry-run", &out)["dry_run"], true);
+    assert!(err.contains("configuration ok"), "{err}");
+
+    // aoc backfill: the run report on stdout, the summary on stderr.
+    let store = format!("sqlite://{}", dir.path().join("s.db").display());
+    let (code, out, err) = run(stella()
+        .args([
+            "aoc", "backfill", "--format", "json", "--store", &store, "--from",
+        ])
+        .arg(testdata("osv-rustsec")));
+    assert_eq!(code, 0, "{err}");
+    let report = json_stdout("backfill", &out);
+    assert_eq!(
+        (report["records"].as_u64(), report["written"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert!(
+        err.contains("stella aoc backfill: 5 records: 5 written"),
+        "{err}"
+    );
+
+    // kit verify: the kit report on stdout (here: not a kit, exit 14), checks on stderr.
+    let (code, out, err) = run(stella()
+        .args(["kit", "verify", "--format", "json"])
+        .arg(dir.path().join("no-kit")));
+    assert_eq!(code, 14, "{err}");
+    assert_eq!(json_stdout("kit verify", &out)["exit_code"], 14);
+    assert!(!err.is_empty());
+}
+
+#[test]
+fn a_report_file_may_be_stdout_but_only_one_thing_goes_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = raw_documents(dir.path());
+    // `--output -`: the report on stdout; `--ndjson -` is the violations stream.
+    let (code, out, err) = run(stella()
+        .args(["aoc", "verify", "--output", "-", "--input"])
+        .arg(&raw));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        json_stdout("verify --output -", &out)["violations_total"],
+        0
+    );
+    let (code, out, _) = run(stella()
+        .args(["aoc", "verify", "--ndjson", "-", "--input"])
+        .arg(&raw));
+    assert_eq!((code, out.as_str()), (0, ""), "no violations: no lines");
+
+    // Backfill: `--metrics -` on stdout, the report in a file.
+    let store = format!("sqlite://{}", dir.path().join("s.db").display());
+    let report = dir.path().join("r.json");
+    let (code, out, err) = run(stella()
+        .args([
+            "aoc",
+            "backfill",
+            "--metrics",
+            "-",
+            "--store",
+            &store,
+            "--report",
+        ])
+        .arg(&report)
+        .arg("--from")
+        .arg(testdata("osv-rustsec")));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ingestion_write_total"), "{out}");
+    assert!(report.is_file());
+
+    // Two things on stdout are refused before any work, and the refusal is JSON too.
+    let (code, out, err) = run(stella()
+        .args([
+            "aoc", "verify", "--format", "json", "--output", "-", "--input",
+        ])
+        .arg(&raw));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--format json and --output - all write to stdout"),
+        "{err}"
+    );
+    assert_eq!(json_stdout("refusal", &out)["exit_code"], 2);
+    let (code, _, err) = run(stella()
+        .args([
+            "aoc",
+            "backfill",
+            "--rejects",
+            "-",
+            "--store",
+            &store,
+            "--from",
+        ])
+        .arg(testdata("osv-rustsec")));
+    assert_eq!(code, 2);
+    assert!(err.contains("--rejects -"), "{err}");
+}
+
+#[test]
+fn every_help_names_its_exit_codes_and_environment() {
+    for path in [
+        &["aoc", "backfill"][..],
+        &["aoc", "verify"],
+        &["sources", "ingest"],
+        &["kit", "verify"],
+    ] {
+        let (code, out, _) = run(stella().args(path).arg("--help"));
+        assert_eq!(code, 0);
+        for needle in [
+            "Exit codes:",
+            "Environment:",
+            "--format <FORMAT>",
+            "NO_COLOR",
+        ] {
+            assert!(
+                out.contains(needle),
+                "stella {path:?} --help lacks {needle}: {out}"
+            );
+        }
+    }
 }

@@ -149,6 +149,15 @@ pub fn build_from_inputs(
     paths: &[PathBuf],
     opts: &BuildOptions,
 ) -> Result<BuildReport, BuildError> {
+    build_from_inputs_observed(paths, opts, &|_| {})
+}
+
+/// [`build_from_inputs`], telling `events` how far the load is (a progress bar's feed).
+pub fn build_from_inputs_observed(
+    paths: &[PathBuf],
+    opts: &BuildOptions,
+    events: &(dyn Fn(aoc_ingest::Event) + Sync),
+) -> Result<BuildReport, BuildError> {
     let epoch = opts.epoch()?;
     let inputs = paths
         .iter()
@@ -179,7 +188,7 @@ pub fn build_from_inputs(
         rejects: Rejects::Keep(QUOTED_REJECTIONS),
         run_key: None,
         clock: epoch as i64,
-        events: None,
+        events: Some(events),
     }
     .run(&mut source, Some(&mut store))
     .map_err(LoadError::from)?;

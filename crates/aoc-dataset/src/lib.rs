@@ -26,8 +26,8 @@ mod records;
 mod verify;
 
 pub use build::{
-    build_from_inputs, build_from_store, pack_export, BuildError, BuildOptions, BuildReport,
-    LoadError, BATCH_SIZE,
+    build_from_inputs, build_from_inputs_observed, build_from_store, pack_export, BuildError,
+    BuildOptions, BuildReport, LoadError, BATCH_SIZE,
 };
 pub use content_address::{dataset_hash, hash_listing};
 pub use export::{Export, ExportedFile, Exporter};

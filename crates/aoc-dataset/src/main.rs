@@ -1,15 +1,17 @@
 //! `aoc-dataset`: build a deterministic seeded dataset from a store or from inputs, and verify one.
 //!
 //! Exit codes: 0 success; 1 verification failed (verify) or inputs rejected (build); 2 usage
-//! error, unreadable or hostile input, store or I/O error.
+//! error, unreadable or hostile input, store or I/O error. The command-line convention is
+//! `aoc-term`'s (`--format text|json`, progress on a terminal, help sections).
 
 use anyhow::Context;
 use aoc_dataset::{
-    build_from_inputs, build_from_store, verify_with, BuildError, BuildOptions, BuildReport,
-    Compression, LoadError, VerifyError, VerifyOptions, VerifyReport,
+    build_from_inputs_observed, build_from_store, verify_with, BuildError, BuildOptions,
+    BuildReport, Compression, LoadError, VerifyError, VerifyOptions, VerifyReport,
 };
 use aoc_store::{redact_url, Store};
-use clap::{Parser, Subcommand, ValueEnum};
+use aoc_term::{after_help, Format as OutputFormat, Progress, ENV_NO_COLOR};
+use clap::{Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +24,8 @@ mod readme_synopsis;
 #[command(
     name = "aoc-dataset",
     version,
-    about = "Deterministic AOC advisory datasets: build and verify"
+    about = "Deterministic AOC advisory datasets: build and verify",
+    after_help = after_help(EXIT, &[CLOCK, ENV_NO_COLOR])
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +36,7 @@ struct Cli {
 enum Command {
     /// Export raw documents (from a store, or from inputs via a temporary SQLite store) into
     /// aoc-dataset-<hash>.tar.gz plus aoc-dataset-<hash>.manifest.json.
+    #[command(after_help = build_help())]
     Build {
         /// Export this store: sqlite://PATH or postgres://USER@HOST:PORT/DB[?sslmode=...];
         /// without --store and --from, the URL in STELLA_STORE.
@@ -62,25 +66,63 @@ enum Command {
         /// Split data files larger than this many MiB (part of the content: changes the hash).
         #[arg(long, default_value_t = aoc_dataset::DEFAULT_SPLIT_BYTES >> 20)]
         split_mib: u64,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        /// Output: text (summary on stderr, `<hash>  <archive>` on stdout) or json (one document
+        /// on stdout).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
         format: OutputFormat,
     },
     /// Verify a dataset archive: contents, manifest (inside and sidecar), hash in the name, the AOC
     /// guard and revision chains over every record.
+    #[command(after_help = after_help(EXIT, &[TMPDIR, ENV_NO_COLOR]))]
     Verify {
         path: PathBuf,
         /// Fail unless the dataset has this hash (a pinned DATASET_HASH).
         #[arg(long)]
         expect_hash: Option<String>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        /// Output: text (on stderr) or json (the report on stdout).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
         format: OutputFormat,
     },
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OutputFormat {
-    Text,
-    Json,
+const EXIT: &[(&str, &str)] = &[
+    ("0", "success"),
+    (
+        "1",
+        "verification failed (verify), or input records rejected (build)",
+    ),
+    (
+        "2",
+        "usage, unreadable or hostile archive, store or I/O error",
+    ),
+];
+const CLOCK: (&str, &str) = (
+    "SOURCE_DATE_EPOCH",
+    "the manifest's created_at, tar mtimes and, from inputs, ingested_at; else the wall clock",
+);
+const TMPDIR: (&str, &str) = ("TMPDIR", "temporary copies and the build's working store");
+
+fn build_help() -> String {
+    after_help(
+        EXIT,
+        &[
+            (
+                "STELLA_STORE",
+                "the store when neither --store nor --from is given",
+            ),
+            CLOCK,
+            TMPDIR,
+            ("PGSSLMODE", "sslmode when a postgres:// URL has none"),
+            (
+                "PGSSLROOTCERT",
+                "sslrootcert when a postgres:// URL has none",
+            ),
+            ("PGPASSWORD", "the password when the URL has none"),
+            ("PGPASSFILE", "the password file (default ~/.pgpass)"),
+            ("HOME", "~/.pgpass and ~/.postgresql/root.crt"),
+            ENV_NO_COLOR,
+        ],
+    )
 }
 
 fn main() -> ExitCode {
@@ -115,10 +157,12 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("aoc-dataset: error: {e:#}");
-                    match e.downcast_ref::<BuildError>() {
+                    let code = match e.downcast_ref::<BuildError>() {
                         Some(BuildError::Load(LoadError::Rejected { .. })) => 1,
                         _ => 2,
-                    }
+                    };
+                    json_error(format, &format!("{e:#}"), code);
+                    code
                 }
             }
         }
@@ -131,7 +175,10 @@ fn main() -> ExitCode {
                 expected_hash: expect_hash,
                 ..VerifyOptions::default()
             };
-            match verify_with(&path, &options) {
+            let progress = Progress::spinner(format!("aoc-dataset: verifying {}", path.display()));
+            let verified = verify_with(&path, &options);
+            drop(progress);
+            match verified {
                 Ok(report) => {
                     print_verify(&report, format);
                     0
@@ -151,6 +198,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("aoc-dataset: error: {e}");
+                    json_error(format, &e.to_string(), e.exit_code());
                     e.exit_code()
                 }
             }
@@ -165,14 +213,31 @@ fn build(
     opts: &BuildOptions,
 ) -> anyhow::Result<BuildReport> {
     if let Some(url) = store {
-        let mut store =
-            Store::open(&url).with_context(|| format!("cannot open store {}", redact_url(&url)))?;
+        let shown = redact_url(&url);
+        let mut store = Store::open(&url).with_context(|| format!("cannot open store {shown}"))?;
+        let _progress = Progress::spinner(format!("aoc-dataset: exporting {shown}"));
         Ok(build_from_store(&mut store, opts)?)
     } else {
         for p in from {
             anyhow::ensure!(p.exists(), "input {} does not exist", p.display());
         }
-        Ok(build_from_inputs(from, opts)?)
+        let progress = Progress::counter("aoc-dataset: loading inputs", "records");
+        let events = |event: aoc_ingest::Event| {
+            if let aoc_ingest::Event::Progress(records) = event {
+                progress.set_position(records);
+            }
+        };
+        Ok(build_from_inputs_observed(from, opts, &events)?)
+    }
+}
+
+/// `--format json` keeps its promise on failure too: one JSON document on stdout.
+fn json_error(format: OutputFormat, error: &str, exit_code: u8) {
+    if format.is_json() {
+        println!(
+            "{}",
+            json!({ "ok": false, "error": error, "exit_code": exit_code })
+        );
     }
 }
 
@@ -187,11 +252,13 @@ fn print_build(report: &BuildReport, format: OutputFormat) {
                 report.archive.display(),
                 report.archive_bytes
             );
+            // The one line of data: `HASH  ARCHIVE`.
             println!("{}  {}", report.hash, report.archive.display());
         }
         OutputFormat::Json => println!(
             "{}",
             json!({
+                "ok": true,
                 "hash": report.hash,
                 "archive": report.archive,
                 "manifest": report.manifest_path,
@@ -211,7 +278,7 @@ fn print_verify(report: &VerifyReport, format: OutputFormat) {
                 eprintln!("aoc-dataset: note: {note}");
             }
             if report.is_ok() {
-                println!(
+                eprintln!(
                     "OK {}  {}: {} files, {} records, {} upstream documents",
                     report.hash,
                     report.archive.display(),
@@ -237,5 +304,38 @@ fn print_verify(report: &VerifyReport, format: OutputFormat) {
                 "notes": report.notes,
             })
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every leaf command: `--format`, its exit codes, every variable its code path reads, an
+    /// `aoc-dataset ...` usage line.
+    #[test]
+    fn every_command_keeps_the_command_line_convention() {
+        let problems = aoc_term::convention_problems(
+            super::Cli::command(),
+            "aoc-dataset",
+            &[
+                (
+                    "build",
+                    &[
+                        "STELLA_STORE",
+                        "SOURCE_DATE_EPOCH",
+                        "TMPDIR",
+                        "PGSSLMODE",
+                        "PGSSLROOTCERT",
+                        "PGPASSWORD",
+                        "PGPASSFILE",
+                        "NO_COLOR",
+                    ],
+                ),
+                ("verify", &["TMPDIR", "NO_COLOR"]),
+            ],
+        );
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        super::Cli::command().debug_assert();
     }
 }

@@ -1,7 +1,7 @@
 //! The verify command as both binaries expose it (`stella kit verify DIR`, `cargo xtask
 //! aoc-verify --dir DIR`): one set of flags, one text and JSON output, one exit-code policy, so
 //! the two cannot drift. Checks and summary go to stderr; `--format json` puts the report on
-//! stdout.
+//! stdout; a spinner names the last check on a terminal (`aoc_term::Progress`).
 
 use std::io::Write;
 use std::path::Path;
@@ -12,14 +12,26 @@ use crate::verify::{verify_kit_with, TrustedKey, VerifyOptions};
 /// The value of `DATASET_HASH` that means "no pin" in dev rehearsals.
 pub const DATASET_PLACEHOLDER: &str = "dev-rehearsal-placeholder";
 
-/// Output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Checks and summary as text on stderr.
-    #[default]
-    Text,
-    /// The report as JSON on stdout (checks still on stderr).
-    Json,
+/// Output format: the convention's (checks and summary always on stderr).
+pub use aoc_term::Format;
+
+/// The environment variables the verify command reads, for its `--help`.
+pub const ENV: &[(&str, &str)] = &[
+    ("AOC_VERIFY_KEY", "--key"),
+    (
+        "DATASET_HASH",
+        "--expect-dataset-hash (dev-rehearsal-placeholder or empty: no pin)",
+    ),
+    (
+        "TMPDIR",
+        "where the kit's tarballs are copied (unlinked) as they are hashed",
+    ),
+    aoc_term::ENV_NO_COLOR,
+];
+
+/// The verify command's `--help` sections: its exit codes and environment.
+pub fn after_help() -> String {
+    format!("{}\n{}", crate::EXIT_CODES, aoc_term::env_section(ENV))
 }
 
 /// Flags shared by the two verify commands (the kit directory is each binary's own).
@@ -90,13 +102,20 @@ pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
     {
         eprintln!("{tool}: DATASET_HASH is the placeholder: the dataset is not pinned");
     }
+    let json = args.format == Format::Json || args.json;
     // A published directory (a copy of a publish prefix): its signed manifest, then each kit.
     if crate::published::is_published_dir(dir) {
-        let json = args.format == Format::Json || args.json;
         return crate::published::run(dir, &opts, json, tool);
     }
-    let report = verify_kit_with(dir, &opts, &mut |c| eprintln!("{}", render_check(c)));
-    if args.format == Format::Json || args.json {
+    let progress = aoc_term::Progress::spinner(format!("{tool}: verifying"));
+    let mut checks = 0;
+    let report = verify_kit_with(dir, &opts, &mut |c| {
+        checks += 1;
+        aoc_term::say(render_check(c));
+        progress.set_message(format!("{tool}: {checks} checks done, last {}", c.check));
+    });
+    drop(progress);
+    if json {
         let mut out = std::io::stdout().lock();
         let json = serde_json::to_string_pretty(&report).expect("a report serialises");
         if writeln!(out, "{json}").is_err() {

@@ -759,10 +759,19 @@ fn origin(opts: &VerifyOptions, key: &KeyInfo, checks: &mut Checks<'_>) {
 /// (prefixed with the kit version they belong to), the report as JSON on stdout when asked, the
 /// summary naming each kit; returns the exit code.
 pub fn run(dir: &Path, opts: &VerifyOptions, json: bool, tool: &str) -> u8 {
-    let report = verify_published_with(dir, opts, &mut |scope, c| match scope {
-        Some(v) => eprintln!("  [{v}]{}", render_check(c)),
-        None => eprintln!("{}", render_check(c)),
+    let progress = aoc_term::Progress::spinner(format!("{tool}: verifying"));
+    let report = verify_published_with(dir, opts, &mut |scope, c| {
+        match scope {
+            Some(v) => aoc_term::say(format!("  [{v}]{}", render_check(c))),
+            None => aoc_term::say(render_check(c)),
+        }
+        progress.set_message(format!(
+            "{tool}: {} {}",
+            scope.unwrap_or("manifest"),
+            c.check
+        ));
     });
+    drop(progress);
     if json {
         let text = serde_json::to_string_pretty(&report).expect("a report serialises");
         if writeln!(std::io::stdout().lock(), "{text}").is_err() {

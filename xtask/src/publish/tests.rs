@@ -295,6 +295,19 @@ fn publishes_verifies_and_republishes_as_a_no_op(url: &str, env: &BTreeMap<Strin
     let again = publish_with(kit.path(), url, &opts(env)).unwrap();
     assert!(again.unchanged);
     assert_eq!(again.uploaded, 0);
+    // `--format json`: where the kit is and what was uploaded, as one document.
+    let json: serde_json::Value =
+        serde_json::from_slice(&aoc_term::pretty_json(&again.to_json())).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "ok": true,
+            "location": done.location,
+            "version": version_of(1),
+            "uploaded": 0,
+            "unchanged": true,
+        })
+    );
     assert_eq!(store.get(MANIFEST).unwrap().unwrap().bytes, manifest_before);
     assert_eq!(
         store.get(MANIFEST_BUNDLE).unwrap().unwrap().bytes,

@@ -229,6 +229,17 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
         "{text}"
     );
     assert!(text.ends_with(&format!("  {command}\n\n")), "{text}");
+
+    // `--format json`: the report and where it is, as one document that parses back.
+    let json: serde_json::Value =
+        serde_json::from_slice(&aoc_term::pretty_json(&super::summary_json(&s.done))).unwrap();
+    assert_eq!(
+        (json["ok"].as_bool(), json["dataset_hash"].as_str()),
+        (Some(true), Some(&**hash))
+    );
+    assert_eq!(json["report_path"].as_str(), s.done.path.to_str());
+    let reported: Report = serde_json::from_value(json["report"].clone()).unwrap();
+    assert_eq!(&reported, r);
 }
 
 #[test]

@@ -788,8 +788,28 @@ fn a_release_replaces_a_previous_kit_only_after_verifying_and_publishes_when_ask
         "file://{}",
         scratch.path().join("published").display()
     ));
-    release(&shell(), &opts).unwrap();
+    let done = release(&shell(), &opts).unwrap();
     assert_eq!(names(&out), kit::expected_files(&kits().a.dataset_hash));
+    // `--format json`: the kit, its files and steps as one document.
+    let json: serde_json::Value =
+        serde_json::from_slice(&aoc_term::pretty_json(&super::summary_json(&done))).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["dataset_hash"], kits().a.dataset_hash);
+    assert_eq!(json["dataset_pin"], kits().a.dataset_hash);
+    assert_eq!(json["dev_key"], true);
+    assert_eq!(
+        json["files"].as_array().unwrap().len(),
+        kit::expected_files(&kits().a.dataset_hash).len()
+    );
+    assert!(
+        json["published"].as_str().unwrap().contains("published"),
+        "{json}"
+    );
+    assert!(json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "publish"));
     // publish.rs lays a kit out as `<version>/<files>` beside the signed offline-kit manifest.
     let published = scratch.path().join("published");
     let versions: Vec<String> = names(&published)

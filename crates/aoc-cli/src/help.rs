@@ -1,0 +1,157 @@
+//! The "Exit codes:" and "Environment:" sections of each `stella` command's `--help`: every
+//! variable the command's code path reads, besides those clap names beside their flag.
+
+use aoc_term::{after_help, ENV_NO_COLOR};
+
+/// The exit codes of the `aoc` and `sources` commands.
+const EXIT: &[(&str, &str)] = &[
+    ("0", "success, no violations"),
+    ("1", "violations or rejected records"),
+    (
+        "2",
+        "configuration, connection or input error (outranks violations); bad flags",
+    ),
+];
+
+const CLOCK: (&str, &str) = (
+    "SOURCE_DATE_EPOCH",
+    "the run clock (ingested_at, retrieved_at when an input has none); else the wall clock",
+);
+const TMPDIR: (&str, &str) = (
+    "TMPDIR",
+    "where a dataset's verified bytes are copied (unlinked) before they are read",
+);
+/// libpq's variables, read for a postgres:// store.
+const PG: &[(&str, &str)] = &[
+    (
+        "PGSSLMODE",
+        "sslmode when the URL has none (default prefer)",
+    ),
+    ("PGSSLROOTCERT", "sslrootcert when the URL has none"),
+    ("PGPASSWORD", "the password when the URL has none"),
+    (
+        "PGPASSFILE",
+        "the password file (default ~/.pgpass) when neither has one",
+    ),
+    ("HOME", "~/.pgpass and ~/.postgresql/root.crt"),
+];
+const FAULT: (&str, &str) = (
+    "STELLA_FAULT_PAUSE_AFTER_VERIFY",
+    "tests only: pause after a dataset's integrity pass",
+);
+
+pub fn top() -> String {
+    after_help(
+        &[
+            (
+                "0",
+                "success, no violations (kit verify: verified, origin proven)",
+            ),
+            ("1", "violations or rejected records"),
+            ("2", "configuration, connection, input or usage error"),
+            (
+                "10-15",
+                "kit verify's failure classes (stella kit verify --help)",
+            ),
+        ],
+        &[CLOCK, ENV_NO_COLOR],
+    )
+}
+
+pub fn backfill() -> String {
+    let mut env = vec![
+        ("STELLA_STORE", "the store when --store is not given"),
+        ("STELLA_TENANT", "--tenant"),
+        ("DATASET_HASH", "--expect-dataset-hash"),
+        CLOCK,
+        TMPDIR,
+    ];
+    env.extend_from_slice(PG);
+    env.extend([
+        ENV_NO_COLOR,
+        FAULT,
+        (
+            "STELLA_FAULT_ABORT",
+            "tests only: abort the run at a given point",
+        ),
+    ]);
+    after_help(EXIT, &env)
+}
+
+pub fn verify() -> String {
+    let mut env = vec![
+        (
+            "STELLA_STORE",
+            "the store when none of --input, --store, --postgres is given",
+        ),
+        ("DATASET_HASH", "--expect-dataset-hash"),
+        TMPDIR,
+    ];
+    env.extend_from_slice(PG);
+    env.extend([ENV_NO_COLOR, FAULT]);
+    after_help(EXIT, &env)
+}
+
+pub fn ingest() -> String {
+    after_help(EXIT, &[("STELLA_TENANT", "--tenant"), CLOCK, ENV_NO_COLOR])
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    const PG: &[&str] = &[
+        "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "HOME",
+    ];
+
+    /// Every leaf command: `--format`, its exit codes, every variable its code path reads (found
+    /// with `grep env::var` and clap's `env =` over the command's crates), a `stella ...` usage.
+    #[test]
+    fn every_command_keeps_the_command_line_convention() {
+        let backfill: Vec<&str> = [
+            "STELLA_STORE",
+            "STELLA_TENANT",
+            "DATASET_HASH",
+            "SOURCE_DATE_EPOCH",
+            "TMPDIR",
+            "NO_COLOR",
+            "STELLA_FAULT_ABORT",
+            "STELLA_FAULT_PAUSE_AFTER_VERIFY",
+        ]
+        .into_iter()
+        .chain(PG.iter().copied())
+        .collect();
+        let verify: Vec<&str> = [
+            "STELLA_STORE",
+            "DATASET_HASH",
+            "TMPDIR",
+            "NO_COLOR",
+            "STELLA_FAULT_PAUSE_AFTER_VERIFY",
+        ]
+        .into_iter()
+        .chain(PG.iter().copied())
+        .collect();
+        let problems = aoc_term::convention_problems(
+            crate::Cli::command(),
+            "stella",
+            &[
+                ("aoc backfill", &backfill),
+                ("aoc verify", &verify),
+                (
+                    "sources ingest",
+                    &["STELLA_TENANT", "SOURCE_DATE_EPOCH", "NO_COLOR"],
+                ),
+                (
+                    "kit verify",
+                    &["AOC_VERIFY_KEY", "DATASET_HASH", "TMPDIR", "NO_COLOR"],
+                ),
+            ],
+        );
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        crate::Cli::command().debug_assert();
+    }
+}
