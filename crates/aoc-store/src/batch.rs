@@ -186,3 +186,57 @@ pub(crate) fn rows_with_json<'o>(
     });
     rows.iter().zip(written)
 }
+
+/// The rows a batch writes, counted per (tenant, vendor): documents, and upstream documents (a
+/// revision 1 is an upstream document's first row), for the store's `source_counts`.
+#[derive(Default)]
+pub(crate) struct Counted<'a> {
+    by_source: Vec<(&'a str, &'a str, i64, i64)>,
+}
+
+impl<'a> Counted<'a> {
+    pub fn of(rows: &[NewRow<'a>]) -> Counted<'a> {
+        let mut counted = Counted::default();
+        for row in rows {
+            let doc: &'a StoreDoc = row.prepared;
+            counted.add(&doc.head.key, row.revision);
+        }
+        counted
+    }
+
+    fn add(&mut self, key: &'a UpstreamKey, revision: i64) {
+        let new = i64::from(revision == 1);
+        // A batch holds one or a few sources: a linear search beats hashing.
+        match self
+            .by_source
+            .iter_mut()
+            .find(|(t, v, _, _)| *t == key.tenant && *v == key.vendor)
+        {
+            Some(entry) => {
+                entry.2 += 1;
+                entry.3 += new;
+            }
+            None => self.by_source.push((&key.tenant, &key.vendor, 1, new)),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_source.is_empty()
+    }
+
+    /// (tenants, vendors, documents, upstream documents), as parallel columns.
+    pub fn columns(&self) -> (Vec<&'a str>, Vec<&'a str>, Vec<i64>, Vec<i64>) {
+        let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &(t, v, d, u) in &self.by_source {
+            out.0.push(t);
+            out.1.push(v);
+            out.2.push(d);
+            out.3.push(u);
+        }
+        out
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(&'a str, &'a str, i64, i64)> {
+        self.by_source.iter()
+    }
+}

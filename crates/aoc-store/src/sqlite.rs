@@ -1,7 +1,9 @@
 //! The SQLite engine: bundled SQLite in WAL mode, one `BEGIN IMMEDIATE` transaction per batch
 //! (SQLite's single write lock serializes concurrent writers), cached prepared statements.
 
-use crate::batch::{plan, rows_with_json, Batch, BatchOutcome, Checkpoint, Head, StoredState};
+use crate::batch::{
+    plan, rows_with_json, Batch, BatchOutcome, Checkpoint, Counted, Head, StoredState,
+};
 use crate::document::{render_digest, StoreDoc};
 use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
 use crate::{Migration, Result};
@@ -122,6 +124,25 @@ CREATE TRIGGER advisory_raw_no_update BEFORE UPDATE ON advisory_raw
 BEGIN SELECT RAISE(ABORT, 'advisory_raw is append-only: UPDATE rejected'); END;
 CREATE TRIGGER advisory_raw_no_delete BEFORE DELETE ON advisory_raw
 BEGIN SELECT RAISE(ABORT, 'advisory_raw is append-only: DELETE rejected'); END;
+"#,
+    },
+    Migration {
+        version: 3,
+        name: "source_counts kept by each batch",
+        sql: r#"
+-- Revisions and upstream documents per (tenant, vendor), added to by each batch in its own
+-- transaction, so that counting the store reads a few rows instead of all of them.
+CREATE TABLE source_counts (
+    tenant              TEXT    NOT NULL,
+    vendor              TEXT    NOT NULL,
+    documents           INTEGER NOT NULL,
+    upstream_documents  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, vendor)
+);
+INSERT INTO source_counts (tenant, vendor, documents, upstream_documents)
+SELECT u.tenant, u.vendor, count(*), count(DISTINCT r.upstream)
+FROM upstreams u JOIN advisory_raw r ON r.upstream = u.key
+GROUP BY u.tenant, u.vendor;
 "#,
     },
 ];
@@ -355,6 +376,19 @@ impl SqliteStore {
                     written.json,
                 ])?;
             }
+            let counted = Counted::of(&rows);
+            if !counted.is_empty() {
+                let mut count = tx.prepare_cached(
+                    "INSERT INTO source_counts (tenant, vendor, documents, upstream_documents)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant, vendor) DO UPDATE
+                     SET documents = documents + excluded.documents,
+                         upstream_documents = upstream_documents + excluded.upstream_documents",
+                )?;
+                for (tenant, vendor, documents, upstreams) in counted.iter() {
+                    count.execute(params![tenant, vendor, documents, upstreams])?;
+                }
+            }
             let mut delete = tx.prepare_cached(
                 "INSERT INTO upstream_deletions (tenant, vendor, upstream_id, recorded_at, location)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
@@ -466,11 +500,12 @@ impl SqliteStore {
         Ok(n)
     }
 
+    /// Read from `source_counts`, which every batch updates in its own transaction: a few rows
+    /// whatever the store's size.
     pub(crate) fn counts(&mut self) -> Result<StoreCounts> {
         let mut stmt = self.conn.prepare(
-            "SELECT u.tenant, u.vendor, count(*), count(DISTINCT r.upstream)
-             FROM upstreams u JOIN advisory_raw r ON r.upstream = u.key
-             GROUP BY u.tenant, u.vendor ORDER BY u.tenant, u.vendor",
+            "SELECT tenant, vendor, documents, upstream_documents FROM source_counts
+             WHERE documents > 0 ORDER BY tenant, vendor",
         )?;
         let by_source = stmt
             .query_map([], |r| {
