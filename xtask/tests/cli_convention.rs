@@ -2,7 +2,7 @@
 //! prints one JSON document on stdout (a failure too) while the human text goes to stderr, and
 //! every task's `--help` says `cargo xtask` and names its exit codes and environment. (The clap
 //! tree itself is walked by `cli.rs`'s unit test; the long tasks' JSON documents are checked on
-//! their end-to-end runs in `src/*/tests.rs`.)
+//! their end-to-end runs in `src/*/tests.rs`, a failed release's in `dataset_pin.rs`.)
 
 use serde_json::Value;
 use std::process::Command;
@@ -74,44 +74,6 @@ fn sbom_prints_its_files_as_json() {
     assert!(std::path::Path::new(sbom["spdx"].as_str().unwrap()).is_file());
     assert!(sbom["packages"].as_u64().unwrap() > 10, "{sbom}");
     assert!(err.contains("crates linked into `stella`"), "{err}");
-}
-
-#[test]
-fn a_failed_release_is_one_json_document_naming_the_step() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.args(["aoc-release", "--format", "json", "--out"])
-        .arg(tmp.path().join("kit"))
-        .arg("--runner-binary")
-        .arg(tmp.path().join("no-such-stella"))
-        .current_dir(tmp.path())
-        .env("NO_COLOR", "1");
-    for var in [
-        "COSIGN_KEY",
-        "COSIGN_KEY_B64",
-        "COSIGN_PASSWORD",
-        "AOC_REQUIRE_PROD_KEY",
-        "DATASET_HASH",
-        "AOC_DATASET_EPOCH",
-    ] {
-        cmd.env_remove(var);
-    }
-    let out = cmd.env("COSIGN_ALLOW_DEV_KEY", "1").output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let failure = json("aoc-release failure", &stdout);
-    assert_eq!(failure["ok"], false);
-    assert!(
-        failure["error"]
-            .as_str()
-            .unwrap()
-            .contains("step `build runner` failed"),
-        "{failure}"
-    );
-    assert!(stderr.contains("aoc-release: dataset"), "{stderr}");
 }
 
 #[test]

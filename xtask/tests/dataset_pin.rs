@@ -2,14 +2,15 @@
 //! the dataset's clock is its definition's (`seed/dataset.json`). Runs the real binary up to the
 //! runner build (`--runner-binary` names a file that does not exist, so nothing is built): the
 //! hash a placeholder run reports pins runs with other SOURCE_DATE_EPOCH values, and a dataset
-//! clock given beside the definition is refused.
+//! clock given beside the definition is refused. The runs use `--format json`: each failure is
+//! one JSON document on stdout naming the step, the progress lines stay on stderr.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn release(dir: &Path, envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.arg("aoc-release")
+    cmd.args(["aoc-release", "--format", "json"])
         .arg("--out")
         .arg(dir.join("kit"))
         .arg("--runner-binary")
@@ -64,6 +65,17 @@ fn the_pinned_dataset_holds_whatever_source_date_epoch() {
             stderr.contains("step `build runner` failed") && stderr.contains("does not exist"),
             "SOURCE_DATE_EPOCH={epoch}: {stderr}"
         );
+        let failure: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {stderr}"));
+        assert_eq!(failure["ok"], false);
+        assert!(
+            failure["error"]
+                .as_str()
+                .unwrap()
+                .contains("step `build runner` failed"),
+            "{failure}"
+        );
+        assert!(stderr.contains("aoc-release: dataset"), "{stderr}");
         assert!(!tmp.path().join("kit").exists());
     }
     // A second clock beside the committed definition is refused, naming both.

@@ -274,26 +274,7 @@ fn format_json_puts_one_document_on_stdout_and_the_text_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let raw = raw_documents(dir.path());
 
-    // sources ingest: json and ndjson on stdout, nothing on stderr but human text.
-    let (code, out, _) = run(stella()
-        .args([
-            "sources",
-            "ingest",
-            "--dry-run",
-            "--format",
-            "json",
-            "--input",
-        ])
-        .arg(testdata("osv-rustsec")));
-    assert_eq!(code, 0);
-    assert_eq!(
-        json_stdout("ingest", &out)["documents"]
-            .as_array()
-            .unwrap()
-            .len(),
-        5
-    );
-
+    // sources ingest --format json: `ingest_dry_run_prints_raw_documents_and_writes_nothing`.
     // aoc verify: the report on stdout, the summary on stderr.
     let (code, out, err) = run(stella()
         .args(["aoc", "verify", "--format", "json", "--input"])
