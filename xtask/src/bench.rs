@@ -315,3 +315,23 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_run_calls_the_same_benchmark_without_its_format() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            without_format(
+                args(&["bench", "--format", "json", "verify", "--runs", "2"]).into_iter()
+            ),
+            args(&["bench", "verify", "--runs", "2"])
+        );
+        assert_eq!(
+            without_format(args(&["bench", "sbom", "--format=json"]).into_iter()),
+            args(&["bench", "sbom"])
+        );
+    }
+}

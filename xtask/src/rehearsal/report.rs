@@ -79,11 +79,11 @@ pub fn stage_for_kit(lookup: &Lookup, hash: &str, stage: &Path) -> Result<Vec<St
         Lookup::InDir(dir) => {
             let path = dir.join(&name);
             if !path.is_file() {
-                eprintln!(
+                aoc_term::say(format!(
                     "aoc-release: no rehearsal report for dataset {hash} in {}: the kit carries \
                      none (run `cargo xtask aoc-rehearsal` first, or pass --rehearsal-report PATH)",
                     dir.display()
-                );
+                ));
                 return Ok(Vec::new());
             }
             path
