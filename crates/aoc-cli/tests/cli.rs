@@ -318,6 +318,13 @@ fn format_json_puts_one_document_on_stdout_and_the_text_on_stderr() {
     assert_eq!(code, 14, "{err}");
     assert_eq!(json_stdout("kit verify", &out)["exit_code"], 14);
     assert!(!err.is_empty());
+    // A usage error (an unreadable --key) is a JSON document too.
+    let (code, out, err) = run(stella()
+        .args(["kit", "verify", "--format", "json", "--key"])
+        .arg(dir.path().join("no.pub"))
+        .arg(dir.path()));
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(json_stdout("kit verify usage", &out)["exit_code"], 2);
 }
 
 #[test]
@@ -407,4 +414,49 @@ fn every_help_names_its_exit_codes_and_environment() {
             );
         }
     }
+}
+
+/// `stella` on a pseudo-terminal (util-linux `script`), or None after a loud skip.
+fn on_a_terminal(args: &str, no_color: bool) -> Option<String> {
+    let probe = Command::new("script").arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed; no pseudo-terminal to draw on");
+        return None;
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec"])
+        .arg(format!("{} {args}", env!("CARGO_BIN_EXE_stella")))
+        .arg("/dev/null")
+        .env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let out = cmd.output().unwrap();
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_progress_bar_draws_on_a_terminal_and_never_with_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |db: &str| {
+        format!(
+            "aoc backfill --from {} --store sqlite://{}",
+            testdata("osv-rustsec").display(),
+            dir.path().join(db).display()
+        )
+    };
+    let Some(drawn) = on_a_terminal(&args("a.db"), false) else {
+        return;
+    };
+    assert!(drawn.contains("stella aoc backfill: 5 records"), "{drawn}");
+    assert!(
+        drawn.contains("\x1b[2K"),
+        "a terminal gets the progress bar (cleared at the end): {drawn:?}"
+    );
+    let plain = on_a_terminal(&args("b.db"), true).unwrap();
+    assert!(plain.contains("stella aoc backfill: 5 records"), "{plain}");
+    assert!(
+        !plain.contains('\x1b'),
+        "NO_COLOR: no bar, no colour: {plain:?}"
+    );
 }

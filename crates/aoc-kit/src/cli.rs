@@ -90,10 +90,16 @@ impl VerifyArgs {
 
 /// Verifies `dir`, printing as `tool`; returns the process exit code.
 pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
+    let json = args.format == Format::Json || args.json;
     let opts = match args.options() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{tool}: {e}");
+            if json {
+                // `--format json` keeps its promise on a usage error too.
+                let error = serde_json::json!({ "error": e, "exit_code": EXIT_USAGE });
+                aoc_term::print_json(&error).ok();
+            }
             return EXIT_USAGE;
         }
     };
@@ -102,7 +108,6 @@ pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
     {
         eprintln!("{tool}: DATASET_HASH is the placeholder: the dataset is not pinned");
     }
-    let json = args.format == Format::Json || args.json;
     // A published directory (a copy of a publish prefix): its signed manifest, then each kit.
     if crate::published::is_published_dir(dir) {
         return crate::published::run(dir, &opts, json, tool);
