@@ -7,7 +7,7 @@
 //! The store never queries inside documents, so jsonb's indexing buys nothing here.
 
 use crate::batch::{
-    plan, rows_with_json, Batch, BatchOutcome, Checkpoint, Counted, Head, StoredState,
+    plan, rows_with_json, Batch, BatchMap, BatchOutcome, Checkpoint, Counted, Head, StoredState,
 };
 use crate::document::{render_digest, StoreDoc};
 use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
@@ -15,7 +15,7 @@ use crate::{Migration, Result, StoreError};
 use aoc_contract::UpstreamKey;
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, Statement};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 
 /// Key columns use `COLLATE "C"` so that ORDER BY is byte order whatever the database's locale:
@@ -190,6 +190,9 @@ const WRITE_LOCK: i64 = 0x616f_635f_7772_6974;
 /// A batch's transaction and its write lock (`WRITE_LOCK`), in one round trip.
 const BEGIN_LOCKED: &str = "BEGIN; SELECT pg_advisory_xact_lock(7020939605770922356)";
 
+/// The pieces a batch's COPY payload is handed to the client library in.
+const COPY_CHUNK: usize = 64 << 10;
+
 /// A COPY buffer larger than this (a batch of unusually large documents) is freed after its
 /// batch rather than kept for the next.
 const COPY_BUF_KEEP: usize = 16 << 20;
@@ -346,11 +349,12 @@ impl PgStore {
         let st = &self.statements;
         let client = &mut self.client;
         let mut state = StoredState::default();
-        // The upstream key of every distinct upstream document, and whether it was stored before.
-        let mut keys: HashMap<&UpstreamKey, (i64, bool)> = HashMap::new();
+        // The upstream key of each document (by its index in the batch).
+        let mut doc_keys: Vec<i64> = Vec::with_capacity(prepared.len());
         if !prepared.is_empty() {
+            // Each distinct upstream document once, numbered from 1 in order of appearance.
             let mut distinct: Vec<&UpstreamKey> = Vec::new();
-            let mut ordinal: HashMap<&UpstreamKey, i64> = HashMap::new();
+            let mut ordinal: BatchMap<&UpstreamKey, i64> = BatchMap::default();
             let mut doc_ordinals = Vec::with_capacity(prepared.len());
             let mut digests = Vec::with_capacity(prepared.len());
             for p in prepared {
@@ -371,33 +375,43 @@ impl PgStore {
                 col(|k| &k.upstream_id),
             );
             let rows = client.query(&st.resolve, &[&kt, &kv, &ku, &doc_ordinals, &digests])?;
+            // The upstream key of each distinct document once resolved.
+            let mut resolved: Vec<Option<i64>> = vec![None; distinct.len()];
             for r in &rows {
-                let key = distinct[r.get::<_, i64>(0) as usize - 1];
+                let i = r.get::<_, i64>(0) as usize - 1;
+                let key = distinct[i];
                 match r.get::<_, Option<&[u8]>>(5) {
                     None => {
-                        keys.insert(key, (r.get(1), r.get(2)));
+                        resolved[i] = Some(r.get(1));
                         if let Some(revision) = r.get::<_, Option<i64>>(3) {
                             let id = r.get(4);
-                            state.heads.insert(key.clone(), Head { revision, id });
+                            state.heads.insert(key, Head { revision, id });
                         }
                     }
                     Some(digest) => {
-                        state
-                            .existing
-                            .insert((key.clone(), render_digest(digest)), r.get(4));
+                        // Equal to a digest of the batch (the probe's condition): 32 bytes.
+                        if let Ok(digest) = digest.try_into() {
+                            state.existing.insert((key, digest), r.get(4));
+                        }
                     }
                 }
             }
-            if keys.len() != distinct.len() {
+            let missing = resolved.iter().filter(|k| k.is_none()).count();
+            if missing > 0 {
                 return Err(StoreError::BadRow {
                     location: "upstreams".into(),
                     message: format!(
                         "{} of {} upstream keys resolved",
-                        keys.len(),
+                        distinct.len() - missing,
                         distinct.len()
                     ),
                 });
             }
+            doc_keys.extend(
+                doc_ordinals
+                    .iter()
+                    .map(|&i| resolved[i as usize - 1].expect("all resolved")),
+            );
         }
         let mut outcome = BatchOutcome::default();
         let rows = plan(prepared, state, &mut outcome)?;
@@ -409,7 +423,7 @@ impl PgStore {
             for (row, written) in rows_with_json(&rows, &outcome) {
                 let p = row.prepared;
                 buf.extend_from_slice(&8i16.to_be_bytes());
-                copy_field(buf, Some(&keys[&p.head.key].0.to_be_bytes()));
+                copy_field(buf, Some(&doc_keys[row.index].to_be_bytes()));
                 copy_field(buf, Some(&row.revision.to_be_bytes()));
                 copy_field(buf, Some(p.head.id.as_bytes()));
                 copy_field(buf, Some(&p.digest));
@@ -419,8 +433,13 @@ impl PgStore {
                 copy_field(buf, Some(written.json.as_bytes()));
             }
             buf.extend_from_slice(&(-1i16).to_be_bytes());
+            // Sent in pieces of COPY_CHUNK: the client library copies what it is given into a
+            // buffer of that size, which the allocator then reuses, where one batch-sized write
+            // took fresh pages (zeroed by the kernel) every batch.
             let mut w = client.copy_in(COPY_RAW)?;
-            w.write_all(buf)?;
+            for chunk in buf.chunks(COPY_CHUNK) {
+                w.write_all(chunk)?;
+            }
             w.finish()?;
             if buf.capacity() > COPY_BUF_KEEP {
                 *buf = Vec::new();

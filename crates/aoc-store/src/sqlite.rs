@@ -2,7 +2,7 @@
 //! (SQLite's single write lock serializes concurrent writers), cached prepared statements.
 
 use crate::batch::{
-    plan, rows_with_json, Batch, BatchOutcome, Checkpoint, Counted, Head, StoredState,
+    plan, rows_with_json, Batch, BatchMap, BatchOutcome, Checkpoint, Counted, Head, StoredState,
 };
 use crate::document::{render_digest, StoreDoc};
 use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
@@ -10,7 +10,7 @@ use crate::{Migration, Result};
 use aoc_contract::UpstreamKey;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -298,7 +298,7 @@ impl SqliteStore {
         let mut state = StoredState::default();
         // The upstream key of every document: an existing one (whose head and stored hashes are
         // looked up) or a new one (nothing stored yet, so nothing to look up).
-        let mut keys: HashMap<&UpstreamKey, (i64, bool)> = HashMap::new();
+        let mut keys: BatchMap<&UpstreamKey, (i64, bool)> = BatchMap::default();
         {
             let mut key_q = tx.prepare_cached(
                 "SELECT key FROM upstreams WHERE tenant = ?1 AND vendor = ?2 AND upstream_id = ?3",
@@ -330,7 +330,7 @@ impl SqliteStore {
                                     })
                                     .optional()?;
                                 if let Some(head) = head {
-                                    state.heads.insert(k.clone(), head);
+                                    state.heads.insert(k, head);
                                 }
                                 (key, true)
                             }
@@ -348,9 +348,7 @@ impl SqliteStore {
                         .query_row(params![key, &p.digest[..]], |r| r.get(0))
                         .optional()?;
                     if let Some(id) = id {
-                        state
-                            .existing
-                            .insert((k.clone(), p.head.content_hash.clone()), id);
+                        state.existing.insert((k, p.digest), id);
                     }
                 }
             }
