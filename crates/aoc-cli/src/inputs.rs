@@ -61,5 +61,10 @@ pub fn open(paths: &[PathBuf], pin: &DatasetPin) -> anyhow::Result<Source> {
             ..VerifyOptions::default()
         },
     };
+    // A dataset's integrity pass reads all of it before the first record: a spinner meanwhile.
+    let _progress = paths
+        .iter()
+        .any(|p| is_dataset(p))
+        .then(|| aoc_term::Progress::spinner("stella: checking the dataset's integrity"));
     Ok(Source::open(paths, &[&datasets])?)
 }
