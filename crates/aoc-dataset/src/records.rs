@@ -12,6 +12,14 @@ const BATCH_BYTES: usize = 8 << 20;
 const BATCH_LINES: usize = 1 << 16;
 /// Bytes requested per read.
 const READ_BYTES: usize = 1 << 20;
+
+/// A batch buffer's capacity: reads go on while the complete lines are under `batch_bytes`, so
+/// the last read starts below `batch_bytes` plus an unfinished line and adds `READ_BYTES`. With
+/// lines of a few KB a buffer never grows, so the buffers passed around are allocated (and
+/// their pages faulted in) once per member, not again as they grow.
+fn buffer_bytes(batch_bytes: usize) -> usize {
+    batch_bytes + 2 * READ_BYTES
+}
 /// The longest line accepted: real raw documents are a few KB (the largest CSAF example ~130 KB);
 /// a "line" without a newline for longer than this is refused instead of buffered, so a data
 /// member of zeros (a decompression bomb) cannot make a reader hold gigabytes.
@@ -112,7 +120,7 @@ impl Lines {
     pub fn new(batch_bytes: usize, hash: bool) -> Lines {
         Lines {
             batch: LineBatch {
-                data: Vec::with_capacity(batch_bytes + READ_BYTES),
+                data: Vec::with_capacity(buffer_bytes(batch_bytes)),
                 lines: Vec::new(),
                 base: 0,
             },
@@ -225,7 +233,7 @@ impl Lines {
         }
         spare.lines.clear();
         spare.data.clear();
-        spare.data.reserve(self.batch_bytes + READ_BYTES);
+        spare.data.reserve(buffer_bytes(self.batch_bytes));
         spare
             .data
             .extend_from_slice(&self.batch.data[self.line_start..]);
