@@ -124,6 +124,22 @@ fn needs_escape(word: u64) -> bool {
         != 0
 }
 
+/// True when JSON writes `s` between quotes as it is: no `"`, `\` or C0 control in it (the set
+/// RFC 8785 escapes, and serde_json too). Checked eight bytes at a time.
+pub fn is_plain_string(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        if needs_escape(u64::from_le_bytes(chunk.try_into().expect("eight bytes"))) {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// RFC 8785 §3.2.2.2: escape only `"`, `\` and C0 controls; `\b \t \n \f \r` by name, others as
 /// `\u00xx` in lowercase hex. Everything else is written as UTF-8. Runs of eight bytes with
 /// nothing to escape (nearly all of them) are skipped a word at a time.
@@ -206,6 +222,29 @@ mod tests {
 
     fn canon(v: Value) -> String {
         String::from_utf8(to_canonical_vec(&v)).unwrap()
+    }
+
+    #[test]
+    fn plain_strings_are_those_written_unescaped() {
+        for s in [
+            "",
+            "a",
+            "abcdefgh",
+            "abcdefghi",
+            "é ünïcödé €😀 and more than eight bytes",
+            "\u{7f}\u{2028}",
+        ] {
+            assert!(is_plain_string(s), "{s:?}");
+            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{s}\""));
+        }
+        for bad in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+            for at in 0..17 {
+                let mut s = "x".repeat(16);
+                s.insert(at, bad);
+                assert!(!is_plain_string(&s), "{s:?}");
+                assert_ne!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+            }
+        }
     }
 
     #[test]

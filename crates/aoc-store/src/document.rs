@@ -52,8 +52,22 @@ impl StoreDoc {
         bytes: &[u8],
     ) -> std::result::Result<(DocHead, bool), String> {
         let fields = Fields::read(doc)?;
-        let mut sink = Compare { rest: bytes, at: 0 };
-        let same = render_value(fields.map, &mut sink).is_ok() && sink.rest.is_empty();
+        let mut c = Compare { rest: bytes, at: 0 };
+        let mut first = true;
+        let mut member = |c: &mut Compare, key: &str, value: &Value| {
+            c.token(if std::mem::take(&mut first) {
+                b"{"
+            } else {
+                b","
+            }) && c.string(key)
+                && c.token(b":")
+                && c.value(value)
+        };
+        let same = fields.map.iter().all(|(k, v)| member(&mut c, k, v))
+            && (fields.map.contains_key("supersedes")
+                || member(&mut c, "supersedes", &Value::Null))
+            && c.token(b"}")
+            && c.rest.is_empty();
         Ok((fields.head, same))
     }
 
@@ -248,6 +262,51 @@ impl io::Write for Compare<'_> {
     }
 }
 
+/// Comparing while walking the value, as serde_json's compact writer would write it: structure
+/// and plain strings are compared directly (a plain string is written as it is); escaped
+/// strings and numbers go through serde_json itself.
+impl Compare<'_> {
+    fn token(&mut self, t: &[u8]) -> bool {
+        io::Write::write_all(self, t).is_ok()
+    }
+
+    fn string(&mut self, s: &str) -> bool {
+        if aoc_contract::canonical::is_plain_string(s) {
+            self.token(b"\"") && self.token(s.as_bytes()) && self.token(b"\"")
+        } else {
+            serde_json::to_writer(&mut *self, s).is_ok()
+        }
+    }
+
+    fn value(&mut self, v: &Value) -> bool {
+        match v {
+            Value::Null => self.token(b"null"),
+            Value::Bool(true) => self.token(b"true"),
+            Value::Bool(false) => self.token(b"false"),
+            Value::Number(n) => serde_json::to_writer(&mut *self, n).is_ok(),
+            Value::String(s) => self.string(s),
+            Value::Array(items) => {
+                self.token(b"[")
+                    && items
+                        .iter()
+                        .enumerate()
+                        .all(|(i, v)| (i == 0 || self.token(b",")) && self.value(v))
+                    && self.token(b"]")
+            }
+            Value::Object(map) => {
+                self.token(b"{")
+                    && map.iter().enumerate().all(|(i, (k, v))| {
+                        (i == 0 || self.token(b","))
+                            && self.string(k)
+                            && self.token(b":")
+                            && self.value(v)
+                    })
+                    && self.token(b"}")
+            }
+        }
+    }
+}
+
 impl Sink for Compare<'_> {
     fn pos(&self) -> usize {
         self.at
@@ -374,6 +433,27 @@ mod tests {
             let mut longer = bytes.to_vec();
             longer.push(b' ');
             assert!(!StoreDoc::check_rendering(&d, &longer).unwrap().1);
+        }
+        // Escapes, unicode, numbers of every kind, empty and nested containers, odd keys.
+        let mut d = doc(Some(Value::Null));
+        d["z"] = json!({
+            "s": "quote \" backslash \\ tab \t nl \n nul \u{0} us \u{1f} del \u{7f} ls \u{2028} é😀",
+            "plain": "more than eight plain bytes", "": [], "{}": {}, "a\"b": [[], {}, [null]],
+            "n": [0, -1, 1.5, -0.0, 1e300, 2.5e-8, u64::MAX, i64::MIN, 9007199254740993u64],
+            "b": [true, false]
+        });
+        let s = StoreDoc::from_value(&d).unwrap();
+        assert!(
+            StoreDoc::check_rendering(&d, s.json().as_bytes())
+                .unwrap()
+                .1
+        );
+        let bytes = s.json().as_bytes();
+        for i in 0..bytes.len() {
+            assert!(!StoreDoc::check_rendering(&d, &bytes[..i]).unwrap().1);
+            let mut changed = bytes.to_vec();
+            changed[i] ^= 0x01;
+            assert!(!StoreDoc::check_rendering(&d, &changed).unwrap().1);
         }
         // The same refusals as from_value.
         let mut d = doc(None);
