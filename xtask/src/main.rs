@@ -71,6 +71,7 @@ enum Task {
     #[command(after_help = cli::sbom())]
     Sbom(sbom::Cmd),
     /// Time a task against its baseline tool
+    #[command(after_help = cli::bench())]
     Bench(bench::Cmd),
     /// Run every test as CI does: third-party verifiers, a throwaway PostgreSQL, cargo test
     #[command(after_help = cli::test())]

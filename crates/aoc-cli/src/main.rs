@@ -49,16 +49,19 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Aggregation-Only Contract operations.
+    #[command(after_help = help::top())]
     Aoc {
         #[command(subcommand)]
         command: AocCommand,
     },
     /// Upstream sources.
+    #[command(after_help = help::top())]
     Sources {
         #[command(subcommand)]
         command: SourcesCommand,
     },
     /// Offline kits.
+    #[command(after_help = help::top())]
     Kit {
         #[command(subcommand)]
         command: KitCommand,
