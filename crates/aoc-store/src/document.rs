@@ -54,7 +54,7 @@ impl StoreDoc {
         let fields = Fields::read(doc)?;
         let mut c = Compare { rest: bytes, at: 0 };
         let mut first = true;
-        let mut member = |c: &mut Compare, key: &str, value: &Value| {
+        let mut member = |c: &mut Compare<'_>, key: &str, value: &Value| {
             c.token(if std::mem::take(&mut first) {
                 b"{"
             } else {
