@@ -21,7 +21,6 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::time::{Duration, Instant};
 
@@ -314,18 +313,14 @@ impl Backfill<'_> {
         // Two stages: this thread reads and prepares the next batch while the writer commits the
         // previous one. Batches arrive in input order, each with the position after it, so
         // checkpoints and the rejects journal advance exactly as in a sequential run.
-        // Batches sent to the writer and not yet taken (see `produce`).
-        let queued = AtomicUsize::new(0);
         let (run, position, prepare_time) = std::thread::scope(|scope| {
             let (tx, rx) = sync_channel::<Pending>(2);
             let now = &now;
-            let queue = &queued;
             let writer = scope.spawn(move || -> Result<_, EngineError> {
                 let mut run = run;
                 let mut position = start;
                 let mut prepare_time = Duration::ZERO;
                 for mut batch in rx.iter() {
-                    queue.fetch_sub(1, Ordering::Relaxed);
                     prepare_time += batch.prepare_time;
                     position = batch.position;
                     for r in std::mem::take(&mut batch.rejects) {
@@ -354,7 +349,6 @@ impl Backfill<'_> {
                 self.batch_size.max(1),
                 self.stop_on_error,
                 &tx,
-                queue,
             );
             drop(tx);
             let written = writer.join().map_err(|_| EngineError::Panicked)?;
@@ -694,32 +688,15 @@ fn ready(prepared: Prepared) -> Ready {
     }
 }
 
-/// The mapping side: reads `batch_size` records, prepares them (in input order), and sends the
-/// batch; ends at the end of the input, at a stop, or when the writer hangs up.
-///
-/// A batch is prepared on every core only while the writer waits for it (`queued`, the batches
-/// sent and not yet taken, is 0). When a batch is already waiting, the store is the slower side:
-/// the next one is prepared on this thread alone, which still keeps ahead of the writer, and the
-/// other core is left to the writer and the database server, whose work is the run's critical
-/// path (PostgreSQL 200k revisions on two cores: the server's backend shared its core with two
-/// mapping threads and ran a third slower).
+/// The mapping side: reads `batch_size` records, prepares them on every core (in input order),
+/// and sends the batch; ends at the end of the input, at a stop, or when the writer hangs up.
 fn produce(
     source: &mut Source,
     preparer: &Preparer,
     batch_size: usize,
     stop_on_error: bool,
     tx: &SyncSender<Pending>,
-    queued: &AtomicUsize,
 ) -> Result<(), EngineError> {
-    let mut local = preparer.clone();
-    let prepare = |p: &mut Preparer, r: InputRecord| match r.item {
-        // Checked and rendered by its reader: nothing left to do here.
-        Item::Verified(stored) => Ready::Doc(r.location, stored),
-        item => ready(p.prepare(InputRecord {
-            location: r.location,
-            item,
-        })),
-    };
     loop {
         let t = Instant::now();
         let mut records: Vec<InputRecord> = Vec::with_capacity(batch_size);
@@ -737,17 +714,20 @@ fn produce(
                 }
             }
         }
-        let prepared: Vec<Ready> = if queued.load(Ordering::Relaxed) == 0 {
-            records
-                .into_par_iter()
-                .map_init(|| preparer.clone(), prepare)
-                .collect()
-        } else {
-            records
-                .into_iter()
-                .map(|r| prepare(&mut local, r))
-                .collect()
-        };
+        let prepared: Vec<Ready> = records
+            .into_par_iter()
+            .map_init(
+                || preparer.clone(),
+                |p, r| match r.item {
+                    // Checked and rendered by its reader: nothing left to do here.
+                    Item::Verified(stored) => Ready::Doc(r.location, stored),
+                    item => ready(p.prepare(InputRecord {
+                        location: r.location,
+                        item,
+                    })),
+                },
+            )
+            .collect();
         let mut batch = Pending {
             position: positions.last().copied().unwrap_or_else(|| source.at()),
             ..Pending::default()
@@ -775,7 +755,6 @@ fn produce(
         }
         batch.prepare_time = t.elapsed();
         let last = end || batch.stop.is_some();
-        queued.fetch_add(1, Ordering::Relaxed);
         if tx.send(batch).is_err() || last {
             return Ok(());
         }
