@@ -1,10 +1,13 @@
 //! The PostgreSQL engine: per batch one transaction holding an advisory lock, one lookup query
 //! over unnest()ed arrays for existing hashes and heads, then binary `COPY` for the new rows.
 //!
-//! The document column is `json`, not `jsonb`: `json` keeps the exact bytes written, which the
-//! verifier needs to detect a changed row and which datasets export unchanged; `jsonb` reorders
-//! and deduplicates keys, drops whitespace and refuses `\u0000`, which upstream text may contain.
-//! The store never queries inside documents, so jsonb's indexing buys nothing here.
+//! The document column is `text` (migration 4; `json` before): the exact bytes written, which the
+//! verifier needs to detect a changed row and which datasets export unchanged. `jsonb` reorders
+//! and deduplicates keys, drops whitespace and refuses `\u0000`, which upstream text may contain;
+//! `json` keeps the bytes but parses every document again on insert (json_recv: 18% of the
+//! server's time in a backfill) to check what the store's own serializer wrote. The store never
+//! queries inside documents, the verifier parses every stored document, and `doc::json` reads
+//! one as JSON in SQL.
 
 use crate::batch::{
     plan, rows_with_json, Batch, BatchMap, BatchOutcome, Checkpoint, Counted, Head, StoredState,
@@ -173,6 +176,22 @@ FROM upstreams u JOIN advisory_raw r ON r.upstream = u.key
 GROUP BY u.tenant, u.vendor;
 "#,
     },
+    Migration {
+        version: 4,
+        name: "advisory_raw.doc is text: the same bytes, not parsed again on insert",
+        sql: r#"
+-- The bytes stay exactly as written (json kept them as given too); the table is rewritten once.
+ALTER TABLE advisory_raw ALTER COLUMN doc TYPE text;
+DO $$
+BEGIN
+    IF 'lz4' = ANY (SELECT unnest(enumvals) FROM pg_settings
+                    WHERE name = 'default_toast_compression') THEN
+        ALTER TABLE advisory_raw ALTER COLUMN doc SET COMPRESSION lz4;
+    END IF;
+END
+$$;
+"#,
+    },
 ];
 
 const GUARDS: [&str; 3] = [
@@ -278,6 +297,8 @@ ON CONFLICT (run_key) DO UPDATE SET position = excluded.position, written = excl
 
 struct Statements {
     resolve: Statement,
+    /// Prepared once: a COPY given as text is prepared again (a round trip) every batch.
+    copy_raw: Statement,
     insert_deletions: Statement,
     finish: Statement,
 }
@@ -299,10 +320,13 @@ impl PgStore {
         // guarantee SQLite's synchronous=NORMAL gives: the database stays consistent, and a
         // server crash may lose the last commits, which a resumed backfill writes again from its
         // checkpoint (committed with them, so never ahead of them).
-        client.batch_execute("SET jit = off; SET synchronous_commit = off")?;
+        client.batch_execute(
+            "SET jit = off; SET synchronous_commit = off; SET standard_conforming_strings = on",
+        )?;
         migrate(&mut client)?;
         let statements = Statements {
             resolve: client.prepare(RESOLVE)?,
+            copy_raw: client.prepare(COPY_RAW)?,
             insert_deletions: client.prepare(INSERT_DELETIONS)?,
             finish: client.prepare(FINISH)?,
         };
@@ -328,10 +352,7 @@ impl PgStore {
         // Held until commit: the heads read below cannot move before our rows are in.
         self.client.batch_execute(BEGIN_LOCKED)?;
         match self.write_in_transaction(prepared, batch) {
-            Ok(outcome) => {
-                self.client.batch_execute("COMMIT")?;
-                Ok(outcome)
-            }
+            Ok(outcome) => Ok(outcome),
             Err(e) => {
                 // A broken connection has no transaction left to roll back: the first error
                 // is the one to report.
@@ -436,7 +457,7 @@ impl PgStore {
             // Sent in pieces of COPY_CHUNK: the client library copies what it is given into a
             // buffer of that size, which the allocator then reuses, where one batch-sized write
             // took fresh pages (zeroed by the kernel) every batch.
-            let mut w = client.copy_in(COPY_RAW)?;
+            let mut w = client.copy_in(&st.copy_raw)?;
             for chunk in buf.chunks(COPY_CHUNK) {
                 w.write_all(chunk)?;
             }
@@ -464,6 +485,13 @@ impl PgStore {
         let c = batch
             .checkpoint
             .map(|c| c.with_outcome(&outcome, batch.deletions.len()));
+        // The counts, the checkpoint and COMMIT in one round trip: a simple query with the
+        // values as literals. A value the simple protocol cannot carry (a NUL, which PostgreSQL
+        // text refuses anyway) goes as parameters, and COMMIT after it.
+        if let Some(sql) = finish_sql(&counted, c.as_ref()) {
+            client.batch_execute(&sql)?;
+            return Ok(outcome);
+        }
         if !counted.is_empty() || c.is_some() {
             let (tenants, vendors, documents, upstreams) = counted.columns();
             client.execute(
@@ -482,6 +510,7 @@ impl PgStore {
                 ],
             )?;
         }
+        client.batch_execute("COMMIT")?;
         Ok(outcome)
     }
 
@@ -650,6 +679,56 @@ impl PgStore {
     }
 }
 
+/// The end of a batch as one simple query (see FINISH): the counts' upsert, the checkpoint's, and
+/// COMMIT; `None` when a value holds a NUL, which a simple query cannot carry.
+fn finish_sql(counted: &Counted<'_>, checkpoint: Option<&Checkpoint>) -> Option<String> {
+    use std::fmt::Write as _;
+    let mut sql = String::with_capacity(512);
+    if !counted.is_empty() {
+        sql.push_str(
+            "INSERT INTO source_counts (tenant, vendor, documents, upstream_documents) VALUES ",
+        );
+        for (n, (tenant, vendor, documents, upstreams)) in counted.iter().enumerate() {
+            let sep = if n == 0 { "" } else { ", " };
+            let (t, v) = (literal(tenant)?, literal(vendor)?);
+            write!(sql, "{sep}({t}, {v}, {documents}, {upstreams})").expect("to a String");
+        }
+        sql.push_str(
+            " ON CONFLICT (tenant, vendor) DO UPDATE \
+             SET documents = source_counts.documents + excluded.documents, \
+             upstream_documents = source_counts.upstream_documents + excluded.upstream_documents; ",
+        );
+    }
+    if let Some(c) = checkpoint {
+        write!(
+            sql,
+            "INSERT INTO backfill_checkpoints (run_key, position, written, noop, rejected, deleted) \
+             VALUES ({}, {}, {}, {}, {}, {}) \
+             ON CONFLICT (run_key) DO UPDATE SET position = excluded.position, \
+             written = excluded.written, noop = excluded.noop, rejected = excluded.rejected, \
+             deleted = excluded.deleted; ",
+            literal(&c.run_key)?,
+            literal(&c.position)?,
+            c.written,
+            c.noop,
+            c.rejected,
+            c.deleted
+        )
+        .expect("to a String");
+    }
+    sql.push_str("COMMIT");
+    Some(sql)
+}
+
+/// A string constant for a simple query: quoted, quotes doubled (the session sets
+/// standard_conforming_strings, so a backslash is just a backslash); `None` for a NUL.
+fn literal(s: &str) -> Option<String> {
+    if s.contains('\0') {
+        return None;
+    }
+    Some(format!("'{}'", s.replace('\'', "''")))
+}
+
 /// The binary COPY header: signature, flags, no header extension.
 fn copy_header(buf: &mut Vec<u8>) {
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
@@ -657,8 +736,8 @@ fn copy_header(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&0i32.to_be_bytes());
 }
 
-/// One binary COPY field: its length and bytes, or -1 for NULL. Text columns (and the `json`
-/// one, whose binary form is its text) take their UTF-8 bytes, bigint its 8 big-endian bytes.
+/// One binary COPY field: its length and bytes, or -1 for NULL. Text columns take their UTF-8
+/// bytes, bigint its 8 big-endian bytes, bytea its bytes.
 fn copy_field(buf: &mut Vec<u8>, value: Option<&[u8]>) {
     match value {
         Some(v) => {
@@ -709,6 +788,12 @@ mod tests {
             BEGIN_LOCKED,
             format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
         );
+    }
+
+    #[test]
+    fn literals_are_quoted_and_refuse_nul() {
+        assert_eq!(literal("a'b\\c").as_deref(), Some("'a''b\\c'"));
+        assert_eq!(literal("a\0b"), None);
     }
 
     #[test]

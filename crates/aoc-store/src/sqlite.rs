@@ -145,6 +145,13 @@ FROM upstreams u JOIN advisory_raw r ON r.upstream = u.key
 GROUP BY u.tenant, u.vendor;
 "#,
     },
+    Migration {
+        version: 4,
+        name: "advisory_raw.doc is text: the same bytes, not parsed again on insert",
+        // PostgreSQL's column was json; SQLite's has been TEXT from the start. Recorded so that
+        // both engines' stores carry the same schema versions.
+        sql: "SELECT 1;",
+    },
 ];
 
 /// Triggers that make the raw tables append-only.
