@@ -1,18 +1,40 @@
 //! RFC 8785 canonical JSON over arbitrary JSON values: never panics, the canonical form parses
 //! back to a value whose canonical form is the same bytes (a fixed point), and the content hash
-//! is `sha256:` and 64 lowercase hex digits.
+//! is `sha256:` and 64 lowercase hex digits. The borrowed tree a verifier reads records with
+//! parses exactly the texts a `Value` does and, unless an object repeats a key, is the same
+//! value with the same canonical form.
 #![no_main]
 
-use aoc_contract::canonical::{content_hash, is_content_hash, to_canonical_vec};
+use aoc_contract::canonical::{
+    content_hash, is_content_hash, to_canonical_vec, write_canonical_tree,
+};
+use aoc_contract::tree::Node;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+    let parsed = serde_json::from_slice::<serde_json::Value>(data);
+    let node = Node::parse(data);
+    assert_eq!(parsed.is_ok(), node.is_ok(), "the same texts parse");
+    let Ok(value) = parsed else {
         return;
     };
     let canonical = to_canonical_vec(&value);
     let again: serde_json::Value =
         serde_json::from_slice(&canonical).expect("canonical JSON is JSON");
-    assert_eq!(to_canonical_vec(&again), canonical, "canonical form is a fixed point");
+    assert_eq!(
+        to_canonical_vec(&again),
+        canonical,
+        "canonical form is a fixed point"
+    );
     assert!(is_content_hash(&content_hash(&value)));
+    let node = node.expect("parsed above");
+    let mut out = Vec::new();
+    match node.to_value() {
+        Some(v) => {
+            assert_eq!(v, value, "the same value");
+            assert!(write_canonical_tree(&node, &mut out), "no repeated key");
+            assert_eq!(out, canonical, "the same canonical form");
+        }
+        None => assert!(!write_canonical_tree(&node, &mut out), "a repeated key"),
+    }
 });

@@ -6,7 +6,8 @@
 //! of going through a serde `Serializer` (as `serde_jcs` does) so that hashing a document costs one
 //! walk and no intermediate tree.
 
-use serde_json::{Map, Number, Value};
+use crate::tree::{Json, JsonTree};
+use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 
@@ -22,57 +23,73 @@ pub fn to_canonical_vec(value: &Value) -> Vec<u8> {
 
 /// Appends the RFC 8785 canonical serialisation of `value` to `out`.
 pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
-    // One scratch stack for the sorted members of every object on the current path, instead of a
-    // vector per object.
-    let mut members: Vec<(&String, &Value)> = Vec::new();
-    write_value(value, out, &mut members);
+    let unique = write_canonical_tree(value, out);
+    debug_assert!(unique, "a Value holds each key once");
 }
 
-fn write_value<'a>(
-    value: &'a Value,
+/// [`write_canonical`] of any [`JsonTree`]; false (and `out` unfinished) when an object repeats a
+/// key, which has no canonical form.
+pub fn write_canonical_tree<T: JsonTree>(value: &T, out: &mut Vec<u8>) -> bool {
+    // One scratch stack for the sorted members of every object on the current path, instead of a
+    // vector per object.
+    let mut members: Vec<(&str, &T)> = Vec::new();
+    write_value(value, out, &mut members)
+}
+
+fn write_value<'a, T: JsonTree>(
+    value: &'a T,
     out: &mut Vec<u8>,
-    members: &mut Vec<(&'a String, &'a Value)>,
-) {
-    match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => write_number(n, out),
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
+    members: &mut Vec<(&'a str, &'a T)>,
+) -> bool {
+    match value.json() {
+        Json::Null => out.extend_from_slice(b"null"),
+        Json::Bool(true) => out.extend_from_slice(b"true"),
+        Json::Bool(false) => out.extend_from_slice(b"false"),
+        Json::Number(n) => write_number(n, out),
+        Json::String(s) => write_string(s, out),
+        Json::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(item, out, members);
+                if !write_value(item, out, members) {
+                    return false;
+                }
             }
             out.push(b']');
         }
-        Value::Object(map) => write_object(map, out, members),
+        Json::Object(map) => return write_object(map, out, members),
     }
+    true
 }
 
-fn write_object<'a>(
-    map: &'a Map<String, Value>,
+fn write_object<'a, T: JsonTree>(
+    map: impl Iterator<Item = (&'a str, &'a T)>,
     out: &mut Vec<u8>,
-    members: &mut Vec<(&'a String, &'a Value)>,
-) {
+    members: &mut Vec<(&'a str, &'a T)>,
+) -> bool {
     let base = members.len();
-    members.extend(map.iter());
+    members.extend(map);
     members[base..].sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
+    if members[base..].windows(2).any(|w| w[0].0 == w[1].0) {
+        return false;
+    }
     out.push(b'{');
-    for i in base..base + map.len() {
+    for i in base..members.len() {
         let (key, value) = members[i];
         if i > base {
             out.push(b',');
         }
         write_string(key, out);
         out.push(b':');
-        write_value(value, out, members);
+        if !write_value(value, out, members) {
+            return false;
+        }
     }
     out.push(b'}');
     members.truncate(base);
+    true
 }
 
 /// RFC 8785 §3.2.3: member names sort by UTF-16 code units. UTF-8 byte order agrees with that
@@ -200,13 +217,20 @@ pub fn content_hash(value: &Value) -> String {
 
 /// Like [`content_hash`], reusing `buf` (cleared first) to avoid an allocation per document.
 pub fn content_hash_with(value: &Value, buf: &mut Vec<u8>) -> String {
+    content_hash_tree(value, buf).expect("a Value holds each key once")
+}
+
+/// [`content_hash_with`] of any [`JsonTree`]; `None` when an object repeats a key.
+pub fn content_hash_tree<T: JsonTree>(value: &T, buf: &mut Vec<u8>) -> Option<String> {
     buf.clear();
-    write_canonical(value, buf);
+    if !write_canonical_tree(value, buf) {
+        return None;
+    }
     let digest = Sha256::digest(&buf[..]);
     let mut out = String::with_capacity(HASH_PREFIX.len() + 64);
     out.push_str(HASH_PREFIX);
     out.push_str(&hex::encode(digest));
-    out
+    Some(out)
 }
 
 /// True when `s` has the shape `sha256:` + 64 lowercase hex digits.

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod guard;
 pub mod mapping;
 pub mod model;
+pub mod tree;
 
 pub use canonical::{content_hash, to_canonical_vec};
 pub use guard::{Guard, GuardOptions, Violation, ViolationCode};

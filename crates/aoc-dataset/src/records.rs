@@ -38,6 +38,7 @@ pub(crate) struct Line {
 
 #[derive(Default)]
 pub(crate) struct LineBatch {
+    /// The lines' bytes; past the last line's end the buffer holds stale bytes, never read.
     pub data: Vec<u8>,
     pub lines: Vec<Line>,
     /// Bytes of the stream before `data[0]`.
@@ -107,6 +108,8 @@ pub(crate) struct Lines {
     batch_bytes: usize,
     /// Start of the line not yet complete, in `batch.data`.
     line_start: usize,
+    /// Bytes of `batch.data` read so far (the rest of it is stale).
+    filled: usize,
     line_no: u64,
     total: u64,
     hasher: Option<Sha256>,
@@ -126,6 +129,7 @@ impl Lines {
             },
             batch_bytes,
             line_start: 0,
+            filled: 0,
             line_no: 0,
             total: 0,
             hasher: hash.then(Sha256::new),
@@ -148,10 +152,8 @@ impl Lines {
         if self.handed_out {
             self.handed_out = false;
             self.batch.lines.clear();
-            self.batch.data.copy_within(self.line_start.., 0);
-            self.batch
-                .data
-                .truncate(self.batch.data.len() - self.line_start);
+            self.batch.data.copy_within(self.line_start..self.filled, 0);
+            self.filled -= self.line_start;
             self.batch.base += self.line_start as u64;
             self.line_start = 0;
         }
@@ -160,28 +162,29 @@ impl Lines {
             && self.batch.lines.len() < BATCH_LINES
         {
             let data = &mut self.batch.data;
-            let old_len = data.len();
-            data.resize(old_len + READ_BYTES, 0);
+            let old_len = self.filled;
+            // The buffer only grows (zeroed once): bytes past `filled` are stale, never read.
+            if data.len() < old_len + READ_BYTES {
+                data.resize(old_len + READ_BYTES, 0);
+            }
             let n = loop {
-                match reader.read(&mut data[old_len..]) {
+                match reader.read(&mut data[old_len..old_len + READ_BYTES]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        data.truncate(old_len);
-                        return Err(e);
-                    }
+                    Err(e) => return Err(e),
                 }
             };
-            data.truncate(old_len + n);
             if n == 0 {
                 self.eof = true;
                 break;
             }
+            self.filled = old_len + n;
+            let read = &data[old_len..self.filled];
             if let Some(h) = &mut self.hasher {
-                h.update(&data[old_len..]);
+                h.update(read);
             }
             self.total += n as u64;
-            for i in memchr::memchr_iter(b'\n', &data[old_len..]) {
+            for i in memchr::memchr_iter(b'\n', read) {
                 let end = old_len + i;
                 self.line_no += 1;
                 self.batch.lines.push(Line {
@@ -192,7 +195,7 @@ impl Lines {
                 });
                 self.line_start = end + 1;
             }
-            if data.len() - self.line_start > MAX_LINE_BYTES {
+            if self.filled - self.line_start > MAX_LINE_BYTES {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -203,15 +206,15 @@ impl Lines {
                 ));
             }
         }
-        if self.eof && self.line_start < self.batch.data.len() {
+        if self.eof && self.line_start < self.filled {
             self.line_no += 1;
             self.batch.lines.push(Line {
                 no: self.line_no,
                 start: self.line_start,
-                end: self.batch.data.len(),
+                end: self.filled,
                 terminated: false,
             });
-            self.line_start = self.batch.data.len();
+            self.line_start = self.filled;
         }
         if self.batch.lines.is_empty() {
             return Ok(None);
@@ -231,15 +234,21 @@ impl Lines {
         if self.next_batch(reader)?.is_none() {
             return Ok(None);
         }
+        // The unfinished line moves to the front of `spare`, which is read into next; buffers
+        // keep their (zeroed) length, so a recycled one is not zeroed again.
+        let tail = self.line_start..self.filled;
         spare.lines.clear();
-        spare.data.clear();
-        spare.data.reserve(buffer_bytes(self.batch_bytes));
+        let capacity = buffer_bytes(self.batch_bytes);
         spare
             .data
-            .extend_from_slice(&self.batch.data[self.line_start..]);
+            .reserve(capacity.saturating_sub(spare.data.len()));
+        if spare.data.len() < tail.len() {
+            spare.data.resize(tail.len(), 0);
+        }
+        spare.data[..tail.len()].copy_from_slice(&self.batch.data[tail.clone()]);
         spare.base = self.batch.base + self.line_start as u64;
-        let mut out = std::mem::replace(&mut self.batch, spare);
-        out.data.truncate(self.line_start);
+        let out = std::mem::replace(&mut self.batch, spare);
+        self.filled = tail.len();
         self.line_start = 0;
         self.handed_out = false;
         Ok(Some(out))

@@ -3,6 +3,7 @@
 use crate::{Result, StoreError};
 use aoc_contract::canonical::HASH_PREFIX;
 use aoc_contract::clock::parse_rfc3339;
+use aoc_contract::tree::{Json, JsonTree};
 use aoc_contract::{DocHead, RawDocument, UpstreamKey};
 use serde::Serialize;
 use serde_json::Value;
@@ -51,24 +52,44 @@ impl StoreDoc {
         doc: &Value,
         bytes: &[u8],
     ) -> std::result::Result<(DocHead, bool), String> {
-        let fields = Fields::read(doc)?;
-        let mut c = Compare { rest: bytes, at: 0 };
-        let mut first = true;
-        let mut member = |c: &mut Compare<'_>, key: &str, value: &Value| {
-            c.token(if std::mem::take(&mut first) {
-                b"{"
-            } else {
-                b","
-            }) && c.string(key)
-                && c.token(b":")
-                && c.value(value)
+        Ok((
+            StoreDoc::check_fields(doc)?,
+            StoreDoc::renders_as(doc, bytes),
+        ))
+    }
+
+    /// The checks of [`from_value`](Self::from_value) alone: the fields the store keys, orders
+    /// and chains by. They are all outside `content`, so `doc` may hold a placeholder there.
+    pub fn check_fields(doc: &Value) -> std::result::Result<DocHead, String> {
+        Fields::read(doc).map(|f| f.head)
+    }
+
+    /// Whether `bytes` are exactly the JSON [`from_value`](Self::from_value) renders for `doc`
+    /// (any JSON tree: a [`Value`], or a borrowed [`Node`](aoc_contract::tree::Node) of those
+    /// very bytes), compared while walking it, without building it.
+    pub fn renders_as<T: JsonTree>(doc: &T, bytes: &[u8]) -> bool {
+        let Json::Object(members) = doc.json() else {
+            return false;
         };
-        let same = fields.map.iter().all(|(k, v)| member(&mut c, k, v))
-            && (fields.map.contains_key("supersedes")
-                || member(&mut c, "supersedes", &Value::Null))
-            && c.token(b"}")
-            && c.rest.is_empty();
-        Ok((fields.head, same))
+        let mut c = Compare { rest: bytes, at: 0 };
+        let mut supersedes = false;
+        for (i, (key, value)) in members.enumerate() {
+            supersedes |= key == "supersedes";
+            if !(c.byte(if i == 0 { b'{' } else { b',' })
+                && c.string(key)
+                && c.byte(b':')
+                && c.value(value))
+            {
+                return false;
+            }
+        }
+        // An absent `supersedes` is rendered last, as null.
+        (supersedes
+            || (c.byte(if c.at == 0 { b'{' } else { b',' })
+                && c.string("supersedes")
+                && c.token(b":null")))
+            && c.byte(b'}')
+            && c.rest.is_empty()
     }
 
     /// [`from_value`](Self::from_value) of `doc.into_value()`, rendered straight from the typed
@@ -270,38 +291,68 @@ impl Compare<'_> {
         io::Write::write_all(self, t).is_ok()
     }
 
+    /// One structural byte, compared inline (most of what the walk compares).
+    fn byte(&mut self, b: u8) -> bool {
+        match self.rest.split_first() {
+            Some((&first, rest)) if first == b => {
+                self.rest = rest;
+                self.at += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Accepts the next `n` bytes as they are (the caller has proven them).
+    fn skip(&mut self, n: usize) -> bool {
+        self.rest = &self.rest[n..];
+        self.at += n;
+        true
+    }
+
     fn string(&mut self, s: &str) -> bool {
+        // A string borrowed from these very bytes, right after the quote: its own source text,
+        // which has no escape (or it could not have been borrowed), so it renders as itself.
+        if self
+            .rest
+            .get(1..)
+            .is_some_and(|r| std::ptr::eq(r.as_ptr(), s.as_ptr()))
+        {
+            return self.rest[0] == b'"'
+                && self.rest.get(1 + s.len()) == Some(&b'"')
+                && self.skip(s.len() + 2);
+        }
         if aoc_contract::canonical::is_plain_string(s) {
-            self.token(b"\"") && self.token(s.as_bytes()) && self.token(b"\"")
+            self.byte(b'"') && self.token(s.as_bytes()) && self.byte(b'"')
         } else {
             serde_json::to_writer(&mut *self, s).is_ok()
         }
     }
 
-    fn value(&mut self, v: &Value) -> bool {
-        match v {
-            Value::Null => self.token(b"null"),
-            Value::Bool(true) => self.token(b"true"),
-            Value::Bool(false) => self.token(b"false"),
-            Value::Number(n) => serde_json::to_writer(&mut *self, n).is_ok(),
-            Value::String(s) => self.string(s),
-            Value::Array(items) => {
-                self.token(b"[")
+    fn value<T: JsonTree>(&mut self, v: &T) -> bool {
+        match v.json() {
+            Json::Null => self.token(b"null"),
+            Json::Bool(true) => self.token(b"true"),
+            Json::Bool(false) => self.token(b"false"),
+            Json::Number(n) => serde_json::to_writer(&mut *self, n).is_ok(),
+            Json::String(s) => self.string(s),
+            Json::Array(items) => {
+                self.byte(b'[')
                     && items
                         .iter()
                         .enumerate()
-                        .all(|(i, v)| (i == 0 || self.token(b",")) && self.value(v))
-                    && self.token(b"]")
+                        .all(|(i, v)| (i == 0 || self.byte(b',')) && self.value(v))
+                    && self.byte(b']')
             }
-            Value::Object(map) => {
-                self.token(b"{")
-                    && map.iter().enumerate().all(|(i, (k, v))| {
-                        (i == 0 || self.token(b","))
+            Json::Object(mut members) => {
+                self.byte(b'{')
+                    && members.by_ref().enumerate().all(|(i, (k, v))| {
+                        (i == 0 || self.byte(b','))
                             && self.string(k)
-                            && self.token(b":")
+                            && self.byte(b':')
                             && self.value(v)
                     })
-                    && self.token(b"}")
+                    && self.byte(b'}')
             }
         }
     }
@@ -454,6 +505,26 @@ mod tests {
             let mut changed = bytes.to_vec();
             changed[i] ^= 0x01;
             assert!(!StoreDoc::check_rendering(&d, &changed).unwrap().1);
+        }
+        // A tree parsed from the bytes themselves (borrowed strings) answers as its Value does,
+        // for the rendering and for texts that are not it.
+        let text = s.json();
+        let variants = [
+            text.to_owned(),
+            text.replacen(':', ": ", 1),
+            text.replacen(",\"supersedes\":null", "", 1),
+            text.replace("more than eight", "more\\u0020than eight"),
+            text.replace("more than eight", "more\\/than eight"),
+            text.replace("[true,false]", "[ true,false]"),
+            text.replace("2.5e-8", "2.50e-8"),
+            text.replace("1.5", "15e-1"),
+        ];
+        for (i, v) in variants.iter().enumerate() {
+            let value: Value = serde_json::from_str(v).unwrap();
+            let node = aoc_contract::tree::Node::parse(v.as_bytes()).unwrap();
+            let expected = i == 0;
+            assert_eq!(StoreDoc::renders_as(&value, v.as_bytes()), expected, "{v}");
+            assert_eq!(StoreDoc::renders_as(&node, v.as_bytes()), expected, "{v}");
         }
         // The same refusals as from_value.
         let mut d = doc(None);
