@@ -17,7 +17,7 @@ use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
 use crate::{Migration, Result, StoreError};
 use aoc_contract::UpstreamKey;
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, Statement};
+use postgres::{Client, IsolationLevel, SimpleQueryMessage, Statement};
 use std::collections::HashSet;
 use std::io::Write;
 
@@ -321,9 +321,13 @@ impl PgStore {
         // server crash may lose the last commits, which a resumed backfill writes again from its
         // checkpoint (committed with them, so never ahead of them).
         client.batch_execute(
-            "SET jit = off; SET synchronous_commit = off; SET standard_conforming_strings = on",
+            "SET jit = off; SET synchronous_commit = off; SET standard_conforming_strings = on; \
+             SET bytea_output = hex",
         )?;
         migrate(&mut client)?;
+        client.batch_execute(&format!(
+            "PREPARE aoc_resolve(text[], text[], text[], bigint[], bytea[]) AS {RESOLVE}"
+        ))?;
         let statements = Statements {
             resolve: client.prepare(RESOLVE)?,
             copy_raw: client.prepare(COPY_RAW)?,
@@ -349,8 +353,11 @@ impl PgStore {
         prepared: &[StoreDoc],
         batch: &Batch<'_>,
     ) -> Result<BatchOutcome> {
-        // Held until commit: the heads read below cannot move before our rows are in.
-        self.client.batch_execute(BEGIN_LOCKED)?;
+        // Held until commit: the heads read below cannot move before our rows are in. A batch
+        // with documents begins its transaction in the round trip that resolves its keys.
+        if prepared.is_empty() {
+            self.client.batch_execute(BEGIN_LOCKED)?;
+        }
         match self.write_in_transaction(prepared, batch) {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
@@ -395,24 +402,42 @@ impl PgStore {
                 col(|k| &k.vendor),
                 col(|k| &k.upstream_id),
             );
-            let rows = client.query(&st.resolve, &[&kt, &kv, &ku, &doc_ordinals, &digests])?;
+            let rows = match resolve_sql(&kt, &kv, &ku, &doc_ordinals, &digests) {
+                Some(sql) => parse_resolved(client.simple_query(&sql)?)?,
+                None => {
+                    client.batch_execute(BEGIN_LOCKED)?;
+                    client
+                        .query(&st.resolve, &[&kt, &kv, &ku, &doc_ordinals, &digests])?
+                        .iter()
+                        .map(|r| Resolved {
+                            ordinal: r.get(0),
+                            key: r.get(1),
+                            revision: r.get(3),
+                            id: r.get(4),
+                            digest: r.get::<_, Option<Vec<u8>>>(5),
+                        })
+                        .collect()
+                }
+            };
             // The upstream key of each distinct document once resolved.
             let mut resolved: Vec<Option<i64>> = vec![None; distinct.len()];
-            for r in &rows {
-                let i = r.get::<_, i64>(0) as usize - 1;
+            for r in rows {
+                let i = usize::try_from(r.ordinal - 1)
+                    .ok()
+                    .filter(|&i| i < distinct.len())
+                    .ok_or_else(|| bad_resolve(format!("ordinal {}", r.ordinal)))?;
                 let key = distinct[i];
-                match r.get::<_, Option<&[u8]>>(5) {
+                match r.digest {
                     None => {
-                        resolved[i] = Some(r.get(1));
-                        if let Some(revision) = r.get::<_, Option<i64>>(3) {
-                            let id = r.get(4);
+                        resolved[i] = Some(r.key);
+                        if let (Some(revision), Some(id)) = (r.revision, r.id) {
                             state.heads.insert(key, Head { revision, id });
                         }
                     }
                     Some(digest) => {
                         // Equal to a digest of the batch (the probe's condition): 32 bytes.
-                        if let Ok(digest) = digest.try_into() {
-                            state.existing.insert((key, digest), r.get(4));
+                        if let (Ok(digest), Some(id)) = (digest.try_into(), r.id) {
+                            state.existing.insert((key, digest), id);
                         }
                     }
                 }
@@ -679,6 +704,116 @@ impl PgStore {
     }
 }
 
+/// A row of RESOLVE: see there.
+struct Resolved {
+    ordinal: i64,
+    key: i64,
+    revision: Option<i64>,
+    id: Option<String>,
+    digest: Option<Vec<u8>>,
+}
+
+fn bad_resolve(message: String) -> StoreError {
+    StoreError::BadRow {
+        location: "upstreams".into(),
+        message: format!("unexpected key lookup result: {message}"),
+    }
+}
+
+/// The start of a batch as one simple query: BEGIN, the write lock, and RESOLVE (prepared on the
+/// session as `aoc_resolve`) with the batch's keys and digests as array literals, so that the
+/// lock and the lookups cost one round trip; `None` when a value holds a NUL.
+fn resolve_sql(
+    tenants: &[&str],
+    vendors: &[&str],
+    upstream_ids: &[&str],
+    ordinals: &[i64],
+    digests: &[&[u8]],
+) -> Option<String> {
+    use std::fmt::Write as _;
+    let mut sql = String::with_capacity(64 * (upstream_ids.len() + digests.len()) + 256);
+    sql.push_str(BEGIN_LOCKED);
+    sql.push_str("; EXECUTE aoc_resolve(");
+    for column in [tenants, vendors, upstream_ids] {
+        text_array(&mut sql, column)?;
+        sql.push_str(", ");
+    }
+    sql.push_str("'{");
+    for (n, o) in ordinals.iter().enumerate() {
+        write!(sql, "{}{o}", if n == 0 { "" } else { "," }).expect("to a String");
+    }
+    sql.push_str("}', '{");
+    for (n, d) in digests.iter().enumerate() {
+        sql.push_str(if n == 0 { "\"\\\\x" } else { ",\"\\\\x" });
+        sql.push_str(&hex::encode(d));
+        sql.push('"');
+    }
+    sql.push_str("}')");
+    Some(sql)
+}
+
+/// `'{"a","b"}'`: a text array literal, each element double-quoted with `"` and `\` escaped for
+/// the array parser and the whole quoted for SQL; `None` for a NUL.
+fn text_array(sql: &mut String, values: &[&str]) -> Option<()> {
+    sql.push_str("'{");
+    for (n, v) in values.iter().enumerate() {
+        if v.contains('\0') {
+            return None;
+        }
+        if n > 0 {
+            sql.push(',');
+        }
+        sql.push('"');
+        for c in v.chars() {
+            match c {
+                '"' | '\\' => {
+                    sql.push('\\');
+                    sql.push(c);
+                }
+                '\'' => sql.push_str("''"),
+                c => sql.push(c),
+            }
+        }
+        sql.push('"');
+    }
+    sql.push_str("}'");
+    Some(())
+}
+
+/// The rows of `aoc_resolve` in the simple query's text form (the lock's own row has one column).
+fn parse_resolved(messages: Vec<SimpleQueryMessage>) -> Result<Vec<Resolved>> {
+    let mut out = Vec::new();
+    for m in messages {
+        let SimpleQueryMessage::Row(row) = m else {
+            continue;
+        };
+        if row.len() != 6 {
+            continue;
+        }
+        let int = |i: usize| -> Result<Option<i64>> {
+            row.get(i)
+                .map(|v| v.parse().map_err(|_| bad_resolve(format!("{v:?}"))))
+                .transpose()
+        };
+        let digest = match row.get(5) {
+            None => None,
+            Some(v) => Some(
+                v.strip_prefix("\\x")
+                    .and_then(|h| hex::decode(h).ok())
+                    .ok_or_else(|| bad_resolve(format!("{v:?}")))?,
+            ),
+        };
+        out.push(Resolved {
+            ordinal: int(0)?.ok_or_else(|| bad_resolve("no ordinal".into()))?,
+            key: int(1)?.ok_or_else(|| bad_resolve("no key".into()))?,
+            revision: int(3)?,
+            id: row.get(4).map(str::to_owned),
+            digest,
+        });
+    }
+    Ok(out)
+}
+
 /// The end of a batch as one simple query (see FINISH): the counts' upsert, the checkpoint's, and
 /// COMMIT; `None` when a value holds a NUL, which a simple query cannot carry.
 fn finish_sql(counted: &Counted<'_>, checkpoint: Option<&Checkpoint>) -> Option<String> {
@@ -794,6 +929,16 @@ mod tests {
     fn literals_are_quoted_and_refuse_nul() {
         assert_eq!(literal("a'b\\c").as_deref(), Some("'a''b\\c'"));
         assert_eq!(literal("a\0b"), None);
+    }
+
+    #[test]
+    fn array_literals_escape_for_the_array_parser_and_sql() {
+        let mut sql = String::new();
+        text_array(&mut sql, &["a", "q\"b\\c'd", ""]).unwrap();
+        assert_eq!(sql, r#"'{"a","q\"b\\c''d",""}'"#);
+        assert!(text_array(&mut String::new(), &["a\0"]).is_none());
+        let sql = resolve_sql(&["t"], &["v"], &["u"], &[1, 1], &[&[0xab], &[1, 2]]).unwrap();
+        assert!(sql.ends_with(r#"'{1,1}', '{"\\xab","\\x0102"}')"#), "{sql}");
     }
 
     #[test]
