@@ -337,6 +337,7 @@ suite!(
     given_supersedes_must_match_the_stored_head,
     concurrent_writers_are_serialized,
     invalid_documents_refuse_the_whole_batch,
+    keys_and_checkpoints_with_quotes_backslashes_braces_and_nul_round_trip,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1173,4 +1174,68 @@ fn invalid_documents_refuse_the_whole_batch(f: &mut Fixture) {
         );
     }
     assert_eq!(f.store.counts().unwrap().documents, 0);
+}
+
+/// PostgreSQL sends a batch's keys and its checkpoint as quoted literals (array literals for the
+/// keys) in simple queries, and a value with a NUL as parameters: every character that quoting
+/// must escape goes through both ways, and comes back unchanged.
+fn keys_and_checkpoints_with_quotes_backslashes_braces_and_nul_round_trip(f: &mut Fixture) {
+    let odd = r#"RUSTSEC-2020-0071 '"\{a,b}\\x00 NULL ü"#;
+    let mut raw = osv("RUSTSEC-2020-0071");
+    raw["id"] = Value::String(odd.into());
+    let tenant = r#"t'"\{}"#;
+    let run_key = r#"run '"\{}"#;
+    let (r0, r1) = (
+        map(revision(&raw, 0), tenant, T0),
+        map(revision(&raw, 1), tenant, T0),
+    );
+    let cp = |position: &str| Checkpoint {
+        run_key: run_key.into(),
+        position: position.into(),
+        ..Checkpoint::default()
+    };
+    let quoted = r#"{"at":"it's \"here\""}"#;
+    let first = f
+        .store
+        .append_batch(std::slice::from_ref(&r0), Some(&cp(quoted)))
+        .unwrap();
+    assert_eq!(first.written(), 1);
+    assert_eq!(
+        f.store.checkpoint(run_key).unwrap().unwrap().position,
+        quoted
+    );
+    // PostgreSQL text cannot hold a NUL: the batch is refused whole (by the server, as before
+    // literals), and nothing of it stays; SQLite stores it.
+    let nul = cp("with a \0 NUL");
+    if matches!(f.store, Store::Postgres(_)) {
+        let refused = f.store.append_batch(&[r0.clone(), r1.clone()], Some(&nul));
+        assert!(
+            matches!(refused, Err(StoreError::Postgres(_))),
+            "{refused:?}"
+        );
+        assert_eq!(f.store.counts().unwrap().documents, 1);
+    }
+    let position = match f.store {
+        Store::Sqlite(_) => nul.position.clone(),
+        Store::Postgres(_) => r#"\\'"#.to_owned(),
+    };
+    let second = f
+        .store
+        .append_batch(&[r0.clone(), r1], Some(&cp(&position)))
+        .unwrap();
+    assert!(matches!(second.docs[0], DocOutcome::Noop { .. }));
+    let w = written(&second.docs[1]);
+    assert_eq!(w.revision, 2);
+    assert_eq!(w.supersedes.as_deref(), r0["_id"].as_str());
+    let stored = f.store.checkpoint(run_key).unwrap().unwrap();
+    assert_eq!(stored.position, position);
+    // The totals before the batch (0) plus its outcome.
+    assert_eq!((stored.written, stored.noop), (1, 1));
+    let rows = all_rows(&mut f.store);
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .all(|r| r.upstream_id == odd && r.tenant == tenant));
+    let c = f.store.counts().unwrap();
+    assert_eq!((c.documents, c.upstream_documents), (2, 1));
 }
