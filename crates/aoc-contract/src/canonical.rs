@@ -47,6 +47,12 @@ fn write_value<'a, T: JsonTree>(
         Json::Bool(false) => out.extend_from_slice(b"false"),
         Json::Number(n) => write_number(n, out),
         Json::String(s) => write_string(s, out),
+        Json::PlainString(s) => {
+            debug_assert!(is_plain_string(s));
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        }
         Json::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {

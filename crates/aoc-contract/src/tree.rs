@@ -15,6 +15,8 @@ pub enum Json<'t, T: JsonTree> {
     Bool(bool),
     Number(&'t Number),
     String(&'t str),
+    /// A string known to need no escape (no `"`, `\` or C0 control): written as it is.
+    PlainString(&'t str),
     Array(&'t [T]),
     /// The members in the document's order.
     Object(T::Members<'t>),
@@ -79,6 +81,9 @@ impl<'a> JsonTree for Node<'a> {
             Node::Null => Json::Null,
             Node::Bool(b) => Json::Bool(*b),
             Node::Number(n) => Json::Number(n),
+            // serde_json borrows a string only when its text has no escape, and refuses raw
+            // control characters: the text is the string, and it needs no escape.
+            Node::String(Cow::Borrowed(s)) => Json::PlainString(s),
             Node::String(s) => Json::String(s),
             Node::Array(items) => Json::Array(items),
             Node::Object(members) => {
@@ -188,7 +193,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        // serde_json gives no size hint; raw documents' objects mostly have a few members.
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
         while let Some(Key(key)) = map.next_key()? {
             members.push((key, map.next_value()?));
         }

@@ -335,7 +335,7 @@ impl Compare<'_> {
             Json::Bool(true) => self.token(b"true"),
             Json::Bool(false) => self.token(b"false"),
             Json::Number(n) => serde_json::to_writer(&mut *self, n).is_ok(),
-            Json::String(s) => self.string(s),
+            Json::String(s) | Json::PlainString(s) => self.string(s),
             Json::Array(items) => {
                 self.byte(b'[')
                     && items
