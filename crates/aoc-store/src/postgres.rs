@@ -192,6 +192,17 @@ END
 $$;
 "#,
     },
+    Migration {
+        version: 5,
+        name: "upstreams looked up by a hash index on upstream_id",
+        sql: r#"
+-- A batch looks up the key of each of its upstream documents: through a hash index on the
+-- upstream id that is one hash and a bucket page, where the unique btree on the three texts
+-- compares three texts at every level of its descent (at 200k upstream documents: 1.25 us per
+-- key instead of 2.6-3 us). The btree stays: it is the uniqueness.
+CREATE INDEX upstreams_upstream_id_hash ON upstreams USING hash (upstream_id);
+"#,
+    },
 ];
 
 const GUARDS: [&str; 3] = [
@@ -239,8 +250,10 @@ WITH k AS (
 ), found AS MATERIALIZED (
     SELECT k.i, u.key FROM k
     CROSS JOIN LATERAL (
+        -- `|| ''` keeps the planner off the three-text btree: see migration 5.
         SELECT u.key FROM upstreams u
-        WHERE u.tenant = k.tenant AND u.vendor = k.vendor AND u.upstream_id = k.upstream_id
+        WHERE u.upstream_id = k.upstream_id AND u.vendor = k.vendor
+          AND u.tenant || '' = k.tenant
         LIMIT 1
     ) u
 ), added AS (

@@ -416,7 +416,10 @@ fn codes(report: &aoc_store::VerifyReport) -> Vec<(String, ViolationCode, String
 
 fn migrations_are_recorded_once_and_reopening_is_idempotent(f: &mut Fixture) {
     let first = f.store.migrations().unwrap();
-    assert_eq!(first.iter().map(|m| m.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        first.iter().map(|m| m.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
     assert!(
         aoc_contract::guard::is_rfc3339_utc(&first[0].1),
         "{}",
@@ -433,7 +436,7 @@ fn a_store_newer_than_this_build_is_refused(f: &mut Fixture) {
     )
     .unwrap();
     match Store::open(&f.url) {
-        Err(StoreError::SchemaTooNew { found: 99, known }) => assert_eq!(known, 4),
+        Err(StoreError::SchemaTooNew { found: 99, known }) => assert_eq!(known, 5),
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a store at schema 99 was opened"),
     }
@@ -522,7 +525,7 @@ fn a_store_at_schema_1_is_migrated_on_open_keeping_every_row(f: &mut Fixture) {
 
     let mut migrated = Store::open(&url).unwrap();
     let versions: Vec<i64> = migrated.migrations().unwrap().iter().map(|m| m.0).collect();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     assert_eq!(all_rows(&mut migrated), rows);
     let report = verify_store(
         &mut migrated,
