@@ -1,5 +1,7 @@
-//! The PostgreSQL engine: per batch one transaction holding an advisory lock, one lookup query
-//! over unnest()ed arrays for existing hashes and heads, then binary `COPY` for the new rows.
+//! The PostgreSQL engine: per batch one transaction holding an advisory lock, in four round
+//! trips: BEGIN, the lock and one lookup query over unnest()ed arrays (upstream keys, heads,
+//! stored digests) as one simple query; binary `COPY` of the new rows (two); the per-source
+//! counts, the checkpoint and COMMIT as one simple query.
 //!
 //! The document column is `text` (migration 4; `json` before): the exact bytes written, which the
 //! verifier needs to detect a changed row and which datasets export unchanged. `jsonb` reorders
