@@ -254,6 +254,29 @@ mod tests {
         String::from_utf8(to_canonical_vec(&v)).unwrap()
     }
 
+    /// A borrowed tree of a text has the canonical form of its Value; a repeated key has none.
+    #[test]
+    fn a_node_has_the_canonical_form_of_its_value() {
+        use crate::tree::Node;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+        let history = std::fs::read_to_string(dir.join("history-sample.ndjson")).unwrap();
+        let texts = crate::tree::tests::SAMPLES
+            .iter()
+            .copied()
+            .chain(history.lines());
+        for text in texts {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let node = Node::parse(text.as_bytes()).unwrap();
+            let mut out = Vec::new();
+            assert!(write_canonical_tree(&node, &mut out), "{text}");
+            assert_eq!(out, to_canonical_vec(&value), "{text}");
+        }
+        for repeated in [&br#"{"a":1,"a":2}"#[..], br#"[{"x":{"b":1,"b":1}}]"#] {
+            let node = Node::parse(repeated).unwrap();
+            assert!(!write_canonical_tree(&node, &mut Vec::new()));
+        }
+    }
+
     #[test]
     fn plain_strings_are_those_written_unescaped() {
         for s in [

@@ -232,10 +232,10 @@ impl<'de> Deserialize<'de> for Key<'de> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const SAMPLES: &[&str] = &[
+    pub(crate) const SAMPLES: &[&str] = &[
         r#"{"a":1,"b":[true,false,null,-2,3.5,1e300,18446744073709551615,-9223372036854775808,123456789012345678901234567890],"c":{"d":"e\"\\\n\u0001\u00e9\ud83d\ude00","":{}},"e":[]}"#,
         r#"[1,2,{"x":"y"}]"#,
         r#""just a string with \/ escape""#,
@@ -251,15 +251,6 @@ mod tests {
             let value: Value = serde_json::from_str(s).unwrap();
             let node = Node::parse(s.as_bytes()).unwrap();
             assert_eq!(node.to_value().unwrap(), value, "{s}");
-            assert_eq!(
-                crate::canonical::to_canonical_vec(&value),
-                {
-                    let mut out = Vec::new();
-                    assert!(crate::canonical::write_canonical_tree(&node, &mut out));
-                    out
-                },
-                "{s}"
-            );
         }
         // The testdata documents, too.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
@@ -271,9 +262,6 @@ mod tests {
             let value: Value = serde_json::from_str(line).unwrap();
             let node = Node::parse(line.as_bytes()).unwrap();
             assert_eq!(node.to_value().unwrap(), value);
-            let mut out = Vec::new();
-            assert!(crate::canonical::write_canonical_tree(&node, &mut out));
-            assert_eq!(out, crate::canonical::to_canonical_vec(&value));
             seen += 1;
         }
         assert!(seen > 100, "{seen}");
@@ -291,10 +279,6 @@ mod tests {
         for repeated in [&br#"{"a":1,"a":2}"#[..], br#"[{"x":{"b":1,"b":1}}]"#] {
             let node = Node::parse(repeated).unwrap();
             assert_eq!(node.to_value(), None);
-            assert!(!crate::canonical::write_canonical_tree(
-                &node,
-                &mut Vec::new()
-            ));
         }
         for bad in [&b""[..], b"{", b"[1,]", b"\"\x01\"", b"{\"a\":1}x", b"NaN"] {
             assert!(Node::parse(bad).is_err(), "{bad:?}");
