@@ -8,7 +8,8 @@ use std::io::{self, Read};
 /// Complete lines handed out per batch (a batch grows past this only for a longer single line).
 const BATCH_BYTES: usize = 8 << 20;
 /// Lines handed out per batch at most (real batches hold a few thousand): a member of tiny lines
-/// cannot make one batch's line table large. One read may add up to `READ_BYTES / 2` more.
+/// cannot make one batch's line table (or the results checked from it) large: lines past the
+/// bound stay buffered, unsplit, for the next batch.
 const BATCH_LINES: usize = 1 << 16;
 /// Bytes requested per read.
 const READ_BYTES: usize = 1 << 20;
@@ -110,6 +111,8 @@ pub(crate) struct Lines {
     line_start: usize,
     /// Bytes of `batch.data` read so far (the rest of it is stale).
     filled: usize,
+    /// Bytes of `batch.data` searched for line ends (`line_start <= scanned <= filled`).
+    scanned: usize,
     line_no: u64,
     total: u64,
     hasher: Option<Sha256>,
@@ -130,6 +133,7 @@ impl Lines {
             batch_bytes,
             line_start: 0,
             filled: 0,
+            scanned: 0,
             line_no: 0,
             total: 0,
             hasher: hash.then(Sha256::new),
@@ -154,13 +158,44 @@ impl Lines {
             self.batch.lines.clear();
             self.batch.data.copy_within(self.line_start..self.filled, 0);
             self.filled -= self.line_start;
+            self.scanned -= self.line_start;
             self.batch.base += self.line_start as u64;
             self.line_start = 0;
         }
-        while !self.eof
-            && self.line_start < self.batch_bytes
-            && self.batch.lines.len() < BATCH_LINES
-        {
+        loop {
+            // Split what is buffered, up to the batch's bounds: a read of tiny lines stays
+            // buffered, unsplit, for the next batch.
+            while self.batch.lines.len() < BATCH_LINES && self.line_start < self.batch_bytes {
+                let Some(i) = memchr::memchr(b'\n', &self.batch.data[self.scanned..self.filled])
+                else {
+                    self.scanned = self.filled;
+                    break;
+                };
+                let end = self.scanned + i;
+                self.line_no += 1;
+                self.batch.lines.push(Line {
+                    no: self.line_no,
+                    start: self.line_start,
+                    end,
+                    terminated: true,
+                });
+                self.line_start = end + 1;
+                self.scanned = end + 1;
+            }
+            if self.filled - self.line_start > MAX_LINE_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "line {} is longer than {} MiB: not a raw document",
+                        self.line_no + 1,
+                        MAX_LINE_BYTES >> 20
+                    ),
+                ));
+            }
+            let full = self.batch.lines.len() >= BATCH_LINES || self.line_start >= self.batch_bytes;
+            if full || self.eof {
+                break;
+            }
             let data = &mut self.batch.data;
             let old_len = self.filled;
             // The buffer only grows (zeroed once): bytes past `filled` are stale, never read.
@@ -176,37 +211,20 @@ impl Lines {
             };
             if n == 0 {
                 self.eof = true;
-                break;
+                continue;
             }
             self.filled = old_len + n;
-            let read = &data[old_len..self.filled];
             if let Some(h) = &mut self.hasher {
-                h.update(read);
+                h.update(&data[old_len..self.filled]);
             }
             self.total += n as u64;
-            for i in memchr::memchr_iter(b'\n', read) {
-                let end = old_len + i;
-                self.line_no += 1;
-                self.batch.lines.push(Line {
-                    no: self.line_no,
-                    start: self.line_start,
-                    end,
-                    terminated: true,
-                });
-                self.line_start = end + 1;
-            }
-            if self.filled - self.line_start > MAX_LINE_BYTES {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "line {} is longer than {} MiB: not a raw document",
-                        self.line_no + 1,
-                        MAX_LINE_BYTES >> 20
-                    ),
-                ));
-            }
         }
-        if self.eof && self.line_start < self.filled {
+        // The unterminated last line, once everything before it has been handed out.
+        if self.eof
+            && self.scanned == self.filled
+            && self.line_start < self.filled
+            && self.batch.lines.len() < BATCH_LINES
+        {
             self.line_no += 1;
             self.batch.lines.push(Line {
                 no: self.line_no,
@@ -215,6 +233,7 @@ impl Lines {
                 terminated: false,
             });
             self.line_start = self.filled;
+            self.scanned = self.filled;
         }
         if self.batch.lines.is_empty() {
             return Ok(None);
@@ -249,6 +268,7 @@ impl Lines {
         spare.base = self.batch.base + self.line_start as u64;
         let out = std::mem::replace(&mut self.batch, spare);
         self.filled = tail.len();
+        self.scanned -= self.line_start;
         self.line_start = 0;
         self.handed_out = false;
         Ok(Some(out))
@@ -383,23 +403,34 @@ mod tests {
 
     #[test]
     fn tiny_lines_come_in_bounded_batches_in_order() {
-        let input = b"0\n".repeat(3 * READ_BYTES);
-        let mut largest = 0;
-        let mut next_no = 1;
-        let s = stream_lines::<_, _, io::Error, _, _>(
-            &input[..],
-            |b| (b.lines.len(), b.lines.first().map(|l| l.no), b.base),
-            |(n, first, base)| {
-                largest = largest.max(n);
-                assert_eq!(first, Some(next_no));
-                assert_eq!(base, (next_no - 1) * 2);
-                next_no += n as u64;
-                Ok(())
-            },
-        )
-        .unwrap();
-        assert_eq!(s.lines, 3 * READ_BYTES as u64);
-        assert_eq!(next_no - 1, s.lines);
-        assert!(largest <= BATCH_LINES + READ_BYTES / 2, "{largest}");
+        // "0\n" lines, empty lines (the most a read can hold), and an unterminated tail.
+        for (line, tail) in [(&b"0\n"[..], &b""[..]), (b"\n", b""), (b"\n", b"x")] {
+            let mut input = line.repeat(3 * READ_BYTES);
+            input.extend_from_slice(tail);
+            let total = (3 * READ_BYTES + tail.len().min(1)) as u64;
+            let (mut largest, mut next_no, mut unterminated) = (0, 1, 0);
+            let s = stream_lines::<_, _, io::Error, _, _>(
+                &input[..],
+                |b| {
+                    let first = b.lines.first().map(|l| (l.no, l.start));
+                    let open = b.lines.iter().filter(|l| !l.terminated).count();
+                    (b.lines.len(), first, b.base, open)
+                },
+                |(n, first, base, open)| {
+                    largest = largest.max(n);
+                    let (no, start) = first.expect("a batch has lines");
+                    assert_eq!(no, next_no);
+                    assert_eq!(base + start as u64, (next_no - 1) * line.len() as u64);
+                    next_no += n as u64;
+                    unterminated += open;
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(s.lines, total);
+            assert_eq!(next_no - 1, s.lines);
+            assert_eq!(unterminated, tail.len());
+            assert!(largest <= BATCH_LINES, "{largest}");
+        }
     }
 }
