@@ -202,16 +202,7 @@ impl Guard {
         if sig.present || self.options.require_signature {
             for (field, v) in [("format", &sig.format), ("sig", &sig.sig)] {
                 if v.as_deref().is_none_or(blank) {
-                    let why = if sig.present {
-                        "signature is present but"
-                    } else {
-                        "signatures are required and"
-                    };
-                    out.push(Violation::new(
-                        P,
-                        format!("/upstream/signature/{field}"),
-                        format!("{why} signature.{field} is missing"),
-                    ));
+                    out.push(missing_signature_field(sig.present, field));
                 }
             }
         }
@@ -403,16 +394,7 @@ impl Guard {
                     if present || self.options.require_signature {
                         for field in ["format", "sig"] {
                             if !non_empty_str(sig.get(field)) {
-                                let why = if present {
-                                    "signature is present but"
-                                } else {
-                                    "signatures are required and"
-                                };
-                                out.push(Violation::new(
-                                    P,
-                                    format!("/upstream/signature/{field}"),
-                                    format!("{why} signature.{field} is missing"),
-                                ));
+                                out.push(missing_signature_field(present, field));
                             }
                         }
                     }
@@ -479,6 +461,21 @@ impl Guard {
             ));
         }
     }
+}
+
+/// A signature field missing where the signature is present, or required: one rule, whether
+/// the document is typed or a value.
+fn missing_signature_field(present: bool, field: &str) -> Violation {
+    let why = if present {
+        "signature is present but"
+    } else {
+        "signatures are required and"
+    };
+    Violation::new(
+        ViolationCode::MissingProvenance,
+        format!("/upstream/signature/{field}"),
+        format!("{why} signature.{field} is missing"),
+    )
 }
 
 /// `supersedes` must be null or the `_id` of another revision of the same upstream document.
