@@ -59,8 +59,11 @@ enum What {
         #[arg(long, default_value_t = 500)]
         large_mb: u64,
         /// Verify this existing kit instead of building one.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "keep_kit")]
         dir: Option<PathBuf>,
+        /// Build the kit into this new directory and keep it, for later runs with `--dir`.
+        #[arg(long, value_name = "DIR")]
+        keep_kit: Option<PathBuf>,
         /// Timed runs of each side; the median is reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
@@ -82,8 +85,9 @@ impl Cmd {
                 runner_binary,
                 large_mb,
                 dir,
+                keep_kit,
                 runs,
-            } => verify::run(sh, runner_binary, large_mb, dir, runs),
+            } => verify::run(sh, runner_binary, large_mb, dir, keep_kit, runs),
         }
         .map(|()| ExitCode::SUCCESS)
     }

@@ -1,7 +1,8 @@
 //! The AOC guard: checks one raw document and returns every violation, in a stable order.
 
-use crate::canonical::{content_hash_with, is_content_hash};
+use crate::canonical::{content_hash_tree, is_content_hash};
 use crate::model::{pointer, RawDocument, ALLOWED_TOP_LEVEL};
+use crate::tree::{Json, JsonTree};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -137,8 +138,10 @@ impl Guard {
     }
 
     /// [`check`](Self::check) for a document whose content hash the caller has just computed
-    /// (the mapper): everything but recomputing that hash, whatever `options.verify_hash` says.
-    pub fn check_fresh(&mut self, doc: &Value) -> Vec<Violation> {
+    /// (the mapper, or a verifier that hashes `content.raw` itself): everything but recomputing
+    /// that hash, whatever `options.verify_hash` says. Any [`JsonTree`]: a verifier checks a
+    /// borrowed [`Node`](crate::tree::Node) without building a `Value`.
+    pub fn check_fresh<T: JsonTree>(&mut self, doc: &T) -> Vec<Violation> {
         self.check_inner(doc, false)
     }
 
@@ -236,9 +239,9 @@ impl Guard {
         out
     }
 
-    fn check_inner(&mut self, doc: &Value, verify_hash: bool) -> Vec<Violation> {
+    fn check_inner<T: JsonTree>(&mut self, doc: &T, verify_hash: bool) -> Vec<Violation> {
         let mut out = Vec::new();
-        let Some(map) = doc.as_object() else {
+        let Json::Object(members) = doc.json() else {
             out.push(Violation::new(
                 ViolationCode::MissingProvenance,
                 "",
@@ -246,8 +249,8 @@ impl Guard {
             ));
             return out;
         };
-        for key in map.keys() {
-            if ALLOWED_TOP_LEVEL.contains(&key.as_str()) {
+        for (key, _) in members {
+            if ALLOWED_TOP_LEVEL.contains(&key) {
                 continue;
             }
             let path = format!("/{}", crate::mapping::escape_pointer_token(key));
@@ -257,7 +260,7 @@ impl Guard {
                     path,
                     format!("derived finding `{key}` written by ingestion"),
                 ));
-            } else if FORBIDDEN_TOP_LEVEL.contains(&key.as_str()) || key.starts_with("effective_") {
+            } else if FORBIDDEN_TOP_LEVEL.contains(&key) || key.starts_with("effective_") {
                 out.push(Violation::new(
                     ViolationCode::Forbidden,
                     path,
@@ -278,33 +281,35 @@ impl Guard {
         out
     }
 
-    fn check_provenance(&self, doc: &Value, out: &mut Vec<Violation>) {
+    fn check_provenance<T: JsonTree>(&self, doc: &T, out: &mut Vec<Violation>) {
         use ViolationCode::{Merge, MissingProvenance as P};
-        if self.options.require_tenant && !non_empty_str(doc.get("tenant")) {
+        if self.options.require_tenant && !non_empty_str(doc.member("tenant")) {
             out.push(Violation::new(P, "/tenant", "tenant is missing or empty"));
         }
-        if !non_empty_str(doc.get("_id")) {
+        if !non_empty_str(doc.member("_id")) {
             out.push(Violation::new(P, "/_id", "_id is missing or empty"));
         }
-        match doc.get("source") {
-            Some(Value::Array(sources)) if sources.len() > 1 => {
+        let source = doc.member("source");
+        match (source, source.and_then(T::array_len)) {
+            (_, Some(n)) if n > 1 => {
                 out.push(Violation::new(
                     Merge,
                     "/source",
-                    format!("document carries {} sources", sources.len()),
+                    format!("document carries {n} sources"),
                 ));
             }
-            Some(Value::Object(source)) => {
+            (Some(source), _) if source.is_object() => {
                 for field in ["vendor", "connector", "version"] {
-                    match source.get(field) {
-                        Some(Value::Array(v)) if v.len() > 1 => {
+                    let value = source.member(field);
+                    match value.and_then(T::array_len) {
+                        Some(n) if n > 1 => {
                             out.push(Violation::new(
                                 Merge,
                                 format!("/source/{field}"),
-                                format!("document carries {} values for source.{field}", v.len()),
+                                format!("document carries {n} values for source.{field}"),
                             ));
                         }
-                        v if !non_empty_str(v) => out.push(Violation::new(
+                        _ if !non_empty_str(value) => out.push(Violation::new(
                             P,
                             format!("/source/{field}"),
                             format!("source.{field} is missing or empty"),
@@ -319,16 +324,17 @@ impl Guard {
                 "source is missing or not an object",
             )),
         }
-        let upstream = match doc.get("upstream") {
-            Some(Value::Array(ups)) if ups.len() > 1 => {
+        let upstream = doc.member("upstream");
+        let upstream = match (upstream, upstream.and_then(T::array_len)) {
+            (_, Some(n)) if n > 1 => {
                 out.push(Violation::new(
                     Merge,
                     "/upstream",
-                    format!("document carries {} upstream records", ups.len()),
+                    format!("document carries {n} upstream records"),
                 ));
                 return;
             }
-            Some(u @ Value::Object(_)) => u,
+            (Some(u), _) if u.is_object() => u,
             _ => {
                 out.push(Violation::new(
                     P,
@@ -339,7 +345,7 @@ impl Guard {
             }
         };
         for field in ["upstream_id", "content_hash", "retrieved_at"] {
-            if !non_empty_str(upstream.get(field)) {
+            if !non_empty_str(upstream.member(field)) {
                 out.push(Violation::new(
                     P,
                     format!("/upstream/{field}"),
@@ -348,8 +354,8 @@ impl Guard {
             }
         }
         if !upstream
-            .get("document_version")
-            .is_some_and(|v| v.is_null() || v.is_string())
+            .member("document_version")
+            .is_some_and(|v| v.is_null() || v.as_str().is_some())
         {
             out.push(Violation::new(
                 P,
@@ -358,8 +364,8 @@ impl Guard {
             ));
         }
         if let Some(at) = upstream
-            .get("retrieved_at")
-            .and_then(Value::as_str)
+            .member("retrieved_at")
+            .and_then(T::as_str)
             .filter(|s| !s.is_empty())
         {
             if !is_rfc3339_utc(at) {
@@ -371,8 +377,8 @@ impl Guard {
             }
         }
         if let Some(hash) = upstream
-            .get("content_hash")
-            .and_then(Value::as_str)
+            .member("content_hash")
+            .and_then(T::as_str)
             .filter(|s| !s.is_empty())
         {
             if !is_content_hash(hash) {
@@ -383,8 +389,8 @@ impl Guard {
                 ));
             }
         }
-        match upstream.get("signature") {
-            Some(Value::Object(sig)) => match sig.get("present").and_then(Value::as_bool) {
+        match upstream.member("signature").filter(|s| s.is_object()) {
+            Some(sig) => match sig.member("present").and_then(T::as_bool) {
                 None => out.push(Violation::new(
                     P,
                     "/upstream/signature/present",
@@ -393,14 +399,14 @@ impl Guard {
                 Some(present) => {
                     if present || self.options.require_signature {
                         for field in ["format", "sig"] {
-                            if !non_empty_str(sig.get(field)) {
+                            if !non_empty_str(sig.member(field)) {
                                 out.push(missing_signature_field(present, field));
                             }
                         }
                     }
                 }
             },
-            _ => out.push(Violation::new(
+            None => out.push(Violation::new(
                 P,
                 "/upstream/signature",
                 "signature metadata is missing",
@@ -408,17 +414,23 @@ impl Guard {
         }
     }
 
-    fn check_content(&mut self, doc: &Value, verify_hash: bool, out: &mut Vec<Violation>) {
-        let content = match doc.get("content") {
-            Some(Value::Array(items)) if items.len() > 1 => {
+    fn check_content<T: JsonTree>(
+        &mut self,
+        doc: &T,
+        verify_hash: bool,
+        out: &mut Vec<Violation>,
+    ) {
+        let content = doc.member("content");
+        let content = match (content, content.and_then(T::array_len)) {
+            (_, Some(n)) if n > 1 => {
                 out.push(Violation::new(
                     ViolationCode::Merge,
                     "/content",
-                    format!("document carries {} upstream contents", items.len()),
+                    format!("document carries {n} upstream contents"),
                 ));
                 return;
             }
-            Some(c @ Value::Object(_)) => c,
+            (Some(c), _) if c.is_object() => c,
             _ => {
                 out.push(Violation::new(
                     ViolationCode::MissingProvenance,
@@ -428,14 +440,14 @@ impl Guard {
                 return;
             }
         };
-        if !non_empty_str(content.get("format")) {
+        if !non_empty_str(content.member("format")) {
             out.push(Violation::new(
                 ViolationCode::MissingProvenance,
                 "/content/format",
                 "content.format is missing",
             ));
         }
-        let Some(raw) = content.get("raw") else {
+        let Some(raw) = content.member("raw") else {
             out.push(Violation::new(
                 ViolationCode::MissingProvenance,
                 "/content/raw",
@@ -447,12 +459,14 @@ impl Guard {
             return;
         }
         let Some(claimed) = pointer(doc, "/upstream/content_hash")
-            .and_then(Value::as_str)
+            .and_then(T::as_str)
             .filter(|h| is_content_hash(h))
         else {
             return; // already reported as missing provenance
         };
-        let actual = content_hash_with(raw, &mut self.buf);
+        // Only a tree that keeps repeated keys (not a `Value`) can lack a canonical form.
+        let actual = content_hash_tree(raw, &mut self.buf)
+            .unwrap_or_else(|| "none (content.raw repeats a key)".into());
         if actual != claimed {
             out.push(Violation::new(
                 ViolationCode::HashMismatch,
@@ -479,8 +493,8 @@ fn missing_signature_field(present: bool, field: &str) -> Violation {
 }
 
 /// `supersedes` must be null or the `_id` of another revision of the same upstream document.
-fn check_supersedes(doc: &Value, out: &mut Vec<Violation>) {
-    let Some(prev) = doc.get("supersedes") else {
+fn check_supersedes<T: JsonTree>(doc: &T, out: &mut Vec<Violation>) {
+    let Some(prev) = doc.member("supersedes") else {
         out.push(Violation::new(
             ViolationCode::Idempotency,
             "/supersedes",
@@ -488,9 +502,9 @@ fn check_supersedes(doc: &Value, out: &mut Vec<Violation>) {
         ));
         return;
     };
-    let prev = match prev {
-        Value::Null => return,
-        Value::String(s) => s,
+    let prev = match prev.json() {
+        Json::Null => return,
+        Json::String(s) | Json::PlainString(s) => s,
         _ => {
             out.push(Violation::new(
                 ViolationCode::Idempotency,
@@ -500,7 +514,7 @@ fn check_supersedes(doc: &Value, out: &mut Vec<Violation>) {
             return;
         }
     };
-    if doc.get("_id").and_then(Value::as_str) == Some(prev.as_str()) {
+    if doc.member("_id").and_then(T::as_str) == Some(prev) {
         out.push(Violation::new(
             ViolationCode::Idempotency,
             "/supersedes",
@@ -508,8 +522,8 @@ fn check_supersedes(doc: &Value, out: &mut Vec<Violation>) {
         ));
         return;
     }
-    let vendor = pointer(doc, "/source/vendor").and_then(Value::as_str);
-    let upstream_id = pointer(doc, "/upstream/upstream_id").and_then(Value::as_str);
+    let vendor = pointer(doc, "/source/vendor").and_then(T::as_str);
+    let upstream_id = pointer(doc, "/upstream/upstream_id").and_then(T::as_str);
     if let (Some(vendor), Some(upstream_id)) = (vendor, upstream_id) {
         let prefix = format!("advisory_raw:{vendor}:{upstream_id}:");
         if !prev.starts_with(&prefix) {
@@ -522,8 +536,8 @@ fn check_supersedes(doc: &Value, out: &mut Vec<Violation>) {
     }
 }
 
-fn non_empty_str(v: Option<&Value>) -> bool {
-    v.and_then(Value::as_str)
+fn non_empty_str<T: JsonTree>(v: Option<&T>) -> bool {
+    v.and_then(T::as_str)
         .is_some_and(|s| !s.trim().is_empty())
 }
 

@@ -1,5 +1,6 @@
 //! The raw advisory document (docs/ARCHITECTURE.md §4.1): one per upstream revision, raw facts plus provenance.
 
+use crate::tree::{Json, JsonTree};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -202,10 +203,10 @@ fn opt(v: Option<String>) -> Value {
     v.map_or(Value::Null, Value::String)
 }
 
-/// [`Value::pointer`] (RFC 6901) without its allocation per reference token: a token is unescaped
-/// into a new string only when it holds a `~`. Reading a few fields of every document this way
-/// saves two allocations per token.
-pub fn pointer<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
+/// [`Value::pointer`] (RFC 6901), for any [`JsonTree`], without its allocation per reference
+/// token: a token is unescaped into a new string only when it holds a `~`. Reading a few fields
+/// of every document this way saves two allocations per token.
+pub fn pointer<'a, T: JsonTree>(value: &'a T, pointer: &str) -> Option<&'a T> {
     if pointer.is_empty() {
         return Some(value);
     }
@@ -216,9 +217,9 @@ pub fn pointer<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
         } else {
             token.into()
         };
-        target = match target {
-            Value::Object(map) => map.get(token.as_ref())?,
-            Value::Array(list) => {
+        target = match target.json() {
+            Json::Object(_) => target.member(token.as_ref())?,
+            Json::Array(list) => {
                 let leading_zero = token.len() > 1 && token.starts_with('0');
                 if token.starts_with('+') || leading_zero {
                     return None;
@@ -250,8 +251,8 @@ pub struct DocHead {
 
 impl DocHead {
     /// Reads the head fields of a document; `None` when any is missing or not a string.
-    pub fn from_value(doc: &Value) -> Option<DocHead> {
-        let s = |ptr: &str| pointer(doc, ptr).and_then(Value::as_str).map(str::to_owned);
+    pub fn from_value<T: JsonTree>(doc: &T) -> Option<DocHead> {
+        let s = |ptr: &str| pointer(doc, ptr).and_then(T::as_str).map(str::to_owned);
         Some(DocHead {
             id: s("/_id")?,
             key: UpstreamKey {

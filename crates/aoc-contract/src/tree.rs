@@ -29,6 +29,45 @@ pub trait JsonTree: Sized {
         Self: 't;
 
     fn json(&self) -> Json<'_, Self>;
+
+    /// The member `key` of an object, `None` for another value. Of a key an object repeats,
+    /// the last, as a [`Value`] keeps it.
+    fn member(&self, key: &str) -> Option<&Self> {
+        match self.json() {
+            Json::Object(members) => members.filter(|(k, _)| *k == key).last().map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self.json() {
+            Json::String(s) | Json::PlainString(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn as_bool(&self) -> Option<bool> {
+        match self.json() {
+            Json::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self.json(), Json::Null)
+    }
+
+    fn is_object(&self) -> bool {
+        matches!(self.json(), Json::Object(_))
+    }
+
+    /// The number of items of an array, `None` for another value.
+    fn array_len(&self) -> Option<usize> {
+        match self.json() {
+            Json::Array(items) => Some(items.len()),
+            _ => None,
+        }
+    }
 }
 
 type ValueMembers<'t> =
@@ -36,6 +75,10 @@ type ValueMembers<'t> =
 
 impl JsonTree for Value {
     type Members<'t> = ValueMembers<'t>;
+
+    fn member(&self, key: &str) -> Option<&Value> {
+        self.as_object()?.get(key)
+    }
 
     fn json<'t>(&'t self) -> Json<'t, Value> {
         match self {
@@ -105,9 +148,27 @@ fn node_member<'t, 'a>((k, v): &'t (Cow<'a, str>, Node<'a>)) -> (&'t str, &'t No
 
 impl<'a> Node<'a> {
     /// Parses one JSON text, exactly as `serde_json::from_slice::<Value>` reads it (the same
-    /// deserializer, numbers and limits).
+    /// deserializer, numbers and limits), with one exception: an object key that begins with
+    /// [`RESERVED_KEY_PREFIX`] is refused, since a `Value` may give it a meaning of its own.
     pub fn parse(bytes: &'a [u8]) -> serde_json::Result<Node<'a>> {
-        serde_json::from_slice(bytes)
+        // One UTF-8 check of the whole text, and a parse that does not check every string again
+        // (from_slice does): the texts accepted are the same, as invalid UTF-8 is an error
+        // either way, and a text that is not UTF-8 gets from_slice's own error.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(bytes),
+        }
+    }
+
+    /// Whether no object in the tree repeats a key.
+    pub fn keys_unique(&self) -> bool {
+        match self {
+            Node::Array(items) => items.iter().all(Node::keys_unique),
+            Node::Object(members) => {
+                members_unique(members) && members.iter().all(|(_, v)| v.keys_unique())
+            }
+            _ => true,
+        }
     }
 
     /// The same value as a [`Value`]; `None` when an object repeats a key (a `Value` would
@@ -202,6 +263,23 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 }
 
+/// Keys that serde_json's own `Value` reads with a meaning of their own (its private tokens,
+/// with some of its features): [`Node::parse`] refuses them rather than read them differently.
+pub const RESERVED_KEY_PREFIX: &str = "$serde_json";
+
+/// Whether no two members have the same key.
+pub fn members_unique<V>(members: &[(Cow<'_, str>, V)]) -> bool {
+    if members.len() <= 16 {
+        return members
+            .iter()
+            .enumerate()
+            .all(|(i, (k, _))| members[..i].iter().all(|(seen, _)| seen != k));
+    }
+    let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_ref()).collect();
+    keys.sort_unstable();
+    keys.windows(2).all(|w| w[0] != w[1])
+}
+
 /// An object key, borrowed when it has no escapes.
 struct Key<'a>(Cow<'a, str>);
 
@@ -215,17 +293,25 @@ impl<'de> Deserialize<'de> for Key<'de> {
                 f.write_str("an object key")
             }
 
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(s)))
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                key(Cow::Borrowed(s))
             }
 
-            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s.to_owned())))
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                key(Cow::Owned(s.to_owned()))
             }
 
-            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s)))
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                key(Cow::Owned(s))
             }
+        }
+        fn key<E: serde::de::Error>(k: Cow<'_, str>) -> Result<Key<'_>, E> {
+            if k.starts_with(RESERVED_KEY_PREFIX) {
+                return Err(E::custom(format_args!(
+                    "the key prefix {RESERVED_KEY_PREFIX} is reserved"
+                )));
+            }
+            Ok(Key(k))
         }
         d.deserialize_str(KeyVisitor)
     }
@@ -279,10 +365,30 @@ pub(crate) mod tests {
         for repeated in [&br#"{"a":1,"a":2}"#[..], br#"[{"x":{"b":1,"b":1}}]"#] {
             let node = Node::parse(repeated).unwrap();
             assert_eq!(node.to_value(), None);
+            assert!(!node.keys_unique());
         }
-        for bad in [&b""[..], b"{", b"[1,]", b"\"\x01\"", b"{\"a\":1}x", b"NaN"] {
+        // Objects past the pairwise comparison are sorted.
+        let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        let unique = format!("{{{}}}", many.join(","));
+        assert!(Node::parse(unique.as_bytes()).unwrap().keys_unique());
+        let repeated = format!("{{{},\"k7\":0}}", many.join(","));
+        assert!(!Node::parse(repeated.as_bytes()).unwrap().keys_unique());
+        for bad in [
+            &b""[..],
+            b"{",
+            b"[1,]",
+            b"\"\x01\"",
+            b"{\"a\":1}x",
+            b"NaN",
+            b"\"\xff\"",
+            b"[\"\xc3\"]",
+        ] {
             assert!(Node::parse(bad).is_err(), "{bad:?}");
-            assert!(serde_json::from_slice::<Value>(bad).is_err(), "{bad:?}");
+            let err = serde_json::from_slice::<Value>(bad).unwrap_err();
+            // The same error, where the text is not UTF-8 too.
+            assert_eq!(Node::parse(bad).unwrap_err().to_string(), err.to_string());
         }
+        assert!(Node::parse(br#"{"a":{"$serde_json::private::Number":"1"}}"#).is_err());
+        assert!(Node::parse(br#"{"a":"$serde_json"}"#).is_ok());
     }
 }

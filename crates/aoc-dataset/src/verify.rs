@@ -10,11 +10,12 @@ use crate::{Compression, MANIFEST_MEMBER};
 use aoc_archive::{ArchiveError, ArchiveReader, Format, Limits};
 use aoc_contract::canonical::content_hash_tree;
 use aoc_contract::chain::{ChainChecker, ChainEntry};
-use aoc_contract::tree::Node;
+use aoc_contract::model::pointer;
+use aoc_contract::tree::{members_unique, JsonTree, Node};
 use aoc_contract::{DocHead, Guard, GuardOptions, ViolationCode};
 use aoc_store::StoreDoc;
 use rayon::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io::{self, Read};
@@ -529,10 +530,9 @@ pub(crate) struct LineResult {
 /// [`check_line`]'s to explain, so the problems reported are exactly its.
 ///
 /// What passes here passes there: with no key repeated, the node and the `Value` are the same
-/// document; the guard reads everything but `content.raw` from the same members and, of
-/// `content.raw`, its presence and its canonical hash, computed here from the node; the store's
-/// field checks and head read only members outside `content`; the rendering is compared on the
-/// node exactly as on the `Value`.
+/// document, and the guard, the store's field checks and the rendering check read either tree
+/// through the same code; only `content.raw`'s hash is computed here, from the node, where the
+/// full check has the guard compute it from the `Value`.
 pub(crate) fn check_line_verified(
     guard: &mut Guard,
     buf: &mut Vec<u8>,
@@ -556,52 +556,38 @@ pub(crate) fn check_line_verified(
 
 /// The record's head when it passes every per-line check, `None` when [`check_line`] must look.
 fn proven(guard: &mut Guard, buf: &mut Vec<u8>, bytes: &[u8], place: &DataPath) -> Option<DocHead> {
-    // serde_json gives a Value map with this key a meaning of its own (with some features).
-    if memchr::memmem::find(bytes, b"$serde_json").is_some() {
-        return None;
-    }
+    // Node::parse refuses a key serde_json's Value may read with a meaning of its own.
     let node = Node::parse(bytes).ok()?;
-    let Node::Object(members) = &node else {
-        return None;
-    };
-    // Every member as a Value but content.raw, which stays a null placeholder; a repeated key
-    // anywhere is refused here (to_value, the inserts) or by the canonical writer below.
-    let mut envelope = Map::with_capacity(members.len());
-    let mut raw = None;
-    for (key, value) in members {
-        let value = match (key.as_ref(), value) {
-            ("content", Node::Object(content)) => {
-                let mut map = Map::with_capacity(content.len());
-                for (k, v) in content {
-                    let v = if k == "raw" {
-                        raw = Some(v);
-                        Value::Null
-                    } else {
-                        v.to_value()?
-                    };
-                    if map.insert(k.clone().into_owned(), v).is_some() {
-                        return None;
-                    }
-                }
-                Value::Object(map)
-            }
-            _ => value.to_value()?,
-        };
-        if envelope.insert(key.clone().into_owned(), value).is_some() {
-            return None;
-        }
-    }
-    let envelope = Value::Object(envelope);
-    if !guard.check_fresh(&envelope).is_empty() {
+    // A repeated key is the full check's to judge (a Value keeps one of them). In content.raw
+    // the canonical writer refuses one below.
+    if !envelope_keys_unique(&node) || !guard.check_fresh(&node).is_empty() {
         return None;
     }
-    let claimed = envelope.pointer("/upstream/content_hash")?.as_str()?;
-    if content_hash_tree(raw?, buf)? != claimed {
+    let claimed = pointer(&node, "/upstream/content_hash")?.as_str()?;
+    let raw = pointer(&node, "/content/raw")?;
+    if content_hash_tree(raw, buf)? != claimed {
         return None;
     }
-    let head = StoreDoc::check_fields(&envelope).ok()?;
+    let head = StoreDoc::check_fields(&node).ok()?;
     let in_place = head.key.tenant == place.tenant && head.key.vendor == place.vendor;
     (in_place && StoreDoc::renders_as(&node, bytes)).then_some(head)
+}
+
+/// Whether no object of a record repeats a key, `content.raw` aside.
+fn envelope_keys_unique(node: &Node<'_>) -> bool {
+    let Node::Object(members) = node else {
+        return true;
+    };
+    members_unique(members)
+        && members.iter().all(|(key, value)| match (key.as_ref(), value) {
+            ("content", Node::Object(content)) => {
+                members_unique(content)
+                    && content
+                        .iter()
+                        .all(|(k, v)| k == "raw" || v.keys_unique())
+            }
+            _ => value.keys_unique(),
+        })
 }
 
 pub(crate) fn check_line(
@@ -1065,6 +1051,32 @@ mod tests {
                     format!("{}\"id\":\"dup\",{}", &line[..raw_at], &line[raw_at..]),
                     false,
                 ),
+                // ... and deeper in the envelope, where a Value keeps the last.
+                (
+                    line.replacen("\"upstream\":{", "\"upstream\":{\"upstream_id\":\"x\",", 1),
+                    false,
+                ),
+                (
+                    line.replacen("\"signature\":{", "\"signature\":{\"present\":true,", 1),
+                    false,
+                ),
+                (
+                    line.replacen("\"identifiers\":{", "\"identifiers\":{\"cve\":[],", 1),
+                    false,
+                ),
+                // A key serde_json reserves, inside raw; an escaped string in the envelope.
+                (
+                    format!(
+                        "{}\"$serde_json::private::Number\":\"1\",{}",
+                        &line[..raw_at],
+                        &line[raw_at..]
+                    ),
+                    false,
+                ),
+                (
+                    line.replacen("\"format\":\"", "\"format\":\"\\u0041", 1),
+                    false,
+                ),
                 // Not the stored rendering.
                 (line.replacen(':', ": ", 1), false),
                 (line.replacen(",\"supersedes\":null", "", 1), false),
@@ -1100,7 +1112,16 @@ mod tests {
                 ("{\"_id\":".into(), false),
                 ("[1,2]".into(), false),
             ];
+            // Not UTF-8, inside a key of raw: both paths refuse it the same way.
+            let mut bytes = line.clone().into_bytes();
+            bytes.insert(raw_at + 1, 0xff);
+            assert!(proven(&mut guard, &mut buf, &bytes, &place).is_none());
+            assert_eq!(
+                summary(&check_line_verified(&mut guard, &mut buf, &bytes, true, 7, &place)),
+                summary(&check_line(&mut guard, &bytes, true, 7, &place, false))
+            );
             for (i, (text, good)) in variants.iter().enumerate() {
+                assert!(*good || *text != line, "variant {i} changes nothing");
                 // Good records are proven on the fast path, not handed to the full check.
                 let fast_path = proven(&mut guard, &mut buf, text.as_bytes(), &place);
                 assert_eq!(fast_path.is_some(), *good, "variant {i}: {text}");

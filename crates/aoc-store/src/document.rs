@@ -32,9 +32,11 @@ impl StoreDoc {
     /// Reads a mapped, guarded raw document; `Err` names what is missing or malformed.
     pub fn from_value(doc: &Value) -> std::result::Result<StoreDoc, String> {
         let fields = Fields::read(doc)?;
+        let Some(map) = doc.as_object() else {
+            unreachable!("a document with a head is an object")
+        };
         let mut out = Vec::with_capacity(4096);
-        let supersedes_at =
-            render_value(fields.map, &mut out).expect("writing to a Vec cannot fail");
+        let supersedes_at = render_value(map, &mut out).expect("writing to a Vec cannot fail");
         Ok(StoreDoc {
             head: fields.head,
             digest: fields.digest,
@@ -58,9 +60,9 @@ impl StoreDoc {
         ))
     }
 
-    /// The checks of [`from_value`](Self::from_value) alone: the fields the store keys, orders
-    /// and chains by. They are all outside `content`, so `doc` may hold a placeholder there.
-    pub fn check_fields(doc: &Value) -> std::result::Result<DocHead, String> {
+    /// The checks of [`from_value`](Self::from_value) alone, on any JSON tree: the fields the
+    /// store keys, orders and chains by.
+    pub fn check_fields<T: JsonTree>(doc: &T) -> std::result::Result<DocHead, String> {
         Fields::read(doc).map(|f| f.head)
     }
 
@@ -208,11 +210,10 @@ struct Fields<'a> {
     digest: [u8; 32],
     ingested_at: &'a str,
     ingested_unix: i64,
-    map: &'a serde_json::Map<String, Value>,
 }
 
 impl<'a> Fields<'a> {
-    fn read(doc: &'a Value) -> std::result::Result<Fields<'a>, String> {
+    fn read<T: JsonTree>(doc: &'a T) -> std::result::Result<Fields<'a>, String> {
         let head = DocHead::from_value(doc).ok_or(
             "missing one of _id, tenant, source.vendor, upstream.upstream_id, \
              upstream.content_hash (map and guard documents before appending)",
@@ -223,18 +224,15 @@ impl<'a> Fields<'a> {
                 head.content_hash
             )
         })?;
-        let Some(map) = doc.as_object() else {
-            unreachable!("a document with a head is an object")
-        };
-        if !matches!(
-            map.get("supersedes"),
-            None | Some(Value::Null | Value::String(_))
-        ) {
+        if !doc
+            .member("supersedes")
+            .is_none_or(|s| s.is_null() || s.as_str().is_some())
+        {
             return Err("supersedes must be null or a string".into());
         }
         let ingested_at = doc
-            .get("ingested_at")
-            .and_then(Value::as_str)
+            .member("ingested_at")
+            .and_then(T::as_str)
             .ok_or("missing ingested_at")?;
         let ingested_unix = parse_rfc3339(ingested_at)
             .ok_or_else(|| format!("ingested_at {ingested_at:?} is not RFC 3339"))?;
@@ -243,7 +241,6 @@ impl<'a> Fields<'a> {
             digest,
             ingested_at,
             ingested_unix,
-            map,
         })
     }
 }

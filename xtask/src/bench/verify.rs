@@ -25,15 +25,20 @@ pub fn run(
     binary: Option<PathBuf>,
     large_mb: u64,
     dir: Option<PathBuf>,
+    keep_kit: Option<PathBuf>,
     runs: usize,
 ) -> Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("aoc-bench-verify-")
         .tempdir()?;
+    // Paths are relative to where cargo was run (the shell has moved to the project root).
+    let cwd = std::env::current_dir()?;
     let kit_dir = match dir {
-        // Relative to where cargo was run (the shell has moved to the project root).
-        Some(d) => std::env::current_dir()?.join(d),
-        None => build_kit(sh, binary, large_mb, scratch.path())?,
+        Some(d) => cwd.join(d),
+        None => {
+            let out = keep_kit.map_or_else(|| scratch.path().join("aoc"), |k| cwd.join(k));
+            build_kit(sh, binary, large_mb, scratch.path(), &out)?
+        }
     };
     let hash = kit::find_dataset_hash(&kit_dir)?;
     let dataset = kit_dir.join(kit::dataset_tarball(&hash));
@@ -165,12 +170,13 @@ fn bare_parse(lines: &[Vec<u8>]) -> Result<()> {
     Ok(())
 }
 
-/// A kit whose dataset is built from a generated revision feed of `large_mb` MB.
+/// A kit in `out` whose dataset is built from a generated revision feed of `large_mb` MB.
 fn build_kit(
     sh: &Shell,
     binary: Option<PathBuf>,
     large_mb: u64,
     scratch: &Path,
+    out: &Path,
 ) -> Result<PathBuf> {
     let root = sh.current_dir();
     let binary =
@@ -190,7 +196,7 @@ fn build_kit(
     let built = release(
         sh,
         &ReleaseOptions {
-            out: scratch.join("aoc"),
+            out: out.to_path_buf(),
             dataset_from: vec![feed.clone()],
             publish: None,
             runner_binary: Some(binary),
