@@ -8,7 +8,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(manifest) = Manifest::from_slice(data) {
-        let again = Manifest::from_slice(&manifest.to_bytes()).expect("rendered manifest re-parses");
+        let again =
+            Manifest::from_slice(&manifest.to_bytes()).expect("rendered manifest re-parses");
         assert_eq!(again, manifest);
     }
 });

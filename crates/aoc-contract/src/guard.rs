@@ -414,12 +414,7 @@ impl Guard {
         }
     }
 
-    fn check_content<T: JsonTree>(
-        &mut self,
-        doc: &T,
-        verify_hash: bool,
-        out: &mut Vec<Violation>,
-    ) {
+    fn check_content<T: JsonTree>(&mut self, doc: &T, verify_hash: bool, out: &mut Vec<Violation>) {
         let content = doc.member("content");
         let content = match (content, content.and_then(T::array_len)) {
             (_, Some(n)) if n > 1 => {
@@ -537,8 +532,7 @@ fn check_supersedes<T: JsonTree>(doc: &T, out: &mut Vec<Violation>) {
 }
 
 fn non_empty_str<T: JsonTree>(v: Option<&T>) -> bool {
-    v.and_then(T::as_str)
-        .is_some_and(|s| !s.trim().is_empty())
+    v.and_then(T::as_str).is_some_and(|s| !s.trim().is_empty())
 }
 
 /// RFC 3339 with a UTC offset (`Z` or `+00:00`).

@@ -579,15 +579,15 @@ fn envelope_keys_unique(node: &Node<'_>) -> bool {
         return true;
     };
     members_unique(members)
-        && members.iter().all(|(key, value)| match (key.as_ref(), value) {
-            ("content", Node::Object(content)) => {
-                members_unique(content)
-                    && content
-                        .iter()
-                        .all(|(k, v)| k == "raw" || v.keys_unique())
-            }
-            _ => value.keys_unique(),
-        })
+        && members
+            .iter()
+            .all(|(key, value)| match (key.as_ref(), value) {
+                ("content", Node::Object(content)) => {
+                    members_unique(content)
+                        && content.iter().all(|(k, v)| k == "raw" || v.keys_unique())
+                }
+                _ => value.keys_unique(),
+            })
 }
 
 pub(crate) fn check_line(
@@ -1117,7 +1117,9 @@ mod tests {
             bytes.insert(raw_at + 1, 0xff);
             assert!(proven(&mut guard, &mut buf, &bytes, &place).is_none());
             assert_eq!(
-                summary(&check_line_verified(&mut guard, &mut buf, &bytes, true, 7, &place)),
+                summary(&check_line_verified(
+                    &mut guard, &mut buf, &bytes, true, 7, &place
+                )),
                 summary(&check_line(&mut guard, &bytes, true, 7, &place, false))
             );
             for (i, (text, good)) in variants.iter().enumerate() {
