@@ -19,8 +19,8 @@ use crate::layout::{parse_data_path, DataPath};
 use crate::manifest::{Derived, Manifest};
 use crate::records::Lines;
 use crate::verify::{
-    check_line, compare_manifest, verify_spilling, Failure, LineResult, Spill, State, VerifyError,
-    VerifyOptions, VerifyReport,
+    check_line_verified, compare_manifest, verify_spilling, Failure, LineResult, Spill, State,
+    VerifyError, VerifyOptions, VerifyReport,
 };
 use aoc_archive::ArchiveError;
 use aoc_contract::{Guard, GuardOptions};
@@ -311,10 +311,11 @@ impl Records {
             .lines
             .par_iter()
             .map_init(
-                || Guard::new(GuardOptions::default()),
-                |guard, line| {
-                    check_line(
+                || (Guard::new(GuardOptions::default()), Vec::new()),
+                |(guard, buf), line| {
+                    check_line_verified(
                         guard,
+                        buf,
                         batch.bytes(line),
                         line.terminated,
                         line.no,

@@ -524,10 +524,10 @@ pub(crate) struct LineResult {
     pub stored: Option<StoreDoc>,
 }
 
-/// The per-line check of a verifier that keeps no record ([`check_line`] without `keep`), fast:
-/// a record that passes every check is proven from a [`Node`] parsed from its bytes, which costs
-/// about 60% of a `Value`; anything else (a failure, a repeated key, anything unusual) is
-/// [`check_line`]'s to explain, so the problems reported are exactly its.
+/// [`check_line`], fast: a record that passes every check is proven from a [`Node`] parsed
+/// from its bytes, which costs about 60% of a `Value`, and kept (`keep`) as those very bytes;
+/// anything else (a failure, a repeated key, anything unusual) is [`check_line`]'s to explain,
+/// so the problems reported are exactly its.
 ///
 /// What passes here passes there: with no key repeated, the node and the `Value` are the same
 /// document, and the guard, the store's field checks and the rendering check read either tree
@@ -540,22 +540,30 @@ pub(crate) fn check_line_verified(
     terminated: bool,
     no: u64,
     place: &DataPath,
+    keep: bool,
 ) -> LineResult {
     if terminated {
-        if let Some(head) = proven(guard, buf, bytes, place) {
+        if let Some((head, stored)) = proven(guard, buf, bytes, place, keep) {
             return LineResult {
                 no,
                 head: Some(head),
                 problems: Vec::new(),
-                stored: None,
+                stored,
             };
         }
     }
-    check_line(guard, bytes, terminated, no, place, false)
+    check_line(guard, bytes, terminated, no, place, keep)
 }
 
-/// The record's head when it passes every per-line check, `None` when [`check_line`] must look.
-fn proven(guard: &mut Guard, buf: &mut Vec<u8>, bytes: &[u8], place: &DataPath) -> Option<DocHead> {
+/// The record's head, and the record as stored when `keep`, when it passes every per-line
+/// check; `None` when [`check_line`] must look.
+fn proven(
+    guard: &mut Guard,
+    buf: &mut Vec<u8>,
+    bytes: &[u8],
+    place: &DataPath,
+    keep: bool,
+) -> Option<(DocHead, Option<StoreDoc>)> {
     // Node::parse refuses a key serde_json's Value may read with a meaning of its own.
     let node = Node::parse(bytes).ok()?;
     // A repeated key is the full check's to judge (a Value keeps one of them). In content.raw
@@ -568,9 +576,16 @@ fn proven(guard: &mut Guard, buf: &mut Vec<u8>, bytes: &[u8], place: &DataPath) 
     if content_hash_tree(raw, buf)? != claimed {
         return None;
     }
-    let head = StoreDoc::check_fields(&node).ok()?;
+    // The line must be exactly the store's rendering: kept as it is, or only compared.
+    let (head, stored) = if keep {
+        let stored = StoreDoc::from_rendered(&node, bytes)?;
+        (stored.head().clone(), Some(stored))
+    } else {
+        let head = StoreDoc::check_fields(&node).ok()?;
+        StoreDoc::renders_as(&node, bytes).then_some((head, None))?
+    };
     let in_place = head.key.tenant == place.tenant && head.key.vendor == place.vendor;
-    (in_place && StoreDoc::renders_as(&node, bytes)).then_some(head)
+    in_place.then_some((head, stored))
 }
 
 /// Whether no object of a record repeats a key, `content.raw` aside.
@@ -849,7 +864,15 @@ impl State {
                         // not one by one on the thread that books the results.
                         |(guard, buf), line| {
                             let bytes = batch.bytes(line);
-                            check_line_verified(guard, buf, bytes, line.terminated, line.no, place)
+                            check_line_verified(
+                                guard,
+                                buf,
+                                bytes,
+                                line.terminated,
+                                line.no,
+                                place,
+                                false,
+                            )
                         },
                     )
                     .collect()
@@ -1115,19 +1138,23 @@ mod tests {
             // Not UTF-8, inside a key of raw: both paths refuse it the same way.
             let mut bytes = line.clone().into_bytes();
             bytes.insert(raw_at + 1, 0xff);
-            assert!(proven(&mut guard, &mut buf, &bytes, &place).is_none());
-            assert_eq!(
-                summary(&check_line_verified(
-                    &mut guard, &mut buf, &bytes, true, 7, &place
-                )),
-                summary(&check_line(&mut guard, &bytes, true, 7, &place, false))
-            );
+            for keep in [false, true] {
+                assert!(proven(&mut guard, &mut buf, &bytes, &place, keep).is_none());
+                assert_eq!(
+                    summary(&check_line_verified(
+                        &mut guard, &mut buf, &bytes, true, 7, &place, keep
+                    )),
+                    summary(&check_line(&mut guard, &bytes, true, 7, &place, keep))
+                );
+            }
             for (i, (text, good)) in variants.iter().enumerate() {
                 assert!(*good || *text != line, "variant {i} changes nothing");
                 // Good records are proven on the fast path, not handed to the full check.
-                let fast_path = proven(&mut guard, &mut buf, text.as_bytes(), &place);
+                let fast_path = proven(&mut guard, &mut buf, text.as_bytes(), &place, false);
                 assert_eq!(fast_path.is_some(), *good, "variant {i}: {text}");
-                for terminated in [true, false] {
+                for (terminated, keep) in
+                    [(true, false), (false, false), (true, true), (false, true)]
+                {
                     let fast = check_line_verified(
                         &mut guard,
                         &mut buf,
@@ -1135,15 +1162,25 @@ mod tests {
                         terminated,
                         7,
                         &place,
+                        keep,
                     );
-                    let full =
-                        check_line(&mut guard, text.as_bytes(), terminated, 7, &place, false);
+                    let full = check_line(&mut guard, text.as_bytes(), terminated, 7, &place, keep);
                     assert_eq!(summary(&fast), summary(&full), "variant {i}: {text}");
                     assert_eq!(
                         fast.problems.is_empty(),
                         *good && terminated,
                         "variant {i}: {:?}",
                         fast.problems
+                    );
+                    // A loader keeps the same record either way: the line as the store renders it.
+                    assert_eq!(
+                        format!("{:?}", fast.stored),
+                        format!("{:?}", full.stored),
+                        "variant {i}"
+                    );
+                    assert_eq!(
+                        fast.stored.is_some() && fast.problems.is_empty(),
+                        *good && terminated && keep
                     );
                     cases += 1;
                 }

@@ -70,28 +70,24 @@ impl StoreDoc {
     /// (any JSON tree: a [`Value`], or a borrowed [`Node`](aoc_contract::tree::Node) of those
     /// very bytes), compared while walking it, without building it.
     pub fn renders_as<T: JsonTree>(doc: &T, bytes: &[u8]) -> bool {
-        let Json::Object(members) = doc.json() else {
-            return false;
-        };
-        let mut c = Compare { rest: bytes, at: 0 };
-        let mut supersedes = false;
-        for (i, (key, value)) in members.enumerate() {
-            supersedes |= key == "supersedes";
-            if !(c.byte(if i == 0 { b'{' } else { b',' })
-                && c.string(key)
-                && c.byte(b':')
-                && c.value(value))
-            {
-                return false;
-            }
-        }
-        // An absent `supersedes` is rendered last, as null.
-        (supersedes
-            || (c.byte(if c.at == 0 { b'{' } else { b',' })
-                && c.string("supersedes")
-                && c.token(b":null")))
-            && c.byte(b'}')
-            && c.rest.is_empty()
+        rendered_supersedes(doc, bytes).is_some()
+    }
+
+    /// [`from_value`](Self::from_value) of a document whose rendering is already at hand:
+    /// `bytes`, when they are exactly what it renders for `doc` (`None` otherwise, or when a
+    /// field the store needs is missing). The JSON kept is `bytes` themselves, not rendered
+    /// again: a loader that proved a line from a borrowed tree of it keeps the line.
+    pub fn from_rendered<T: JsonTree>(doc: &T, bytes: &[u8]) -> Option<StoreDoc> {
+        let fields = Fields::read(doc).ok()?;
+        let supersedes_at = rendered_supersedes(doc, bytes)?;
+        Some(StoreDoc {
+            head: fields.head,
+            digest: fields.digest,
+            ingested_at: fields.ingested_at.to_owned(),
+            ingested_unix: fields.ingested_unix,
+            json: std::str::from_utf8(bytes).ok()?.to_owned(),
+            supersedes_at,
+        })
     }
 
     /// [`from_value`](Self::from_value) of `doc.into_value()`, rendered straight from the typed
@@ -182,6 +178,40 @@ impl StoreDoc {
         out.push_str(&self.json[self.supersedes_at.end..]);
         out
     }
+}
+
+/// Where the value of `supersedes` is in `bytes`, when they are exactly the JSON
+/// [`StoreDoc::from_value`] renders for `doc` (see [`StoreDoc::renders_as`]).
+fn rendered_supersedes<T: JsonTree>(doc: &T, bytes: &[u8]) -> Option<Range<usize>> {
+    let Json::Object(members) = doc.json() else {
+        return None;
+    };
+    let mut c = Compare { rest: bytes, at: 0 };
+    let mut supersedes_at = None;
+    for (i, (key, value)) in members.enumerate() {
+        if !(c.byte(if i == 0 { b'{' } else { b',' }) && c.string(key) && c.byte(b':')) {
+            return None;
+        }
+        let start = c.at;
+        if !c.value(value) {
+            return None;
+        }
+        if key == "supersedes" {
+            supersedes_at = Some(start..c.at);
+        }
+    }
+    // An absent `supersedes` is rendered last, as null.
+    let supersedes_at = match supersedes_at {
+        Some(at) => at,
+        None => {
+            let ok = c.byte(if c.at == 0 { b'{' } else { b',' })
+                && c.string("supersedes")
+                && c.byte(b':');
+            let start = c.at;
+            (ok && c.token(b"null")).then_some(start..c.at)?
+        }
+    };
+    (c.byte(b'}') && c.rest.is_empty()).then_some(supersedes_at)
 }
 
 /// Writes `"key":` as the next member of the object being written (opening it for the first).
@@ -471,12 +501,26 @@ mod tests {
             let (head, same) = StoreDoc::check_rendering(&d, bytes).unwrap();
             assert!(same);
             assert_eq!(&head, s.head());
+            // Kept from its rendering, from the Value or a tree of the bytes, it is the same
+            // document, supersedes where it was (a store splices its head in there).
+            let node = aoc_contract::tree::Node::parse(bytes).unwrap();
+            for kept in [
+                StoreDoc::from_rendered(&d, bytes).unwrap(),
+                StoreDoc::from_rendered(&node, bytes).unwrap(),
+            ] {
+                assert_eq!(format!("{kept:?}"), format!("{s:?}"));
+                assert_eq!(
+                    kept.render(Some("advisory_raw:x")),
+                    s.render(Some("advisory_raw:x"))
+                );
+            }
             // One byte changed, one missing, one extra, anywhere: not the rendering.
             for i in 0..bytes.len() {
                 let mut changed = bytes.to_vec();
                 changed[i] ^= 0x20;
                 assert!(!StoreDoc::check_rendering(&d, &changed).unwrap().1);
                 assert!(!StoreDoc::check_rendering(&d, &bytes[..i]).unwrap().1);
+                assert!(StoreDoc::from_rendered(&d, &changed).is_none());
             }
             let mut longer = bytes.to_vec();
             longer.push(b' ');
