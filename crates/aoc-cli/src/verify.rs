@@ -8,7 +8,7 @@ use aoc_contract::{clock, DocHead, Guard, GuardOptions};
 use aoc_ingest::report::{zero_by_code, Finding, InputError, MetricsRecorder, VerifyReport};
 use aoc_ingest::Item;
 use aoc_store::redact_url as redact;
-use aoc_store::{verify_store, ScanFilter, Store, VerifyOptions as StoreVerifyOptions};
+use aoc_store::{verify_store, ScanFilter, Store, StoreDoc, VerifyOptions as StoreVerifyOptions};
 use aoc_term::Progress;
 use aoc_term::{is_stdout, one_stdout, paint, pretty_json, write_report, Format};
 use serde_json::{json, Value};
@@ -107,34 +107,19 @@ impl Verifier {
         }
     }
 
-    /// Checks one document; `revision` when the source numbers revisions (a store). `verified`:
-    /// its reader has already run the guard over it (a record of a verified dataset), so only
-    /// its chain is followed here.
-    pub fn add(&mut self, location: String, doc: &Value, revision: Option<i64>, verified: bool) {
-        if let Some(t) = &self.tenant {
-            if doc.get("tenant").and_then(Value::as_str) != Some(t) {
-                self.skipped += 1;
-                return;
-            }
-        }
-        if let Some((_, cutoff)) = &self.since {
-            let at = doc
-                .get("ingested_at")
-                .and_then(Value::as_str)
-                .and_then(clock::parse_rfc3339);
-            if at.is_some_and(|at| at < *cutoff) {
-                self.skipped += 1;
-                return;
-            }
+    /// Checks one raw document: the guard, then its revision chain.
+    pub fn add(&mut self, location: String, doc: &Value) {
+        let tenant = doc.get("tenant").and_then(Value::as_str);
+        let at = doc
+            .get("ingested_at")
+            .and_then(Value::as_str)
+            .and_then(clock::parse_rfc3339);
+        if !self.selected(tenant, at) {
+            return;
         }
         self.checked += 1;
         let id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-        let violations = if verified {
-            Vec::new()
-        } else {
-            self.guard.check(doc)
-        };
-        for violation in violations {
+        for violation in self.guard.check(doc) {
             self.findings.push(Finding {
                 location: location.clone(),
                 id: id.clone(),
@@ -144,10 +129,38 @@ impl Verifier {
         if let Some(head) = DocHead::from_value(doc) {
             self.chains.push(ChainEntry {
                 head,
-                revision,
+                revision: None,
                 location,
             });
         }
+    }
+
+    /// A record of a dataset its reader has verified (guarded, and exactly as a store renders
+    /// it): only its revision chain is followed here, from the fields it was read with.
+    pub fn add_verified(&mut self, location: String, stored: &StoreDoc) {
+        if !self.selected(Some(&stored.key().tenant), Some(stored.ingested_unix())) {
+            return;
+        }
+        self.checked += 1;
+        self.chains.push(ChainEntry {
+            head: stored.head().clone(),
+            revision: None,
+            location,
+        });
+    }
+
+    /// Whether a document of `tenant`, ingested at `ingested_at` (Unix seconds), is in the
+    /// `--tenant` and `--since` selection; counts it as skipped when not.
+    fn selected(&mut self, tenant: Option<&str>, ingested_at: Option<i64>) -> bool {
+        let other_tenant = self.tenant.as_deref().is_some_and(|t| tenant != Some(t));
+        let too_old = self
+            .since
+            .as_ref()
+            .is_some_and(|(_, cutoff)| ingested_at.is_some_and(|at| at < *cutoff));
+        if other_tenant || too_old {
+            self.skipped += 1;
+        }
+        !(other_tenant || too_old)
     }
 
     pub fn add_error(&mut self, location: String, message: String) {
@@ -295,10 +308,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     while let Some(record) = source.next_record()? {
         progress.inc(1);
         match record.item.parse() {
-            Item::Raw(doc) => verifier.add(record.location, &doc, None, false),
-            Item::Verified(stored) => {
-                verifier.add(record.location, &stored.to_value(), None, true);
-            }
+            Item::Raw(doc) => verifier.add(record.location, &doc),
+            Item::Verified(stored) => verifier.add_verified(record.location, &stored),
             Item::Broken(message) => verifier.add_error(record.location, message),
             Item::Json(_) => unreachable!("parse() classifies unparsed values"),
             Item::Upstream { .. } | Item::Deleted { .. } => verifier.add_error(

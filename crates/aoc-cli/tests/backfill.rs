@@ -703,6 +703,34 @@ fn a_pinned_dataset_hash_that_differs_is_refused_before_anything_is_written() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn verifying_a_dataset_input_selects_its_records_by_tenant_and_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = history_dataset(dir.path());
+    // Every record of the dataset was ingested at EPOCH (2025-11-24T16:00:00Z), tenant default.
+    for (args, checked, skipped) in [
+        (&[][..], 121, 0),
+        (&["--tenant", "default"][..], 121, 0),
+        (&["--tenant", "other"][..], 0, 121),
+        (&["--since", "2025-11-24T16:00:00Z"][..], 121, 0),
+        (&["--since", "2025-11-24T16:00:01Z"][..], 0, 121),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stella"))
+            .args(["aoc", "verify", "--format", "json"])
+            .args(args)
+            .arg("--input")
+            .arg(&built.archive)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["documents_checked"], checked, "{args:?}: {v}");
+        assert_eq!(v["documents_skipped"], skipped, "{args:?}: {v}");
+        assert_eq!(v["violations_total"], 0, "{args:?}: {v}");
+    }
+}
+
 /// A revision feed of at least `records` records: copies of the real history sample with the
 /// advisory ids made unique per copy.
 fn generated_feed(dir: &Path, records: usize) -> PathBuf {

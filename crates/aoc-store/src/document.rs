@@ -151,6 +151,11 @@ impl StoreDoc {
         &self.head.id
     }
 
+    /// `ingested_at`, in Unix seconds.
+    pub fn ingested_unix(&self) -> i64 {
+        self.ingested_unix
+    }
+
     pub fn content_hash(&self) -> &str {
         &self.head.content_hash
     }
