@@ -1188,4 +1188,86 @@ mod tests {
         }
         assert!(cases > 100);
     }
+
+    /// The same agreement on lines mutated at random (a fixed seed): bytes replaced by JSON's
+    /// own punctuation, escapes, digits or multi-byte text, spans deleted or copied elsewhere.
+    /// Most mutations break the JSON; the rest change a value, a key or the layout, and the
+    /// fast path must reach the full check's verdict on each of them, in both keep modes.
+    #[test]
+    fn the_fast_line_check_agrees_with_the_full_one_on_random_mutations() {
+        let mut guard = Guard::new(GuardOptions::default());
+        let mut buf = Vec::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: usize| {
+            // xorshift64*: enough to spread mutations over a line, the same on every run.
+            seed ^= seed >> 12;
+            seed ^= seed << 25;
+            seed ^= seed >> 27;
+            (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as usize % n.max(1)
+        };
+        const PIECES: &[&[u8]] = &[
+            b"\"",
+            b"\\",
+            b",",
+            b":",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b"0",
+            b"7",
+            b"-",
+            b".",
+            b"e",
+            b"a",
+            b" ",
+            b"\\u0041",
+            b"\\n",
+            b"null",
+            b"\xc3\xa9",
+            b"\xff",
+            b"\x01",
+        ];
+        let (mut cases, mut accepted) = (0, 0);
+        for (line, place) in records() {
+            let line = line.into_bytes();
+            for _ in 0..300 {
+                let mut text = line.clone();
+                let at = next(text.len());
+                match next(3) {
+                    0 => {
+                        let piece = PIECES[next(PIECES.len())];
+                        text.splice(at..(at + 1).min(text.len()), piece.iter().copied());
+                    }
+                    1 => {
+                        let end = (at + 1 + next(6)).min(text.len());
+                        text.drain(at..end);
+                    }
+                    _ => {
+                        let from = next(text.len());
+                        let span = text[from..(from + 1 + next(40)).min(text.len())].to_vec();
+                        text.splice(at..at, span);
+                    }
+                }
+                for keep in [false, true] {
+                    let fast =
+                        check_line_verified(&mut guard, &mut buf, &text, true, 7, &place, keep);
+                    let full = check_line(&mut guard, &text, true, 7, &place, keep);
+                    let shown = String::from_utf8_lossy(&text);
+                    assert_eq!(summary(&fast), summary(&full), "{shown}");
+                    assert_eq!(
+                        format!("{:?}", fast.stored),
+                        format!("{:?}", full.stored),
+                        "{shown}"
+                    );
+                    accepted += usize::from(fast.problems.is_empty());
+                    cases += 1;
+                }
+            }
+        }
+        assert!(cases >= 3000, "{cases}");
+        // Some mutations keep a valid record (a changed letter in an identifier list, a
+        // duplicated array item outside content.raw), so both verdicts are exercised.
+        assert!(accepted > 0 && accepted < cases, "{accepted} of {cases}");
+    }
 }
