@@ -157,10 +157,9 @@ impl Verifier {
             .since
             .as_ref()
             .is_some_and(|(_, cutoff)| ingested_at.is_some_and(|at| at < *cutoff));
-        if other_tenant || too_old {
-            self.skipped += 1;
-        }
-        !(other_tenant || too_old)
+        let selected = !other_tenant && !too_old;
+        self.skipped += u64::from(!selected);
+        selected
     }
 
     pub fn add_error(&mut self, location: String, message: String) {

@@ -36,7 +36,7 @@ impl StoreDoc {
             unreachable!("a document with a head is an object")
         };
         let mut out = Vec::with_capacity(4096);
-        let supersedes_at = render_value(map, &mut out).expect("writing to a Vec cannot fail");
+        let supersedes_at = render_value(map, &mut out);
         Ok(StoreDoc {
             head: fields.head,
             digest: fields.digest,
@@ -280,18 +280,6 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Where rendering writes: a buffer, or a comparison against bytes already there.
-trait Sink: io::Write {
-    /// Bytes written so far.
-    fn pos(&self) -> usize;
-}
-
-impl Sink for Vec<u8> {
-    fn pos(&self) -> usize {
-        self.len()
-    }
-}
-
 /// A writer that accepts exactly the bytes of `rest`, in order, and fails at the first other.
 struct Compare<'a> {
     rest: &'a [u8],
@@ -390,41 +378,20 @@ impl Compare<'_> {
     }
 }
 
-impl Sink for Compare<'_> {
-    fn pos(&self) -> usize {
-        self.at
-    }
-}
-
 /// The stored JSON of a document's members: compact, in their own order, `supersedes` appended
 /// as `null` when absent; returns where the value of `supersedes` is.
-fn render_value<S: Sink>(
-    map: &serde_json::Map<String, Value>,
-    out: &mut S,
-) -> io::Result<Range<usize>> {
+fn render_value(map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) -> Range<usize> {
     let mut supersedes_at = 0..0;
-    let mut member = |out: &mut S, key: &str, value: &Value| -> io::Result<()> {
-        out.write_all(if out.pos() == 0 { b"{" } else { b"," })?;
-        serde_json::to_writer(&mut *out, key)?;
-        out.write_all(b":")?;
-        let start = out.pos();
-        serde_json::to_writer(&mut *out, value)?;
+    let mut first = true;
+    let absent = (!map.contains_key("supersedes")).then_some(("supersedes", &Value::Null));
+    for (key, value) in map.iter().map(|(k, v)| (k.as_str(), v)).chain(absent) {
+        let at = field(out, &mut first, key, value);
         if key == "supersedes" {
-            supersedes_at = start..out.pos();
+            supersedes_at = at;
         }
-        Ok(())
-    };
-    for (key, value) in map {
-        member(out, key, value)?;
     }
-    if !map.contains_key("supersedes") {
-        member(out, "supersedes", &Value::Null)?;
-    }
-    if out.pos() == 0 {
-        out.write_all(b"{")?;
-    }
-    out.write_all(b"}")?;
-    Ok(supersedes_at)
+    out.push(b'}');
+    supersedes_at
 }
 
 /// Prepares every document of a batch; one unusable document refuses the batch as a whole,
