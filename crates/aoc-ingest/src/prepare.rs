@@ -1,7 +1,7 @@
 //! Turns input records into raw documents checked by the guard, or into rejections with reasons.
 
 use crate::input::{InputRecord, Item};
-use aoc_contract::mapping::vendor_from_id;
+use aoc_contract::mapping::{source_vendor, vendor_from_id};
 use aoc_contract::{
     map_document, Guard, GuardOptions, MapContext, RawDocument, UpstreamKey, Violation,
 };
@@ -144,19 +144,27 @@ impl Preparer {
                 upstream_id: Some(upstream_id),
                 at,
                 ..
-            } => Prepared::Deleted {
-                location,
-                key: UpstreamKey {
-                    tenant: self.ctx.tenant.clone(),
-                    vendor: self
-                        .ctx
-                        .vendor
-                        .clone()
-                        .unwrap_or_else(|| vendor_from_id(&upstream_id)),
-                    upstream_id,
-                },
-                recorded_at: at.map_or_else(|| self.ctx.ingested_at.clone(), |a| normalise_utc(&a)),
-            },
+            } => {
+                let derived = || vendor_from_id(&upstream_id);
+                match source_vendor(self.ctx.vendor.as_ref(), derived, &upstream_id) {
+                    Ok(vendor) => Prepared::Deleted {
+                        location,
+                        key: UpstreamKey {
+                            tenant: self.ctx.tenant.clone(),
+                            vendor,
+                            upstream_id,
+                        },
+                        recorded_at: at
+                            .map_or_else(|| self.ctx.ingested_at.clone(), |a| normalise_utc(&a)),
+                    },
+                    Err(e) => Prepared::Rejected {
+                        location,
+                        error: Some(e.to_string()),
+                        violations: Vec::new(),
+                        doc: None,
+                    },
+                }
+            }
             Item::Deleted {
                 upstream_id: None, ..
             } => Prepared::Rejected {
@@ -196,5 +204,75 @@ fn normalise_utc(at: &str) -> String {
     match aoc_contract::clock::parse_rfc3339(at) {
         Some(epoch) => aoc_contract::clock::rfc3339(epoch),
         None => at.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn preparer(vendor: Option<&str>) -> Preparer {
+        let ctx = MapContext {
+            tenant: "t".into(),
+            vendor: vendor.map(str::to_owned),
+            connector_version: "1".into(),
+            retrieved_at: "2026-01-01T00:00:00Z".into(),
+            ingested_at: "2026-01-02T00:00:00Z".into(),
+        };
+        Preparer::new(ctx, GuardOptions::default())
+    }
+
+    fn deleted(upstream_id: &str) -> InputRecord {
+        InputRecord {
+            location: "feed:1".into(),
+            item: Item::Deleted {
+                path: format!("{upstream_id}.json"),
+                at: None,
+                upstream_id: Some(upstream_id.into()),
+            },
+        }
+    }
+
+    fn upstream(id: &str) -> InputRecord {
+        InputRecord {
+            location: "feed:2".into(),
+            item: Item::Upstream {
+                doc: json!({"id": id, "modified": "2026-01-01T00:00:00Z"}),
+                retrieved_at: None,
+            },
+        }
+    }
+
+    /// A document and a deletion take their vendor by one rule: the one given, else the one the
+    /// upstream id names; neither is accepted without one.
+    #[test]
+    fn documents_and_deletions_without_a_vendor_are_rejected_with_the_reason() {
+        let mut derived = preparer(None);
+        assert!(matches!(
+            derived.prepare(deleted("GO-2022-0113")),
+            Prepared::Deleted { key, .. } if key.vendor == "go"
+        ));
+        assert!(matches!(
+            derived.prepare(upstream("GO-2022-0113")),
+            Prepared::Doc { .. }
+        ));
+        for record in [deleted("-2O0G21-0113"), upstream("-2O0G21-0113")] {
+            match derived.prepare(record) {
+                Prepared::Rejected { error: Some(e), .. } => {
+                    assert!(e.contains("names no source vendor"), "{e}")
+                }
+                _ => panic!("accepted without a vendor"),
+            }
+        }
+        let mut given = preparer(Some("osv"));
+        assert!(matches!(
+            given.prepare(deleted("-2O0G21-0113")),
+            Prepared::Deleted { key, .. } if key.vendor == "osv"
+        ));
+        assert!(matches!(
+            given.prepare(upstream("-2O0G21-0113")),
+            Prepared::Doc { .. }
+        ));
     }
 }

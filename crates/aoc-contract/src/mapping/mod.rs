@@ -50,6 +50,10 @@ pub enum MapError {
     MissingUpstreamId(&'static str),
     #[error("upstream document is not a JSON object")]
     NotAnObject,
+    /// No vendor was given and the document names none (an OSV id without a prefix, a CSAF
+    /// publisher without a name): a raw document must say whose it is.
+    #[error("upstream document {0:?} names no source vendor: give one (--source)")]
+    MissingVendor(String),
 }
 
 /// Who is writing, for whom, and when: the parts of a raw document not read from upstream.
@@ -87,7 +91,7 @@ pub fn map_document(
         Format::Osv => osv::extract(&raw)?,
         Format::Csaf => csaf::extract(&raw)?,
     };
-    let vendor = ctx.vendor.clone().unwrap_or(ex.default_vendor);
+    let vendor = source_vendor(ctx.vendor.as_ref(), || ex.default_vendor, &ex.upstream_id)?;
     let content_hash = content_hash_with(&raw, buf);
     Ok(RawDocument {
         id: raw_id(&vendor, &ex.upstream_id, &content_hash),
@@ -112,6 +116,21 @@ pub fn map_document(
         supersedes: None,
         ingested_at: ctx.ingested_at.clone(),
     })
+}
+
+/// The source vendor of a document or a deletion of `upstream_id`: the one the caller `given`,
+/// else the one the upstream names (`derived`). A blank one is refused: a raw document, and a
+/// deletion, must say whose it is.
+pub fn source_vendor(
+    given: Option<&String>,
+    derived: impl FnOnce() -> String,
+    upstream_id: &str,
+) -> Result<String, MapError> {
+    let vendor = given.cloned().unwrap_or_else(derived);
+    if vendor.trim().is_empty() {
+        return Err(MapError::MissingVendor(upstream_id.to_owned()));
+    }
+    Ok(vendor)
 }
 
 /// The vendor used when none is given: the lowercased prefix of an OSV id (`RUSTSEC-…` →

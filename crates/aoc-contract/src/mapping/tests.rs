@@ -65,6 +65,25 @@ fn unknown_shapes_are_refused() {
         map_document(no_id, &ctx(), &mut Vec::new()),
         Err(MapError::MissingUpstreamId("/document/tracking/id"))
     );
+    // No vendor given and none to derive: an OSV id without a prefix (found by the
+    // osv_csaf_mapping fuzz target), a CSAF publisher whose name is blank.
+    let no_prefix = json!({"id": "-2O0G21-0113", "modified": "0001-01-01T00:00:00Z"});
+    assert_eq!(
+        map_document(no_prefix.clone(), &ctx(), &mut Vec::new()),
+        Err(MapError::MissingVendor("-2O0G21-0113".into()))
+    );
+    let blank_publisher = json!({"document": {"csaf_version": "2.0",
+        "tracking": {"id": "X-1"}, "publisher": {"name": " "}}});
+    assert!(matches!(
+        map_document(blank_publisher, &ctx(), &mut Vec::new()),
+        Err(MapError::MissingVendor(_))
+    ));
+    // A vendor given by the caller is used instead.
+    let given = MapContext {
+        vendor: Some("go".into()),
+        ..ctx()
+    };
+    assert!(map_document(no_prefix, &given, &mut Vec::new()).is_ok());
 }
 
 #[test]
