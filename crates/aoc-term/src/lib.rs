@@ -7,7 +7,15 @@
 //!   ([`one_stdout`]).
 //! - A progress bar on a terminal only, never with `NO_COLOR` ([`Progress`]), and human lines
 //!   printed above it ([`say`]).
-//! - Every `--help` ends with "Exit codes:" and "Environment:" sections ([`after_help`]).
+//! - Every `--help` ends with "Exit codes:" and "Environment:" sections ([`after_help`]), which
+//!   list the codes every command shares: 3 for an environment problem ([`environment`]), 130/143
+//!   for SIGINT/SIGTERM ([`interrupt`]).
+
+pub mod environment;
+pub mod interrupt;
+
+pub use environment::{EnvironmentError, EXIT_ENVIRONMENT, EXIT_ENVIRONMENT_HELP};
+pub use interrupt::EXIT_INTERRUPTED_HELP;
 
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};

@@ -1,0 +1,179 @@
+//! SIGINT (Ctrl-C) and SIGTERM, handled the same way by every command: never a silent death.
+//!
+//! - A command that writes in batches ([`stop_at_batch_boundaries`]): the first signal sets a
+//!   flag that the work polls between batches; it stops there, having committed nothing half
+//!   done, says what it committed and exits [`Signal::exit_code`]. A second signal ends the
+//!   process at once (what is committed is still whole: each batch is one transaction).
+//! - A command that only reads ([`exit_on_signal`]): the first signal ends it at once, with a
+//!   message; its temporary files are unlinked, so they go with it.
+//!
+//! Either way paths registered with [`remove_on_exit`] (a staging directory) are removed before
+//! the process ends on a signal. Exit codes are the shell's: 128 + the signal number.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// Their line in every "Exit codes:" section.
+pub const EXIT_INTERRUPTED_HELP: (&str, &str) = (
+    "130/143",
+    "interrupted by SIGINT (Ctrl-C) / SIGTERM: stopped cleanly, nothing half written; the \
+     same command resumes or starts again",
+);
+
+/// A signal that stops a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal(i32);
+
+impl Signal {
+    pub const INT: Signal = Signal(SIGINT);
+    pub const TERM: Signal = Signal(SIGTERM);
+
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            SIGINT => "SIGINT",
+            SIGTERM => "SIGTERM",
+            _ => "a signal",
+        }
+    }
+
+    /// 128 + the signal number, as a shell reports a process the signal killed: 130, 143.
+    pub fn exit_code(self) -> u8 {
+        (128 + self.0) as u8
+    }
+}
+
+struct State {
+    stop: Arc<AtomicBool>,
+    received: AtomicI32,
+    /// Removed before the process ends on a signal.
+    cleanup: Mutex<Vec<PathBuf>>,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+
+fn state() -> &'static State {
+    STATE.get_or_init(|| State {
+        stop: Arc::new(AtomicBool::new(false)),
+        received: AtomicI32::new(0),
+        cleanup: Mutex::new(Vec::new()),
+    })
+}
+
+/// The signal received, if any.
+pub fn received() -> Option<Signal> {
+    match state().received.load(Ordering::SeqCst) {
+        0 => None,
+        n => Some(Signal(n)),
+    }
+}
+
+/// Installs the handler of a command that writes in batches and returns the flag its work polls
+/// at each batch boundary. `tool` prefixes the messages.
+pub fn stop_at_batch_boundaries(tool: &'static str) -> &'static AtomicBool {
+    install(tool, Mode::Stop);
+    &state().stop
+}
+
+/// Installs the handler of a command that only reads: on a signal, `{tool}: interrupted by
+/// SIGINT; {what}` and the exit code.
+pub fn exit_on_signal(tool: &'static str, what: &'static str) {
+    install(tool, Mode::Exit(what));
+}
+
+/// Removes `path` (a directory and all in it, or a file) if the process ends on a signal, until
+/// the guard is dropped.
+pub fn remove_on_exit(path: PathBuf) -> Registered {
+    let mut paths = state().cleanup.lock().unwrap_or_else(|e| e.into_inner());
+    paths.push(path.clone());
+    Registered(path)
+}
+
+/// A path [`remove_on_exit`] registered; dropping it unregisters the path (not removing it).
+pub struct Registered(PathBuf);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut paths = state().cleanup.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = paths.iter().position(|p| *p == self.0) {
+            paths.swap_remove(i);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Stop,
+    Exit(&'static str),
+}
+
+fn install(tool: &'static str, mode: Mode) {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        // A handler that cannot be installed leaves the default action (the process dies on the
+        // signal): still whole, never worse than before.
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for n in signals.forever() {
+                    handle(tool, mode, Signal(n));
+                }
+            });
+        drop(spawned);
+    });
+}
+
+fn handle(tool: &str, mode: Mode, signal: Signal) {
+    let s = state();
+    let first = s.received.load(Ordering::SeqCst) == 0;
+    if first {
+        s.received.store(signal.0, Ordering::SeqCst);
+    }
+    match mode {
+        Mode::Stop if first => {
+            s.stop.store(true, Ordering::SeqCst);
+            crate::say(format!(
+                "{tool}: {} received: stopping after the batch in hand (again to stop at once)",
+                signal.name()
+            ));
+        }
+        Mode::Stop => {
+            remove_registered();
+            crate::say(format!(
+                "{tool}: {} again: stopped at once; every committed batch is whole, and the same \
+                 command resumes after the last one",
+                signal.name()
+            ));
+            std::process::exit(signal.exit_code().into());
+        }
+        Mode::Exit(what) => {
+            remove_registered();
+            crate::say(format!("{tool}: interrupted by {}; {what}", signal.name()));
+            std::process::exit(signal.exit_code().into());
+        }
+    }
+}
+
+fn remove_registered() {
+    let paths = state().cleanup.lock().unwrap_or_else(|e| e.into_inner());
+    for p in paths.iter() {
+        let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_the_shells() {
+        assert_eq!(Signal::INT.exit_code(), 130);
+        assert_eq!(Signal::TERM.exit_code(), 143);
+        assert_eq!(Signal::TERM.name(), "SIGTERM");
+    }
+}
