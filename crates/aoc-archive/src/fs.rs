@@ -1,6 +1,7 @@
 //! The file operations every writer and reader of kit files shares, in one place: atomic writes
 //! (a temporary file in the target's directory, the mode set, fsync, rename, the directory
-//! fsynced), reads bounded by a size cap, and file modes.
+//! fsynced), the one opener of untrusted files ([`open_regular`]), reads bounded by a size cap,
+//! and file modes.
 //!
 //! Atomic: a reader sees the old file or the complete new one under the final name, never part
 //! of one, and a crash leaves at most a `.<name>.*.tmp` file behind. The mode is set explicitly
@@ -69,12 +70,131 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     file.commit()
 }
 
-/// Reads `path` whole, refusing (`InvalidData`, naming the cap) a file larger than `max_bytes`
-/// without reading past the cap: a hostile or corrupt file cannot make the reader allocate more.
+/// Why [`open_regular`] refused a file. The messages name the cause, never the path: the
+/// caller names the file (escaped, when the name is untrusted).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("missing")]
+    Missing,
+    /// A symbolic link, FIFO, device, socket or directory: refused before a byte is read, and
+    /// without blocking.
+    #[error("is {0}, not a regular file (refused unread)")]
+    NotRegular(&'static str),
+    #[error("is {size} bytes, more than the {cap} it may be (refused unread)")]
+    TooLarge { size: u64, cap: u64 },
+    #[error("is {actual} bytes, {expected} were expected")]
+    WrongSize { expected: u64, actual: u64 },
+    #[error("{0}")]
+    Io(io::Error),
+}
+
+impl From<OpenError> for io::Error {
+    fn from(e: OpenError) -> io::Error {
+        let kind = match &e {
+            OpenError::Missing => io::ErrorKind::NotFound,
+            OpenError::Io(e) => e.kind(),
+            _ => io::ErrorKind::InvalidData,
+        };
+        match e {
+            OpenError::Io(e) => e,
+            e => io::Error::new(kind, e.to_string()),
+        }
+    }
+}
+
+/// What an untrusted file must be besides regular: at most `cap` bytes, and exactly `size`
+/// bytes when the caller knows it (a signed listing's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expect {
+    pub cap: u64,
+    pub size: Option<u64>,
+}
+
+impl Expect {
+    /// At most `cap` bytes.
+    pub fn at_most(cap: u64) -> Expect {
+        Expect { cap, size: None }
+    }
+}
+
+/// The one opener of files an attacker may control (a kit, a dataset and its sidecar, a
+/// published directory, the local kit a publish uploads): a regular file reached without
+/// following a link in its last component, opened without blocking, examined on the handle.
+///
+/// `symlink_metadata` first, so a FIFO or device is never even opened; then `open` with
+/// `O_NOFOLLOW | O_NONBLOCK` (a link swapped in since fails with `ELOOP`, a FIFO swapped in
+/// opens at once instead of waiting for a writer) and `fstat` on the handle, which must be the
+/// very regular file examined (device and inode), within `expect`. Returns the file and its size.
+pub fn open_regular(path: &Path, expect: Expect) -> Result<(File, u64), OpenError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let seen = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::Missing),
+        Err(e) => return Err(OpenError::Io(e)),
+    };
+    check_regular(&seen, expect)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => OpenError::NotRegular("a symbolic link"),
+            _ if e.kind() == io::ErrorKind::NotFound => OpenError::Missing,
+            _ => OpenError::Io(e),
+        })?;
+    let opened = file.metadata().map_err(OpenError::Io)?;
+    check_regular(&opened, expect)?;
+    if opened.ino() != seen.ino() || opened.dev() != seen.dev() {
+        return Err(OpenError::NotRegular(
+            "another file than the one examined (replaced while opened)",
+        ));
+    }
+    Ok((file, opened.len()))
+}
+
+fn check_regular(m: &std::fs::Metadata, expect: Expect) -> Result<(), OpenError> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if !t.is_file() {
+        return Err(OpenError::NotRegular(if t.is_symlink() {
+            "a symbolic link"
+        } else if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_block_device() || t.is_char_device() {
+            "a device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        }));
+    }
+    if m.len() > expect.cap {
+        return Err(OpenError::TooLarge {
+            size: m.len(),
+            cap: expect.cap,
+        });
+    }
+    match expect.size {
+        Some(expected) if expected != m.len() => Err(OpenError::WrongSize {
+            expected,
+            actual: m.len(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Reads the untrusted file `path` whole through [`open_regular`] (a link, FIFO or device is
+/// refused unread), refusing (`InvalidData`, naming the cap) a file larger than `max_bytes`
+/// without reading past the cap, even if it grows meanwhile: a hostile or corrupt file cannot
+/// make the reader allocate more or wait.
 pub fn read_bounded(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
-    let file = File::open(path)?;
-    let declared = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut bytes = Vec::with_capacity(usize::try_from(declared.min(max_bytes)).unwrap_or(0));
+    let (file, size) = open_regular(path, Expect::at_most(max_bytes)).map_err(|e| {
+        let e = io::Error::from(e);
+        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    })?;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max_bytes {
@@ -154,6 +274,10 @@ mod tests {
         assert_eq!(read_bounded(&path, 1025).unwrap().len(), 1025);
         let err = read_bounded(&path, 1024).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("larger than 1024 bytes"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is 1025 bytes, more than the 1024"),
+            "{err}"
+        );
     }
 }

@@ -2,21 +2,29 @@
 //! data files, describe them in a manifest, name the result by its content address and pack it.
 //!
 //! Every output appears atomically (temporary name in the output directory, fsync, rename): the
-//! archive through `aoc_archive::pack_with`, the sidecar manifest here. Staging files live in a
-//! temporary directory inside the output directory (same filesystem, removed on every path out).
+//! archive through `aoc_archive`'s atomic file, the sidecar manifest here. Staging files (the
+//! working store of a build from inputs, the exported data files) live in a directory in
+//! `TMPDIR`, `aoc-dataset-staging-<pid>-*`, removed on every path out: errors, SIGINT and
+//! SIGTERM (polled between batches, rows and packed chunks: [`BuildError::Interrupted`]). One that
+//! a killed process left behind is removed by the next build, once its process is gone.
+//!
+//! Before any work, the output directory and `TMPDIR` are checked (they exist, take a file);
+//! either failing, or running out of room, is a [`BuildError::Environment`].
 
 use crate::export::{Export, Exporter};
 use crate::input::Datasets;
 use crate::layout::{archive_name, manifest_name};
 use crate::manifest::{self, Derived, FileEntry, InputRef, Manifest, SourceInfo, ToolInfo};
 use crate::{MANIFEST_MEMBER, SCHEMA_VERSION, TOOL_NAME, TOOL_VERSION};
-use aoc_archive::{pack_with, Compression, Entry, PackError, PackOptions};
+use aoc_archive::{Compression, Entry, PackError, PackOptions};
 use aoc_contract::{clock, GuardOptions};
 use aoc_ingest::{Backfill, EngineError, Rejects, Source, SourceError};
 use aoc_store::{Engine, ScanFilter, Store, StoreError};
+use aoc_term::environment::{self, EnvironmentError};
 use std::fs;
-use std::io;
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 /// Everything that decides a build's output besides its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +81,8 @@ pub struct BuildReport {
     pub archive_bytes: u64,
     /// Size of the uncompressed tar stream.
     pub tar_bytes: u64,
+    /// What the build did besides its output (stale staging directories removed).
+    pub notes: Vec<String>,
 }
 
 impl BuildReport {
@@ -116,6 +126,59 @@ pub enum BuildError {
     Pack(#[from] PackError),
     #[error("data file {path} changed between export and packing ({detail}); is another process writing to the output directory?")]
     Changed { path: String, detail: String },
+    /// `TMPDIR` or the output directory cannot serve: no verdict on the inputs.
+    #[error(transparent)]
+    Environment(#[from] EnvironmentError),
+    /// SIGINT or SIGTERM: the build stopped; nothing was written to the output directory and
+    /// the staging directory is gone.
+    #[error("interrupted: nothing was written to {}, and the staging directory was removed", out.display())]
+    Interrupted { out: PathBuf },
+}
+
+/// What a build keeps in `TMPDIR`, as environment errors name it.
+const STAGING_PURPOSE: &str = "the build's staging (working store and data files)";
+/// What a build writes to `--out`.
+const OUT_PURPOSE: &str = "the dataset archive and its manifest";
+/// Staging directories are `{STAGING_PREFIX}<pid>-<random>` in `TMPDIR`.
+const STAGING_PREFIX: &str = "aoc-dataset-staging-";
+
+fn interrupted() -> bool {
+    aoc_term::interrupt::flag().load(Ordering::SeqCst)
+}
+
+/// `e` as the build reports it: an interruption, or an environment problem in the staging
+/// directory, when it is one.
+fn explain(e: BuildError, opts: &BuildOptions) -> BuildError {
+    if interrupted() {
+        return BuildError::Interrupted {
+            out: opts.out_dir.clone(),
+        };
+    }
+    // A dataset among the inputs that TMPDIR cannot hold the private copy of.
+    let e = match e {
+        BuildError::Load(LoadError::Input(SourceError::Input(b))) => {
+            match b.downcast::<EnvironmentError>() {
+                Ok(env) => return BuildError::Environment(*env),
+                Err(b) => BuildError::Load(LoadError::Input(SourceError::Input(b))),
+            }
+        }
+        e => e,
+    };
+    let tmp = environment::temp_dir();
+    let classify =
+        |err: &io::Error| environment::classify("TMPDIR", &tmp, STAGING_PURPOSE, None, err);
+    let found = match &e {
+        BuildError::Io { source, .. } => classify(source),
+        BuildError::Store(StoreError::Io(source)) => classify(source),
+        // SQLITE_FULL, whose text SQLite fixes (sqlite3_errstr): the working store's disk.
+        BuildError::Store(s) | BuildError::Load(LoadError::Engine(EngineError::Store { source: s, .. }))
+            if s.to_string().contains("database or disk is full") =>
+        {
+            classify(&io::Error::from(io::ErrorKind::StorageFull))
+        }
+        _ => None,
+    };
+    found.map_or(e, BuildError::Environment)
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
@@ -126,21 +189,24 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
 /// Exports `store` (all tenants, or `opts.tenant`) and packs it.
 pub fn build_from_store(store: &mut Store, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let epoch = opts.epoch()?;
-    let staging = staging_dir(&opts.out_dir)?;
-    let export = export_store(
-        store,
-        opts.tenant.as_deref(),
-        staging.path(),
-        opts.split_bytes,
-    )?;
-    let engine = match store.engine() {
-        Engine::Sqlite => "sqlite",
-        Engine::Postgres => "postgresql",
-    };
-    let source = SourceInfo::Store {
-        engine: engine.into(),
-    };
-    pack_export(&export, source, opts.tenant.clone(), epoch, opts)
+    let staging = Staging::create(&opts.out_dir)?;
+    let built = (|| {
+        let export = export_store(
+            store,
+            opts.tenant.as_deref(),
+            staging.path(),
+            opts.split_bytes,
+        )?;
+        let engine = match store.engine() {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgresql",
+        };
+        let source = SourceInfo::Store {
+            engine: engine.into(),
+        };
+        pack_export(&export, source, opts.tenant.clone(), epoch, opts)
+    })();
+    staging.finish(built.map_err(|e| explain(e, opts)))
 }
 
 /// Backfills `paths` into a temporary SQLite store with the runner's semantics, then exports it.
@@ -163,7 +229,19 @@ pub fn build_from_inputs_observed(
         .iter()
         .map(|p| input_ref(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let staging = staging_dir(&opts.out_dir)?;
+    let staging = Staging::create(&opts.out_dir)?;
+    let built = load_and_pack(paths, inputs, &staging, epoch, opts, events);
+    staging.finish(built.map_err(|e| explain(e, opts)))
+}
+
+fn load_and_pack(
+    paths: &[PathBuf],
+    inputs: Vec<InputRef>,
+    staging: &Staging,
+    epoch: u64,
+    opts: &BuildOptions,
+    events: &(dyn Fn(aoc_ingest::Event) + Sync),
+) -> Result<BuildReport, BuildError> {
     let db = staging.path().join("store.db");
     let url = format!(
         "sqlite://{}",
@@ -189,6 +267,7 @@ pub fn build_from_inputs_observed(
         run_key: None,
         clock: epoch as i64,
         events: Some(events),
+        stop: Some(aoc_term::interrupt::flag()),
     }
     .run(&mut source, Some(&mut store))
     .map_err(LoadError::from)?;
@@ -233,6 +312,12 @@ fn export_store(
         since: None,
     };
     store.scan(&filter, |row| {
+        if interrupted() {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "interrupted",
+            )));
+        }
         exporter
             .push(
                 &row.tenant,
@@ -289,7 +374,7 @@ pub fn pack_export(
         .map(|f| Entry::file(f.path.clone(), f.disk_path.clone()))
         .collect();
     entries.push(Entry::bytes(MANIFEST_MEMBER, manifest_bytes.clone()));
-    let packed = pack_with(
+    let packed = pack_stoppable(
         entries,
         &archive,
         &PackOptions {
@@ -330,18 +415,131 @@ pub fn pack_export(
         archive_sha256: packed.archive_sha256_hex(),
         archive_bytes: packed.archive_bytes,
         tar_bytes: packed.tar_bytes,
+        notes: Vec::new(),
     })
 }
 
-fn staging_dir(out_dir: &Path) -> Result<tempfile::TempDir, BuildError> {
-    fs::create_dir_all(out_dir).map_err(io_err(format!("creating {}", out_dir.display())))?;
-    tempfile::Builder::new()
-        .prefix(".aoc-dataset-staging-")
-        .tempdir_in(out_dir)
-        .map_err(io_err(format!(
-            "creating a staging directory in {}",
-            out_dir.display()
-        )))
+/// `aoc_archive::pack_with`, stopping at the next chunk written once SIGINT or SIGTERM came (the
+/// temporary archive is then removed by its destructor).
+fn pack_stoppable(
+    entries: Vec<Entry>,
+    out_path: &Path,
+    options: &PackOptions,
+) -> Result<aoc_archive::PackReport, BuildError> {
+    let output_err = |source| PackError::Output {
+        path: out_path.to_path_buf(),
+        source,
+    };
+    let mut tmp = aoc_archive::fs::AtomicFile::create(out_path, aoc_archive::fs::FILE_MODE)
+        .map_err(output_err)?;
+    let out = BufWriter::with_capacity(256 << 10, Stoppable(tmp.file()));
+    let (out, report) = aoc_archive::pack_to_writer(entries, out, options)?;
+    out.into_inner()
+        .map_err(|e| PackError::Write(e.into_error()))?;
+    tmp.commit().map_err(output_err)?;
+    Ok(report)
+}
+
+/// A writer that fails once SIGINT or SIGTERM came.
+struct Stoppable<W>(W);
+
+impl<W: Write> Write for Stoppable<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if interrupted() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+        }
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The build's staging directory in `TMPDIR`: removed when dropped, and by the signal handler
+/// if a second signal ends the process at once.
+struct Staging {
+    dir: tempfile::TempDir,
+    _on_signal: aoc_term::interrupt::Registered,
+    notes: Vec<String>,
+}
+
+impl Staging {
+    /// Checks the output directory (created if missing) and `TMPDIR`, removes staging
+    /// directories whose build process is gone, and creates this build's.
+    fn create(out_dir: &Path) -> Result<Staging, BuildError> {
+        fs::create_dir_all(out_dir).map_err(|e| {
+            environment::classify("--out", out_dir, OUT_PURPOSE, None, &e)
+                .map(BuildError::Environment)
+                .unwrap_or_else(|| io_err(format!("creating {}", out_dir.display()))(e))
+        })?;
+        environment::check_dir("--out", out_dir, OUT_PURPOSE, None)?;
+        environment::check_temp_dir(STAGING_PURPOSE, None)?;
+        let tmp = environment::temp_dir();
+        let notes = remove_stale_staging(&tmp);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{STAGING_PREFIX}{}-", std::process::id()))
+            .tempdir_in(&tmp)
+            .map_err(|e| {
+                environment::classify("TMPDIR", &tmp, STAGING_PURPOSE, None, &e)
+                    .map(BuildError::Environment)
+                    .unwrap_or_else(|| {
+                        io_err(format!("creating a staging directory in {}", tmp.display()))(e)
+                    })
+            })?;
+        let on_signal = aoc_term::interrupt::remove_on_exit(dir.path().to_owned());
+        Ok(Staging {
+            dir,
+            _on_signal: on_signal,
+            notes,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Removes the directory and hands on the build's result, with the notes.
+    fn finish(self, built: Result<BuildReport, BuildError>) -> Result<BuildReport, BuildError> {
+        let Staging { dir, notes, .. } = self;
+        drop(dir);
+        built.map(|mut report| {
+            report.notes = notes;
+            report
+        })
+    }
+}
+
+/// Removes the staging directories in `tmp` whose build process no longer runs (a build killed
+/// with SIGKILL, or a machine that went down); says which.
+fn remove_stale_staging(tmp: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return notes;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A live process of that id may be another build: left alone. (A reused id only delays
+        // the removal to a later build.)
+        if Path::new("/proc").join(pid.to_string()).exists() || !entry.path().is_dir() {
+            continue;
+        }
+        if fs::remove_dir_all(entry.path()).is_ok() {
+            notes.push(format!(
+                "removed {}, the staging directory of an earlier build (process {pid}) that did                  not finish",
+                entry.path().display()
+            ));
+        }
+    }
+    notes
 }
 
 fn input_ref(path: &Path) -> Result<InputRef, BuildError> {

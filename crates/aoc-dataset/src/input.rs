@@ -47,10 +47,14 @@ impl InputKind for Datasets {
 
     fn open(&self, path: &Path) -> Result<Box<dyn OpenedInput>, SourceError> {
         let dataset = Dataset::open_verified_with(path, &self.options).map_err(|source| {
-            SourceError::Input(Box::new(Refused {
-                path: path.to_owned(),
-                source,
-            }))
+            match source {
+                // TMPDIR cannot hold the copy: nothing was judged, so no refusal is claimed.
+                VerifyError::Environment(env) => SourceError::Input(Box::new(env)),
+                source => SourceError::Input(Box::new(Refused {
+                    path: path.to_owned(),
+                    source,
+                })),
+            }
         })?;
         Ok(Box::new(dataset))
     }

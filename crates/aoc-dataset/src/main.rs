@@ -1,8 +1,9 @@
 //! `aoc-dataset`: build a deterministic seeded dataset from a store or from inputs, and verify one.
 //!
 //! Exit codes: 0 success; 1 verification failed (verify) or inputs rejected (build); 2 usage
-//! error, unreadable or hostile input, store or I/O error. The command-line convention is
-//! `aoc-term`'s (`--format text|json`, progress on a terminal, help sections).
+//! error, unreadable or hostile input, store or I/O error; 3 TMPDIR or the output directory
+//! missing, not writable or short of space; 130/143 SIGINT/SIGTERM. The command-line convention
+//! is `aoc-term`'s (`--format text|json`, progress on a terminal, help sections).
 
 use anyhow::Context;
 use aoc_dataset::{
@@ -95,6 +96,8 @@ const EXIT: &[(&str, &str)] = &[
         "2",
         "usage, unreadable or hostile archive, store or I/O error",
     ),
+    aoc_term::EXIT_ENVIRONMENT_HELP,
+    aoc_term::EXIT_INTERRUPTED_HELP,
 ];
 const CLOCK: (&str, &str) = (
     "SOURCE_DATE_EPOCH",
@@ -141,8 +144,14 @@ fn main() -> ExitCode {
             let opts = BuildOptions {
                 tenant,
                 compression: if zstd {
+            // A signal stops the build between batches, rows and packed chunks; its staging
+            // directory goes with it.
+            aoc_term::interrupt::stop_at_batch_boundaries("aoc-dataset build");
                     Compression::Zstd
                 } else {
+                    for note in &report.notes {
+                        eprintln!("aoc-dataset: note: {note}");
+                    }
                     Compression::Gzip
                 },
                 split_bytes: split_mib.max(1) << 20,
@@ -150,6 +159,10 @@ fn main() -> ExitCode {
             };
             // STELLA_STORE only when neither --store nor --from was given.
             let store = store.or_else(|| from.is_empty().then_some(store_env).flatten());
+                        Some(BuildError::Environment(_)) => aoc_term::EXIT_ENVIRONMENT,
+                        Some(BuildError::Interrupted { .. }) => aoc_term::interrupt::received()
+                            .unwrap_or(aoc_term::interrupt::Signal::INT)
+                            .exit_code(),
             match build(store, &from, &opts) {
                 Ok(report) => {
                     print_build(&report, format);
@@ -166,6 +179,8 @@ fn main() -> ExitCode {
                 }
             }
         }
+            // Nothing but unlinked temporary files is written: a signal ends it at once.
+            aoc_term::interrupt::exit_on_signal("aoc-dataset verify", "nothing was written");
         Command::Verify {
             path,
             expect_hash,

@@ -131,7 +131,10 @@ impl Dataset {
     /// `options.records` says, so that they are parsed once.
     ///
     /// The verified bytes are copied, as they are read, into a private temporary file (in
-    /// `TMPDIR`; as large as the archive, compressed) from which the records are read later.
+    /// `TMPDIR`; as large as the data decompressed) from which the records are read later.
+    /// `TMPDIR` missing, not writable or with less room than the sidecar manifest declares is
+    /// [`VerifyError::Environment`] before a byte is read, and so is running out of room while
+    /// copying: never a verdict on the dataset.
     pub fn open_verified_with(
         path: &Path,
         options: &VerifyOptions,
@@ -141,8 +144,14 @@ impl Dataset {
             message,
         };
         let file = File::open(path).map_err(|e| unreadable(format!("cannot open: {e}")))?;
-        let copy = tempfile::tempfile()
-            .map_err(|e| unreadable(format!("cannot create the private copy to load from: {e}")))?;
+        let needed = declared_data_bytes(path, options);
+        aoc_term::environment::check_temp_dir(COPY_PURPOSE, needed)
+            .map_err(VerifyError::Environment)?;
+        let copy = tempfile::tempfile().map_err(|e| {
+            tmpdir_problem(&e, needed).unwrap_or_else(|| {
+                unreadable(format!("cannot create the private copy to load from: {e}"))
+            })
+        })?;
         let options = VerifyOptions {
             records: false,
             ..options.clone()
@@ -150,9 +159,19 @@ impl Dataset {
         let spill = Spill {
             file: copy,
             written: 0,
+            failed: None,
             members: Vec::new(),
         };
-        let (report, spill) = verify_spilling(path, file, &options, Some(spill))?;
+        let (report, spill) =
+            verify_spilling(path, file, &options, Some(spill)).map_err(|e| match e {
+                VerifyError::Environment(env) => VerifyError::Environment(
+                    aoc_term::EnvironmentError {
+                        needed: env.needed.or(needed),
+                        ..env
+                    },
+                ),
+                e => e,
+            })?;
         if !report.is_ok() {
             return Err(VerifyError::Failed(Box::new(report)));
         }
@@ -171,10 +190,10 @@ impl Dataset {
                 bytes,
             });
         }
-        spill
-            .file
-            .sync_data()
-            .map_err(|e| unreadable(format!("writing the private copy: {e}")))?;
+        spill.file.sync_data().map_err(|e| {
+            tmpdir_problem(&e, needed)
+                .unwrap_or_else(|| unreadable(format!("writing the private copy: {e}")))
+        })?;
         Ok(VerifiedDataset {
             path: path.to_owned(),
             copy: Arc::new(spill.file),
@@ -182,6 +201,38 @@ impl Dataset {
             report,
         })
     }
+}
+
+/// What a load keeps in `TMPDIR`, as environment errors name it.
+pub(crate) const COPY_PURPOSE: &str = "the private copy of a dataset's verified records";
+
+/// The decompressed size of the data, as the sidecar manifest declares it (read bounded), when
+/// there is one that parses: an estimate of the room the private copy needs, checked before the
+/// copy starts. Only an estimate: verification decides whether the sidecar tells the truth, and
+/// running out of room while copying is reported the same way.
+fn declared_data_bytes(path: &Path, options: &VerifyOptions) -> Option<u64> {
+    let bytes = match &options.sidecar {
+        crate::Sidecar::Bytes(b) => b.clone(),
+        crate::Sidecar::Beside => {
+            let name = path.file_name()?.to_str()?;
+            let (hash, _) = crate::parse_archive_name(name)?;
+            let sidecar = path.with_file_name(crate::manifest_name(&hash));
+            aoc_archive::fs::read_bounded(&sidecar, crate::verify::MAX_MANIFEST_BYTES).ok()?
+        }
+    };
+    Manifest::from_slice(&bytes).ok().map(|m| m.totals.bytes)
+}
+
+/// `err`, met creating or writing the private copy, as an environment error when it is one.
+fn tmpdir_problem(err: &io::Error, needed: Option<u64>) -> Option<VerifyError> {
+    aoc_term::environment::classify(
+        "TMPDIR",
+        &aoc_term::environment::temp_dir(),
+        COPY_PURPOSE,
+        needed,
+        err,
+    )
+    .map(VerifyError::Environment)
 }
 
 impl VerifiedDataset {

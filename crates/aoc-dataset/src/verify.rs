@@ -22,7 +22,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Largest manifest accepted (inside the archive or next to it): real ones are kilobytes.
-const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 /// Which check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -170,6 +170,9 @@ pub enum VerifyError {
     #[error("{}: {} check(s) failed; first: {}", .0.archive.display(), .0.failure_count,
             .0.failures.first().map(|f| f.to_string()).unwrap_or_default())]
     Failed(Box<VerifyReport>),
+    /// `TMPDIR` cannot hold the private copy a load reads from: no verdict (exit code 3).
+    #[error(transparent)]
+    Environment(aoc_term::EnvironmentError),
 }
 
 impl VerifyError {
@@ -178,6 +181,7 @@ impl VerifyError {
         match self {
             VerifyError::Unreadable { .. } => 2,
             VerifyError::Failed(_) => 1,
+            VerifyError::Environment(_) => aoc_term::EXIT_ENVIRONMENT,
         }
     }
 }
@@ -226,6 +230,8 @@ pub(crate) fn verify_spilling<R: Read>(
     path: &Path,
     reader: R,
     options: &VerifyOptions,
+    /// The error writing `file` failed with: the copy's, not the archive's.
+    pub failed: Option<io::Error>,
     spill: Option<Spill>,
 ) -> Result<(VerifyReport, Option<Spill>), VerifyError> {
     let unreadable = |e: ArchiveError| VerifyError::Unreadable {
@@ -242,7 +248,7 @@ pub(crate) fn verify_spilling<R: Read>(
     state.records = options.records;
     state.spill = spill;
     let mut manifest_bytes: Option<Vec<u8>> = None;
-    archive
+    let read = archive
         .for_each_entry(|member, entry| {
             if member == MANIFEST_MEMBER {
                 if entry.size() > MAX_MANIFEST_BYTES {
@@ -272,8 +278,21 @@ pub(crate) fn verify_spilling<R: Read>(
                 return Ok(());
             };
             state.check_member(member, data_path, entry)
-        })
-        .map_err(unreadable)?;
+        });
+    if let Err(e) = read {
+        // Writing the private copy failed (TMPDIR full or gone): the environment's fault, not
+        // the archive's.
+        let env = state.spill.as_ref().and_then(|s| s.failed.as_ref()).and_then(|e| {
+            aoc_term::environment::classify(
+                "TMPDIR",
+                &aoc_term::environment::temp_dir(),
+                crate::read::COPY_PURPOSE,
+                None,
+                e,
+            )
+        });
+        return Err(env.map_or_else(|| unreadable(e), VerifyError::Environment));
+    }
     state.finish_pair();
 
     let vendors = state.vendor_counts();
@@ -823,6 +842,7 @@ impl State {
             ArchiveError::Io(io::Error::new(e.kind(), format!("entry {member:?}: {e}")))
         })?;
         if !self.records {
+                failed: &mut spill.failed,
             // check_lines counts records as it books them.
             self.vendors.entry(pair).or_default().0 += streamed.lines;
         }
@@ -1005,12 +1025,14 @@ impl<R: Read> Read for SpillTee<'_, R> {
         })?;
         Ok(n)
     }
+    failed: &'a mut Option<io::Error>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+            *self.failed = Some(io::Error::new(e.kind(), e.to_string()));
     /// Stored records of the OSV and CSAF samples, as a store renders them.
     fn records() -> Vec<(String, DataPath)> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");

@@ -7,13 +7,20 @@
 //! with the same arguments seeks to where the last committed batch ended, reads nothing it already
 //! committed, and ends in the state of an uninterrupted run. Accounting: input records = written
 //! + no-ops + rejected + deletions recorded.
+//!
+//! A run asked to stop ([`Backfill::stop`], set by SIGINT/SIGTERM) stops at the next batch
+//! boundary: the batches committed are whole, the rejects journal holds exactly their rejections
+//! (under its final name), and [`EngineError::Interrupted`] says what was committed. A run that
+//! fails after committing batches says what it committed too ([`EngineError::AfterCommit`]).
 
 use crate::input::{Cursor, InputRecord, Item};
 use crate::prepare::{Prepared, Preparer};
 use crate::report::{zero_by_code, BackfillReport, MetricsRecorder};
 use crate::source::{Position, Source, SourceError};
 use aoc_contract::{clock, GuardOptions, MapContext, UpstreamKey, Violation, ViolationCode};
-use aoc_store::{Batch, Checkpoint, Deletion, DocOutcome, Store, StoreDoc, StoreError};
+use aoc_store::{
+    Batch, Checkpoint, Deletion, DocOutcome, Store, StoreDoc, StoreError, WriterScope,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -21,6 +28,7 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::time::{Duration, Instant};
 
@@ -41,6 +49,88 @@ pub enum EngineError {
     Checkpoint(String),
     #[error("the store writer thread panicked")]
     Panicked,
+    /// [`Backfill::stop`] was set: the run stopped at a batch boundary.
+    #[error("interrupted: {0}")]
+    Interrupted(Committed),
+    /// An error after batches were committed (a truncated input, a lost connection): those
+    /// batches stay, and the same arguments resume after them.
+    /// (`error` is no `#[source]`: the message says it once.)
+    #[error("{error}; {committed}")]
+    AfterCommit {
+        error: Box<EngineError>,
+        committed: Committed,
+    },
+}
+
+impl EngineError {
+    /// What the store holds of this run's input when it ended early, if anything.
+    pub fn committed(&self) -> Option<&Committed> {
+        match self {
+            EngineError::Interrupted(c) | EngineError::AfterCommit { committed: c, .. } => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// What a run that ended early had committed: every batch up to the last checkpoint, whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Input records behind the last committed checkpoint, an interrupted run's before this
+    /// one's included.
+    pub records: u64,
+    /// Batches this run committed.
+    pub batches: u64,
+    /// Records committed by the interrupted run this one resumed (0: a fresh run).
+    pub resumed_after: u64,
+    pub written: u64,
+    pub noop: u64,
+    pub rejected: u64,
+    pub deletions: u64,
+    /// The rejects file, holding exactly the committed batches' rejections.
+    pub rejects: Option<PathBuf>,
+    /// Nothing is ever committed: a dry run.
+    pub dry_run: bool,
+    /// Checkpoints were kept ([`Backfill::run_key`]): the same arguments resume after them.
+    pub resumable: bool,
+}
+
+impl std::fmt::Display for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.dry_run {
+            return write!(f, "dry run, nothing written ({} records read)", self.records);
+        }
+        if self.batches == 0 {
+            write!(f, "this run committed no batch")?;
+        } else {
+            write!(
+                f,
+                "{} records committed (batches 1-{} of this run",
+                self.records, self.batches
+            )?;
+            if self.resumed_after > 0 {
+                write!(f, ", after the {} of the run it resumed", self.resumed_after)?;
+            }
+            write!(
+                f,
+                "; in all {} written, {} no-op, {} rejected, {} deletions recorded)",
+                self.written, self.noop, self.rejected, self.deletions
+            )?;
+        }
+        if self.batches == 0 && self.resumed_after > 0 {
+            write!(
+                f,
+                "; the {} records of the interrupted run before it stay",
+                self.resumed_after
+            )?;
+        }
+        if let (Some(path), true) = (&self.rejects, self.batches > 0) {
+            write!(f, "; their rejections are in {}", path.display())?;
+        }
+        if self.resumable {
+            write!(f, "; run the same command again to resume after them")?;
+        }
+        Ok(())
+    }
 }
 
 /// Where refused records go.
@@ -85,6 +175,9 @@ pub struct Backfill<'a> {
     /// a resumed run keeps the interrupted run's clock.
     pub clock: i64,
     pub events: Option<&'a (dyn Fn(Event) + Sync)>,
+    /// Polled at every batch boundary: once set, the run commits no further batch and ends with
+    /// [`EngineError::Interrupted`] (SIGINT/SIGTERM set it).
+    pub stop: Option<&'a AtomicBool>,
 }
 
 /// A refused record, as the rejects journal holds it.
@@ -219,7 +312,12 @@ impl Backfill<'_> {
             run_key: None,
             clock,
             events: None,
+            stop: None,
         }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
     /// Reads `source` to its end (or a stop) into `store` (`None`: a dry run, nothing written:
@@ -231,6 +329,16 @@ impl Backfill<'_> {
         mut store: Option<&mut Store>,
     ) -> Result<Outcome, EngineError> {
         let store_err = |context| move |source| EngineError::Store { context, source };
+        // One writer per store, tenant and source, held until the store is closed (after the
+        // caller marks the run complete): a second run of the same arguments would otherwise
+        // resume this one's checkpoint while it runs, and both would report its totals.
+        if let Some(s) = &mut store {
+            s.claim_writer(&WriterScope {
+                tenant: &self.tenant,
+                source: self.vendor.as_deref(),
+            })
+            .map_err(store_err("claiming the store for this run"))?;
+        }
         let checkpoint = match (&mut store, &self.run_key) {
             (Some(s), Some(key)) => s
                 .checkpoint(key)
@@ -310,53 +418,79 @@ impl Backfill<'_> {
             self.guard,
         );
         let start = source.at();
+        let resumed_after = start.records;
         // Two stages: this thread reads and prepares the next batch while the writer commits the
         // previous one. Batches arrive in input order, each with the position after it, so
         // checkpoints and the rejects journal advance exactly as in a sequential run.
-        let (run, position, prepare_time) = std::thread::scope(|scope| {
+        let ended = std::thread::scope(|scope| {
             let (tx, rx) = sync_channel::<Pending>(2);
             let now = &now;
-            let writer = scope.spawn(move || -> Result<_, EngineError> {
-                let mut run = run;
-                let mut position = start;
-                let mut prepare_time = Duration::ZERO;
-                for mut batch in rx.iter() {
-                    prepare_time += batch.prepare_time;
-                    position = batch.position;
-                    for r in std::mem::take(&mut batch.rejects) {
-                        run.reject(r)?;
-                    }
-                    if let Some(why) = batch.stop.take() {
-                        run.report.stopped = Some(why);
-                    }
-                    self.commit(&mut store, &mut run, position, now, &mut batch)?;
-                    self.notify(Event::Progress(position.records));
-                    if run.report.conflicts > self.max_conflicts {
-                        run.report.stopped = Some(format!(
-                            "{} idempotency conflicts exceed --max-conflicts {}",
-                            run.report.conflicts, self.max_conflicts
-                        ));
-                    }
-                    if run.report.stopped.is_some() {
-                        break; // dropping the receiver stops the reading side
-                    }
-                }
-                Ok((run, position, prepare_time))
+            let writer = scope.spawn(move || {
+                let mut w = Written {
+                    run,
+                    position: start,
+                    batches: 0,
+                    prepare_time: Duration::ZERO,
+                    interrupted: false,
+                };
+                let result = self.write_batches(&mut store, &mut w, rx, now);
+                (w, result)
             });
             let produced = produce(
                 source,
                 &preparer,
                 self.batch_size.max(1),
                 self.stop_on_error,
+                self.stop,
                 &tx,
             );
             drop(tx);
-            let written = writer.join().map_err(|_| EngineError::Panicked)?;
+            let (mut w, written) = writer.join().map_err(|_| EngineError::Panicked)?;
+            // Stopped on the reading side: the batches sent were all committed, but the input
+            // goes on.
+            w.interrupted |= produced.as_ref().is_ok_and(|stopped| *stopped);
             // A reading error wins: the writer only ended because the batches did.
-            produced?;
-            written
+            Ok::<_, EngineError>((produced.and(written), w))
         })?;
-        let mut run = run;
+        let (result, w) = ended;
+        let committed = Committed {
+            records: w.position.records,
+            batches: if dry_run { 0 } else { w.batches },
+            resumed_after,
+            written: w.run.report.written,
+            noop: w.run.report.noop,
+            rejected: w.run.report.rejected,
+            deletions: w.run.report.deletions,
+            rejects: match &self.rejects {
+                Rejects::File(path) => Some(path.clone()),
+                _ => None,
+            },
+            dry_run,
+            resumable: self.run_key.is_some(),
+        };
+        if let Err(e) = result {
+            if committed.records > 0 && !dry_run {
+                return Err(EngineError::AfterCommit {
+                    error: Box::new(e),
+                    committed,
+                });
+            }
+            return Err(e);
+        }
+        let Written {
+            mut run,
+            position,
+            prepare_time,
+            interrupted,
+            ..
+        } = w;
+        if interrupted {
+            // The journal holds exactly the committed batches' rejections (a batch's are written
+            // only as it is committed): under its final name, no partial file stays. A resumed
+            // run takes it back as its partial file.
+            run.rejects.finish()?;
+            return Err(EngineError::Interrupted(committed));
+        }
         run.metrics.observe("map_guard", prepare_time.as_secs_f64());
         run.report.records = position.records;
         run.report.read = source.records_read() - read_before;
@@ -385,6 +519,48 @@ impl Backfill<'_> {
         if let Some(f) = self.events {
             f(event);
         }
+    }
+
+    /// The writing side: commits the batches as they arrive, in order, until they end, a stop
+    /// (`--stop-on-error`, conflicts), an error, or [`Backfill::stop`] (checked before each
+    /// batch, so that none is committed half).
+    fn write_batches(
+        &self,
+        store: &mut Option<&mut Store>,
+        w: &mut Written,
+        rx: std::sync::mpsc::Receiver<Pending>,
+        now: &str,
+    ) -> Result<(), EngineError> {
+        let run = &mut w.run;
+        for mut batch in rx.iter() {
+            if self.stopping() {
+                w.interrupted = true;
+                break; // dropping the receiver stops the reading side
+            }
+            w.prepare_time += batch.prepare_time;
+            let position = batch.position;
+            for r in std::mem::take(&mut batch.rejects) {
+                run.reject(r)?;
+            }
+            if let Some(why) = batch.stop.take() {
+                run.report.stopped = Some(why);
+            }
+            self.commit(store, run, position, now, &mut batch)?;
+            w.position = position;
+            w.batches += 1;
+            self.notify(Event::Progress(position.records));
+            if run.report.conflicts > self.max_conflicts {
+                run.report.stopped = Some(format!(
+                    "{} idempotency conflicts exceed --max-conflicts {}",
+                    run.report.conflicts, self.max_conflicts
+                ));
+            }
+            if run.report.stopped.is_some() {
+                break;
+            }
+        }
+        // A signal after the last batch: nothing was left to stop, the run is complete.
+        Ok(())
     }
 
     /// Writes one batch (documents, deletions, checkpoint) in one transaction and books the
@@ -487,6 +663,18 @@ impl Backfill<'_> {
             }
         }
     }
+}
+
+/// The writing side's state when it ends: the run, and how far it committed.
+struct Written {
+    run: Run,
+    /// After the last committed batch.
+    position: Position,
+    /// Batches committed by this run.
+    batches: u64,
+    prepare_time: Duration,
+    /// Ended by [`Backfill::stop`].
+    interrupted: bool,
 }
 
 /// Everything one run accumulates on the writing side.
@@ -689,15 +877,20 @@ fn ready(prepared: Prepared) -> Ready {
 }
 
 /// The mapping side: reads `batch_size` records, prepares them on every core (in input order),
-/// and sends the batch; ends at the end of the input, at a stop, or when the writer hangs up.
+/// and sends the batch; ends at the end of the input, at a stop, when the writer hangs up, or
+/// when `interrupt` is set (then returns `true`).
 fn produce(
     source: &mut Source,
     preparer: &Preparer,
     batch_size: usize,
     stop_on_error: bool,
+    interrupt: Option<&AtomicBool>,
     tx: &SyncSender<Pending>,
-) -> Result<(), EngineError> {
+) -> Result<bool, EngineError> {
     loop {
+        if interrupt.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Ok(true); // the writer commits nothing more either
+        }
         let t = Instant::now();
         let mut records: Vec<InputRecord> = Vec::with_capacity(batch_size);
         let mut positions: Vec<Position> = Vec::with_capacity(batch_size);
@@ -756,7 +949,7 @@ fn produce(
         batch.prepare_time = t.elapsed();
         let last = end || batch.stop.is_some();
         if tx.send(batch).is_err() || last {
-            return Ok(());
+            return Ok(false);
         }
     }
 }

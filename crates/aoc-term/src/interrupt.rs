@@ -70,6 +70,12 @@ pub fn received() -> Option<Signal> {
     }
 }
 
+/// The flag [`stop_at_batch_boundaries`] returns, for work deep in a library (a build's export
+/// and packing) to poll: never set unless that handler is installed and a signal came.
+pub fn flag() -> &'static AtomicBool {
+    &state().stop
+}
+
 /// Installs the handler of a command that writes in batches and returns the flag its work polls
 /// at each batch boundary. `tool` prefixes the messages.
 pub fn stop_at_batch_boundaries(tool: &'static str) -> &'static AtomicBool {
