@@ -72,6 +72,8 @@ pub struct BackfillArgs {
 
 pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    // SIGINT/SIGTERM: the run stops at the next batch boundary (a second signal: at once).
+    let stop = aoc_term::interrupt::stop_at_batch_boundaries("stella aoc backfill");
     check_inputs(&args.from)?;
     let to_stdout = |p: &Option<PathBuf>| p.as_deref().is_some_and(is_stdout);
     one_stdout(&[
@@ -83,6 +85,13 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         !to_stdout(&args.rejects),
         "--rejects -: the rejects file is appended to by a resumed run, so it must be a file"
     );
+    // Every output file can be written, checked before the first batch: a run never commits and
+    // then loses its report.
+    crate::outputs::check(&[
+        ("--report", args.report.as_deref(), "the run report"),
+        ("--metrics", args.metrics.as_deref(), "the metrics"),
+        ("--rejects", args.rejects.as_deref(), "the rejects file"),
+    ])?;
     let run_key = run_key(&args)?;
     // Datasets are verified (and checked against a pinned hash) before the store is even opened.
     let mut source = inputs::open(&args.from, &args.pin)?;
@@ -120,6 +129,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         run_key: Some(run_key),
         clock: clock::run_epoch().map_err(anyhow::Error::msg)?,
         events: Some(&events),
+        stop: Some(stop),
     };
     let mut outcome = engine.run(&mut source, store.as_mut())?;
     drop(progress);

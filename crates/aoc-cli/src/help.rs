@@ -11,6 +11,8 @@ const EXIT: &[(&str, &str)] = &[
         "2",
         "configuration, connection or input error (outranks violations); bad flags",
     ),
+    aoc_term::EXIT_ENVIRONMENT_HELP,
+    aoc_term::EXIT_INTERRUPTED_HELP,
 ];
 
 const CLOCK: (&str, &str) = (
@@ -49,10 +51,12 @@ pub fn top() -> String {
             ),
             ("1", "violations or rejected records"),
             ("2", "configuration, connection, input or usage error"),
+            aoc_term::EXIT_ENVIRONMENT_HELP,
             (
                 "10-15",
                 "kit verify's failure classes (stella kit verify --help)",
             ),
+            aoc_term::EXIT_INTERRUPTED_HELP,
         ],
         &[CLOCK, ENV_NO_COLOR],
     )

@@ -1,7 +1,8 @@
 //! `stella`: the AOC backfill runner. Thin dispatcher over the contract, ingest and store libraries.
 //!
 //! Exit codes (the `aoc` and `sources` commands): 0 success / no violations, 1 violations or
-//! rejected records, 2 configuration, connection or input error. `kit verify` has the kit
+//! rejected records, 2 configuration, connection or input error, 3 TMPDIR or an output directory
+//! missing, not writable or short of space, 130/143 SIGINT/SIGTERM. `kit verify` has the kit
 //! verifier's codes (`aoc_kit::EXIT_CODES`). Every command follows the command-line convention of
 //! `aoc-term` (`--format`, `-` report files, progress, help sections; docs/ARCHITECTURE.md §5).
 
@@ -9,6 +10,7 @@ mod backfill;
 mod help;
 mod ingest;
 mod inputs;
+mod outputs;
 mod verify;
 
 #[cfg(test)]
@@ -128,14 +130,24 @@ fn main() -> ExitCode {
         } => backfill::run(args),
         Command::Aoc {
             command: AocCommand::Verify(args),
-        } => verify::run(args),
+        } => {
+            aoc_term::interrupt::exit_on_signal("stella aoc verify", "nothing was written");
+            verify::run(args)
+        }
         Command::Sources {
             command: SourcesCommand::Ingest(args),
-        } => ingest::run(args),
+        } => {
+            aoc_term::interrupt::exit_on_signal("stella sources ingest", "nothing was written");
+            ingest::run(args)
+        }
         // Its own exit codes (0, 2, 10-15), shared with `cargo xtask aoc-verify`.
         Command::Kit {
             command: KitCommand::Verify { dir, args },
-        } => return ExitCode::from(aoc_kit::cli::run(&dir, &args, "stella kit verify")),
+        } => {
+            // Only unlinked private copies are written: they go with the process.
+            aoc_term::interrupt::exit_on_signal("stella kit verify", "nothing was written");
+            return ExitCode::from(aoc_kit::cli::run(&dir, &args, "stella kit verify"));
+        }
     };
     match result {
         Ok(outcome) => ExitCode::from(outcome as u8),
@@ -148,7 +160,7 @@ fn main() -> ExitCode {
                 )
                 .ok();
             }
-            ExitCode::from(Outcome::Error as u8)
+            ExitCode::from(outputs::exit_code(&e).unwrap_or(Outcome::Error as u8))
         }
     }
 }

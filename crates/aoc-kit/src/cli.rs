@@ -3,7 +3,6 @@
 //! the two cannot drift. Checks and summary go to stderr; `--format json` puts the report on
 //! stdout; a spinner names the last check on a terminal (`aoc_term::Progress`).
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::report::{render_check, EXIT_USAGE};
@@ -29,9 +28,48 @@ pub const ENV: &[(&str, &str)] = &[
     aoc_term::ENV_NO_COLOR,
 ];
 
-/// The verify command's `--help` sections: its exit codes and environment.
+/// The verify command's `--help` sections: its exit codes (the kit's, then the two every
+/// command shares) and environment.
 pub fn after_help() -> String {
-    format!("{}\n{}", crate::EXIT_CODES, aoc_term::env_section(ENV))
+    let shared = [
+        aoc_term::EXIT_ENVIRONMENT_HELP,
+        aoc_term::EXIT_INTERRUPTED_HELP,
+    ]
+    .iter()
+    .map(|(code, meaning)| format!("\n  {code:<3} {meaning}"))
+    .collect::<String>();
+    format!(
+        "{}{shared}\n{}",
+        crate::EXIT_CODES,
+        aoc_term::env_section(ENV)
+    )
+}
+
+/// What verification keeps in `TMPDIR`, as environment errors name it.
+pub const COPY_PURPOSE: &str = "the private copies of the kit's tarballs";
+
+/// The room the private copies need: the sizes of the kit's tarballs as the directory shows them
+/// (regular files only, each at most its size cap; nothing is opened). The verifier copies
+/// exactly these files, so a `TMPDIR` short of this is refused before any is read.
+pub fn copy_bytes_needed(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name().to_str().is_some_and(|n| {
+                n == crate::layout::RUNNER_TARBALL
+                    || crate::layout::parse_dataset_tarball(n).is_some()
+            })
+        })
+        .filter_map(|e| {
+            let m = std::fs::symlink_metadata(e.path()).ok()?;
+            let name = e.file_name();
+            let cap = crate::layout::size_cap(name.to_str()?);
+            m.file_type().is_file().then_some(m.len().min(cap))
+        })
+        .sum()
 }
 
 /// Flags shared by the two verify commands (the kit directory is each binary's own).
@@ -41,7 +79,8 @@ pub struct VerifyArgs {
     /// the kit intact but not who made it: exit 15.
     #[arg(long, env = "AOC_VERIFY_KEY", value_name = "KEY.pub")]
     pub key: Option<std::path::PathBuf>,
-    /// Accept the public dev key (tools/cosign/cosign.dev.pub) as an origin: dev kits only.
+    /// Accept the project's public dev key (known to this binary) as an origin: dev kits only,
+    /// never a release.
     #[arg(long)]
     pub allow_dev_key: bool,
     /// The dataset hash the kit must carry (refuses an older, validly signed kit).
@@ -97,8 +136,7 @@ pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
             eprintln!("{tool}: {e}");
             if json {
                 // `--format json` keeps its promise on a usage error too.
-                let error = serde_json::json!({ "error": e, "exit_code": EXIT_USAGE });
-                aoc_term::print_json(&error).ok();
+                aoc_term::print_json(&aoc_term::failure::failure_json(&e, EXIT_USAGE)).ok();
             }
             return EXIT_USAGE;
         }
@@ -112,6 +150,22 @@ pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
     if crate::published::is_published_dir(dir) {
         return crate::published::run(dir, &opts, json, tool);
     }
+    // The tarballs are copied into TMPDIR as they are hashed: a TMPDIR that cannot hold them is
+    // said before anything is read, and is no verdict on the kit.
+    if let Err(e) =
+        aoc_term::environment::check_temp_dir(COPY_PURPOSE, Some(copy_bytes_needed(dir)))
+    {
+        eprintln!("{tool}: {e}");
+        if json {
+            let error = serde_json::json!({
+                "ok": false,
+                "error": e.to_string(),
+                "exit_code": aoc_term::EXIT_ENVIRONMENT,
+            });
+            aoc_term::print_json(&error).ok();
+        }
+        return aoc_term::EXIT_ENVIRONMENT;
+    }
     let progress = aoc_term::Progress::spinner(format!("{tool}: verifying"));
     let mut checks = 0;
     let report = verify_kit_with(dir, &opts, &mut |c| {
@@ -120,15 +174,35 @@ pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
         progress.set_message(format!("{tool}: {checks} checks done, last {}", c.check));
     });
     drop(progress);
+    let summary = report.summary(tool);
     if json {
-        let mut out = std::io::stdout().lock();
-        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
-        if writeln!(out, "{json}").is_err() {
-            return EXIT_USAGE;
-        }
+        print_report(&report, report.exit_code, &summary);
     }
-    for line in report.summary(tool) {
+    for line in summary {
         eprintln!("{line}");
     }
     report.exit_code
+}
+
+/// The report as the command's JSON document on stdout, with the convention's `ok` and, when it
+/// failed, `error` (the summary's first line) beside `exit_code`. A reader that closed stdout
+/// early is no failure: the exit code stays the verdict.
+pub(crate) fn print_report(report: &impl serde::Serialize, exit_code: u8, summary: &[String]) {
+    let mut doc = serde_json::Map::new();
+    doc.insert("ok".into(), (exit_code == 0).into());
+    if exit_code != 0 {
+        let error = summary.first().cloned().unwrap_or_default();
+        doc.insert("error".into(), error.into());
+    }
+    if let serde_json::Value::Object(fields) =
+        serde_json::to_value(report).expect("a report serialises")
+    {
+        doc.extend(fields);
+    }
+    // Any other write error leaves the verdict standing too; the summary is on stderr.
+    aoc_term::write_report(
+        std::path::Path::new(aoc_term::STDOUT),
+        &aoc_term::pretty_json(&doc),
+    )
+    .ok();
 }

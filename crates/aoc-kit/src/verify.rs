@@ -80,6 +80,7 @@ pub fn verify_kit_with(
         checks: Vec::new(),
         observe,
         failed_files: BTreeSet::new(),
+        environment: false,
     };
     let mut report = KitReport {
         dir: escape(&dir.display().to_string()),
@@ -99,6 +100,10 @@ pub fn verify_kit_with(
         .first_failure()
         .map(|f| f.class.exit_code())
         .unwrap_or(0);
+    if v.environment {
+        // TMPDIR ran out of room for a private copy: the kit was not judged.
+        report.exit_code = aoc_term::EXIT_ENVIRONMENT;
+    }
     report
 }
 
@@ -113,6 +118,9 @@ struct Verifier<'a> {
     observe: &'a mut dyn FnMut(&CheckResult),
     /// Files whose bytes are not proven: no later step reads them.
     failed_files: BTreeSet<String>,
+    /// A private copy could not be written (TMPDIR full or read-only): an environment problem,
+    /// whatever else failed after it.
+    environment: bool,
 }
 
 /// What steps 1–3 proved.
@@ -179,7 +187,7 @@ impl Verifier<'_> {
                     "kit",
                     &dir,
                     Class::Hostile,
-                    Err("not a directory (no kit here: run cargo xtask aoc-release)".into()),
+                    Err("not a directory: give the kit directory (the one holding SHA256SUMS)".into()),
                 );
                 return None;
             }
@@ -492,6 +500,19 @@ impl Verifier<'_> {
                     self.fail_file("sha256", &name, Class::Hostile, e.to_string())
                 }
                 Err(ReadProblem::Missing) => {} // already reported by the listing
+                // Reading a kit file never runs out of room: writing its private copy did.
+                Err(ReadProblem::Io(e)) if large.contains(&name) && tmpdir_full(&e) => {
+                    self.environment = true;
+                    let env = aoc_term::environment::classify(
+                        "TMPDIR",
+                        &aoc_term::environment::temp_dir(),
+                        crate::cli::COPY_PURPOSE,
+                        None,
+                        &e,
+                    );
+                    let why = env.map_or_else(|| e.to_string(), |env| env.to_string());
+                    self.fail_file("sha256", &name, Class::Checksum, why)
+                }
                 Err(e) => self.fail_file("sha256", &name, Class::Checksum, e.to_string()),
             }
         }
@@ -716,6 +737,10 @@ impl Verifier<'_> {
             Err(aoc_dataset::VerifyError::Unreadable { message, .. }) => {
                 self.fail_file("dataset", &name, Class::Hostile, message)
             }
+            Err(aoc_dataset::VerifyError::Environment(e)) => {
+                self.environment = true;
+                self.fail_file("dataset", &name, Class::Dataset, e.to_string())
+            }
             Err(aoc_dataset::VerifyError::Failed(r)) => {
                 let shown: Vec<String> = r.failures.iter().take(5).map(|f| f.to_string()).collect();
                 self.fail_file(
@@ -763,6 +788,13 @@ impl Verifier<'_> {
             Proven::Copy(_) => unreachable!("read into memory"),
         }
     }
+}
+
+/// No room or no write access where the private copies go (a kit file being read never fails
+/// so).
+fn tmpdir_full(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), StorageFull | QuotaExceeded | ReadOnlyFilesystem)
 }
 
 /// A message-signature bundle over `digest` by `key`.
