@@ -7,6 +7,9 @@
 //!   ([`one_stdout`]).
 //! - A progress bar on a terminal only, never with `NO_COLOR` ([`Progress`]), and human lines
 //!   printed above it ([`say`]).
+//! - A failure is one line on stderr, each cause said once, and under `--format json` also one
+//!   `{"ok": false, "error", "exit_code"}` document on stdout, usage errors included; a reader
+//!   that closes stdout early ends the output quietly ([`failure`]).
 //! - Every `--help` ends with "Exit codes:" and "Environment:" sections ([`after_help`]), which
 //!   list the codes every command shares: 3 for an environment problem ([`environment`]), 130/143
 //!   for SIGINT/SIGTERM ([`interrupt`]).
@@ -17,8 +20,12 @@ pub mod interrupt;
 pub use environment::{EnvironmentError, EXIT_ENVIRONMENT, EXIT_ENVIRONMENT_HELP};
 pub use interrupt::EXIT_INTERRUPTED_HELP;
 
+pub mod failure;
+
+pub use failure::{error_chain, is_closed_pipe, report_failure};
+
 use std::fmt::Display;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -87,10 +94,7 @@ pub fn one_stdout(uses: &[(&str, bool)]) -> anyhow::Result<()> {
 /// (`aoc_archive::fs`), so a reader never sees a half-written file under the final name.
 pub fn write_report(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if is_stdout(path) {
-        let mut out = std::io::stdout().lock();
-        out.write_all(bytes)
-            .and_then(|()| out.flush())
-            .context("writing to stdout")
+        failure::write_stdout(bytes).context("writing to stdout")
     } else {
         aoc_archive::fs::write_atomic(path, bytes, aoc_archive::fs::FILE_MODE)
             .with_context(|| format!("writing {}", path.display()))
