@@ -38,7 +38,11 @@ pub fn exit_code(e: &anyhow::Error) -> Option<u8> {
         if let Some(engine) = cause.downcast_ref::<EngineError>() {
             if let EngineError::Interrupted(_) = engine {
                 let signal = aoc_term::interrupt::received();
-                return Some(signal.unwrap_or(aoc_term::interrupt::Signal::INT).exit_code());
+                return Some(
+                    signal
+                        .unwrap_or(aoc_term::interrupt::Signal::INT)
+                        .exit_code(),
+                );
             }
             if environment_in_engine(engine) {
                 return Some(aoc_term::EXIT_ENVIRONMENT);

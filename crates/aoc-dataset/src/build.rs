@@ -171,7 +171,8 @@ fn explain(e: BuildError, opts: &BuildOptions) -> BuildError {
         BuildError::Io { source, .. } => classify(source),
         BuildError::Store(StoreError::Io(source)) => classify(source),
         // SQLITE_FULL, whose text SQLite fixes (sqlite3_errstr): the working store's disk.
-        BuildError::Store(s) | BuildError::Load(LoadError::Engine(EngineError::Store { source: s, .. }))
+        BuildError::Store(s)
+        | BuildError::Load(LoadError::Engine(EngineError::Store { source: s, .. }))
             if s.to_string().contains("database or disk is full") =>
         {
             classify(&io::Error::from(io::ErrorKind::StorageFull))

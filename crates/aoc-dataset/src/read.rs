@@ -164,12 +164,12 @@ impl Dataset {
         };
         let (report, spill) =
             verify_spilling(path, file, &options, Some(spill)).map_err(|e| match e {
-                VerifyError::Environment(env) => VerifyError::Environment(
-                    aoc_term::EnvironmentError {
+                VerifyError::Environment(env) => {
+                    VerifyError::Environment(aoc_term::EnvironmentError {
                         needed: env.needed.or(needed),
                         ..env
-                    },
-                ),
+                    })
+                }
                 e => e,
             })?;
         if !report.is_ok() {

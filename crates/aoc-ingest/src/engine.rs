@@ -97,7 +97,11 @@ pub struct Committed {
 impl std::fmt::Display for Committed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.dry_run {
-            return write!(f, "dry run, nothing written ({} records read)", self.records);
+            return write!(
+                f,
+                "dry run, nothing written ({} records read)",
+                self.records
+            );
         }
         if self.batches == 0 {
             write!(f, "this run committed no batch")?;
@@ -108,7 +112,11 @@ impl std::fmt::Display for Committed {
                 self.records, self.batches
             )?;
             if self.resumed_after > 0 {
-                write!(f, ", after the {} of the run it resumed", self.resumed_after)?;
+                write!(
+                    f,
+                    ", after the {} of the run it resumed",
+                    self.resumed_after
+                )?;
             }
             write!(
                 f,
