@@ -535,7 +535,8 @@ fn remove_stale_staging(tmp: &Path) -> Vec<String> {
         }
         if fs::remove_dir_all(entry.path()).is_ok() {
             notes.push(format!(
-                "removed {}, the staging directory of an earlier build (process {pid}) that did                  not finish",
+                "removed {}, the staging directory of an earlier build (process {pid}) that did \
+                 not finish",
                 entry.path().display()
             ));
         }

@@ -113,6 +113,8 @@ impl Input for DatasetInput {
 /// Fault injection for the tests: with `STELLA_FAULT_PAUSE_AFTER_VERIFY=FILE`, once a dataset has
 /// been verified and before its first record is read, the loader writes the dataset's path to
 /// FILE and waits until FILE is removed, so a test can rewrite the dataset at exactly that moment.
+/// Compiled only with the `fault-hooks` feature, which the tests enable and a release never has.
+#[cfg(feature = "fault-hooks")]
 fn pause_after_verification(dataset: &Path) -> Result<(), SourceError> {
     let Some(flag) = std::env::var_os("STELLA_FAULT_PAUSE_AFTER_VERIFY") else {
         return Ok(());
@@ -137,3 +139,18 @@ fn pause_after_verification(dataset: &Path) -> Result<(), SourceError> {
     }
     Ok(())
 }
+
+#[cfg(not(feature = "fault-hooks"))]
+fn pause_after_verification(_dataset: &Path) -> Result<(), SourceError> {
+    Ok(())
+}
+
+/// The test-only variables this build reads, for `--help`: none without `fault-hooks`.
+pub const FAULT_HOOK_VARS: &[(&str, &str)] = if cfg!(feature = "fault-hooks") {
+    &[(
+        "STELLA_FAULT_PAUSE_AFTER_VERIFY",
+        "tests only: pause after a dataset's integrity pass",
+    )]
+} else {
+    &[]
+};

@@ -31,7 +31,7 @@ pub use build::{
 };
 pub use content_address::{dataset_hash, hash_listing};
 pub use export::{Export, ExportedFile, Exporter};
-pub use input::{is_dataset, Datasets, Refused};
+pub use input::{is_dataset, Datasets, Refused, FAULT_HOOK_VARS};
 pub use layout::{
     archive_name, data_path, manifest_name, parse_archive_name, parse_data_path, DataPath,
 };

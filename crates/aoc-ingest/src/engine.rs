@@ -131,7 +131,7 @@ impl std::fmt::Display for Committed {
                 self.resumed_after
             )?;
         }
-        if let (Some(path), true) = (&self.rejects, self.batches > 0) {
+        if let (Some(path), true) = (&self.rejects, self.batches > 0 && self.rejected > 0) {
             write!(f, "; their rejections are in {}", path.display())?;
         }
         if self.resumable {
@@ -963,7 +963,9 @@ fn produce(
 }
 
 /// Fault injection for the crash-safety tests: `STELLA_FAULT_ABORT=before:N` (or `after:N`)
-/// aborts the process, as a SIGKILL would, just before (after) the N-th batch commits.
+/// aborts the process, as a SIGKILL would, just before (after) the N-th batch commits. Compiled
+/// only with the `fault-hooks` feature, which the tests enable and a release build never has.
+#[cfg(feature = "fault-hooks")]
 fn fault_point(when: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static BATCHES: AtomicU64 = AtomicU64::new(0);
@@ -980,6 +982,19 @@ fn fault_point(when: &str) {
         std::process::abort();
     }
 }
+
+#[cfg(not(feature = "fault-hooks"))]
+fn fault_point(_when: &str) {}
+
+/// The test-only variables this build reads, for `--help`: none without `fault-hooks`.
+pub const FAULT_HOOK_VARS: &[(&str, &str)] = if cfg!(feature = "fault-hooks") {
+    &[(
+        "STELLA_FAULT_ABORT",
+        "tests only: abort the run at a given point",
+    )]
+} else {
+    &[]
+};
 
 /// Peak resident set size from `/proc/self/status` (`VmHWM`), where the kernel offers it.
 pub fn peak_rss_bytes() -> Option<u64> {

@@ -16,7 +16,7 @@ pub const EXIT_ENVIRONMENT: u8 = 3;
 pub const EXIT_ENVIRONMENT_HELP: (&str, &str) = (
     "3",
     "environment: TMPDIR or an output directory missing, not writable or short of space \
-     (nothing was judged; fix it and run again)",
+     (no verdict on the data; fix it and run again)",
 );
 
 /// What is wrong with the directory.
@@ -81,7 +81,7 @@ impl fmt::Display for EnvironmentError {
         };
         write!(
             f,
-            "; environment problem, nothing was judged: {fix} and run again"
+            "; an environment problem, no verdict on the data: {fix} and run again"
         )
     }
 }
@@ -201,8 +201,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "TMPDIR=/nonexistent/aoc-term: no such directory (the private copy needs 780140544 \
-             bytes (744.0 MiB) there); environment problem, nothing was judged: set TMPDIR to a \
-             writable directory with room and run again"
+             bytes (744.0 MiB) there); an environment problem, no verdict on the data: set TMPDIR \
+             to a writable directory with room and run again"
         );
     }
 
