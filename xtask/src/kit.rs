@@ -2,6 +2,7 @@
 //! the verifiers); the modules here write the pieces `aoc-release` assembles.
 
 pub mod dataset;
+pub mod glibc;
 pub mod provenance;
 pub mod runner;
 pub mod script;

@@ -15,6 +15,8 @@ mod auditable_tests;
 #[cfg(test)]
 mod production_tests;
 #[cfg(test)]
+mod portable_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 use std::collections::BTreeMap;

@@ -26,6 +26,17 @@ pub const CDX_FILE: &str = "aoc-backfill-runner.cdx.json";
 pub const RUNNER_NAME: &str = "aoc-backfill-runner";
 const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Where the runner binary runs, as the SPDX SBOM states it (CycloneDX: `aoc:target` and
+/// `aoc:glibc-floor` properties).
+pub fn runs_on() -> String {
+    format!(
+        "Built for {}; starts on glibc {} or later (the release refuses a binary that needs a \
+         newer GLIBC_ symbol version).",
+        crate::kit::glibc::TARGET,
+        crate::kit::glibc::FLOOR
+    )
+}
+
 /// A file the SBOM describes by name and digest (the runner tarball, the binary inside it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Artifact {

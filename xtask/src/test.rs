@@ -51,6 +51,8 @@ impl Cmd {
         let third_party = !self.no_third_party && self.install_third_party(sh, ci)?;
         let mut _cluster: Option<Cluster<'_>> = None;
         let mut pg_url = None;
+        // The CA of the cluster's TLS certificate, when the script could make one (openssl).
+        let mut pg_rootcert = None;
         if !self.no_postgres {
             // The system's temporary directory, not the workspace: the cluster runs as the `postgres`
             // user, who may not enter a workspace under root's home.
@@ -70,6 +72,10 @@ impl Cmd {
                         .find_map(|l| l.strip_prefix("export AOC_TEST_PG="))
                         .context("pg-test-cluster.sh printed no AOC_TEST_PG")?;
                     pg_url = Some(url.trim().to_owned());
+                    pg_rootcert = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("export AOC_TEST_PG_ROOTCERT="))
+                        .map(|v| v.trim().to_owned());
                 }
                 Err(e) if ci => bail!("could not start PostgreSQL for the tests: {e}"),
                 Err(e) => eprintln!(
@@ -79,6 +85,9 @@ impl Cmd {
             }
         }
         let _pg = pg_url.as_deref().map(|url| sh.push_env("AOC_TEST_PG", url));
+        let _pg_ca = pg_rootcert
+            .as_deref()
+            .map(|ca| sh.push_env("AOC_TEST_PG_ROOTCERT", ca));
         let _tp = third_party.then(|| sh.push_env("AOC_THIRD_PARTY", "1"));
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let extra = &self.cargo_args;

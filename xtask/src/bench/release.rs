@@ -19,10 +19,7 @@ pub(super) const FEED_TEMPLATE: &str = "testdata/history-sample.ndjson";
 
 pub fn run(sh: &Shell, binary: Option<PathBuf>, large_mb: u64) -> Result<()> {
     let root = sh.current_dir();
-    let binary = binary.unwrap_or_else(|| {
-        root.join(crate::kit::runner::TARGET_SUBDIR)
-            .join("release/stella")
-    });
+    let binary = binary.unwrap_or_else(|| crate::kit::runner::built_binary(&root));
     anyhow::ensure!(
         binary.is_file(),
         "{} is missing: run `cargo xtask aoc-release` once (or pass --runner-binary)",

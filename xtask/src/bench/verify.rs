@@ -180,7 +180,7 @@ fn build_kit(
 ) -> Result<PathBuf> {
     let root = sh.current_dir();
     let binary =
-        binary.unwrap_or_else(|| root.join(kit::runner::TARGET_SUBDIR).join("release/stella"));
+        binary.unwrap_or_else(|| kit::runner::built_binary(&root));
     anyhow::ensure!(
         binary.is_file(),
         "{} is missing: run `cargo xtask aoc-release` once (or pass --runner-binary)",

@@ -85,7 +85,10 @@ pub fn predicate(
             },
             "internalParameters": {
                 "datasetHash": params.dataset_hash,
-                "cargoBuild": "cargo build --release --locked -p aoc-cli --bin stella",
+                "cargoBuild": super::runner::recorded_build_command(),
+                "target": super::glibc::TARGET,
+                "glibcFloor": super::glibc::FLOOR.to_string(),
+                "toolchain": super::runner::recorded_toolchain(),
                 "rustflags": build_flags,
                 "CARGO_INCREMENTAL": "0",
                 "rustc": source.rustc,

@@ -5,16 +5,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use super::{BINARY_MEMBER, RUNNER_DIR};
+use super::{glibc, BINARY_MEMBER, RUNNER_DIR};
 
 /// The release build gets its own target directory: its remapped RUSTFLAGS would otherwise
-/// invalidate (and keep rebuilding) the ordinary `target/release` that everyone else uses.
+/// invalidate (and keep rebuilding) the ordinary `target/release` that everyone else uses. It is
+/// `$CARGO_TARGET_DIR/aoc-release` when CARGO_TARGET_DIR is set (clones that share a target
+/// directory share the dependencies' release build), else this, under the workspace.
 pub const TARGET_SUBDIR: &str = "target/aoc-release";
 
-/// Where the workspace and cargo's home appear in the binary (panic locations, debug strings):
-/// fixed names, so two clones at different paths produce the same bytes.
+/// Where the workspace, cargo's home and the release target directory appear in the binary
+/// (panic locations, C assertion strings): fixed names, so two clones at different paths produce
+/// the same bytes.
 const REMAPPED_WORKSPACE: &str = "/aoc-backfill";
 const REMAPPED_CARGO_HOME: &str = "/cargo";
+const REMAPPED_TARGET: &str = "/aoc-release-target";
 
 const README: &str = include_str!("../../templates/runner/README.md");
 const LOAD_SCRIPT: &str = include_str!("../../templates/runner/scripts/load-dataset.sh");
@@ -23,36 +27,167 @@ const VERIFY_STORE_SCRIPT: &str = include_str!("../../templates/runner/scripts/v
 /// The runner's dependency list (`.dep-v0` section bytes), beside the release build.
 const DEP_V0_FILE: &str = "stella.dep-v0";
 
-/// `cargo build --release --locked -p aoc-cli --bin stella`, reproducibly, with the SBOM's crate
-/// set embedded as the binary's `.dep-v0` section (`sbom/auditable.rs`); returns the binary.
+/// The build command as the provenance records it (the paths and environment are fixed by
+/// [`build`]; the toolchain versions are in `scripts/zigbuild-requirements.txt`).
+pub fn recorded_build_command() -> String {
+    format!(
+        "cargo zigbuild --release --locked -p aoc-cli --bin stella --target {}",
+        zig_target()
+    )
+}
+
+/// The cross toolchain's pinned versions, as `scripts/zigbuild-requirements.txt` states them
+/// (`cargo-zigbuild==0.24.1`, `ziglang==0.17.1`).
+pub fn recorded_toolchain() -> Vec<String> {
+    ZIGBUILD_REQUIREMENTS
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.contains("=="))
+        .map(String::from)
+        .collect()
+}
+
+const ZIGBUILD_REQUIREMENTS: &str = include_str!("../../../scripts/zigbuild-requirements.txt");
+
+/// cargo-zigbuild's target: the Rust target with the glibc version to link against.
+fn zig_target() -> String {
+    format!("{}.{}", glibc::TARGET, glibc::FLOOR)
+}
+
+/// The release build's target directory (see [`TARGET_SUBDIR`]).
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => root.join(dir).join("aoc-release"),
+        None => root.join(TARGET_SUBDIR),
+    }
+}
+
+/// Where cargo leaves the newest release build of `stella` (benchmarks take it from there).
+pub fn built_binary(root: &Path) -> PathBuf {
+    target_dir(root).join(glibc::TARGET).join("release/stella")
+}
+
+/// Builds `stella` for [`glibc::TARGET`] against glibc [`glibc::FLOOR`]'s symbol set
+/// (`cargo zigbuild`, installed on first use by `scripts/install-zigbuild.sh`), reproducibly,
+/// with the SBOM's crate set embedded as the binary's `.dep-v0` section (`sbom/auditable.rs`);
+/// checks the result against the floor and for test-only code.
+///
+/// Returns a content-addressed copy (`runners/stella-<sha256 prefix>` in the target directory),
+/// made while holding the directory's lock: another clone's build into a shared target
+/// directory replaces cargo's own output, never a file this returned.
 pub fn build(sh: &Shell, root: &Path, epoch: i64) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target_dir = root.join(TARGET_SUBDIR);
-    let flags = encoded_rustflags(root, &cargo_home()?);
+    let zigbuild = install_zigbuild(sh, root)?;
+    let target_dir = target_dir(root);
+    std::fs::create_dir_all(&target_dir)
+        .with_context(|| format!("creating {}", target_dir.display()))?;
+    let lock_path = target_dir.join("aoc-release.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let cargo_home = cargo_home()?;
     let dep_v0 = target_dir.join(DEP_V0_FILE);
     write_if_changed(&dep_v0, &crate::sbom::auditable::runner_section(sh)?)?;
+    let target = zig_target();
+    let wrapper = root.join("scripts/rustc-workspace-remap.sh");
     cmd!(
         sh,
-        "{cargo} build --release --locked -p aoc-cli --bin stella"
+        "{zigbuild} zigbuild --release --locked -p aoc-cli --bin stella --target {target}"
     )
     .env("CARGO_TARGET_DIR", &target_dir)
     // Read by crates/aoc-cli/build.rs; its content is what the binary embeds, its path is not.
     .env(crate::sbom::auditable::DEP_V0_ENV, &dep_v0)
-    .env("CARGO_ENCODED_RUSTFLAGS", flags)
+    .env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        encoded_rustflags(&cargo_home, &target_dir),
+    )
     // CARGO_ENCODED_RUSTFLAGS wins over RUSTFLAGS; the old value is folded into it above.
     .env_remove("RUSTFLAGS")
+    // The workspace's own path is remapped in the workspace's crates only (cargo runs this
+    // wrapper for them alone), so the dependencies' flags, and their artefacts in a shared
+    // target directory, do not depend on where the clone is.
+    .env("RUSTC_WORKSPACE_WRAPPER", &wrapper)
+    .env("AOC_REMAP_WORKSPACE", format!("{}={REMAPPED_WORKSPACE}", root.display()))
+    // The C the runner links (SQLite, zstd, aws-lc, mimalloc) names its sources too (`__FILE__`
+    // in assertions, generated files in the target directory): the same remaps for its compiler.
+    .env("CFLAGS", c_flags(&cargo_home, &target_dir))
     .env("SOURCE_DATE_EPOCH", epoch.to_string())
     // Incremental artefacts are not reproducible and are pointless for a one-off release build.
     .env("CARGO_INCREMENTAL", "0")
     .run()
-    .context("building the runner (cargo build --release --locked -p aoc-cli --bin stella)")?;
-    let binary = target_dir.join("release/stella");
+    .with_context(|| format!("building the runner ({})", recorded_build_command()))?;
+    let binary = built_binary(root);
     anyhow::ensure!(
         binary.is_file(),
-        "cargo build succeeded but {} is missing",
+        "cargo zigbuild succeeded but {} is missing",
         binary.display()
     );
-    Ok(binary)
+    check_shippable(&binary)?;
+    let kept = keep_copy(&binary, &target_dir.join("runners"))?;
+    drop(lock);
+    Ok(kept)
+}
+
+/// Copies `binary` to `dir/stella-<first 16 hex of its SHA-256>` (through a temporary name),
+/// unless that file is already there.
+fn keep_copy(binary: &Path, dir: &Path) -> Result<PathBuf> {
+    let digest = super::sha256_file(binary)?;
+    let kept = dir.join(format!("stella-{}", &hex::encode(digest)[..16]));
+    if kept.is_file() && super::sha256_file(&kept)? == digest {
+        return Ok(kept);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    std::fs::copy(binary, tmp.path())
+        .with_context(|| format!("copying {} to {}", binary.display(), dir.display()))?;
+    aoc_archive::fs::set_mode(tmp.path(), aoc_archive::fs::EXEC_MODE)?;
+    tmp.persist(&kept)
+        .with_context(|| format!("renaming to {}", kept.display()))?;
+    Ok(kept)
+}
+
+/// Runs `scripts/install-zigbuild.sh` (a no-op once installed) and returns cargo-zigbuild's path.
+fn install_zigbuild(sh: &Shell, root: &Path) -> Result<PathBuf> {
+    let script = root.join("scripts/install-zigbuild.sh");
+    let path = cmd!(sh, "sh {script}")
+        .read()
+        .context("installing the runner's cross toolchain (scripts/install-zigbuild.sh)")?;
+    Ok(PathBuf::from(path.trim()))
+}
+
+/// What a shipped runner must be: startable on glibc [`glibc::FLOOR`], and free of the
+/// test-only fault hooks (their variables' names are in any binary that has them).
+pub fn check_shippable(binary: &Path) -> Result<()> {
+    glibc::check_floor(binary, glibc::FLOOR)?;
+    let bytes =
+        std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    anyhow::ensure!(
+        !bytes.windows(TEST_HOOK_MARK.len()).any(|w| w == TEST_HOOK_MARK),
+        "{} contains the test-only fault hooks ({}): it was built with the `fault-hooks` \
+         feature, which a release never enables",
+        binary.display(),
+        String::from_utf8_lossy(TEST_HOOK_MARK)
+    );
+    Ok(())
+}
+
+/// The prefix of every test-only fault hook's variable (crates/aoc-ingest, crates/aoc-dataset).
+const TEST_HOOK_MARK: &[u8] = b"STELLA_FAULT";
+
+/// The C compiler's path remaps: the caller's CFLAGS, then the same prefixes as the Rust ones.
+fn c_flags(cargo_home: &Path, target_dir: &Path) -> String {
+    let mut flags = std::env::var("CFLAGS").unwrap_or_default();
+    for (from, to) in [
+        (cargo_home, REMAPPED_CARGO_HOME),
+        (target_dir, REMAPPED_TARGET),
+    ] {
+        if !flags.is_empty() {
+            flags.push(' ');
+        }
+        flags.push_str(&format!("-ffile-prefix-map={}={to}", from.display()));
+    }
+    flags
 }
 
 /// Writes `bytes` unless `path` already holds them: build.rs reruns (and `stella` relinks) when the
@@ -68,8 +203,10 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The RUSTFLAGS of the release build: the caller's own flags (CARGO_ENCODED_RUSTFLAGS, else
-/// RUSTFLAGS) followed by the path remaps; `\x1f`-separated as cargo expects.
-pub fn encoded_rustflags(root: &Path, cargo_home: &Path) -> String {
+/// RUSTFLAGS) followed by the path remaps of cargo's home and the target directory;
+/// `\x1f`-separated as cargo expects. (The workspace's remap is added to the workspace's crates
+/// alone, by `scripts/rustc-workspace-remap.sh`.)
+pub fn encoded_rustflags(cargo_home: &Path, target_dir: &Path) -> String {
     let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
         Ok(v) if !v.is_empty() => v.split('\x1f').map(String::from).collect(),
         _ => std::env::var("RUSTFLAGS")
@@ -78,15 +215,15 @@ pub fn encoded_rustflags(root: &Path, cargo_home: &Path) -> String {
             .map(String::from)
             .collect(),
     };
-    // rustc applies the last matching remap, so the more specific workspace goes last (cargo's
-    // home could be inside it, never the other way round in practice).
+    // rustc applies the last matching remap, so the more specific target directory goes last
+    // (it is inside cargo's home in no sane setup, inside the workspace by default).
     flags.push(format!(
         "--remap-path-prefix={}={REMAPPED_CARGO_HOME}",
         cargo_home.display()
     ));
     flags.push(format!(
-        "--remap-path-prefix={}={REMAPPED_WORKSPACE}",
-        root.display()
+        "--remap-path-prefix={}={REMAPPED_TARGET}",
+        target_dir.display()
     ));
     flags.join("\x1f")
 }
@@ -95,7 +232,8 @@ pub fn encoded_rustflags(root: &Path, cargo_home: &Path) -> String {
 pub fn recorded_build_flags() -> Vec<String> {
     vec![
         format!("--remap-path-prefix=$CARGO_HOME={REMAPPED_CARGO_HOME}"),
-        format!("--remap-path-prefix=$WORKSPACE={REMAPPED_WORKSPACE}"),
+        format!("--remap-path-prefix=$RELEASE_TARGET_DIR={REMAPPED_TARGET}"),
+        format!("--remap-path-prefix=$WORKSPACE={REMAPPED_WORKSPACE} (workspace crates)"),
     ]
 }
 
@@ -143,4 +281,28 @@ pub fn pack(root: &Path, binary: &Path, out: &Path, epoch: i64) -> Result<aoc_ar
     };
     aoc_archive::pack_with(entries, out, &opts)
         .with_context(|| format!("packing {}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runner's README states the floor the release holds the binary to.
+    #[test]
+    fn the_runner_readme_states_the_target_and_the_glibc_floor() {
+        assert!(
+            README.contains(&format!("glibc {} or later", glibc::FLOOR)),
+            "xtask/templates/runner/README.md must state glibc {}",
+            glibc::FLOOR
+        );
+        assert!(README.contains(glibc::TARGET));
+    }
+
+    #[test]
+    fn the_recorded_toolchain_is_the_pinned_one() {
+        assert_eq!(
+            recorded_toolchain(),
+            ["cargo-zigbuild==0.24.1", "ziglang==0.17.1"]
+        );
+    }
 }

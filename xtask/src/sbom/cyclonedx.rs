@@ -7,6 +7,7 @@ use cyclonedx_bom::models::component::Classification;
 use cyclonedx_bom::models::dependency::{Dependencies, Dependency};
 use cyclonedx_bom::models::hash::{Hash, HashAlgorithm, HashValue, Hashes};
 use cyclonedx_bom::models::license::{License, LicenseChoice, Licenses};
+use cyclonedx_bom::models::property::{Properties, Property};
 use cyclonedx_bom::models::tool::Tools;
 use cyclonedx_bom::prelude::*;
 
@@ -31,6 +32,12 @@ pub fn write(m: &Model<'_>) -> Result<Vec<u8>> {
             let mut bin = Component::new(Classification::File, &b.name, &m.version, None);
             bin.bom_ref = Some(RUNNER_BINARY.into());
             bin.hashes = Some(sha256(b));
+            // Where the binary runs: its target and the oldest glibc it starts on (the release
+            // checks the ELF's symbol-version needs against it).
+            bin.properties = Some(Properties(vec![
+                Property::new("aoc:target", crate::kit::glibc::TARGET),
+                Property::new("aoc:glibc-floor", &crate::kit::glibc::FLOOR.to_string()),
+            ]));
             components.push(bin);
             dependencies.push(dependency(RUNNER_BINARY, [root.bom_ref.as_str()]));
             RUNNER_BINARY

@@ -21,7 +21,9 @@ pub fn write(m: &Model<'_>) -> Result<Vec<u8>> {
         packages.push(artifact(TARBALL_ID, t, &m.version, "ARCHIVE", root));
     }
     if let Some(b) = binary {
-        packages.push(artifact(BINARY_ID, b, &m.version, "APPLICATION", root));
+        let mut package = artifact(BINARY_ID, b, &m.version, "APPLICATION", root);
+        package["comment"] = super::runs_on().into();
+        packages.push(package);
     }
     // The chain the document describes: tarball CONTAINS binary CONTAINS every linked crate
     // (static linking puts each crate's code in the binary). Missing levels are skipped.

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs the runner's pinned cross toolchain (cargo-zigbuild and zig, from PyPI; versions and
+# wheel digests in scripts/zigbuild-requirements.txt) into target/third-party/zigbuild, once, and
+# prints the cargo-zigbuild binary's path on stdout. `cargo xtask aoc-release` runs it before
+# building the runner; a second run only checks the installed versions.
+#   sh scripts/install-zigbuild.sh      (needs python3 >= 3.8 with venv, and PyPI on first use)
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+requirements="$root/scripts/zigbuild-requirements.txt"
+venv="$root/target/third-party/zigbuild"
+python=${PYTHON:-python3}
+want_zigbuild=$(sed -n 's/^cargo-zigbuild==\([^ ]*\).*/\1/p' "$requirements")
+want_zig=$(sed -n 's/^ziglang==\([^ ]*\).*/\1/p' "$requirements")
+
+installed() {
+    [ -x "$venv/bin/cargo-zigbuild" ] \
+        && [ "$("$venv/bin/cargo-zigbuild" --version 2>/dev/null)" = "cargo-zigbuild $want_zigbuild" ] \
+        && [ "$("$venv/bin/python" -m ziglang version 2>/dev/null)" = "$want_zig" ]
+}
+
+if ! installed; then
+    echo "install-zigbuild: installing cargo-zigbuild $want_zigbuild and zig $want_zig into $venv" >&2
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+        --require-hashes -r "$requirements" >&2
+    installed || { echo "install-zigbuild: the installed versions do not answer as pinned" >&2; exit 1; }
+fi
+echo "$venv/bin/cargo-zigbuild"
