@@ -240,16 +240,9 @@ fn run(
                 );
                 b.clone()
             }
-            // With the release's build clock, not the dataset's: the C dependencies' build
-            // scripts track SOURCE_DATE_EPOCH, so another value would rebuild them, and the
-            // release would neither reuse this build nor ship the binary rehearsed.
-            None => {
-                let build_epoch = match opts.epoch {
-                    Some(e) => e,
-                    None => crate::epoch::source_date_epoch(sh)?,
-                };
-                kit::runner::build(sh, &root, build_epoch)?
-            }
+            // The release's own build (one fixed compile clock), so the release reuses it and
+            // ships the binary rehearsed.
+            None => kit::runner::build(sh, &root)?,
         };
         let version = cmd!(sh, "{binary} --version")
             .quiet()

@@ -290,7 +290,7 @@ pub fn release_carrying(
             );
             Ok(b.clone())
         }
-        None => kit::runner::build(sh, &root, epoch),
+        None => kit::runner::build(sh, &root),
     })?;
     let tarball = stage.join(kit::RUNNER_TARBALL);
     let packed = steps.run("pack runner", || {

@@ -334,4 +334,67 @@ fn the_release_workflow_runs_locally_to_a_published_verified_kit() {
             .any(|c| c.check == "rehearsal.report" && c.ok),
         "the kit carries the rehearsal's report"
     );
+
+    the_clone_releases_the_same_kit_as_the_workspace(&root, &workdir.join("checkout"));
+}
+
+/// Reproducible across paths: the workflow's clone (another directory, same commit) releases,
+/// with the dev key and the test clock, exactly the kit the workspace itself released
+/// (`kits().a`): the same runner tarball and the same `SHA256SUMS`, so the same signatures and
+/// every other file. It reuses the runner the workflow just built in the shared target directory.
+fn the_clone_releases_the_same_kit_as_the_workspace(root: &Path, clone: &Path) {
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "git {args:?} in {}", dir.display());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The workspace's own kit records its commit and whether its tree was clean; at another
+    // source the two kits differ by design.
+    let dirty = git(root, &["status", "--porcelain", "--untracked-files=no"]);
+    if !dirty.trim().is_empty() {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+        assert!(!ci, "CI is set but the workspace has uncommitted changes:\n{dirty}");
+        eprintln!(
+            "SKIPPED: the two-path reproducibility check needs a workspace without uncommitted \
+             changes (the clone is of HEAD)"
+        );
+        return;
+    }
+    assert_eq!(
+        git(clone, &["rev-parse", "HEAD"]),
+        git(root, &["rev-parse", "HEAD"])
+    );
+    // The workflow wrote its stand-in production public key into the clone.
+    git(clone, &["reset", "-q", "--hard"]);
+    let out = tempfile::tempdir().unwrap();
+    let kit = out.path().join("kit");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release = Command::new(cargo)
+        .args(["xtask", "aoc-release", "--out"])
+        .arg(&kit)
+        .current_dir(clone)
+        .env("COSIGN_ALLOW_DEV_KEY", "1")
+        .env("SOURCE_DATE_EPOCH", crate::release::tests::EPOCH.to_string())
+        .env("CARGO_TARGET_DIR", root.join("target"))
+        .env_remove("DATASET_HASH")
+        .output()
+        .unwrap();
+    assert!(
+        release.status.success(),
+        "aoc-release in the clone: {}",
+        String::from_utf8_lossy(&release.stderr)
+    );
+    let ours = &crate::release::tests::kits().a.dir;
+    for name in [aoc_kit::layout::RUNNER_TARBALL, aoc_kit::layout::SUMS] {
+        let (a, b) = (
+            std::fs::read(ours.join(name)).unwrap(),
+            std::fs::read(kit.join(name)).unwrap(),
+        );
+        assert!(
+            a == b,
+            "{name} differs between {} and the clone at {}",
+            root.display(),
+            clone.display()
+        );
+    }
 }

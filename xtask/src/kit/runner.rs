@@ -24,6 +24,10 @@ const README: &str = include_str!("../../templates/runner/README.md");
 const LOAD_SCRIPT: &str = include_str!("../../templates/runner/scripts/load-dataset.sh");
 const VERIFY_STORE_SCRIPT: &str = include_str!("../../templates/runner/scripts/verify-store.sh");
 
+/// The SOURCE_DATE_EPOCH the runner is compiled with (the kit's own clock dates the tarball,
+/// the SBOMs and the provenance, not the compiler's output).
+pub const BUILD_EPOCH: i64 = 0;
+
 /// The runner's dependency list (`.dep-v0` section bytes), beside the release build.
 const DEP_V0_FILE: &str = "stella.dep-v0";
 
@@ -75,7 +79,7 @@ pub fn built_binary(root: &Path) -> PathBuf {
 /// Returns a content-addressed copy (`runners/stella-<sha256 prefix>` in the target directory),
 /// made while holding the directory's lock: another clone's build into a shared target
 /// directory replaces cargo's own output, never a file this returned.
-pub fn build(sh: &Shell, root: &Path, epoch: i64) -> Result<PathBuf> {
+pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     let zigbuild = install_zigbuild(sh, root)?;
     let target_dir = target_dir(root);
     std::fs::create_dir_all(&target_dir)
@@ -111,7 +115,10 @@ pub fn build(sh: &Shell, root: &Path, epoch: i64) -> Result<PathBuf> {
     // The C the runner links (SQLite, zstd, aws-lc, mimalloc) names its sources too (`__FILE__`
     // in assertions, generated files in the target directory): the same remaps for its compiler.
     .env("CFLAGS", c_flags(&cargo_home, &target_dir))
-    .env("SOURCE_DATE_EPOCH", epoch.to_string())
+    // One fixed clock for every build (C's `__DATE__`/`__TIME__`): the binary is a function of
+    // the source and the toolchain alone, whatever the kit's SOURCE_DATE_EPOCH, and the C
+    // dependencies (whose build scripts track the variable) are not rebuilt when it changes.
+    .env("SOURCE_DATE_EPOCH", BUILD_EPOCH.to_string())
     // Incremental artefacts are not reproducible and are pointless for a one-off release build.
     .env("CARGO_INCREMENTAL", "0")
     .run()

@@ -41,7 +41,7 @@ pub(crate) fn stella() -> PathBuf {
     STELLA
         .get_or_init(|| match std::env::var_os("AOC_TEST_RUNNER_BINARY") {
             Some(p) => PathBuf::from(p),
-            None => kit::runner::build(&shell(), &root(), EPOCH).unwrap(),
+            None => kit::runner::build(&shell(), &root()).unwrap(),
         })
         .clone()
 }
