@@ -6,11 +6,12 @@
 //! the same arguments seeks to where the last committed batch ended and ends in the state of an
 //! uninterrupted run. Accounting: input records = written + no-ops + rejected + deletions recorded.
 
-use crate::inputs::{self, DatasetPin};
+use crate::inputs::{self, AllowEmpty, DatasetPin};
 use crate::{check_inputs, MapArgs, Outcome};
 use anyhow::Context;
 use aoc_contract::{clock, GuardOptions};
 use aoc_ingest::engine::peak_rss_bytes;
+use aoc_ingest::report::BackfillReport;
 use aoc_ingest::{Backfill, Event, Rejects};
 use aoc_store::{redact_url as redact, Store};
 use aoc_term::{is_stdout, one_stdout, pretty_json, write_report, Format, Progress};
@@ -24,15 +25,10 @@ pub struct BackfillArgs {
     /// Inputs: OSV/CSAF JSON files or directories, NDJSON revision feeds (.zst/.gz read directly).
     #[arg(long, num_args = 1.., required = true)]
     from: Vec<PathBuf>,
-    /// The raw store: sqlite://PATH (embedded default) or
-    /// postgres://USER@HOST:PORT/DB[?sslmode=...].
-    #[arg(
-        long,
-        env = "STELLA_STORE",
-        hide_env_values = true,
-        default_value = "sqlite://stella-aoc.db"
-    )]
-    store: String,
+    /// The raw store: sqlite://PATH (embedded) or postgres://USER@HOST:PORT/DB[?sslmode=...].
+    /// Required (a dry run opens none): no store is created where nobody asked for one.
+    #[arg(long, env = "STELLA_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Source vendor (default: derived from each document).
     #[arg(long)]
     source: Option<String>,
@@ -40,6 +36,8 @@ pub struct BackfillArgs {
     map: MapArgs,
     #[command(flatten)]
     pin: DatasetPin,
+    #[command(flatten)]
+    empty: AllowEmpty,
     /// Input records per transaction.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch_size: u32,
@@ -93,15 +91,19 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         ("--rejects", args.rejects.as_deref(), "the rejects file"),
     ])?;
     let run_key = run_key(&args)?;
+    anyhow::ensure!(
+        args.store.is_some() || args.dry_run,
+        "no store given: name it with --store (sqlite:PATH or postgres://USER@HOST/DB) or set \
+         STELLA_STORE"
+    );
     // Datasets are verified (and checked against a pinned hash) before the store is even opened.
     let mut source = inputs::open(&args.from, &args.pin)?;
-    let mut store = if args.dry_run {
-        None
-    } else {
-        Some(
-            Store::open(&args.store)
-                .with_context(|| format!("cannot open store {}", redact(&args.store)))?,
-        )
+    args.empty.check_files(&source, &args.from)?;
+    let mut store = match &args.store {
+        Some(url) if !args.dry_run => Some(
+            Store::open(url).with_context(|| format!("cannot open store {}", redact(url)))?,
+        ),
+        _ => None,
     };
     let progress = if args.no_progress {
         Progress::hidden()
@@ -133,11 +135,13 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     };
     let mut outcome = engine.run(&mut source, store.as_mut())?;
     drop(progress);
+    args.empty.check_records(outcome.report.records, &args.from)?;
 
     let mut report = std::mem::take(&mut outcome.report);
     report.tool = "stella".into();
     report.version = env!("CARGO_PKG_VERSION").into();
-    report.store = redact(&args.store);
+    report.store = args.store.as_deref().map(redact).unwrap_or_default();
+    report.files_skipped = source.skipped_files().len() as u64;
     report.inputs = args.from.iter().map(|p| p.display().to_string()).collect();
     let mut metrics = std::mem::take(&mut outcome.metrics);
     if let Some(s) = &mut store {
@@ -160,25 +164,19 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     if args.format.is_json() {
         write_report(std::path::Path::new(aoc_term::STDOUT), &body)?;
     }
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "stella aoc backfill{}: {} records: {} written, {} no-op, {} rejected, {} deletions recorded, {} conflicts in {:.2}s ({:.0} records/s{}){}",
-        if report.dry_run { " (dry run, nothing written)" } else { "" },
-        report.records,
-        report.written,
-        report.noop,
-        report.rejected,
-        report.deletions,
-        report.conflicts,
-        secs,
-        report.read as f64 / secs.max(1e-9),
-        report.peak_rss_bytes.map(|b| format!(", peak RSS {} MiB", b >> 20)).unwrap_or_default(),
-        report.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default(),
-    );
+    summary(&report, started.elapsed().as_secs_f64());
+    if report.rejected > 0 && args.rejects.is_none() {
+        aoc_term::say(format!(
+            "stella: {} record(s) rejected: run again with --rejects FILE to keep each with its \
+             violations (what was written is a no-op the second time)",
+            report.rejected
+        ));
+    }
     // The dry run's one line of data, unless stdout carries something else already.
     let stdout_used = args.format.is_json() || to_stdout(&args.report) || to_stdout(&args.metrics);
     if report.dry_run && !stdout_used {
-        println!("report sha256:{}", hex::encode(Sha256::digest(&body)));
+        let line = format!("report sha256:{}\n", hex::encode(Sha256::digest(&body)));
+        aoc_term::failure::write_stdout(line.as_bytes()).context("writing to stdout")?;
     }
     // Marked complete only once the report and the rejects file are in place: a run killed
     // before this point resumes at its end and writes them; the next run starts afresh. A
@@ -191,6 +189,34 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Clean
     })
+}
+
+/// The run's one summary line on stderr; a dry run says what it would have done.
+fn summary(report: &BackfillReport, secs: f64) {
+    let counts = if report.dry_run {
+        // No store is read: whether a document would be a no-op is not known.
+        format!(
+            "would write {}, would reject {}, would record {} deletions",
+            report.written, report.rejected, report.deletions
+        )
+    } else {
+        format!(
+            "{} written, {} no-op, {} rejected, {} deletions recorded, {} conflicts",
+            report.written, report.noop, report.rejected, report.deletions, report.conflicts
+        )
+    };
+    eprintln!(
+        "stella aoc backfill{}: {} records: {counts} in {secs:.2}s ({:.0} records/s{}){}{}",
+        if report.dry_run { " --dry-run (no store opened)" } else { "" },
+        report.records,
+        report.read as f64 / secs.max(1e-9),
+        report.peak_rss_bytes.map(|b| format!(", peak RSS {} MiB", b >> 20)).unwrap_or_default(),
+        match report.files_skipped {
+            0 => String::new(),
+            n => format!("; {n} file(s) skipped by name"),
+        },
+        report.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default(),
+    );
 }
 
 /// Identifies "the same arguments": inputs (path, size, mtime), tenant, vendor, options.

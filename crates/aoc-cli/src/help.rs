@@ -9,7 +9,9 @@ const EXIT: &[(&str, &str)] = &[
     ("1", "violations or rejected records"),
     (
         "2",
-        "configuration, connection or input error (outranks violations); bad flags",
+        "configuration, connection or input error (outranks violations); bad flags; inputs \
+         with no record at all (an empty directory, no .json/.ndjson/.jsonl file) unless \
+         --allow-empty",
     ),
     aoc_term::EXIT_ENVIRONMENT_HELP,
     aoc_term::EXIT_INTERRUPTED_HELP,

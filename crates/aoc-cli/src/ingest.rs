@@ -1,6 +1,7 @@
-//! `stella sources ingest --dry-run`: what would be written for an input, and why it would not.
+//! `stella sources ingest`: what would be written for an input, and why it would not; it never
+//! writes (`--dry-run` is accepted, and changes nothing, for the scripts that used to need it).
 //! `--format text` (default) is a table on stderr, `json` one document and `ndjson` one entry a
-//! line on stdout.
+//! line on stdout; a reader that closes stdout early (`| head`) ends the command quietly.
 
 use crate::{check_inputs, MapArgs, Outcome};
 use aoc_contract::{clock, GuardOptions, MapContext};
@@ -12,9 +13,10 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct IngestArgs {
-    /// Required: this command never writes.
-    #[arg(long)]
-    dry_run: bool,
+    /// Accepted for compatibility and changes nothing: this command never writes (to write, use
+    /// `stella aoc backfill`).
+    #[arg(long = "dry-run")]
+    _dry_run: bool,
     /// Source vendor (default: derived from each document, e.g. `rustsec` from `RUSTSEC-…`).
     #[arg(long)]
     source: Option<String>,
@@ -30,11 +32,6 @@ pub struct IngestArgs {
 }
 
 pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
-    if !args.dry_run {
-        anyhow::bail!(
-            "`sources ingest` only previews: add --dry-run (to write, use `stella aoc backfill`)"
-        );
-    }
     check_inputs(&args.input)?;
     let epoch = clock::run_epoch().map_err(anyhow::Error::msg)?;
     let now = clock::rfc3339(epoch);
@@ -80,23 +77,39 @@ pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
                 json!({ "location": location, "document": doc, "error": error, "violations": violations })
             }
         };
-        match args.format {
-            Format::Json => results.push(entry),
-            Format::Ndjson => {
-                serde_json::to_writer(&mut out, &entry)?;
-                out.write_all(b"\n")?;
+        let written = match args.format {
+            Format::Json => {
+                results.push(entry);
+                Ok(())
             }
-            Format::Text => write_table_row(&mut table, &entry)?,
+            Format::Ndjson => serde_json::to_writer(&mut out, &entry)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n")),
+            Format::Text => write_table_row(&mut table, &entry),
+        };
+        if closed(written)? {
+            return Ok(outcome);
         }
     }
+    let mut written = Ok(());
     if args.format == Format::Json {
-        out.write_all(&pretty_json(
+        written = out.write_all(&pretty_json(
             &json!({ "dry_run": true, "documents": results }),
-        ))?;
+        ));
     }
-    out.flush()?;
+    closed(written.and_then(|()| out.flush()))?;
     table.flush()?;
     Ok(outcome)
+}
+
+/// `Ok(true)` when the reader of stdout has gone (EPIPE): nothing more is wanted, the command
+/// ends with what it found so far.
+fn closed(written: std::io::Result<()>) -> std::io::Result<bool> {
+    match written {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 fn write_table_row(out: &mut impl Write, entry: &Value) -> std::io::Result<()> {

@@ -3,7 +3,7 @@
 
 use aoc_dataset::{is_dataset, Datasets, VerifyOptions};
 use aoc_ingest::Source;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The dataset hash every dataset among the inputs must have (`--expect-dataset-hash`,
 /// `DATASET_HASH`), checked against the hash recomputed while verifying, before any record is read.
@@ -67,4 +67,78 @@ pub fn open(paths: &[PathBuf], pin: &DatasetPin) -> anyhow::Result<Source> {
         .any(|p| is_dataset(p))
         .then(|| aoc_term::Progress::spinner("stella: checking the dataset's integrity"));
     Ok(Source::open(paths, &[&datasets])?)
+}
+
+/// `--allow-empty`: an input with nothing to read (an empty directory, one without `.json`,
+/// `.ndjson` or `.jsonl` files, empty files) is an error unless this is given, so that a gate
+/// that checked nothing does not pass.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct AllowEmpty {
+    /// Succeed when the inputs hold no record (an empty directory, no .json/.ndjson/.jsonl
+    /// file); without it that is an error (exit 2).
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+impl AllowEmpty {
+    /// Before any work: says which files the directories' walk left out, and refuses inputs
+    /// that are no file at all.
+    pub fn check_files(self, source: &Source, paths: &[PathBuf]) -> anyhow::Result<()> {
+        let skipped = source.skipped_files();
+        if !skipped.is_empty() {
+            aoc_term::say(format!(
+                "stella: skipped {} file(s) not named .json, .ndjson or .jsonl (optionally .gz or \
+                 .zst): {}",
+                skipped.len(),
+                some_names(skipped)
+            ));
+        }
+        if source.inputs() == 0 && !self.allow_empty {
+            anyhow::bail!(
+                "nothing to read: {} hold(s) no .json, .ndjson or .jsonl file{}; give --allow-empty \
+                 to accept inputs with no record",
+                names(paths),
+                match skipped.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} other file(s) skipped)"),
+                }
+            );
+        }
+        Ok(())
+    }
+
+    /// After reading: refuses inputs that held no record.
+    pub fn check_records(self, records: u64, paths: &[PathBuf]) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            records > 0 || self.allow_empty,
+            "nothing to read: {} hold(s) no record; give --allow-empty to accept inputs with \
+             no record",
+            names(paths)
+        );
+        Ok(())
+    }
+}
+
+/// The paths, escaped for a terminal, comma-separated.
+fn names(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| shown(p)).collect::<Vec<_>>().join(", ")
+}
+
+/// The first few of `paths`, escaped, and how many more.
+fn some_names(paths: &[PathBuf]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = paths[..paths.len().min(SHOWN)]
+        .iter()
+        .map(|p| shown(p))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOWN {
+        text.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    }
+    text
+}
+
+/// A path as a terminal may show it: control characters and invalid UTF-8 made visible.
+fn shown(path: &Path) -> String {
+    aoc_kit::report::escape_os(path.as_os_str())
 }

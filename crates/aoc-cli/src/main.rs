@@ -122,7 +122,8 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error under `--format json` is a failure document on stdout too.
+    let cli: Cli = aoc_term::failure::parse();
     let json = cli.command.json();
     let result = match cli.command {
         Command::Aoc {
@@ -151,17 +152,14 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(outcome) => ExitCode::from(outcome as u8),
-        Err(e) => {
-            eprintln!("stella: error: {e:#}");
-            if json {
-                // `--format json` keeps its promise on failure too: one JSON document on stdout.
-                aoc_term::print_json(
-                    &serde_json::json!({ "error": format!("{e:#}"), "exit_code": Outcome::Error as u8 }),
-                )
-                .ok();
-            }
-            ExitCode::from(outputs::exit_code(&e).unwrap_or(Outcome::Error as u8))
-        }
+        // Each cause once; `--format json` keeps its promise on failure too (`"ok": false` on
+        // stdout); a reader that closed stdout early hears nothing.
+        Err(e) => ExitCode::from(aoc_term::report_failure(
+            "stella",
+            e.as_ref(),
+            outputs::exit_code(&e).unwrap_or(Outcome::Error as u8),
+            json,
+        )),
     }
 }
 

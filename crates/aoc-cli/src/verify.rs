@@ -1,6 +1,6 @@
 //! `stella aoc verify`: the AOC guard and chain checks over raw documents; read-only.
 
-use crate::inputs::{self, DatasetPin};
+use crate::inputs::{self, AllowEmpty, DatasetPin};
 use crate::{check_inputs, Outcome};
 use anyhow::Context;
 use aoc_contract::chain::{ChainChecker, ChainEntry};
@@ -41,7 +41,8 @@ pub struct VerifyArgs {
     /// here (`-`: stdout).
     #[arg(long)]
     metrics: Option<PathBuf>,
-    /// Only documents ingested since this time (RFC 3339) or this long ago (`24h`, `7d`, `90m`).
+    /// Only documents ingested since this time: a date (`2024-01-01`, midnight UTC), RFC 3339
+    /// (`2024-01-01T12:00:00Z`), or this long ago (`24h`, `7d`, `90m`).
     #[arg(long)]
     since: Option<String>,
     /// Only documents of this tenant.
@@ -65,6 +66,9 @@ pub struct VerifyArgs {
     // With `--input`: the hash every dataset tarball among the inputs must have.
     #[command(flatten)]
     pin: DatasetPin,
+    // With `--input`: whether inputs with no record at all may pass.
+    #[command(flatten)]
+    empty: AllowEmpty,
     /// Output: text (summary on stderr) or json (the report on stdout).
     #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub format: Format,
@@ -214,6 +218,7 @@ fn new_report(
         since,
         documents_checked: checked,
         documents_skipped: skipped,
+        files_skipped: 0,
         upstream_documents,
         documents_with_violations: docs.len() as u64,
         violations_total: findings.len() as u64,
@@ -225,15 +230,32 @@ fn new_report(
     }
 }
 
-/// `--since`: RFC 3339, or a duration back from now (`90s`, `15m`, `24h`, `7d`, `2w`).
+/// `--since`: a date (midnight UTC), RFC 3339, or a duration back from now (`90s`, `15m`,
+/// `24h`, `7d`, `2w`).
 pub fn parse_since(s: &str) -> anyhow::Result<(String, i64)> {
     if let Some(epoch) = clock::parse_rfc3339(s) {
         return Ok((s.to_owned(), epoch));
     }
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    match time::Date::parse(s, date) {
+        Ok(day) => {
+            let epoch = day.midnight().assume_utc().unix_timestamp();
+            return Ok((clock::rfc3339(epoch), epoch));
+        }
+        // Shaped like a date (`2024-13-01`): say what is wrong with it, not "unknown unit".
+        Err(e) if s.len() == 10 && s.as_bytes()[4] == b'-' => anyhow::bail!(
+            "--since {s:?}: not a date ({e}); expected a date (2024-01-01), RFC 3339 or a \
+             duration such as 24h"
+        ),
+        Err(_) => {}
+    }
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
     let n: i64 = n.parse().map_err(|_| {
-        anyhow::anyhow!("--since {s:?}: expected RFC 3339 or a duration such as 24h")
+        anyhow::anyhow!(
+            "--since {s:?}: expected a date (2024-01-01), RFC 3339 (2024-01-01T00:00:00Z) or a \
+             duration such as 24h"
+        )
     })?;
     let secs = match unit {
         "s" => 1,
@@ -241,7 +263,10 @@ pub fn parse_since(s: &str) -> anyhow::Result<(String, i64)> {
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => anyhow::bail!("--since {s:?}: unknown unit {unit:?} (use s, m, h, d or w)"),
+        _ => anyhow::bail!(
+            "--since {s:?}: unknown unit {unit:?} (use s, m, h, d or w, or give a date such as \
+             2024-01-01)"
+        ),
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let cutoff = now - n * secs;
@@ -290,6 +315,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         return run_store(&args, &url, since, started);
     }
     let mut source = inputs::open(&args.input, &args.pin)?;
+    args.empty.check_files(&source, &args.input)?;
     if args.dry_run {
         eprintln!(
             "stella: configuration ok: {} input path(s) readable; no document read (--dry-run)",
@@ -304,7 +330,9 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     };
     let mut verifier = Verifier::new(options, args.tenant.clone(), since);
     let progress = Progress::counter("stella aoc verify", "documents");
+    let mut records = 0;
     while let Some(record) = source.next_record()? {
+        records += 1;
         progress.inc(1);
         match record.item.parse() {
             Item::Raw(doc) => verifier.add(record.location, &doc),
@@ -313,10 +341,11 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
             Item::Json(_) => unreachable!("parse() classifies unparsed values"),
             Item::Upstream { .. } | Item::Deleted { .. } => verifier.add_error(
                 record.location,
-                "not a raw document (no `_id` and `content`): map it first with `stella sources ingest --dry-run`".into(),
+                "not a raw document (no `_id` and `content`): map it first with `stella sources ingest`".into(),
             ),
         }
     }
+    let skipped_files = source.skipped_files().len() as u64;
     let source = args
         .input
         .iter()
@@ -324,7 +353,9 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         .collect::<Vec<_>>()
         .join(",");
     drop(progress);
-    let report = verifier.finish(format!("input:{source}"));
+    args.empty.check_records(records, &args.input)?;
+    let mut report = verifier.finish(format!("input:{source}"));
+    report.files_skipped = skipped_files;
     emit(report, &args, started)
 }
 
@@ -489,13 +520,17 @@ fn emit(report: Report, args: &VerifyArgs, started: Instant) -> anyhow::Result<O
         .collect();
     writeln!(
         err,
-        "stella aoc verify: {} documents checked, {} with violations, {} violations{}{}, {} input errors, {:.2}s",
+        "stella aoc verify: {} documents checked, {} with violations, {} violations{}{}, {} input errors{}, {:.2}s",
         report.documents_checked,
         report.documents_with_violations,
         report.violations_total,
         if counts.is_empty() { "" } else { " " },
         counts.join(" "),
         report.input_errors.len(),
+        match report.files_skipped {
+            0 => String::new(),
+            n => format!(", {n} file(s) skipped by name"),
+        },
         report.duration_seconds,
     )?;
     Ok(if !report.input_errors.is_empty() {

@@ -13,9 +13,10 @@ pub struct Datasets {
     pub options: VerifyOptions,
 }
 
-/// A dataset that did not verify.
+/// A dataset that did not verify. The message names the dataset through its cause, which leads
+/// with the archive's path (a `VerifyError` always does): named once.
 #[derive(Debug, thiserror::Error)]
-#[error("dataset {} does not verify, refusing to load it: {source}", path.display())]
+#[error("dataset does not verify, refusing to load it: {source}")]
 pub struct Refused {
     pub path: PathBuf,
     pub source: VerifyError,

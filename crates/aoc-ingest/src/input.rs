@@ -365,16 +365,26 @@ pub fn classify(mut v: Value) -> Item {
     }
 }
 
-/// Files a directory holds that are inputs (`.json`, `.ndjson`, `.jsonl`, optionally `.zst` or
-/// `.gz`), recursively, sorted by path.
-pub fn walk_dir(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
-    let mut found = Vec::new();
+/// The files under a directory: those that are inputs, and those left out by their name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DirFiles {
+    /// `.json`, `.ndjson`, `.jsonl`, optionally `.zst` or `.gz`; sorted by path.
+    pub inputs: Vec<std::path::PathBuf>,
+    /// Every other regular file, sorted by path: counted and shown, so that a directory of
+    /// `.txt` files is not read as "0 records" without a word.
+    pub skipped: Vec<std::path::PathBuf>,
+}
+
+/// The files a directory holds (recursively), sorted into inputs and files skipped by name.
+pub fn walk_dir(dir: &Path) -> io::Result<DirFiles> {
+    let mut found = DirFiles::default();
     walk(dir, &mut found)?;
-    found.sort();
+    found.inputs.sort();
+    found.skipped.sort();
     Ok(found)
 }
 
-fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> io::Result<()> {
+fn walk(dir: &Path, out: &mut DirFiles) -> io::Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| annotate(dir, e))? {
         let entry = entry?;
         let path = entry.path();
@@ -382,7 +392,9 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> io::Result<()> {
         if ty.is_dir() {
             walk(&path, out)?;
         } else if ty.is_file() && is_input_name(&path) {
-            out.push(path);
+            out.inputs.push(path);
+        } else if ty.is_file() {
+            out.skipped.push(path);
         }
     }
     Ok(())

@@ -29,6 +29,9 @@ pub struct BackfillReport {
     pub inputs: Vec<String>,
     /// Released datasets among the inputs, verified before loading: (path, hash).
     pub datasets: Vec<(String, String)>,
+    /// Files in the input directories left out by their name (not `.json`, `.ndjson`, `.jsonl`).
+    #[serde(default)]
+    pub files_skipped: u64,
     /// Input records consumed, by this run and the interrupted runs it resumed.
     pub records: u64,
     /// Input records this run read itself: a resumed run does not read again what was committed.
@@ -75,6 +78,9 @@ pub struct VerifyReport {
     pub since: Option<String>,
     pub documents_checked: u64,
     pub documents_skipped: u64,
+    /// Files in the input directories left out by their name (not `.json`, `.ndjson`, `.jsonl`).
+    #[serde(default)]
+    pub files_skipped: u64,
     pub upstream_documents: u64,
     pub documents_with_violations: u64,
     pub violations_total: u64,

@@ -77,6 +77,8 @@ enum Unit {
 /// Every record of every input, in order.
 pub struct Source {
     units: Vec<Unit>,
+    /// Files in the directories given that are not inputs by their name (`notes.txt`).
+    skipped: Vec<PathBuf>,
     /// The input being read (`units.len()` at the end).
     index: usize,
     active: Option<Box<dyn Input>>,
@@ -93,6 +95,7 @@ impl Source {
     /// verified here), so a missing path or a bad dataset fails before any work is done.
     pub fn open(paths: &[PathBuf], kinds: &[&dyn InputKind]) -> Result<Source, SourceError> {
         let mut units = Vec::new();
+        let mut skipped = Vec::new();
         for path in paths {
             if let Some(kind) = kinds.iter().find(|k| k.claims(path)) {
                 units.push(Unit::Opened(path.clone(), kind.open(path)?));
@@ -104,19 +107,32 @@ impl Source {
             }
             let meta = std::fs::metadata(path).map_err(|e| annotate(path, e))?;
             if meta.is_dir() {
-                units.extend(walk_dir(path)?.into_iter().map(Unit::File));
+                let files = walk_dir(path)?;
+                units.extend(files.inputs.into_iter().map(Unit::File));
+                skipped.extend(files.skipped);
             } else {
                 units.push(Unit::File(path.clone()));
             }
         }
         Ok(Source {
             units,
+            skipped,
             index: 0,
             active: None,
             records: 0,
             read: 0,
             start_at: Cursor::default(),
         })
+    }
+
+    /// How many inputs there are, directories expanded (0: nothing to read).
+    pub fn inputs(&self) -> usize {
+        self.units.len()
+    }
+
+    /// Files in the directories given that were left out by their name, sorted.
+    pub fn skipped_files(&self) -> &[PathBuf] {
+        &self.skipped
     }
 
     /// The labels of the inputs that have one, with their paths (datasets and their hashes).
