@@ -94,11 +94,19 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     write_if_changed(&dep_v0, &crate::sbom::auditable::runner_section(sh)?)?;
     let target = zig_target();
     let wrapper = root.join("scripts/rustc-workspace-remap.sh");
+    // cargo-zigbuild finds zig through `python3 -m ziglang`: the venv's python first.
+    let venv_bin = zigbuild.parent().context("cargo-zigbuild's directory")?;
+    let path = std::env::join_paths(
+        std::iter::once(venv_bin.to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .context("PATH")?;
     cmd!(
         sh,
         "{zigbuild} zigbuild --release --locked -p aoc-cli --bin stella --target {target}"
     )
     .env("CARGO_TARGET_DIR", &target_dir)
+    .env("PATH", path)
     // Read by crates/aoc-cli/build.rs; its content is what the binary embeds, its path is not.
     .env(crate::sbom::auditable::DEP_V0_ENV, &dep_v0)
     .env(
@@ -111,7 +119,10 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     // wrapper for them alone), so the dependencies' flags, and their artefacts in a shared
     // target directory, do not depend on where the clone is.
     .env("RUSTC_WORKSPACE_WRAPPER", &wrapper)
-    .env("AOC_REMAP_WORKSPACE", format!("{}={REMAPPED_WORKSPACE}", root.display()))
+    .env(
+        "AOC_REMAP_WORKSPACE",
+        format!("{}={REMAPPED_WORKSPACE}", root.display()),
+    )
     // The C the runner links (SQLite, zstd, aws-lc, mimalloc) names its sources too (`__FILE__`
     // in assertions, generated files in the target directory): the same remaps for its compiler.
     .env("CFLAGS", c_flags(&cargo_home, &target_dir))
@@ -167,10 +178,11 @@ fn install_zigbuild(sh: &Shell, root: &Path) -> Result<PathBuf> {
 /// test-only fault hooks (their variables' names are in any binary that has them).
 pub fn check_shippable(binary: &Path) -> Result<()> {
     glibc::check_floor(binary, glibc::FLOOR)?;
-    let bytes =
-        std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    let bytes = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
     anyhow::ensure!(
-        !bytes.windows(TEST_HOOK_MARK.len()).any(|w| w == TEST_HOOK_MARK),
+        !bytes
+            .windows(TEST_HOOK_MARK.len())
+            .any(|w| w == TEST_HOOK_MARK),
         "{} contains the test-only fault hooks ({}): it was built with the `fault-hooks` \
          feature, which a release never enables",
         binary.display(),
