@@ -176,33 +176,11 @@ pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
     drop(progress);
     let summary = report.summary(tool);
     if json {
-        print_report(&report, report.exit_code, &summary);
+        let why = summary.first().map_or("", String::as_str);
+        aoc_term::failure::print_report(&report, report.exit_code, why);
     }
     for line in summary {
         eprintln!("{line}");
     }
     report.exit_code
-}
-
-/// The report as the command's JSON document on stdout, with the convention's `ok` and, when it
-/// failed, `error` (the summary's first line) beside `exit_code`. A reader that closed stdout
-/// early is no failure: the exit code stays the verdict.
-pub(crate) fn print_report(report: &impl serde::Serialize, exit_code: u8, summary: &[String]) {
-    let mut doc = serde_json::Map::new();
-    doc.insert("ok".into(), (exit_code == 0).into());
-    if exit_code != 0 {
-        let error = summary.first().cloned().unwrap_or_default();
-        doc.insert("error".into(), error.into());
-    }
-    if let serde_json::Value::Object(fields) =
-        serde_json::to_value(report).expect("a report serialises")
-    {
-        doc.extend(fields);
-    }
-    // Any other write error leaves the verdict standing too; the summary is on stderr.
-    aoc_term::write_report(
-        std::path::Path::new(aoc_term::STDOUT),
-        &aoc_term::pretty_json(&doc),
-    )
-    .ok();
 }

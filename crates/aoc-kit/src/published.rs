@@ -16,7 +16,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use aoc_sigstore::{verify_message_bundle, PublicKey};
@@ -772,13 +772,12 @@ pub fn run(dir: &Path, opts: &VerifyOptions, json: bool, tool: &str) -> u8 {
         ));
     });
     drop(progress);
+    let summary = report.summary(tool);
     if json {
-        let text = serde_json::to_string_pretty(&report).expect("a report serialises");
-        if writeln!(std::io::stdout().lock(), "{text}").is_err() {
-            return crate::report::EXIT_USAGE;
-        }
+        let why = summary.first().map_or("", String::as_str);
+        aoc_term::failure::print_report(&report, report.exit_code, why);
     }
-    for line in report.summary(tool) {
+    for line in summary {
         eprintln!("{line}");
     }
     report.exit_code

@@ -51,13 +51,41 @@ pub fn failure_json(error: &str, exit_code: u8) -> serde_json::Value {
     serde_json::json!({ "ok": false, "error": error, "exit_code": exit_code })
 }
 
+/// A command's report as its JSON document, led by the convention's `ok` (exit code 0) and,
+/// when it failed, `error` (one line saying why) before the report's own fields.
+pub fn report_json(
+    report: &impl serde::Serialize,
+    exit_code: u8,
+    error: &str,
+) -> serde_json::Value {
+    let mut doc = serde_json::Map::new();
+    doc.insert("ok".into(), (exit_code == 0).into());
+    if exit_code != 0 {
+        doc.insert("error".into(), error.into());
+    }
+    if let serde_json::Value::Object(fields) =
+        serde_json::to_value(report).expect("a report serialises")
+    {
+        doc.extend(fields);
+    }
+    serde_json::Value::Object(doc)
+}
+
+/// Prints [`report_json`] on stdout. A reader that closed stdout early is no failure, and neither
+/// is any other write error here: the exit code stays the command's verdict, and its summary is
+/// on stderr.
+pub fn print_report(report: &impl serde::Serialize, exit_code: u8, error: &str) {
+    crate::print_json(&report_json(report, exit_code, error)).ok();
+}
+
 /// Reports a failed command: `TOOL: error: CAUSES` on stderr and, when `json`, the failure
 /// document on stdout; nothing at all when stdout was closed by its reader. Returns `exit_code`.
 pub fn report_failure(tool: &str, e: &(dyn Error + 'static), exit_code: u8, json: bool) -> u8 {
     if is_closed_pipe(e) {
         return exit_code;
     }
-    let message = error_chain(e);
+    // Error messages carry names, ids and text from untrusted input: escaped for the terminal.
+    let message = crate::escape(&error_chain(e)).into_owned();
     eprintln!("{tool}: error: {message}");
     if json {
         crate::print_json(&failure_json(&message, exit_code)).ok();
@@ -182,6 +210,19 @@ mod tests {
         assert!(!asks(&["aoc", "verify", "--format", "text"]));
         assert!(!asks(&["aoc", "verify", "--input", "json"]));
         assert!(!asks(&["sources", "ingest", "--", "--format", "json"]));
+    }
+
+    #[test]
+    fn a_report_is_led_by_ok_and_why_it_failed() {
+        let report = serde_json::json!({ "checks": [], "exit_code": 14 });
+        assert_eq!(
+            report_json(&report, 14, "not a kit").to_string(),
+            r#"{"ok":false,"error":"not a kit","checks":[],"exit_code":14}"#
+        );
+        assert_eq!(
+            report_json(&serde_json::json!({ "exit_code": 0 }), 0, "").to_string(),
+            r#"{"ok":true,"exit_code":0}"#
+        );
     }
 
     #[test]
