@@ -105,7 +105,8 @@ fn main() -> ExitCode {
     match run(task) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Messages carry names from kits and buckets: escaped for the terminal.
+            eprintln!("error: {}", aoc_term::escape(&format!("{e:#}")));
             if json {
                 // `--format json` keeps its promise on failure too: one JSON document on stdout.
                 aoc_term::print_json(

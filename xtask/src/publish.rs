@@ -11,8 +11,10 @@
 //! it), and that key must be the one that signed the kit and the prefix's `cosign.pub`.
 //!
 //! 0. The prefix's `cosign.pub` is the signing key's (written when absent), or nothing happens.
-//! 1. The local kit must pass `aoc-verify`'s checks ([`verify::verify_kit`]) against the signing
-//!    key (or `--key`, which must be the same key).
+//! 1. The local kit is copied, each file read once through the opener of untrusted files (a
+//!    link, FIFO or device is refused), into a private temporary directory; the copy must pass
+//!    `aoc-verify`'s checks ([`verify::verify_kit`]) against the signing key (or `--key`, which
+//!    must be the same key), and everything after reads only the copy.
 //! 2. `<version>/SHA256SUMS` already there: identical → nothing to upload (only the index is made
 //!    sure of); different → refused, unless `--force`, which first deletes the old SHA256SUMS so
 //!    the old kit stops "existing" before any of its files change.
@@ -21,13 +23,16 @@
 //!    complete, and re-running overwrites the orphans.
 //! 4. Read every object back, check its SHA-256 against SHA256SUMS, and run the verifier on the
 //!    downloaded copy; on failure SHA256SUMS is deleted again (the kit is withdrawn).
-//! 5. Add the kit to the manifest and sign it, by compare-and-swap (manifest.rs).
+//! 5. Add the kit to the manifest and sign it, by compare-and-swap (manifest.rs): only an index
+//!    whose signature verifies and whose sequence is not older than the publisher's state
+//!    (state.rs) records is extended; an index someone else changed is never signed.
 
 mod destination;
 mod dir;
 mod kit_info;
 mod manifest;
 mod s3;
+mod state;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -45,6 +50,7 @@ use crate::kit;
 use crate::verify::{self, VerifyOptions};
 use destination::Destination;
 use kit_info::KitInfo;
+use state::State;
 use store::Store;
 
 /// Test hook: stop with an error after this many objects were uploaded (an interrupted upload).
@@ -69,6 +75,15 @@ pub struct Cmd {
     /// signing key's.
     #[arg(long)]
     key: Option<PathBuf>,
+    /// The publisher's state file: the sequence of every index it signed, per prefix, so an
+    /// older index put back in the bucket is refused [env: AOC_PUBLISH_STATE; default:
+    /// $XDG_STATE_HOME/aoc-publish/state.json, else ~/.local/state/aoc-publish/state.json].
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Start a new index when the prefix has none although this publisher's state says it wrote
+    /// one (after a deliberate reset; its sequence continues above the recorded one).
+    #[arg(long)]
+    new_index: bool,
     /// Output: text (progress and summary on stderr, the kit's location on stdout) or json.
     #[command(flatten)]
     pub output: aoc_term::FormatArg,
@@ -82,6 +97,10 @@ impl Cmd {
         opts.version = self.version;
         opts.force = self.force;
         opts.key = self.key.map(|k| cwd.join(k));
+        if let Some(state) = self.state {
+            opts.state = State::at(cwd.join(state));
+        }
+        opts.new_index = self.new_index;
         let done = publish_with(&cwd.join(&self.dir), &self.url, &opts)?;
         if done.unchanged {
             eprintln!(
@@ -120,6 +139,12 @@ pub struct PublishOptions {
     pub fail_after: Option<usize>,
     /// `AOC_REQUIRE_PROD_KEY=1` (the release workflow): refuse a kit signed with the dev key.
     pub env_require_prod_key: bool,
+    /// The publisher's own record of the indexes it signed (`--state`).
+    pub state: State,
+    /// How long an index without a matching signature is waited for (`AOC_PUBLISH_SETTLE_SECS`).
+    pub settle: std::time::Duration,
+    /// `--new-index`.
+    pub new_index: bool,
 }
 
 impl PublishOptions {
@@ -144,7 +169,20 @@ impl PublishOptions {
             env: destination::aws_env(),
             fail_after,
             env_require_prod_key: std::env::var("AOC_REQUIRE_PROD_KEY").is_ok_and(|v| v == "1"),
+            state: State::at(State::default_path(|k| std::env::var(k).ok())?),
+            settle: settle_from_env()?,
+            new_index: false,
         })
+    }
+}
+
+/// [`manifest::SETTLE`], or `AOC_PUBLISH_SETTLE_SECS`.
+fn settle_from_env() -> Result<std::time::Duration> {
+    match std::env::var(manifest::SETTLE_ENV) {
+        Ok(v) if !v.is_empty() => Ok(std::time::Duration::from_secs(v.parse().with_context(
+            || format!("{}={v:?} is not a number of seconds", manifest::SETTLE_ENV),
+        )?)),
+        _ => Ok(manifest::SETTLE),
     }
 }
 
@@ -189,6 +227,9 @@ pub fn publish(dir: &Path, url: &str, signing: &SelectedKey) -> Result<PathBuf> 
         env: destination::aws_env(),
         fail_after: None,
         env_require_prod_key: std::env::var("AOC_REQUIRE_PROD_KEY").is_ok_and(|v| v == "1"),
+        state: State::at(State::default_path(|k| std::env::var(k).ok())?),
+        settle: settle_from_env()?,
+        new_index: false,
     };
     let done = publish_with(dir, url, &opts)?;
     Ok(PathBuf::from(done.location))
@@ -282,7 +323,12 @@ pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Publ
     }
 
     let entry = local.manifest_entry(&version);
-    let updated = manifest::update(store, &entry, opts.force, &opts.signing.signer)?;
+    let policy = manifest::Policy {
+        state: &opts.state,
+        settle: opts.settle,
+        new_index: opts.new_index,
+    };
+    let updated = manifest::update(store, &entry, opts.force, &opts.signing.signer, &policy)?;
     say(format!(
         "{} {} ({} concurrent update(s) retried)",
         store.url(MANIFEST),
@@ -301,9 +347,10 @@ pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Publ
     })
 }
 
-/// The local kit, verified, with its SHA256SUMS.
+/// The local kit, copied privately and verified, with its SHA256SUMS.
 struct LocalKit {
-    dir: PathBuf,
+    /// The private copy: the only place a publish reads the kit from after copying it.
+    copy: tempfile::TempDir,
     info: KitInfo,
     sums_text: Vec<u8>,
     /// Every kit file → SHA-256 hex: SHA256SUMS' entries, plus SHA256SUMS and its signature.
@@ -314,6 +361,7 @@ struct LocalKit {
 
 impl LocalKit {
     fn read(dir: &Path, opts: &PublishOptions) -> Result<LocalKit> {
+        let copy = private_copy(dir)?;
         let signing = opts.signing.signer.public_key();
         let trusted = match &opts.key {
             Some(path) => verify::TrustedKey::load(path).map_err(anyhow::Error::msg)?,
@@ -332,7 +380,7 @@ impl LocalKit {
             );
         }
         let report = verify::verify_with_key(
-            dir,
+            copy.path(),
             Some(trusted),
             &VerifyOptions {
                 // Publishing applies its own key policy below; origin is the site's to prove.
@@ -347,10 +395,10 @@ impl LocalKit {
                 .map(|f| format!("{} {}: {}", f.check, f.file, f.detail))
                 .collect();
             bail!(
-                "{} does not verify (aoc-verify exit {}), so it is not published:\n  {}",
+                "{} does not verify (aoc-verify exit {}), so it is not published: {}",
                 dir.display(),
                 report.exit_code,
-                lines.join("\n  ")
+                lines.join("; ")
             );
         }
         if report.key.is_dev {
@@ -368,7 +416,8 @@ impl LocalKit {
                 );
             }
         }
-        let sums_text = std::fs::read(dir.join(kit::SUMS))?;
+        // The copy is private: the SHA256SUMS read here is the one just verified.
+        let sums_text = std::fs::read(copy.path().join(kit::SUMS))?;
         let sums = aoc_archive::Sha256Sums::parse(&sums_text)
             .with_context(|| format!("parsing {}", kit::SUMS))?;
         let mut files: BTreeMap<String, String> = sums
@@ -376,16 +425,16 @@ impl LocalKit {
             .map(|(name, digest)| (name.to_string(), hex::encode(digest)))
             .collect();
         files.insert(kit::SUMS.into(), sha256_hex(&sums_text));
-        let bundle = std::fs::read(dir.join(kit::SUMS_BUNDLE))?;
+        let bundle = std::fs::read(copy.path().join(kit::SUMS_BUNDLE))?;
         files.insert(kit::SUMS_BUNDLE.into(), sha256_hex(&bundle));
         let mut sizes = BTreeMap::new();
         for name in files.keys() {
-            let len = std::fs::metadata(dir.join(name))
+            let len = std::fs::metadata(copy.path().join(name))
                 .with_context(|| format!("reading {name}"))?
                 .len();
             sizes.insert(name.clone(), len);
         }
-        let info = KitInfo::read(dir)?;
+        let info = KitInfo::read(copy.path())?;
         if info.key_id != signing.key_id() {
             bail!(
                 "{} is signed by key {}, this publish signs with key {}",
@@ -395,7 +444,7 @@ impl LocalKit {
             );
         }
         Ok(LocalKit {
-            dir: dir.to_path_buf(),
+            copy,
             info,
             sums_text,
             files,
@@ -417,11 +466,10 @@ impl LocalKit {
         order
     }
 
-    /// A kit file's bytes, re-checked against the digest verified earlier: a file changed since
-    /// verification is never uploaded.
+    /// A kit file's bytes from the private copy, re-checked against the digest verified earlier.
     fn read_checked(&self, name: &str) -> Result<Vec<u8>> {
-        let bytes =
-            std::fs::read(self.dir.join(name)).with_context(|| format!("reading {name}"))?;
+        let bytes = std::fs::read(self.copy.path().join(name))
+            .with_context(|| format!("reading {name}"))?;
         let actual = sha256_hex(&bytes);
         if self.files.get(name) != Some(&actual) {
             bail!("{name} changed after the kit was verified (sha256 now {actual}): not uploading");
@@ -448,6 +496,49 @@ impl LocalKit {
                 .collect(),
         }
     }
+}
+
+/// Copies every file of the kit directory `dir` into a private temporary directory, each read
+/// once through the opener of untrusted files (`aoc_archive::fs::open_regular`: bounded by its
+/// kind's size cap, never through a link, never blocking on a FIFO); anything in `dir` that is
+/// not a regular file is refused. The copy is what is verified and uploaded, so nothing done to
+/// `dir` afterwards changes what is published.
+fn private_copy(dir: &Path) -> Result<tempfile::TempDir> {
+    use std::io::{Read, Write};
+    let copy = tempfile::Builder::new()
+        .prefix("aoc-publish-kit-")
+        .tempdir()
+        .context("creating a private directory for the kit's copy")?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let raw = entry?.file_name();
+        let shown = aoc_term::escape_os(&raw);
+        let name = raw
+            .to_str()
+            .with_context(|| format!("{}: {shown} is not a kit file name", dir.display()))?;
+        let expect = aoc_archive::fs::Expect::at_most(aoc_kit::layout::size_cap(name));
+        let (file, size) = aoc_archive::fs::open_regular(&dir.join(name), expect)
+            .map_err(|e| anyhow::anyhow!("{}: {shown} {e}", dir.display()))?;
+        let target = copy.path().join(name);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        let copied = std::io::copy(&mut file.take(size + 1), &mut out)
+            .with_context(|| format!("copying {shown}"))?;
+        if copied != size {
+            bail!(
+                "{}: {shown} changed size while it was copied",
+                dir.display()
+            );
+        }
+        out.flush()?;
+        if name == kit::VERIFY_SCRIPT {
+            aoc_archive::fs::set_mode(&target, aoc_archive::fs::EXEC_MODE)?;
+        }
+    }
+    Ok(copy)
 }
 
 /// Downloads every object of the kit into a temporary directory, checking each digest, then

@@ -82,6 +82,7 @@ pub fn verify_with_key(dir: &Path, key: Option<TrustedKey>, opts: &VerifyOptions
         allow_dev_key: opts.allow_dev_key,
         expect_dataset_hash: opts.expect_dataset_hash.clone(),
         integrity_only: !opts.records,
+        min_index_sequence: None,
     };
     let print = opts.print;
     aoc_kit::verify_kit_with(dir, &options, &mut |c| {

@@ -25,8 +25,12 @@ pub const ENV: &[(&str, &str)] = &[
         "TMPDIR",
         "where the kit's tarballs are copied (unlinked) as they are hashed",
     ),
+    (MIN_INDEX_SEQUENCE_ENV, "--expect-min-index-sequence"),
     aoc_term::ENV_NO_COLOR,
 ];
+
+/// The environment variable of `--expect-min-index-sequence`.
+pub const MIN_INDEX_SEQUENCE_ENV: &str = "AOC_MIN_INDEX_SEQUENCE";
 
 /// The verify command's `--help` sections: its exit codes (the kit's, then the two every
 /// command shares) and environment.
@@ -87,6 +91,10 @@ pub struct VerifyArgs {
     /// `dev-rehearsal-placeholder` or empty: no pin.
     #[arg(long, env = "DATASET_HASH", value_name = "HASH")]
     pub expect_dataset_hash: Option<String>,
+    /// A published directory's offline-kit.json must have at least this sequence (refuses an
+    /// older, validly signed index: a rollback). Only for a published directory.
+    #[arg(long, env = MIN_INDEX_SEQUENCE_ENV, value_name = "N")]
+    pub expect_min_index_sequence: Option<u64>,
     /// Fast transfer check: signatures, every digest, provenance, SBOMs, the dataset's manifest;
     /// the dataset's records are not inflated or parsed. Run the full check once per kit.
     #[arg(long)]
@@ -123,6 +131,7 @@ impl VerifyArgs {
             allow_dev_key: self.allow_dev_key,
             expect_dataset_hash,
             integrity_only: self.integrity_only,
+            min_index_sequence: self.expect_min_index_sequence,
         })
     }
 }
@@ -149,6 +158,19 @@ pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
     // A published directory (a copy of a publish prefix): its signed manifest, then each kit.
     if crate::published::is_published_dir(dir) {
         return crate::published::run(dir, &opts, json, tool);
+    }
+    if opts.min_index_sequence.is_some() {
+        let e = format!(
+            "--expect-min-index-sequence / {MIN_INDEX_SEQUENCE_ENV} pins a published directory's \
+             index, and {} is a kit (no offline-kit.json): verify the published directory, or \
+             unset the pin",
+            crate::escape(&dir.display().to_string())
+        );
+        eprintln!("{tool}: {e}");
+        if json {
+            aoc_term::print_json(&aoc_term::failure::failure_json(&e, EXIT_USAGE)).ok();
+        }
+        return EXIT_USAGE;
     }
     // The tarballs are copied into TMPDIR as they are hashed: a TMPDIR that cannot hold them is
     // said before anything is read, and is no verdict on the kit.

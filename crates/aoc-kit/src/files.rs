@@ -73,9 +73,10 @@ impl std::fmt::Display for ReadProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReadProblem::Missing => f.write_str("missing"),
-            ReadProblem::NotRegular => {
-                f.write_str("is not a regular file (links and directories have no place in a kit)")
-            }
+            ReadProblem::NotRegular => f.write_str(
+                "is not a regular file (links, FIFOs, devices and directories have no place \
+                     in a kit; refused unread)",
+            ),
             ReadProblem::TooLarge { size, cap } => write!(
                 f,
                 "is {size} bytes, more than this kit file may be ({cap}); not read"
@@ -87,36 +88,16 @@ impl std::fmt::Display for ReadProblem {
 }
 
 /// Opens `path` only if it is a regular file reached without a link, and at most `cap` bytes
-/// long. The inode opened is compared with the one examined, so a link swapped in between the
-/// two is refused too.
+/// long: [`aoc_archive::fs::open_regular`], so a FIFO, device or link (also one swapped in while
+/// opening) is refused without blocking.
 pub fn open_bounded(path: &Path, cap: u64) -> Result<(File, u64), ReadProblem> {
-    use std::os::unix::fs::MetadataExt;
-    let seen = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ReadProblem::Missing),
-        Err(e) => return Err(ReadProblem::Io(e)),
-    };
-    if !seen.file_type().is_file() {
-        return Err(ReadProblem::NotRegular);
-    }
-    if seen.len() > cap {
-        return Err(ReadProblem::TooLarge {
-            size: seen.len(),
-            cap,
-        });
-    }
-    let file = File::open(path).map_err(ReadProblem::Io)?;
-    let opened = file.metadata().map_err(ReadProblem::Io)?;
-    if !opened.file_type().is_file() || opened.ino() != seen.ino() || opened.dev() != seen.dev() {
-        return Err(ReadProblem::NotRegular);
-    }
-    if opened.len() > cap {
-        return Err(ReadProblem::TooLarge {
-            size: opened.len(),
-            cap,
-        });
-    }
-    Ok((file, opened.len()))
+    use aoc_archive::fs::{open_regular, Expect, OpenError};
+    open_regular(path, Expect::at_most(cap)).map_err(|e| match e {
+        OpenError::Missing => ReadProblem::Missing,
+        OpenError::NotRegular(_) | OpenError::WrongSize { .. } => ReadProblem::NotRegular,
+        OpenError::TooLarge { size, cap } => ReadProblem::TooLarge { size, cap },
+        OpenError::Io(e) => ReadProblem::Io(e),
+    })
 }
 
 /// Reads `path` once (bounded by `cap`), hashing every byte, into memory or a private copy.

@@ -10,9 +10,13 @@
 //!
 //! The writer (xtask's publish) and the verifier share these types. Verification fails closed:
 //! the manifest's signature is checked against the trusted key over its raw bytes (read bounded,
-//! never through a link) before it is parsed; then the directory must hold exactly the listed
-//! kits; then each kit's files must have the listed sizes and digests, and each kit must pass
-//! [`crate::verify_kit_with`] against the same key.
+//! never through a link) before it is parsed; its `sequence` must be at least the one the
+//! operator pins (`--expect-min-index-sequence`), so an older, validly signed index (a rollback)
+//! is refused; then the directory must hold exactly the listed kits; then each kit's files must
+//! have the listed sizes and digests, each kit must pass [`crate::verify_kit_with`] against the
+//! same key, and the entry's `commit`, `built_at` and `dataset_hash` must be what the kit's own
+//! signed provenance says. (`version` is a directory name the publisher chose: only the index's
+//! signature vouches for it.)
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -36,8 +40,9 @@ pub const MANIFEST_BUNDLE: &str = "offline-kit.json.sigstore.json";
 pub const PUBLIC_KEY: &str = layout::PUBLIC_KEY;
 /// `kind` of the manifest.
 pub const KIND: &str = "stellaops.aoc-offline-kit";
-/// The manifest schema this code reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The manifest schema this code writes: 2 added `sequence`. Schema 1 (no sequence: read as 0)
+/// is still read, so a publisher can extend, and so upgrade, an index written before.
+pub const SCHEMA_VERSION: u32 = 2;
 /// The kit's name in the manifest.
 pub const KIT_NAME: &str = "aoc-backfill";
 /// Largest manifest read: ~1 KB per kit, so room for thousands of kits.
@@ -58,6 +63,10 @@ pub struct OfflineKitManifest {
     /// base64(SHA-256(SPKI DER)) of the key that signs this manifest; every kit listed is signed
     /// by it too.
     pub key_id: String,
+    /// Raised by one at every signed write (schema 2; 0 in schema 1): a verifier refuses an index
+    /// older than the one it pins, a publisher one older than it last wrote.
+    #[serde(default)]
+    pub sequence: u64,
     /// In version order ([`version_order`]).
     pub kits: Vec<PublishedKit>,
 }
@@ -98,6 +107,7 @@ impl OfflineKitManifest {
             schema_version: SCHEMA_VERSION,
             name: KIT_NAME.into(),
             key_id: key_id.into(),
+            sequence: 0,
             kits: Vec::new(),
         }
     }
@@ -110,10 +120,18 @@ impl OfflineKitManifest {
             return Err(format!("kind is not {KIND:?}"));
         }
         let schema = value.get("schema_version").and_then(|s| s.as_u64());
-        if schema != Some(u64::from(SCHEMA_VERSION)) {
-            return Err(format!(
-                "schema_version is {schema:?}; this tool reads schema {SCHEMA_VERSION} (update it)"
-            ));
+        let has_sequence = value.get("sequence").is_some();
+        match schema {
+            Some(1) if has_sequence => return Err("schema 1 has no sequence".into()),
+            Some(1) => {}
+            Some(2) if !has_sequence => return Err("schema 2 needs a sequence".into()),
+            Some(2) => {}
+            _ => {
+                return Err(format!(
+                    "schema_version is {schema:?}; this tool reads schemas 1 and \
+                     {SCHEMA_VERSION} (update it)"
+                ))
+            }
         }
         let manifest: OfflineKitManifest = serde_json::from_value(value)
             .map_err(|e| format!("does not match schema {SCHEMA_VERSION}: {e}"))?;
@@ -274,7 +292,10 @@ pub struct PublishedReport {
     /// The published directory (escaped).
     pub dir: String,
     pub key: KeyInfo,
-    /// The manifest's own checks (signature, parse, layout, pin, origin), in order.
+    /// The signed index's `sequence`, once its signature verified: the number to pin with
+    /// `--expect-min-index-sequence`.
+    pub sequence: Option<u64>,
+    /// The manifest's own checks (signature, parse, sequence, layout, pin, origin), in order.
     pub checks: Vec<CheckResult>,
     /// Each listed kit, in manifest order.
     pub kits: Vec<PublishedKitReport>,
@@ -319,7 +340,14 @@ impl PublishedReport {
         let total = self.all_checks().count();
         let passed = self.all_checks().filter(|(_, c)| c.ok).count();
         let versions: Vec<&str> = self.kits.iter().map(|k| k.version.as_str()).collect();
-        let what = format!("{} (published: {} kit(s))", self.dir, versions.len());
+        let what = match self.sequence {
+            Some(n) => format!(
+                "{} (published: {} kit(s), index sequence {n})",
+                self.dir,
+                versions.len()
+            ),
+            None => format!("{} (published: {} kit(s))", self.dir, versions.len()),
+        };
         let mut lines = vec![match self.first_failure() {
             None => format!("{tool}: {what} verified: {passed} checks passed"),
             Some((_, c)) if c.class == Class::Origin => format!(
@@ -403,6 +431,7 @@ pub fn verify_published_with(
     let mut report = PublishedReport {
         dir: escape(&dir.display().to_string()),
         key: KeyInfo::default(),
+        sequence: None,
         checks: Vec::new(),
         kits: Vec::new(),
         skipped: if opts.integrity_only {
@@ -433,6 +462,7 @@ pub fn verify_published_with(
             let observe = &mut *checks.observe;
             let version = entry.version.clone();
             let kit = verify_kit_with(&kit_dir, &kit_opts, &mut |c| observe(Some(&version), c));
+            let provenance = provenance_of(&kit_dir, entry, &key);
             let identity = if kit.dataset_hash.as_deref() != Some(entry.dataset_hash.as_str()) {
                 Err(format!(
                     "the kit carries dataset {}, the manifest lists {}",
@@ -445,10 +475,13 @@ pub fn verify_published_with(
                     kit.key.key_id, entry.key_id
                 ))
             } else {
-                Ok(format!(
-                    "dataset {} and key {} as listed",
-                    entry.dataset_hash, entry.key_id
-                ))
+                provenance.and_then(|p| p.matches(entry)).map(|()| {
+                    format!(
+                        "dataset {}, commit {}, built at {} and key {} as the kit's signed \
+                         provenance says",
+                        entry.dataset_hash, entry.commit, entry.built_at, entry.key_id
+                    )
+                })
             };
             checks.record(
                 "manifest.kit",
@@ -561,11 +594,14 @@ fn manifest(
         MANIFEST,
         Class::Checksum,
         Ok(format!(
-            "{} kit(s): {}",
+            "schema {}, sequence {}, {} kit(s): {}",
+            manifest.schema_version,
+            manifest.sequence,
             versions.len(),
             versions.join(", ")
         )),
     );
+    report.sequence = Some(manifest.sequence);
     let key_ok = if manifest.key_id == key.key_id() {
         Ok(format!("names the signing key {}", key.key_id()))
     } else {
@@ -577,6 +613,25 @@ fn manifest(
     };
     if !checks.record("manifest.key", MANIFEST, Class::Signature, key_ok) {
         return None;
+    }
+    if let Some(min) = opts.min_index_sequence {
+        // A validly signed index that is older than one the operator has seen: an attacker who
+        // can write the directory can put back any index this key ever signed.
+        let outcome = if manifest.sequence >= min {
+            Ok(format!(
+                "sequence {} is at least {min} (--expect-min-index-sequence)",
+                manifest.sequence
+            ))
+        } else {
+            Err(format!(
+                "sequence {} is older than {min} (--expect-min-index-sequence / \
+                 AOC_MIN_INDEX_SEQUENCE): an index signed before, put back (a rollback)",
+                manifest.sequence
+            ))
+        };
+        if !checks.record("manifest.sequence", MANIFEST, Class::Signature, outcome) {
+            return None;
+        }
     }
 
     // The directory holds the manifest, its signature, the key and exactly the listed kits.
@@ -700,6 +755,101 @@ fn listed_files(kit_dir: &Path, entry: &PublishedKit, checks: &mut Checks<'_>) {
         Err(problems.join("; "))
     };
     checks.record("manifest.files", &shown, Class::Checksum, outcome);
+}
+
+/// What a kit's signed provenance says about it: the facts an index entry repeats, which only
+/// the key's holder can choose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvenanceIdentity {
+    /// The source commit (`buildDefinition.externalParameters.source.digest.gitCommit`, or the
+    /// `source` resolved dependency's).
+    pub commit: String,
+    /// `runDetails.metadata.startedOn`: the release's SOURCE_DATE_EPOCH, RFC 3339 UTC.
+    pub built_at: String,
+    /// `buildDefinition.internalParameters.datasetHash`.
+    pub dataset_hash: String,
+}
+
+impl ProvenanceIdentity {
+    /// From an in-toto statement's bytes (the provenance's DSSE payload).
+    pub fn from_statement(payload: &[u8]) -> Result<Self, String> {
+        use serde_json::Value;
+        let statement: Value =
+            serde_json::from_slice(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+        let predicate = &statement["predicate"];
+        let text = |v: Option<&Value>, what: &str| {
+            v.and_then(Value::as_str)
+                .map(String::from)
+                .ok_or_else(|| format!("the provenance records no {what}"))
+        };
+        let commit = predicate
+            .pointer("/buildDefinition/externalParameters/source/digest/gitCommit")
+            .or_else(|| {
+                predicate
+                    .pointer("/buildDefinition/resolvedDependencies")?
+                    .as_array()?
+                    .iter()
+                    .find(|d| d["name"] == "source")?
+                    .pointer("/digest/gitCommit")
+            });
+        Ok(ProvenanceIdentity {
+            commit: text(commit, "source gitCommit")?,
+            built_at: text(
+                predicate.pointer("/runDetails/metadata/startedOn"),
+                "runDetails.metadata.startedOn",
+            )?,
+            dataset_hash: text(
+                predicate.pointer(layout::PROVENANCE_DATASET_HASH),
+                "datasetHash",
+            )?,
+        })
+    }
+
+    /// `entry`'s commit, build time and dataset are these, field by field.
+    pub fn matches(&self, entry: &PublishedKit) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for (field, listed, signed) in [
+            ("commit", &entry.commit, &self.commit),
+            ("built_at", &entry.built_at, &self.built_at),
+            ("dataset_hash", &entry.dataset_hash, &self.dataset_hash),
+        ] {
+            if listed != signed {
+                problems.push(format!(
+                    "{field} is {} in the index, {} in the kit's signed provenance",
+                    escape(listed),
+                    escape(signed)
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+/// The identity in the kit's provenance, read once (bounded, never through a link), bound to the
+/// digest the index lists for it and verified as a DSSE envelope by `key`.
+fn provenance_of(
+    kit_dir: &Path,
+    entry: &PublishedKit,
+    key: &PublicKey,
+) -> Result<ProvenanceIdentity, String> {
+    let name = layout::provenance(&entry.dataset_hash);
+    let bytes = read_small(&kit_dir.join(&name), layout::size_cap(&name))
+        .map_err(|e| format!("{name} {e}"))?;
+    let listed = entry.files.iter().find(|f| f.name == name);
+    let digest = hex::encode(Sha256::digest(&bytes));
+    if listed.map(|f| f.sha256.as_str()) != Some(digest.as_str()) {
+        return Err(format!(
+            "{name} (sha256 {digest}) is not the provenance the index lists"
+        ));
+    }
+    let payload = aoc_sigstore::verify_dsse_bundle(&bytes, key)
+        .map_err(|e| format!("{name}: {e}"))?
+        .payload;
+    ProvenanceIdentity::from_statement(&payload).map_err(|e| format!("{name}: {e}"))
 }
 
 /// Size and SHA-256 hex of a file read once, bounded, never through a link.
@@ -830,9 +980,18 @@ mod tests {
             ..OfflineKitManifest::new("k")
         };
         let mut value: serde_json::Value = serde_json::from_slice(&good.render()).unwrap();
-        value["schema_version"] = 2.into();
+        value["schema_version"] = 3.into();
         let err = OfflineKitManifest::parse(value.to_string().as_bytes()).unwrap_err();
         assert!(err.contains("schema_version"), "{err}");
+        // Schema 2 carries a sequence, schema 1 none (read as 0).
+        let mut value: serde_json::Value = serde_json::from_slice(&good.render()).unwrap();
+        value.as_object_mut().unwrap().remove("sequence");
+        assert!(OfflineKitManifest::parse(value.to_string().as_bytes()).is_err());
+        value["schema_version"] = 1.into();
+        let legacy = OfflineKitManifest::parse(value.to_string().as_bytes()).unwrap();
+        assert_eq!((legacy.schema_version, legacy.sequence), (1, 0));
+        value["sequence"] = 4.into();
+        assert!(OfflineKitManifest::parse(value.to_string().as_bytes()).is_err());
 
         let mut value: serde_json::Value = serde_json::from_slice(&good.render()).unwrap();
         value["extra"] = true.into();

@@ -48,7 +48,8 @@ Exit codes:
   0   verified, origin proven by the trusted key
   2   usage: bad flags, --key unreadable or not a public key
   10  checksum: SHA256SUMS unparsable, a file missing, unlisted or with another digest
-  11  signature: a bundle malformed, by another key, over another digest, or not verifying
+  11  signature: a bundle malformed, by another key, over another digest, or not verifying;
+      a published index older than --expect-min-index-sequence
   12  provenance/SBOM: subjects, SBOM bindings or rehearsal report differ from the artefacts
   13  dataset/AOC: manifest or content hash differ from the data, an AOC violation, or not the
       dataset pinned by --expect-dataset-hash
@@ -177,51 +178,14 @@ pub fn render_check(c: &CheckResult) -> String {
     format!("  [{mark}] {:<20} {}: {}", c.check, c.file, c.detail)
 }
 
-/// `s` with every character that could move the cursor, change colours or otherwise act on a
-/// terminal replaced by a visible escape: C0 and C1 controls, DEL, and the Unicode format
-/// characters that reorder text (bidi overrides and isolates, zero-width joiners). A backslash is
-/// doubled so an escape cannot be forged. Plain names come back unchanged.
+/// `s` escaped for a terminal by the one escape every binary shares ([`aoc_term::escape`]: C0,
+/// DEL, C1, bidi controls, zero-width characters, U+2028/U+2029; a backslash doubled), owned for
+/// the report's fields.
 pub fn escape(s: &str) -> String {
-    if !s.chars().any(needs_escape) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    aoc_term::escape(s).into_owned()
 }
 
-fn needs_escape(c: char) -> bool {
-    c == '\\'
-        || c.is_control()
-        || matches!(c as u32, 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x2069 | 0xfeff)
-}
-
-/// A file name as bytes from the operating system, escaped; bytes that are not UTF-8 are shown
-/// as `\xNN`.
-pub fn escape_os(name: &std::ffi::OsStr) -> String {
-    match name.to_str() {
-        Some(s) => escape(s),
-        None => {
-            let mut out = String::new();
-            for chunk in name.as_encoded_bytes().utf8_chunks() {
-                out.push_str(&escape(chunk.valid()));
-                for b in chunk.invalid() {
-                    out.push_str(&format!("\\x{b:02x}"));
-                }
-            }
-            out
-        }
-    }
-}
+pub use aoc_term::escape_os;
 
 #[cfg(test)]
 mod tests {
@@ -239,10 +203,11 @@ mod tests {
     }
 
     #[test]
-    fn escape_os_shows_invalid_bytes() {
-        use std::os::unix::ffi::OsStrExt;
-        let name = std::ffi::OsStr::from_bytes(b"a\xffb\x1b");
-        assert_eq!(escape_os(name), "a\\xffb\\u{1b}");
+    fn escape_covers_the_separators_and_arabic_letter_mark() {
+        assert_eq!(
+            escape("a\u{61c}b\u{2028}c\u{2029}"),
+            "a\\u{61c}b\\u{2028}c\\u{2029}"
+        );
     }
 
     #[test]

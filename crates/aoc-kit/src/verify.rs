@@ -44,6 +44,10 @@ pub struct VerifyOptions {
     pub expect_dataset_hash: Option<String>,
     /// Integrity only: steps 1–4; the dataset's records are not parsed.
     pub integrity_only: bool,
+    /// A published directory's index must have at least this `sequence`
+    /// (`--expect-min-index-sequence`): an older, validly signed index (a rollback) is refused.
+    /// A kit directory has no index: the caller refuses the pin there.
+    pub min_index_sequence: Option<u64>,
 }
 
 /// A key the operator supplied, and where from (shown in the report).
@@ -187,7 +191,10 @@ impl Verifier<'_> {
                     "kit",
                     &dir,
                     Class::Hostile,
-                    Err("not a directory: give the kit directory (the one holding SHA256SUMS)".into()),
+                    Err(
+                        "not a directory: give the kit directory (the one holding SHA256SUMS)"
+                            .into(),
+                    ),
                 );
                 return None;
             }

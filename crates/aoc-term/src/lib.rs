@@ -15,7 +15,10 @@
 //!   for SIGINT/SIGTERM ([`interrupt`]).
 
 pub mod environment;
+pub mod escape;
 pub mod interrupt;
+
+pub use escape::{escape, escape_os, escape_path};
 
 pub use environment::{EnvironmentError, EXIT_ENVIRONMENT, EXIT_ENVIRONMENT_HELP};
 pub use interrupt::EXIT_INTERRUPTED_HELP;

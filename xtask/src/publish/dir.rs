@@ -5,6 +5,12 @@
 //! (`link(2)` fails when the name exists); an update takes `<name>.lock` with `O_EXCL`, re-reads
 //! the file and compares its SHA-256 with the tag the caller read, so it is the same
 //! compare-and-swap as S3's `If-Match`.
+//!
+//! Whoever can write the directory can plant a link: `<version>/` pointing elsewhere would make
+//! a publish write (or delete) outside the prefix, and a link or FIFO at a key would make a read
+//! follow it or block. So every directory below the root is checked with `symlink_metadata` (a
+//! link or anything but a directory is refused, naming it), and files are read through the
+//! opener of untrusted files (`aoc_archive::fs::open_regular`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -33,11 +39,58 @@ impl DirStore {
         self.root.join(key)
     }
 
+    /// `key`'s directory, every component below the root a real directory, never a link
+    /// (created when `create`); `None` when one is missing and not created.
+    fn parent_of(&self, key: &str, create: bool) -> Result<Option<PathBuf>> {
+        let mut dir = self.root.clone();
+        if create {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut parts: Vec<&str> = key.split('/').collect();
+        parts.pop();
+        for part in parts {
+            if part.is_empty() || part == "." || part == ".." {
+                bail!("{key}: not a plain key");
+            }
+            dir.push(part);
+            loop {
+                match std::fs::symlink_metadata(&dir) {
+                    Ok(m) if m.file_type().is_dir() => break,
+                    Ok(m) => bail!(
+                        "{} is {}, not a directory: refusing to write or read through it (planted \
+                         by someone who can write the publish directory?); remove it",
+                        aoc_term::escape_path(&dir),
+                        if m.file_type().is_symlink() {
+                            "a symbolic link"
+                        } else {
+                            "a file"
+                        }
+                    ),
+                    Err(e) if e.kind() == ErrorKind::NotFound && create => {
+                        match std::fs::create_dir(&dir) {
+                            // Created, or by another publisher meanwhile: examine it again.
+                            Ok(()) => {}
+                            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                            Err(e) => {
+                                return Err(e)
+                                    .with_context(|| format!("creating {}", dir.display()))
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("examining {}", dir.display()))
+                    }
+                }
+            }
+        }
+        Ok(Some(dir))
+    }
+
     /// Writes `bytes` to a fresh temporary file beside `path`, synced to disk.
     fn write_temp(&self, path: &Path, bytes: &[u8]) -> Result<PathBuf> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let dir = path.parent().context("a key has a parent directory")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let name = path.file_name().context("a key names a file")?;
         let tmp = dir.join(format!(
             ".{}.tmp-{}-{}",
@@ -70,24 +123,36 @@ impl Store for DirStore {
     }
 
     fn get(&self, key: &str) -> Result<Option<Object>> {
-        let path = self.path(key);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(Object {
-                tag: tag_of(&bytes),
-                bytes,
-            })),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        use aoc_archive::fs::{open_regular, Expect, OpenError};
+        use std::io::Read;
+        if self.parent_of(key, false)?.is_none() {
+            return Ok(None);
         }
+        let path = self.path(key);
+        let (file, size) = match open_regular(&path, Expect::at_most(u64::MAX)) {
+            Ok(opened) => opened,
+            Err(OpenError::Missing) => return Ok(None),
+            Err(e) => bail!("{} {e}", aoc_term::escape_path(&path)),
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.take(size.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(Object {
+            tag: tag_of(&bytes),
+            bytes,
+        }))
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.parent_of(key, true)?;
         let path = self.path(key);
         let tmp = self.write_temp(&path, bytes)?;
         self.rename_into_place(&tmp, &path)
     }
 
     fn put_create(&self, key: &str, bytes: &[u8]) -> Result<std::result::Result<(), Conflict>> {
+        self.parent_of(key, true)?;
         let path = self.path(key);
         let tmp = self.write_temp(&path, bytes)?;
         let linked = std::fs::hard_link(&tmp, &path);
@@ -108,6 +173,7 @@ impl Store for DirStore {
         bytes: &[u8],
         tag: &Tag,
     ) -> Result<std::result::Result<(), Conflict>> {
+        self.parent_of(key, true)?;
         let path = self.path(key);
         let _lock = Lock::acquire(&path)?;
         let current = self.get(key)?;
@@ -120,6 +186,9 @@ impl Store for DirStore {
     }
 
     fn delete(&self, key: &str) -> Result<()> {
+        if self.parent_of(key, false)?.is_none() {
+            return Ok(());
+        }
         let path = self.path(key);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -153,10 +222,8 @@ impl Lock {
     fn acquire(target: &Path) -> Result<Lock> {
         let mut name = target.file_name().context("a key names a file")?.to_owned();
         name.push(".lock");
+        // The caller checked the directory (DirStore::parent_of).
         let path = target.with_file_name(name);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         let start = Instant::now();
         let mut pause = Duration::from_millis(5);
         loop {

@@ -30,31 +30,16 @@ impl KitInfo {
         let bundle = read_json(dir, &provenance)?;
         let statement =
             dsse_payload(&bundle).with_context(|| format!("{provenance}: dsseEnvelope"))?;
-        let predicate = &statement["predicate"];
-        let commit = predicate
-            .pointer("/buildDefinition/externalParameters/source/digest/gitCommit")
-            .or_else(|| {
-                predicate
-                    .pointer("/buildDefinition/resolvedDependencies")?
-                    .as_array()?
-                    .iter()
-                    .find(|d| d["name"] == "source")?
-                    .pointer("/digest/gitCommit")
-            })
-            .and_then(Value::as_str)
-            .with_context(|| format!("{provenance} records no source gitCommit"))?
-            .to_string();
-        let recorded = predicate
-            .pointer("/buildDefinition/internalParameters/datasetHash")
-            .and_then(Value::as_str);
-        if recorded != Some(dataset_hash.as_str()) {
-            bail!("{provenance} records dataset {recorded:?}, the kit ships {dataset_hash}");
+        // The same reading of the provenance as the verifier's, which binds an index entry to it.
+        let identity = aoc_kit::published::ProvenanceIdentity::from_statement(&statement)
+            .map_err(|e| anyhow::anyhow!("{provenance}: {e}"))?;
+        if identity.dataset_hash != dataset_hash {
+            bail!(
+                "{provenance} records dataset {}, the kit ships {dataset_hash}",
+                identity.dataset_hash
+            );
         }
-        let built_at = predicate
-            .pointer("/runDetails/metadata/startedOn")
-            .and_then(Value::as_str)
-            .with_context(|| format!("{provenance} records no runDetails.metadata.startedOn"))?
-            .to_string();
+        let (commit, built_at) = (identity.commit, identity.built_at);
         let key_id = read_json(dir, kit::SUMS_BUNDLE)?
             .pointer("/verificationMaterial/publicKey/hint")
             .and_then(Value::as_str)
@@ -100,13 +85,14 @@ fn read_json(dir: &Path, name: &str) -> Result<Value> {
     serde_json::from_slice(&bytes).with_context(|| format!("{name} is not JSON"))
 }
 
-fn dsse_payload(bundle: &Value) -> Result<Value> {
+/// The DSSE envelope's payload bytes (the kit was verified, signatures included, before this
+/// reads it).
+fn dsse_payload(bundle: &Value) -> Result<Vec<u8>> {
     let payload = bundle
         .pointer("/dsseEnvelope/payload")
         .and_then(Value::as_str)
         .context("no payload")?;
-    let bytes = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(payload)
-        .context("payload is not base64")?;
-    serde_json::from_slice(&bytes).context("payload is not JSON")
+        .context("payload is not base64")
 }

@@ -6,15 +6,22 @@
 //! sign with the same key.
 //!
 //! Updates are compare-and-swap on the manifest, then on its signature, and a publisher extends
-//! only a manifest whose signature it verified with its own key:
-//! 1. read the manifest and its bundle (with their tags); no manifest: start an empty one;
-//! 2. the bundle does not verify over the manifest: another publisher is between its two writes
-//!    (manifest, then bundle), so wait and re-read. Still so after [`SETTLE`] (a publish died
-//!    between the writes): sign it again only if every kit it lists is in the store as listed,
-//!    under a `SHA256SUMS` signed by this key; otherwise refuse, naming the repair;
-//! 3. add the entry and sign; write the manifest only if its tag is unchanged (`If-Match` /
-//!    `If-None-Match` on S3, a lock and re-read in a directory), then the bundle only if its tag
-//!    is unchanged; lost either race: back to 1.
+//! only a manifest whose signature it verified with its own key, and signs only bytes it made:
+//! 1. read the manifest and its bundle (with their tags); no manifest: start an empty one (unless
+//!    the publisher's state says it wrote one here: then someone deleted it, and only
+//!    `--new-index` starts again);
+//! 2. the bundle verifies: the index's `sequence` must not be older than the one the publisher's
+//!    state (state.rs) records for the prefix (a rollback to an index the key signed before is
+//!    refused), and is recorded there;
+//! 3. the bundle does not verify over the manifest: if the manifest is byte for byte the one
+//!    this publisher recorded as pending before writing it (a publish interrupted between its
+//!    two writes), it is finished and signed; otherwise another publisher may be between its two
+//!    writes, so wait and re-read, and after [`SETTLE`] refuse: an index someone else changed is
+//!    never signed (whoever can write the bucket could have relabelled its entries);
+//! 4. add the entry, raise the sequence by one, record the new bytes as pending in the state,
+//!    and sign; write the manifest only if its tag is unchanged (`If-Match` / `If-None-Match` on
+//!    S3, a lock and re-read in a directory), then the bundle only if its tag is unchanged; lost
+//!    either race: back to 1. Written: the state records the sequence.
 //!
 //! A publisher that lost the bundle race finds, on re-reading, the winner's signed manifest,
 //! which holds its entry when the winner extended its manifest; so the last bundle written is
@@ -23,16 +30,33 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use aoc_kit::published::{OfflineKitManifest, PublishedKit, MANIFEST, MANIFEST_BUNDLE, PUBLIC_KEY};
+use aoc_kit::published::{
+    OfflineKitManifest, PublishedKit, MANIFEST, MANIFEST_BUNDLE, PUBLIC_KEY, SCHEMA_VERSION,
+};
 use aoc_sigstore::{message_signature_bundle, verify_message_bundle, Signer};
 use sha2::{Digest, Sha256};
 
+use super::state::State;
 use super::store::{Conflict, Store};
 
 /// Conditional writes tried before giving up; each conflict means another publisher succeeded.
 const ATTEMPTS: u32 = 20;
-/// How long a manifest without a matching signature is waited for before it is refused.
-const SETTLE: Duration = Duration::from_secs(30);
+/// How long a manifest without a matching signature is waited for before it is refused
+/// (another publisher between its two writes); `AOC_PUBLISH_SETTLE_SECS` changes it.
+pub const SETTLE: Duration = Duration::from_secs(30);
+/// The environment variable that sets [`SETTLE`] in seconds.
+pub const SETTLE_ENV: &str = "AOC_PUBLISH_SETTLE_SECS";
+
+/// What an update compares against and how long it waits.
+pub struct Policy<'a> {
+    /// The publisher's own record of the indexes it signed.
+    pub state: &'a State,
+    /// How long an unsigned manifest is waited for ([`SETTLE`]).
+    pub settle: Duration,
+    /// `--new-index`: start a new index (above the sequence the state records) when the prefix
+    /// has none although this publisher wrote one.
+    pub new_index: bool,
+}
 
 /// What a manifest update did.
 #[derive(Debug, PartialEq, Eq)]
@@ -80,26 +104,33 @@ pub fn update(
     entry: &PublishedKit,
     replace: bool,
     signer: &Signer,
-) -> Result<Updated> {
-    update_settling(store, entry, replace, signer, SETTLE)
-}
-
-/// [`update`], waiting `settle` for a missing signature (tests use zero).
-pub(super) fn update_settling(
-    store: &dyn Store,
-    entry: &PublishedKit,
-    replace: bool,
-    signer: &Signer,
-    settle: Duration,
+    policy: &Policy<'_>,
 ) -> Result<Updated> {
     let key = signer.public_key();
+    let prefix = store.url(MANIFEST);
     let mut conflicts = 0;
     let mut unsettled_since: Option<Instant> = None;
     while conflicts < ATTEMPTS {
+        let known = policy.state.get(&prefix)?;
         let current = store.get(MANIFEST)?;
         let bundle = store.get(MANIFEST_BUNDLE)?;
-        let (mut manifest, signed) = match &current {
-            None => (OfflineKitManifest::new(&signer.key_id()), false),
+        // The manifest to extend, whether its signature is in place, and whether it is one this
+        // publisher wrote whose signature is still missing.
+        let (mut manifest, signed, resumed) = match &current {
+            None if known.sequence > 0 && !policy.new_index => bail!(
+                "{prefix} is missing, but this publisher signed sequence {} there (its state {}): \
+                 someone deleted it. Put the last signed index and its signature back, or pass \
+                 --new-index to start a new index above sequence {} (kits not published again \
+                 are then no longer listed)",
+                known.sequence,
+                policy.state.path().display(),
+                known.sequence
+            ),
+            None => {
+                let mut fresh = OfflineKitManifest::new(&signer.key_id());
+                fresh.sequence = known.sequence;
+                (fresh, false, false)
+            }
             Some(obj) => {
                 let digest: [u8; 32] = Sha256::digest(&obj.bytes).into();
                 let verified = match &bundle {
@@ -108,49 +139,61 @@ pub(super) fn update_settling(
                     }
                     None => Err("it has no signature".into()),
                 };
+                let ours = known
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.sha256 == hex::encode(digest));
                 match verified {
-                    Ok(()) => (parse(store, &obj.bytes)?, true),
+                    Ok(()) => {
+                        let manifest = parse(store, &obj.bytes)?;
+                        if manifest.sequence < known.sequence {
+                            bail!(
+                                "{prefix} is a validly signed index of sequence {}, older than \
+                                 sequence {} which this publisher signed or verified there (its \
+                                 state {}): an older index was put back (a rollback). Not \
+                                 extending it: put the newest signed index and its signature \
+                                 back",
+                                manifest.sequence,
+                                known.sequence,
+                                policy.state.path().display()
+                            );
+                        }
+                        policy.state.signed(&prefix, manifest.sequence)?;
+                        (manifest, true, false)
+                    }
+                    // The bytes this publisher recorded before writing them: finish signing.
+                    Err(_) if ours => (parse(store, &obj.bytes)?, false, true),
                     Err(why) => {
                         let since = *unsettled_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() < settle {
+                        if since.elapsed() < policy.settle {
                             // Another publisher between its two writes: wait for its signature.
                             std::thread::sleep(Duration::from_millis(100));
                             continue;
                         }
-                        // Nobody finished it: sign it again only if every kit it lists is one
-                        // this key signed, as it is in the store.
-                        let manifest = parse(store, &obj.bytes)?;
-                        vouch(store, &manifest, signer).with_context(|| {
-                            format!(
-                                "{} has not matched {MANIFEST_BUNDLE} for {} s ({why}), and it \
-                                 cannot be signed again as it is. Check the kits under the \
-                                 prefix, then delete {MANIFEST} and re-publish each kit (a \
-                                 re-publish of a kit already there only adds its entry)",
-                                store.url(MANIFEST),
-                                settle.as_secs()
-                            )
-                        })?;
-                        eprintln!(
-                            "aoc-publish: {} had no matching signature for {} s (an interrupted \
-                             publish); every kit it lists is signed by this key as listed: \
-                             signing it again",
-                            store.url(MANIFEST),
-                            settle.as_secs()
+                        bail!(
+                            "{prefix} has not matched {MANIFEST_BUNDLE} for {} s ({why}), and it \
+                             is not the index this publisher wrote (its state {}): someone \
+                             without the key may have changed it, so it is not signed. Put the \
+                             last signed index and its signature back; or re-run the publish \
+                             that was interrupted, with its state file; or, after checking the \
+                             kits under the prefix, delete {MANIFEST} and its signature and \
+                             publish each kit again with --new-index",
+                            policy.settle.as_secs(),
+                            policy.state.path().display()
                         );
-                        (manifest, false)
                     }
                 }
             }
         };
         if manifest.key_id != signer.key_id() {
             bail!(
-                "{} lists key {}, this publish signs with {}",
-                store.url(MANIFEST),
+                "{prefix} lists key {}, this publish signs with {}",
                 manifest.key_id,
                 signer.key_id()
             );
         }
-        match manifest.get(&entry.version) {
+        let listed = manifest.get(&entry.version);
+        match listed {
             Some(e) if e == entry && signed => {
                 return Ok(Updated {
                     unchanged: true,
@@ -158,15 +201,23 @@ pub(super) fn update_settling(
                 })
             }
             Some(e) if e != entry && !replace => bail!(
-                "{} already lists version {} with other content: pass --force to replace it",
-                store.url(MANIFEST),
+                "{prefix} already lists version {} with other content: pass --force to replace it",
                 entry.version
             ),
             _ => {}
         }
-        manifest.upsert(entry.clone());
+        // An interrupted write of ours that already lists the entry is signed as it is; anything
+        // else is a new index, one sequence on.
+        if !(resumed && listed == Some(entry)) {
+            manifest.upsert(entry.clone());
+            manifest.schema_version = SCHEMA_VERSION;
+            manifest.sequence += 1;
+        }
         let bytes = manifest.render();
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        policy
+            .state
+            .begin(&prefix, manifest.sequence, &hex::encode(digest))?;
         let signature = message_signature_bundle(signer, &digest);
         // The manifest, unless only its signature was missing; then the signature, each only
         // over the version that was read.
@@ -181,19 +232,17 @@ pub(super) fn update_settling(
                 None => store.put_create(MANIFEST_BUNDLE, signature.as_bytes()),
             }
             .with_context(|| {
-                format!(
-                    "{} was written but not its signature: re-run the publish",
-                    store.url(MANIFEST)
-                )
+                format!("{prefix} was written but not its signature: re-run the publish")
             })?,
             Err(c) => Err(c),
         };
         match written {
             Ok(()) => {
+                policy.state.signed(&prefix, manifest.sequence)?;
                 return Ok(Updated {
                     unchanged: false,
                     conflicts,
-                })
+                });
             }
             Err(Conflict::Exists | Conflict::Changed) => {
                 // Another publisher won this round; the next read sees its manifest (with our
@@ -205,10 +254,7 @@ pub(super) fn update_settling(
             }
         }
     }
-    bail!(
-        "{} changed under us {ATTEMPTS} times in a row: too many concurrent publishers; re-run",
-        store.url(MANIFEST)
-    )
+    bail!("{prefix} changed under us {ATTEMPTS} times in a row: too many concurrent publishers; re-run")
 }
 
 fn parse(store: &dyn Store, bytes: &[u8]) -> Result<OfflineKitManifest> {
@@ -218,50 +264,4 @@ fn parse(store: &dyn Store, bytes: &[u8]) -> Result<OfflineKitManifest> {
             store.url(MANIFEST)
         )
     })
-}
-
-/// Every kit `manifest` lists is in the store as listed and signed by `signer`'s key: its
-/// SHA256SUMS has the listed digest and a signature by the key, and every other listed file the
-/// digest SHA256SUMS gives it.
-fn vouch(store: &dyn Store, manifest: &OfflineKitManifest, signer: &Signer) -> Result<()> {
-    for kit in &manifest.kits {
-        let get = |name: &str| -> Result<Vec<u8>> {
-            let key = format!("{}/{name}", kit.version);
-            Ok(store
-                .get(&key)?
-                .with_context(|| format!("{} is missing", store.url(&key)))?
-                .bytes)
-        };
-        let sums = get(aoc_kit::layout::SUMS)?;
-        let digest: [u8; 32] = Sha256::digest(&sums).into();
-        if hex::encode(digest) != kit.sha256sums_sha256 {
-            bail!("kit {}: its SHA256SUMS is not the listed one", kit.version);
-        }
-        let bundle = get(aoc_kit::layout::SUMS_BUNDLE)?;
-        verify_message_bundle(&bundle, &digest, signer.public_key())
-            .map_err(|e| anyhow::anyhow!("kit {}: SHA256SUMS: {e}", kit.version))?;
-        let listed = aoc_archive::Sha256Sums::parse(&sums)
-            .map_err(|e| anyhow::anyhow!("kit {}: SHA256SUMS: {e}", kit.version))?;
-        let bundle_sha = hex::encode(Sha256::digest(&bundle));
-        for f in &kit.files {
-            let expected = match f.name.as_str() {
-                aoc_kit::layout::SUMS => kit.sha256sums_sha256.clone(),
-                aoc_kit::layout::SUMS_BUNDLE => bundle_sha.clone(),
-                name => listed.get(name).map(hex::encode).with_context(|| {
-                    format!("kit {}: {name} is not in its SHA256SUMS", kit.version)
-                })?,
-            };
-            if f.sha256 != expected {
-                bail!(
-                    "kit {}: {} is listed with another digest",
-                    kit.version,
-                    f.name
-                );
-            }
-        }
-        if kit.files.len() != listed.len() + 2 {
-            bail!("kit {}: the manifest does not list every file", kit.version);
-        }
-    }
-    Ok(())
 }

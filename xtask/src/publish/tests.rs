@@ -169,6 +169,29 @@ fn dev_selected() -> aoc_sigstore::SelectedKey {
     }
 }
 
+/// One publisher state file for the whole test binary (keyed by prefix, and every test has its
+/// own prefix), under `target/xtask-test-scratch/`.
+fn shared_state() -> &'static State {
+    static STATE: OnceLock<(tempfile::TempDir, State)> = OnceLock::new();
+    &STATE
+        .get_or_init(|| {
+            let dir = crate::release::tests::static_scratch();
+            let state = State::at(dir.path().join("publisher-state.json"));
+            (dir, state)
+        })
+        .1
+}
+
+/// The update policy of a publisher with the shared state, waiting the real [`manifest::SETTLE`]
+/// for another publisher's signature.
+fn policy() -> manifest::Policy<'static> {
+    manifest::Policy {
+        state: shared_state(),
+        settle: manifest::SETTLE,
+        new_index: false,
+    }
+}
+
 fn opts(env: &BTreeMap<String, String>) -> PublishOptions {
     PublishOptions {
         version: None,
@@ -179,6 +202,9 @@ fn opts(env: &BTreeMap<String, String>) -> PublishOptions {
         env: env.clone(),
         fail_after: None,
         env_require_prod_key: false,
+        state: shared_state().clone(),
+        settle: manifest::SETTLE,
+        new_index: false,
     }
 }
 
@@ -260,7 +286,7 @@ fn publishes_verifies_and_republishes_as_a_no_op(url: &str, env: &BTreeMap<Strin
 
     let manifest = manifest_of(store.as_ref());
     assert_eq!(manifest.kind, aoc_kit::published::KIND);
-    assert_eq!(manifest.schema_version, 1);
+    assert_eq!((manifest.schema_version, manifest.sequence), (2, 1));
     assert_eq!(manifest.name, "aoc-backfill");
     assert_eq!(manifest.key_id, signer().key_id());
     let [entry] = manifest.kits.as_slice() else {
@@ -429,7 +455,7 @@ fn a_manifest_write_racing_another_publisher_retries_and_keeps_both(
             theirs: entry(theirs),
             raced: std::sync::atomic::AtomicBool::new(false),
         };
-        let updated = manifest::update(&racer, &entry(ours), false, signer()).unwrap();
+        let updated = manifest::update(&racer, &entry(ours), false, signer(), &policy()).unwrap();
         assert_eq!(
             updated.conflicts, 1,
             "the first conditional write lost the race"
@@ -467,7 +493,7 @@ struct Racer<'a> {
 impl Racer<'_> {
     fn race(&self) {
         if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            manifest::update(self.inner, &self.theirs, false, signer()).unwrap();
+            manifest::update(self.inner, &self.theirs, false, signer(), &policy()).unwrap();
         }
     }
 }
@@ -575,7 +601,8 @@ fn dir_manifest_updates_from_many_threads_lose_nothing() {
             let barrier = &barrier;
             s.spawn(move || {
                 barrier.wait();
-                manifest::update(store, &entry(&format!("0.{i}.0")), false, signer()).unwrap();
+                let version = format!("0.{i}.0");
+                manifest::update(store, &entry(&version), false, signer(), &policy()).unwrap();
             });
         }
     });
@@ -838,37 +865,372 @@ fn a_prefix_of_another_key_is_refused_before_anything_is_uploaded() {
     );
 }
 
-#[test]
-fn a_manifest_left_without_its_signature_is_signed_again_only_when_it_lists_real_kits() {
-    use std::time::Duration;
-    let dest = tempfile::tempdir().unwrap();
-    let url = dir_url(&dest);
-    for seed in [14, 15] {
-        publish_with(kit(seed).path(), &url, &opts(&BTreeMap::new())).unwrap();
+/// A store whose writes of the index's signature fail: a publish killed between its two writes.
+struct NoSignature<'a>(&'a dyn Store);
+
+impl Store for NoSignature<'_> {
+    fn url(&self, key: &str) -> String {
+        self.0.url(key)
     }
-    let store = Destination::parse(&url)
+    fn get(&self, key: &str) -> anyhow::Result<Option<Object>> {
+        self.0.get(key)
+    }
+    fn put(&self, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        self.0.put(key, bytes)
+    }
+    fn put_create(&self, key: &str, bytes: &[u8]) -> anyhow::Result<Result<(), Conflict>> {
+        anyhow::ensure!(key != MANIFEST_BUNDLE, "killed before the signature");
+        self.0.put_create(key, bytes)
+    }
+    fn put_update(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        tag: &Tag,
+    ) -> anyhow::Result<Result<(), Conflict>> {
+        anyhow::ensure!(key != MANIFEST_BUNDLE, "killed before the signature");
+        self.0.put_update(key, bytes, tag)
+    }
+    fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.0.delete(key)
+    }
+}
+
+/// A publisher with its own state file in `dir`, not waiting for other publishers' signatures.
+fn impatient(dir: &Path) -> State {
+    State::at(dir.join("publisher-state.json"))
+}
+
+fn policy_of(state: &State) -> manifest::Policy<'_> {
+    manifest::Policy {
+        state,
+        settle: Duration::ZERO,
+        new_index: false,
+    }
+}
+
+#[test]
+fn an_interrupted_index_write_is_finished_only_by_the_publisher_that_wrote_it() {
+    let dest = tempfile::tempdir().unwrap();
+    let store = Destination::parse(&dir_url(&dest))
         .unwrap()
         .open(&BTreeMap::new())
         .unwrap();
     let store = store.as_ref();
-    let listed = manifest_of(store).kits[1].clone();
-    // A publish that died between its two writes: the manifest without its signature. The
-    // re-run (its entry already listed) signs it again, as every kit it lists is real.
-    store.delete(MANIFEST_BUNDLE).unwrap();
-    let updated = manifest::update_settling(store, &listed, false, signer(), Duration::ZERO);
-    assert!(updated.is_ok_and(|u| !u.unchanged));
-    assert_eq!(versions_of(store), [version_of(14), version_of(15)]);
+    let (ours, theirs) = (
+        impatient(&dest.path().join("a")),
+        impatient(&dest.path().join("b")),
+    );
+    manifest::update(store, &entry("1.0.0"), false, signer(), &policy_of(&ours)).unwrap();
+    let signed_before = store.get(MANIFEST_BUNDLE).unwrap().unwrap().bytes;
+    // Killed between the index and its signature.
+    let err = manifest::update(
+        &NoSignature(store),
+        &entry("2.0.0"),
+        false,
+        signer(),
+        &policy_of(&ours),
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("written but not its signature"),
+        "{err:#}"
+    );
+    let unsigned = store.get(MANIFEST).unwrap().unwrap().bytes;
 
-    // A manifest someone else wrote, listing a kit that is not there: never signed.
-    let mut forged = manifest_of(store);
-    forged.upsert(entry("8.0.0"));
-    store.put(MANIFEST, &forged.render()).unwrap();
+    // Another publisher (its own state) does not sign an index it did not write.
     let err = format!(
         "{:#}",
-        manifest::update_settling(store, &listed, false, signer(), Duration::ZERO).unwrap_err()
+        manifest::update(store, &entry("3.0.0"), false, signer(), &policy_of(&theirs)).unwrap_err()
     );
-    assert!(err.contains("cannot be signed again"), "{err}");
-    assert!(err.contains("re-publish each kit"), "{err}");
+    assert!(
+        err.contains("is not the index this publisher wrote"),
+        "{err}"
+    );
+    assert_eq!(store.get(MANIFEST).unwrap().unwrap().bytes, unsigned);
+    assert_eq!(
+        store.get(MANIFEST_BUNDLE).unwrap().unwrap().bytes,
+        signed_before
+    );
+
+    // The one that wrote it finishes it: the very bytes it recorded, signed, sequence 2.
+    let done = manifest::update(store, &entry("2.0.0"), false, signer(), &policy_of(&ours));
+    assert!(done.is_ok_and(|u| !u.unchanged));
+    assert_eq!(store.get(MANIFEST).unwrap().unwrap().bytes, unsigned);
+    let index = manifest_of(store);
+    assert_eq!((index.schema_version, index.sequence), (2, 2));
+    assert_eq!(versions_of(store), ["1.0.0", "2.0.0"]);
+    assert_eq!(ours.get(&store.url(MANIFEST)).unwrap().sequence, 2);
+}
+
+/// The attack of issue 22: with write access to the directory and no key, relabel a published
+/// kit (version 9.9.9, a fake commit, a 2099 build date), then wait for the next publish to sign
+/// the index again.
+#[test]
+fn a_relabelled_index_is_neither_signed_by_the_next_publish_nor_accepted() {
+    use sha2::Digest;
+    let (dest, dir) = published_pair();
+    let original = version_of(12);
+    std::fs::rename(dir.join(&original), dir.join("9.9.9")).unwrap();
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap();
+    let relabelled = index["kits"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|k| k["version"] == original.as_str())
+        .unwrap();
+    relabelled["version"] = "9.9.9".into();
+    relabelled["commit"] = "f".repeat(40).into();
+    relabelled["built_at"] = "2099-01-01T00:00:00Z".into();
+    let forged = serde_json::to_vec_pretty(&index).unwrap();
+    std::fs::write(dir.join(MANIFEST), &forged).unwrap();
+    let bundle = std::fs::read(dir.join(MANIFEST_BUNDLE)).unwrap();
+
+    // The next publishes, after the staleness window (zero here), by the publisher that wrote
+    // the index and by a fresh one: neither signs it.
+    let url = dir_url(&dest);
+    for state in [shared_state().clone(), impatient(dest.path())] {
+        let mut o = opts(&BTreeMap::new());
+        o.state = state;
+        o.settle = Duration::ZERO;
+        let err = format!("{:#}", publish_with(kit(16).path(), &url, &o).unwrap_err());
+        assert!(
+            err.contains("is not the index this publisher wrote"),
+            "{err}"
+        );
+        assert!(err.contains("not signed"), "{err}");
+    }
+    assert_eq!(std::fs::read(dir.join(MANIFEST)).unwrap(), forged);
+    assert_eq!(std::fs::read(dir.join(MANIFEST_BUNDLE)).unwrap(), bundle);
+    let report = verify_published(&dir, &dev_key_trusted());
+    assert_eq!(report.exit_code, 11, "{:#?}", report.first_failure());
+
+    // Even signed by the key (as the publisher used to sign it), the verifier binds commit and
+    // build time to the kit's own signed provenance. (Without the kit the refused publishes
+    // uploaded before reaching the index.)
+    std::fs::remove_dir_all(dir.join(version_of(16))).unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(&forged).into();
+    std::fs::write(
+        dir.join(MANIFEST_BUNDLE),
+        message_signature_bundle(signer(), &digest),
+    )
+    .unwrap();
+    let report = verify_published(&dir, &dev_key_trusted());
+    assert_eq!(
+        report.exit_code,
+        aoc_kit::Class::Provenance.exit_code(),
+        "{report:#?}"
+    );
+    let (scope, first) = report.first_failure().unwrap();
+    assert_eq!(
+        (scope, first.check.as_str()),
+        (Some("9.9.9"), "manifest.kit")
+    );
+    for named in [
+        format!("commit is {} in the index", "f".repeat(40)),
+        "built_at is 2099-01-01T00:00:00Z in the index".to_string(),
+        format!("{} in the kit's signed provenance", "0c".repeat(20)),
+    ] {
+        assert!(first.detail.contains(&named), "{}", first.detail);
+    }
+}
+
+#[test]
+fn an_older_validly_signed_index_is_refused_with_the_minimum_sequence_and_by_the_publisher() {
+    let dest = tempfile::tempdir().unwrap();
+    let url = dir_url(&dest);
+    let dir = dest.path().join("releases/aoc");
+    let state = impatient(dest.path());
+    let mut o = opts(&BTreeMap::new());
+    o.state = state.clone();
+    publish_with(kit(17).path(), &url, &o).unwrap();
+    let old_index = std::fs::read(dir.join(MANIFEST)).unwrap();
+    let old_bundle = std::fs::read(dir.join(MANIFEST_BUNDLE)).unwrap();
+    publish_with(kit(18).path(), &url, &o).unwrap();
+    let report = verify_published(&dir, &dev_key_trusted());
+    assert_eq!((report.exit_code, report.sequence), (0, Some(2)));
+
+    // The rollback: the older signed index and signature put back, the newer kit removed.
+    std::fs::write(dir.join(MANIFEST), &old_index).unwrap();
+    std::fs::write(dir.join(MANIFEST_BUNDLE), &old_bundle).unwrap();
+    std::fs::remove_dir_all(dir.join(version_of(18))).unwrap();
+    let report = verify_published(&dir, &dev_key_trusted());
+    assert_eq!(
+        (report.exit_code, report.sequence),
+        (0, Some(1)),
+        "only a pin can tell"
+    );
+    let pinned = aoc_kit::VerifyOptions {
+        min_index_sequence: Some(2),
+        ..dev_key_trusted()
+    };
+    let report = verify_published(&dir, &pinned);
+    assert_eq!(report.exit_code, 11, "{report:#?}");
+    let (_, first) = report.first_failure().unwrap();
+    assert_eq!(first.check, "manifest.sequence");
+    assert!(
+        first.detail.contains("sequence 1 is older than 2"),
+        "{}",
+        first.detail
+    );
+    assert!(
+        report.kits.is_empty(),
+        "no kit of a rolled-back index is looked at"
+    );
+    let pinned = aoc_kit::VerifyOptions {
+        min_index_sequence: Some(1),
+        ..dev_key_trusted()
+    };
+    assert_eq!(verify_published(&dir, &pinned).exit_code, 0);
+
+    // The publisher that wrote sequence 2 does not extend sequence 1.
+    let err = format!("{:#}", publish_with(kit(19).path(), &url, &o).unwrap_err());
+    assert!(err.contains("older than sequence 2"), "{err}");
+    assert!(err.contains("rollback"), "{err}");
+    assert_eq!(std::fs::read(dir.join(MANIFEST)).unwrap(), old_index);
+
+    // Deleting the index does not reset it either, unless asked.
+    std::fs::remove_file(dir.join(MANIFEST)).unwrap();
+    std::fs::remove_file(dir.join(MANIFEST_BUNDLE)).unwrap();
+    let err = format!("{:#}", publish_with(kit(19).path(), &url, &o).unwrap_err());
+    assert!(err.contains("--new-index"), "{err}");
+    o.new_index = true;
+    publish_with(kit(19).path(), &url, &o).unwrap();
+    assert_eq!(
+        manifest_of(
+            &*Destination::parse(&url)
+                .unwrap()
+                .open(&BTreeMap::new())
+                .unwrap()
+        )
+        .sequence,
+        3
+    );
+}
+
+#[test]
+fn stella_refuses_an_index_older_than_its_pin_from_the_flag_or_the_environment() {
+    let (_dest, dir) = published_pair();
+    let key = root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH);
+    let key = key.to_str().unwrap();
+    let trusted = ["--key", key, "--allow-dev-key"];
+    let (code, stderr) = stella_verify(
+        &dir,
+        &[&trusted[..], &["--expect-min-index-sequence", "2"]].concat(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("index sequence 2"), "{stderr}");
+    let (code, stderr) = stella_verify(
+        &dir,
+        &[&trusted[..], &["--expect-min-index-sequence", "3"]].concat(),
+    );
+    assert_eq!(code, 11, "{stderr}");
+    assert!(stderr.contains("sequence 2 is older than 3"), "{stderr}");
+    let out = std::process::Command::new(crate::rehearsal::tests::stella())
+        .args(["kit", "verify"])
+        .arg(&dir)
+        .args(trusted)
+        .env_remove("DATASET_HASH")
+        .env_remove("AOC_VERIFY_KEY")
+        .env("AOC_MIN_INDEX_SEQUENCE", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(11));
+    // On a kit directory there is no index to pin: a usage error, not a silent pass.
+    let (code, stderr) = stella_verify(
+        &dir.join(version_of(11)),
+        &[&trusted[..], &["--expect-min-index-sequence", "1"]].concat(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("pins a published directory's index"),
+        "{stderr}"
+    );
+}
+
+/// `f` on another thread: a test fails instead of hanging when it blocks.
+fn promptly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("blocked for 120 s")
+}
+
+#[test]
+fn a_planted_version_link_or_fifo_in_the_publish_directory_is_refused() {
+    let dest = tempfile::tempdir().unwrap();
+    let url = dir_url(&dest);
+    let prefix = dest.path().join("releases/aoc");
+    std::fs::create_dir_all(&prefix).unwrap();
+    let elsewhere = dest.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, prefix.join(version_of(20))).unwrap();
+    let kit20 = kit(20);
+    let path = kit20.path().to_path_buf();
+    let o = opts(&BTreeMap::new());
+    let err = promptly(move || format!("{:#}", publish_with(&path, &url, &o).unwrap_err()));
+    assert!(err.contains("is a symbolic link, not a directory"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written through it"
+    );
+
+    // A FIFO where the index is: refused at once, not waited on.
+    let dest = tempfile::tempdir().unwrap();
+    let url = dir_url(&dest);
+    let prefix = dest.path().join("releases/aoc");
+    std::fs::create_dir_all(&prefix).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(prefix.join(MANIFEST))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let path = kit20.path().to_path_buf();
+    let o = opts(&BTreeMap::new());
+    let err = promptly(move || format!("{:#}", publish_with(&path, &url, &o).unwrap_err()));
+    assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+}
+
+#[test]
+fn a_local_kit_with_a_fifo_or_a_link_is_refused_and_what_is_uploaded_is_the_verified_copy() {
+    let dest = tempfile::tempdir().unwrap();
+    let url = dir_url(&dest);
+    // A FIFO in the kit: refused without blocking, naming it.
+    let with_fifo = kit(21);
+    let status = std::process::Command::new("mkfifo")
+        .arg(with_fifo.path().join("extra"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (path, u, o) = (
+        with_fifo.path().to_path_buf(),
+        url.clone(),
+        opts(&BTreeMap::new()),
+    );
+    let err = promptly(move || format!("{:#}", publish_with(&path, &u, &o).unwrap_err()));
+    assert!(err.contains("extra is a FIFO"), "{err}");
+    // A kit file that is a link to the real one: refused too.
+    let linked = kit(21);
+    let real = dest.path().join("real-cdx.json");
+    std::fs::rename(linked.path().join(kit::CDX_FILE), &real).unwrap();
+    std::os::unix::fs::symlink(&real, linked.path().join(kit::CDX_FILE)).unwrap();
+    let err = format!(
+        "{:#}",
+        publish_with(linked.path(), &url, &opts(&BTreeMap::new())).unwrap_err()
+    );
+    assert!(
+        err.contains(&format!("{} is a symbolic link", kit::CDX_FILE)),
+        "{err}"
+    );
+    assert!(!dest
+        .path()
+        .join("releases/aoc")
+        .join(version_of(21))
+        .exists());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -898,9 +1260,9 @@ impl Moto {
                 "AOC_THIRD_PARTY=1 but {} is missing: run sh xtask/third-party/setup.sh",
                 bin.display()
             );
-            eprintln!(
-                "SKIPPED: S3 publishing tests need moto_server: run sh xtask/third-party/setup.sh \
-                 (AOC_THIRD_PARTY=1 makes this a failure)"
+            aoc_testkit::skip(
+                "S3 publishing tests need moto_server: run sh xtask/third-party/setup.sh \
+                 (AOC_THIRD_PARTY=1 or CI makes this a failure)",
             );
             return None;
         }
