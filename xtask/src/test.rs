@@ -3,7 +3,13 @@
 //! Installs the third-party verifiers into `target/third-party` (npm, pip), starts a throwaway
 //! PostgreSQL cluster on a free loopback port (`scripts/pg-test-cluster.sh`), runs
 //! `cargo test --workspace --locked` against it, and stops the cluster whatever happened.
-//! Outside CI a missing tool or server is a loud skip; with `CI` set it is a failure.
+//!
+//! Skips are counted, not passed: a test that cannot run what it is for calls
+//! `aoc_testkit::skip(reason)`, which appends a line to the file this task names in
+//! `AOC_SKIP_LOG` (and fails the test under `CI`). The totals subtract those tests from libtest's
+//! passed count, add libtest's ignored tests (an `#[ignore = "helper entry point: ..."]` test is a
+//! child process's entry, not a test: neither), list every skip with its reason, and under `CI`
+//! any skip fails the run.
 
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
@@ -89,6 +95,8 @@ impl Cmd {
             .as_deref()
             .map(|ca| sh.push_env("AOC_TEST_PG_ROOTCERT", ca));
         let _tp = third_party.then(|| sh.push_env("AOC_THIRD_PARTY", "1"));
+        let skip_log = SkipLog::create()?;
+        let _skips = sh.push_env(aoc_testkit::SKIP_LOG_ENV, &skip_log.path);
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let extra = &self.cargo_args;
         let mut command =
@@ -98,27 +106,45 @@ impl Cmd {
         let postgres = pg_url.is_some();
         drop(_pg);
         drop(_cluster);
-        // The last line of the run: the totals over every test binary, in the plain
-        // "N passed, N failed" form CI reads (cargo's own last line is often a doc-test
-        // binary's "0 passed").
-        let totals = format!(
-            "tests: {} passed, {} failed, {} skipped",
-            tally.passed, tally.failed, tally.ignored
-        );
-        let ok = tally.success && tally.failed == 0 && tally.passed > 0;
+        let totals = Totals::new(&tally, &skip_log.read()?);
+        let ok = tally.success
+            && totals.failed == 0
+            && totals.passed > 0
+            && !(ci && !totals.skips.is_empty());
+        // The last lines of the run: each skip with its reason, then the totals over every test
+        // binary, in the plain "N passed, N failed, N skipped" form CI reads (cargo's own last
+        // line is often a doc-test binary's "0 passed").
+        let mut lines = totals.skip_lines();
+        if ci && !totals.skips.is_empty() {
+            lines.push(format!(
+                "tests: CI is set, so {} skip(s) fail the run",
+                totals.skips.len()
+            ));
+        }
+        lines.push(totals.line());
         if json {
-            eprintln!("{totals}");
+            for line in &lines {
+                eprintln!("{line}");
+            }
+            let skips: Vec<serde_json::Value> = totals
+                .skips
+                .iter()
+                .map(|s| serde_json::json!({"test": s.test, "reason": s.reason}))
+                .collect();
             aoc_term::print_json(&serde_json::json!({
                 "ok": ok,
-                "passed": tally.passed,
-                "failed": tally.failed,
-                "skipped": tally.ignored,
+                "passed": totals.passed,
+                "failed": totals.failed,
+                "skipped": totals.skips.len(),
+                "skips": skips,
                 "third_party": third_party,
                 "postgres": postgres,
                 "cargo_args": self.cargo_args,
             }))?;
         } else {
-            println!("{totals}");
+            for line in &lines {
+                println!("{line}");
+            }
         }
         Ok(if ok {
             ExitCode::SUCCESS
@@ -154,12 +180,141 @@ impl Cmd {
     }
 }
 
-/// Totals over every `test result:` line cargo prints.
+/// The file the tests append their skips to (`AOC_SKIP_LOG`), fresh for this run and removed
+/// after it.
+struct SkipLog {
+    path: std::path::PathBuf,
+}
+
+impl SkipLog {
+    fn create() -> Result<SkipLog> {
+        let path =
+            std::env::temp_dir().join(format!("aoc-xtask-test-skips-{}.log", std::process::id()));
+        // Fresh: a left-over of an earlier run with this pid would add its skips to this one.
+        std::fs::write(&path, b"")
+            .with_context(|| format!("creating the skip log {}", path.display()))?;
+        Ok(SkipLog { path })
+    }
+
+    /// Every recorded skip, in the order written: `(test, reason)`.
+    fn read(&self) -> Result<Vec<(String, String)>> {
+        let text = std::fs::read_to_string(&self.path)
+            .with_context(|| format!("reading the skip log {}", self.path.display()))?;
+        Ok(text
+            .lines()
+            .filter_map(aoc_testkit::parse_log_line)
+            .map(|(t, r)| (t.to_owned(), r.to_owned()))
+            .collect())
+    }
+}
+
+impl Drop for SkipLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// One test that did not run what it is for.
+#[derive(Debug, PartialEq, Eq)]
+struct Skip {
+    test: String,
+    reason: String,
+}
+
+/// The run's honest totals: skipped tests are neither passed nor failed.
+#[derive(Debug, PartialEq, Eq)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    /// Recorded skips (one per test, its reasons joined), then libtest's ignored tests.
+    skips: Vec<Skip>,
+}
+
+impl Totals {
+    /// `recorded`: the skip log's `(test, reason)` lines, where a test is `<binary> <path>`. A
+    /// recorded test that libtest reported `ok` moves from passed to skipped; one that failed
+    /// stays failed (and its skip is still listed).
+    fn new(tally: &Tally, recorded: &[(String, String)]) -> Totals {
+        let mut skips: Vec<Skip> = Vec::new();
+        for (test, reason) in recorded {
+            match skips.iter_mut().find(|s| s.test == *test) {
+                Some(s) if !s.reason.split("; ").any(|r| r == reason) => {
+                    s.reason = format!("{}; {reason}", s.reason)
+                }
+                Some(_) => {}
+                None => skips.push(Skip {
+                    test: test.clone(),
+                    reason: reason.clone(),
+                }),
+            }
+        }
+        let moved = skips
+            .iter()
+            .filter(|s| {
+                let path = s.test.split_once(' ').map_or(s.test.as_str(), |(_, p)| p);
+                tally.ok.contains(path)
+            })
+            .count() as u64;
+        for (test, reason) in &tally.ignored {
+            if reason.starts_with(HELPER_ENTRY_POINT) {
+                continue;
+            }
+            skips.push(Skip {
+                test: test.clone(),
+                reason: if reason.is_empty() {
+                    "#[ignore]".into()
+                } else {
+                    format!("#[ignore]: {reason}")
+                },
+            });
+        }
+        Totals {
+            passed: tally.passed.saturating_sub(moved),
+            failed: tally.failed,
+            skips,
+        }
+    }
+
+    /// Each distinct reason once, with the tests it skipped under it.
+    fn skip_lines(&self) -> Vec<String> {
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+        for s in &self.skips {
+            match reasons.iter_mut().find(|(r, _)| *r == s.reason) {
+                Some((_, tests)) => tests.push(&s.test),
+                None => reasons.push((&s.reason, vec![&s.test])),
+            }
+        }
+        let mut lines = Vec::new();
+        for (reason, tests) in reasons {
+            lines.push(format!("tests: SKIPPED {} test(s): {reason}", tests.len()));
+            lines.extend(tests.iter().map(|t| format!("    {t}")));
+        }
+        lines
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "tests: {} passed, {} failed, {} skipped",
+            self.passed,
+            self.failed,
+            self.skips.len()
+        )
+    }
+}
+
+/// The reason that marks an `#[ignore]`d test as a child process's entry point, run explicitly
+/// (`--ignored --exact`) by the test that needs it: not a test, so not a skip.
+const HELPER_ENTRY_POINT: &str = "helper entry point";
+
+/// Totals over every `test result:` line cargo prints, and the per-test lines that matter.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Tally {
     passed: u64,
     failed: u64,
-    ignored: u64,
+    /// `test NAME ... ignored[, REASON]` lines: (name, reason or empty).
+    ignored: Vec<(String, String)>,
+    /// The names of the tests reported `ok` (any binary).
+    ok: std::collections::BTreeSet<String>,
     success: bool,
 }
 
@@ -182,6 +337,7 @@ fn run_counting(command: &mut std::process::Command, to_stderr: bool) -> Result<
         let line = line?;
         writeln!(out, "{line}")?;
         add_result_line(&mut tally, &line);
+        add_test_line(&mut tally, &line);
     }
     tally.success = child.wait()?.success();
     Ok(tally)
@@ -201,9 +357,24 @@ fn add_result_line(tally: &mut Tally, line: &str) {
         match kind {
             "passed" => tally.passed += n,
             "failed" => tally.failed += n,
-            "ignored" => tally.ignored += n,
             _ => {}
         }
+    }
+}
+
+/// `test NAME ... ok`, `test NAME ... ignored` or `test NAME ... ignored, REASON`.
+fn add_test_line(tally: &mut Tally, line: &str) {
+    let Some((name, outcome)) = line
+        .strip_prefix("test ")
+        .and_then(|rest| rest.split_once(" ... "))
+    else {
+        return;
+    };
+    if outcome == "ok" {
+        tally.ok.insert(name.to_owned());
+    } else if let Some(rest) = outcome.strip_prefix("ignored") {
+        let reason = rest.strip_prefix(", ").unwrap_or("").trim();
+        tally.ignored.push((name.to_owned(), reason.to_owned()));
     }
 }
 
@@ -217,6 +388,83 @@ mod tests {
         add_result_line(&mut t, "test result: ok. 8 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s");
         add_result_line(&mut t, "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.2s");
         add_result_line(&mut t, "running 5 tests");
-        assert_eq!((t.passed, t.failed, t.ignored), (11, 2, 1));
+        assert_eq!((t.passed, t.failed), (11, 2));
+    }
+
+    fn tally(lines: &[&str]) -> Tally {
+        let mut t = Tally::default();
+        for line in lines {
+            add_result_line(&mut t, line);
+            add_test_line(&mut t, line);
+        }
+        t
+    }
+
+    #[test]
+    fn recorded_skips_move_from_passed_and_ignored_tests_count_unless_helpers() {
+        let t = tally(&[
+            "test pg_appends ... ok",
+            "test pg_reads ... ok",
+            "test sqlite_appends ... ok",
+            "test broken ... FAILED",
+            "test slow ... ignored, needs a GPU",
+            "test bare ... ignored",
+            "test verify::child_process_entry_point ... ignored, helper entry point: run as a child",
+            "test result: FAILED. 3 passed; 1 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.1s",
+        ]);
+        assert_eq!(t.ignored.len(), 3);
+        let recorded = [
+            ("store pg_appends", "AOC_TEST_PG is not set"),
+            ("store pg_reads", "AOC_TEST_PG is not set"),
+            ("store pg_reads", "AOC_TEST_PG is not set"),
+            ("store pg_reads", "no initdb"),
+            ("store broken", "no server"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()));
+        let totals = Totals::new(&t, &recorded);
+        // Two of the three passes were skips; the failed test stays failed.
+        assert_eq!((totals.passed, totals.failed), (1, 1));
+        let listed: Vec<(&str, &str)> = totals
+            .skips
+            .iter()
+            .map(|s| (s.test.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("store pg_appends", "AOC_TEST_PG is not set"),
+                ("store pg_reads", "AOC_TEST_PG is not set; no initdb"),
+                ("store broken", "no server"),
+                ("slow", "#[ignore]: needs a GPU"),
+                ("bare", "#[ignore]"),
+            ]
+        );
+        assert_eq!(totals.line(), "tests: 1 passed, 1 failed, 5 skipped");
+        assert_eq!(
+            totals.skip_lines()[..4],
+            [
+                "tests: SKIPPED 1 test(s): AOC_TEST_PG is not set",
+                "    store pg_appends",
+                "tests: SKIPPED 1 test(s): AOC_TEST_PG is not set; no initdb",
+                "    store pg_reads",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_skip_log_is_fresh_and_read_back_line_by_line() {
+        let log = SkipLog::create().unwrap();
+        assert!(log.read().unwrap().is_empty());
+        std::fs::write(&log.path, "store a\tno server\nxtask b::c\tno syft\n").unwrap();
+        assert_eq!(
+            log.read().unwrap(),
+            [
+                ("store a".to_owned(), "no server".to_owned()),
+                ("xtask b::c".to_owned(), "no syft".to_owned())
+            ]
+        );
+        let path = log.path.clone();
+        drop(log);
+        assert!(!path.exists());
     }
 }

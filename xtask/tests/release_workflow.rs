@@ -33,10 +33,10 @@ fn tool_missing(what: &str) -> bool {
         !required,
         "AOC_THIRD_PARTY=1 but {what} is not installed: run sh xtask/third-party/setup.sh"
     );
-    eprintln!(
-        "SKIPPED: {what} is not installed; run sh xtask/third-party/setup.sh \
-         (AOC_THIRD_PARTY=1 makes this a failure)"
-    );
+    aoc_testkit::skip(format!(
+        "{what} is not installed; run sh xtask/third-party/setup.sh \
+         (AOC_THIRD_PARTY=1 or CI makes this a failure)"
+    ));
     false
 }
 

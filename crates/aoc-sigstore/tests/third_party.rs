@@ -5,7 +5,8 @@
 //! - hashlib.scrypt + PyNaCl decrypt our cosign keys, and keys they write load here.
 //!
 //! Set up with `sh crates/aoc-sigstore/tests/third_party/setup.sh`. Without the tools these tests
-//! print SKIPPED and pass, unless `AOC_THIRD_PARTY=1`, which makes a missing tool a failure.
+//! record a skip (`aoc_testkit::skip`), unless `AOC_THIRD_PARTY=1` or `CI`, which make a missing
+//! tool a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -64,10 +65,10 @@ fn tools(test: &str) -> Option<Tools> {
     if required {
         panic!("{test}: AOC_THIRD_PARTY=1 but {why}: run `{SETUP}` first");
     }
-    eprintln!(
-        "SKIPPED {test}: {why}. Third-party verification did NOT run: run `{SETUP}`, then \
+    aoc_testkit::skip(format!(
+        "{test}: {why}. Third-party verification did NOT run: run `{SETUP}`, then \
          `AOC_THIRD_PARTY=1 cargo test -p aoc-sigstore --test third_party`"
-    );
+    ));
     None
 }
 

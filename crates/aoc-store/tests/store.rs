@@ -44,15 +44,12 @@ impl Fixture {
     /// A fresh database on the `AOC_TEST_PG` server, or `None` (after saying so) without one.
     fn postgres() -> Option<Fixture> {
         let Ok(admin_url) = std::env::var("AOC_TEST_PG") else {
-            let msg = "\n*** aoc-store PostgreSQL tests SKIPPED: AOC_TEST_PG is not set. ***\n\
-                       Run them with a throwaway server:\n  \
-                       eval \"$(scripts/pg-test-cluster.sh start)\" && cargo test -p aoc-store; \
-                       scripts/pg-test-cluster.sh stop\n\
-                       or point AOC_TEST_PG at a server: postgres://postgres@127.0.0.1:PORT/postgres\n";
-            if std::env::var_os("CI").is_some() {
-                panic!("{msg}CI is set, so skipping is an error.");
-            }
-            eprintln!("{msg}");
+            aoc_testkit::skip(
+                "aoc-store PostgreSQL test: AOC_TEST_PG is not set. Run it with a throwaway \
+                 server: eval \"$(scripts/pg-test-cluster.sh start)\" && cargo test -p aoc-store; \
+                 scripts/pg-test-cluster.sh stop; or point AOC_TEST_PG at a server: \
+                 postgres://postgres@127.0.0.1:PORT/postgres",
+            );
             return None;
         };
         static N: AtomicUsize = AtomicUsize::new(0);

@@ -169,7 +169,7 @@ fn syft() -> Option<PathBuf> {
     if std::env::var("AOC_THIRD_PARTY").as_deref() == Ok("1") {
         panic!("{msg} (AOC_THIRD_PARTY=1 requires it)");
     }
-    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
+    aoc_testkit::skip(msg);
     None
 }
 

@@ -35,9 +35,9 @@ fn old_glibc() -> Option<OldGlibc> {
         "{} is missing: run sh scripts/fetch-old-glibc.sh (xtask/third-party/setup.sh runs it)",
         loader.display()
     );
-    eprintln!(
-        "SKIPPED: the old-glibc run needs Debian 11's glibc unpacked: run sh \
-         scripts/fetch-old-glibc.sh (CI or AOC_THIRD_PARTY=1 makes this a failure)"
+    aoc_testkit::skip(
+        "the old-glibc run needs Debian 11's glibc unpacked: run sh \
+         scripts/fetch-old-glibc.sh (CI or AOC_THIRD_PARTY=1 makes this a failure)",
     );
     None
 }
@@ -180,9 +180,9 @@ fn postgres_over_verified_tls(glibc: &OldGlibc, stella: &Path, dataset: &Path) {
             !required(),
             "AOC_TEST_PG and AOC_TEST_PG_ROOTCERT must be set (cargo xtask test sets them)"
         );
-        eprintln!(
-            "SKIPPED: the old-glibc PostgreSQL case needs AOC_TEST_PG and AOC_TEST_PG_ROOTCERT \
-             (scripts/pg-test-cluster.sh with openssl)"
+        aoc_testkit::skip(
+            "the old-glibc PostgreSQL case needs AOC_TEST_PG and AOC_TEST_PG_ROOTCERT \
+             (scripts/pg-test-cluster.sh with openssl)",
         );
         return;
     };

@@ -745,8 +745,10 @@ fn gzip_bomb(members: &[(&str, u64)]) -> Vec<u8> {
 const CHILD_DIR: &str = "AOC_HOSTILE_VERIFY_DIR";
 
 /// Not a test of its own: when the parent sets `AOC_HOSTILE_VERIFY_DIR`, this runs `aoc-verify`'s
-/// code on it in a fresh process and prints the report and the peak RSS.
+/// code on it in a fresh process and prints the report and the peak RSS. Ignored, so a plain run
+/// neither runs nor counts it; the parent runs it with `--ignored --exact`.
 #[test]
+#[ignore = "helper entry point: verify_in_child runs it in a child process"]
 fn child_process_entry_point() {
     let Some(dir) = std::env::var_os(CHILD_DIR) else {
         return;
@@ -777,6 +779,7 @@ fn verify_in_child(dir: &Path) -> (serde_json::Value, u64, Duration) {
     let out = std::process::Command::new(exe)
         .args([
             "verify::hostile_tests::child_process_entry_point",
+            "--ignored",
             "--exact",
             "--nocapture",
             "--test-threads=1",
