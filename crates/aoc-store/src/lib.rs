@@ -15,6 +15,7 @@ mod postgres;
 mod row;
 mod sqlite;
 pub mod verify;
+mod writer_lock;
 
 pub use batch::{Batch, BatchOutcome, Checkpoint, Deletion, DocOutcome, WrittenDoc};
 pub use document::{prepare_docs, StoreDoc};
@@ -22,6 +23,7 @@ pub use postgres::PgStore;
 pub use row::{Orphan, ScanFilter, SourceCount, StoreCounts, StoredRow};
 pub use sqlite::SqliteStore;
 pub use verify::{verify_store, StoreVerifier, VerifyOptions, VerifyReport};
+pub use writer_lock::WriterScope;
 
 use serde_json::Value;
 
@@ -57,6 +59,33 @@ pub enum StoreError {
         "store schema version {found} is newer than this build knows ({known}): use a newer stella"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    /// A read-only open found a store that a writing open would first migrate.
+    #[error(
+        "store schema version {found} is older than this build's ({known}), and a read-only \
+         command does not migrate it: open the store once with a writing command (stella aoc \
+         backfill) as a user who may change its schema, then run this again"
+    )]
+    SchemaTooOld { found: i64, known: i64 },
+    /// A read-only open found no store (no SQLite file, or no `schema_migrations` table).
+    #[error(
+        "no store there ({0}): nothing has been written to it yet; a writing command (stella \
+         aoc backfill) creates it"
+    )]
+    NotAStore(String),
+    /// A write asked of a store opened with [`OpenMode::ReadOnly`].
+    #[error("the store was opened read-only: {0} needs a writing open")]
+    ReadOnly(&'static str),
+    /// Another run holds the writer lock of the same (tenant, source): see [`Store::claim_writer`].
+    /// `store` is the store's location without a password.
+    #[error(
+        "another run is writing to store {store} for {scope}: {holder}. One writer per store, \
+         tenant and source: wait for that run to end (or stop it), then run this again"
+    )]
+    WriterBusy {
+        store: String,
+        scope: String,
+        holder: String,
+    },
     #[error("stored row {location} is unreadable: {message}")]
     BadRow { location: String, message: String },
     /// An error returned by a [`Store::scan`] callback, passed through unchanged.
@@ -135,6 +164,19 @@ pub(crate) fn pending(all: &'static [Migration], current: i64) -> Result<&'stati
     Ok(&all[all.partition_point(|m| m.version <= current)..])
 }
 
+/// A read-only open's check of the store's schema (`current`: its `schema_migrations` version,
+/// `None` without that table): it must be exactly this build's, since a read-only open neither
+/// migrates an older store nor reads a newer one with an older idea of its schema.
+pub(crate) fn check_schema(all: &[Migration], current: Option<i64>, at: &str) -> Result<()> {
+    let known = all.last().map_or(0, |m| m.version);
+    match current {
+        None => Err(StoreError::NotAStore(at.to_owned())),
+        Some(found) if found < known => Err(StoreError::SchemaTooOld { found, known }),
+        Some(found) if found > known => Err(StoreError::SchemaTooNew { found, known }),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The SQL of one schema migration, for tests that build a store as an older version left it.
 #[doc(hidden)]
 pub fn migration_sql(engine: Engine, version: i64) -> Option<&'static str> {
@@ -145,22 +187,47 @@ pub fn migration_sql(engine: Engine, version: i64) -> Option<&'static str> {
     all.iter().find(|m| m.version == version).map(|m| m.sql)
 }
 
+/// How [`Store::open_with`] opens a store. Only commands that write migrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Creates the store if needed and applies pending schema migrations (`stella aoc backfill`).
+    ReadWrite,
+    /// Writes nothing, ever (`stella aoc verify`, `aoc-dataset build --store`): PostgreSQL
+    /// sessions with `default_transaction_read_only` and no DDL, SQLite opened read-only. The
+    /// store must exist at exactly this build's schema version ([`StoreError::SchemaTooOld`],
+    /// [`StoreError::SchemaTooNew`], [`StoreError::NotAStore`] otherwise). Works for a
+    /// SELECT-only PostgreSQL role, a hot standby, and a SQLite file and directory the user
+    /// cannot write (see `SqliteStore`'s read-only open for the WAL files).
+    ReadOnly,
+}
+
 impl Store {
-    /// Opens (creating if needed) the store at `url` and applies pending schema migrations.
+    /// [`Store::open_with`] in [`OpenMode::ReadWrite`]: creates the store if needed and applies
+    /// pending schema migrations.
+    pub fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, OpenMode::ReadWrite)
+    }
+
+    /// [`Store::open_with`] in [`OpenMode::ReadOnly`]: writes nothing, migrates nothing.
+    pub fn open_read_only(url: &str) -> Result<Store> {
+        Store::open_with(url, OpenMode::ReadOnly)
+    }
+
+    /// Opens the store at `url` in `mode`.
     ///
     /// `sqlite://PATH` (`sqlite:///abs/path`, `sqlite://rel/path`, `sqlite://:memory:`) or
     /// `postgres://...` / `postgresql://...`: a libpq URL with libpq's `sslmode` (`disable`,
     /// `allow`, `prefer` by default, `require`, `verify-ca`, `verify-full`) and `sslrootcert`,
     /// also from `PGSSLMODE` / `PGSSLROOTCERT`; without a password in the URL, `PGPASSWORD` or
     /// the password file (`PGPASSFILE`, default `~/.pgpass`) supplies it.
-    pub fn open(url: &str) -> Result<Store> {
+    pub fn open_with(url: &str, mode: OpenMode) -> Result<Store> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
                 return Err(StoreError::BadUrl(url.to_owned()));
             }
-            Ok(Store::Sqlite(sqlite::SqliteStore::open(path)?))
+            Ok(Store::Sqlite(sqlite::SqliteStore::open(path, mode)?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(postgres::PgStore::open(url)?))
+            Ok(Store::Postgres(postgres::PgStore::open(url, mode)?))
         } else {
             Err(StoreError::BadUrl(redact_url(url)))
         }
@@ -170,6 +237,21 @@ impl Store {
         match self {
             Store::Sqlite(_) => Engine::Sqlite,
             Store::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// Claims this store for one writing run of `scope` until the store is closed: a second
+    /// claim of an overlapping scope, from any process, fails with [`StoreError::WriterBusy`]
+    /// naming the holder, instead of two runs sharing one checkpoint. A run without a source
+    /// claims every source of its tenant; runs of different sources of one tenant do not
+    /// exclude each other. PostgreSQL: session advisory locks (per database), released when
+    /// the session ends; SQLite: `flock(2)` on `<db>-writer-*.lock` files beside the database,
+    /// released when the process ends, however it ends. Claiming a scope this store already
+    /// holds does nothing.
+    pub fn claim_writer(&mut self, scope: &WriterScope<'_>) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.claim_writer(scope),
+            Store::Postgres(s) => s.claim_writer(scope),
         }
     }
 

@@ -16,8 +16,10 @@ use crate::batch::{
 };
 use crate::document::{render_digest, StoreDoc};
 use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
-use crate::{Migration, Result, StoreError};
+use crate::writer_lock::{Claims, WriterScope};
+use crate::{Migration, OpenMode, Result, StoreError};
 use aoc_contract::UpstreamKey;
+use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, SimpleQueryMessage, Statement};
 use std::collections::HashSet;
@@ -219,6 +221,9 @@ const MIGRATE_LOCK: i64 = 0x616f_635f_6d69_6772;
 #[cfg_attr(not(test), allow(dead_code))] // spelled out in BEGIN_LOCKED
 const WRITE_LOCK: i64 = 0x616f_635f_7772_6974;
 
+/// How long a writer claim waits for a session that holds the lock (see `claim_writer`).
+const CLAIM_WAIT: &str = "2s";
+
 /// A batch's transaction and its write lock (`WRITE_LOCK`), in one round trip.
 const BEGIN_LOCKED: &str = "BEGIN; SELECT pg_advisory_xact_lock(7020939605770922356)";
 
@@ -320,15 +325,23 @@ struct Statements {
 
 pub struct PgStore {
     client: Client,
-    statements: Statements,
+    /// None when opened read-only: nothing that writes is prepared.
+    statements: Option<Statements>,
+    /// The writer locks this session holds ([`crate::Store::claim_writer`]).
+    claims: Claims<()>,
+    /// The location without its password, for messages.
+    shown: String,
     /// The binary COPY payload of a batch, reused from batch to batch.
     copy_buf: Vec<u8>,
 }
 
 impl PgStore {
     /// Connects as libpq would (TLS per `sslmode`, password from the URL, `PGPASSWORD` or the
-    /// password file: see the `pg_connect` module) and applies pending migrations.
-    pub(crate) fn open(url: &str) -> Result<PgStore> {
+    /// password file: see the `pg_connect` module). Read-write: applies pending migrations.
+    /// Read-only: every transaction of the session is read-only (`default_transaction_read_only`,
+    /// as on a hot standby), nothing is created or prepared that writes, and the schema must be
+    /// exactly this build's; a role with SELECT on the store's tables is enough.
+    pub(crate) fn open(url: &str, mode: OpenMode) -> Result<PgStore> {
         let mut client = crate::pg_connect::connect(url)?;
         // Every query here is a short index lookup or a stream; JIT compiling them only adds
         // latency to each batch. A commit returns without waiting for its WAL flush, the
@@ -339,6 +352,18 @@ impl PgStore {
             "SET jit = off; SET synchronous_commit = off; SET standard_conforming_strings = on; \
              SET bytea_output = hex",
         )?;
+        if mode == OpenMode::ReadOnly {
+            client.batch_execute("SET default_transaction_read_only = on")?;
+            let version = schema_version(&mut client)?;
+            crate::check_schema(MIGRATIONS, version, "no schema_migrations table")?;
+            return Ok(PgStore {
+                client,
+                statements: None,
+                claims: Claims::default(),
+                shown: crate::redact_url(url),
+                copy_buf: Vec::new(),
+            });
+        }
         migrate(&mut client)?;
         client.batch_execute(&format!(
             "PREPARE aoc_resolve(text[], text[], text[], bigint[], bytea[]) AS {RESOLVE}"
@@ -351,8 +376,103 @@ impl PgStore {
         };
         Ok(PgStore {
             client,
-            statements,
+            statements: Some(statements),
+            claims: Claims::default(),
+            shown: crate::redact_url(url),
             copy_buf: Vec::new(),
+        })
+    }
+
+    /// Session advisory locks (the two levels of `writer_lock`). Each waits at most
+    /// `CLAIM_WAIT`: the session of a run killed a moment ago ends as soon as its server process
+    /// reads the closed connection, but not before the next run may ask (a SIGKILLed run
+    /// restarted at once). On a refusal the locks this claim took are given back and the
+    /// holders named from `pg_locks`.
+    pub(crate) fn claim_writer(&mut self, scope: &WriterScope<'_>) -> Result<()> {
+        if self.statements.is_none() {
+            return Err(StoreError::ReadOnly("claiming the store for a writing run"));
+        }
+        // A session never conflicts with its own locks, so a wider claim needs no release.
+        if self.claims.covers(scope) {
+            return Ok(());
+        }
+        let mut taken: Vec<(i64, bool)> = Vec::new();
+        for lock in scope.locks() {
+            let key = lock.pg_key();
+            let sql = if lock.exclusive {
+                "SELECT pg_advisory_lock($1)"
+            } else {
+                "SELECT pg_advisory_lock_shared($1)"
+            };
+            self.client
+                .batch_execute(&format!("SET lock_timeout = '{CLAIM_WAIT}'"))?;
+            let got = match self.client.query_one(sql, &[&key]) {
+                Ok(_) => true,
+                Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => false,
+                Err(e) => return Err(e.into()),
+            };
+            self.client.batch_execute("RESET lock_timeout")?;
+            if !got {
+                let holder = self.lock_holders(key)?;
+                for (key, exclusive) in taken {
+                    let sql = if exclusive {
+                        "SELECT pg_advisory_unlock($1)"
+                    } else {
+                        "SELECT pg_advisory_unlock_shared($1)"
+                    };
+                    self.client.query_one(sql, &[&key])?;
+                }
+                return Err(StoreError::WriterBusy {
+                    store: self.shown.clone(),
+                    scope: scope.describe(),
+                    holder,
+                });
+            }
+            taken.push((key, lock.exclusive));
+        }
+        self.claims.add(scope, ());
+        Ok(())
+    }
+
+    /// The sessions holding advisory lock `key` in this database, from `pg_locks` (a bigint key
+    /// is its high half in `classid`, its low half in `objid`, `objsubid` 1).
+    fn lock_holders(&mut self, key: i64) -> Result<String> {
+        let bits = key as u64;
+        let (high, low) = ((bits >> 32) as i64, (bits & 0xffff_ffff) as i64);
+        let rows = self.client.query(
+            "SELECT l.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
+                    coalesce(host(a.client_addr), 'a local socket'),
+                    coalesce(to_char(a.backend_start AT TIME ZONE 'UTC',
+                                     'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '?')
+             FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
+             ORDER BY l.pid",
+            &[&high, &low],
+        )?;
+        let holders: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let app: &str = r.get(2);
+                let app = if app.is_empty() {
+                    String::new()
+                } else {
+                    format!(", application {app:?}")
+                };
+                format!(
+                    "PostgreSQL session {} (user {:?}{app}, client {}, connected since {})",
+                    r.get::<_, i32>(0),
+                    r.get::<_, &str>(1),
+                    r.get::<_, &str>(3),
+                    r.get::<_, &str>(4),
+                )
+            })
+            .collect();
+        Ok(if holders.is_empty() {
+            "a session that has just ended (run this again)".into()
+        } else {
+            holders.join("; ")
         })
     }
 
@@ -368,6 +488,9 @@ impl PgStore {
         prepared: &[StoreDoc],
         batch: &Batch<'_>,
     ) -> Result<BatchOutcome> {
+        if self.statements.is_none() {
+            return Err(StoreError::ReadOnly("writing a batch"));
+        }
         // Held until commit: the heads read below cannot move before our rows are in. A batch
         // with documents begins its transaction in the round trip that resolves its keys.
         if prepared.is_empty() {
@@ -389,7 +512,7 @@ impl PgStore {
         prepared: &[StoreDoc],
         batch: &Batch<'_>,
     ) -> Result<BatchOutcome> {
-        let st = &self.statements;
+        let st = self.statements.as_ref().expect("checked by write_batch");
         let client = &mut self.client;
         let mut state = StoredState::default();
         // The upstream key of each document (by its index in the batch).
@@ -897,6 +1020,24 @@ fn copy_field(buf: &mut Vec<u8>, value: Option<&[u8]>) {
         }
         None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
     }
+}
+
+/// The store's schema version: `None` without a `schema_migrations` table (on the search path,
+/// where the migrations create it).
+fn schema_version(client: &mut Client) -> Result<Option<i64>> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let version: i64 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    Ok(Some(version))
 }
 
 /// Applies pending migrations under an advisory lock, so concurrent opens do not race.

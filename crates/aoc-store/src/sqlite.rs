@@ -1,16 +1,22 @@
 //! The SQLite engine: bundled SQLite in WAL mode, one `BEGIN IMMEDIATE` transaction per batch
-//! (SQLite's single write lock serializes concurrent writers), cached prepared statements.
+//! (SQLite's single write lock serializes concurrent writers), cached prepared statements; or a
+//! read-only connection that never writes the database (see [`SqliteStore::open_read_only`]).
 
 use crate::batch::{
     plan, rows_with_json, Batch, BatchMap, BatchOutcome, Checkpoint, Counted, Head, StoredState,
 };
 use crate::document::{render_digest, StoreDoc};
 use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
-use crate::{Migration, Result};
+use crate::writer_lock::{self, Claims, WriterScope};
+use crate::{Migration, OpenMode, Result, StoreError};
 use aoc_contract::UpstreamKey;
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
+use rusqlite::{
+    params, Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql, TransactionBehavior,
+};
 use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -176,8 +182,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct SqliteStore {
     conn: Connection,
-    /// None for in-memory databases, which have no WAL.
+    /// None for in-memory databases, which have no WAL, and for read-only stores.
     checkpointer: Option<Checkpointer>,
+    /// The database file; None in memory.
+    path: Option<PathBuf>,
+    read_only: bool,
+    /// The writer locks this store holds ([`crate::Store::claim_writer`]): their open files.
+    claims: Claims<Vec<File>>,
 }
 
 /// Copies committed WAL frames back into the database file on its own thread and connection, so
@@ -227,7 +238,10 @@ impl Drop for Checkpointer {
 }
 
 impl SqliteStore {
-    pub(crate) fn open(path: &str) -> Result<SqliteStore> {
+    pub(crate) fn open(path: &str, mode: OpenMode) -> Result<SqliteStore> {
+        if mode == OpenMode::ReadOnly {
+            return SqliteStore::open_read_only(path);
+        }
         let conn = if path == ":memory:" {
             Connection::open_in_memory()?
         } else {
@@ -259,12 +273,88 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             checkpointer: None,
+            path: (path != ":memory:").then(|| PathBuf::from(path)),
+            read_only: false,
+            claims: Claims::default(),
         };
         store.migrate()?;
         if path != ":memory:" {
             store.checkpointer = Some(Checkpointer::start(path)?);
         }
         Ok(store)
+    }
+
+    /// Opened with SQLite's read-only flag (`mode=ro`): no pragma that writes, no migration, no
+    /// checkpointer, and the schema must be exactly this build's.
+    ///
+    /// The store is in WAL mode, whose readers share the `-shm` index beside the database. Where
+    /// that file exists, or this user may create it, SQLite reads as usual (and sees a running
+    /// writer's commits still in the `-wal` file). Where neither holds (a directory this user
+    /// cannot write, after the last writer closed and removed both files), SQLite cannot build
+    /// the index, and the database is opened `immutable=1` instead: with no `-wal` file every
+    /// commit is in the database file itself, and no writer is running (a writer keeps its
+    /// `-wal` beside the database, in that directory). A `-wal` without `-shm` there is refused:
+    /// its commits cannot be read without the index.
+    fn open_read_only(path: &str) -> Result<SqliteStore> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let (conn, version) = if path == ":memory:" {
+            let conn = Connection::open_in_memory()?;
+            let version = schema_version(&conn)?;
+            (conn, version)
+        } else {
+            if !Path::new(path).is_file() {
+                return Err(StoreError::NotAStore(format!("no SQLite file at {path}")));
+            }
+            let conn = Connection::open_with_flags(path, flags)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            match schema_version(&conn) {
+                Ok(version) => (conn, version),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(e.code, ErrorCode::ReadOnly | ErrorCode::CannotOpen)
+                        && !Path::new(&format!("{path}-wal")).exists()
+                        && !Path::new(&format!("{path}-shm")).exists() =>
+                {
+                    drop(conn);
+                    let conn = Connection::open_with_flags(
+                        immutable_uri(path),
+                        flags | OpenFlags::SQLITE_OPEN_URI,
+                    )?;
+                    let version = schema_version(&conn)?;
+                    (conn, version)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        crate::check_schema(MIGRATIONS, version, "no schema_migrations table")?;
+        // The same cache as a writer's: the verifier and the export scan every row.
+        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(SqliteStore {
+            conn,
+            checkpointer: None,
+            path: (path != ":memory:").then(|| PathBuf::from(path)),
+            read_only: true,
+            claims: Claims::default(),
+        })
+    }
+
+    pub(crate) fn claim_writer(&mut self, scope: &WriterScope<'_>) -> Result<()> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly("claiming the store for a writing run"));
+        }
+        if self.claims.covers(scope) {
+            return Ok(());
+        }
+        // An in-memory database is this connection's alone.
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        if scope.source.is_none() {
+            self.claims.release_tenant(scope.tenant);
+        }
+        let files = writer_lock::claim_files(path, scope)?;
+        self.claims.add(scope, files);
+        Ok(())
     }
 
     /// The underlying connection (tests use it to tamper with rows behind the store's back).
@@ -305,6 +395,9 @@ impl SqliteStore {
         prepared: &[StoreDoc],
         batch: &Batch<'_>,
     ) -> Result<BatchOutcome> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly("writing a batch"));
+        }
         // IMMEDIATE takes the write lock before the lookups, so heads cannot move under us.
         let tx = self
             .conn
@@ -576,6 +669,39 @@ impl SqliteStore {
             .map(|g| g.to_string())
             .collect())
     }
+}
+
+/// The store's schema version: `None` without a `schema_migrations` table.
+fn schema_version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    let has_table: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )
+    .map(Some)
+}
+
+/// `file:PATH?mode=ro&immutable=1`, with the characters a URI gives meaning to escaped.
+fn immutable_uri(path: &str) -> String {
+    let mut uri = String::from("file:");
+    for c in path.chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    uri
 }
 
 /// A column's bytes whatever its type (the digest column may have been overwritten).

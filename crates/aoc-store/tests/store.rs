@@ -9,7 +9,7 @@ use aoc_contract::canonical::content_hash;
 use aoc_contract::{map_document, MapContext, UpstreamKey, ViolationCode};
 use aoc_store::{
     verify_store, Batch, Checkpoint, Deletion, DocOutcome, ScanFilter, Store, StoreError,
-    StoredRow, VerifyOptions,
+    StoredRow, VerifyOptions, WriterScope,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -335,6 +335,10 @@ suite!(
     concurrent_writers_are_serialized,
     invalid_documents_refuse_the_whole_batch,
     keys_and_checkpoints_with_quotes_backslashes_braces_and_nul_round_trip,
+    a_read_only_open_reads_and_refuses_every_write,
+    a_read_only_open_refuses_an_older_or_newer_schema_and_migrates_nothing,
+    a_read_only_open_of_a_place_with_no_store_creates_nothing,
+    one_writer_per_tenant_and_source_the_second_is_refused_naming_the_first,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1238,4 +1242,184 @@ fn keys_and_checkpoints_with_quotes_backslashes_braces_and_nul_round_trip(f: &mu
         .all(|r| r.upstream_id == odd && r.tenant == tenant));
     let c = f.store.counts().unwrap();
     assert_eq!((c.documents, c.upstream_documents), (2, 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read-only opens and writer claims
+
+fn a_read_only_open_reads_and_refuses_every_write(f: &mut Fixture) {
+    let docs = vec![
+        map(osv("RUSTSEC-2016-0001"), "t1", T0),
+        map(osv("RUSTSEC-2020-0071"), "t1", T0),
+    ];
+    f.store.append_batch(&docs, None).unwrap();
+    let mut ro = Store::open_read_only(&f.url).unwrap();
+    assert_eq!(all_rows(&mut ro), all_rows(&mut f.store));
+    let report = verify_store(&mut ro, &ScanFilter::default(), VerifyOptions::default()).unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+    assert_eq!(report.rows, 2);
+    assert_eq!(ro.counts().unwrap().documents, 2);
+    let more = [map(osv("RUSTSEC-2022-0090"), "t1", T0)];
+    for err in [
+        ro.append_batch(&more, None).unwrap_err(),
+        ro.claim_writer(&WriterScope {
+            tenant: "t1",
+            source: None,
+        })
+        .unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::ReadOnly(_)), "{err}");
+    }
+    assert_eq!(f.store.counts().unwrap().documents, 2);
+}
+
+fn a_read_only_open_refuses_an_older_or_newer_schema_and_migrates_nothing(f: &mut Fixture) {
+    // A store as the first schema left it: migration 1's tables, only version 1 recorded.
+    let (url, _keep) = f.second_database();
+    let ddl = "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+                                                applied_at TEXT NOT NULL)";
+    let record = "INSERT INTO schema_migrations VALUES (1, 'raw store', '2026-01-01T00:00:00Z')";
+    let schema_1 = aoc_store::migration_sql(f.engine_kind(), 1).unwrap();
+    let versions = |url: &str| -> Vec<i64> {
+        match url.strip_prefix("sqlite://") {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                let mut q = c
+                    .prepare("SELECT version FROM schema_migrations ORDER BY version")
+                    .unwrap();
+                let v = q.query_map([], |r| r.get(0)).unwrap();
+                v.map(Result::unwrap).collect()
+            }
+            None => ::postgres::Client::connect(url, ::postgres::NoTls)
+                .unwrap()
+                .query(
+                    "SELECT version FROM schema_migrations ORDER BY version",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        }
+    };
+    match url.strip_prefix("sqlite://") {
+        Some(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(&format!("{ddl}; {schema_1}; {record}"))
+            .unwrap(),
+        None => ::postgres::Client::connect(&url, ::postgres::NoTls)
+            .unwrap()
+            .batch_execute(&format!("{ddl}; {schema_1}; {record}"))
+            .unwrap(),
+    }
+    for _ in 0..2 {
+        match Store::open_read_only(&url) {
+            Err(e @ StoreError::SchemaTooOld { found: 1, known: 5 }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("version 1") && msg.contains("(5)"), "{msg}");
+                assert!(msg.contains("stella aoc backfill"), "{msg}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a store at schema 1 was opened read-only"),
+        }
+        assert_eq!(versions(&url), [1], "a read-only open migrated the store");
+    }
+    // A writing open migrates it; then it reads.
+    drop(Store::open(&url).unwrap());
+    assert_eq!(versions(&url), [1, 2, 3, 4, 5]);
+    Store::open_read_only(&url).unwrap();
+
+    // Newer than this build: refused read-only too, and left as it is.
+    f.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at)
+         VALUES (99, 'from the future', '2030-01-01T00:00:00Z')",
+    )
+    .unwrap();
+    match Store::open_read_only(&f.url) {
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            known: 5,
+        }) => {}
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a store at schema 99 was opened read-only"),
+    }
+    assert_eq!(versions(&f.url), [1, 2, 3, 4, 5, 99]);
+}
+
+fn a_read_only_open_of_a_place_with_no_store_creates_nothing(f: &mut Fixture) {
+    let (url, _keep) = f.second_database();
+    let err = Store::open_read_only(&url).err().expect("no store there");
+    assert!(matches!(err, StoreError::NotAStore(_)), "{err}");
+    match url.strip_prefix("sqlite://") {
+        Some(path) => assert!(!std::path::Path::new(path).exists(), "{path} was created"),
+        None => {
+            let tables: i64 = ::postgres::Client::connect(&url, ::postgres::NoTls)
+                .unwrap()
+                .query_one(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            assert_eq!(tables, 0);
+        }
+    }
+}
+
+/// Two runs of one tenant and source never write at once: the second claim is refused at once
+/// with the first named; other tenants and other sources are not held up; a claim ends with its
+/// store.
+fn one_writer_per_tenant_and_source_the_second_is_refused_naming_the_first(f: &mut Fixture) {
+    let scope = |tenant, source| WriterScope { tenant, source };
+    let busy = |store: &mut Store, tenant, source| -> String {
+        match store.claim_writer(&scope(tenant, source)) {
+            Err(e @ StoreError::WriterBusy { .. }) => e.to_string(),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(()) => panic!("{tenant} {source:?} claimed twice"),
+        }
+    };
+    let engine = f.engine_kind();
+    let holder_named = |msg: &str| match engine {
+        aoc_store::Engine::Sqlite => msg.contains(&format!("process {}", std::process::id())),
+        aoc_store::Engine::Postgres => msg.contains("PostgreSQL session"),
+    };
+    f.store.claim_writer(&scope("t1", None)).unwrap();
+    // Claiming again, or one source of a tenant it holds whole, is already done.
+    f.store.claim_writer(&scope("t1", None)).unwrap();
+    f.store.claim_writer(&scope("t1", Some("osv"))).unwrap();
+
+    let mut second = Store::open(&f.url).unwrap();
+    let msg = busy(&mut second, "t1", None);
+    assert!(msg.contains("tenant \"t1\", every source"), "{msg}");
+    assert!(holder_named(&msg), "{msg}");
+    let msg = busy(&mut second, "t1", Some("osv"));
+    assert!(holder_named(&msg), "{msg}");
+    second.claim_writer(&scope("t2", None)).unwrap();
+    // The refused claims left nothing behind: once the first store is gone, they succeed.
+    let mut first = std::mem::replace(&mut f.store, Store::open(&f.url).unwrap());
+    drop(first);
+    second.claim_writer(&scope("t1", Some("osv"))).unwrap();
+    second.claim_writer(&scope("t1", Some("rustsec"))).unwrap();
+
+    // Sources of one tenant are claimed apart; the whole tenant waits for all of them.
+    let mut third = Store::open(&f.url).unwrap();
+    third.claim_writer(&scope("t1", Some("ghsa"))).unwrap();
+    let msg = busy(&mut third, "t1", Some("osv"));
+    assert!(
+        msg.contains("source \"osv\"") && holder_named(&msg),
+        "{msg}"
+    );
+    let msg = busy(&mut f.store, "t1", None);
+    assert!(holder_named(&msg), "{msg}");
+    if engine == aoc_store::Engine::Sqlite {
+        // Each single-source holder is named from its own lock file.
+        for source in ["osv", "rustsec", "ghsa"] {
+            assert!(msg.contains(&format!("source \"{source}\"")), "{msg}");
+        }
+    }
+    drop(second);
+    drop(third);
+    f.store.claim_writer(&scope("t1", None)).unwrap();
+    first = Store::open(&f.url).unwrap();
+    busy(&mut first, "t1", Some("ghsa"));
 }
