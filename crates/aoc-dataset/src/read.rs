@@ -143,7 +143,7 @@ impl Dataset {
             path: path.to_owned(),
             message,
         };
-        let file = File::open(path).map_err(|e| unreadable(format!("cannot open: {e}")))?;
+        let file = crate::verify::open_archive(path)?;
         let needed = declared_data_bytes(path, options);
         aoc_term::environment::check_temp_dir(COPY_PURPOSE, needed)
             .map_err(VerifyError::Environment)?;

@@ -75,15 +75,15 @@ pub struct Failure {
     pub message: String,
 }
 
+/// The member name and the message (which may quote a record) come from the archive: both are
+/// escaped ([`aoc_term::escape`]), so every printer of a failure (aoc-dataset, the loader in
+/// `stella`, the kit verifier) shows them without acting on a terminal.
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (file, message) = (aoc_term::escape(&self.file), aoc_term::escape(&self.message));
         match self.line {
-            Some(line) => write!(
-                f,
-                "{}:{}: {}: {}",
-                self.file, line, self.check, self.message
-            ),
-            None => write!(f, "{}: {}: {}", self.file, self.check, self.message),
+            Some(line) => write!(f, "{file}:{line}: {}: {message}", self.check),
+            None => write!(f, "{file}: {}: {message}", self.check),
         }
     }
 }
@@ -193,15 +193,25 @@ pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
 
 /// Verifies the dataset archive at `path`: `Ok` only when every check passed.
 pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
-    let file = std::fs::File::open(path).map_err(|e| VerifyError::Unreadable {
-        path: path.to_owned(),
-        message: format!("cannot open: {e}"),
-    })?;
+    let file = open_archive(path)?;
     let report = verify_reader(path, file, options)?;
     if report.is_ok() {
         Ok(report)
     } else {
         Err(VerifyError::Failed(Box::new(report)))
+    }
+}
+
+/// Opens a dataset archive through the one opener of untrusted files
+/// ([`aoc_archive::fs::open_regular`]): a link, FIFO or device is refused at once, unread.
+pub(crate) fn open_archive(path: &Path) -> Result<std::fs::File, VerifyError> {
+    let expect = aoc_archive::fs::Expect::at_most(u64::MAX);
+    match aoc_archive::fs::open_regular(path, expect) {
+        Ok((file, _)) => Ok(file),
+        Err(e) => Err(VerifyError::Unreadable {
+            path: path.to_owned(),
+            message: format!("cannot open: {e}"),
+        }),
     }
 }
 
@@ -220,6 +230,8 @@ pub fn verify_reader<R: Read>(
 pub(crate) struct Spill {
     pub file: std::fs::File,
     pub written: u64,
+    /// The error writing `file` failed with: the copy's, not the archive's.
+    pub failed: Option<io::Error>,
     /// (member, offset in `file`, bytes), in archive order.
     pub members: Vec<(String, u64, u64)>,
 }
@@ -230,8 +242,6 @@ pub(crate) fn verify_spilling<R: Read>(
     path: &Path,
     reader: R,
     options: &VerifyOptions,
-    /// The error writing `file` failed with: the copy's, not the archive's.
-    pub failed: Option<io::Error>,
     spill: Option<Spill>,
 ) -> Result<(VerifyReport, Option<Spill>), VerifyError> {
     let unreadable = |e: ArchiveError| VerifyError::Unreadable {
@@ -517,18 +527,21 @@ pub(crate) fn compare_manifest(state: &mut State, m: &Manifest, derived: &Derive
     }
 }
 
-fn read_limited(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+/// The sidecar manifest beside the archive, when there is one: through the one opener of
+/// untrusted files (a FIFO planted there is refused at once instead of blocking the read).
+fn read_limited(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    use aoc_archive::fs::{open_regular, Expect, OpenError};
+    let file = match open_regular(path, Expect::at_most(MAX_MANIFEST_BYTES)) {
+        Ok((file, _)) => file,
+        Err(OpenError::Missing) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
     };
     let mut data = Vec::new();
-    file.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut data)?;
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
     if data.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(io::Error::other(format!(
-            "over the {MAX_MANIFEST_BYTES}-byte limit"
-        )));
+        return Err(format!("grew over the {MAX_MANIFEST_BYTES}-byte limit"));
     }
     Ok(Some(data))
 }
@@ -829,6 +842,7 @@ impl State {
             let streamed = stream_count(SpillTee {
                 inner: entry,
                 copy: &mut spill.file,
+                failed: &mut spill.failed,
             });
             if let Ok(s) = &streamed {
                 spill.written += s.bytes;
@@ -842,7 +856,6 @@ impl State {
             ArchiveError::Io(io::Error::new(e.kind(), format!("entry {member:?}: {e}")))
         })?;
         if !self.records {
-                failed: &mut spill.failed,
             // check_lines counts records as it books them.
             self.vendors.entry(pair).or_default().0 += streamed.lines;
         }
@@ -1012,12 +1025,14 @@ impl State {
 struct SpillTee<'a, R> {
     inner: R,
     copy: &'a mut std::fs::File,
+    failed: &'a mut Option<io::Error>,
 }
 
 impl<R: Read> Read for SpillTee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         std::io::Write::write_all(self.copy, &buf[..n]).map_err(|e| {
+            *self.failed = Some(io::Error::new(e.kind(), e.to_string()));
             io::Error::new(
                 e.kind(),
                 format!("writing the private copy to load from: {e}"),
@@ -1025,14 +1040,12 @@ impl<R: Read> Read for SpillTee<'_, R> {
         })?;
         Ok(n)
     }
-    failed: &'a mut Option<io::Error>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-            *self.failed = Some(io::Error::new(e.kind(), e.to_string()));
     /// Stored records of the OSV and CSAF samples, as a store renders them.
     fn records() -> Vec<(String, DataPath)> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
