@@ -9,6 +9,7 @@
 
 mod batch;
 mod document;
+mod location;
 mod pg_connect;
 mod pg_tls;
 mod postgres;
@@ -19,6 +20,7 @@ mod writer_lock;
 
 pub use batch::{Batch, BatchOutcome, Checkpoint, Deletion, DocOutcome, WrittenDoc};
 pub use document::{prepare_docs, StoreDoc};
+pub use location::{PgLocation, StoreLocation, ENV_DEFAULTS, ENV_HELP};
 pub use postgres::PgStore;
 pub use row::{Orphan, ScanFilter, SourceCount, StoreCounts, StoredRow};
 pub use sqlite::SqliteStore;
@@ -33,8 +35,11 @@ pub const RAW_TABLE: &str = "advisory_raw";
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Not a store argument ([`StoreLocation::parse`]); the text says what was wrong, and never
+    /// repeats the argument (which may hold a password).
     #[error(
-        "unsupported store URL {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+        "unsupported store {0}: use sqlite:PATH, postgres://USER@HOST:PORT/DATABASE or a \
+         key=value string such as \"host=HOST dbname=DATABASE\""
     )]
     BadUrl(String),
     #[error("SQLite store: {0}")]
@@ -95,38 +100,13 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// A store URL fit for messages and reports: the password of `scheme://user:secret@host/...` and
-/// of a `password=` query parameter replaced by `***`.
+/// A store argument fit for messages and reports: its [`StoreLocation`]'s redacted form, read
+/// without the environment; an argument that does not parse is not shown at all.
 pub fn redact_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let mut out = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-                    None => base.to_owned(),
-                },
-                None => base.to_owned(),
-            }
-        }
-        None => base.to_owned(),
-    };
-    if let Some(query) = query {
-        let params: Vec<String> = query
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => p.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
+    StoreLocation::parse_with_env(url, &|_| None).map_or_else(
+        |_| "(a store argument that does not parse)".into(),
+        |l| l.to_string(),
+    )
 }
 
 /// Which engine a store runs on.
@@ -213,23 +193,23 @@ impl Store {
         Store::open_with(url, OpenMode::ReadOnly)
     }
 
-    /// Opens the store at `url` in `mode`.
-    ///
-    /// `sqlite://PATH` (`sqlite:///abs/path`, `sqlite://rel/path`, `sqlite://:memory:`) or
-    /// `postgres://...` / `postgresql://...`: a libpq URL with libpq's `sslmode` (`disable`,
-    /// `allow`, `prefer` by default, `require`, `verify-ca`, `verify-full`) and `sslrootcert`,
-    /// also from `PGSSLMODE` / `PGSSLROOTCERT`; without a password in the URL, `PGPASSWORD` or
-    /// the password file (`PGPASSFILE`, default `~/.pgpass`) supplies it.
+    /// Opens the store at `url` in `mode`: [`StoreLocation::parse`] (`sqlite:PATH`, a libpq
+    /// `postgres://` URL or keyword/value string, libpq's environment variables filling what it
+    /// leaves out), then [`Store::open_location`].
     pub fn open_with(url: &str, mode: OpenMode) -> Result<Store> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err(StoreError::BadUrl(url.to_owned()));
+        Store::open_location(&StoreLocation::parse(url)?, mode)
+    }
+
+    /// Opens the store at a parsed `location` in `mode`. PostgreSQL: libpq's `sslmode`
+    /// (`disable`, `allow`, `prefer` by default, `require`, `verify-ca`, `verify-full`) and
+    /// `sslrootcert`; without a password in the location, `PGPASSWORD` or the password file
+    /// (`passfile` / `PGPASSFILE`, default `~/.pgpass`) supplies it.
+    pub fn open_location(location: &StoreLocation, mode: OpenMode) -> Result<Store> {
+        match location {
+            StoreLocation::Sqlite(path) => {
+                Ok(Store::Sqlite(sqlite::SqliteStore::open(path, mode)?))
             }
-            Ok(Store::Sqlite(sqlite::SqliteStore::open(path, mode)?))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(postgres::PgStore::open(url, mode)?))
-        } else {
-            Err(StoreError::BadUrl(redact_url(url)))
+            StoreLocation::Postgres(pg) => Ok(Store::Postgres(postgres::PgStore::open(pg, mode)?)),
         }
     }
 
@@ -348,10 +328,10 @@ mod tests {
     use super::{redact_url, Store};
 
     #[test]
-    fn redact_url_hides_passwords_only() {
+    fn redact_url_hides_passwords_and_shows_nothing_it_cannot_parse() {
         assert_eq!(
-            redact_url("postgres://aoc:s3cr@t@db:5432/store?sslmode=verify-full&password=x&a=b"),
-            "postgres://aoc:***@db:5432/store?sslmode=verify-full&password=***&a=b"
+            redact_url("postgres://aoc:s3cr%40t@db:5432/store?sslmode=verify-full&password=x"),
+            "postgres://aoc:***@db:5432/store?sslmode=verify-full"
         );
         for kept in [
             "postgres://aoc@db/store?sslmode=require",
@@ -360,6 +340,8 @@ mod tests {
         ] {
             assert_eq!(redact_url(kept), kept);
         }
+        let shown = redact_url("postgres://aoc:s3cr@t@db:5432/store");
+        assert!(!shown.contains("s3cr"), "{shown}");
         let err = Store::open("mysql://root:hunter2@db/x").err().unwrap();
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }

@@ -69,10 +69,12 @@ pub const ENV_HELP: &[(&str, &str)] = &[
 ];
 
 /// How to write reserved characters in a URL's user name and password.
-const ENCODING_HINT: &str = "percent-encode them in the user name and password: '/' as %2F, \
-                             '?' as %3F, '#' as %23, '@' as %40, ':' as %3A, '%' as %25";
+const ENCODING_HINT: &str = "percent-encode reserved characters in the user name and password: \
+                             '/' as %2F, '?' as %3F, '#' as %23, '@' as %40, ':' as %3A, '%' as %25";
 
 /// A store: where it is and which engine runs it. `Display` is the redacted form.
+// A handful per process, never in a hot loop: the variants' size difference is irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum StoreLocation {
     /// A SQLite database file (`:memory:`: a private in-memory database).

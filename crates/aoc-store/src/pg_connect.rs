@@ -1,7 +1,8 @@
-//! Connecting to PostgreSQL as libpq does: `sslmode` and `sslrootcert` from the URL's query or
-//! `PGSSLMODE` / `PGSSLROOTCERT`; the password from the URL, else `PGPASSWORD`, else the password
-//! file (`PGPASSFILE`, default `~/.pgpass`); every failure told as the server or the handshake
-//! told it, never with the password.
+//! Connecting to PostgreSQL as libpq does, from a parsed [`PgLocation`] (its `sslmode` and
+//! `sslrootcert` already taken from the URL, keyword string or `PGSSLMODE` / `PGSSLROOTCERT`): the
+//! password from the location, else `PGPASSWORD`, else the password file (`passfile` /
+//! `PGPASSFILE`, default `~/.pgpass`); every failure told as the server or the handshake told it,
+//! never with the password.
 //!
 //! | sslmode | TLS | server certificate |
 //! | --- | --- | --- |
@@ -17,13 +18,13 @@
 //! Unix-domain sockets never use TLS. Unlike libpq, `prefer` does not retry without TLS after a
 //! failed handshake.
 
+use crate::location::PgLocation;
 use crate::pg_tls::{self, Check, MakeRustls, Roots};
 use crate::StoreError;
 use postgres::config::{Host, SslMode as WireMode};
 use postgres::error::SqlState;
 use postgres::{Client, Config};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,19 @@ impl SslMode {
         SslMode::VerifyCa,
         SslMode::VerifyFull,
     ];
+
+    /// `verify-full` for "verify-full"; any other text is refused, naming the choices.
+    pub(crate) fn from_name(name: &str) -> crate::Result<SslMode> {
+        SslMode::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                StoreError::PgConfig(format!(
+                    "sslmode {name:?} is not one of disable, allow, prefer, require, verify-ca, \
+                     verify-full"
+                ))
+            })
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -94,9 +108,10 @@ pub(crate) struct Settings {
     warnings: Vec<String>,
 }
 
-/// Opens a connection for `url` with settings from the process environment.
-pub(crate) fn connect(url: &str) -> crate::Result<Client> {
-    let settings = Settings::resolve(url, &|name| std::env::var(name).ok())?;
+/// Opens a connection to `location`, with the password and root certificate looked up in the
+/// process environment.
+pub(crate) fn connect(location: &PgLocation) -> crate::Result<Client> {
+    let settings = Settings::resolve(location, &|name| std::env::var(name).ok())?;
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
     }
@@ -104,29 +119,20 @@ pub(crate) fn connect(url: &str) -> crate::Result<Client> {
 }
 
 impl Settings {
-    /// `env` looks up an environment variable (the process environment, or a test's).
+    /// `env` looks up an environment variable (the process environment, or a test's): `HOME`
+    /// and `PGPASSWORD`; the location already holds what the other variables supply.
     pub(crate) fn resolve(
-        url: &str,
+        location: &PgLocation,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> crate::Result<Settings> {
         let env = |name: &str| env(name).filter(|v| !v.is_empty());
-        let (rest, url_sslmode, url_rootcert) = split_tls_params(url)?;
-        let mut config = Config::from_str(&rest)
-            .map_err(|e| StoreError::PgConfig(format!("store URL: {}", with_causes(&e))))?;
+        let mut config = location.config.clone();
         let mut warnings = Vec::new();
 
-        let rootcert_setting = url_rootcert.or_else(|| env("PGSSLROOTCERT"));
+        let rootcert_setting = location.sslrootcert.clone();
         let system = rootcert_setting.as_deref() == Some("system");
-        let sslmode = match url_sslmode.or_else(|| env("PGSSLMODE")) {
-            Some(s) => SslMode::ALL
-                .into_iter()
-                .find(|m| m.name() == s)
-                .ok_or_else(|| {
-                    StoreError::PgConfig(format!(
-                        "sslmode {s:?} is not one of disable, allow, prefer, require, verify-ca, \
-                         verify-full"
-                    ))
-                })?,
+        let sslmode = match location.sslmode {
+            Some(mode) => mode,
             None if system => SslMode::VerifyFull,
             None => SslMode::Prefer,
         };
@@ -202,8 +208,9 @@ impl Settings {
                 .map_or_else(|| "localhost".into(), |a| a.to_string()),
         };
 
-        let password_file = env("PGPASSFILE")
-            .map(PathBuf::from)
+        let password_file = location
+            .passfile
+            .clone()
             .or_else(|| home.as_ref().map(|h| h.join(".pgpass")));
         let password = if config.get_password().is_some_and(|p| !p.is_empty()) {
             Some(PasswordSource::Url)
@@ -305,7 +312,7 @@ impl Settings {
 }
 
 /// An error and its causes, `: `-separated (the `postgres` client's errors show only their kind).
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -330,45 +337,6 @@ fn is_default_socket_dir(dir: &Path) -> bool {
     ["/var/run/postgresql", "/run/postgresql", "/tmp"]
         .iter()
         .any(|d| dir == Path::new(d))
-}
-
-/// The URL without `sslmode` and `sslrootcert` (which the `postgres` client does not know in
-/// libpq's meaning), and their (percent-decoded) values; the last one wins, as in libpq.
-fn split_tls_params(url: &str) -> crate::Result<(String, Option<String>, Option<String>)> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), None, None));
-    };
-    let (mut sslmode, mut rootcert) = (None, None);
-    let mut kept = Vec::new();
-    for param in query.split('&') {
-        match param.split_once('=') {
-            Some(("sslmode", v)) => sslmode = Some(percent_decode(v)?),
-            Some(("sslrootcert", v)) => rootcert = Some(percent_decode(v)?),
-            _ => kept.push(param),
-        }
-    }
-    let rest = if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
-    Ok((rest, sslmode, rootcert))
-}
-
-fn percent_decode(s: &str) -> crate::Result<String> {
-    let bad = || StoreError::PgConfig(format!("store URL: bad percent-encoding in {s:?}"));
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex = [bytes.next().ok_or_else(bad)?, bytes.next().ok_or_else(bad)?];
-            let hex = std::str::from_utf8(&hex).map_err(|_| bad())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
 }
 
 /// The password file's text, or `None` (after a warning) when libpq would ignore it: not a
@@ -466,12 +434,17 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Parses `url` and resolves it, both with `vars` as the environment.
     fn resolve(url: &str, vars: &[(&str, &str)]) -> crate::Result<Settings> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Settings::resolve(url, &|name| vars.get(name).cloned())
+        let env = |name: &str| vars.get(name).cloned();
+        match crate::StoreLocation::parse_with_env(url, &env)? {
+            crate::StoreLocation::Postgres(location) => Settings::resolve(&location, &env),
+            crate::StoreLocation::Sqlite(_) => panic!("{url} is no PostgreSQL location"),
+        }
     }
 
     fn message(r: crate::Result<Settings>) -> String {

@@ -341,8 +341,8 @@ impl PgStore {
     /// Read-only: every transaction of the session is read-only (`default_transaction_read_only`,
     /// as on a hot standby), nothing is created or prepared that writes, and the schema must be
     /// exactly this build's; a role with SELECT on the store's tables is enough.
-    pub(crate) fn open(url: &str, mode: OpenMode) -> Result<PgStore> {
-        let mut client = crate::pg_connect::connect(url)?;
+    pub(crate) fn open(location: &crate::PgLocation, mode: OpenMode) -> Result<PgStore> {
+        let mut client = crate::pg_connect::connect(location)?;
         // Every query here is a short index lookup or a stream; JIT compiling them only adds
         // latency to each batch. A commit returns without waiting for its WAL flush, the
         // guarantee SQLite's synchronous=NORMAL gives: the database stays consistent, and a
@@ -360,7 +360,7 @@ impl PgStore {
                 client,
                 statements: None,
                 claims: Claims::default(),
-                shown: crate::redact_url(url),
+                shown: location.to_string(),
                 copy_buf: Vec::new(),
             });
         }
@@ -378,7 +378,7 @@ impl PgStore {
             client,
             statements: Some(statements),
             claims: Claims::default(),
-            shown: crate::redact_url(url),
+            shown: location.to_string(),
             copy_buf: Vec::new(),
         })
     }

@@ -25,6 +25,10 @@ use std::process::Command;
 /// The SCRAM user's password: a colon and a backslash, which the password file must escape.
 const SCRAM_PASSWORD: &str = r"pa:ss\word";
 const SCRAM_USER: &str = "aoc_scram";
+/// A second SCRAM user, whose password holds every character a URL reserves in its user info.
+const RESERVED_USER: &str = "aoc_reserved";
+const RESERVED_PASSWORD: &str = "p/a?s@s#w%o:rd";
+const RESERVED_ENCODED: &str = "p%2Fa%3Fs%40s%23w%25o%3Ard";
 
 // ---------------------------------------------------------------------------------------------
 // The throwaway cluster
@@ -183,6 +187,7 @@ impl Cluster {
                 "local   all all trust\n\
                  hostssl all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n\
                  hostssl all {SCRAM_USER} ::1/128 scram-sha-256\n\
+                 hostssl all {RESERVED_USER} 127.0.0.1/32 scram-sha-256\n\
                  hostssl all all 127.0.0.1/32 trust\n\
                  hostssl all all ::1/128 trust\n"
             ),
@@ -298,7 +303,19 @@ fn connects_over_tls(url: &str) -> Result<(), String> {
 fn refused(url: &str, needles: &[&str]) -> Result<(), String> {
     match open(url) {
         Ok(tls) => Err(format!("connected (TLS: {tls}); expected a refusal")),
-        Err(e) if e.contains(SCRAM_PASSWORD) => Err(format!("the message shows the password: {e}")),
+        Err(e)
+            if [
+                SCRAM_PASSWORD,
+                RESERVED_PASSWORD,
+                RESERVED_ENCODED,
+                "s@s#w",
+                "%40s%23",
+            ]
+            .iter()
+            .any(|p| e.contains(p)) =>
+        {
+            Err(format!("the message shows the password: {e}"))
+        }
         Err(e) => match needles.iter().find(|n| !e.contains(*n)) {
             Some(missing) => Err(format!("the message lacks {missing:?}: {e}")),
             None => {
@@ -344,6 +361,16 @@ fn tls_sslmodes_and_passwords_against_a_real_server() {
     admin
         .batch_execute(&format!("CREATE DATABASE {SCRAM_USER} OWNER {SCRAM_USER}"))
         .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {RESERVED_USER} LOGIN PASSWORD '{RESERVED_PASSWORD}'"
+        ))
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {RESERVED_USER} OWNER {RESERVED_USER}"
+        ))
+        .unwrap();
 
     // The client side: its own HOME (no ~/.postgresql/root.crt, no ~/.pgpass of the machine).
     let client = tempfile::tempdir().unwrap();
@@ -354,14 +381,12 @@ fn tls_sslmodes_and_passwords_against_a_real_server() {
     fs::write(&ca_pem, ca.cert.pem()).unwrap();
     fs::write(&other_pem, other.cert.pem()).unwrap();
     let (ca_path, other_path) = (ca_pem.to_str().unwrap(), other_pem.to_str().unwrap());
+    // Every libpq variable the store reads is this test's to set, none the machine's.
     let clean_env = || {
-        set_env(&[
-            ("HOME", home.to_str()),
-            ("PGSSLMODE", None),
-            ("PGSSLROOTCERT", None),
-            ("PGPASSWORD", None),
-            ("PGPASSFILE", None),
-        ])
+        set_env(&[("HOME", home.to_str()), ("PGPASSWORD", None)]);
+        for (_, var) in aoc_store::ENV_DEFAULTS {
+            std::env::remove_var(var);
+        }
     };
     clean_env();
 
@@ -580,6 +605,53 @@ fn tls_sslmodes_and_passwords_against_a_real_server() {
                         Err(e) if e.to_string().contains(&bad_password) => Ok(()),
                         Err(e) => Err(format!("unexpected error: {e}")),
                     }
+                });
+                clean_env();
+                result
+            }),
+        ),
+        (
+            "SCRAM: a password with / ? @ # % :, percent-encoded in a URL or quoted in a \
+             keyword/value string; a wrong one refused without either being shown",
+            Box::new(|| {
+                let url = |password: &str| {
+                    format!(
+                        "postgres://{RESERVED_USER}:{password}@127.0.0.1:{port}/{RESERVED_USER}\
+                         ?sslmode=require"
+                    )
+                };
+                connects_over_tls(&url(RESERVED_ENCODED))?;
+                connects_over_tls(&format!(
+                    "host=127.0.0.1 port={port} user={RESERVED_USER} dbname={RESERVED_USER} \
+                     sslmode=require password='{RESERVED_PASSWORD}'"
+                ))?;
+                let bad = format!(r#"password authentication failed for user "{RESERVED_USER}""#);
+                refused(&url("p%2Fa%3Fs%40s%23w%25o"), &[&bad])?;
+                // Unencoded, the URL is ambiguous: refused before any connection attempt.
+                refused(
+                    &url(RESERVED_PASSWORD),
+                    &["connection settings", "percent-encode"],
+                )
+            }),
+        ),
+        (
+            "PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE fill a bare postgres://",
+            Box::new(|| {
+                let port = port.to_string();
+                set_env(&[
+                    ("PGHOST", Some("127.0.0.1")),
+                    ("PGPORT", Some(&port)),
+                    ("PGUSER", Some(RESERVED_USER)),
+                    ("PGDATABASE", Some(RESERVED_USER)),
+                    ("PGSSLMODE", Some("require")),
+                    ("PGPASSWORD", Some(RESERVED_PASSWORD)),
+                ]);
+                let result = connects_over_tls("postgres://").and_then(|()| {
+                    // The URL's own parts win: this user has no such password.
+                    refused(
+                        &format!("postgres://{SCRAM_USER}@"),
+                        &[&bad_password, "(password from PGPASSWORD)"],
+                    )
                 });
                 clean_env();
                 result
