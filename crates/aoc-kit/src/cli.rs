@@ -19,7 +19,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("AOC_VERIFY_KEY", "--key"),
     (
         "DATASET_HASH",
-        "--expect-dataset-hash (dev-rehearsal-placeholder or empty: no pin)",
+        "--expect-dataset-hash (dev-rehearsal-placeholder: no pin; empty: a usage error)",
     ),
     (
         "TMPDIR",
@@ -80,15 +80,21 @@ pub fn copy_bytes_needed(dir: &Path) -> u64 {
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct VerifyArgs {
     /// The public key you trust (PEM). Without it the kit's own cosign.pub is used, which proves
-    /// the kit intact but not who made it: exit 15.
+    /// the kit intact but not who made it: exit 15. A key inside the kit directory (or a link to
+    /// one of its files) is refused: use --kit-key for that.
     #[arg(long, env = "AOC_VERIFY_KEY", value_name = "KEY.pub")]
     pub key: Option<std::path::PathBuf>,
+    /// Check against the kit's own cosign.pub, saying so: the kit intact, origin NOT proven
+    /// (exit 15), as without --key. Not with --key.
+    #[arg(long)]
+    pub kit_key: bool,
     /// Accept the project's public dev key (known to this binary) as an origin: dev kits only,
     /// never a release.
     #[arg(long)]
     pub allow_dev_key: bool,
     /// The dataset hash the kit must carry (refuses an older, validly signed kit).
-    /// `dev-rehearsal-placeholder` or empty: no pin.
+    /// `dev-rehearsal-placeholder`: no pin; empty: a usage error (an empty flag never lifts
+    /// DATASET_HASH's pin).
     #[arg(long, env = "DATASET_HASH", value_name = "HASH")]
     pub expect_dataset_hash: Option<String>,
     /// A published directory's offline-kit.json must have at least this sequence (refuses an
@@ -108,15 +114,33 @@ pub struct VerifyArgs {
 }
 
 impl VerifyArgs {
-    /// Library options from the flags; `Err` is a usage error (an unreadable `--key`, a
-    /// malformed pin).
-    pub fn options(&self) -> Result<VerifyOptions, String> {
-        let key = match &self.key {
-            Some(path) => Some(TrustedKey::load(path)?),
-            None => None,
+    /// Library options from the flags for verifying `dir`; `Err` is a usage error (an
+    /// unreadable `--key`, a key from the kit itself, an empty or malformed pin).
+    pub fn options(&self, dir: &Path) -> Result<VerifyOptions, String> {
+        let key = match (&self.key, self.kit_key) {
+            (Some(_), true) => {
+                return Err("give --key (or AOC_VERIFY_KEY) or --kit-key, not both".into());
+            }
+            (Some(path), false) => {
+                if crate::files::comes_from_kit(dir, path) {
+                    return Err(format!(
+                        "--key {} is inside the kit being checked (or a link to a kit file),                          which proves nothing: pass the key you trust, or --kit-key to check                          integrity only",
+                        crate::escape(&path.display().to_string())
+                    ));
+                }
+                Some(TrustedKey::load(path)?)
+            }
+            (None, _) => None,
         };
         let expect_dataset_hash = match self.expect_dataset_hash.as_deref().map(str::trim) {
-            None | Some("") | Some(DATASET_PLACEHOLDER) => None,
+            None | Some(DATASET_PLACEHOLDER) => None,
+            // An unset variable expanded into the flag must not lift DATASET_HASH's pin.
+            Some("") => {
+                return Err(
+                    "--expect-dataset-hash / DATASET_HASH is empty: give the dataset hash, or                      unset DATASET_HASH"
+                        .into(),
+                )
+            }
             Some(h) if crate::layout::is_hex64(h) => Some(h.to_string()),
             Some(h) => {
                 return Err(format!(
@@ -139,7 +163,7 @@ impl VerifyArgs {
 /// Verifies `dir`, printing as `tool`; returns the process exit code.
 pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
     let json = args.format == Format::Json || args.json;
-    let opts = match args.options() {
+    let opts = match args.options(dir) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{tool}: {e}");
@@ -205,4 +229,61 @@ pub fn run(dir: &Path, args: &VerifyArgs, tool: &str) -> u8 {
         eprintln!("{line}");
     }
     report.exit_code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(key: Option<&Path>, kit_key: bool, pin: Option<&str>) -> VerifyArgs {
+        VerifyArgs {
+            key: key.map(Path::to_path_buf),
+            kit_key,
+            expect_dataset_hash: pin.map(str::to_string),
+            ..VerifyArgs::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_pin_is_a_usage_error_and_the_placeholder_pins_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        for empty in ["", "  "] {
+            let e = args(None, false, Some(empty))
+                .options(dir.path())
+                .unwrap_err();
+            assert!(e.contains("DATASET_HASH is empty"), "{e}");
+        }
+        let none = args(None, false, Some(DATASET_PLACEHOLDER))
+            .options(dir.path())
+            .unwrap();
+        assert_eq!(none.expect_dataset_hash, None);
+        let hash = "0123456789abcdef".repeat(4);
+        let pinned = args(None, false, Some(&hash)).options(dir.path()).unwrap();
+        assert_eq!(pinned.expect_dataset_hash, Some(hash));
+    }
+
+    #[test]
+    fn a_key_from_the_kit_is_refused_and_kit_key_takes_no_key() {
+        let root = tempfile::tempdir().unwrap();
+        let kit = root.path().join("kit");
+        std::fs::create_dir(&kit).unwrap();
+        let pem = aoc_sigstore::generate_key_pair(b"pw").unwrap().1;
+        std::fs::write(kit.join(crate::layout::PUBLIC_KEY), &pem).unwrap();
+        let trusted = root.path().join("trusted.pub");
+        std::fs::write(&trusted, &pem).unwrap();
+
+        let e = args(Some(&kit.join("cosign.pub")), false, None)
+            .options(&kit)
+            .unwrap_err();
+        assert!(e.contains("is inside the kit being checked"), "{e}");
+        assert!(e.contains("--kit-key"), "{e}");
+        // The same bytes from outside the kit are the operator's key.
+        let opts = args(Some(&trusted), false, None).options(&kit).unwrap();
+        assert!(opts.key.is_some());
+        // --kit-key: the kit's own key, self-contained (origin not proven); not with --key.
+        let opts = args(None, true, None).options(&kit).unwrap();
+        assert!(opts.key.is_none());
+        let e = args(Some(&trusted), true, None).options(&kit).unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+    }
 }

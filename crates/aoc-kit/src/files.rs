@@ -153,6 +153,38 @@ pub fn load_key(path: &Path) -> Result<aoc_sigstore::PublicKey, String> {
         .map_err(|e| format!("--key {shown}: {}", escape(&e.to_string())))
 }
 
+/// Whether `path`, a file the operator names (`--key`), comes from the kit directory `kit`, which
+/// whoever controls the kit can write: under it by its physical path (links resolved), also
+/// through a bind mount of it (compared by device and inode, ancestor by ancestor), or the very
+/// file of one of the kit's entries (a hard link to it placed outside). A path that cannot be
+/// resolved is left to the key loader, which names the problem.
+pub fn comes_from_kit(kit: &Path, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: &std::fs::Metadata| (m.dev(), m.ino());
+    let Ok(kit_id) = std::fs::metadata(kit).map(|m| id(&m)) else {
+        return false;
+    };
+    if let Ok(real) = std::fs::canonicalize(path) {
+        if real
+            .ancestors()
+            .skip(1)
+            .any(|a| std::fs::metadata(a).is_ok_and(|m| id(&m) == kit_id))
+        {
+            return true;
+        }
+    }
+    let Ok(file_id) = std::fs::metadata(path).map(|m| id(&m)) else {
+        return false;
+    };
+    // The entries' own inodes (a link in the kit pointing out is not the kit's file); names only
+    // are listed, nothing is opened.
+    std::fs::read_dir(kit).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| std::fs::symlink_metadata(e.path()).is_ok_and(|m| id(&m) == file_id))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +224,49 @@ mod tests {
         copy.reader().unwrap().read_to_end(&mut read_back).unwrap();
         assert_eq!(read_back, b"hello kit");
         assert_eq!(bytes.bytes().unwrap(), b"hello kit");
+    }
+
+    #[test]
+    fn a_key_from_the_kit_is_recognised_by_path_link_hard_link_and_subdirectory() {
+        let root = tempfile::tempdir().unwrap();
+        let kit = root.path().join("kit");
+        let outside = root.path().join("operator");
+        std::fs::create_dir_all(kit.join("keys")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(kit.join("cosign.pub"), "kit key").unwrap();
+        std::fs::write(kit.join("keys/trusted.pub"), "planted").unwrap();
+        std::fs::write(outside.join("trusted.pub"), "operator key").unwrap();
+        std::os::unix::fs::symlink(kit.join("cosign.pub"), outside.join("link.pub")).unwrap();
+        std::fs::hard_link(kit.join("cosign.pub"), outside.join("hard.pub")).unwrap();
+        // A link to the kit directory itself, and a path through it.
+        std::os::unix::fs::symlink(&kit, outside.join("kit-link")).unwrap();
+        for from_kit in [
+            kit.join("cosign.pub"),
+            kit.join("./cosign.pub"),
+            kit.join("keys/../cosign.pub"),
+            kit.join("keys/trusted.pub"),
+            outside.join("link.pub"),
+            outside.join("hard.pub"),
+            outside.join("kit-link/cosign.pub"),
+        ] {
+            assert!(comes_from_kit(&kit, &from_kit), "{}", from_kit.display());
+        }
+        // The operator's own key, also a copy of the kit's bytes placed outside, and a missing
+        // path (the loader names it).
+        std::fs::copy(kit.join("cosign.pub"), outside.join("copy.pub")).unwrap();
+        for not_from_kit in [
+            outside.join("trusted.pub"),
+            outside.join("copy.pub"),
+            outside.join("missing.pub"),
+        ] {
+            assert!(
+                !comes_from_kit(&kit, &not_from_kit),
+                "{}",
+                not_from_kit.display()
+            );
+        }
+        // A link in the kit pointing at the operator's key does not make that key the kit's.
+        std::os::unix::fs::symlink(outside.join("trusted.pub"), kit.join("pointer")).unwrap();
+        assert!(!comes_from_kit(&kit, &outside.join("trusted.pub")));
     }
 }

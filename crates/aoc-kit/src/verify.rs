@@ -28,6 +28,9 @@ use crate::files::{read_and_hash, Keep, Proven, ReadProblem};
 use crate::layout;
 use crate::report::{escape, CheckResult, Class, KeyInfo, KitReport};
 
+/// How many entries the listing does not name are reported by name; the rest are counted.
+pub const UNLISTED_SHOWN: u64 = 20;
+
 /// One kit file read privately: what it proves and its SHA-256, or why it could not be read.
 type FileRead = Result<(Proven, [u8; 32]), ReadProblem>;
 
@@ -296,9 +299,30 @@ impl Verifier<'_> {
         );
         let listed: BTreeSet<String> = sums.iter().map(|(n, _)| n.to_string()).collect();
 
-        // The directory: names only, nothing opened.
-        let entries =
-            match std::fs::read_dir(self.dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()) {
+        // The directory: names only, nothing opened. What the listing does not name is counted,
+        // and only the first UNLISTED_SHOWN of those entries are reported by name, so any
+        // directory costs bounded memory and output (the first failure, hence the exit code, is
+        // always among those named).
+        let entries = match std::fs::read_dir(self.dir) {
+            Ok(e) => e,
+            Err(e) => {
+                let dir = self.dir.display().to_string();
+                self.record(
+                    "layout",
+                    &dir,
+                    Class::Hostile,
+                    Err(format!("cannot list: {e}")),
+                );
+                return None;
+            }
+        };
+        let not_regular = "is not a regular file (links, FIFOs, devices and directories have no \
+                           place in a kit; refused unread)";
+        let mut present = BTreeSet::new();
+        let mut complete = true;
+        let mut unlisted = 0u64;
+        for entry in entries {
+            let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
                     let dir = self.dir.display().to_string();
@@ -311,50 +335,58 @@ impl Verifier<'_> {
                     return None;
                 }
             };
-        let mut present = BTreeSet::new();
-        let mut complete = true;
-        for entry in entries {
             let raw = entry.file_name();
-            // Links, directories and devices have no place in a kit (the entry's own type: no
-            // link is followed).
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                complete = false;
-                let shown = raw.to_string_lossy().into_owned();
-                if raw.to_str().is_some_and(|n| listed.contains(n)) {
-                    present.insert(shown.clone());
-                }
-                self.failed_files.insert(shown.clone());
-                self.record(
-                    "layout",
-                    &shown,
-                    Class::Hostile,
-                    Err(
-                        "is not a regular file (links and directories have no place in a kit)"
-                            .into(),
-                    ),
-                );
-                continue;
-            }
-            match raw.to_str() {
-                Some(name)
-                    if listed.contains(name)
-                        || name == layout::SUMS
-                        || name == layout::SUMS_BUNDLE =>
-                {
+            let kit_name = raw
+                .to_str()
+                .filter(|n| listed.contains(*n) || *n == layout::SUMS || *n == layout::SUMS_BUNDLE);
+            // The entry's own type: no link is followed.
+            let regular = entry.file_type().is_ok_and(|t| t.is_file());
+            match (kit_name, regular) {
+                (Some(name), true) => {
                     present.insert(name.to_string());
                 }
-                _ => {
+                // A listed name that is a link, directory or device: never read (bounded by the
+                // listing).
+                (Some(name), false) => {
                     complete = false;
-                    // Escaped by `record`, like every name; bytes that are not UTF-8 show as U+FFFD.
+                    present.insert(name.to_string());
+                    self.failed_files.insert(name.to_string());
+                    self.record("layout", name, Class::Hostile, Err(not_regular.into()));
+                }
+                (None, _) => {
+                    complete = false;
+                    unlisted += 1;
+                    if unlisted > UNLISTED_SHOWN {
+                        continue;
+                    }
+                    // Escaped by `record`, like every name; bytes that are not UTF-8 show as
+                    // U+FFFD.
                     let shown = raw.to_string_lossy();
-                    self.record(
-                        "sha256sums.complete",
-                        &shown,
-                        Class::Checksum,
-                        Err("in the kit but not listed in SHA256SUMS".into()),
-                    );
+                    if regular {
+                        self.record(
+                            "sha256sums.complete",
+                            &shown,
+                            Class::Checksum,
+                            Err("in the kit but not listed in SHA256SUMS".into()),
+                        );
+                    } else {
+                        self.record("layout", &shown, Class::Hostile, Err(not_regular.into()));
+                    }
                 }
             }
+        }
+        if unlisted > UNLISTED_SHOWN {
+            let dir = self.dir.display().to_string();
+            self.record(
+                "sha256sums.complete",
+                &dir,
+                Class::Checksum,
+                Err(format!(
+                    "{} more entries in the kit are not listed in SHA256SUMS (not named: only \
+                     the first {UNLISTED_SHOWN} are)",
+                    unlisted - UNLISTED_SHOWN
+                )),
+            );
         }
         for name in &listed {
             if !present.contains(name) {
