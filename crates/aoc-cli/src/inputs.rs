@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DatasetPin {
     /// Refuse a dataset tarball among the inputs unless its content hash is this (pins a release's
-    /// dataset against a rollback to another, also validly signed one).
+    /// dataset against a rollback to another, also validly signed one). Empty: a usage error.
     #[arg(
         long = "expect-dataset-hash",
         env = "DATASET_HASH",
@@ -25,13 +25,15 @@ const UNPINNED: &str = "dev-rehearsal-placeholder";
 impl DatasetPin {
     /// The hash to enforce, after checking its form; warns when it cannot apply to any input.
     fn expected(&self, paths: &[PathBuf]) -> anyhow::Result<Option<String>> {
-        let Some(pin) = self
-            .expect_dataset_hash
-            .as_deref()
-            .filter(|p| !p.is_empty())
-        else {
+        let Some(pin) = self.expect_dataset_hash.as_deref() else {
             return Ok(None);
         };
+        // An unset variable expanded into the flag (or DATASET_HASH) must not lift the pin.
+        anyhow::ensure!(
+            !pin.trim().is_empty(),
+            "--expect-dataset-hash / DATASET_HASH is empty: give the dataset hash, or unset \
+             DATASET_HASH"
+        );
         if pin == UNPINNED {
             eprintln!(
                 "stella: warning: DATASET_HASH={UNPINNED}: datasets are NOT pinned to a hash"

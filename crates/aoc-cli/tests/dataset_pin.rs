@@ -1,0 +1,48 @@
+//! An empty dataset pin is a usage error, never a way to lift the pin: `--expect-dataset-hash ""`
+//! (an unset variable expanded) over a set `DATASET_HASH`, or an empty `DATASET_HASH`, stops
+//! `stella aoc backfill` and `stella aoc verify --input` before any input is read or any store
+//! is opened.
+
+use std::process::Command;
+
+#[test]
+fn an_empty_pin_stops_the_loader_and_the_verifier_before_anything_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.db");
+    let url = format!("sqlite://{}", store.display());
+    // Not a dataset at all: the pin is refused before it is read.
+    let input = dir.path().join("aoc-dataset-input.tar.gz");
+    std::fs::write(&input, b"not read").unwrap();
+    let pinned = "a".repeat(64);
+    let cases: [(&[&str], Option<&str>); 3] = [
+        (&["--expect-dataset-hash", ""], None),
+        (&["--expect-dataset-hash", ""], Some(pinned.as_str())),
+        (&["--expect-dataset-hash", "  "], None),
+    ];
+    let empty_env: [(&[&str], Option<&str>); 1] = [(&[], Some(""))];
+    for (extra, env) in cases.iter().chain(empty_env.iter()) {
+        for command in [
+            vec!["aoc", "backfill", "--store", &url, "--from"],
+            vec!["aoc", "verify", "--input"],
+        ] {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_stella"));
+            cmd.args(&command).arg(&input).args(*extra);
+            match env {
+                Some(v) => cmd.env("DATASET_HASH", v),
+                None => cmd.env_remove("DATASET_HASH"),
+            };
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command:?} {extra:?} DATASET_HASH={env:?}: {stderr}"
+            );
+            assert!(
+                stderr.contains("--expect-dataset-hash / DATASET_HASH is empty"),
+                "{stderr}"
+            );
+            assert!(!store.exists(), "the store was opened");
+        }
+    }
+}
