@@ -75,15 +75,18 @@ pub struct Failure {
     pub message: String,
 }
 
-/// The member name and the message (which may quote a record) come from the archive: both are
-/// escaped ([`aoc_term::escape`]), so every printer of a failure (aoc-dataset, the loader in
-/// `stella`, the kit verifier) shows them without acting on a terminal.
+/// The member name and the message (which may quote a record) come from the archive, as they
+/// are: whoever prints a failure escapes the line once (`aoc_term::escape`: aoc-dataset's FAIL
+/// lines, stella's error line, the kit verifier's report).
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (file, message) = (aoc_term::escape(&self.file), aoc_term::escape(&self.message));
         match self.line {
-            Some(line) => write!(f, "{file}:{line}: {}: {message}", self.check),
-            None => write!(f, "{file}: {}: {message}", self.check),
+            Some(line) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file, line, self.check, self.message
+            ),
+            None => write!(f, "{}: {}: {}", self.file, self.check, self.message),
         }
     }
 }

@@ -3,6 +3,10 @@
 //! them. Every binary (`stella`, `aoc-dataset`, `cargo xtask`) prints such text through
 //! [`escape`] or [`escape_os`], so a name cannot move the cursor, recolour the screen, retitle
 //! the window or reorder what the reader sees.
+//!
+//! JSON documents keep their values: [`to_vec_pretty`] and [`to_writer_compact`] write the same
+//! characters as `\uXXXX` JSON escapes (serde_json leaves C1, DEL, bidi and zero-width
+//! characters raw), so a `--format json` document on a terminal is as harmless as the text.
 
 use std::borrow::Cow;
 
@@ -62,6 +66,87 @@ pub fn escape_os(name: &std::ffi::OsStr) -> String {
 /// A path, escaped ([`escape_os`]).
 pub fn escape_path(path: &std::path::Path) -> String {
     escape_os(path.as_os_str())
+}
+
+/// `value` as pretty JSON, every character [`escape`] replaces written as a `\uXXXX` escape
+/// (the value is unchanged for any JSON reader).
+pub fn to_vec_pretty<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let formatter = Safe(serde_json::ser::PrettyFormatter::new());
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut out, formatter,
+    ))?;
+    Ok(out)
+}
+
+/// `value` as compact JSON (one NDJSON line, without its newline) to `writer`, escaped as
+/// [`to_vec_pretty`] escapes.
+pub fn to_writer_compact<W: std::io::Write, T: serde::Serialize + ?Sized>(
+    writer: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    let formatter = Safe(serde_json::ser::CompactFormatter);
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        writer, formatter,
+    ))
+}
+
+/// A serde_json formatter that writes the characters [`needs_escape`] names (but the backslash,
+/// which JSON escapes itself) as `\uXXXX`; all of them are in the Basic Multilingual Plane.
+struct Safe<F>(F);
+
+impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for Safe<F> {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if c != '\\' && needs_escape(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                write!(writer, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +210,33 @@ mod tests {
         let escaped = escape(&all);
         assert!(escaped.chars().all(|c| c == '\\' || !needs_escape(c)));
         assert!(escaped.chars().all(|c| !c.is_control()));
+    }
+
+    #[test]
+    fn json_keeps_the_value_and_escapes_what_would_act_on_a_terminal() {
+        let value = serde_json::json!({
+            "_id": "a\u{1b}[2J\u{9b}31m\u{7f}\u{202e}\u{2028}\u{feff}\\ plain é",
+            "list": ["\u{61c}", 1, null],
+        });
+        for bytes in [to_vec_pretty(&value).unwrap(), {
+            let mut line = Vec::new();
+            to_writer_compact(&mut line, &value).unwrap();
+            line
+        }] {
+            let text = String::from_utf8(bytes).unwrap();
+            // Only the layout's own newlines.
+            let raw = |c: char| c != '\\' && c != '\n' && needs_escape(c);
+            assert!(!text.chars().any(raw), "{text}");
+            assert!(text.contains(r"\u001b[2J\u009b31m\u007f\u202e\u2028\ufeff\\ plain é"));
+            let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, value);
+        }
+        // Pretty output keeps serde_json's layout.
+        let plain = serde_json::json!({"a": [1, "b"]});
+        assert_eq!(
+            to_vec_pretty(&plain).unwrap(),
+            serde_json::to_vec_pretty(&plain).unwrap()
+        );
     }
 
     #[test]

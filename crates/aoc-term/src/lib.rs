@@ -104,9 +104,10 @@ pub fn write_report(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-/// `value` as pretty JSON with a trailing newline.
+/// `value` as pretty JSON with a trailing newline; characters that would act on a terminal are
+/// `\uXXXX` escapes ([`escape::to_vec_pretty`]: the value is unchanged).
 pub fn pretty_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(value).expect("report types always serialise");
+    let mut out = escape::to_vec_pretty(value).expect("report types always serialise");
     out.push(b'\n');
     out
 }
