@@ -48,6 +48,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
     };
     let mut preparer = Preparer::new(ctx, options);
     let mut source = Source::open(&args.input, &[])?;
+    crate::inputs::say_skipped(&source);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut table = std::io::BufWriter::new(std::io::stderr().lock());

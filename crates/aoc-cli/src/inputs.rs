@@ -3,7 +3,7 @@
 
 use aoc_dataset::{is_dataset, Datasets, VerifyOptions};
 use aoc_ingest::Source;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The dataset hash every dataset among the inputs must have (`--expect-dataset-hash`,
 /// `DATASET_HASH`), checked against the hash recomputed while verifying, before any record is read.
@@ -86,15 +86,8 @@ impl AllowEmpty {
     /// Before any work: says which files the directories' walk left out, and refuses inputs
     /// that are no file at all.
     pub fn check_files(self, source: &Source, paths: &[PathBuf]) -> anyhow::Result<()> {
+        say_skipped(source);
         let skipped = source.skipped_files();
-        if !skipped.is_empty() {
-            aoc_term::say(format!(
-                "stella: skipped {} file(s) not named .json, .ndjson or .jsonl (optionally .gz or \
-                 .zst): {}",
-                skipped.len(),
-                some_names(skipped)
-            ));
-        }
         if source.inputs() == 0 && !self.allow_empty {
             anyhow::bail!(
                 "nothing to read: {} hold(s) no .json, .ndjson or .jsonl file{}; give --allow-empty \
@@ -121,9 +114,26 @@ impl AllowEmpty {
     }
 }
 
+/// Names on stderr the files the directories' walk left out by their name, if any.
+pub fn say_skipped(source: &Source) {
+    let skipped = source.skipped_files();
+    if !skipped.is_empty() {
+        aoc_term::say(format!(
+            "stella: skipped {} file(s) not named .json, .ndjson or .jsonl (optionally .gz or \
+             .zst): {}",
+            skipped.len(),
+            some_names(skipped)
+        ));
+    }
+}
+
 /// The paths, escaped for a terminal, comma-separated.
 fn names(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| shown(p)).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| aoc_term::escape_path(p))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The first few of `paths`, escaped, and how many more.
@@ -131,16 +141,11 @@ fn some_names(paths: &[PathBuf]) -> String {
     const SHOWN: usize = 3;
     let mut text = paths[..paths.len().min(SHOWN)]
         .iter()
-        .map(|p| shown(p))
+        .map(|p| aoc_term::escape_path(p))
         .collect::<Vec<_>>()
         .join(", ");
     if paths.len() > SHOWN {
         text.push_str(&format!(" and {} more", paths.len() - SHOWN));
     }
     text
-}
-
-/// A path as a terminal may show it: control characters and invalid UTF-8 made visible.
-fn shown(path: &Path) -> String {
-    aoc_kit::report::escape_os(path.as_os_str())
 }

@@ -624,6 +624,15 @@ fn files_skipped_by_name_are_counted_beside_the_records_loaded() {
     );
     assert_eq!(json_stdout("verify", &out)["files_skipped"], 1);
     assert!(err.contains("1 file(s) skipped by name"), "{err}");
+    // The preview names them too.
+    let (code, out, err) = run(stella()
+        .args(["sources", "ingest", "--format", "ndjson", "--input"])
+        .arg(&input));
+    assert_eq!((code, out.lines().count()), (0, 5), "{err}");
+    assert!(
+        err.contains("skipped 1 file(s)") && err.contains("README.txt"),
+        "{err}"
+    );
 }
 
 // ---- the JSON contract: every failure, usage errors included ------------------------------
