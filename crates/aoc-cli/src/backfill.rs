@@ -219,6 +219,27 @@ fn summary(report: &BackfillReport, secs: f64) {
     );
 }
 
+/// The exit code of a backfill refused because another run is writing to the same store for
+/// the same tenant and source ([`aoc_store::StoreError::WriterBusy`]): nothing was written, and
+/// the same command succeeds once that run has ended.
+pub const EXIT_STORE_BUSY: u8 = 4;
+
+/// The exit code of a failed command: [`EXIT_STORE_BUSY`] for a store another run is writing,
+/// else [`Outcome::Error`].
+pub fn failure_exit_code(e: &anyhow::Error) -> u8 {
+    let busy = e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<aoc_store::StoreError>(),
+            Some(aoc_store::StoreError::WriterBusy { .. })
+        )
+    });
+    if busy {
+        EXIT_STORE_BUSY
+    } else {
+        Outcome::Error as u8
+    }
+}
+
 /// Identifies "the same arguments": inputs (path, size, mtime), tenant, vendor, options.
 fn run_key(args: &BackfillArgs) -> anyhow::Result<String> {
     let mut inputs = Vec::new();

@@ -81,7 +81,26 @@ pub fn backfill() -> String {
             "tests only: abort the run at a given point",
         ),
     ]);
-    after_help(EXIT, &env)
+    // Only a backfill writes, so only a backfill finds the store claimed by another run.
+    let mut exit = EXIT.to_vec();
+    let at = exit
+        .iter()
+        .position(|(code, _)| {
+            let first = code.split(|c: char| !c.is_ascii_digit()).next();
+            first
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n > 4)
+        })
+        .unwrap_or(exit.len());
+    exit.insert(
+        at,
+        (
+            "4",
+            "another run is writing to the same store for the same tenant and source (--tenant, \
+             --source; none: every source); nothing was written: run again once it has ended",
+        ),
+    );
+    after_help(&exit, &env)
 }
 
 pub fn verify() -> String {

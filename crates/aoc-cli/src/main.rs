@@ -157,7 +157,7 @@ fn main() -> ExitCode {
         Err(e) => ExitCode::from(aoc_term::report_failure(
             "stella",
             e.as_ref(),
-            outputs::exit_code(&e).unwrap_or(Outcome::Error as u8),
+            outputs::exit_code(&e).unwrap_or_else(|| backfill::failure_exit_code(&e)),
             json,
         )),
     }

@@ -860,3 +860,371 @@ fn a_dataset_load_killed_at_random_points_resumes_by_seeking_and_reads_no_record
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Read-only verification, and one writer per store, tenant and source
+
+/// `stella` with the tests' clock and no colour.
+fn stella() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stella"));
+    cmd.env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("NO_COLOR", "1")
+        .env_remove("STELLA_STORE")
+        .env_remove("STELLA_FAULT_ABORT");
+    cmd
+}
+
+fn output(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Permission bits do not bind root: run as root, the read-only checks below run `stella` as
+/// `nobody` (through `runuser`), for whom they do.
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `stella aoc verify ARGS` as a user the permission bits bind: this one, or `nobody` for root.
+fn verify_as_unprivileged(args: &[&str]) -> (i32, String, String) {
+    let stella = env!("CARGO_BIN_EXE_stella");
+    let mut cmd = if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--", stella]);
+        c
+    } else {
+        Command::new(stella)
+    };
+    cmd.args(["aoc", "verify"])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("STELLA_STORE");
+    output(&mut cmd)
+}
+
+/// Every file of `dir` with its bytes' SHA-256 and its mtime.
+fn snapshot(dir: &Path) -> BTreeMap<String, (String, SystemTime)> {
+    use sha2::Digest;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&path).unwrap()));
+            let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+            (name, (digest, mtime))
+        })
+        .collect()
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The issue's check: `stella aoc verify` of a SQLite store whose file (0444) and directory
+/// (0555) its user cannot write verifies it, and leaves every byte and mtime as it was, with no
+/// `-wal`, `-shm` or journal created. With a writer holding uncheckpointed commits in the WAL,
+/// the verifier reads them too (an `immutable` open would not).
+#[test]
+fn verify_reads_a_sqlite_store_its_user_cannot_write_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("ro");
+    std::fs::create_dir(&store_dir).unwrap();
+    let db = store_dir.join("store.db");
+    let url = format!("sqlite://{}", db.display());
+    let run = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = run.report["written"].as_u64().unwrap();
+    assert!(written > 0);
+    let before = snapshot(&store_dir);
+    assert!(
+        before
+            .keys()
+            .all(|n| n == "store.db" || n.ends_with(".lock")),
+        "a closed store is its database file (and writer lock files): {:?}",
+        before.keys()
+    );
+    for name in before.keys() {
+        chmod(&store_dir.join(name), 0o444);
+    }
+    chmod(&store_dir, 0o555);
+    chmod(dir.path(), 0o755);
+    let before = snapshot(&store_dir);
+
+    let (code, stdout, stderr) = verify_as_unprivileged(&["--store", &url, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["documents_checked"], written, "{report}");
+    assert_eq!(report["violations_total"], 0, "{report}");
+    assert_eq!(
+        snapshot(&store_dir),
+        before,
+        "verify changed the store's directory"
+    );
+
+    // A writer alive with a commit still in the WAL (its checkpoints held off): the verifier,
+    // unable to write anything there, still reads the WAL through the writer's -shm.
+    chmod(&store_dir, 0o755);
+    chmod(&db, 0o644);
+    let mut writer = Store::open(&url).unwrap();
+    let Store::Sqlite(s) = &mut writer else {
+        unreachable!()
+    };
+    s.connection()
+        .execute_batch(
+            "PRAGMA wal_autocheckpoint = 0;
+             UPDATE source_counts SET documents = documents + 1000",
+        )
+        .unwrap();
+    assert!(store_dir.join("store.db-wal").exists());
+    chmod(&db, 0o444);
+    chmod(&store_dir, 0o555);
+    let (code, stdout, stderr) =
+        verify_as_unprivileged(&["--store", &url, "--dry-run", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let checked: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        checked["checked"]["documents"],
+        written + 1000,
+        "the commit in the WAL was not read: {checked}"
+    );
+    drop(writer);
+    chmod(&store_dir, 0o755);
+}
+
+/// A store at an older schema version is refused by the verifier, named with both versions and
+/// what to do, and left at its version; the writing command the message names migrates it.
+#[test]
+fn verify_refuses_a_store_at_an_older_schema_and_migrates_nothing() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = fresh_store(engine, dir.path(), "old");
+        // The store as the first schema left it: migration 1's tables, version 1 recorded.
+        let engine_kind = match engine {
+            Engine::Sqlite => aoc_store::Engine::Sqlite,
+            Engine::Postgres => aoc_store::Engine::Postgres,
+        };
+        let schema_1 = aoc_store::migration_sql(engine_kind, 1).unwrap();
+        let rebuild = format!(
+            "DROP TABLE source_counts; DROP TABLE advisory_raw; DROP TABLE upstreams;
+             DROP TABLE upstream_deletions; DROP TABLE backfill_checkpoints;
+             DROP TABLE schema_migrations;
+             {}
+             CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+                                             applied_at TEXT NOT NULL);
+             {schema_1}
+             INSERT INTO schema_migrations VALUES (1, 'raw store', '2026-01-01T00:00:00Z');",
+            if matches!(engine, Engine::Postgres) {
+                "DROP FUNCTION aoc_reject_change;"
+            } else {
+                ""
+            }
+        );
+        match Store::open(&url).unwrap() {
+            Store::Sqlite(s) => s.connection().execute_batch(&rebuild).unwrap(),
+            Store::Postgres(mut s) => s.client().batch_execute(&rebuild).unwrap(),
+        }
+        for _ in 0..2 {
+            let (code, _, stderr) = output(stella().args(["aoc", "verify", "--store", &url]));
+            assert_eq!(code, 2, "{engine:?}: {stderr}");
+            for needle in ["schema version 1", "(5)", "stella aoc backfill"] {
+                assert!(stderr.contains(needle), "{engine:?}: {needle}: {stderr}");
+            }
+            match Store::open_read_only(&url) {
+                Err(aoc_store::StoreError::SchemaTooOld { found: 1, known: 5 }) => {}
+                Err(e) => panic!("{engine:?}: {e}"),
+                Ok(_) => panic!("{engine:?}: the store was migrated"),
+            }
+        }
+        let run = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
+        assert_eq!(run.code, 0, "{engine:?}: {}", run.stderr);
+        assert_eq!(verify_store(&url), 0, "{engine:?}");
+    }
+}
+
+/// `url` with its user replaced.
+fn with_user(url: &str, user: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}@{rest}")
+}
+
+/// The issue's checks on PostgreSQL: a role with nothing but SELECT on the store's tables (no
+/// CREATE on schema public) verifies the store, and so does anyone on a database whose
+/// transactions are read-only (`default_transaction_read_only`, as on a hot standby).
+#[test]
+fn verify_needs_only_select_on_postgres_and_works_on_a_read_only_database() {
+    if !engines().iter().any(|e| matches!(e, Engine::Postgres)) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_store(Engine::Postgres, dir.path(), "select_only");
+    let run = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = run.report["written"].as_u64().unwrap();
+    let db = url.rsplit_once('/').unwrap().1.to_owned();
+    let role = format!("{db}_reader");
+    let admin_url = std::env::var("AOC_TEST_PG").unwrap();
+    let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+        .unwrap();
+    let mut owner = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    owner
+        .batch_execute(&format!(
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"
+        ))
+        .unwrap();
+    let reader_url = with_user(&url, &role);
+
+    // The role really cannot write: a backfill as it fails on the schema.
+    let (code, _, stderr) = output(stella().args([
+        "aoc",
+        "backfill",
+        "--store",
+        &reader_url,
+        "--from",
+        testdata("osv-rustsec").to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+
+    let verify = |url: &str| {
+        let (code, stdout, stderr) =
+            output(stella().args(["aoc", "verify", "--store", url, "--format", "json"]));
+        assert_eq!(code, 0, "{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["documents_checked"], written, "{report}");
+        assert_eq!(report["violations_total"], 0, "{report}");
+    };
+    verify(&reader_url);
+
+    // Read-only transactions for every new session of the database.
+    drop(owner);
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET default_transaction_read_only = on"
+        ))
+        .unwrap();
+    let run = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
+    assert_eq!(
+        run.code, 2,
+        "a read-only database took a write: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("read-only transaction"),
+        "{}",
+        run.stderr
+    );
+    verify(&url);
+    verify(&reader_url);
+
+    admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .unwrap();
+    admin.batch_execute(&format!("DROP ROLE {role}")).unwrap();
+}
+
+/// The issue's check: a second `stella aoc backfill` of the same store, tenant and source while
+/// the first runs is refused at once (exit 4), naming the store and the run that holds it, and
+/// writes nothing; the first run's report holds every row written, and a third run afterwards
+/// finds every document stored (no-ops).
+#[test]
+fn a_second_backfill_of_the_same_store_tenant_and_source_is_refused_while_the_first_runs() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let feed = generated_feed(dir.path(), 20_000);
+        let url = fresh_store(engine, dir.path(), "twice");
+        let args = |report: &Path| -> Vec<String> {
+            [
+                "aoc",
+                "backfill",
+                "--no-progress",
+                "--batch-size",
+                "10",
+                "--store",
+                &url,
+                "--from",
+                feed.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        };
+        let first_report = dir.path().join("first.json");
+        let mut first = stella()
+            .args(args(&first_report))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The first run holds the store from before its first batch: wait for rows.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let stored = Store::open_read_only(&url)
+                .ok()
+                .and_then(|mut s| s.counts().ok())
+                .map_or(0, |c| c.documents);
+            if stored > 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{engine:?}: no rows");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let second_report = dir.path().join("second.json");
+        let (code, _, stderr) = output(stella().args(args(&second_report)));
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "{engine:?}: the first run ended before the second started; enlarge the feed"
+        );
+        assert_eq!(code, 4, "{engine:?}: {stderr}");
+        assert!(
+            stderr.contains("another run is writing to store"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("tenant \"default\", every source"),
+            "{stderr}"
+        );
+        let shown = aoc_store::StoreLocation::parse(&url).unwrap().redacted();
+        assert!(stderr.contains(&shown), "{engine:?}: the store: {stderr}");
+        let holder = match engine {
+            Engine::Sqlite => format!("process {}", first.id()),
+            Engine::Postgres => "PostgreSQL session".to_owned(),
+        };
+        assert!(stderr.contains(&holder), "{engine:?}: the holder: {stderr}");
+        assert!(
+            !second_report.exists(),
+            "{engine:?}: a refused run wrote a report"
+        );
+
+        assert!(first.wait().unwrap().success(), "{engine:?}");
+        let first: Value = serde_json::from_slice(&std::fs::read(&first_report).unwrap()).unwrap();
+        let stored = Store::open_read_only(&url)
+            .unwrap()
+            .counts()
+            .unwrap()
+            .documents;
+        assert_eq!(first["resumed_after_records"], 0, "{engine:?}: {first}");
+        assert_eq!(first["written"], stored, "{engine:?}: {first}");
+
+        let third_report = dir.path().join("third.json");
+        let (code, _, stderr) = output(stella().args(args(&third_report)));
+        assert_eq!(code, 0, "{engine:?}: {stderr}");
+        let third: Value = serde_json::from_slice(&std::fs::read(&third_report).unwrap()).unwrap();
+        assert_eq!(third["written"], 0, "{engine:?}: {third}");
+        assert_eq!(
+            third["noop"].as_u64().unwrap(),
+            first["written"].as_u64().unwrap() + first["noop"].as_u64().unwrap(),
+            "{engine:?}: {third}"
+        );
+    }
+}

@@ -229,7 +229,9 @@ fn build(
 ) -> anyhow::Result<BuildReport> {
     if let Some(url) = store {
         let shown = redact_url(&url);
-        let mut store = Store::open(&url).with_context(|| format!("cannot open store {shown}"))?;
+        // An export only reads: never a migration or any other write to the store.
+        let mut store =
+            Store::open_read_only(&url).with_context(|| format!("cannot open store {shown}"))?;
         let _progress = Progress::spinner(format!("aoc-dataset: exporting {shown}"));
         Ok(build_from_store(&mut store, opts)?)
     } else {

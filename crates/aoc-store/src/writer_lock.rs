@@ -113,17 +113,22 @@ struct Holder {
 }
 
 impl Holder {
-    fn describe(&self) -> String {
+    /// Who, where and since when; its scope too when it is not the one refused.
+    fn describe(&self, refused: &WriterScope<'_>) -> String {
         let scope = WriterScope {
             tenant: &self.tenant,
             source: self.source.as_deref(),
         };
+        let scope = if scope == *refused {
+            String::new()
+        } else {
+            format!(" for {}", scope.describe())
+        };
         format!(
-            "process {} on host {}, writing since {} ({})",
+            "process {} on host {}, writing since {}{scope}",
             self.pid,
             self.host.escape_debug(),
             self.since.escape_debug(),
-            scope.describe()
         )
     }
 }
@@ -156,7 +161,7 @@ pub(crate) fn claim_files(db: &Path, scope: &WriterScope<'_>) -> Result<Vec<File
                 return Err(StoreError::WriterBusy {
                     store: format!("sqlite://{}", db.display()),
                     scope: scope.describe(),
-                    holder: file_holders(&file, &path, dir, name, &lock),
+                    holder: file_holders(&file, &path, dir, name, &lock, scope),
                 })
             }
             Err(TryLockError::Error(e)) => return Err(e.into()),
@@ -185,10 +190,17 @@ pub(crate) fn claim_files(db: &Path, scope: &WriterScope<'_>) -> Result<Vec<File
 
 /// Who holds `lock` (which we failed to take through `file`): the description an exclusive
 /// holder wrote, or, for a tenant lock held shared, the holders of that tenant's source locks.
-fn file_holders(file: &File, path: &Path, dir: &Path, db: &str, lock: &Lock) -> String {
+fn file_holders(
+    file: &File,
+    path: &Path,
+    dir: &Path,
+    db: &str,
+    lock: &Lock,
+    refused: &WriterScope<'_>,
+) -> String {
     let held_shared = lock.exclusive && lock.is_tenant() && file.try_lock_shared().is_ok();
     if !held_shared {
-        return read_holder(path);
+        return read_holder(path, refused);
     }
     let _ = file.unlock();
     // Runs of single sources share the tenant: find them by their lock files' common prefix.
@@ -208,7 +220,7 @@ fn file_holders(file: &File, path: &Path, dir: &Path, db: &str, lock: &Lock) -> 
                 .is_ok_and(|f| matches!(f.try_lock_shared(), Err(TryLockError::WouldBlock)))
         })
         .take(8)
-        .map(|p| read_holder(&p))
+        .map(|p| read_holder(&p, refused))
         .collect();
     found.sort();
     if found.is_empty() {
@@ -220,14 +232,14 @@ fn file_holders(file: &File, path: &Path, dir: &Path, db: &str, lock: &Lock) -> 
 
 /// The holder description in a lock file, read bounded (the file is only ever a small JSON
 /// line, but anyone able to write the directory could have put anything there).
-fn read_holder(path: &Path) -> String {
+fn read_holder(path: &Path, refused: &WriterScope<'_>) -> String {
     let mut buf = Vec::new();
     let read = File::open(path).and_then(|f| f.take(4096).read_to_end(&mut buf));
     match read
         .ok()
         .and_then(|_| serde_json::from_slice::<Holder>(&buf).ok())
     {
-        Some(h) => format!("{} (lock file {})", h.describe(), path.display()),
+        Some(h) => format!("{} (lock file {})", h.describe(refused), path.display()),
         None => format!("a process holding {}", path.display()),
     }
 }
