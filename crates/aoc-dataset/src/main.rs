@@ -10,8 +10,8 @@ use aoc_dataset::{
     build_from_inputs_observed, build_from_store, verify_with, BuildError, BuildOptions,
     BuildReport, Compression, LoadError, VerifyError, VerifyOptions, VerifyReport,
 };
-use aoc_store::{redact_url, Store};
-use aoc_term::{after_help, Format as OutputFormat, Progress, ENV_NO_COLOR};
+use aoc_store::{Store, StoreLocation};
+use aoc_term::{after_help, escape, Format as OutputFormat, Progress, ENV_NO_COLOR};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
@@ -39,8 +39,8 @@ enum Command {
     /// aoc-dataset-<hash>.tar.gz plus aoc-dataset-<hash>.manifest.json.
     #[command(after_help = build_help())]
     Build {
-        /// Export this store: sqlite://PATH or postgres://USER@HOST:PORT/DB[?sslmode=...];
-        /// without --store and --from, the URL in STELLA_STORE.
+        /// Export this store: sqlite:PATH, postgres://USER@HOST:PORT/DB[?sslmode=...] or a libpq
+        /// key=value string; without --store and --from, the one in STELLA_STORE.
         #[arg(long, conflicts_with = "from")]
         store: Option<String>,
         /// STELLA_STORE: a default only, so it is its own argument without conflicts (clap
@@ -106,30 +106,22 @@ const CLOCK: (&str, &str) = (
 const TMPDIR: (&str, &str) = ("TMPDIR", "temporary copies and the build's working store");
 
 fn build_help() -> String {
-    after_help(
-        EXIT,
-        &[
-            (
-                "STELLA_STORE",
-                "the store when neither --store nor --from is given",
-            ),
-            CLOCK,
-            TMPDIR,
-            ("PGSSLMODE", "sslmode when a postgres:// URL has none"),
-            (
-                "PGSSLROOTCERT",
-                "sslrootcert when a postgres:// URL has none",
-            ),
-            ("PGPASSWORD", "the password when the URL has none"),
-            ("PGPASSFILE", "the password file (default ~/.pgpass)"),
-            ("HOME", "~/.pgpass and ~/.postgresql/root.crt"),
-            ENV_NO_COLOR,
-        ],
-    )
+    let mut env = vec![
+        (
+            "STELLA_STORE",
+            "the store when neither --store nor --from is given",
+        ),
+        CLOCK,
+        TMPDIR,
+    ];
+    env.extend_from_slice(aoc_store::ENV_HELP);
+    env.push(ENV_NO_COLOR);
+    after_help(EXIT, &env)
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error under `--format json` is a failure document on stdout too.
+    let cli: Cli = aoc_term::failure::parse();
     let code = match cli.command {
         Command::Build {
             store,
@@ -144,14 +136,8 @@ fn main() -> ExitCode {
             let opts = BuildOptions {
                 tenant,
                 compression: if zstd {
-            // A signal stops the build between batches, rows and packed chunks; its staging
-            // directory goes with it.
-            aoc_term::interrupt::stop_at_batch_boundaries("aoc-dataset build");
                     Compression::Zstd
                 } else {
-                    for note in &report.notes {
-                        eprintln!("aoc-dataset: note: {note}");
-                    }
                     Compression::Gzip
                 },
                 split_bytes: split_mib.max(1) << 20,
@@ -159,28 +145,32 @@ fn main() -> ExitCode {
             };
             // STELLA_STORE only when neither --store nor --from was given.
             let store = store.or_else(|| from.is_empty().then_some(store_env).flatten());
-                        Some(BuildError::Environment(_)) => aoc_term::EXIT_ENVIRONMENT,
-                        Some(BuildError::Interrupted { .. }) => aoc_term::interrupt::received()
-                            .unwrap_or(aoc_term::interrupt::Signal::INT)
-                            .exit_code(),
+            // A signal stops the build between batches, rows and packed chunks; its staging
+            // directory goes with it.
+            aoc_term::interrupt::stop_at_batch_boundaries("aoc-dataset build");
             match build(store, &from, &opts) {
                 Ok(report) => {
+                    for note in &report.notes {
+                        eprintln!("aoc-dataset: note: {}", escape(note));
+                    }
                     print_build(&report, format);
                     0
                 }
                 Err(e) => {
-                    eprintln!("aoc-dataset: error: {e:#}");
+                    eprintln!("aoc-dataset: error: {}", escape(&aoc_term::error_chain(e.as_ref())));
                     let code = match e.downcast_ref::<BuildError>() {
                         Some(BuildError::Load(LoadError::Rejected { .. })) => 1,
+                        Some(BuildError::Environment(_)) => aoc_term::EXIT_ENVIRONMENT,
+                        Some(BuildError::Interrupted { .. }) => aoc_term::interrupt::received()
+                            .unwrap_or(aoc_term::interrupt::Signal::INT)
+                            .exit_code(),
                         _ => 2,
                     };
-                    json_error(format, &format!("{e:#}"), code);
+                    json_error(format, &escape(&aoc_term::error_chain(e.as_ref())), code);
                     code
                 }
             }
         }
-            // Nothing but unlinked temporary files is written: a signal ends it at once.
-            aoc_term::interrupt::exit_on_signal("aoc-dataset verify", "nothing was written");
         Command::Verify {
             path,
             expect_hash,
@@ -190,6 +180,8 @@ fn main() -> ExitCode {
                 expected_hash: expect_hash,
                 ..VerifyOptions::default()
             };
+            // Nothing but unlinked temporary files is written: a signal ends it at once.
+            aoc_term::interrupt::exit_on_signal("aoc-dataset verify", "nothing was written");
             let progress = Progress::spinner(format!("aoc-dataset: verifying {}", path.display()));
             let verified = verify_with(&path, &options);
             drop(progress);
@@ -200,7 +192,9 @@ fn main() -> ExitCode {
                 }
                 Err(VerifyError::Failed(report)) => {
                     for f in &report.failures {
-                        eprintln!("aoc-dataset: FAIL {}: {f}", report.archive.display());
+                        // Member names and messages come from the archive.
+                        let line = format!("{}: {f}", report.archive.display());
+                        eprintln!("aoc-dataset: FAIL {}", escape(&line));
                     }
                     if report.failure_count > report.failures.len() as u64 {
                         eprintln!(
@@ -212,8 +206,9 @@ fn main() -> ExitCode {
                     1
                 }
                 Err(e) => {
-                    eprintln!("aoc-dataset: error: {e}");
-                    json_error(format, &e.to_string(), e.exit_code());
+                    let message = escape(&e.to_string()).into_owned();
+                    eprintln!("aoc-dataset: error: {message}");
+                    json_error(format, &message, e.exit_code());
                     e.exit_code()
                 }
             }
@@ -228,10 +223,11 @@ fn build(
     opts: &BuildOptions,
 ) -> anyhow::Result<BuildReport> {
     if let Some(url) = store {
-        let shown = redact_url(&url);
+        let location = StoreLocation::parse(&url).context("the store (--store or STELLA_STORE)")?;
+        let shown = location.redacted();
         // An export only reads: never a migration or any other write to the store.
-        let mut store =
-            Store::open_read_only(&url).with_context(|| format!("cannot open store {shown}"))?;
+        let mut store = Store::open_location(&location, aoc_store::OpenMode::ReadOnly)
+            .with_context(|| format!("cannot open store {shown}"))?;
         let _progress = Progress::spinner(format!("aoc-dataset: exporting {shown}"));
         Ok(build_from_store(&mut store, opts)?)
     } else {
@@ -292,7 +288,7 @@ fn print_verify(report: &VerifyReport, format: OutputFormat) {
     match format {
         OutputFormat::Text => {
             for note in &report.notes {
-                eprintln!("aoc-dataset: note: {note}");
+                eprintln!("aoc-dataset: note: {}", escape(note));
             }
             if report.is_ok() {
                 eprintln!(
@@ -315,10 +311,12 @@ fn print_verify(report: &VerifyReport, format: OutputFormat) {
                 "records": report.records,
                 "upstream_documents": report.upstream_documents,
                 "failure_count": report.failure_count,
+                // Escaped like the text: member names are the archive's.
                 "failures": report.failures.iter().map(|f| json!({
-                    "file": f.file, "line": f.line, "check": f.check.to_string(), "message": f.message,
+                    "file": escape(&f.file), "line": f.line, "check": f.check.to_string(),
+                    "message": escape(&f.message),
                 })).collect::<Vec<_>>(),
-                "notes": report.notes,
+                "notes": report.notes.iter().map(|n| escape(n)).collect::<Vec<_>>(),
             })
         ),
     }
@@ -342,10 +340,19 @@ mod tests {
                         "STELLA_STORE",
                         "SOURCE_DATE_EPOCH",
                         "TMPDIR",
+                        "PGHOST",
+                        "PGHOSTADDR",
+                        "PGPORT",
+                        "PGUSER",
+                        "PGDATABASE",
+                        "PGOPTIONS",
+                        "PGAPPNAME",
+                        "PGCONNECT_TIMEOUT",
                         "PGSSLMODE",
                         "PGSSLROOTCERT",
                         "PGPASSWORD",
                         "PGPASSFILE",
+                        "HOME",
                         "NO_COLOR",
                     ],
                 ),
