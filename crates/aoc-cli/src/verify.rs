@@ -380,7 +380,10 @@ fn run_store(
             "no SQLite store at {path} (check --store)"
         );
     }
-    let mut store = Store::open(url).with_context(|| format!("cannot open store {shown}"))?;
+    // Read-only: no migration, no DDL, no write (a SELECT-only role, a standby, a file this user
+    // cannot write); a store at another schema version is refused, never upgraded.
+    let mut store =
+        Store::open_read_only(url).with_context(|| format!("cannot open store {shown}"))?;
     if args.dry_run {
         let counts = store.counts()?;
         eprintln!(
