@@ -71,9 +71,29 @@ pub const PG: &[(&str, &str)] = &[
 
 pub const TMPDIR: (&str, &str) = ("TMPDIR", "scratch and read-back copies");
 
+/// Where a publisher keeps the sequence of the indexes it signed (publish/state.rs).
+pub const PUBLISH_STATE: &[(&str, &str)] = &[
+    ("AOC_PUBLISH_STATE", "--state: the publisher's state file"),
+    (
+        "XDG_STATE_HOME",
+        "the state file's default directory (else ~/.local/state)",
+    ),
+    ("HOME", "~/.local/state/aoc-publish/state.json"),
+    (
+        "AOC_PUBLISH_SETTLE_SECS",
+        "how long an index without its signature is waited for (default 30)",
+    ),
+];
+
 /// `EXIT` and the variables of several groups, as an `after_help`.
 pub fn help(groups: &[&[(&str, &str)]]) -> String {
-    let mut env: Vec<(&str, &str)> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+    let mut env: Vec<(&str, &str)> = Vec::new();
+    // A variable two groups read (HOME) is listed once, as the first group says it.
+    for (name, meaning) in groups.iter().flat_map(|g| g.iter().copied()) {
+        if !env.iter().any(|(n, _)| *n == name) {
+            env.push((name, meaning));
+        }
+    }
     if !env.contains(&ENV_NO_COLOR) {
         env.push(ENV_NO_COLOR);
     }
@@ -96,6 +116,7 @@ pub fn release() -> String {
         ],
         BUILD,
         AWS,
+        PUBLISH_STATE,
         &[TMPDIR],
     ])
 }
@@ -117,6 +138,7 @@ pub fn publish() -> String {
     help(&[
         KEY,
         AWS,
+        PUBLISH_STATE,
         &[
             TMPDIR,
             (
@@ -217,10 +239,17 @@ mod tests {
             v.push("NO_COLOR");
             v
         };
+        let state = [
+            "AOC_PUBLISH_STATE",
+            "XDG_STATE_HOME",
+            "HOME",
+            "AOC_PUBLISH_SETTLE_SECS",
+        ];
         let release = all(&[
             &key,
             &build,
             &aws,
+            &state,
             &[
                 "DATASET_HASH",
                 "AOC_DATASET_EPOCH",
@@ -238,7 +267,7 @@ mod tests {
             ],
             &["PGSSLMODE", "PGSSLROOTCERT", "PGPASSWORD", "PGPASSFILE"],
         ]);
-        let publish = all(&[&key, &aws, &["TMPDIR", "AOC_PUBLISH_FAIL_AFTER"]]);
+        let publish = all(&[&key, &aws, &state, &["TMPDIR", "AOC_PUBLISH_FAIL_AFTER"]]);
         let bench = all(&[&build, &["SOURCE_DATE_EPOCH", "TMPDIR"]]);
         let problems = aoc_term::convention_problems(
             crate::Cli::command(),
@@ -247,7 +276,13 @@ mod tests {
                 ("aoc-release", &release),
                 (
                     "aoc-verify",
-                    &["AOC_VERIFY_KEY", "DATASET_HASH", "TMPDIR", "NO_COLOR"],
+                    &[
+                        "AOC_VERIFY_KEY",
+                        "DATASET_HASH",
+                        "AOC_MIN_INDEX_SEQUENCE",
+                        "TMPDIR",
+                        "NO_COLOR",
+                    ],
                 ),
                 ("aoc-rehearsal", &rehearsal),
                 ("aoc-publish", &publish),
