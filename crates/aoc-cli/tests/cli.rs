@@ -749,6 +749,14 @@ fn a_reader_that_closes_stdout_early_ends_the_command_quietly() {
         !err.to_lowercase().contains("pipe") && !err.contains("error"),
         "{err}"
     );
+    // kit verify: the verdict stands (it used to exit 2, a usage error, when stdout was closed).
+    let (code, err) = closed(
+        stella()
+            .args(["kit", "verify", "--format", "json"])
+            .arg(dir.path().join("no-kit")),
+    );
+    assert_eq!(code, Some(14), "{err}");
+    assert!(!err.to_lowercase().contains("pipe"), "{err}");
 }
 
 /// No cause is said twice: the `: `-separated parts of the error line are all different.
