@@ -13,9 +13,11 @@
 # signing key secret is set; DATASET_HASH is set, is not the dev placeholder and is a 64-digit
 # hex hash; with --rehearsal-dir, the rehearsal handed over a report for exactly that hash; and
 # the signing key decrypts with COSIGN_PASSWORD and is the committed public key
-# (scripts/cosign_key_check.py, Python standard library only). `cargo xtask aoc-release` repeats
-# the key and DATASET_HASH checks before its own build (AOC_REQUIRE_PROD_KEY=1), so a runner
-# without python3 still refuses a mismatched key, only later.
+# (scripts/cosign_key_check.py, on `cryptography` and PyNaCl installed, pinned by hash, from
+# scripts/cosign_key_check.requirements.txt into target/third-party/keycheck; AOC_KEYCHECK_LIBS
+# names another directory). `cargo xtask aoc-release` repeats the key and DATASET_HASH checks
+# before its own build (AOC_REQUIRE_PROD_KEY=1), so a runner without python3 or without access
+# to the package index still refuses a mismatched key, only later.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,13 +68,32 @@ elif [ -n "$rehearsal_dir" ] && [ ! -f "$rehearsal_dir/rehearsal-$hash.json" ]; 
     refuse "the rehearsal did not rehearse DATASET_HASH=$hash: $rehearsal_dir holds ${found:-no report} (update vars.DATASET_HASH, or the seed changed since it was pinned)"
 fi
 
+# The key check's libraries: exactly the pinned wheels, installed once into their own directory
+# (no venv: creating one costs more than the check) and reused while the pins are unchanged.
+# Python runs with -S -s, so nothing from the system's or the user's site-packages is imported.
+requirements=scripts/cosign_key_check.requirements.txt
+keycheck_libs() {
+    libs="${AOC_KEYCHECK_LIBS:-target/third-party/keycheck}"
+    command -v python3 >/dev/null 2>&1 || return 1
+    if ! cmp -s "$requirements" "$libs/installed-requirements.txt" \
+        || ! PYTHONPATH="$libs" python3 -S -s -c 'import nacl.secret, cryptography' 2>/dev/null; then
+        python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+            --root-user-action=ignore \
+            --require-hashes --only-binary :all: --upgrade --target "$libs" -r "$requirements" >&2 \
+            && cp "$requirements" "$libs/installed-requirements.txt" || return 1
+    fi
+    echo "$libs"
+}
+
 if [ "$have_public" = 1 ] && [ "$have_secret" = 1 ]; then
-    if command -v python3 >/dev/null 2>&1; then
-        if ! key_id=$(python3 scripts/cosign_key_check.py "$public" "$dev_public"); then
+    if libs=$(keycheck_libs); then
+        dev=()
+        [ -f "$dev_public" ] && dev=("$dev_public")
+        if ! key_id=$(PYTHONPATH="$libs" python3 -S -s scripts/cosign_key_check.py "$public" ${dev[@]+"${dev[@]}"}); then
             refuse "the signing key does not match $public (see the line above)"
         fi
     else
-        echo "release-preflight: WARNING: python3 not found: the signing key is matched with $public by cargo xtask aoc-release, before its build" >&2
+        echo "release-preflight: WARNING: python3 with the pinned cryptography and PyNaCl is not available here (scripts/cosign_key_check.requirements.txt): the signing key is matched with $public by cargo xtask aoc-release, before its build" >&2
     fi
 fi
 

@@ -951,3 +951,110 @@ fn spdx_and_cyclonedx_validators_accept_the_kit_sboms() {
     let code = "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\nerr = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\nsys.exit(str(err) if err else 0)";
     cmd!(sh, "{python} -c {code} {cdx}").quiet().run().unwrap();
 }
+
+/// `scripts/release-preflight.sh` with a stand-in production key: (exit, stderr). Its key check
+/// is `scripts/cosign_key_check.py` on the pinned `cryptography` and PyNaCl it installs.
+fn preflight(public: &Path, key: (&str, String), password: &str) -> (Option<i32>, String) {
+    let out = std::process::Command::new("bash")
+        .arg(root().join("scripts/release-preflight.sh"))
+        .env_remove("COSIGN_KEY")
+        .env_remove("COSIGN_KEY_B64")
+        .env("AOC_RELEASE_PUBLIC_KEY", public)
+        .env(key.0, key.1)
+        .env("COSIGN_PASSWORD", password)
+        .env("DATASET_HASH", "a".repeat(64))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The preflight's key check (no hand-written cryptography: the pinned libraries) accepts the
+/// signing key with its password, as a file or base64, and refuses a wrong password and a
+/// production public key that is another key's, naming each cause; the key id it prints is
+/// aoc-sigstore's.
+#[test]
+fn preflight_key_check_takes_the_right_password_and_refuses_a_wrong_one_or_another_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "stand-in: password/with?odd@chars";
+    let (private, public) = aoc_sigstore::generate_key_pair(password.as_bytes()).unwrap();
+    let (_, other) = aoc_sigstore::generate_key_pair(b"other").unwrap();
+    let key_path = dir.path().join("cosign.key");
+    std::fs::write(&key_path, &private).unwrap();
+    std::fs::write(dir.path().join("cosign.pub"), &public).unwrap();
+    std::fs::write(dir.path().join("other.pub"), &other).unwrap();
+    let key_id = aoc_sigstore::PublicKey::from_pem(&public, "cosign.pub")
+        .unwrap()
+        .key_id();
+    let as_file = || ("COSIGN_KEY", key_path.display().to_string());
+
+    let (code, err) = preflight(&dir.path().join("cosign.pub"), as_file(), password);
+    if err.contains("WARNING: python3 with the pinned cryptography and PyNaCl is not available") {
+        third_party(
+            dir.path().join("never"),
+            "cryptography and PyNaCl from scripts/cosign_key_check.requirements.txt (PyPI)",
+        );
+        return;
+    }
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!("ok: signing key {key_id} is ")),
+        "{err}"
+    );
+    let b64 = base64::engine::Engine::encode(&base64::engine::general_purpose::STANDARD, &private);
+    let (code, err) = preflight(
+        &dir.path().join("cosign.pub"),
+        ("COSIGN_KEY_B64", b64),
+        password,
+    );
+    assert_eq!(code, Some(0), "{err}");
+
+    let (code, err) = preflight(&dir.path().join("cosign.pub"), as_file(), "wrong");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("COSIGN_PASSWORD does not decrypt COSIGN_KEY="),
+        "{err}"
+    );
+    assert!(
+        err.contains("REFUSED: the signing key does not match"),
+        "{err}"
+    );
+
+    let (code, err) = preflight(&dir.path().join("other.pub"), as_file(), password);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "(key id {key_id}) does not match the production public key"
+        )),
+        "{err}"
+    );
+
+    // cosign's own key file format: the committed dev key, read by the same check.
+    let libs = root().join("target/third-party/keycheck");
+    let out = std::process::Command::new("python3")
+        .args(["-S", "-s"])
+        .arg(root().join("scripts/cosign_key_check.py"))
+        .arg(root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH))
+        .env("PYTHONPATH", &libs)
+        .env_remove("COSIGN_KEY_B64")
+        .env(
+            "COSIGN_KEY",
+            root().join(aoc_sigstore::policy::DEV_KEY_PATH),
+        )
+        .env("COSIGN_PASSWORD", aoc_sigstore::policy::DEV_KEY_PASSWORD)
+        .output()
+        .unwrap();
+    let dev =
+        std::fs::read_to_string(root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH)).unwrap();
+    let dev_id = aoc_sigstore::PublicKey::from_pem(&dev, "dev")
+        .unwrap()
+        .key_id();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        dev_id,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
