@@ -6,7 +6,8 @@
 //! - no absolute path of one machine in sources, tests, benches, scripts and workflows;
 //! - every Rust file opens with a `//!` doc;
 //! - no module imports another that imports it back, directly or through a loop;
-//! - the release workflow's checkout depth agrees with how the release reads git history.
+//! - the release workflow's checkout depth agrees with how the release reads git history;
+//! - docs/ARCHITECTURE.md §2's crate table lists each crate's real workspace dependencies.
 //!
 //! The README's command synopses are checked against the real clap trees by each binary's own
 //! unit tests (`xtask/src/readme_synopsis.rs`). Every checker here is a pure function over text,
@@ -1229,4 +1230,172 @@ fn the_depth_checker_reads_depths_and_finds_history_reads() {
         found[0].contains("-- {inputs...}") && found[1].contains("rev-list"),
         "{found:?}"
     );
+}
+
+// ---- docs/ARCHITECTURE.md §2: the crate table matches `cargo metadata` -------------------------
+
+/// Crate directory → the workspace crates it depends on, short names (`aoc-` dropped).
+type CrateDeps = BTreeMap<String, BTreeSet<String>>;
+
+/// The crate table of `docs/ARCHITECTURE.md` §2: each row's directory (`crates/aoc-kit`,
+/// `xtask`, `fuzz`) and its "depends on" cell (`archive, sigstore`; `—` for none). A row that
+/// does not parse is an error naming it.
+fn crate_table(architecture: &str) -> Result<CrateDeps, String> {
+    let section = architecture
+        .split("\n## ")
+        .find(|s| s.starts_with("2. "))
+        .ok_or("docs/ARCHITECTURE.md has no section 2")?;
+    let mut table = CrateDeps::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        let [dir, _job, deps] = cells[..] else {
+            return Err(format!("a crate row without three cells: {row}"));
+        };
+        let dir = dir.trim_matches('`').trim_end_matches('/').to_owned();
+        let deps: BTreeSet<String> = match deps {
+            "—" => BTreeSet::new(),
+            list => list.split(", ").map(str::to_owned).collect(),
+        };
+        if let Some(bad) = deps
+            .iter()
+            .find(|d| d.is_empty() || !d.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        {
+            return Err(format!("{dir}: {bad:?} is not a crate's short name"));
+        }
+        if table.insert(dir.clone(), deps).is_some() {
+            return Err(format!("{dir} has two rows"));
+        }
+    }
+    Ok(table)
+}
+
+/// The normal (not dev, not build) path dependencies of every package in `cargo metadata
+/// --no-deps` output, keyed by the package's directory relative to `root`.
+fn metadata_deps(metadata: &serde_json::Value, root: &Path) -> CrateDeps {
+    let mut out = CrateDeps::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
+        let dir = manifest
+            .parent()
+            .and_then(|d| d.strip_prefix(root).ok())
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let deps = package["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["kind"].is_null() && d["path"].is_string())
+            .filter_map(|d| d["name"].as_str())
+            .map(|name| name.strip_prefix("aoc-").unwrap_or(name).to_owned())
+            .collect();
+        out.insert(dir, deps);
+    }
+    out
+}
+
+/// Every difference between the documented table and the real dependencies.
+fn table_drift(table: &CrateDeps, real: &CrateDeps) -> Vec<String> {
+    let mut found = Vec::new();
+    for (dir, deps) in real {
+        let Some(listed) = table.get(dir) else {
+            found.push(format!("{dir} is a crate, but has no row in the table"));
+            continue;
+        };
+        for missing in deps.difference(listed) {
+            found.push(format!(
+                "{dir} depends on {missing}, which its row does not list"
+            ));
+        }
+        for extra in listed.difference(deps) {
+            found.push(format!(
+                "{dir}'s row lists {extra}, which it does not depend on"
+            ));
+        }
+    }
+    for dir in table.keys().filter(|d| !real.contains_key(*d)) {
+        found.push(format!("the table has a row for {dir}, which is no crate"));
+    }
+    found
+}
+
+fn cargo_metadata(manifest: &str) -> serde_json::Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(root().join(manifest))
+        .output()
+        .expect("running cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata --manifest-path {manifest}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
+}
+
+/// The table lists, for every crate of the workspace and of `fuzz/` (a workspace of its own),
+/// exactly the workspace crates among its normal dependencies: dev-dependencies (aoc-testkit
+/// everywhere, aoc-dataset in aoc-ingest's tests) are not listed.
+#[test]
+fn the_architecture_crate_table_matches_cargo_metadata() {
+    let table = crate_table(&read("docs/ARCHITECTURE.md")).unwrap();
+    // The root is the one `cargo metadata` prints paths under (symlinks resolved).
+    let root = root().canonicalize().unwrap();
+    let mut real = metadata_deps(&cargo_metadata("Cargo.toml"), &root);
+    real.extend(metadata_deps(&cargo_metadata("fuzz/Cargo.toml"), &root));
+    assert!(
+        real.contains_key("xtask") && real.contains_key("fuzz"),
+        "{real:?}"
+    );
+    assert_none(
+        "drift between docs/ARCHITECTURE.md §2's crate table and cargo metadata",
+        table_drift(&table, &real),
+    );
+}
+
+#[test]
+fn the_crate_table_checker_finds_planted_drift() {
+    let doc = "# A\n\n## 1. One\n\n| `crates/aoc-x` | not this table | y |\n\n\
+               ## 2. Crates\n\n| crate | its one job | depends on |\n| --- | --- | --- |\n\
+               | `crates/aoc-contract` | the contract | — |\n\
+               | `crates/aoc-cli` | stella | contract, archive |\n\
+               | `crates/aoc-gone` | removed | contract |\n\
+               | `xtask/` | tasks | contract |\n\n## 3. Next\n";
+    let table = crate_table(doc).unwrap();
+    assert_eq!(table.len(), 4, "{table:?}");
+    assert_eq!(table["xtask"], BTreeSet::from(["contract".to_owned()]));
+    let metadata = serde_json::json!({"packages": [
+        {"manifest_path": "/r/crates/aoc-contract/Cargo.toml", "dependencies": [
+            {"name": "serde", "kind": null},
+        ]},
+        {"manifest_path": "/r/crates/aoc-cli/Cargo.toml", "dependencies": [
+            {"name": "aoc-contract", "kind": null, "path": "/r/crates/aoc-contract"},
+            {"name": "aoc-term", "kind": null, "path": "/r/crates/aoc-term"},
+            {"name": "aoc-archive", "kind": "dev", "path": "/r/crates/aoc-archive"},
+        ]},
+        {"manifest_path": "/r/crates/aoc-term/Cargo.toml", "dependencies": []},
+        {"manifest_path": "/r/xtask/Cargo.toml", "dependencies": [
+            {"name": "aoc-contract", "kind": null, "path": "/r/crates/aoc-contract"},
+        ]},
+    ]});
+    let real = metadata_deps(&metadata, Path::new("/r"));
+    assert_eq!(real["crates/aoc-cli"].len(), 2, "{real:?}");
+    assert_eq!(
+        table_drift(&table, &real),
+        [
+            "crates/aoc-cli depends on term, which its row does not list",
+            "crates/aoc-cli's row lists archive, which it does not depend on",
+            "crates/aoc-term is a crate, but has no row in the table",
+            "the table has a row for crates/aoc-gone, which is no crate",
+        ]
+    );
+    assert!(crate_table("## 2. Crates\n| `a` | b |\n").is_err());
+    assert!(crate_table("## 2. Crates\n| `a` | b | Contract |\n").is_err());
+    assert!(crate_table("## 1. Only\n").is_err());
 }

@@ -12,8 +12,9 @@
 //!   (`docs/ARCHITECTURE.md` §10).
 //!
 //! Why a crate of its own: every crate's tests need it, including the lowest ones (aoc-store),
-//! and no library should carry test support in its public API. It has no dependencies and is
-//! only ever a dev-dependency, so it never reaches a release build or an SBOM.
+//! and no library should carry test support in its public API. It has no dependencies, and it is
+//! a dev-dependency of every crate but xtask (whose `test` task names and reads the log), so it
+//! never reaches `stella`, a release build or an SBOM.
 
 use std::io::Write;
 use std::path::Path;
