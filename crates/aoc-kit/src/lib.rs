@@ -15,6 +15,9 @@ pub mod rehearsal;
 pub mod report;
 pub mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use report::{
     escape, render_check, CheckResult, Class, KeyInfo, KitReport, EXIT_CODES, EXIT_USAGE,
 };

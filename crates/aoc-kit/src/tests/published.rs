@@ -1,0 +1,214 @@
+//! The published directory's verifier on small published directories: the signed index, its
+//! sequence pin, each kit's listed files and the identity the index claims for each kit.
+
+use std::path::Path;
+
+use aoc_sigstore::{message_signature_bundle, Signer};
+
+use super::{id, render, sha256, signer, stranger, trusting, Parts, BUILT_AT, COMMIT};
+use crate::layout;
+use crate::published::{
+    is_published_dir, verify_published_with, OfflineKitManifest, PublishedFile, PublishedKit,
+    PublishedReport, MANIFEST, MANIFEST_BUNDLE, PUBLIC_KEY,
+};
+use crate::report::Class;
+use crate::verify::VerifyOptions;
+
+/// Writes `kits` under `prefix/<version>/` and an index of them with `sequence`, signed by
+/// `signer`; `entry` may change each index entry before it is signed.
+fn publish(
+    prefix: &Path,
+    kits: &[(&str, &Parts)],
+    sequence: u64,
+    signer: &Signer,
+    entry: impl Fn(&mut PublishedKit),
+) {
+    let mut index = OfflineKitManifest::new(&signer.key_id());
+    index.sequence = sequence;
+    for (version, parts) in kits {
+        let dir = prefix.join(version);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sealed = parts.seal();
+        let mut files = Vec::new();
+        for (name, bytes) in &sealed {
+            std::fs::write(dir.join(name), bytes).unwrap();
+            files.push(PublishedFile {
+                name: name.clone(),
+                size: bytes.len() as u64,
+                sha256: hex::encode(sha256(bytes)),
+            });
+        }
+        let mut kit = PublishedKit {
+            version: version.to_string(),
+            commit: COMMIT.into(),
+            dataset_hash: parts.hash.clone(),
+            key_id: signer.key_id(),
+            built_at: BUILT_AT.into(),
+            sha256sums_sha256: hex::encode(sha256(&sealed[layout::SUMS])),
+            files,
+        };
+        entry(&mut kit);
+        index.upsert(kit);
+    }
+    let bytes = index.render();
+    std::fs::write(prefix.join(MANIFEST), &bytes).unwrap();
+    std::fs::write(
+        prefix.join(MANIFEST_BUNDLE),
+        message_signature_bundle(signer, &sha256(&bytes)),
+    )
+    .unwrap();
+    std::fs::write(prefix.join(PUBLIC_KEY), signer.public_key().to_pem()).unwrap();
+}
+
+fn verify(prefix: &Path, opts: &VerifyOptions) -> PublishedReport {
+    verify_published_with(prefix, opts, &mut |_, _| {})
+}
+
+fn describe(report: &PublishedReport) -> String {
+    let mut lines: Vec<String> = report.checks.iter().map(crate::render_check).collect();
+    for kit in &report.kits {
+        lines.extend(kit.checks.iter().map(crate::render_check));
+        lines.push(render(&kit.kit));
+    }
+    lines.join("\n")
+}
+
+/// The first failure is `check` (in the index or kit `scope`) of `class`, and the exit code
+/// is the class's.
+fn assert_first_failure(report: &PublishedReport, scope: Option<&str>, check: &str, class: Class) {
+    let (at, first) = report
+        .first_failure()
+        .unwrap_or_else(|| panic!("no failure:\n{}", describe(report)));
+    assert_eq!(
+        (at, first.check.as_str(), first.class),
+        (scope, check, class),
+        "{}",
+        describe(report)
+    );
+    assert_eq!(report.exit_code, class.exit_code(), "{}", describe(report));
+}
+
+#[test]
+fn a_published_directory_of_two_kits_verifies() {
+    let prefix = tempfile::tempdir().unwrap();
+    let parts = Parts::new();
+    publish(
+        prefix.path(),
+        &[("0.1.0-aa", &parts), ("0.2.0-bb", &parts)],
+        3,
+        signer(),
+        |_| {},
+    );
+    assert!(is_published_dir(prefix.path()));
+    assert!(!is_published_dir(&prefix.path().join("0.1.0-aa")));
+    let report = verify(prefix.path(), &trusting(signer()));
+    assert!(report.passed(), "{}", describe(&report));
+    assert_eq!(report.exit_code, 0);
+    assert_eq!(report.kits.len(), 2);
+    for kit in &report.kits {
+        assert!(kit.kit.passed(), "{}", render(&kit.kit));
+        assert!(kit
+            .checks
+            .iter()
+            .any(|c| c.check == id::MANIFEST_KIT && c.ok));
+        assert!(kit
+            .checks
+            .iter()
+            .any(|c| c.check == id::MANIFEST_FILES && c.ok));
+    }
+    // The command on a published directory.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("trusted.pub");
+    std::fs::write(&key, signer().public_key().to_pem()).unwrap();
+    let args = crate::cli::VerifyArgs {
+        key: Some(key),
+        expect_min_index_sequence: Some(3),
+        integrity_only: true,
+        ..crate::cli::VerifyArgs::default()
+    };
+    assert_eq!(crate::cli::run(prefix.path(), &args, "test"), 0);
+}
+
+#[test]
+fn an_index_older_than_the_pinned_sequence_is_refused() {
+    let prefix = tempfile::tempdir().unwrap();
+    publish(
+        prefix.path(),
+        &[("1.0.0", &Parts::new())],
+        4,
+        signer(),
+        |_| {},
+    );
+    let at_pin = verify(
+        prefix.path(),
+        &VerifyOptions {
+            min_index_sequence: Some(4),
+            ..trusting(signer())
+        },
+    );
+    assert!(at_pin.passed(), "{}", describe(&at_pin));
+    assert!(at_pin
+        .checks
+        .iter()
+        .any(|c| c.check == id::MANIFEST_SEQUENCE && c.ok));
+    let report = verify(
+        prefix.path(),
+        &VerifyOptions {
+            min_index_sequence: Some(5),
+            ..trusting(signer())
+        },
+    );
+    assert_first_failure(&report, None, id::MANIFEST_SEQUENCE, Class::Signature);
+    assert!(
+        report.kits.is_empty(),
+        "no kit is verified under a rolled-back index"
+    );
+}
+
+#[test]
+fn an_index_signed_by_another_key_is_refused() {
+    let prefix = tempfile::tempdir().unwrap();
+    publish(
+        prefix.path(),
+        &[("1.0.0", &Parts::new())],
+        1,
+        stranger(),
+        |_| {},
+    );
+    let report = verify(prefix.path(), &trusting(signer()));
+    assert_first_failure(&report, None, id::SIGNATURE, Class::Signature);
+    assert!(report.kits.is_empty());
+}
+
+#[test]
+fn an_index_entry_whose_commit_the_provenance_does_not_sign_is_refused() {
+    let prefix = tempfile::tempdir().unwrap();
+    publish(
+        prefix.path(),
+        &[("1.0.0", &Parts::new())],
+        1,
+        signer(),
+        |kit| {
+            kit.commit = "f".repeat(40);
+        },
+    );
+    let report = verify(prefix.path(), &trusting(signer()));
+    assert_first_failure(&report, Some("1.0.0"), id::MANIFEST_KIT, Class::Provenance);
+    // The kit itself is intact: only the index lied about it.
+    assert!(report.kits[0].kit.passed(), "{}", describe(&report));
+}
+
+#[test]
+fn a_file_added_to_a_published_kit_is_refused() {
+    let prefix = tempfile::tempdir().unwrap();
+    publish(
+        prefix.path(),
+        &[("1.0.0", &Parts::new())],
+        1,
+        signer(),
+        |_| {},
+    );
+    std::fs::write(prefix.path().join("1.0.0/planted.sh"), b"echo hi\n").unwrap();
+    let report = verify(prefix.path(), &trusting(signer()));
+    assert_first_failure(&report, Some("1.0.0"), id::MANIFEST_FILES, Class::Checksum);
+}
