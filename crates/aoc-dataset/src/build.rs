@@ -314,10 +314,7 @@ fn export_store(
     };
     store.scan(&filter, |row| {
         if interrupted() {
-            return Err(StoreError::Io(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "interrupted",
-            )));
+            return Err(StoreError::Io(io::Error::other("interrupted by a signal")));
         }
         exporter
             .push(
@@ -441,13 +438,14 @@ fn pack_stoppable(
     Ok(report)
 }
 
-/// A writer that fails once SIGINT or SIGTERM came.
+/// A writer that fails once SIGINT or SIGTERM came (not with `ErrorKind::Interrupted`, which
+/// `write_all` retries for ever).
 struct Stoppable<W>(W);
 
 impl<W: Write> Write for Stoppable<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if interrupted() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+            return Err(io::Error::other("interrupted by a signal"));
         }
         self.0.write(buf)
     }
