@@ -143,14 +143,14 @@ fn handle(tool: &str, mode: Mode, signal: Signal) {
     match mode {
         Mode::Stop if first => {
             s.stop.store(true, Ordering::SeqCst);
-            crate::say(format!(
+            tell(format!(
                 "{tool}: {} received: stopping after the batch in hand (again to stop at once)",
                 signal.name()
             ));
         }
         Mode::Stop => {
             remove_registered();
-            crate::say(format!(
+            tell(format!(
                 "{tool}: {} again: stopped at once; every committed batch is whole, and the same \
                  command resumes after the last one",
                 signal.name()
@@ -159,10 +159,17 @@ fn handle(tool: &str, mode: Mode, signal: Signal) {
         }
         Mode::Exit(what) => {
             remove_registered();
-            crate::say(format!("{tool}: interrupted by {}; {what}", signal.name()));
+            tell(format!("{tool}: interrupted by {}; {what}", signal.name()));
             std::process::exit(signal.exit_code().into());
         }
     }
+}
+
+/// [`crate::say`], which never fails: a reader of stderr that is gone (a killed parent) must not
+/// end the handler thread (`eprintln!` panics on EPIPE), or a second signal could no longer stop
+/// the process.
+fn tell(line: String) {
+    let _ = std::panic::catch_unwind(|| crate::say(line));
 }
 
 fn remove_registered() {
