@@ -87,3 +87,230 @@ fn every_help_names_its_exit_codes_and_environment() {
         }
     }
 }
+
+// ---- Signals, staging and environment problems (issue 21, items 1 and 5) ----
+
+/// A feed of `copies` renamed copies of the real history sample (121 revisions each): a build
+/// that takes seconds.
+fn large_feed(dir: &Path, copies: usize) -> PathBuf {
+    let sample = std::fs::read_to_string(testdata("history-sample.ndjson")).unwrap();
+    let mut out = String::with_capacity(sample.len() * copies);
+    for copy in 0..copies {
+        out.push_str(&sample.replace("RUSTSEC-", &format!("RUSTSEC-C{copy:05}-")));
+    }
+    let path = dir.join("large.ndjson");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// `aoc-dataset build --from FEED --out OUT` with `TMPDIR`, started, not awaited.
+fn spawn_build(feed: &Path, out: &Path, tmpdir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
+        .arg("build")
+        .arg("--from")
+        .arg(feed)
+        .arg("--out")
+        .arg(out)
+        .env("TMPDIR", tmpdir)
+        .env("SOURCE_DATE_EPOCH", "1764000000")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The names in `dir` (none when it does not exist).
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Waits (at most 60 s) until a build's staging directory appears in `tmpdir`.
+fn wait_for_staging(tmpdir: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !names(tmpdir)
+        .iter()
+        .any(|n| n.starts_with("aoc-dataset-staging-"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no staging directory");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn kill(signal: &str, child: &std::process::Child) {
+    Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+/// The staging directory of a running build in `tmpdir`, if there is one yet.
+fn staging_in(tmpdir: &Path) -> Option<PathBuf> {
+    names(tmpdir)
+        .into_iter()
+        .find(|n| n.starts_with("aoc-dataset-staging-"))
+        .map(|n| tmpdir.join(n))
+}
+
+#[test]
+fn sigint_or_sigterm_during_a_build_leaves_no_staging_and_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = large_feed(tmp.path(), 150);
+    // In each phase: loading the working store, exporting the data files, packing the archive
+    // (its temporary file in --out).
+    type Phase = fn(&Path, &Path) -> bool;
+    let phases: [(&str, i32, &str, Phase); 3] = [
+        ("INT", 130, "loading", |tmpdir, _| {
+            staging_in(tmpdir).is_some()
+        }),
+        ("TERM", 143, "exporting", |tmpdir, _| {
+            staging_in(tmpdir).is_some_and(|s| s.join("export").exists())
+        }),
+        ("INT", 130, "packing", |_, out| {
+            names(out).iter().any(|n| n.ends_with(".tmp"))
+        }),
+    ];
+    let mut interrupted = 0;
+    for (signal, code, phase, reached) in phases {
+        let tmpdir = tmp.path().join(format!("tmp-{phase}"));
+        let out = tmp.path().join(format!("out-{phase}"));
+        std::fs::create_dir(&tmpdir).unwrap();
+        let mut child = spawn_build(&feed, &out, &tmpdir);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !reached(&tmpdir, &out) && child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{phase}: never reached"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        kill(signal, &child);
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        if done.status.success() {
+            // The phase passed between two looks: complete output, and no staging either.
+            eprintln!("{phase}: the build ended before SIG{signal} came");
+        } else {
+            interrupted += 1;
+            assert_eq!(done.status.code(), Some(code), "{phase}: {stderr}");
+            assert!(
+                stderr.contains(&format!("SIG{signal} received"))
+                    && stderr.contains("interrupted: nothing was written to"),
+                "{phase}: {stderr}"
+            );
+            assert_eq!(names(&out), Vec::<String>::new(), "{phase}: output left");
+        }
+        assert_eq!(
+            names(&tmpdir),
+            Vec::<String>::new(),
+            "{phase}: staging left"
+        );
+    }
+    assert!(
+        interrupted >= 2,
+        "only {interrupted} of 3 builds were interrupted"
+    );
+}
+
+#[test]
+fn the_staging_directory_of_a_killed_build_is_removed_by_the_next_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = large_feed(tmp.path(), 100);
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
+    let mut child = spawn_build(&feed, &tmp.path().join("out"), &tmpdir);
+    wait_for_staging(&tmpdir);
+    kill("KILL", &child);
+    child.wait().unwrap();
+    let left = names(&tmpdir);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
+        .args(["build", "--from"])
+        .arg(testdata("history-sample.ndjson"))
+        .arg("--out")
+        .arg(tmp.path().join("out2"))
+        .env("TMPDIR", &tmpdir)
+        .env("SOURCE_DATE_EPOCH", "1764000000")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "note: removed {}, the staging directory of an earlier build",
+            tmpdir.join(&left[0]).display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(names(&tmpdir), Vec::<String>::new());
+}
+
+#[test]
+fn a_build_whose_tmpdir_or_out_cannot_serve_is_an_environment_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = testdata("history-sample.ndjson");
+    let build = |tmpdir: &Path, out: &Path| {
+        let done = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
+            .args(["build", "--format", "json", "--from"])
+            .arg(&input)
+            .arg("--out")
+            .arg(out)
+            .env("TMPDIR", tmpdir)
+            .env("SOURCE_DATE_EPOCH", "1764000000")
+            .output()
+            .unwrap();
+        (
+            done.status.code().unwrap(),
+            String::from_utf8_lossy(&done.stdout).into_owned(),
+            String::from_utf8_lossy(&done.stderr).into_owned(),
+        )
+    };
+    let missing = tmp.path().join("no-such-tmp");
+    let (code, stdout, stderr) = build(&missing, &tmp.path().join("out"));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!("TMPDIR={}: no such directory", missing.display())),
+        "{stderr}"
+    );
+    assert_eq!(json("env", &stdout)["exit_code"], 3);
+    // --out under a file: it cannot be created.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let ok_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&ok_tmp).unwrap();
+    let (code, _, stderr) = build(&ok_tmp, &file.join("out"));
+    assert_eq!(code, 2, "not a directory is a usage error: {stderr}");
+    // Running out of room while staging: a real, tiny filesystem (root only).
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs"])
+        .arg(&small)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        aoc_testkit::skip("cannot mount a tmpfs (not root?): the full TMPDIR case did NOT run");
+        return;
+    }
+    let (code, _, stderr) = build(&small, &tmp.path().join("out"));
+    let left = names(&small);
+    Command::new("umount").arg(&small).status().unwrap();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!("TMPDIR={}: ran out of space", small.display())),
+        "{stderr}"
+    );
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "staging left in the full TMPDIR"
+    );
+}
