@@ -153,11 +153,9 @@ fn main() -> ExitCode {
                     for note in &report.notes {
                         eprintln!("aoc-dataset: note: {}", escape(note));
                     }
-                    print_build(&report, format);
-                    0
+                    print_build(&report, format).map_or_else(|e| failed(&e, 2, format), |()| 0)
                 }
                 Err(e) => {
-                    eprintln!("aoc-dataset: error: {}", escape(&aoc_term::error_chain(e.as_ref())));
                     let code = match e.downcast_ref::<BuildError>() {
                         Some(BuildError::Load(LoadError::Rejected { .. })) => 1,
                         Some(BuildError::Environment(_)) => aoc_term::EXIT_ENVIRONMENT,
@@ -166,8 +164,7 @@ fn main() -> ExitCode {
                             .exit_code(),
                         _ => 2,
                     };
-                    json_error(format, &escape(&aoc_term::error_chain(e.as_ref())), code);
-                    code
+                    failed(&e, code, format)
                 }
             }
         }
@@ -187,13 +184,17 @@ fn main() -> ExitCode {
             drop(progress);
             match verified {
                 Ok(report) => {
-                    print_verify(&report, format);
-                    0
+                    print_verify(&report, format).map_or_else(|e| failed(&e, 2, format), |()| 0)
                 }
                 Err(VerifyError::Failed(report)) => {
                     for f in &report.failures {
-                        // Member names and messages come from the archive.
-                        let line = format!("{}: {f}", report.archive.display());
+                        // Member names and messages come from the archive; a check on the
+                        // archive itself does not name it twice.
+                        let line = format!(
+                            "{}: {}",
+                            report.archive.display(),
+                            f.in_archive(&report.archive)
+                        );
                         eprintln!("aoc-dataset: FAIL {}", escape(&line));
                     }
                     if report.failure_count > report.failures.len() as u64 {
@@ -202,14 +203,11 @@ fn main() -> ExitCode {
                             report.failure_count
                         );
                     }
-                    print_verify(&report, format);
-                    1
+                    print_verify(&report, format).map_or_else(|e| failed(&e, 2, format), |()| 1)
                 }
                 Err(e) => {
-                    let message = escape(&e.to_string()).into_owned();
-                    eprintln!("aoc-dataset: error: {message}");
-                    json_error(format, &message, e.exit_code());
-                    e.exit_code()
+                    let code = e.exit_code();
+                    failed(&e.into(), code, format)
                 }
             }
         }
@@ -244,17 +242,19 @@ fn build(
     }
 }
 
-/// `--format json` keeps its promise on failure too: one JSON document on stdout.
-fn json_error(format: OutputFormat, error: &str, exit_code: u8) {
-    if format.is_json() {
-        println!(
-            "{}",
-            json!({ "ok": false, "error": error, "exit_code": exit_code })
-        );
-    }
+/// Reports a failure: the error (each cause once, escaped) on stderr and, under `--format json`,
+/// the failure document on stdout. Returns `exit_code`.
+fn failed(e: &anyhow::Error, exit_code: u8, format: OutputFormat) -> u8 {
+    aoc_term::report_failure("aoc-dataset", e.as_ref(), exit_code, format.is_json())
 }
 
-fn print_build(report: &BuildReport, format: OutputFormat) {
+/// Every write to stdout goes through here: a reader that closed it early (`| head`) ends the
+/// output quietly and the command keeps its own exit code; another write error is an I/O error.
+fn print(bytes: &[u8]) -> anyhow::Result<()> {
+    aoc_term::failure::write_stdout(bytes).context("writing to stdout")
+}
+
+fn print_build(report: &BuildReport, format: OutputFormat) -> anyhow::Result<()> {
     match format {
         OutputFormat::Text => {
             eprintln!(
@@ -266,25 +266,22 @@ fn print_build(report: &BuildReport, format: OutputFormat) {
                 report.archive_bytes
             );
             // The one line of data: `HASH  ARCHIVE`.
-            println!("{}  {}", report.hash, report.archive.display());
+            print(format!("{}  {}\n", report.hash, report.archive.display()).as_bytes())
         }
-        OutputFormat::Json => println!(
-            "{}",
-            json!({
-                "ok": true,
-                "hash": report.hash,
-                "archive": report.archive,
-                "manifest": report.manifest_path,
-                "archive_sha256": report.archive_sha256,
-                "archive_bytes": report.archive_bytes,
-                "records": report.records(),
-                "files": report.files(),
-            })
-        ),
+        OutputFormat::Json => print(&aoc_term::pretty_json(&json!({
+            "ok": true,
+            "hash": report.hash,
+            "archive": report.archive,
+            "manifest": report.manifest_path,
+            "archive_sha256": report.archive_sha256,
+            "archive_bytes": report.archive_bytes,
+            "records": report.records(),
+            "files": report.files(),
+        }))),
     }
 }
 
-fn print_verify(report: &VerifyReport, format: OutputFormat) {
+fn print_verify(report: &VerifyReport, format: OutputFormat) -> anyhow::Result<()> {
     match format {
         OutputFormat::Text => {
             for note in &report.notes {
@@ -300,25 +297,23 @@ fn print_verify(report: &VerifyReport, format: OutputFormat) {
                     report.upstream_documents
                 );
             }
+            Ok(())
         }
-        OutputFormat::Json => println!(
-            "{}",
-            json!({
-                "ok": report.is_ok(),
-                "archive": report.archive,
-                "hash": report.hash,
-                "files": report.files,
-                "records": report.records,
-                "upstream_documents": report.upstream_documents,
-                "failure_count": report.failure_count,
-                // Escaped like the text: member names are the archive's.
-                "failures": report.failures.iter().map(|f| json!({
-                    "file": escape(&f.file), "line": f.line, "check": f.check.to_string(),
-                    "message": escape(&f.message),
-                })).collect::<Vec<_>>(),
-                "notes": report.notes.iter().map(|n| escape(n)).collect::<Vec<_>>(),
-            })
-        ),
+        OutputFormat::Json => print(&aoc_term::pretty_json(&json!({
+            "ok": report.is_ok(),
+            "archive": report.archive,
+            "hash": report.hash,
+            "files": report.files,
+            "records": report.records,
+            "upstream_documents": report.upstream_documents,
+            "failure_count": report.failure_count,
+            // Escaped like the text: member names are the archive's.
+            "failures": report.failures.iter().map(|f| json!({
+                "file": escape(&f.file), "line": f.line, "check": f.check.to_string(),
+                "message": escape(&f.message),
+            })).collect::<Vec<_>>(),
+            "notes": report.notes.iter().map(|n| escape(n)).collect::<Vec<_>>(),
+        }))),
     }
 }
 

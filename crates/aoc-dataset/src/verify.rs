@@ -91,6 +91,21 @@ impl fmt::Display for Failure {
     }
 }
 
+impl Failure {
+    /// The failure as said after the archive's path (`ARCHIVE: ...`): a check on the archive
+    /// itself (its name, its hash) names no file again, so the archive is named once.
+    pub fn in_archive(&self, archive: &Path) -> String {
+        let is_archive = archive
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy() == self.file);
+        match (is_archive, self.line) {
+            (false, _) => self.to_string(),
+            (true, Some(line)) => format!("line {line}: {}: {}", self.check, self.message),
+            (true, None) => format!("{}: {}", self.check, self.message),
+        }
+    }
+}
+
 /// How to verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyOptions {
@@ -171,7 +186,7 @@ pub enum VerifyError {
     Unreadable { path: PathBuf, message: String },
     /// It was read completely and some check failed (exit code 1).
     #[error("{}: {} check(s) failed; first: {}", .0.archive.display(), .0.failure_count,
-            .0.failures.first().map(|f| f.to_string()).unwrap_or_default())]
+            .0.failures.first().map(|f| f.in_archive(&.0.archive)).unwrap_or_default())]
     Failed(Box<VerifyReport>),
     /// `TMPDIR` cannot hold the private copy a load reads from: no verdict (exit code 3).
     #[error(transparent)]
