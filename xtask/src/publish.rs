@@ -80,10 +80,6 @@ pub struct Cmd {
     /// $XDG_STATE_HOME/aoc-publish/state.json, else ~/.local/state/aoc-publish/state.json].
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
-    /// Start a new index when the prefix has none although this publisher's state says it wrote
-    /// one (after a deliberate reset; its sequence continues above the recorded one).
-    #[arg(long)]
-    new_index: bool,
     /// Output: text (progress and summary on stderr, the kit's location on stdout) or json.
     #[command(flatten)]
     pub output: aoc_term::FormatArg,
@@ -100,7 +96,6 @@ impl Cmd {
         if let Some(state) = self.state {
             opts.state = State::at(cwd.join(state));
         }
-        opts.new_index = self.new_index;
         let done = publish_with(&cwd.join(&self.dir), &self.url, &opts)?;
         if done.unchanged {
             eprintln!(
@@ -143,8 +138,6 @@ pub struct PublishOptions {
     pub state: State,
     /// How long an index without a matching signature is waited for (`AOC_PUBLISH_SETTLE_SECS`).
     pub settle: std::time::Duration,
-    /// `--new-index`.
-    pub new_index: bool,
 }
 
 impl PublishOptions {
@@ -171,7 +164,6 @@ impl PublishOptions {
             env_require_prod_key: std::env::var("AOC_REQUIRE_PROD_KEY").is_ok_and(|v| v == "1"),
             state: State::at(State::default_path(|k| std::env::var(k).ok())?),
             settle: settle_from_env()?,
-            new_index: false,
         })
     }
 }
@@ -229,7 +221,6 @@ pub fn publish(dir: &Path, url: &str, signing: &SelectedKey) -> Result<PathBuf> 
         env_require_prod_key: std::env::var("AOC_REQUIRE_PROD_KEY").is_ok_and(|v| v == "1"),
         state: State::at(State::default_path(|k| std::env::var(k).ok())?),
         settle: settle_from_env()?,
-        new_index: false,
     };
     let done = publish_with(dir, url, &opts)?;
     Ok(PathBuf::from(done.location))
@@ -326,7 +317,6 @@ pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Publ
     let policy = manifest::Policy {
         state: &opts.state,
         settle: opts.settle,
-        new_index: opts.new_index,
     };
     let updated = manifest::update(store, &entry, opts.force, &opts.signing.signer, &policy)?;
     say(format!(

@@ -7,9 +7,9 @@
 //!
 //! Updates are compare-and-swap on the manifest, then on its signature, and a publisher extends
 //! only a manifest whose signature it verified with its own key, and signs only bytes it made:
-//! 1. read the manifest and its bundle (with their tags); no manifest: start an empty one (unless
-//!    the publisher's state says it wrote one here: then someone deleted it, and only
-//!    `--new-index` starts again);
+//! 1. read the manifest and its bundle (with their tags); no manifest: start an empty one, its
+//!    sequence above any the publisher's state records for the prefix (a deleted index is said
+//!    on stderr; the kits it listed are then listed again only when published again);
 //! 2. the bundle verifies: the index's `sequence` must not be older than the one the publisher's
 //!    state (state.rs) records for the prefix (a rollback to an index the key signed before is
 //!    refused), and is recorded there;
@@ -53,9 +53,6 @@ pub struct Policy<'a> {
     pub state: &'a State,
     /// How long an unsigned manifest is waited for ([`SETTLE`]).
     pub settle: Duration,
-    /// `--new-index`: start a new index (above the sequence the state records) when the prefix
-    /// has none although this publisher wrote one.
-    pub new_index: bool,
 }
 
 /// What a manifest update did.
@@ -108,25 +105,30 @@ pub fn update(
 ) -> Result<Updated> {
     let key = signer.public_key();
     let prefix = store.url(MANIFEST);
+    // Held until the update is done: publishes on this machine sharing the state take turns.
+    let state = policy.state.lock()?;
     let mut conflicts = 0;
     let mut unsettled_since: Option<Instant> = None;
     while conflicts < ATTEMPTS {
-        let known = policy.state.get(&prefix)?;
+        let known = state.get(&prefix)?;
         let current = store.get(MANIFEST)?;
         let bundle = store.get(MANIFEST_BUNDLE)?;
         // The manifest to extend, whether its signature is in place, and whether it is one this
         // publisher wrote whose signature is still missing.
         let (mut manifest, signed, resumed) = match &current {
-            None if known.sequence > 0 && !policy.new_index => bail!(
-                "{prefix} is missing, but this publisher signed sequence {} there (its state {}): \
-                 someone deleted it. Put the last signed index and its signature back, or pass \
-                 --new-index to start a new index above sequence {} (kits not published again \
-                 are then no longer listed)",
-                known.sequence,
-                policy.state.path().display(),
-                known.sequence
-            ),
             None => {
+                if known.sequence > 0 {
+                    // Deleting the index hides the kits it listed, but cannot make anyone sign
+                    // something older: the new index continues the sequence.
+                    aoc_term::say(format!(
+                        "aoc-publish: WARNING: {prefix} is missing, though this publisher signed \
+                         sequence {} there (its state {}): starting a new index at sequence {}; \
+                         kits it listed are listed again when they are published again",
+                        known.sequence,
+                        state.path().display(),
+                        known.sequence + 1
+                    ));
+                }
                 let mut fresh = OfflineKitManifest::new(&signer.key_id());
                 fresh.sequence = known.sequence;
                 (fresh, false, false)
@@ -155,10 +157,10 @@ pub fn update(
                                  back",
                                 manifest.sequence,
                                 known.sequence,
-                                policy.state.path().display()
+                                state.path().display()
                             );
                         }
-                        policy.state.signed(&prefix, manifest.sequence)?;
+                        state.signed(&prefix, manifest.sequence)?;
                         (manifest, true, false)
                     }
                     // The bytes this publisher recorded before writing them: finish signing.
@@ -177,9 +179,9 @@ pub fn update(
                              last signed index and its signature back; or re-run the publish \
                              that was interrupted, with its state file; or, after checking the \
                              kits under the prefix, delete {MANIFEST} and its signature and \
-                             publish each kit again with --new-index",
+                             publish each kit again",
                             policy.settle.as_secs(),
-                            policy.state.path().display()
+                            state.path().display()
                         );
                     }
                 }
@@ -215,9 +217,7 @@ pub fn update(
         }
         let bytes = manifest.render();
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        policy
-            .state
-            .begin(&prefix, manifest.sequence, &hex::encode(digest))?;
+        state.begin(&prefix, manifest.sequence, &hex::encode(digest))?;
         let signature = message_signature_bundle(signer, &digest);
         // The manifest, unless only its signature was missing; then the signature, each only
         // over the version that was read.
@@ -238,7 +238,7 @@ pub fn update(
         };
         match written {
             Ok(()) => {
-                policy.state.signed(&prefix, manifest.sequence)?;
+                state.signed(&prefix, manifest.sequence)?;
                 return Ok(Updated {
                     unchanged: false,
                     conflicts,

@@ -74,13 +74,80 @@ impl State {
         Ok(base.join("aoc-publish/state.json"))
     }
 
+    /// Takes the state for one index update: an exclusive `flock` on `<file>.lock`, held until
+    /// the returned guard is dropped. Publishes on this machine that share the file update one
+    /// at a time, so a pending write recorded in it is always a finished (or killed) run's,
+    /// never a concurrent one's.
+    pub fn lock(&self) -> Result<Locked<'_>> {
+        let dir = self.dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating {} (the publisher's state)", dir.display()))?;
+        let lock_path = self.path.with_extension("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        file.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+        Ok(Locked {
+            state: self,
+            _lock: file,
+        })
+    }
+
+    fn read(&self) -> Result<StateFile> {
+        const CAP: u64 = 16 << 20;
+        match aoc_archive::fs::read_bounded(&self.path, CAP) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is not the publisher's state file (it records the index sequence per \
+                     prefix); fix or move it",
+                    self.path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StateFile::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.path.display())),
+        }
+    }
+
+    fn write(&self, file: &StateFile) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(file)?;
+        bytes.push(b'\n');
+        // Only the publisher reads its state.
+        aoc_archive::fs::write_atomic(&self.path, &bytes, 0o600)
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// The state while this publisher holds it ([`State::lock`]).
+pub struct Locked<'a> {
+    state: &'a State,
+    _lock: std::fs::File,
+}
+
+impl Locked<'_> {
+    /// The state file's path, for messages.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.state.path
     }
 
     /// What the file records for `prefix` (nothing yet: the default).
     pub fn get(&self, prefix: &str) -> Result<Prefix> {
-        Ok(self.read()?.prefixes.remove(prefix).unwrap_or_default())
+        Ok(self
+            .state
+            .read()?
+            .prefixes
+            .remove(prefix)
+            .unwrap_or_default())
     }
 
     /// Records that the index `sha256` with `sequence` is about to be written to `prefix`.
@@ -104,50 +171,10 @@ impl State {
         })
     }
 
-    /// Read, change and write back under an exclusive lock (`flock` on `<file>.lock`), so two
-    /// publishes on this machine never lose each other's record.
     fn update(&self, prefix: &str, change: impl FnOnce(&mut Prefix)) -> Result<()> {
-        let dir = self.dir();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating {} (the publisher's state)", dir.display()))?;
-        let lock_path = self.path.with_extension("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("opening {}", lock_path.display()))?;
-        lock.lock()
-            .with_context(|| format!("locking {}", lock_path.display()))?;
-        let mut file = self.read()?;
+        let mut file = self.state.read()?;
         change(file.prefixes.entry(prefix.to_string()).or_default());
-        let mut bytes = serde_json::to_vec_pretty(&file)?;
-        bytes.push(b'\n');
-        // Only the publisher reads its state.
-        aoc_archive::fs::write_atomic(&self.path, &bytes, 0o600)
-            .with_context(|| format!("writing {}", self.path.display()))
-    }
-
-    fn read(&self) -> Result<StateFile> {
-        const CAP: u64 = 16 << 20;
-        match aoc_archive::fs::read_bounded(&self.path, CAP) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "{} is not the publisher's state file (it records the index sequence per \
-                     prefix); fix or move it",
-                    self.path.display()
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StateFile::default()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", self.path.display())),
-        }
-    }
-
-    fn dir(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        self.state.write(&file)
     }
 }
 
@@ -159,6 +186,7 @@ mod tests {
     fn the_sequence_never_goes_down_and_a_signed_write_is_no_longer_pending() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::at(dir.path().join("state/state.json"));
+        let state = state.lock().unwrap();
         assert_eq!(state.get("p").unwrap(), Prefix::default());
         state.begin("p", 3, "aa").unwrap();
         let p = state.get("p").unwrap();
@@ -174,6 +202,9 @@ mod tests {
         );
         assert_eq!(state.get("other").unwrap(), Prefix::default());
         std::fs::write(state.path(), b"{not json").unwrap();
+        drop(state);
+        let state = State::at(dir.path().join("state/state.json"));
+        let state = state.lock().unwrap();
         let err = format!("{:#}", state.get("p").unwrap_err());
         assert!(err.contains("not the publisher's state file"), "{err}");
     }

@@ -188,7 +188,6 @@ fn policy() -> manifest::Policy<'static> {
     manifest::Policy {
         state: shared_state(),
         settle: manifest::SETTLE,
-        new_index: false,
     }
 }
 
@@ -204,7 +203,6 @@ fn opts(env: &BTreeMap<String, String>) -> PublishOptions {
         env_require_prod_key: false,
         state: shared_state().clone(),
         settle: manifest::SETTLE,
-        new_index: false,
     }
 }
 
@@ -448,12 +446,14 @@ fn a_manifest_write_racing_another_publisher_retries_and_keeps_both(
     env: &BTreeMap<String, String>,
 ) {
     let store = Destination::parse(url).unwrap().open(env).unwrap();
+    let theirs_state = tempfile::tempdir().unwrap();
     // Once for the first write (PutMode::Create), once for an update (PutMode::Update).
     for (ours, theirs) in [("1.0.0", "0.9.0"), ("2.0.0", "1.5.0")] {
         let racer = Racer {
             inner: store.as_ref(),
             theirs: entry(theirs),
             raced: std::sync::atomic::AtomicBool::new(false),
+            state: State::at(theirs_state.path().join("racer.json")),
         };
         let updated = manifest::update(&racer, &entry(ours), false, signer(), &policy()).unwrap();
         assert_eq!(
@@ -488,12 +488,18 @@ struct Racer<'a> {
     inner: &'a dyn Store,
     theirs: PublishedKit,
     raced: std::sync::atomic::AtomicBool,
+    /// The other publisher's own state.
+    state: State,
 }
 
 impl Racer<'_> {
     fn race(&self) {
         if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            manifest::update(self.inner, &self.theirs, false, signer(), &policy()).unwrap();
+            let theirs = manifest::Policy {
+                state: &self.state,
+                settle: manifest::SETTLE,
+            };
+            manifest::update(self.inner, &self.theirs, false, signer(), &theirs).unwrap();
         }
     }
 }
@@ -596,13 +602,21 @@ fn dir_manifest_updates_from_many_threads_lose_nothing() {
         .unwrap();
     let store = store.as_ref();
     let barrier = Barrier::new(8);
+    let states = dest.path();
     std::thread::scope(|s| {
         for i in 0..8 {
             let barrier = &barrier;
             s.spawn(move || {
+                // Eight publishers, each with its own state (as on eight machines): only the
+                // compare-and-swap keeps their entries.
+                let state = State::at(states.join(format!("state-{i}.json")));
+                let policy = manifest::Policy {
+                    state: &state,
+                    settle: manifest::SETTLE,
+                };
                 barrier.wait();
                 let version = format!("0.{i}.0");
-                manifest::update(store, &entry(&version), false, signer(), &policy()).unwrap();
+                manifest::update(store, &entry(&version), false, signer(), &policy).unwrap();
             });
         }
     });
@@ -905,7 +919,6 @@ fn policy_of(state: &State) -> manifest::Policy<'_> {
     manifest::Policy {
         state,
         settle: Duration::ZERO,
-        new_index: false,
     }
 }
 
@@ -960,7 +973,8 @@ fn an_interrupted_index_write_is_finished_only_by_the_publisher_that_wrote_it() 
     let index = manifest_of(store);
     assert_eq!((index.schema_version, index.sequence), (2, 2));
     assert_eq!(versions_of(store), ["1.0.0", "2.0.0"]);
-    assert_eq!(ours.get(&store.url(MANIFEST)).unwrap().sequence, 2);
+    let recorded = ours.lock().unwrap().get(&store.url(MANIFEST)).unwrap();
+    assert_eq!(recorded.sequence, 2);
 }
 
 /// The attack of issue 22: with write access to the directory and no key, relabel a published
@@ -1090,12 +1104,9 @@ fn an_older_validly_signed_index_is_refused_with_the_minimum_sequence_and_by_the
     assert!(err.contains("rollback"), "{err}");
     assert_eq!(std::fs::read(dir.join(MANIFEST)).unwrap(), old_index);
 
-    // Deleting the index does not reset it either, unless asked.
+    // Deleting the index does not reset the sequence: the next index continues above it.
     std::fs::remove_file(dir.join(MANIFEST)).unwrap();
     std::fs::remove_file(dir.join(MANIFEST_BUNDLE)).unwrap();
-    let err = format!("{:#}", publish_with(kit(19).path(), &url, &o).unwrap_err());
-    assert!(err.contains("--new-index"), "{err}");
-    o.new_index = true;
     publish_with(kit(19).path(), &url, &o).unwrap();
     assert_eq!(
         manifest_of(
