@@ -386,12 +386,13 @@ impl Runner<'_> {
     /// `stella aoc backfill` of the dataset, pinned to its hash; its report, read as the type
     /// `stella` writes it.
     fn backfill(&self, dataset: &Path, hash: &str, report: &Path) -> Result<BackfillReport> {
-        let (binary, url) = (self.binary, &self.target.url);
-        // quiet(): xshell would echo the command line, and with it any password in the URL.
+        let binary = self.binary;
+        // The store in the environment, not on the command line (which other users can read).
         let out = cmd!(
             self.sh,
-            "{binary} aoc backfill --from {dataset} --store {url} --report {report} --no-progress --expect-dataset-hash {hash}"
+            "{binary} aoc backfill --from {dataset} --report {report} --no-progress --expect-dataset-hash {hash}"
         )
+        .env("STELLA_STORE", &self.target.url)
         .quiet()
         .ignore_status()
         .output()
@@ -405,15 +406,13 @@ impl Runner<'_> {
     }
 
     fn verify(&self, output: &Path) -> Result<VerifyReport> {
-        let (binary, url) = (self.binary, &self.target.url);
-        let out = cmd!(
-            self.sh,
-            "{binary} aoc verify --store {url} --output {output}"
-        )
-        .quiet()
-        .ignore_status()
-        .output()
-        .with_context(|| format!("running {}", binary.display()))?;
+        let binary = self.binary;
+        let out = cmd!(self.sh, "{binary} aoc verify --output {output}")
+            .env("STELLA_STORE", &self.target.url)
+            .quiet()
+            .ignore_status()
+            .output()
+            .with_context(|| format!("running {}", binary.display()))?;
         self.check_exit("stella aoc verify", &out, 0)?;
         read_report(output)
     }

@@ -13,7 +13,7 @@ use aoc_contract::{clock, GuardOptions};
 use aoc_ingest::engine::peak_rss_bytes;
 use aoc_ingest::report::BackfillReport;
 use aoc_ingest::{Backfill, Event, Rejects};
-use aoc_store::{redact_url as redact, Store};
+use aoc_store::{Store, StoreLocation};
 use aoc_term::{is_stdout, one_stdout, pretty_json, write_report, Format, Progress};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -25,7 +25,8 @@ pub struct BackfillArgs {
     /// Inputs: OSV/CSAF JSON files or directories, NDJSON revision feeds (.zst/.gz read directly).
     #[arg(long, num_args = 1.., required = true)]
     from: Vec<PathBuf>,
-    /// The raw store: sqlite://PATH (embedded) or postgres://USER@HOST:PORT/DB[?sslmode=...].
+    /// The raw store: sqlite:PATH (embedded default), postgres://USER@HOST:PORT/DB[?sslmode=...]
+    /// or a libpq key=value string ("host=HOST dbname=DB"); PG* variables fill what it leaves out.
     /// Required (a dry run opens none): no store is created where nobody asked for one.
     #[arg(long, env = "STELLA_STORE", hide_env_values = true)]
     store: Option<String>,
@@ -91,17 +92,25 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         ("--rejects", args.rejects.as_deref(), "the rejects file"),
     ])?;
     let run_key = run_key(&args)?;
+    // Parsed once: what is opened, and the name every message and the report give it (never
+    // with its password).
+    let location = args
+        .store
+        .as_deref()
+        .map(|s| StoreLocation::parse(s).context("the store (--store or STELLA_STORE)"))
+        .transpose()?;
     anyhow::ensure!(
-        args.store.is_some() || args.dry_run,
+        location.is_some() || args.dry_run,
         "no store given: name it with --store (sqlite:PATH or postgres://USER@HOST/DB) or set \
          STELLA_STORE"
     );
     // Datasets are verified (and checked against a pinned hash) before the store is even opened.
     let mut source = inputs::open(&args.from, &args.pin)?;
     args.empty.check_files(&source, &args.from)?;
-    let mut store = match &args.store {
-        Some(url) if !args.dry_run => Some(
-            Store::open(url).with_context(|| format!("cannot open store {}", redact(url)))?,
+    let mut store = match &location {
+        Some(location) if !args.dry_run => Some(
+            Store::open_location(location, aoc_store::OpenMode::ReadWrite)
+                .with_context(|| format!("cannot open store {location}"))?,
         ),
         _ => None,
     };
@@ -140,7 +149,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     let mut report = std::mem::take(&mut outcome.report);
     report.tool = "stella".into();
     report.version = env!("CARGO_PKG_VERSION").into();
-    report.store = args.store.as_deref().map(redact).unwrap_or_default();
+    report.store = location.as_ref().map(|l| l.redacted()).unwrap_or_default();
     report.files_skipped = source.skipped_files().len() as u64;
     report.inputs = args.from.iter().map(|p| p.display().to_string()).collect();
     let mut metrics = std::mem::take(&mut outcome.metrics);

@@ -25,20 +25,8 @@ const TMPDIR: (&str, &str) = (
     "TMPDIR",
     "where a dataset's verified bytes are copied (unlinked) before they are read",
 );
-/// libpq's variables, read for a postgres:// store.
-const PG: &[(&str, &str)] = &[
-    (
-        "PGSSLMODE",
-        "sslmode when the URL has none (default prefer)",
-    ),
-    ("PGSSLROOTCERT", "sslrootcert when the URL has none"),
-    ("PGPASSWORD", "the password when the URL has none"),
-    (
-        "PGPASSFILE",
-        "the password file (default ~/.pgpass) when neither has one",
-    ),
-    ("HOME", "~/.pgpass and ~/.postgresql/root.crt"),
-];
+/// libpq's variables, read for a PostgreSQL store.
+const PG: &[(&str, &str)] = aoc_store::ENV_HELP;
 const FAULT: (&str, &str) = (
     "STELLA_FAULT_PAUSE_AFTER_VERIFY",
     "tests only: pause after a dataset's integrity pass",
@@ -126,6 +114,14 @@ mod tests {
     use clap::CommandFactory;
 
     const PG: &[&str] = &[
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGOPTIONS",
+        "PGAPPNAME",
+        "PGCONNECT_TIMEOUT",
         "PGSSLMODE",
         "PGSSLROOTCERT",
         "PGPASSWORD",

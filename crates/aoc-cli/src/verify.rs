@@ -7,8 +7,9 @@ use aoc_contract::chain::{ChainChecker, ChainEntry};
 use aoc_contract::{clock, DocHead, Guard, GuardOptions};
 use aoc_ingest::report::{zero_by_code, Finding, InputError, MetricsRecorder, VerifyReport};
 use aoc_ingest::Item;
-use aoc_store::redact_url as redact;
-use aoc_store::{verify_store, ScanFilter, Store, StoreDoc, VerifyOptions as StoreVerifyOptions};
+use aoc_store::{
+    verify_store, ScanFilter, Store, StoreDoc, StoreLocation, VerifyOptions as StoreVerifyOptions,
+};
 use aoc_term::Progress;
 use aoc_term::{escape, is_stdout, one_stdout, paint, pretty_json, write_report, Format};
 use serde_json::{json, Value};
@@ -21,8 +22,8 @@ pub struct VerifyArgs {
     /// Raw documents to check: JSON or NDJSON files, directories of them, or dataset tarballs.
     #[arg(long, num_args = 1.., required_unless_present_any = ["store", "postgres", "store_env"], conflicts_with_all = ["store", "postgres"])]
     input: Vec<PathBuf>,
-    /// A raw store to check: sqlite://PATH or postgres://USER@HOST:PORT/DB[?sslmode=...]; without
-    /// --input, --store and --postgres, the URL in STELLA_STORE.
+    /// A raw store to check: sqlite:PATH, postgres://USER@HOST:PORT/DB[?sslmode=...] or a libpq
+    /// key=value string; without --input, --store and --postgres, the one in STELLA_STORE.
     #[arg(long, conflicts_with = "postgres")]
     store: Option<String>,
     /// STELLA_STORE: a default only, so it is its own argument without conflicts (clap counts an
@@ -34,7 +35,7 @@ pub struct VerifyArgs {
         hide_env_values = true
     )]
     store_env: Option<String>,
-    /// A PostgreSQL raw store (URL), the same as `--store postgres://...`.
+    /// A PostgreSQL raw store (URL or key=value string), the same as `--store postgres://...`.
     #[arg(long)]
     postgres: Option<String>,
     /// Write Prometheus metrics (verify_runs_total, verify_duration_seconds, aoc_violation_total)
@@ -367,13 +368,16 @@ fn run_store(
     since: Option<(String, i64)>,
     started: Instant,
 ) -> anyhow::Result<Outcome> {
-    let shown = redact(url);
-    if args.postgres.is_some()
-        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-    {
-        anyhow::bail!("--postgres {shown}: expected a postgres:// URL");
+    let location =
+        StoreLocation::parse(url).context("the store (--store, --postgres or STELLA_STORE)")?;
+    // Every message, the JSON and the report's `source` name the store without its password.
+    let shown = location.redacted();
+    if args.postgres.is_some() && location.engine() != aoc_store::Engine::Postgres {
+        anyhow::bail!(
+            "--postgres {shown}: expected a PostgreSQL URL (postgres://...) or key=value string"
+        );
     }
-    if let Some(path) = url.strip_prefix("sqlite://") {
+    if let StoreLocation::Sqlite(path) = &location {
         // Opening would create an empty store: a verifier must not write, so refuse early.
         anyhow::ensure!(
             path == ":memory:" || std::path::Path::new(path).is_file(),
@@ -382,8 +386,8 @@ fn run_store(
     }
     // Read-only: no migration, no DDL, no write (a SELECT-only role, a standby, a file this user
     // cannot write); a store at another schema version is refused, never upgraded.
-    let mut store =
-        Store::open_read_only(url).with_context(|| format!("cannot open store {shown}"))?;
+    let mut store = Store::open_location(&location, aoc_store::OpenMode::ReadOnly)
+        .with_context(|| format!("cannot open store {shown}"))?;
     if args.dry_run {
         let counts = store.counts()?;
         eprintln!(

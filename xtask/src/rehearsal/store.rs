@@ -4,18 +4,22 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use aoc_store::{Engine, StoreLocation};
 
 use super::report::{StoreInfo, VendorCount};
 
 /// The store the rehearsal loads; a temporary one is removed when this is dropped.
 pub struct Target {
+    /// The store argument as given, for the `stella` runs (through `STELLA_STORE`, so that no
+    /// password is on a command line).
     pub url: String,
+    location: StoreLocation,
     pub info: StoreInfo,
     _temporary: Option<tempfile::TempDir>,
 }
 
 impl Target {
-    /// `url`, or a new SQLite file in a temporary directory.
+    /// `url` (any store argument `stella` takes), or a new SQLite file in a temporary directory.
     pub fn new(url: Option<&str>) -> Result<Target> {
         let (url, temporary) = match url {
             Some(u) => (u.to_string(), None),
@@ -31,29 +35,26 @@ impl Target {
                 (format!("sqlite://{db}"), Some(dir))
             }
         };
-        let engine = if url.starts_with("sqlite://") {
-            "sqlite"
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            "postgresql"
-        } else {
-            bail!(
-                "--store {}: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
-                redact(&url)
-            )
+        // Parsed once, by the parser stella uses; reports and messages show its redacted form.
+        let location = StoreLocation::parse(&url).context("--store")?;
+        let engine = match location.engine() {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgresql",
         };
         Ok(Target {
             info: StoreInfo {
                 engine: engine.into(),
-                url: redact(&url),
+                url: location.redacted(),
                 temporary: temporary.is_some(),
             },
+            location,
             url,
             _temporary: temporary,
         })
     }
 
     pub fn open(&self) -> Result<aoc_store::Store> {
-        aoc_store::Store::open(&self.url)
+        aoc_store::Store::open_location(&self.location, aoc_store::OpenMode::ReadWrite)
             .with_context(|| format!("opening the store {}", self.info.url))
     }
 
@@ -97,42 +98,4 @@ impl Target {
         opts.compression = aoc_dataset::Compression::Gzip;
         aoc_dataset::build_from_store(&mut store, &opts).context("exporting the store")
     }
-}
-
-/// `scheme://user:secret@host/db?password=secret` → `scheme://user:***@host/db?password=***`:
-/// reports and logs name the store, never its credentials.
-pub fn redact(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let mut out = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            let authority = match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{user}:***@{host}"),
-                    None => format!("{userinfo}@{host}"),
-                },
-                None => authority.to_string(),
-            };
-            format!("{scheme}://{authority}{path}")
-        }
-        None => base.to_string(),
-    };
-    if let Some(q) = query {
-        let params: Vec<String> = q
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => p.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
 }

@@ -681,15 +681,22 @@ fn report_check_accepts_only_a_passed_rehearsal_of_the_same_dataset() {
 
 #[test]
 fn store_urls_are_reported_without_passwords() {
-    use super::store::redact;
+    let shown = |url: &str| super::store::Target::new(Some(url)).unwrap().info.url;
     assert_eq!(
-        redact("postgres://aoc:hunter2@db.internal:5432/staging"),
+        shown("postgres://aoc:hunter2@db.internal:5432/staging"),
         "postgres://aoc:***@db.internal:5432/staging"
     );
     assert_eq!(
-        redact("postgresql://aoc@db/staging?sslmode=disable&password=hunter2"),
-        "postgresql://aoc@db/staging?sslmode=disable&password=***"
+        shown("postgresql://aoc@db/staging?sslmode=disable&password=hunter2"),
+        "postgres://aoc:***@db/staging?sslmode=disable"
     );
-    assert_eq!(redact("postgres://p:a@b@h/db"), "postgres://p:***@h/db");
-    assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    assert_eq!(shown("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    // An ambiguous URL is refused, without the password.
+    let err = format!(
+        "{:#}",
+        super::store::Target::new(Some("postgres://p:a@b@h/db"))
+            .err()
+            .unwrap()
+    );
+    assert!(err.contains("%40") && !err.contains("a@b"), "{err}");
 }
