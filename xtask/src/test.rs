@@ -99,8 +99,10 @@ impl Cmd {
         let _skips = sh.push_env(aoc_testkit::SKIP_LOG_ENV, &skip_log.path);
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let extra = &self.cargo_args;
+        // `--workspace` would override a package chosen with `-p` (cargo runs every package).
+        let scope = (!selects_packages(extra)).then_some("--workspace");
         let mut command =
-            std::process::Command::from(cmd!(sh, "{cargo} test --workspace --locked {extra...}"));
+            std::process::Command::from(cmd!(sh, "{cargo} test {scope...} --locked {extra...}"));
         let json = self.output.format.is_json();
         let tally = run_counting(&mut command, json)?;
         let postgres = pg_url.is_some();
@@ -178,6 +180,13 @@ impl Cmd {
         }
         Ok(true)
     }
+}
+
+/// True when the extra cargo arguments choose packages (`-p NAME`, `-pNAME`, `--package`).
+fn selects_packages(args: &[String]) -> bool {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a.starts_with("-p") || a.starts_with("--package"))
 }
 
 /// The file the tests append their skips to (`AOC_SKIP_LOG`), fresh for this run and removed
@@ -449,6 +458,17 @@ mod tests {
                 "    store pg_reads",
             ]
         );
+    }
+
+    #[test]
+    fn a_package_choice_replaces_the_whole_workspace() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(selects_packages(&args(&["-p", "aoc-store"])));
+        assert!(selects_packages(&args(&["-paoc-store"])));
+        assert!(selects_packages(&args(&["--package=aoc-kit"])));
+        assert!(!selects_packages(&args(&["--test", "store"])));
+        assert!(!selects_packages(&args(&["--", "-p"])));
+        assert!(!selects_packages(&[]));
     }
 
     #[test]
