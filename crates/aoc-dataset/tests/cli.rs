@@ -314,3 +314,161 @@ fn a_build_whose_tmpdir_or_out_cannot_serve_is_an_environment_error() {
         "staging left in the full TMPDIR"
     );
 }
+
+// ---- A closed stdout and a failing dataset named once (issue 21, the JSON contract) ----
+
+/// `aoc-dataset ARGS` with stdout a pipe whose read end is closed before the command writes to
+/// it (`... | head -c 0`): exit code and stderr.
+fn aoc_dataset_into_closed_pipe(args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", "1764000000")
+        .env("NO_COLOR", "1")
+        .env_remove("STELLA_STORE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The only read end: every write the command makes to stdout meets EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().expect("exited, not killed by a signal"),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_the_commands_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = testdata("osv-rustsec");
+    let quiet = |what: &str, stderr: &str| {
+        for noise in ["panicked", "Broken pipe", "error"] {
+            assert!(
+                !stderr.contains(noise),
+                "{what}: {noise} on stderr: {stderr}"
+            );
+        }
+    };
+    // build: the JSON document, then the text mode's `HASH  ARCHIVE` line.
+    for (format, out) in [("json", "json-out"), ("text", "text-out")] {
+        let out = tmp.path().join(out);
+        let (code, stderr) = aoc_dataset_into_closed_pipe(&[
+            "build",
+            "--format",
+            format,
+            "--from",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "build --format {format}: {stderr}");
+        quiet(&format!("build --format {format}"), &stderr);
+        // The build itself is complete: the archive and its sidecar are there.
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2, "{out:?}");
+    }
+    let archive = std::fs::read_dir(tmp.path().join("json-out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .unwrap();
+    let archive = archive.to_str().unwrap();
+
+    // verify: its verdict is its exit code, whether or not anyone reads the report.
+    let (code, stderr) = aoc_dataset_into_closed_pipe(&["verify", "--format", "json", archive]);
+    assert_eq!(code, 0, "{stderr}");
+    quiet("verify", &stderr);
+    let (code, stderr) = aoc_dataset_into_closed_pipe(&[
+        "verify",
+        "--format",
+        "json",
+        "--expect-hash",
+        &"0".repeat(64),
+        archive,
+    ]);
+    assert_eq!(code, 1, "a failed check stays exit 1: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("FAIL"),
+        "the FAIL line is stderr's: {stderr}"
+    );
+    // A failure's document meets the closed pipe too: the error is still said, on stderr.
+    let missing = tmp.path().join("missing.tar.gz");
+    let (code, stderr) =
+        aoc_dataset_into_closed_pipe(&["verify", "--format", "json", missing.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("aoc-dataset: error: "), "{stderr}");
+}
+
+#[test]
+fn a_dataset_failing_a_check_on_the_archive_is_named_once() {
+    use aoc_ingest::InputKind;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let input = testdata("osv-rustsec");
+    let (code, stdout, stderr) = aoc_dataset(&[
+        "build",
+        "--from",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (hash, archive) = stdout.trim_end().split_once("  ").unwrap();
+    // The same bytes under another hash's name: the file-name check fails.
+    let renamed = out.join(format!("aoc-dataset-{}.tar.gz", "1".repeat(64)));
+    std::fs::rename(archive, &renamed).unwrap();
+    let name = renamed.file_name().unwrap().to_str().unwrap();
+    let pinned = Path::new(archive);
+    std::fs::copy(&renamed, pinned).unwrap();
+    let pinned_name = pinned.file_name().unwrap().to_str().unwrap();
+
+    // aoc-dataset verify's FAIL line.
+    let (code, _, stderr) = aoc_dataset(&["verify", renamed.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    let fail = stderr.lines().find(|l| l.contains("FAIL")).unwrap();
+    assert_eq!(fail.matches(name).count(), 1, "{fail}");
+    assert!(
+        fail.ends_with(&format!(
+            "{}: file-name: the name says hash {}, the contents hash to {hash}",
+            renamed.display(),
+            "1".repeat(64)
+        )),
+        "{fail}"
+    );
+    let (code, _, stderr) = aoc_dataset(&["verify", "--expect-hash", &"0".repeat(64), archive]);
+    assert_eq!(code, 1, "{stderr}");
+    let fail = stderr.lines().find(|l| l.contains("FAIL")).unwrap();
+    assert_eq!(fail.matches(pinned_name).count(), 1, "{fail}");
+
+    // The loader's refusal, which stella prints as its error line (through error_chain).
+    let refusal = |path: &Path, expected_hash: Option<String>| {
+        let datasets = aoc_dataset::Datasets {
+            options: aoc_dataset::VerifyOptions {
+                expected_hash,
+                ..Default::default()
+            },
+        };
+        let Err(e) = datasets.open(path) else {
+            panic!("{} loaded", path.display())
+        };
+        aoc_term::error_chain(&e)
+    };
+    let line = refusal(&renamed, None);
+    assert_eq!(line.matches(name).count(), 1, "{line}");
+    assert!(
+        line.contains(&format!(
+            "refusing to load it: {}: 1 check(s) failed; first: file-name: the name says",
+            renamed.display()
+        )),
+        "{line}"
+    );
+    let line = refusal(pinned, Some("0".repeat(64)));
+    assert_eq!(line.matches(pinned_name).count(), 1, "{line}");
+    assert!(
+        line.contains("first: expected-hash: expected dataset hash 000"),
+        "{line}"
+    );
+}
