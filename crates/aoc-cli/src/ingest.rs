@@ -83,7 +83,8 @@ pub fn run(args: IngestArgs) -> anyhow::Result<Outcome> {
                 results.push(entry);
                 Ok(())
             }
-            Format::Ndjson => serde_json::to_writer(&mut out, &entry)
+            // Document text is the input's: C1, bidi and zero-width characters as \uXXXX.
+            Format::Ndjson => aoc_term::escape::to_writer_compact(&mut out, &entry)
                 .map_err(std::io::Error::from)
                 .and_then(|()| out.write_all(b"\n")),
             Format::Text => write_table_row(&mut table, &entry),
@@ -113,7 +114,9 @@ fn closed(written: std::io::Result<()>) -> std::io::Result<bool> {
     }
 }
 
+/// One document's row: ids, locations and messages come from the input, so they are escaped.
 fn write_table_row(out: &mut impl Write, entry: &Value) -> std::io::Result<()> {
+    use aoc_term::escape;
     let colour = aoc_term::interactive();
     let id = entry
         .pointer("/document/_id")
@@ -132,19 +135,20 @@ fn write_table_row(out: &mut impl Write, entry: &Value) -> std::io::Result<()> {
     };
     writeln!(
         out,
-        "{status:<8} {}  {id}",
-        entry["location"].as_str().unwrap_or_default()
+        "{status:<8} {}  {}",
+        escape(entry["location"].as_str().unwrap_or_default()),
+        escape(id)
     )?;
     if let Some(e) = entry.get("error").and_then(Value::as_str) {
-        writeln!(out, "         {e}")?;
+        writeln!(out, "         {}", escape(e))?;
     }
     for v in violations {
         writeln!(
             out,
             "         {} {} {}",
             v["code"].as_str().unwrap_or_default(),
-            v["path"].as_str().unwrap_or_default(),
-            v["message"].as_str().unwrap_or_default()
+            escape(v["path"].as_str().unwrap_or_default()),
+            escape(v["message"].as_str().unwrap_or_default())
         )?;
     }
     Ok(())

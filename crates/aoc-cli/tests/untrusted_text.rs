@@ -171,3 +171,48 @@ fn the_loader_prints_member_names_with_bidi_or_c1_controls_escaped() {
         }
     }
 }
+
+#[test]
+fn sources_ingest_prints_ids_and_text_from_the_input_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut osv: Value = serde_json::from_slice(
+        &std::fs::read(testdata("osv-rustsec/RUSTSEC-2023-0044.json")).unwrap(),
+    )
+    .unwrap();
+    osv["id"] = "RUSTSEC-2023-\u{202e}4400".into();
+    osv["summary"] = "\u{1b}]0;owned\u{7}\u{9b}2J".into();
+    let input = dir.path().join("evil.json");
+    std::fs::write(&input, osv.to_string()).unwrap();
+    for format in ["text", "ndjson", "json"] {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = stella()
+            .args([
+                "sources",
+                "ingest",
+                "--dry-run",
+                "--tenant",
+                "t1",
+                "--format",
+                format,
+                "--input",
+            ])
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(status.code().is_some(), "{format}");
+        assert_no_raw_controls(&format!("stderr ({format})"), &stderr);
+        assert_no_raw_controls(&format!("stdout ({format})"), &stdout);
+        let both = format!(
+            "{}{}",
+            String::from_utf8_lossy(&stderr),
+            String::from_utf8_lossy(&stdout)
+        );
+        assert!(
+            both.contains("\\u{202e}") || both.contains("\\u202e"),
+            "{format}: {both}"
+        );
+    }
+}
