@@ -167,14 +167,17 @@ pub fn bench() -> String {
 pub fn test() -> String {
     after_help(
         &[
-            ("0", "every test passed"),
-            ("1", "a test failed, none ran, or a step before them failed"),
+            ("0", "no test failed (skips are counted and listed)"),
+            (
+                "1",
+                "a test failed, none ran, a step before them failed, or under CI a test skipped",
+            ),
             ("2", "usage: bad flags"),
         ],
         &[
             (
                 "CI",
-                "set (not false): a missing tool or server fails instead of skipping",
+                "set (not empty, 0 or false): a missing tool or server fails instead of skipping",
             ),
             ("CARGO", "the cargo to run (set by cargo)"),
             (
@@ -184,6 +187,10 @@ pub fn test() -> String {
             (
                 "AOC_THIRD_PARTY",
                 "set to 1 for the tests when the third-party verifiers are installed",
+            ),
+            (
+                aoc_testkit::SKIP_LOG_ENV,
+                "set for the tests to a fresh file each skip is recorded in",
             ),
             ENV_NO_COLOR,
         ],
@@ -293,7 +300,14 @@ mod tests {
                 ("bench verify", &bench),
                 (
                     "test",
-                    &["CI", "CARGO", "AOC_TEST_PG", "AOC_THIRD_PARTY", "NO_COLOR"],
+                    &[
+                        "CI",
+                        "CARGO",
+                        "AOC_TEST_PG",
+                        "AOC_THIRD_PARTY",
+                        "AOC_SKIP_LOG",
+                        "NO_COLOR",
+                    ],
                 ),
             ],
         );

@@ -53,7 +53,8 @@ impl Drop for Cluster<'_> {
 
 impl Cmd {
     pub fn run(self, sh: &Shell) -> Result<ExitCode> {
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        // One rule for "under CI" here and in the tests' skips.
+        let ci = aoc_testkit::ci();
         let third_party = !self.no_third_party && self.install_third_party(sh, ci)?;
         let mut _cluster: Option<Cluster<'_>> = None;
         let mut pg_url = None;
