@@ -104,6 +104,7 @@ fn a_published_directory_of_two_kits_verifies() {
     let report = verify(prefix.path(), &trusting(signer()));
     assert!(report.passed(), "{}", describe(&report));
     assert_eq!(report.exit_code, 0);
+    assert_eq!(report.sequence, Some(3), "the number to pin next time");
     assert_eq!(report.kits.len(), 2);
     for kit in &report.kits {
         assert!(kit.kit.passed(), "{}", render(&kit.kit));
