@@ -210,20 +210,38 @@ fn sha256sum_and_shasum_accept_sha256sums_inside_the_kit() {
         .unwrap();
 }
 
-/// A fake cosign that appends its arguments to `calls` and exits `$FAKE_COSIGN_STATUS` (0).
+/// A fake cosign that appends its working directory and arguments to `calls` and exits
+/// `$FAKE_COSIGN_STATUS` (0).
 fn fake_cosign(dir: &Path) -> (PathBuf, PathBuf) {
     let log = dir.join("calls");
     let fake = dir.join("cosign");
     std::fs::write(
         &fake,
         format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nexit ${{FAKE_COSIGN_STATUS:-0}}\n",
+            "#!/bin/sh\necho \"$(pwd -P) $*\" >> '{}'\nexit ${{FAKE_COSIGN_STATUS:-0}}\n",
             log.display()
         ),
     )
     .unwrap();
     set_executable(&fake);
     (fake, log)
+}
+
+/// The private directory the script handed cosign its files from (the same for every call, and
+/// outside the kit) and the key it named.
+fn copies_used(calls: &str, kit_dir: &Path) -> (PathBuf, PathBuf) {
+    let mut work = None;
+    let mut key = None;
+    for line in calls.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        let here = PathBuf::from(words[0]);
+        assert!(!here.starts_with(kit_dir), "cosign ran in the kit: {line}");
+        assert_eq!(*work.get_or_insert(here.clone()), here, "{calls}");
+        let at = words.iter().position(|w| *w == "--key").unwrap();
+        let named = PathBuf::from(words[at + 1]);
+        assert_eq!(*key.get_or_insert(named.clone()), named, "{calls}");
+    }
+    (work.expect("cosign was called"), key.unwrap())
 }
 
 #[test]
@@ -262,7 +280,8 @@ fn verify_kit_script_checks_sums_and_calls_cosign_for_every_bundle() {
     )), "{printed}");
 
     // With a fake cosign recording its arguments: SHA256SUMS' bundle first, then one call per
-    // bundle/artefact pair, exit 0.
+    // bundle/artefact pair, all over private copies (the kit's own key copied too); intact but
+    // origin not proven: 15, as `stella kit verify` without --key.
     let fake_dir = tempfile::tempdir().unwrap();
     let (fake, log) = fake_cosign(fake_dir.path());
     let out = cmd!(sh, "sh verify-kit.sh --kit-key")
@@ -272,23 +291,29 @@ fn verify_kit_script_checks_sums_and_calls_cosign_for_every_bundle() {
         .unwrap();
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(15),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("origin NOT proven"));
     let hash = &kits().a.dataset_hash;
     let prov = kit::provenance(hash);
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let (work, key) = copies_used(&calls, &dir);
+    assert_eq!(key, work.join(kit::PUBLIC_KEY));
+    let key = key.display();
     assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
+        calls,
         format!(
-            "verify-blob --key {own} --bundle SHA256SUMS.sigstore.json --insecure-ignore-tlog SHA256SUMS\n\
-             verify-blob --key {own} --bundle aoc-backfill-runner.dsse.json --insecure-ignore-tlog aoc-backfill-runner.tar.gz\n\
-             verify-blob-attestation --key {own} --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 {}\n\
-             verify-blob-attestation --key {own} --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 aoc-backfill-runner.tar.gz\n",
-            kit::dataset_tarball(hash)
+            "{work} verify-blob --key {key} --bundle SHA256SUMS.sigstore.json --insecure-ignore-tlog SHA256SUMS\n\
+             {work} verify-blob --key {key} --bundle aoc-backfill-runner.dsse.json --insecure-ignore-tlog aoc-backfill-runner.tar.gz\n\
+             {work} verify-blob-attestation --key {key} --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 {}\n\
+             {work} verify-blob-attestation --key {key} --bundle {prov} --insecure-ignore-tlog --type slsaprovenance1 aoc-backfill-runner.tar.gz\n",
+            kit::dataset_tarball(hash),
+            work = work.display(),
         )
     );
+    assert!(!work.exists(), "the private copies are removed on exit");
     // SHA256SUMS' signature failing stops the script before a checksum is computed.
     std::fs::remove_file(&log).unwrap();
     let out = cmd!(sh, "sh verify-kit.sh --kit-key")
@@ -350,8 +375,23 @@ fn verify_kit_script_takes_the_key_from_where_the_operator_stands() {
     let calls = std::fs::read_to_string(&log).unwrap();
     let theirs = format!("--key {}/cosign.pub ", operator_dir.display());
     assert!(calls.lines().all(|l| l.contains(&theirs)), "{calls}");
-    // The kit's own key, named by path, is refused unless --kit-key says so.
-    for key in [dir.join("cosign.pub"), dir.join("./cosign.pub")] {
+    // The kit's own key, named by path, through a link from outside, or any key under the kit
+    // directory, is refused unless --kit-key says so.
+    std::os::unix::fs::symlink(dir.join("cosign.pub"), operator_dir.join("linked.pub")).unwrap();
+    std::fs::hard_link(dir.join("cosign.pub"), operator_dir.join("hard.pub")).unwrap();
+    std::fs::create_dir(dir.join("keys")).unwrap();
+    std::fs::copy(
+        operator_dir.join("cosign.pub"),
+        dir.join("keys/trusted.pub"),
+    )
+    .unwrap();
+    for key in [
+        dir.join("cosign.pub"),
+        dir.join("./cosign.pub"),
+        operator_dir.join("linked.pub"),
+        PathBuf::from("hard.pub"),
+        dir.join("keys/trusted.pub"),
+    ] {
         let out = cmd!(sh, "sh {script} {key}")
             .env("COSIGN", &fake)
             .ignore_status()
@@ -389,7 +429,8 @@ fn verify_kit_script_refuses_a_kit_without_the_pinned_dataset() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    assert_eq!(run(&["--expect-dataset-hash", &hash], None).0, Some(0));
+    // --kit-key: intact, origin not proven (15, as stella).
+    assert_eq!(run(&["--expect-dataset-hash", &hash], None).0, Some(15));
     let (code, err) = run(&["--expect-dataset-hash", &other], None);
     assert_eq!(code, Some(1), "{err}");
     assert!(
@@ -397,12 +438,23 @@ fn verify_kit_script_refuses_a_kit_without_the_pinned_dataset() {
         "{err}"
     );
     assert_eq!(run(&[], Some(&other)).0, Some(1));
-    assert_eq!(run(&[], Some(&hash)).0, Some(0));
-    assert_eq!(run(&[], Some("dev-rehearsal-placeholder")).0, Some(0));
+    assert_eq!(run(&[], Some(&hash)).0, Some(15));
+    assert_eq!(run(&[], Some("dev-rehearsal-placeholder")).0, Some(15));
     assert_eq!(
         run(&["--expect-dataset-hash", "not-a-hash"], None).0,
         Some(2)
     );
+    // An empty pin never lifts the pin: not from the flag, not over DATASET_HASH, not from an
+    // empty DATASET_HASH.
+    for (args, env) in [
+        (&["--expect-dataset-hash", ""][..], None),
+        (&["--expect-dataset-hash", ""][..], Some(other.as_str())),
+        (&[][..], Some("")),
+    ] {
+        let (code, err) = run(args, env);
+        assert_eq!(code, Some(2), "{args:?} {env:?}: {err}");
+        assert!(err.contains("is empty"), "{err}");
+    }
 }
 
 /// Attack 3: names and lines crafted against the script's shell plumbing.
@@ -465,6 +517,342 @@ fn verify_kit_script_refuses_crafted_names_and_lines_quickly_and_prints_no_contr
     let (code, text) = run(&dir);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("not a regular file"), "{text}");
+}
+
+/// The shells the script is run in by these tests: POSIX sh as dash, and bash (those installed).
+fn shells() -> Vec<&'static str> {
+    let found: Vec<&str> = ["dash", "bash"]
+        .into_iter()
+        .filter(|s| {
+            std::process::Command::new(s)
+                .args(["-c", "true"])
+                .status()
+                .is_ok_and(|st| st.success())
+        })
+        .collect();
+    assert!(!found.is_empty(), "neither dash nor bash is installed");
+    found
+}
+
+struct ScriptRun {
+    code: Option<i32>,
+    stderr: String,
+    took: std::time::Duration,
+}
+
+/// `shell script args...` in `cwd` with `env` (COSIGN and DATASET_HASH only as given), its output
+/// in files (never a full pipe), killed after 60 s: a hang fails the test.
+fn run_script(
+    shell: &str,
+    script: &Path,
+    args: &[&str],
+    cwd: &Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> ScriptRun {
+    let out = tempfile::tempdir().unwrap();
+    let stderr_path = out.path().join("stderr");
+    let mut cmd = std::process::Command::new(shell);
+    cmd.arg(script)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("COSIGN")
+        .env_remove("DATASET_HASH")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(out.path().join("stdout")).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let t = std::time::Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "{shell} verify-kit.sh {args:?} hung: {}",
+                std::fs::read_to_string(&stderr_path).unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    ScriptRun {
+        code: status.code(),
+        stderr: std::fs::read_to_string(&stderr_path).unwrap(),
+        took: t.elapsed(),
+    }
+}
+
+/// Variables a case sets for the script.
+type ScriptEnv = Vec<(&'static str, String)>;
+
+/// Writes an executable at `path` that would create `sentinel` and claim success.
+fn plant(path: &Path, sentinel: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        path,
+        format!(
+            "#!/bin/sh\ntouch '{}'\necho 'verify-kit: kit verified'\nexit 0\n",
+            sentinel.display()
+        ),
+    )
+    .unwrap();
+    set_executable(path);
+}
+
+/// Attack: the kit plants a `cosign` (and the tools the script calls) and hopes the script finds
+/// it through COSIGN=tools/cosign, a `.` or empty PATH entry, or the kit's directory on PATH.
+/// None of them ever runs; the trusted cosign further along PATH is the one used.
+#[test]
+fn verify_kit_script_never_runs_a_program_planted_in_the_kit() {
+    let fake_dir = tempfile::tempdir().unwrap();
+    let (fake, log) = fake_cosign(fake_dir.path());
+    let fake_bin = fake_dir.path().canonicalize().unwrap();
+    let sentinel_dir = tempfile::tempdir().unwrap();
+    let sentinel = sentinel_dir.path().join("planted-program-ran");
+    let system_path = std::env::var("PATH").unwrap();
+    for shell in shells() {
+        let (_tmp, dir) = copy_kit();
+        let dir = dir.canonicalize().unwrap();
+        for tool in [
+            "cosign",
+            "tools/cosign",
+            "sha256sum",
+            "shasum",
+            "grep",
+            "cut",
+            "dd",
+            "wc",
+            "tr",
+            "rm",
+            "mktemp",
+            "dirname",
+        ] {
+            plant(&dir.join(tool), &sentinel);
+        }
+        let operator = tempfile::tempdir().unwrap();
+        let operator_dir = operator.path().canonicalize().unwrap();
+        // A directory outside the kit that is a link to the kit's tools/.
+        std::os::unix::fs::symlink(dir.join("tools"), operator_dir.join("bin")).unwrap();
+        let script = dir.join(kit::VERIFY_SCRIPT);
+        let path = |first: &str| format!("{first}:{}:{system_path}", fake_bin.display());
+        let cases: Vec<(&str, ScriptEnv, Option<i32>)> = vec![
+            // A path is taken from where the operator stands: here, the kit.
+            (
+                "COSIGN=tools/cosign",
+                vec![("COSIGN", "tools/cosign".into())],
+                Some(2),
+            ),
+            (
+                "COSIGN=<kit>/cosign",
+                vec![("COSIGN", dir.join("cosign").display().to_string())],
+                Some(2),
+            ),
+            ("PATH=.:...", vec![("PATH", path("."))], Some(1)),
+            ("PATH=:...", vec![("PATH", path(""))], Some(1)),
+            (
+                "PATH=<kit>:...",
+                vec![("PATH", path(&dir.display().to_string()))],
+                Some(1),
+            ),
+            ("PATH=tools:...", vec![("PATH", path("tools"))], Some(1)),
+            (
+                "PATH=<link to kit/tools>:...",
+                vec![(
+                    "PATH",
+                    path(&operator_dir.join("bin").display().to_string()),
+                )],
+                Some(1),
+            ),
+        ];
+        for (case, env, expected) in cases {
+            let _ = std::fs::remove_file(&log);
+            let env: Vec<(&str, &std::ffi::OsStr)> =
+                env.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+            let run = run_script(shell, &script, &["--kit-key"], &dir, &env);
+            assert!(!sentinel.exists(), "{shell} {case}: a planted program ran");
+            assert_eq!(run.code, expected, "{shell} {case}: {}", run.stderr);
+            if expected == Some(1) {
+                // The trusted cosign further along PATH was used; the planted files then fail
+                // the listing.
+                assert!(log.exists(), "{shell} {case}: {}", run.stderr);
+                assert!(
+                    run.stderr.contains("is in the kit but not listed"),
+                    "{shell} {case}: {}",
+                    run.stderr
+                );
+            } else {
+                assert!(
+                    run.stderr.contains("inside the kit being checked"),
+                    "{shell} {case}: {}",
+                    run.stderr
+                );
+            }
+        }
+        // The control: COSIGN=tools/cosign from an operator directory whose tools/cosign is the
+        // trusted one, on a clean kit: it runs, from the operator's directory.
+        let (_tmp, clean) = copy_kit();
+        std::fs::create_dir(operator_dir.join("tools")).unwrap();
+        std::fs::copy(&fake, operator_dir.join("tools/cosign")).unwrap();
+        set_executable(&operator_dir.join("tools/cosign"));
+        let _ = std::fs::remove_file(&log);
+        let run = run_script(
+            shell,
+            &clean.join(kit::VERIFY_SCRIPT),
+            &["--kit-key"],
+            &operator_dir,
+            &[("COSIGN", "tools/cosign".as_ref())],
+        );
+        assert_eq!(run.code, Some(15), "{shell}: {}", run.stderr);
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 4);
+    }
+}
+
+/// Attack: a FIFO (or a link to a device) in place of SHA256SUMS, its bundle, the kit's key or a
+/// data file would make a reader wait forever. Each is refused quickly, before any tool opens it;
+/// cosign is never handed the root pair.
+#[test]
+fn verify_kit_script_refuses_fifos_and_links_quickly_without_opening_them() {
+    let fake_dir = tempfile::tempdir().unwrap();
+    let (fake, log) = fake_cosign(fake_dir.path());
+    let hash = &kits().a.dataset_hash;
+    for shell in shells() {
+        for name in [
+            kit::SUMS.to_string(),
+            kit::SUMS_BUNDLE.to_string(),
+            kit::PUBLIC_KEY.to_string(),
+            kit::SPDX_FILE.to_string(),
+            kit::dataset_tarball(hash),
+        ] {
+            for kind in ["fifo", "link"] {
+                let (_tmp, dir) = copy_kit();
+                std::fs::remove_file(dir.join(&name)).unwrap();
+                if kind == "fifo" {
+                    let made = std::process::Command::new("mkfifo")
+                        .arg(dir.join(&name))
+                        .status()
+                        .unwrap();
+                    assert!(made.success());
+                } else {
+                    std::os::unix::fs::symlink("/dev/zero", dir.join(&name)).unwrap();
+                }
+                let _ = std::fs::remove_file(&log);
+                let run = run_script(
+                    shell,
+                    &dir.join(kit::VERIFY_SCRIPT),
+                    &["--kit-key"],
+                    &dir,
+                    &[("COSIGN", fake.as_os_str())],
+                );
+                let case = format!("{shell}: {name} as a {kind}");
+                assert_eq!(run.code, Some(1), "{case}: {}", run.stderr);
+                assert!(
+                    run.stderr
+                        .contains(&format!("FAIL: {name} is not a regular file in the kit")),
+                    "{case}: {}",
+                    run.stderr
+                );
+                assert!(
+                    run.took < std::time::Duration::from_secs(10),
+                    "{case}: {:?}",
+                    run.took
+                );
+                if [kit::SUMS, kit::SUMS_BUNDLE, kit::PUBLIC_KEY].contains(&name.as_str()) {
+                    assert!(!log.exists(), "{case}: cosign was called");
+                }
+            }
+        }
+    }
+}
+
+/// Attack: SHA256SUMS (and its bundle) replaced in the kit right after cosign checked them. The
+/// script checked and uses its private copies, so the swap changes nothing.
+#[test]
+fn verify_kit_script_uses_only_the_copies_it_checked() {
+    let fake_dir = tempfile::tempdir().unwrap();
+    let (_, log) = fake_cosign(fake_dir.path());
+    for shell in shells() {
+        let (_tmp, dir) = copy_kit();
+        let swapper = fake_dir.path().join("swapping-cosign");
+        std::fs::write(
+            &swapper,
+            format!(
+                "#!/bin/sh\necho \"$(pwd -P) $*\" >> '{log}'\n\
+                 printf 'not a checksum line\\n' > '{sums}'\n\
+                 printf 'garbage' > '{bundle}'\nexit 0\n",
+                log = log.display(),
+                sums = dir.join(kit::SUMS).display(),
+                bundle = dir.join(kit::SUMS_BUNDLE).display(),
+            ),
+        )
+        .unwrap();
+        set_executable(&swapper);
+        let _ = std::fs::remove_file(&log);
+        let run = run_script(
+            shell,
+            &dir.join(kit::VERIFY_SCRIPT),
+            &["--kit-key"],
+            &dir,
+            &[("COSIGN", swapper.as_os_str())],
+        );
+        assert_eq!(run.code, Some(15), "{shell}: {}", run.stderr);
+        assert_eq!(
+            std::fs::read_to_string(dir.join(kit::SUMS)).unwrap(),
+            "not a checksum line\n"
+        );
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 4);
+        // The same swap without the copies would have failed the strict line check.
+        let run = run_script(
+            shell,
+            &dir.join(kit::VERIFY_SCRIPT),
+            &["--kit-key"],
+            &dir,
+            &[("COSIGN", swapper.as_os_str())],
+        );
+        assert_eq!(run.code, Some(1), "{shell}: {}", run.stderr);
+    }
+}
+
+/// Memory and output stay bounded for any directory: 50,000 unlisted empty files name 20 and
+/// count the rest; the exit code is the checksum failure's.
+#[test]
+fn verify_kit_script_names_at_most_20_unlisted_files() {
+    let fake_dir = tempfile::tempdir().unwrap();
+    let (fake, _) = fake_cosign(fake_dir.path());
+    let (_tmp, dir) = copy_kit();
+    for i in 0..50_000 {
+        std::fs::File::create(dir.join(format!("junk{i}"))).unwrap();
+    }
+    for shell in shells() {
+        let run = run_script(
+            shell,
+            &dir.join(kit::VERIFY_SCRIPT),
+            &["--kit-key"],
+            &dir,
+            &[("COSIGN", fake.as_os_str())],
+        );
+        eprintln!(
+            "{shell}: 50,000 unlisted files: exit {:?}, {} stderr lines, {:?}",
+            run.code,
+            run.stderr.lines().count(),
+            run.took
+        );
+        assert_eq!(run.code, Some(1), "{shell}");
+        assert_eq!(
+            run.stderr.matches("is in the kit but not listed").count(),
+            20,
+            "{shell}"
+        );
+        assert!(
+            run.stderr
+                .contains("FAIL: 49980 more unlisted file(s) in the kit, not named"),
+            "{shell}"
+        );
+        assert!(run.stderr.lines().count() < 60, "{shell}: {}", run.stderr);
+    }
 }
 
 #[test]
