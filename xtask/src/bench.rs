@@ -162,14 +162,16 @@ fn bench_sbom(sh: &Shell, runs: usize) -> Result<()> {
     }
     let sbom = sbom.expect("runs >= 1");
     let ours = median(ours);
-    println!(
+    crate::print_line(format_args!(
         "xtask sbom: median {:>8.1} ms over {runs} runs ({} crates, SPDX + CycloneDX)",
         ms(ours),
         sbom.packages.len()
-    );
+    ))?;
 
     let Some(syft) = find_syft(sh) else {
-        println!("syft: SKIPPED, not installed (sh xtask/third-party/setup.sh installs it)");
+        crate::print_line(
+            "syft: SKIPPED, not installed (sh xtask/third-party/setup.sh installs it)",
+        )?;
         return Ok(());
     };
     let out = sh.create_temp_dir()?;
@@ -185,11 +187,11 @@ fn bench_sbom(sh: &Shell, runs: usize) -> Result<()> {
         theirs.push(t.elapsed());
     }
     let theirs = median(theirs);
-    println!(
+    crate::print_line(format_args!(
         "syft dir:.: median {:>8.1} ms over {runs} runs  -> xtask is {:.1}x faster",
         ms(theirs),
         theirs.as_secs_f64() / ours.as_secs_f64()
-    );
+    ))?;
 
     compare_sets(sh, &sbom, &sh.read_file(&report)?)
 }
@@ -222,16 +224,16 @@ fn compare_sets(sh: &Shell, sbom: &sbom::Sbom, syft_spdx: &str) -> Result<()> {
 
     let only_ours: Vec<_> = ours.difference(&syft).collect();
     let only_syft: Vec<_> = syft.difference(&ours).collect();
-    println!(
+    crate::print_line(format_args!(
         "package sets: xtask {}, syft {}, common {}, only xtask {}, only syft {}",
         ours.len(),
         syft.len(),
         ours.intersection(&syft).count(),
         only_ours.len(),
         only_syft.len()
-    );
+    ))?;
     for (name, version) in &only_ours {
-        println!("  only xtask: {name} {version}");
+        crate::print_line(format_args!("  only xtask: {name} {version}"))?;
     }
     let mut by_reason: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (name, version) in &only_syft {
@@ -246,11 +248,11 @@ fn compare_sets(sh: &Shell, sbom: &sbom::Sbom, syft_spdx: &str) -> Result<()> {
             .push(format!("{name}@{version}"));
     }
     for (reason, crates) in &by_reason {
-        println!(
+        crate::print_line(format_args!(
             "  only syft, {reason} ({}): {}",
             crates.len(),
             crates.join(" ")
-        );
+        ))?;
     }
     Ok(())
 }

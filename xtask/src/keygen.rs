@@ -45,8 +45,8 @@ impl Cmd {
                 "key_id": key_id,
             }))?;
         } else {
-            println!("{}", key.display());
-            println!("{}", public.display());
+            crate::print_line(key.display())?;
+            crate::print_line(public.display())?;
         }
         Ok(())
     }

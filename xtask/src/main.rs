@@ -31,7 +31,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
 use xshell::Shell;
 
@@ -95,7 +95,8 @@ impl Task {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error under `--format json` is a failure document on stdout too.
+    let cli: Cli = aoc_term::failure::parse();
     let Some(task) = cli.task else {
         // `cargo xtask` alone lists the tasks, on stdout, successfully.
         Cli::command().print_help().ok();
@@ -104,19 +105,18 @@ fn main() -> ExitCode {
     let json = task.json();
     match run(task) {
         Ok(code) => code,
-        Err(e) => {
-            // Messages carry names from kits and buckets: escaped for the terminal.
-            eprintln!("error: {}", aoc_term::escape(&format!("{e:#}")));
-            if json {
-                // `--format json` keeps its promise on failure too: one JSON document on stdout.
-                aoc_term::print_json(
-                    &serde_json::json!({ "ok": false, "error": format!("{e:#}"), "exit_code": 1 }),
-                )
-                .ok();
-            }
-            ExitCode::FAILURE
-        }
+        // Each cause once (a context often repeats its source's text, which `{:#}` would print
+        // twice), escaped: messages carry names from kits and buckets. `--format json` keeps its
+        // promise on failure too: the failure document on stdout.
+        Err(e) => ExitCode::from(aoc_term::report_failure("cargo xtask", e.as_ref(), 1, json)),
     }
+}
+
+/// Prints `line` and a newline on stdout: every task prints its data this way. A reader that
+/// closed stdout early (`cargo xtask ... | head`) ends the output quietly and the task keeps its
+/// own exit code, where `println!` would panic; another write error fails the task.
+pub(crate) fn print_line(line: impl std::fmt::Display) -> Result<()> {
+    aoc_term::failure::write_stdout(format!("{line}\n").as_bytes()).context("writing to stdout")
 }
 
 fn run(task: Task) -> Result<ExitCode> {

@@ -112,7 +112,7 @@ impl Cmd {
             aoc_term::print_json(&done.to_json())?;
         } else {
             // The one line of data: where the kit now is.
-            println!("{}", done.location);
+            crate::print_line(&done.location)?;
         }
         Ok(())
     }

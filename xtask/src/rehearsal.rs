@@ -73,7 +73,7 @@ impl Cmd {
             aoc_term::print_json(&summary_json(&done))?;
         } else {
             // Data on stdout: the hash alone, so `HASH=$(cargo xtask aoc-rehearsal)` works.
-            println!("{}", done.report.dataset_hash);
+            crate::print_line(&done.report.dataset_hash)?;
         }
         Ok(())
     }

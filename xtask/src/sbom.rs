@@ -242,7 +242,7 @@ impl Cmd {
             sh.write_file(&path, bytes)
                 .with_context(|| format!("writing {}", path.display()))?;
             if !self.output.format.is_json() {
-                println!("{}", path.display());
+                crate::print_line(path.display())?;
             }
             written.push(path);
         }

@@ -42,7 +42,7 @@ pub fn run(sh: &Shell, binary: Option<PathBuf>, large_mb: u64) -> Result<()> {
     };
 
     let small = release(sh, &opts("default", Vec::new()))?;
-    report("default dataset (seed/)", &small);
+    report("default dataset (seed/)", &small)?;
     let sbom_time = step(&small, "sboms");
 
     match super::find_syft(sh) {
@@ -55,35 +55,38 @@ pub fn run(sh: &Shell, binary: Option<PathBuf>, large_mb: u64) -> Result<()> {
                 .run()
                 .context("running syft")?;
             let theirs = t.elapsed();
-            println!(
+            crate::print_line(format_args!(
                 "sbom: xtask SPDX + CycloneDX {:.1} ms, syft dir:. {:.1} ms -> xtask {:.1}x faster",
                 ms(sbom_time),
                 ms(theirs),
                 theirs.as_secs_f64() / sbom_time.as_secs_f64()
-            );
+            ))?;
         }
-        None => println!(
-            "sbom: syft SKIPPED, not installed (sh xtask/third-party/setup.sh installs it)"
-        ),
+        None => crate::print_line(
+            "sbom: syft SKIPPED, not installed (sh xtask/third-party/setup.sh installs it)",
+        )?,
     }
 
     if large_mb == 0 {
-        println!("large dataset: SKIPPED (--large-mb 0)");
+        crate::print_line("large dataset: SKIPPED (--large-mb 0)")?;
         return Ok(());
     }
     let template = root.join(FEED_TEMPLATE);
     if !template.is_file() {
-        println!("large dataset: SKIPPED, {} is missing", template.display());
+        crate::print_line(format_args!(
+            "large dataset: SKIPPED, {} is missing",
+            template.display()
+        ))?;
         return Ok(());
     }
     let feed = scratch.path().join("large-feed.ndjson");
     let t = Instant::now();
     let bytes = generate_feed(&template, &feed, large_mb * 1_000_000)?;
-    println!(
+    crate::print_line(format_args!(
         "large dataset: generated a {:.0} MB revision feed in {:.1} s",
         bytes as f64 / 1e6,
         t.elapsed().as_secs_f64()
-    );
+    ))?;
     let large = release(sh, &opts("large", vec![feed.clone()]))?;
     let archive = large
         .files
@@ -96,13 +99,13 @@ pub fn run(sh: &Shell, binary: Option<PathBuf>, large_mb: u64) -> Result<()> {
             archive.map_or(0, |(_, b, _)| b / 1_000_000)
         ),
         &large,
-    );
+    )?;
     for name in ["dataset", "self-verify"] {
         let d = step(&large, name);
-        println!(
+        crate::print_line(format_args!(
             "  {name}: {:.0} MB/s of feed",
             bytes as f64 / 1e6 / d.as_secs_f64()
-        );
+        ))?;
     }
     Ok(())
 }
@@ -137,19 +140,20 @@ fn step(r: &Release, name: &str) -> Duration {
         .map_or(Duration::ZERO, |(_, d)| *d)
 }
 
-fn report(what: &str, r: &Release) {
+fn report(what: &str, r: &Release) -> Result<()> {
     let total: Duration = r.steps.iter().map(|(_, d)| *d).sum();
-    println!(
+    crate::print_line(format_args!(
         "release, {what}: total {:.2} s (cargo build skipped)",
         total.as_secs_f64()
-    );
+    ))?;
     for (name, d) in &r.steps {
-        println!(
+        crate::print_line(format_args!(
             "  {name:<16} {:>9.1} ms  {:>5.1}%",
             ms(*d),
             100.0 * d.as_secs_f64() / total.as_secs_f64()
-        );
+        ))?;
     }
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {

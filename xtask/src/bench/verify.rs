@@ -50,7 +50,7 @@ pub fn run(
         .iter()
         .map(|n| std::fs::metadata(kit_dir.join(n)).map_or(0, |m| m.len()))
         .sum();
-    println!(
+    crate::print_line(format_args!(
         "kit {}: {:.0} MB on disk, dataset {:.0} MB NDJSON in {:.0} MB {}, {} records",
         kit_dir.display(),
         kit_bytes as f64 / 1e6,
@@ -58,7 +58,7 @@ pub fn run(
         std::fs::metadata(&dataset)?.len() as f64 / 1e6,
         kit::dataset_tarball(&hash),
         manifest.totals.records
-    );
+    ))?;
 
     // Warm the page cache once so that neither side pays for the first read.
     kit::expected_files(&hash).iter().for_each(|n| {
@@ -107,32 +107,32 @@ pub fn run(
         median(full),
     );
     let mbs = |d: Duration| kit_bytes as f64 / 1e6 / d.as_secs_f64();
-    println!(
+    crate::print_line(format_args!(
         "median of {} run(s), {:.0} MB kit:",
         runs.max(1),
         kit_bytes as f64 / 1e6
-    );
-    println!(
+    ))?;
+    crate::print_line(format_args!(
         "  sha256sum -c SHA256SUMS + gzip -t *.tar.gz  {:>8.2} s  {:>6.0} MB/s  (baseline)",
         b.as_secs_f64(),
         mbs(b)
-    );
-    println!(
+    ))?;
+    crate::print_line(format_args!(
         "  aoc-verify --integrity-only                 {:>8.2} s  {:>6.0} MB/s  {:.1}x faster than the baseline",
         i.as_secs_f64(),
         mbs(i),
         b.as_secs_f64() / i.as_secs_f64()
-    );
-    println!(
+    ))?;
+    crate::print_line(format_args!(
         "  bare serde_json parse of every record (2 threads, in memory)  {:>8.2} s  (parse baseline)",
         p.as_secs_f64()
-    );
-    println!(
+    ))?;
+    crate::print_line(format_args!(
         "  aoc-verify full                             {:>8.2} s  {:>6.0} MB/s  {:.2}x the parse baseline's time",
         f.as_secs_f64(),
         mbs(f),
         f.as_secs_f64() / p.as_secs_f64()
-    );
+    ))?;
     Ok(())
 }
 
@@ -207,11 +207,11 @@ fn build_kit(
     )
     .context("releasing the benchmark kit")?;
     std::fs::remove_file(&feed)?;
-    println!(
+    crate::print_line(format_args!(
         "built a kit from a {:.0} MB feed in {:.1} s",
         bytes as f64 / 1e6,
         t.elapsed().as_secs_f64()
-    );
+    ))?;
     Ok(built.dir)
 }
 
