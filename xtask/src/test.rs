@@ -17,13 +17,15 @@ use xshell::{cmd, Shell};
 
 #[derive(clap::Args)]
 pub struct Cmd {
-    /// Skip installing the third-party verifiers (their tests then skip loudly).
+    /// Skip installing the third-party verifiers (their tests are then counted as skipped, or
+    /// fail under CI).
     #[arg(long)]
     no_third_party: bool,
-    /// Skip starting PostgreSQL (its tests then skip loudly, or fail under CI).
+    /// Skip starting PostgreSQL (its tests are then counted as skipped, or fail under CI).
     #[arg(long)]
     no_postgres: bool,
-    /// Extra arguments for `cargo test` (after `--`), e.g. `-- -p aoc-store`.
+    /// Extra arguments for `cargo test` (after `--`), e.g. `-- -p aoc-store` (then only that
+    /// package, not the whole workspace).
     #[arg(last = true)]
     cargo_args: Vec<String>,
     /// Output: text (cargo's output and the totals) or json (cargo's output on stderr, a summary
