@@ -1387,3 +1387,45 @@ fn s3_without_the_bucket_fails_with_the_url_named() {
     );
     assert!(err.contains("s3://no-such-bucket/aoc/"), "{err}");
 }
+
+/// `stella kit verify` on a kit or a published directory where a file is a FIFO or a link: a
+/// refusal at once (exit 14, naming it), never a wait for a writer.
+#[test]
+fn stella_refuses_a_fifo_or_a_link_in_a_kit_or_a_published_directory_promptly() {
+    let key = root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH);
+    let key = key.to_str().unwrap().to_string();
+    let run = |dir: PathBuf| {
+        let key = key.clone();
+        promptly(move || stella_verify(&dir, &["--key", &key, "--allow-dev-key"]))
+    };
+    let mkfifo = |path: &Path| {
+        std::fs::remove_file(path).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    for name in [kit::SUMS, kit::CDX_FILE] {
+        let k = kit(22);
+        mkfifo(&k.path().join(name));
+        let (code, stderr) = run(k.path().to_path_buf());
+        assert_eq!(code, 14, "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}: is not a regular file")),
+            "{stderr}"
+        );
+    }
+    let k = kit(22);
+    let real = k.path().join("real.json");
+    std::fs::rename(k.path().join(kit::SPDX_FILE), &real).unwrap();
+    std::os::unix::fs::symlink(&real, k.path().join(kit::SPDX_FILE)).unwrap();
+    let (code, stderr) = run(k.path().to_path_buf());
+    assert_eq!(code, 14, "{stderr}");
+
+    let (_dest, dir) = published_pair();
+    mkfifo(&dir.join(MANIFEST));
+    let (code, stderr) = run(dir);
+    assert_eq!(code, 14, "{stderr}");
+    assert!(stderr.contains("is not a regular file"), "{stderr}");
+}
