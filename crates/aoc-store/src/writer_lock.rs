@@ -144,12 +144,21 @@ pub(crate) fn claim_files(db: &Path, scope: &WriterScope<'_>) -> Result<Vec<File
     let mut held = Vec::new();
     for lock in scope.locks() {
         let path = dir.join(lock.file_name(name));
-        let file = OpenOptions::new()
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)?;
+            .open(&path);
+        // A lock file another user created (0644): flock needs no write access, only the
+        // holder's description does.
+        let (file, writable) = match opened {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && path.is_file() => {
+                (File::open(&path)?, false)
+            }
+            Err(e) => return Err(e.into()),
+        };
         let taken = if lock.exclusive {
             file.try_lock()
         } else {
@@ -166,7 +175,7 @@ pub(crate) fn claim_files(db: &Path, scope: &WriterScope<'_>) -> Result<Vec<File
             }
             Err(TryLockError::Error(e)) => return Err(e.into()),
         }
-        if lock.exclusive {
+        if lock.exclusive && writable {
             let me = Holder {
                 pid: std::process::id(),
                 host: whoami::hostname().unwrap_or_else(|_| "unknown".into()),
