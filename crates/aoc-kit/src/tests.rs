@@ -1569,3 +1569,118 @@ fn the_room_for_private_copies_is_the_size_of_the_two_tarballs() {
     );
     assert_eq!(cli::copy_bytes_needed(&kit.path("missing")), 0);
 }
+
+#[test]
+fn the_observer_sees_every_check_as_it_is_recorded() {
+    let kit = Parts::new().write();
+    let mut seen = Vec::new();
+    let report = crate::verify_kit_with(kit.dir(), &trusted(), &mut |c| seen.push(c.clone()));
+    assert_eq!(seen, report.checks);
+}
+
+#[test]
+fn a_failed_kit_summary_names_the_first_failure_and_the_exit_code() {
+    let kit = Parts::signed_by(stranger()).write();
+    let report = kit.verify(&trusted());
+    let summary = report.summary("tool");
+    assert!(
+        summary[0].starts_with("tool: ")
+            && summary[0].contains("FAILED (1 of 1 checks; exit 11): first: signature"),
+        "{summary:?}"
+    );
+}
+
+#[test]
+fn a_carried_rehearsal_report_the_provenance_does_not_name_is_a_provenance_failure() {
+    let mut parts = Parts::new().with_rehearsal(&rehearsal_report(&dataset().hash));
+    let report_name = layout::rehearsal_report(&parts.hash);
+    let mut subjects = subjects_of(&parts);
+    subjects.retain(|s| s.name != report_name);
+    parts.subjects = Some(subjects);
+    let provenance = parts.provenance_name();
+    let report = parts.write().verify(&trusted());
+    let first = assert_fails(&report, id::PROVENANCE, &provenance, Class::Provenance);
+    assert!(first.detail.contains(&report_name), "{}", first.detail);
+}
+
+#[test]
+fn the_dataset_is_read_within_bounds_taken_from_its_proven_manifest() {
+    let d = dataset();
+    let manifest = aoc_dataset::Manifest::from_slice(&d.manifest).unwrap();
+    let limits = crate::dataset_limits(&manifest, d.manifest.len() as u64);
+    let largest = manifest.files.iter().map(|f| f.bytes).max().unwrap();
+    assert_eq!(limits.max_entry_bytes, largest.max(d.manifest.len() as u64));
+    assert_eq!(
+        limits.max_entries,
+        2 * (manifest.files.len() as u64 + 1) + 8
+    );
+    assert!(limits.max_total_bytes >= manifest.totals.bytes + d.manifest.len() as u64);
+    // Far below aoc-dataset's generic bounds (gigabytes) for a dataset of a few kilobytes.
+    assert!(limits.max_total_bytes < 4 << 20, "{limits:?}");
+}
+
+#[test]
+fn a_key_given_through_a_link_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real.pub");
+    std::fs::write(&real, signer().public_key().to_pem()).unwrap();
+    let link = tmp.path().join("link.pub");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let err = TrustedKey::load(&link).unwrap_err();
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(TrustedKey::load(&real).is_ok());
+}
+
+/// The kit and key directory a child process verifies (see [`environment_child_entry_point`]).
+const CHILD_KIT: &str = "AOC_KIT_TEST_CHILD_KIT";
+const CHILD_KEY: &str = "AOC_KIT_TEST_CHILD_KEY";
+
+/// Not a test of its own: `a_tmpdir_that_cannot_take_the_copies_is_exit_3` runs it in a child
+/// process whose TMPDIR is unusable (TMPDIR is process-wide, so not in this one), and reads the
+/// exit code it prints.
+#[test]
+#[ignore = "helper entry point: a_tmpdir_that_cannot_take_the_copies_is_exit_3 runs it"]
+fn environment_child_entry_point() {
+    let (Some(kit), Some(key)) = (std::env::var_os(CHILD_KIT), std::env::var_os(CHILD_KEY)) else {
+        return;
+    };
+    let args = cli::VerifyArgs {
+        key: Some(key.into()),
+        ..cli::VerifyArgs::default()
+    };
+    println!("AOC_EXIT {}", cli::run(Path::new(&kit), &args, "test"));
+}
+
+#[test]
+fn a_tmpdir_that_cannot_take_the_copies_is_exit_3() {
+    let kit = Parts::new().write();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("trusted.pub");
+    std::fs::write(&key, signer().public_key().to_pem()).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "tests::environment_child_entry_point",
+            "--ignored",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(CHILD_KIT, kit.dir())
+        .env(CHILD_KEY, &key)
+        .env("TMPDIR", keys.path().join("missing"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("AOC_EXIT {}", aoc_term::EXIT_ENVIRONMENT)),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(aoc_term::EXIT_ENVIRONMENT, 3);
+    assert!(stderr.contains("TMPDIR"), "{stderr}");
+    // The kit was not judged: no check ran.
+    assert!(
+        !stderr.contains("[pass]") && !stderr.contains("[FAIL]"),
+        "{stderr}"
+    );
+}
