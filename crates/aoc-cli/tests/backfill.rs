@@ -477,7 +477,7 @@ fn an_unreachable_database_is_a_clear_configuration_error() {
     );
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains("unsupported store URL"),
+        run.stderr.contains("unsupported store scheme \"mysql\""),
         "{}",
         run.stderr
     );
