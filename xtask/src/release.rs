@@ -13,9 +13,9 @@
 #[cfg(test)]
 mod auditable_tests;
 #[cfg(test)]
-mod production_tests;
-#[cfg(test)]
 mod portable_tests;
+#[cfg(test)]
+mod production_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -339,7 +339,11 @@ fn the_release_workflow_runs_locally_to_a_published_verified_kit() {
 /// every other file. It reuses the runner the workflow just built in the shared target directory.
 fn the_clone_releases_the_same_kit_as_the_workspace(root: &Path, clone: &Path) {
     let git = |dir: &Path, args: &[&str]| {
-        let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "git {args:?} in {}", dir.display());
         String::from_utf8(out.stdout).unwrap()
     };
@@ -367,7 +371,10 @@ fn the_clone_releases_the_same_kit_as_the_workspace(root: &Path, clone: &Path) {
         .arg(&kit)
         .current_dir(clone)
         .env("COSIGN_ALLOW_DEV_KEY", "1")
-        .env("SOURCE_DATE_EPOCH", crate::release::tests::EPOCH.to_string())
+        .env(
+            "SOURCE_DATE_EPOCH",
+            crate::release::tests::EPOCH.to_string(),
+        )
         .env("CARGO_TARGET_DIR", root.join("target"))
         .env_remove("DATASET_HASH")
         .output()

@@ -179,8 +179,7 @@ fn build_kit(
     out: &Path,
 ) -> Result<PathBuf> {
     let root = sh.current_dir();
-    let binary =
-        binary.unwrap_or_else(|| kit::runner::built_binary(&root));
+    let binary = binary.unwrap_or_else(|| kit::runner::built_binary(&root));
     anyhow::ensure!(
         binary.is_file(),
         "{} is missing: run `cargo xtask aoc-release` once (or pass --runner-binary)",

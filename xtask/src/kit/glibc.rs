@@ -79,9 +79,9 @@ impl Needs {
     /// Version names that a glibc at `floor` does not provide: newer numbered versions, and
     /// any version that is not a number (`GLIBC_PRIVATE` is internal to one glibc build).
     pub fn above(&self, floor: GlibcVersion) -> impl Iterator<Item = (&String, &Vec<String>)> {
-        self.versions
-            .iter()
-            .filter(move |(name, _)| GlibcVersion::from_version_name(name).is_none_or(|v| v > floor))
+        self.versions.iter().filter(move |(name, _)| {
+            GlibcVersion::from_version_name(name).is_none_or(|v| v > floor)
+        })
     }
 }
 
@@ -89,12 +89,16 @@ impl Needs {
 pub fn needs(elf: &[u8]) -> Result<Needs> {
     let header = FileHeader64::<Endianness>::parse(elf).context("not a 64-bit ELF file")?;
     let endian = header.endian().context("ELF byte order")?;
-    let sections = header.sections(endian, elf).context("ELF section headers")?;
+    let sections = header
+        .sections(endian, elf)
+        .context("ELF section headers")?;
     let mut needs = Needs::default();
 
     // Every version the binary needs, from whichever library (`.gnu.version_r`).
     if let Some((mut verneeds, link)) = sections.gnu_verneed(endian, elf).context("ELF verneed")? {
-        let strings = sections.strings(endian, elf, link).context("ELF verneed strings")?;
+        let strings = sections
+            .strings(endian, elf, link)
+            .context("ELF verneed strings")?;
         while let Some((_, mut auxes)) = verneeds.next().context("ELF verneed entry")? {
             while let Some(aux) = auxes.next().context("ELF vernaux entry")? {
                 let name = aux.name(endian, strings).context("ELF version name")?;
@@ -165,7 +169,14 @@ mod tests {
         assert_eq!(v("GLIBC_2.3.4"), Some(GlibcVersion(2, 3, 4)));
         assert!(v("GLIBC_2.3.4") < v("GLIBC_2.17"));
         assert!(v("GLIBC_2.34") > v("GLIBC_2.17"));
-        for bad in ["GLIBC_PRIVATE", "GLIBC_2", "GLIBC_2.", "GLIBC_2.x", "GCC_3.0", "GLIBC_1.2.3.4"] {
+        for bad in [
+            "GLIBC_PRIVATE",
+            "GLIBC_2",
+            "GLIBC_2.",
+            "GLIBC_2.x",
+            "GCC_3.0",
+            "GLIBC_1.2.3.4",
+        ] {
             assert_eq!(v(bad), None, "{bad}");
         }
         assert_eq!(GlibcVersion(2, 3, 4).to_string(), "2.3.4");
@@ -179,10 +190,16 @@ mod tests {
     fn the_needs_of_a_real_binary_are_read_and_held_to_a_floor() {
         let exe = std::env::current_exe().unwrap();
         let needs = needs(&std::fs::read(&exe).unwrap()).unwrap();
-        let newest = needs.newest().expect("a glibc-linked test binary needs GLIBC_* versions");
+        let newest = needs
+            .newest()
+            .expect("a glibc-linked test binary needs GLIBC_* versions");
         assert!(newest >= GlibcVersion(2, 2, 5), "{newest}");
         assert!(
-            needs.versions.values().flatten().any(|s| s == "__libc_start_main"),
+            needs
+                .versions
+                .values()
+                .flatten()
+                .any(|s| s == "__libc_start_main"),
             "{:?}",
             needs.versions
         );

@@ -96,10 +96,9 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     let wrapper = root.join("scripts/rustc-workspace-remap.sh");
     // cargo-zigbuild finds zig through `python3 -m ziglang`: the venv's python first.
     let venv_bin = zigbuild.parent().context("cargo-zigbuild's directory")?;
-    let path = std::env::join_paths(
-        std::iter::once(venv_bin.to_path_buf())
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
+    let path = std::env::join_paths(std::iter::once(venv_bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
     .context("PATH")?;
     cmd!(
         sh,

@@ -189,14 +189,23 @@ fn postgres_over_verified_tls(glibc: &OldGlibc, stella: &Path, dataset: &Path) {
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let db = format!("aoc_old_glibc_{}", std::process::id());
     admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"))
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
+        ))
         .unwrap();
     let base = url.rsplit_once('/').unwrap().0;
     let store = format!("{base}/{db}?sslmode=verify-full&sslrootcert={ca}");
     // A writing command (it creates the schema), then the read-only verification.
     let load = glibc.stella(
         stella,
-        &["aoc", "backfill", "--from", dataset.to_str().unwrap(), "--store", &store],
+        &[
+            "aoc",
+            "backfill",
+            "--from",
+            dataset.to_str().unwrap(),
+            "--store",
+            &store,
+        ],
         &[],
     );
     let ok = glibc.stella(stella, &["aoc", "verify", "--store", &store], &[]);
