@@ -5,7 +5,8 @@
 //! or a `cargo xtask` task.
 //!
 //! Needs the tools from `xtask/third-party/setup.sh` (actionlint, PyYAML); without them the tests
-//! skip loudly, and with `AOC_THIRD_PARTY=1` (as `cargo xtask test` sets) they fail instead.
+//! record a skip (`aoc_testkit::skip`), and with `AOC_THIRD_PARTY=1` (as `cargo xtask test`
+//! sets) or under `CI` they fail instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
