@@ -483,7 +483,8 @@ fn emit(report: Report, args: &VerifyArgs, started: Instant) -> anyhow::Result<O
     if let Some(path) = ndjson {
         let mut buf = Vec::new();
         for f in &report.violations {
-            serde_json::to_writer(&mut buf, f)?;
+            // Ids and messages are the documents': C1, bidi, zero-width as \uXXXX.
+            aoc_term::escape::to_writer_compact(&mut buf, f)?;
             buf.push(b'\n');
         }
         write_report(path, &buf)?;

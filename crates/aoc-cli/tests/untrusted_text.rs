@@ -72,13 +72,19 @@ fn aoc_verify_verbose_prints_a_document_id_holding_esc_escaped() {
     let input = dir.path().join("raw.ndjson");
     let text: String = docs.iter().map(|d| format!("{d}\n")).collect();
     std::fs::write(&input, text).unwrap();
-    for format in ["text", "json"] {
+    for args in [
+        &["--format", "text"][..],
+        &["--format", "json"],
+        &["--format", "text", "--ndjson", "-"],
+    ] {
         let Output {
             status,
             stdout,
             stderr,
         } = stella()
-            .args(["aoc", "verify", "-v", "--format", format, "--input"])
+            .args(["aoc", "verify", "-v"])
+            .args(args)
+            .arg("--input")
             .arg(&input)
             .output()
             .unwrap();
