@@ -1228,3 +1228,377 @@ fn a_second_backfill_of_the_same_store_tenant_and_source_is_refused_while_the_fi
         );
     }
 }
+
+// ---- Environment problems, signals and outputs checked before work (issue 21, items 1, 5, 8) ----
+
+/// A tmpfs mounted for a test (root only), unmounted when dropped: a TMPDIR that is really
+/// read-only or really too small, as an operator's would be.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None`, loudly (a failure under CI), where this user may not mount.
+    fn mount(at: &Path, options: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            return Some(Tmpfs(at.to_owned()));
+        }
+        let msg = "cannot mount a tmpfs (not root?): the read-only and too-small TMPDIR cases \
+                   did NOT run";
+        aoc_testkit::skip(msg);
+        None
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `stella ARGS` with `TMPDIR` set: (exit code, stderr).
+fn stella_in(tmpdir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args(args)
+        .env("TMPDIR", tmpdir)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("NO_COLOR", "1")
+        .env_remove("STELLA_STORE")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts an environment error naming TMPDIR and `path`: exit 3, never a verdict on the data.
+fn assert_tmpdir_problem(what: &str, (code, stderr): (i32, String), path: &Path, says: &str) {
+    assert_eq!(code, 3, "{what}: {stderr}");
+    assert!(
+        stderr.contains(&format!("TMPDIR={}", path.display())) && stderr.contains(says),
+        "{what}: {stderr}"
+    );
+    assert!(
+        stderr.contains("no verdict on the data"),
+        "{what}: {stderr}"
+    );
+    for verdict in ["does not verify", "unreadable", "refusing"] {
+        assert!(
+            !stderr.contains(verdict),
+            "{what}: reads as a verdict: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_tmpdir_missing_unwritable_or_too_small_is_an_environment_error_not_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = history_dataset(dir.path());
+    let needed = built.manifest.totals.bytes;
+    let archive = built.archive.to_str().unwrap().to_owned();
+    let db = dir.path().join("store.db");
+    let store = format!("sqlite:{}", db.display());
+    let backfill_args = ["aoc", "backfill", "--store", &store, "--from", &archive];
+    let verify_args = ["aoc", "verify", "--input", &archive];
+
+    let missing = dir.path().join("no-such-tmp");
+    for args in [&backfill_args[..], &verify_args[..]] {
+        assert_tmpdir_problem(
+            "missing",
+            stella_in(&missing, args),
+            &missing,
+            &format!("no such directory (the private copy of a dataset's verified records needs {needed} bytes"),
+        );
+    }
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    assert_tmpdir_problem(
+        "a file",
+        stella_in(&file, &backfill_args),
+        &file,
+        "not a directory",
+    );
+
+    if let Some(ro) = Tmpfs::mount(&dir.path().join("ro"), "ro,size=1m") {
+        assert_tmpdir_problem(
+            "read-only",
+            stella_in(&ro.0, &backfill_args),
+            &ro.0,
+            "cannot create a file there: Read-only file system",
+        );
+    }
+    if let Some(small) = Tmpfs::mount(&dir.path().join("small"), "size=64k") {
+        // Refused before a byte is copied: the sidecar manifest says how much the copy needs.
+        assert_tmpdir_problem(
+            "too small",
+            stella_in(&small.0, &backfill_args),
+            &small.0,
+            &format!("65536 bytes free, the private copy of a dataset's verified records needs {needed} bytes"),
+        );
+        // Without a sidecar the need is unknown: running out while copying says the same.
+        let sidecar = built.manifest_path.clone();
+        let aside = dir.path().join("sidecar-aside.json");
+        std::fs::rename(&sidecar, &aside).unwrap();
+        assert_tmpdir_problem(
+            "too small, no sidecar",
+            stella_in(&small.0, &backfill_args),
+            &small.0,
+            "ran out of space",
+        );
+        std::fs::rename(&aside, &sidecar).unwrap();
+    }
+    // Nothing was written: the store is opened only after the datasets are verified.
+    assert!(!db.exists(), "a store was created");
+    // And with a usable TMPDIR the same command loads the dataset.
+    let ok_tmp = dir.path().join("tmp");
+    std::fs::create_dir(&ok_tmp).unwrap();
+    let (code, stderr) = stella_in(&ok_tmp, &backfill_args);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn kit_verify_names_a_tmpdir_too_small_for_the_tarballs_before_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not a kit: the TMPDIR check comes first, and the verdict on a real kit is not in question.
+    let kit = dir.path().join("kit");
+    std::fs::create_dir(&kit).unwrap();
+    std::fs::write(kit.join("aoc-backfill-runner.tar.gz"), vec![0u8; 1 << 20]).unwrap();
+    let kit_arg = kit.to_str().unwrap();
+    let missing = dir.path().join("no-such-tmp");
+    let (code, stderr) = stella_in(&missing, &["kit", "verify", kit_arg]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!("TMPDIR={}: no such directory", missing.display()))
+            && stderr.contains("the private copies of the kit's tarballs needs 1048576 bytes"),
+        "{stderr}"
+    );
+    if let Some(small) = Tmpfs::mount(&dir.path().join("small"), "size=512k") {
+        let (code, stderr) = stella_in(&small.0, &["kit", "verify", kit_arg]);
+        assert_eq!(code, 3, "{stderr}");
+        assert!(stderr.contains("524288 bytes free"), "{stderr}");
+    }
+    // With room, the same directory gets its verdict (not a kit: no SHA256SUMS), not exit 3.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let (code, stderr) = stella_in(&tmp, &["kit", "verify", kit_arg]);
+    assert!((10..=15).contains(&code), "{code}: {stderr}");
+}
+
+#[test]
+fn unwritable_output_paths_fail_before_anything_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = testdata("history-sample.ndjson");
+    let db = dir.path().join("store.db");
+    let store = format!("sqlite:{}", db.display());
+    let gone = dir.path().join("no-such-dir");
+    for flag in ["--report", "--metrics", "--rejects"] {
+        let target = gone.join("out.file");
+        let (code, stderr) = stella_in(
+            dir.path(),
+            &[
+                "aoc",
+                "backfill",
+                "--store",
+                &store,
+                "--from",
+                feed.to_str().unwrap(),
+                flag,
+                target.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 3, "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{flag} {}: no such directory", gone.display())),
+            "{flag}: {stderr}"
+        );
+        assert!(
+            !db.exists(),
+            "{flag}: the store was opened before the check"
+        );
+    }
+}
+
+#[test]
+fn a_truncated_gz_input_says_how_many_records_were_committed_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = Command::new("gzip")
+        .arg("-c")
+        .arg(testdata("history-sample.ndjson"))
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(gz.len() > 1000, "gzip -c gave {} bytes", gz.len());
+    let truncated = dir.path().join("feed.ndjson.gz");
+    std::fs::write(&truncated, &gz[..gz.len() * 2 / 3]).unwrap();
+    let url = fresh_store(Engine::Sqlite, dir.path(), "truncated");
+    let run = backfill(&url, &[&truncated], &[], &[], dir.path());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let stored: i64 = revisions_per_upstream(&url).values().sum();
+    assert!(
+        stored > 0 && stored % 10 == 0,
+        "whole batches of 10: {stored}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "{stored} records committed (batches 1-{} of this run",
+            stored / 10
+        )) && run
+            .stderr
+            .contains("run the same command again to resume after them"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A feed of `records` real revisions (renamed copies of the history sample) with a broken line
+/// every 1,000 records, so the rejects file has something to keep.
+fn feed_with_rejects(dir: &Path, records: usize) -> PathBuf {
+    let feed = generated_feed(dir, records);
+    let mut text = String::new();
+    for (i, line) in std::fs::read_to_string(&feed).unwrap().lines().enumerate() {
+        if i % 1000 == 999 {
+            text.push_str("{not json\n");
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    std::fs::write(&feed, text).unwrap();
+    feed
+}
+
+/// Files under `dir` whose name ends with `.partial`.
+fn partial_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".partial"))
+        .collect()
+}
+
+#[test]
+fn sigint_and_sigterm_stop_a_backfill_between_batches_and_the_same_command_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = feed_with_rejects(dir.path(), 24_000);
+    for engine in engines() {
+        let reference = fresh_store(engine, dir.path(), "sig_ref");
+        let ref_rejects = dir.path().join("ref.rej.ndjson");
+        let full = backfill(
+            &reference,
+            &[&feed],
+            &["--rejects", ref_rejects.to_str().unwrap()],
+            &[],
+            dir.path(),
+        );
+        assert_eq!(full.code, 1, "rejections: {}", full.stderr);
+        let reference_hash = store_hash(&reference, dir.path());
+        for (signal, code) in [("INT", 130), ("TERM", 143)] {
+            // (Lower case: PostgreSQL folds the unquoted database name.)
+            let url = fresh_store(
+                engine,
+                dir.path(),
+                &format!("sig_{}", signal.to_lowercase()),
+            );
+            let rejects = dir.path().join(format!("{signal}.rej.ndjson"));
+            let report = dir.path().join(format!("{signal}.report.json"));
+            let child = Command::new(env!("CARGO_BIN_EXE_stella"))
+                .args(["aoc", "backfill", "--batch-size", "10", "--store", &url])
+                .arg("--rejects")
+                .arg(&rejects)
+                .arg("--report")
+                .arg(&report)
+                .arg("--from")
+                .arg(&feed)
+                .env("SOURCE_DATE_EPOCH", EPOCH)
+                .env("NO_COLOR", "1")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Once some batches are in: the rejects journal has its first line.
+            let partial = PathBuf::from(format!("{}.partial", rejects.display()));
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let mut child = child;
+            while std::fs::metadata(&partial).map_or(true, |m| m.len() == 0) {
+                if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                    let _ = child.kill();
+                    let out = child.wait_with_output().unwrap();
+                    panic!(
+                        "{engine:?} SIG{signal}: no batch committed in 60 s ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status()
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{engine:?} SIG{signal}: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("SIG{signal} received"))
+                    && stderr.contains("records committed (batches 1-")
+                    && stderr.contains("run the same command again to resume after them"),
+                "{engine:?} SIG{signal}: {stderr}"
+            );
+            // Nothing half done on disk: no partial file, no report of a run that did not end,
+            // and the rejects file holds exactly the committed batches' rejections.
+            assert_eq!(partial_files(dir.path()), Vec::<PathBuf>::new());
+            assert!(
+                !report.exists(),
+                "{engine:?} SIG{signal}: a report was written"
+            );
+            let stored: i64 = revisions_per_upstream(&url).values().sum();
+            let rejected = std::fs::read_to_string(&rejects).unwrap().lines().count();
+            assert!(stored > 0, "{engine:?} SIG{signal}: nothing committed");
+            assert!(
+                stderr.contains(&format!("{rejected} rejected")),
+                "{engine:?} SIG{signal}: {stderr}"
+            );
+
+            let resumed = backfill(
+                &url,
+                &[&feed],
+                &["--rejects", rejects.to_str().unwrap()],
+                &[],
+                dir.path(),
+            );
+            assert_eq!(
+                resumed.code, 1,
+                "{engine:?} SIG{signal}: {}",
+                resumed.stderr
+            );
+            assert!(
+                resumed.stderr.contains("resuming after"),
+                "{}",
+                resumed.stderr
+            );
+            assert_eq!(resumed.report["written"], full.report["written"]);
+            assert_eq!(resumed.report["rejected"], full.report["rejected"]);
+            assert_eq!(
+                store_hash(&url, dir.path()),
+                reference_hash,
+                "{engine:?} SIG{signal}: resumed store differs from the uninterrupted one"
+            );
+            assert_eq!(
+                std::fs::read(&rejects).unwrap(),
+                std::fs::read(&ref_rejects).unwrap(),
+                "{engine:?} SIG{signal}: rejects file"
+            );
+            assert_eq!(partial_files(dir.path()), Vec::<PathBuf>::new());
+        }
+    }
+}
