@@ -32,21 +32,25 @@ pub const ENV: &[(&str, &str)] = &[
 /// The environment variable of `--expect-min-index-sequence`.
 pub const MIN_INDEX_SEQUENCE_ENV: &str = "AOC_MIN_INDEX_SEQUENCE";
 
-/// The verify command's `--help` sections: its exit codes (the kit's, then the two every
-/// command shares) and environment.
+/// The verify command's `--help` sections: its exit codes (the kit's, with the two every command
+/// shares in their place) and environment.
 pub fn after_help() -> String {
-    let shared = [
-        aoc_term::EXIT_ENVIRONMENT_HELP,
-        aoc_term::EXIT_INTERRUPTED_HELP,
-    ]
-    .iter()
-    .map(|(code, meaning)| format!("\n  {code:<3} {meaning}"))
-    .collect::<String>();
-    format!(
-        "{}{shared}\n{}",
-        crate::EXIT_CODES,
-        aoc_term::env_section(ENV)
-    )
+    let mut codes = String::new();
+    for line in crate::EXIT_CODES.lines() {
+        if line.starts_with("  10 ") {
+            codes.push_str(
+                "  3   environment: TMPDIR missing, not writable or without room for the private\n      \
+                 copies of the tarballs (no verdict on the kit)\n",
+            );
+        }
+        codes.push_str(line);
+        codes.push('\n');
+    }
+    codes.push_str(
+        "  130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: nothing was written but unlinked\n      \
+         temporary files",
+    );
+    format!("{codes}\n{}", aoc_term::env_section(ENV))
 }
 
 /// What verification keeps in `TMPDIR`, as environment errors name it.
