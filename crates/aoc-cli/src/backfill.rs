@@ -25,7 +25,7 @@ pub struct BackfillArgs {
     /// Inputs: OSV/CSAF JSON files or directories, NDJSON revision feeds (.zst/.gz read directly).
     #[arg(long, num_args = 1.., required = true)]
     from: Vec<PathBuf>,
-    /// The raw store: sqlite:PATH (embedded default), postgres://USER@HOST:PORT/DB[?sslmode=...]
+    /// The raw store: sqlite:PATH (embedded), postgres://USER@HOST:PORT/DB[?sslmode=...]
     /// or a libpq key=value string ("host=HOST dbname=DB"); PG* variables fill what it leaves out.
     /// Required (a dry run opens none): no store is created where nobody asked for one.
     #[arg(long, env = "STELLA_STORE", hide_env_values = true)]

@@ -44,16 +44,22 @@ pub const ENV_DEFAULTS: [(&str, &str); 11] = [
 /// The variables a PostgreSQL store location reads, as rows of a `--help` "Environment:" section.
 pub const ENV_HELP: &[(&str, &str)] = &[
     (
-        "PGHOST, PGHOSTADDR, PGPORT",
-        "the server when the store names none (default: the local socket, port 5432)",
+        "PGHOST, PGHOSTADDR",
+        "the server when the store names none (default: the local socket)",
+    ),
+    (
+        "PGPORT",
+        "its port when the store names none (default 5432)",
     ),
     (
         "PGUSER, PGDATABASE",
         "user and database when the store names none (default: the login name)",
     ),
+    ("PGOPTIONS", "options when the store has none"),
+    ("PGAPPNAME", "application_name when the store has none"),
     (
-        "PGOPTIONS, PGAPPNAME, PGCONNECT_TIMEOUT",
-        "options, application_name, connect_timeout when the store has none",
+        "PGCONNECT_TIMEOUT",
+        "connect_timeout (seconds) when the store has none",
     ),
     (
         "PGSSLMODE",
