@@ -1602,3 +1602,35 @@ fn sigint_and_sigterm_stop_a_backfill_between_batches_and_the_same_command_resum
         }
     }
 }
+
+#[test]
+fn a_signal_ends_a_read_only_verify_at_once_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = generated_feed(dir.path(), 24_000);
+    let mut opts = BuildOptions::new(dir.path().join("ds"));
+    opts.source_date_epoch = Some(EPOCH.parse().unwrap());
+    let dataset = build_from_inputs(&[feed], &opts).unwrap().archive;
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let child = Command::new(env!("CARGO_BIN_EXE_stella"))
+            .args(["aoc", "verify", "--input"])
+            .arg(&dataset)
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "SIG{signal}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "stella aoc verify: interrupted by SIG{signal}; nothing was written"
+            )),
+            "{stderr}"
+        );
+    }
+}
