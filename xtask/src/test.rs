@@ -105,7 +105,11 @@ impl Cmd {
         // `--workspace` would override a package chosen with `-p` (cargo runs every package).
         let scope = (!selects_packages(extra)).then_some("--workspace");
         let mut command =
-            std::process::Command::from(cmd!(sh, "{cargo} test {scope...} --locked {extra...}"));
+            // --no-fail-fast: one failing test binary must not hide the results of the others.
+            std::process::Command::from(cmd!(
+                sh,
+                "{cargo} test {scope...} --locked --no-fail-fast {extra...}"
+            ));
         let json = self.output.format.is_json();
         let tally = run_counting(&mut command, json)?;
         let postgres = pg_url.is_some();
