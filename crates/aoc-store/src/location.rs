@@ -74,6 +74,55 @@ pub const ENV_HELP: &[(&str, &str)] = &[
     ("HOME", "~/.pgpass and ~/.postgresql/root.crt"),
 ];
 
+/// libpq's connection keywords (PostgreSQL 17) and the client's `keepalives_retries`: a name
+/// outside this list is refused without being shown, since a stray space can make a piece of a
+/// password look like a keyword. Known names the client does not support (`sslcert`, `service`)
+/// are refused by its parser, by name.
+const KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "keepalives_retries",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+];
+
 /// How to write reserved characters in a URL's user name and password.
 const ENCODING_HINT: &str = "percent-encode reserved characters in the user name and password: \
                              '/' as %2F, '?' as %3F, '#' as %23, '@' as %40, ':' as %3A, '%' as %25";
@@ -208,6 +257,17 @@ impl PgLocation {
     fn new(given: Given, env: &dyn Fn(&str) -> Option<String>) -> crate::Result<PgLocation> {
         // libpq: the last of a repeated parameter wins, and an empty value is no value.
         let mut params: Vec<(String, String)> = Vec::new();
+        if given
+            .params
+            .iter()
+            .any(|(k, _)| !KEYWORDS.contains(&k.as_str()))
+        {
+            return Err(StoreError::PgConfig(
+                "a parameter name that is no libpq keyword (not shown: it may be part of a \
+                 password; quote a value that holds spaces: key='a value')"
+                    .into(),
+            ));
+        }
         for (key, value) in given.params {
             match params.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,
@@ -408,8 +468,7 @@ fn url_params(rest: &str) -> crate::Result<Given> {
     // The authority ends at the first '/' or '?'; the client reads the user info up to the first
     // '@' wherever it is. They agree only when that '@' is inside the authority.
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    if let Some(at) = rest.find('@').filter(|&at| at > end) {
-        debug_assert!(at > end);
+    if rest.find('@').is_some_and(|at| at > end) {
         let c = &rest[end..=end];
         return Err(url_error(format!(
             "ambiguous: an '@' follows an unencoded '{c}', so the user name and password end at \
@@ -447,7 +506,8 @@ fn url_params(rest: &str) -> crate::Result<Given> {
     };
 
     let (mut hosts, mut ports) = (Vec::new(), Vec::new());
-    for chunk in hostspec.split(',').filter(|_| !hostspec.is_empty()) {
+    let chunks = hostspec.split(',').take_while(|_| !hostspec.is_empty());
+    for chunk in chunks {
         let (host, port) = match chunk.strip_prefix('[') {
             Some(bracketed) => {
                 let (host, after) = bracketed
@@ -494,7 +554,7 @@ fn url_params(rest: &str) -> crate::Result<Given> {
             .split_once('=')
             .ok_or_else(|| url_error("a query parameter without '=' (write name=value)".into()))?;
         let key = decode(key).map_err(|m| url_error(format!("parameter name: {m}")))?;
-        let value = decode(value).map_err(|m| url_error(format!("parameter {key:?}: {m}")))?;
+        let value = decode(value).map_err(|m| url_error(format!("a parameter value: {m}")))?;
         given.push(&key, value);
     }
     Ok(given)
@@ -700,15 +760,17 @@ mod tests {
         let l = pg(r"host=h password=a\ b\'c dbname=d", &[]);
         assert_eq!(l.config.get_password(), Some(&b"a b'c"[..]));
 
+        // Syntax errors name no value: a misplaced quote or space may cut a password in two.
         for (bad, why) in [
-            ("host=h dbname", "keyword=value"),
-            ("host=h password='unterminated", "no closing quote"),
-            ("host=h password=", "no value"),
-            ("=x", "keyword=value"),
+            ("host=h password=s3cret dbname", "keyword=value"),
+            ("host=h password='s3cret", "no closing quote"),
+            ("host=h password=s3 cret=x", "no libpq keyword"),
+            ("password=s3cret host=", "no value"),
+            ("=s3cret", "keyword=value"),
         ] {
             let e = refused(bad);
             assert!(e.contains(why), "{bad}: {e}");
-            assert!(!e.contains("unterminated"), "{e}");
+            assert!(!e.contains("s3cret"), "{bad}: {e}");
         }
         // Unknown parameters and bad values: the client's own parser says so.
         assert!(refused("host=h sslcert=/x").contains("unknown option `sslcert`"));
