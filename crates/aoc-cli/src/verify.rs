@@ -285,22 +285,12 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         ("--ndjson -", to_stdout(&args.ndjson)),
         ("--metrics -", to_stdout(&args.metrics)),
     ])?;
-    for out in args
-        .output
-        .iter()
-        .chain(args.ndjson.iter())
-        .filter(|p| !is_stdout(p))
-    {
-        let dir = out
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        anyhow::ensure!(
-            dir.is_dir(),
-            "output directory {} does not exist",
-            dir.display()
-        );
-    }
+    // Every output file can be written, checked before any document is read (exit 3 if not).
+    crate::outputs::check(&[
+        ("--output", args.output.as_deref(), "the verify report"),
+        ("--ndjson", args.ndjson.as_deref(), "the violations"),
+        ("--metrics", args.metrics.as_deref(), "the metrics"),
+    ])?;
     let url = args
         .store
         .clone()
