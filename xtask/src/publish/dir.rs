@@ -129,7 +129,8 @@ impl Store for DirStore {
             return Ok(None);
         }
         let path = self.path(key);
-        let (file, size) = match open_regular(&path, Expect::at_most(u64::MAX)) {
+        let cap = super::store::size_cap(key);
+        let (file, size) = match open_regular(&path, Expect::at_most(cap)) {
             Ok(opened) => opened,
             Err(OpenError::Missing) => return Ok(None),
             Err(e) => bail!("{} {e}", aoc_term::escape_path(&path)),

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::path::Path as ObjectPath;
 use object_store::{
@@ -115,9 +115,23 @@ impl Store for S3Store {
         let got = self.runtime.block_on(async {
             let result = self.store.get(&location).await?;
             let tag = result.meta.e_tag.clone();
+            // Refused before a byte of the body is read.
+            let cap = super::store::size_cap(key);
+            if result.meta.size > cap {
+                return Ok(Err(result.meta.size));
+            }
             let bytes = result.bytes().await?;
-            Ok::<_, StoreError>((tag, bytes))
+            Ok::<_, StoreError>(Ok((tag, bytes)))
         });
+        let got = match got {
+            Ok(Err(size)) => bail!(
+                "{} is {size} bytes, more than the {} it may be: not read",
+                self.url(key),
+                super::store::size_cap(key)
+            ),
+            Ok(Ok(object)) => Ok(object),
+            Err(e) => Err(e),
+        };
         match got {
             Ok((tag, bytes)) => Ok(Some(Object {
                 bytes: bytes.to_vec(),

@@ -6,6 +6,18 @@
 
 use anyhow::Result;
 
+/// The most bytes a read of `key` takes: whoever can write the prefix could leave a huge object
+/// where a small one belongs. The index and its pair by their own caps, a kit file by its kind's
+/// (`aoc_kit::layout::size_cap`).
+pub fn size_cap(key: &str) -> u64 {
+    use aoc_kit::published::{MANIFEST, MANIFEST_BUNDLE, MANIFEST_CAP, PUBLIC_KEY};
+    match key {
+        MANIFEST => MANIFEST_CAP,
+        MANIFEST_BUNDLE | PUBLIC_KEY => 1 << 20,
+        _ => aoc_kit::layout::size_cap(key.rsplit('/').next().unwrap_or(key)),
+    }
+}
+
 /// An object's version, as the backend compares it in a conditional write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tag(pub String);

@@ -1204,6 +1204,23 @@ fn a_planted_version_link_or_fifo_in_the_publish_directory_is_refused() {
     let o = opts(&BTreeMap::new());
     let err = promptly(move || format!("{:#}", publish_with(&path, &url, &o).unwrap_err()));
     assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+
+    // A huge (sparse) SHA256SUMS where the version's would be: refused before it is read.
+    let dest = tempfile::tempdir().unwrap();
+    let url = dir_url(&dest);
+    let planted = dest.path().join("releases/aoc").join(version_of(20));
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::File::create(planted.join(kit::SUMS))
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let path = kit20.path().to_path_buf();
+    let o = opts(&BTreeMap::new());
+    let err = promptly(move || format!("{:#}", publish_with(&path, &url, &o).unwrap_err()));
+    assert!(
+        err.contains("is 4294967296 bytes, more than the 1048576"),
+        "{err}"
+    );
 }
 
 #[test]
