@@ -1237,3 +1237,168 @@ fn a_stella_copied_alone_into_an_empty_directory_verifies_the_kit_without_cargo(
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("verified"));
 }
+
+/// `stella kit verify ARGS...` (the trusted binary) run from `cwd`, with only the given
+/// AOC_VERIFY_KEY / DATASET_HASH: (exit, stdout, stderr).
+fn stella_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(&kits().binary);
+    cmd.args(["kit", "verify"])
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("DATASET_HASH")
+        .env_remove("AOC_VERIFY_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Variables a case sets.
+type Env<'a> = Vec<(&'a str, &'a str)>;
+
+#[test]
+fn attack_8_the_kits_own_key_is_never_taken_as_the_trusted_key() {
+    // Kit `a` is signed with the dev key and carries it as cosign.pub: with --allow-dev-key, its
+    // own key named by --key used to pass as an origin (exit 0).
+    let (_tmp, dir) = copy_kit();
+    let dir = dir.canonicalize().unwrap();
+    let kit = dir.display().to_string();
+    let operator = tempfile::tempdir().unwrap();
+    let op = operator.path().canonicalize().unwrap();
+    std::fs::copy(dev_pub(), op.join("trusted.pub")).unwrap();
+    std::os::unix::fs::symlink(dir.join(kit::PUBLIC_KEY), op.join("link.pub")).unwrap();
+    std::fs::hard_link(dir.join(kit::PUBLIC_KEY), op.join("hard.pub")).unwrap();
+    let own = dir.join(kit::PUBLIC_KEY).display().to_string();
+
+    let refused: Vec<(&Path, Vec<&str>, Env<'_>)> = vec![
+        (&dir, vec![".", "--key", "cosign.pub"], vec![]),
+        (&dir, vec![".", "--key", "./cosign.pub"], vec![]),
+        (&dir, vec!["."], vec![("AOC_VERIFY_KEY", "cosign.pub")]),
+        (&op, vec![&kit, "--key", &own], vec![]),
+        (&op, vec![&kit, "--key", "link.pub"], vec![]),
+        (&op, vec![&kit, "--key", "hard.pub"], vec![]),
+        (&op, vec![&kit], vec![("AOC_VERIFY_KEY", "hard.pub")]),
+    ];
+    for (cwd, mut args, env) in refused {
+        args.push("--allow-dev-key");
+        let (code, _, stderr) = stella_in(cwd, &args, &env);
+        assert_eq!(code, 2, "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains("is inside the kit being checked") && stderr.contains("--kit-key"),
+            "{stderr}"
+        );
+        // --format json keeps its promise on the refusal.
+        args.extend(["--format", "json"]);
+        let (code, stdout, _) = stella_in(cwd, &args, &env);
+        assert_eq!(code, 2);
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["exit_code"], 2, "{v}");
+    }
+    // --kit-key says what it proves: intact, origin not proven (15), even with --allow-dev-key;
+    // it takes no --key.
+    let (code, _, stderr) = stella_in(&dir, &[".", "--kit-key", "--allow-dev-key"], &[]);
+    assert_eq!(code, 15, "{stderr}");
+    let (code, _, stderr) = stella_in(&op, &[&kit, "--kit-key", "--key", "trusted.pub"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not both"), "{stderr}");
+    // The control: the same key, obtained separately, outside the kit.
+    let (code, _, stderr) = stella_in(
+        &op,
+        &[
+            &kit,
+            "--key",
+            "trusted.pub",
+            "--allow-dev-key",
+            "--integrity-only",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn attack_9_an_empty_pin_never_lifts_the_pin() {
+    let dir = &variant().dir;
+    let key = dev_pub().display().to_string();
+    let base = ["--key", key.as_str(), "--allow-dev-key", "--integrity-only"];
+    // The variant kit carries another dataset than kit `a`: pinned to `a`'s, it is refused (13);
+    // an empty flag must not turn that into a pass.
+    let (code, _, _) = stella_in(
+        dir,
+        &[&["."][..], &base].concat(),
+        &[("DATASET_HASH", hash())],
+    );
+    assert_eq!(code, 13);
+    for (args, env) in [
+        (
+            vec!["--expect-dataset-hash", ""],
+            vec![("DATASET_HASH", hash())],
+        ),
+        (vec!["--expect-dataset-hash", ""], vec![]),
+        (vec![], vec![("DATASET_HASH", "")]),
+    ] {
+        let all = [&["."][..], &base, &args].concat();
+        let (code, _, stderr) = stella_in(dir, &all, &env);
+        assert_eq!(code, 2, "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains("DATASET_HASH is empty"), "{stderr}");
+    }
+}
+
+#[test]
+fn attack_10_fifty_thousand_unlisted_files_cost_bounded_output_and_memory() {
+    let (_tmp, dir) = copy_kit();
+    std::fs::write(dir.join("junk0"), "").unwrap();
+    let (one, rss_one, _) = verify_in_child(&dir);
+    let (code_one, _, stderr_one) = stella_in(&dir, &["."], &[]);
+    for i in 1..50_000 {
+        std::fs::File::create(dir.join(format!("junk{i}"))).unwrap();
+    }
+    let (many, rss_many, took) = verify_in_child(&dir);
+    let (code_many, _, stderr_many) = stella_in(&dir, &["."], &[]);
+    eprintln!(
+        "unlisted files: 1 → exit {}, {} checks, peak RSS {} MB, {} stderr lines; 50,000 → exit \
+         {}, {} checks, peak RSS {} MB, {} stderr lines, {took:?}",
+        one["exit_code"],
+        one["checks"].as_array().unwrap().len(),
+        rss_one >> 20,
+        stderr_one.lines().count(),
+        many["exit_code"],
+        many["checks"].as_array().unwrap().len(),
+        rss_many >> 20,
+        stderr_many.lines().count(),
+    );
+    assert_eq!(one["exit_code"], 10, "{one:#}");
+    assert_eq!(many["exit_code"], one["exit_code"]);
+    assert_eq!((code_one, code_many), (10, 10));
+    let unlisted = |r: &serde_json::Value| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == "sha256sums.complete" && c["ok"] == false)
+            .count()
+    };
+    // 20 named, and one check that counts the rest.
+    assert_eq!((unlisted(&one), unlisted(&many)), (1, 21));
+    assert!(
+        serde_json::to_string(&many)
+            .unwrap()
+            .contains("49980 more entries in the kit are not listed"),
+        "{many:#}"
+    );
+    assert!(
+        stderr_many.lines().count() <= stderr_one.lines().count() + 20,
+        "{stderr_many}"
+    );
+    assert!(
+        rss_many < rss_one + (32 << 20),
+        "peak RSS {} MB with 50,000 unlisted files, {} MB with one",
+        rss_many >> 20,
+        rss_one >> 20
+    );
+}
