@@ -475,7 +475,8 @@ impl Staging {
         environment::check_dir("--out", out_dir, OUT_PURPOSE, None)?;
         environment::check_temp_dir(STAGING_PURPOSE, None)?;
         let tmp = environment::temp_dir();
-        let notes = remove_stale_staging(&tmp);
+        let mut notes = remove_stale_staging(&tmp);
+        notes.extend(older_staging(out_dir));
         let dir = tempfile::Builder::new()
             .prefix(&format!("{STAGING_PREFIX}{}-", std::process::id()))
             .tempdir_in(&tmp)
@@ -507,6 +508,30 @@ impl Staging {
             report
         })
     }
+}
+
+/// Staging directories that builds before this one left in the output directory
+/// (`.aoc-dataset-staging-*`, without their process id): named, not removed, since such a build
+/// may still be running.
+fn older_staging(out_dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(out_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".aoc-dataset-staging-"))
+        })
+        .map(|e| {
+            format!(
+                "{} is the staging directory of an older aoc-dataset build that did not finish: \
+                 remove it once no build runs",
+                e.path().display()
+            )
+        })
+        .collect()
 }
 
 /// Removes the staging directories in `tmp` whose build process no longer runs (a build killed

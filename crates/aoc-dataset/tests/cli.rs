@@ -231,6 +231,9 @@ fn the_staging_directory_of_a_killed_build_is_removed_by_the_next_one() {
     child.wait().unwrap();
     let left = names(&tmpdir);
     assert_eq!(left.len(), 1, "{left:?}");
+    // What an older aoc-dataset left in its output directory: named, not removed.
+    let legacy = tmp.path().join("out2/.aoc-dataset-staging-AbC123");
+    std::fs::create_dir_all(&legacy).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
         .args(["build", "--from"])
         .arg(testdata("history-sample.ndjson"))
@@ -250,6 +253,14 @@ fn the_staging_directory_of_a_killed_build_is_removed_by_the_next_one() {
         "{stderr}"
     );
     assert_eq!(names(&tmpdir), Vec::<String>::new());
+    assert!(
+        stderr.contains(&format!(
+            "note: {} is the staging directory of an older aoc-dataset build",
+            legacy.display()
+        )),
+        "{stderr}"
+    );
+    assert!(legacy.exists());
 }
 
 #[test]
