@@ -61,13 +61,8 @@ pub const AWS: &[(&str, &str)] = &[
     ("AWS_*", "any other object_store S3 setting"),
 ];
 
-/// libpq's variables, read for a postgres:// store.
-pub const PG: &[(&str, &str)] = &[
-    ("PGSSLMODE", "sslmode when the URL has none"),
-    ("PGSSLROOTCERT", "sslrootcert when the URL has none"),
-    ("PGPASSWORD", "the password when the URL has none"),
-    ("PGPASSFILE", "the password file (default ~/.pgpass)"),
-];
+/// libpq's variables, read for a PostgreSQL store (the parser stella uses).
+pub const PG: &[(&str, &str)] = aoc_store::ENV_HELP;
 
 pub const TMPDIR: (&str, &str) = ("TMPDIR", "scratch and read-back copies");
 
@@ -272,7 +267,20 @@ mod tests {
                 "SOURCE_DATE_EPOCH",
                 "TMPDIR",
             ],
-            &["PGSSLMODE", "PGSSLROOTCERT", "PGPASSWORD", "PGPASSFILE"],
+            &[
+                "PGHOST",
+                "PGHOSTADDR",
+                "PGPORT",
+                "PGUSER",
+                "PGDATABASE",
+                "PGOPTIONS",
+                "PGAPPNAME",
+                "PGCONNECT_TIMEOUT",
+                "PGSSLMODE",
+                "PGSSLROOTCERT",
+                "PGPASSWORD",
+                "PGPASSFILE",
+            ],
         ]);
         let publish = all(&[&key, &aws, &state, &["TMPDIR", "AOC_PUBLISH_FAIL_AFTER"]]);
         let bench = all(&[&build, &["SOURCE_DATE_EPOCH", "TMPDIR"]]);

@@ -41,8 +41,8 @@ pub struct Cmd {
     /// Refused with a definition, which carries its own.
     #[arg(long, env = "AOC_DATASET_EPOCH")]
     dataset_epoch: Option<String>,
-    /// The store to load: sqlite://PATH or postgres://USER@HOST:PORT/DB[?sslmode=...], which
-    /// must be empty [default: a temporary SQLite file].
+    /// The store to load, any store stella takes (sqlite:PATH, postgres://USER@HOST:PORT/DB,
+    /// a libpq key=value string), which must be empty [default: a temporary SQLite file].
     #[arg(long, env = "STELLA_STORE", hide_env_values = true)]
     store: Option<String>,
     /// Where the dataset and `rehearsal-<hash>.json` are written.
