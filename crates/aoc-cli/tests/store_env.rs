@@ -224,10 +224,10 @@ impl PasswordCluster {
             aoc_testkit::skip(msg);
             return None;
         }
-        // Not under a private temporary directory: as root the server runs as `postgres`,
-        // which must reach it.
+        // In /tmp as the script's own default, not under TMPDIR, which may be private: as root
+        // the server runs as `postgres`, which must reach it.
         let guard = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = std::env::temp_dir().join(format!("aoc-pg-{name}-{}", std::process::id()));
+        let dir = Path::new("/tmp").join(format!("aoc-pg-{name}-{}", std::process::id()));
         let out = Command::new("bash")
             .arg(Self::script())
             .arg("start")
