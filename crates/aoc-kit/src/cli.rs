@@ -47,7 +47,7 @@ pub fn after_help() -> String {
         codes.push('\n');
     }
     codes.push_str(
-        "  130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: nothing was written but unlinked\n      \
+        "  130/143 interrupted by SIGINT (Ctrl-C) / SIGTERM: nothing was written but unlinked\n      \
          temporary files",
     );
     format!("{codes}\n{}", aoc_term::env_section(ENV))
