@@ -472,10 +472,16 @@ fn libpq_variables_fill_a_bare_postgres_url_against_the_real_server() {
     };
     let dir = tempfile::tempdir().unwrap();
     let port = cluster.port.to_string();
+    // A database named unlike the user: libpq's default database is the user's name.
+    const DB: &str = "aoc_env_store";
+    cluster
+        .admin()
+        .batch_execute(&format!("CREATE DATABASE {DB} OWNER {PW_USER}"))
+        .unwrap();
     let pg_env = |cmd: &mut Command| {
         cmd.env("PGPORT", &port)
             .env("PGUSER", PW_USER)
-            .env("PGDATABASE", PW_USER)
+            .env("PGDATABASE", DB)
             .env("PGPASSWORD", RESERVED_PASSWORD)
             .env("PGSSLMODE", "disable")
             .env("PGAPPNAME", "aoc-pg-env-test");
@@ -501,7 +507,7 @@ fn libpq_variables_fill_a_bare_postgres_url_against_the_real_server() {
         assert_eq!(
             json(&report)["store"],
             format!(
-                "postgres://{PW_USER}@127.0.0.1:{port}/{PW_USER}\
+                "postgres://{PW_USER}@127.0.0.1:{port}/{DB}\
                  ?application_name=aoc-pg-env-test&sslmode=disable"
             )
             .as_str(),

@@ -202,6 +202,25 @@ fn a_password_with_reserved_characters_reaches_the_server_and_no_output() {
         "{hashes:?}"
     );
 
+    // libpq's variables fill what the store argument leaves out: a bare URL with the host only,
+    // and a keyword string with no database; the same store, so the same dataset. (Without
+    // PGUSER the user would be the login name, without PGDATABASE the database `postgres`.)
+    for (i, store) in [format!("postgres://{host}"), format!("host={host}")]
+        .iter()
+        .enumerate()
+    {
+        let (code, stdout, all) = run(aoc_dataset()
+            .env("PGPORT", port)
+            .env("PGUSER", "postgres")
+            .env("PGDATABASE", &name)
+            .env("PGSSLMODE", "disable")
+            .args(["build", "--format", "json", "--store", store, "--out"])
+            .arg(dir.path().join(format!("env{i}"))));
+        assert_eq!(code, 0, "{store}: {all}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(doc["hash"], hashes[0], "{store}");
+    }
+
     // Failures: nothing listening, and a database that does not exist (the server's message);
     // each names the store by its redacted form.
     let unreachable = url.replace(&authority, "127.0.0.1:1");

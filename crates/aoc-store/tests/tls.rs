@@ -635,7 +635,8 @@ fn tls_sslmodes_and_passwords_against_a_real_server() {
             }),
         ),
         (
-            "PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE fill a bare postgres://",
+            "PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE, PGAPPNAME, PGOPTIONS fill a bare \
+             postgres://",
             Box::new(|| {
                 let port = port.to_string();
                 set_env(&[
@@ -646,13 +647,38 @@ fn tls_sslmodes_and_passwords_against_a_real_server() {
                     ("PGSSLMODE", Some("require")),
                     ("PGPASSWORD", Some(RESERVED_PASSWORD)),
                 ]);
-                let result = connects_over_tls("postgres://").and_then(|()| {
-                    // The URL's own parts win: this user has no such password.
-                    refused(
-                        &format!("postgres://{SCRAM_USER}@"),
-                        &[&bad_password, "(password from PGPASSWORD)"],
-                    )
-                });
+                let result = connects_over_tls("postgres://")
+                    .and_then(|()| {
+                        // PGAPPNAME and PGOPTIONS reach the server's session.
+                        set_env(&[
+                            ("PGAPPNAME", Some("aoc-env-test")),
+                            ("PGOPTIONS", Some("-c statement_timeout=12345")),
+                        ]);
+                        let Ok(Store::Postgres(mut pg)) = Store::open("postgres://") else {
+                            return Err("no PostgreSQL store from the environment".into());
+                        };
+                        let row = pg
+                            .client()
+                            .query_one(
+                                "SELECT current_setting('application_name'), \
+                                 current_setting('statement_timeout'), current_database()",
+                                &[],
+                            )
+                            .map_err(|e| e.to_string())?;
+                        let got: (String, String, String) = (row.get(0), row.get(1), row.get(2));
+                        let want = ("aoc-env-test", "12345ms", RESERVED_USER);
+                        match (got.0.as_str(), got.1.as_str(), got.2.as_str()) == want {
+                            true => Ok(()),
+                            false => Err(format!("session settings {got:?}, expected {want:?}")),
+                        }
+                    })
+                    .and_then(|()| {
+                        // The URL's own parts win: this user has no such password.
+                        refused(
+                            &format!("postgres://{SCRAM_USER}@"),
+                            &[&bad_password, "(password from PGPASSWORD)"],
+                        )
+                    });
                 clean_env();
                 result
             }),
