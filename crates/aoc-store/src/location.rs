@@ -255,8 +255,6 @@ impl Given {
 
 impl PgLocation {
     fn new(given: Given, env: &dyn Fn(&str) -> Option<String>) -> crate::Result<PgLocation> {
-        // libpq: the last of a repeated parameter wins, and an empty value is no value.
-        let mut params: Vec<(String, String)> = Vec::new();
         if given
             .params
             .iter()
@@ -268,6 +266,8 @@ impl PgLocation {
                     .into(),
             ));
         }
+        // libpq: the last of a repeated parameter wins, and an empty value is no value.
+        let mut params: Vec<(String, String)> = Vec::new();
         for (key, value) in given.params {
             match params.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,
