@@ -929,7 +929,8 @@ fn chmod(path: &Path, mode: u32) {
 
 /// The check: `stella aoc verify` of a SQLite store whose file (0444) and directory
 /// (0555) its user cannot write verifies it, and leaves every byte and mtime as it was, with no
-/// `-wal`, `-shm` or journal created. With a writer holding uncheckpointed commits in the WAL,
+/// `-wal`, `-shm` or journal created: run as `nobody` (for whom the bits bind) and as root (for
+/// whom the verifier honours them). With a writer holding uncheckpointed commits in the WAL,
 /// the verifier reads them too (an `immutable` open would not).
 #[test]
 fn verify_reads_a_sqlite_store_its_user_cannot_write_and_changes_nothing() {
@@ -966,6 +967,18 @@ fn verify_reads_a_sqlite_store_its_user_cannot_write_and_changes_nothing() {
         snapshot(&store_dir),
         before,
         "verify changed the store's directory"
+    );
+    // As this user too (root here, whom the bits do not stop): the bits still say read-only, so
+    // SQLite creates no -shm/-wal there either.
+    let (code, stdout, stderr) =
+        output(stella().args(["aoc", "verify", "--store", &url, "--format", "json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["documents_checked"], written, "{report}");
+    assert_eq!(
+        snapshot(&store_dir),
+        before,
+        "verify as this user changed the store's directory"
     );
 
     // A writer alive with a commit still in the WAL (its checkpoints held off): the verifier,

@@ -288,13 +288,19 @@ impl SqliteStore {
     /// checkpointer, and the schema must be exactly this build's.
     ///
     /// The store is in WAL mode, whose readers share the `-shm` index beside the database. Where
-    /// that file exists, or this user may create it, SQLite reads as usual (and sees a running
-    /// writer's commits still in the `-wal` file). Where neither holds (a directory this user
-    /// cannot write, after the last writer closed and removed both files), SQLite cannot build
-    /// the index, and the database is opened `immutable=1` instead: with no `-wal` file every
-    /// commit is in the database file itself, and no writer is running (a writer keeps its
-    /// `-wal` beside the database, in that directory). A `-wal` without `-shm` there is refused:
-    /// its commits cannot be read without the index.
+    /// a writer left `-wal`/`-shm` (one is running, or was killed), SQLite reads through them as
+    /// usual and sees commits still in the `-wal` file. Where there are none, every commit is in
+    /// the database file itself, and the database is opened `immutable=1` (no lock taken, no file
+    /// created beside it) when
+    /// - its file or its directory has no write permission bit at all (0444, 0555: made
+    ///   read-only on purpose; without this, SQLite creates `-shm`/`-wal` wherever the user,
+    ///   root for one, may, and keeps them after the read), or
+    /// - SQLite cannot build the index (a directory this user cannot write).
+    ///
+    /// No writer is then running: it would keep its `-wal` there, which only root could create
+    /// against those bits, and a root writer started while the file is read is not seen. Else
+    /// SQLite's own read-only open, which shares a running writer's index. A `-wal` whose `-shm`
+    /// cannot be read or created is refused: its commits cannot be read without the index.
     fn open_read_only(path: &str) -> Result<SqliteStore> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let (conn, version) = if path == ":memory:" {
@@ -305,24 +311,32 @@ impl SqliteStore {
             if !Path::new(path).is_file() {
                 return Err(StoreError::NotAStore(format!("no SQLite file at {path}")));
             }
-            let conn = Connection::open_with_flags(path, flags)?;
-            conn.busy_timeout(BUSY_TIMEOUT)?;
-            match schema_version(&conn) {
-                Ok(version) => (conn, version),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if matches!(e.code, ErrorCode::ReadOnly | ErrorCode::CannotOpen)
-                        && !Path::new(&format!("{path}-wal")).exists()
-                        && !Path::new(&format!("{path}-shm")).exists() =>
-                {
-                    drop(conn);
-                    let conn = Connection::open_with_flags(
-                        immutable_uri(path),
-                        flags | OpenFlags::SQLITE_OPEN_URI,
-                    )?;
-                    let version = schema_version(&conn)?;
-                    (conn, version)
+            let no_wal = !Path::new(&format!("{path}-wal")).exists()
+                && !Path::new(&format!("{path}-shm")).exists();
+            let immutable = || -> Result<(Connection, Option<i64>)> {
+                let conn = Connection::open_with_flags(
+                    immutable_uri(path),
+                    flags | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                let version = schema_version(&conn)?;
+                Ok((conn, version))
+            };
+            if no_wal && marked_read_only(Path::new(path)) {
+                immutable()?
+            } else {
+                let conn = Connection::open_with_flags(path, flags)?;
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                match schema_version(&conn) {
+                    Ok(version) => (conn, version),
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if no_wal
+                            && matches!(e.code, ErrorCode::ReadOnly | ErrorCode::CannotOpen) =>
+                    {
+                        drop(conn);
+                        immutable()?
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
             }
         };
         crate::check_schema(MIGRATIONS, version, "no schema_migrations table")?;
@@ -687,6 +701,18 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
         |r| r.get(0),
     )
     .map(Some)
+}
+
+/// The database file or its directory has no write permission bit for anyone.
+fn marked_read_only(db: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let no_write_bit =
+        |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o222 == 0);
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    no_write_bit(db) || no_write_bit(dir)
 }
 
 /// `file:PATH?mode=ro&immutable=1`, with the characters a URI gives meaning to escaped.
