@@ -109,7 +109,7 @@ fn aoc_verify_verbose_prints_a_document_id_holding_esc_escaped() {
 fn hostile_dataset(dir: &Path, evil: &str) -> PathBuf {
     let opts = aoc_dataset::BuildOptions {
         source_date_epoch: Some(1_764_000_000),
-        ..aoc_dataset::BuildOptions::new(&dir.join("built"))
+        ..aoc_dataset::BuildOptions::new(dir.join("built"))
     };
     let built = aoc_dataset::build_from_inputs(&[testdata("history-sample.ndjson")], &opts)
         .unwrap()

@@ -117,10 +117,10 @@ fn with_member(built: &BuildReport, evil: &str, out: &Path) -> PathBuf {
     let mut builder = tar::Builder::new(Vec::new());
     for entry in original.entries().unwrap() {
         let mut entry = entry.unwrap();
-        let mut header = entry.header().clone();
+        let header = entry.header().clone();
         let mut data = Vec::new();
         entry.read_to_end(&mut data).unwrap();
-        builder.append(&mut header, data.as_slice()).unwrap();
+        builder.append(&header, data.as_slice()).unwrap();
     }
     let line = b"{}\n";
     let mut header = tar::Header::new_gnu();
