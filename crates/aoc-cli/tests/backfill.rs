@@ -1647,3 +1647,92 @@ fn a_signal_ends_a_read_only_verify_at_once_with_a_message() {
         );
     }
 }
+
+/// Runs of different sources of one tenant write side by side, each reporting exactly its own
+/// rows; a run of every source of that tenant, started meanwhile, is refused (exit 4) naming
+/// both.
+#[test]
+fn backfills_of_different_sources_run_side_by_side_and_a_whole_tenant_run_is_refused_meanwhile() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let feed = generated_feed(dir.path(), 20_000);
+        let url = fresh_store(engine, dir.path(), "sources");
+        let report = |name: &str| dir.path().join(format!("{name}.json"));
+        let args = |source: Option<&str>, name: &str| -> Vec<String> {
+            let mut a: Vec<String> = [
+                "aoc",
+                "backfill",
+                "--no-progress",
+                "--batch-size",
+                "10",
+                "--store",
+                &url,
+                "--from",
+                feed.to_str().unwrap(),
+                "--report",
+                report(name).to_str().unwrap(),
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            if let Some(s) = source {
+                a.extend(["--source".to_owned(), s.to_owned()]);
+            }
+            a
+        };
+        let spawn = |source, name| {
+            stella()
+                .args(args(Some(source), name))
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut alpha = spawn("alpha", "alpha");
+        let mut beta = spawn("beta", "beta");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let sources = Store::open_read_only(&url)
+                .ok()
+                .and_then(|mut s| s.counts().ok())
+                .map_or(0, |c| c.by_source.len());
+            if sources == 2 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{engine:?}: no rows");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (code, _, stderr) = output(stella().args(args(None, "whole")));
+        assert!(
+            alpha.try_wait().unwrap().is_none() && beta.try_wait().unwrap().is_none(),
+            "{engine:?}: a run ended before the third started; enlarge the feed"
+        );
+        assert_eq!(code, 4, "{engine:?}: {stderr}");
+        match engine {
+            Engine::Sqlite => {
+                for (child, source) in [(&alpha, "alpha"), (&beta, "beta")] {
+                    let holder = format!("process {}", child.id());
+                    assert!(stderr.contains(&holder), "{engine:?}: {stderr}");
+                    assert!(stderr.contains(&format!("source \"{source}\"")), "{stderr}");
+                }
+            }
+            Engine::Postgres => assert_eq!(
+                stderr.matches("PostgreSQL session").count(),
+                2,
+                "{engine:?}: {stderr}"
+            ),
+        }
+        assert!(!report("whole").exists());
+        assert!(alpha.wait().unwrap().success(), "{engine:?}");
+        assert!(beta.wait().unwrap().success(), "{engine:?}");
+        let counts = Store::open_read_only(&url).unwrap().counts().unwrap();
+        for source in ["alpha", "beta"] {
+            let r: Value = serde_json::from_slice(&std::fs::read(report(source)).unwrap()).unwrap();
+            let stored = counts
+                .by_source
+                .iter()
+                .find(|c| c.vendor == source)
+                .map_or(0, |c| c.documents);
+            assert!(stored > 0, "{engine:?} {source}");
+            assert_eq!(r["written"], stored, "{engine:?} {source}: {r}");
+        }
+    }
+}
