@@ -444,9 +444,9 @@ impl fmt::Display for PgLocation {
     }
 }
 
-/// A URL scheme (`mysql` of `mysql://...`), if `s` starts with one.
+/// A URL scheme (`mysql` of `mysql://...`), if `s` starts with one and `://`.
 fn scheme(s: &str) -> Option<&str> {
-    let (scheme, _) = s.split_once(':')?;
+    let (scheme, _) = s.split_once("://")?;
     let mut chars = scheme.chars();
     let valid = chars.next()?.is_ascii_alphabetic()
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
@@ -870,8 +870,10 @@ mod tests {
     fn anything_else_is_refused_without_echoing_it() {
         let e = refused("mysql://root:hunter2@db/x");
         assert!(e.contains("\"mysql\"") && !e.contains("hunter2"), "{e}");
-        let e = refused("hunter2");
-        assert!(!e.contains("hunter2"), "{e}");
-        assert!(e.contains("no sqlite: or postgres:// scheme"), "{e}");
+        for bad in ["hunter2", "hunter:2"] {
+            let e = refused(bad);
+            assert!(!e.contains("hunter"), "{e}");
+            assert!(e.contains("no sqlite: or postgres:// scheme"), "{e}");
+        }
     }
 }
