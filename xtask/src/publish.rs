@@ -256,20 +256,31 @@ pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Publ
         local.info.commit
     ));
 
-    let mut unchanged = false;
+    let (mut unchanged, mut replace) = (false, false);
     match store.get(&key(kit::SUMS))? {
         Some(remote) if remote.bytes == local.sums_text => unchanged = true,
         Some(_) if !opts.force => bail!(
             "{location} already holds a different kit (its SHA256SUMS differs): publish under \
              another --version, or pass --force to replace it"
         ),
-        Some(_) => {
-            say(format!(
-                "--force: withdrawing the kit at {location} before replacing it"
-            ));
-            store.delete(&key(kit::SUMS))?;
-        }
+        Some(_) => replace = true,
         None => {}
+    }
+
+    // The manifest this kit will be added to must be one this publisher may sign (its signature
+    // verifies, or it is this publisher's own interrupted write; not older than the state
+    // records): refused here, before anything is withdrawn or uploaded.
+    let entry = local.manifest_entry(&version);
+    let policy = manifest::Policy {
+        state: &opts.state,
+        settle: opts.settle,
+    };
+    manifest::check(store, &entry, opts.force, &opts.signing.signer, &policy)?;
+    if replace {
+        say(format!(
+            "--force: withdrawing the kit at {location} before replacing it"
+        ));
+        store.delete(&key(kit::SUMS))?;
     }
 
     let mut uploaded = 0;
@@ -313,11 +324,6 @@ pub fn publish_with(dir: &Path, url: &str, opts: &PublishOptions) -> Result<Publ
         say(format!("read back {} objects: verified", local.files.len()));
     }
 
-    let entry = local.manifest_entry(&version);
-    let policy = manifest::Policy {
-        state: &opts.state,
-        settle: opts.settle,
-    };
     let updated = manifest::update(store, &entry, opts.force, &opts.signing.signer, &policy)?;
     say(format!(
         "{} {} ({} concurrent update(s) retried)",

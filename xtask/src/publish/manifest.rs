@@ -103,6 +103,31 @@ pub fn update(
     signer: &Signer,
     policy: &Policy<'_>,
 ) -> Result<Updated> {
+    run(store, entry, replace, signer, policy, true)
+}
+
+/// Everything [`update`] checks before it writes (the manifest's signature or that it is this
+/// publisher's own, its sequence against the state, its key, the entry's version), writing
+/// nothing to the store: a publish runs it before uploading a byte, so a prefix whose manifest
+/// it would refuse to sign gets no kit either.
+pub fn check(
+    store: &dyn Store,
+    entry: &PublishedKit,
+    replace: bool,
+    signer: &Signer,
+    policy: &Policy<'_>,
+) -> Result<()> {
+    run(store, entry, replace, signer, policy, false).map(|_| ())
+}
+
+fn run(
+    store: &dyn Store,
+    entry: &PublishedKit,
+    replace: bool,
+    signer: &Signer,
+    policy: &Policy<'_>,
+    write: bool,
+) -> Result<Updated> {
     let key = signer.public_key();
     let prefix = store.url(MANIFEST);
     // Held until the update is done: publishes on this machine sharing the state take turns.
@@ -207,6 +232,12 @@ pub fn update(
                 entry.version
             ),
             _ => {}
+        }
+        if !write {
+            return Ok(Updated {
+                unchanged: false,
+                conflicts,
+            });
         }
         // An interrupted write of ours that already lists the entry is signed as it is; anything
         // else is a new index, one sequence on.

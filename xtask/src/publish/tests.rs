@@ -1020,10 +1020,11 @@ fn a_relabelled_index_is_neither_signed_by_the_next_publish_nor_accepted() {
     let report = verify_published(&dir, &dev_key_trusted());
     assert_eq!(report.exit_code, 11, "{:#?}", report.first_failure());
 
+    // Refused before anything was uploaded.
+    assert!(!dir.join(version_of(16)).exists());
+
     // Even signed by the key (as the publisher used to sign it), the verifier binds commit and
-    // build time to the kit's own signed provenance. (Without the kit the refused publishes
-    // uploaded before reaching the index.)
-    std::fs::remove_dir_all(dir.join(version_of(16))).unwrap();
+    // build time to the kit's own signed provenance.
     let digest: [u8; 32] = sha2::Sha256::digest(&forged).into();
     std::fs::write(
         dir.join(MANIFEST_BUNDLE),
@@ -1103,6 +1104,7 @@ fn an_older_validly_signed_index_is_refused_with_the_minimum_sequence_and_by_the
     assert!(err.contains("older than sequence 2"), "{err}");
     assert!(err.contains("rollback"), "{err}");
     assert_eq!(std::fs::read(dir.join(MANIFEST)).unwrap(), old_index);
+    assert!(!dir.join(version_of(19)).exists(), "nothing uploaded");
 
     // Deleting the index does not reset the sequence: the next index continues above it.
     std::fs::remove_file(dir.join(MANIFEST)).unwrap();
