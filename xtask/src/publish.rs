@@ -17,7 +17,8 @@
 //!    must be the same key), and everything after reads only the copy.
 //! 2. `<version>/SHA256SUMS` already there: identical → nothing to upload (only the index is made
 //!    sure of); different → refused, unless `--force`, which first deletes the old SHA256SUMS so
-//!    the old kit stops "existing" before any of its files change.
+//!    the old kit stops "existing" before any of its files change. Before that, and before any
+//!    upload, the index must be one this publisher would extend ([`manifest::check`]).
 //! 3. Upload: the artefacts, then `SHA256SUMS.sigstore.json`, then `SHA256SUMS` last. A kit
 //!    exists only once its SHA256SUMS does, so an interrupted upload leaves nothing that looks
 //!    complete, and re-running overwrites the orphans.
