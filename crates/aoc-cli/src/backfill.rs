@@ -144,7 +144,8 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     };
     let mut outcome = engine.run(&mut source, store.as_mut())?;
     drop(progress);
-    args.empty.check_records(outcome.report.records, &args.from)?;
+    args.empty
+        .check_records(outcome.report.records, &args.from)?;
 
     let mut report = std::mem::take(&mut outcome.report);
     report.tool = "stella".into();
@@ -216,15 +217,27 @@ fn summary(report: &BackfillReport, secs: f64) {
     };
     eprintln!(
         "stella aoc backfill{}: {} records: {counts} in {secs:.2}s ({:.0} records/s{}){}{}",
-        if report.dry_run { " --dry-run (no store opened)" } else { "" },
+        if report.dry_run {
+            " --dry-run (no store opened)"
+        } else {
+            ""
+        },
         report.records,
         report.read as f64 / secs.max(1e-9),
-        report.peak_rss_bytes.map(|b| format!(", peak RSS {} MiB", b >> 20)).unwrap_or_default(),
+        report
+            .peak_rss_bytes
+            .map(|b| format!(", peak RSS {} MiB", b >> 20))
+            .unwrap_or_default(),
         match report.files_skipped {
             0 => String::new(),
             n => format!("; {n} file(s) skipped by name"),
         },
-        report.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default(),
+        // The reason names a record's location: an input's file name.
+        report
+            .stopped
+            .as_deref()
+            .map(|s| format!("; stopped: {}", aoc_term::escape(s)))
+            .unwrap_or_default(),
     );
 }
 

@@ -222,3 +222,33 @@ fn sources_ingest_prints_ids_and_text_from_the_input_escaped() {
         );
     }
 }
+
+#[test]
+fn backfill_names_a_rejected_record_in_a_file_whose_name_holds_esc_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    // Not an advisory at all: rejected, and --stop-on-error names its location.
+    std::fs::write(
+        inputs.join("evil\u{1b}[2J\u{9b}31m\u{202e}.json"),
+        b"{\"not\": \"an advisory\"}",
+    )
+    .unwrap();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = stella()
+        .args(["aoc", "backfill", "--dry-run", "--stop-on-error", "--from"])
+        .arg(&inputs)
+        .output()
+        .unwrap();
+    assert_ne!(status.code(), Some(0));
+    assert_no_raw_controls("stderr", &stderr);
+    assert_no_raw_controls("stdout", &stdout);
+    let shown = String::from_utf8_lossy(&stderr);
+    assert!(
+        shown.contains("evil\\u{1b}[2J\\u{9b}31m\\u{202e}.json"),
+        "{shown}"
+    );
+}
