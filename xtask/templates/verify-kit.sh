@@ -178,6 +178,9 @@ case "$candidate" in
         ;;
 esac
 if [ -z "$cosign" ]; then
+    if [ -n "${COSIGN:-}" ]; then
+        say "COSIGN=$(shown "$COSIGN") is not an executable file (a path is taken from where you stand)"
+    fi
     say "cosign is not installed; run these commands where it is (cosign >= 3.0.4):"
 fi
 
