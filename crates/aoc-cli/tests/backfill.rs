@@ -1736,3 +1736,59 @@ fn backfills_of_different_sources_run_side_by_side_and_a_whole_tenant_run_is_ref
         }
     }
 }
+
+/// A store shared by two users: a writer lock file the other user created (0644, here 0444 so
+/// that the bits bind this user too) is locked through a read-only handle; the run is not
+/// refused for want of write access to it.
+#[test]
+fn a_writer_lock_file_this_user_cannot_write_still_serves_as_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    chmod(dir.path(), 0o777);
+    let db = dir.path().join("shared.db");
+    let url = format!("sqlite://{}", db.display());
+    let (code, _, stderr) = output(stella().args([
+        "aoc",
+        "backfill",
+        "--no-progress",
+        "--store",
+        &url,
+        "--from",
+        testdata("osv-rustsec").to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let locks: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".lock"))
+        .collect();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    let described = std::fs::read(&locks[0]).unwrap();
+    chmod(&locks[0], 0o444);
+    chmod(&db, 0o666);
+
+    let stella_bin = env!("CARGO_BIN_EXE_stella");
+    let mut cmd = if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--", stella_bin]);
+        c
+    } else {
+        Command::new(stella_bin)
+    };
+    let (code, _, stderr) = output(
+        cmd.args([
+            "aoc",
+            "backfill",
+            "--no-progress",
+            "--store",
+            &url,
+            "--from",
+        ])
+        .arg(testdata("osv-rustsec"))
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("NO_COLOR", "1")
+        .env_remove("STELLA_STORE"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(" 0 written"), "all no-ops: {stderr}");
+    assert_eq!(std::fs::read(&locks[0]).unwrap(), described);
+}
