@@ -105,7 +105,12 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
          STELLA_STORE"
     );
     // Datasets are verified (and checked against a pinned hash) before the store is even opened.
-    let mut source = inputs::open(&args.from, &args.pin)?;
+    let mut source = {
+        // A dataset's integrity pass writes nothing and has no batch boundary: a signal during
+        // it ends the run at once.
+        let _at_once = aoc_term::interrupt::nothing_written_yet("nothing was written");
+        inputs::open(&args.from, &args.pin)?
+    };
     args.empty.check_files(&source, &args.from)?;
     let mut store = match &location {
         Some(location) if !args.dry_run => Some(

@@ -50,6 +50,9 @@ struct State {
     received: AtomicI32,
     /// Removed before the process ends on a signal.
     cleanup: Mutex<Vec<PathBuf>>,
+    /// Set while a batch command has written nothing yet ([`nothing_written_yet`]): a signal
+    /// then ends it at once, with this message.
+    at_once: Mutex<Option<&'static str>>,
 }
 
 static STATE: OnceLock<State> = OnceLock::new();
@@ -59,6 +62,7 @@ fn state() -> &'static State {
         stop: Arc::new(AtomicBool::new(false)),
         received: AtomicI32::new(0),
         cleanup: Mutex::new(Vec::new()),
+        at_once: Mutex::new(None),
     })
 }
 
@@ -87,6 +91,23 @@ pub fn stop_at_batch_boundaries(tool: &'static str) -> &'static AtomicBool {
 /// SIGINT; {what}` and the exit code.
 pub fn exit_on_signal(tool: &'static str, what: &'static str) {
     install(tool, Mode::Exit(what));
+}
+
+/// Until the guard is dropped, a signal ends a batch command at once with `{tool}: interrupted by
+/// SIGINT; {what}`: for its preparation (a dataset's integrity pass, connecting), where there is
+/// no batch boundary to wait for and nothing to keep.
+pub fn nothing_written_yet(what: &'static str) -> AtOnce {
+    *state().at_once.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+    AtOnce(())
+}
+
+/// The guard of [`nothing_written_yet`].
+pub struct AtOnce(());
+
+impl Drop for AtOnce {
+    fn drop(&mut self) {
+        *state().at_once.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// Removes `path` (a directory and all in it, or a file) if the process ends on a signal, until
@@ -140,6 +161,11 @@ fn handle(tool: &str, mode: Mode, signal: Signal) {
     if first {
         s.received.store(signal.0, Ordering::SeqCst);
     }
+    let at_once = *s.at_once.lock().unwrap_or_else(|e| e.into_inner());
+    let mode = match (mode, at_once) {
+        (Mode::Stop, Some(what)) => Mode::Exit(what),
+        (mode, _) => mode,
+    };
     match mode {
         Mode::Stop if first => {
             s.stop.store(true, Ordering::SeqCst);
