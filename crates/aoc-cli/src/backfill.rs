@@ -119,6 +119,14 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         ),
         _ => None,
     };
+    // Only a writing command migrates a store, and says so: read-only commands refuse it.
+    if let (Some(s), Some(location)) = (&store, &location) {
+        if let Some((from, to)) = s.upgraded_schema() {
+            aoc_term::say(format!(
+                "stella: store {location} migrated from schema version {from} to {to}"
+            ));
+        }
+    }
     let progress = if args.no_progress {
         Progress::hidden()
     } else {

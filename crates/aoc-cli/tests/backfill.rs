@@ -1055,9 +1055,19 @@ fn verify_refuses_a_store_at_an_older_schema_and_migrates_nothing() {
                 Ok(_) => panic!("{engine:?}: the store was migrated"),
             }
         }
+        // The writing command migrates it, and says so (once: the store is current then).
         let run = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
         assert_eq!(run.code, 0, "{engine:?}: {}", run.stderr);
+        let said = "migrated from schema version 1 to 5";
+        assert!(run.stderr.contains(said), "{engine:?}: {}", run.stderr);
         assert_eq!(verify_store(&url), 0, "{engine:?}");
+        let run = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
+        assert_eq!(run.code, 0, "{engine:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("migrated"),
+            "{engine:?}: {}",
+            run.stderr
+        );
     }
 }
 

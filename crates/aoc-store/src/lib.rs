@@ -144,6 +144,13 @@ pub(crate) fn pending(all: &'static [Migration], current: i64) -> Result<&'stati
     Ok(&all[all.partition_point(|m| m.version <= current)..])
 }
 
+/// (from, to) when a store that existed at schema `current` is migrated to the last of `all`;
+/// `None` for a new store (0) or one already current.
+pub(crate) fn upgrade(all: &[Migration], current: i64) -> Option<(i64, i64)> {
+    let known = all.last().map_or(0, |m| m.version);
+    (current > 0 && current < known).then_some((current, known))
+}
+
 /// A read-only open's check of the store's schema (`current`: its `schema_migrations` version,
 /// `None` without that table): it must be exactly this build's, since a read-only open neither
 /// migrates an older store nor reads a newer one with an older idea of its schema.
@@ -210,6 +217,15 @@ impl Store {
                 Ok(Store::Sqlite(sqlite::SqliteStore::open(path, mode)?))
             }
             StoreLocation::Postgres(pg) => Ok(Store::Postgres(postgres::PgStore::open(pg, mode)?)),
+        }
+    }
+
+    /// The schema versions (from, to) this open migrated an existing store across, if it did
+    /// (a writing open of an older store): for the writing command to say so.
+    pub fn upgraded_schema(&self) -> Option<(i64, i64)> {
+        match self {
+            Store::Sqlite(s) => s.upgraded(),
+            Store::Postgres(s) => s.upgraded(),
         }
     }
 

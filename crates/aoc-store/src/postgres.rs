@@ -331,6 +331,8 @@ pub struct PgStore {
     claims: Claims<()>,
     /// The location without its password, for messages.
     shown: String,
+    /// The schema versions an existing store was migrated from and to by this open.
+    upgraded: Option<(i64, i64)>,
     /// The binary COPY payload of a batch, reused from batch to batch.
     copy_buf: Vec<u8>,
 }
@@ -361,10 +363,11 @@ impl PgStore {
                 statements: None,
                 claims: Claims::default(),
                 shown: location.to_string(),
+                upgraded: None,
                 copy_buf: Vec::new(),
             });
         }
-        migrate(&mut client)?;
+        let upgraded = migrate(&mut client)?;
         client.batch_execute(&format!(
             "PREPARE aoc_resolve(text[], text[], text[], bigint[], bytea[]) AS {RESOLVE}"
         ))?;
@@ -379,8 +382,13 @@ impl PgStore {
             statements: Some(statements),
             claims: Claims::default(),
             shown: location.to_string(),
+            upgraded,
             copy_buf: Vec::new(),
         })
+    }
+
+    pub(crate) fn upgraded(&self) -> Option<(i64, i64)> {
+        self.upgraded
     }
 
     /// Session advisory locks (the two levels of `writer_lock`). Each waits at most
@@ -1040,8 +1048,9 @@ fn schema_version(client: &mut Client) -> Result<Option<i64>> {
     Ok(Some(version))
 }
 
-/// Applies pending migrations under an advisory lock, so concurrent opens do not race.
-fn migrate(client: &mut Client) -> Result<()> {
+/// Applies pending migrations under an advisory lock, so concurrent opens do not race; returns
+/// (from, to) when an existing store was upgraded.
+fn migrate(client: &mut Client) -> Result<Option<(i64, i64)>> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
     tx.batch_execute(
@@ -1066,7 +1075,7 @@ fn migrate(client: &mut Client) -> Result<()> {
         )?;
     }
     tx.commit()?;
-    Ok(())
+    Ok(crate::upgrade(MIGRATIONS, current))
 }
 
 #[cfg(test)]

@@ -189,6 +189,8 @@ pub struct SqliteStore {
     read_only: bool,
     /// The writer locks this store holds ([`crate::Store::claim_writer`]): their open files.
     claims: Claims<Vec<File>>,
+    /// The schema versions an existing store was migrated from and to by this open.
+    upgraded: Option<(i64, i64)>,
 }
 
 /// Copies committed WAL frames back into the database file on its own thread and connection, so
@@ -276,8 +278,9 @@ impl SqliteStore {
             path: (path != ":memory:").then(|| PathBuf::from(path)),
             read_only: false,
             claims: Claims::default(),
+            upgraded: None,
         };
-        store.migrate()?;
+        store.upgraded = store.migrate()?;
         if path != ":memory:" {
             store.checkpointer = Some(Checkpointer::start(path)?);
         }
@@ -349,6 +352,7 @@ impl SqliteStore {
             path: (path != ":memory:").then(|| PathBuf::from(path)),
             read_only: true,
             claims: Claims::default(),
+            upgraded: None,
         })
     }
 
@@ -376,7 +380,8 @@ impl SqliteStore {
         &self.conn
     }
 
-    fn migrate(&mut self) -> Result<()> {
+    /// Applies pending migrations; returns (from, to) when an existing store was upgraded.
+    fn migrate(&mut self) -> Result<Option<(i64, i64)>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -401,7 +406,11 @@ impl SqliteStore {
             )?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(crate::upgrade(MIGRATIONS, current))
+    }
+
+    pub(crate) fn upgraded(&self) -> Option<(i64, i64)> {
+        self.upgraded
     }
 
     pub(crate) fn write_batch(

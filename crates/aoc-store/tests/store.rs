@@ -1324,9 +1324,15 @@ fn a_read_only_open_refuses_an_older_or_newer_schema_and_migrates_nothing(f: &mu
         }
         assert_eq!(versions(&url), [1], "a read-only open migrated the store");
     }
-    // A writing open migrates it; then it reads.
-    drop(Store::open(&url).unwrap());
+    // A writing open migrates it, and says from and to which version; then it reads.
+    assert_eq!(Store::open(&url).unwrap().upgraded_schema(), Some((1, 5)));
     assert_eq!(versions(&url), [1, 2, 3, 4, 5]);
+    assert_eq!(Store::open(&url).unwrap().upgraded_schema(), None);
+    assert_eq!(
+        f.store.upgraded_schema(),
+        None,
+        "a new store is created, not upgraded"
+    );
     Store::open_read_only(&url).unwrap();
 
     // Newer than this build: refused read-only too, and left as it is.
