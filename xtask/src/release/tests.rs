@@ -712,10 +712,10 @@ fn verify_kit_script_never_runs_a_program_planted_in_the_kit() {
 }
 
 /// Attack: a FIFO (or a link to a device) in place of SHA256SUMS, its bundle, the kit's key or a
-/// data file would make a reader wait forever. Each is refused quickly, before any tool opens it;
-/// cosign is never handed the root pair.
+/// data file would make a reader wait forever, and a sparse giant would fill TMPDIR. Each is
+/// refused quickly, before any tool opens it; cosign is never handed the root pair.
 #[test]
-fn verify_kit_script_refuses_fifos_and_links_quickly_without_opening_them() {
+fn verify_kit_script_refuses_fifos_links_and_giants_quickly_without_opening_them() {
     let fake_dir = tempfile::tempdir().unwrap();
     let (fake, log) = fake_cosign(fake_dir.path());
     let hash = &kits().a.dataset_hash;
@@ -764,6 +764,38 @@ fn verify_kit_script_refuses_fifos_and_links_quickly_without_opening_them() {
                     assert!(!log.exists(), "{case}: cosign was called");
                 }
             }
+        }
+        // A sparse 4 GiB file where a kit file is bounded far lower: refused by its size, unread
+        // (nothing copied: the script is done in well under a second's worth of reading).
+        for name in [kit::SUMS, kit::SPDX_FILE] {
+            let (_tmp, dir) = copy_kit();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join(name))
+                .unwrap()
+                .set_len(4 << 30)
+                .unwrap();
+            let run = run_script(
+                shell,
+                &dir.join(kit::VERIFY_SCRIPT),
+                &["--kit-key"],
+                &dir,
+                &[("COSIGN", fake.as_os_str())],
+            );
+            assert_eq!(run.code, Some(1), "{shell} sparse {name}: {}", run.stderr);
+            assert!(
+                run.stderr.contains(&format!(
+                    "FAIL: {name} is 4294967296 bytes, more than a kit file may be ({});",
+                    kit::size_cap(name)
+                )),
+                "{shell} sparse {name}: {}",
+                run.stderr
+            );
+            assert!(
+                run.took < std::time::Duration::from_secs(10),
+                "{:?}",
+                run.took
+            );
         }
     }
 }
