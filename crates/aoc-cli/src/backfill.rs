@@ -178,11 +178,25 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         report.peak_rss_bytes = peak_rss_bytes();
     }
     let body = pretty_json(&report);
+    // Every batch is in; the run is marked complete only once its outputs are written, so a
+    // failure here (checked before work, but a disk can still fill) loses nothing: it says so.
+    let committed = |flag: &str| {
+        if report.dry_run {
+            format!("{flag}: a dry run, nothing was written")
+        } else {
+            format!(
+                "{flag}: all {} records are committed, but the run is not marked complete: run \
+                 the same command again to write its outputs",
+                report.records
+            )
+        }
+    };
     if let Some(path) = &args.report {
-        write_report(path, &body)?;
+        write_report(path, &body).with_context(|| committed("--report"))?;
     }
     if let Some(path) = &args.metrics {
-        write_report(path, metrics.finish().render().as_bytes())?;
+        write_report(path, metrics.finish().render().as_bytes())
+            .with_context(|| committed("--metrics"))?;
     }
     if args.format.is_json() {
         write_report(std::path::Path::new(aoc_term::STDOUT), &body)?;

@@ -1802,3 +1802,49 @@ fn a_writer_lock_file_this_user_cannot_write_still_serves_as_the_lock() {
     assert!(stderr.contains(" 0 written"), "all no-ops: {stderr}");
     assert_eq!(std::fs::read(&locks[0]).unwrap(), described);
 }
+
+#[test]
+fn a_report_that_cannot_be_written_after_the_last_batch_is_written_by_the_same_command() {
+    let dir = tempfile::tempdir().unwrap();
+    // A filesystem that takes a new, empty file (the check before work passes) but no byte.
+    let Some(full) = Tmpfs::mount(&dir.path().join("full"), "size=4k") else {
+        return;
+    };
+    std::fs::write(full.0.join("fill"), vec![0u8; 4096]).unwrap();
+    let report = full.0.join("report.json");
+    let url = fresh_store(Engine::Sqlite, dir.path(), "full");
+    let feed = testdata("history-sample.ndjson");
+    let args = |report: &Path| {
+        vec![
+            "aoc".to_owned(),
+            "backfill".into(),
+            "--store".into(),
+            url.clone(),
+            "--from".into(),
+            feed.display().to_string(),
+            "--report".into(),
+            report.display().to_string(),
+        ]
+    };
+    let argv = args(&report);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let (code, stderr) = stella_in(dir.path(), &argv);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "--report: all 121 records are committed, but the run is not marked complete: run \
+             the same command again to write its outputs"
+        ),
+        "{stderr}"
+    );
+    assert!(!report.exists());
+    std::fs::remove_file(full.0.join("fill")).unwrap();
+    let (code, stderr) = stella_in(dir.path(), &argv);
+    assert_eq!(code, 0, "{stderr}");
+    // The run's own report, not a rerun's no-ops.
+    let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(
+        (written["records"].clone(), written["written"].clone()),
+        (121.into(), 121.into())
+    );
+}
