@@ -53,6 +53,13 @@ pub fn exit_code(e: &anyhow::Error) -> Option<u8> {
                 return Some(aoc_term::EXIT_ENVIRONMENT);
             }
         }
+        // An output file that met a full or read-only filesystem while being written.
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(io.kind(), StorageFull | QuotaExceeded | ReadOnlyFilesystem) {
+                return Some(aoc_term::EXIT_ENVIRONMENT);
+            }
+        }
     }
     None
 }

@@ -1829,7 +1829,7 @@ fn a_report_that_cannot_be_written_after_the_last_batch_is_written_by_the_same_c
     let argv = args(&report);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let (code, stderr) = stella_in(dir.path(), &argv);
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, 3, "an environment problem: {stderr}");
     assert!(
         stderr.contains(
             "--report: all 121 records are committed, but the run is not marked complete: run \
