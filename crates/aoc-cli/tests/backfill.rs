@@ -1336,7 +1336,7 @@ fn a_tmpdir_missing_unwritable_or_too_small_is_an_environment_error_not_a_verdic
             "missing",
             stella_in(&missing, args),
             &missing,
-            &format!("no such directory (the private copy of a dataset's verified records needs {needed} bytes"),
+            &format!("no such directory ({needed} bytes needed there for the private copy of a dataset's verified records)"),
         );
     }
     let file = dir.path().join("a-file");
@@ -1362,7 +1362,7 @@ fn a_tmpdir_missing_unwritable_or_too_small_is_an_environment_error_not_a_verdic
             "too small",
             stella_in(&small.0, &backfill_args),
             &small.0,
-            &format!("65536 bytes free, the private copy of a dataset's verified records needs {needed} bytes"),
+            &format!("65536 bytes free, {needed} bytes needed for the private copy of a dataset's verified records"),
         );
         // Without a sidecar the need is unknown: running out while copying says the same.
         let sidecar = built.manifest_path.clone();
@@ -1398,7 +1398,9 @@ fn kit_verify_names_a_tmpdir_too_small_for_the_tarballs_before_reading_them() {
     assert_eq!(code, 3, "{stderr}");
     assert!(
         stderr.contains(&format!("TMPDIR={}: no such directory", missing.display()))
-            && stderr.contains("the private copies of the kit's tarballs needs 1048576 bytes"),
+            && stderr.contains(
+                "1048576 bytes (1.0 MiB) needed there for the private copies of the kit's tarballs"
+            ),
         "{stderr}"
     );
     if let Some(small) = Tmpfs::mount(&dir.path().join("small"), "size=512k") {

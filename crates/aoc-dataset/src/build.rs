@@ -164,10 +164,28 @@ fn explain(e: BuildError, opts: &BuildOptions) -> BuildError {
         }
         e => e,
     };
+    // Only a write that found no room or a read-only filesystem: an input it cannot read is
+    // the input's problem, not the environment's.
+    let full = |err: &io::Error| {
+        use io::ErrorKind::*;
+        matches!(err.kind(), StorageFull | QuotaExceeded | ReadOnlyFilesystem)
+    };
     let tmp = environment::temp_dir();
-    let classify =
-        |err: &io::Error| environment::classify("TMPDIR", &tmp, STAGING_PURPOSE, None, err);
+    let classify = |err: &io::Error| {
+        full(err)
+            .then(|| environment::classify("TMPDIR", &tmp, STAGING_PURPOSE, None, err))
+            .flatten()
+    };
+    let out = |err: &io::Error| {
+        full(err)
+            .then(|| environment::classify("--out", &opts.out_dir, OUT_PURPOSE, None, err))
+            .flatten()
+    };
     let found = match &e {
+        // The archive's writes to --out (the manifest's are classified where it is written).
+        BuildError::Pack(PackError::Output { source, .. } | PackError::Write(source)) => {
+            out(source)
+        }
         BuildError::Io { source, .. } => classify(source),
         BuildError::Store(StoreError::Io(source)) => classify(source),
         // SQLITE_FULL, whose text SQLite fixes (sqlite3_errstr): the working store's disk.
@@ -583,8 +601,19 @@ fn input_ref(path: &Path) -> Result<InputRef, BuildError> {
     Ok(InputRef { name, sha256 })
 }
 
-/// Writes `bytes` to `path` atomically, world-readable like every release artefact.
+/// Writes `bytes` to `path` (in `--out`) atomically, world-readable like every release
+/// artefact; no room there is an environment error.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    aoc_archive::fs::write_atomic(path, bytes, aoc_archive::fs::FILE_MODE)
-        .map_err(io_err(format!("writing {}", path.display())))
+    aoc_archive::fs::write_atomic(path, bytes, aoc_archive::fs::FILE_MODE).map_err(|e| {
+        let out = path.parent().unwrap_or(Path::new("."));
+        match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                match environment::classify("--out", out, OUT_PURPOSE, None, &e) {
+                    Some(env) => BuildError::Environment(env),
+                    None => io_err(format!("writing {}", path.display()))(e),
+                }
+            }
+            _ => io_err(format!("writing {}", path.display()))(e),
+        }
+    })
 }

@@ -324,6 +324,28 @@ fn a_build_whose_tmpdir_or_out_cannot_serve_is_an_environment_error() {
         Vec::<String>::new(),
         "staging left in the full TMPDIR"
     );
+    // An output directory with no room for the archive: the same class, naming --out.
+    let full_out = tmp.path().join("full-out");
+    std::fs::create_dir(&full_out).unwrap();
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&full_out)
+        .status()
+        .unwrap();
+    let (code, _, stderr) = build(&ok_tmp, &full_out);
+    let left = names(&full_out);
+    Command::new("umount").arg(&full_out).status().unwrap();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!("--out {}: ran out of space", full_out.display())),
+        "{stderr}"
+    );
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "a partial archive left in --out"
+    );
+    assert_eq!(names(&ok_tmp), Vec::<String>::new(), "staging left");
 }
 
 // ---- A closed stdout and a failing dataset named once (issue 21, the JSON contract) ----

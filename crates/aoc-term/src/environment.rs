@@ -56,8 +56,8 @@ impl fmt::Display for EnvironmentError {
             format!("{} {}", self.setting, self.path.display())
         };
         let needs = match self.needed {
-            Some(n) => format!("{} needs {} there", self.purpose, bytes(n)),
-            None => format!("{} is written there", self.purpose),
+            Some(n) => format!("{} needed there for {}", bytes(n), self.purpose),
+            None => format!("for {}", self.purpose),
         };
         match &self.problem {
             Problem::Missing => write!(f, "{at}: no such directory ({needs})")?,
@@ -67,10 +67,10 @@ impl fmt::Display for EnvironmentError {
             }
             Problem::Short { needed, free } => write!(
                 f,
-                "{at}: {} free, {} needs {}",
+                "{at}: {} free, {} needed for {}",
                 bytes(*free),
-                self.purpose,
-                bytes(*needed)
+                bytes(*needed),
+                self.purpose
             )?,
             Problem::Full(e) => write!(f, "{at}: ran out of space: {e} ({needs})")?,
         }
@@ -200,9 +200,9 @@ mod tests {
         assert!(matches!(err.problem, Problem::Missing));
         assert_eq!(
             err.to_string(),
-            "TMPDIR=/nonexistent/aoc-term: no such directory (the private copy needs 780140544 \
-             bytes (744.0 MiB) there); an environment problem, no verdict on the data: set TMPDIR \
-             to a writable directory with room and run again"
+            "TMPDIR=/nonexistent/aoc-term: no such directory (780140544 bytes (744.0 MiB) needed \
+             there for the private copy); an environment problem, no verdict on the data: set \
+             TMPDIR to a writable directory with room and run again"
         );
     }
 
