@@ -117,3 +117,101 @@ fn the_pipeline_loads_every_input_kind_with_balanced_accounting() {
     assert_eq!(again.report.resumed_after_records, 0);
     assert_eq!((again.report.written, again.report.read), (0, 491));
 }
+
+/// `Backfill::stop`, set after the third batch commits (from the progress event, as a signal
+/// handler would set it), ends the run before the fourth: exactly three batches are in the store
+/// and the checkpoint, the rejects journal holds exactly their rejections under its final name,
+/// and the same run resumes after them to the uninterrupted totals.
+#[test]
+fn a_stop_request_ends_the_run_at_the_next_batch_boundary_and_the_run_resumes() {
+    use aoc_ingest::engine::Rejects;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.ndjson");
+    let mut text = String::new();
+    for (i, line) in std::fs::read_to_string(testdata("history-sample.ndjson"))
+        .unwrap()
+        .lines()
+        .enumerate()
+    {
+        if i % 7 == 3 {
+            text.push_str("{broken\n");
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    std::fs::write(&feed, text).unwrap();
+    let rejects = dir.path().join("rejects.ndjson");
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let mut store = Store::open(&url).unwrap();
+    let stop = AtomicBool::new(false);
+    let stop_after_three = |event: aoc_ingest::Event| {
+        if let aoc_ingest::Event::Progress(records) = event {
+            if records >= 30 {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    };
+    let mut engine = Backfill::new("default", EPOCH);
+    engine.batch_size = 10;
+    engine.run_key = Some("stop-test".into());
+    engine.rejects = Rejects::File(rejects.clone());
+    engine.events = Some(&stop_after_three);
+    engine.stop = Some(&stop);
+    let open_feed = || Source::open(&[feed.clone()], &[]).unwrap();
+    let err = match engine.run(&mut open_feed(), Some(&mut store)) {
+        Err(e) => e,
+        Ok(_) => panic!("the run was not stopped"),
+    };
+    let committed = err.committed().expect("says what was committed").clone();
+    assert!(
+        matches!(err, aoc_ingest::EngineError::Interrupted(_)),
+        "{err}"
+    );
+    assert_eq!(
+        (committed.records, committed.batches),
+        (30, 3),
+        "{committed:?}"
+    );
+    let broken_in_30 = 30 / 8 + 1; // one broken line before every 7 revisions, from the 4th
+    assert_eq!(committed.rejected, broken_in_30 as u64);
+    assert_eq!(
+        committed.written + committed.noop + committed.rejected + committed.deletions,
+        30
+    );
+    assert_eq!(
+        store.counts().unwrap().documents as u64,
+        committed.written,
+        "only whole batches are in the store"
+    );
+    assert!(!dir.path().join("rejects.ndjson.partial").exists());
+    let journal = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(journal.lines().count() as u64, committed.rejected);
+    assert!(
+        err.to_string()
+            .contains("30 records committed (batches 1-3 of this run"),
+        "{err}"
+    );
+
+    // The same run again, not stopped: resumes after the 30 records and ends complete.
+    stop.store(false, Ordering::SeqCst);
+    engine.events = None;
+    let resumed = engine.run(&mut open_feed(), Some(&mut store)).unwrap();
+    assert_eq!(resumed.report.resumed_after_records, 30);
+    let mut fresh = Backfill::new("default", EPOCH);
+    fresh.batch_size = 10;
+    let other = dir.path().join("other.db");
+    let mut reference = Store::open(&format!("sqlite://{}", other.display())).unwrap();
+    let uninterrupted = fresh.run(&mut open_feed(), Some(&mut reference)).unwrap();
+    for (a, b) in [
+        (resumed.report.written, uninterrupted.report.written),
+        (resumed.report.rejected, uninterrupted.report.rejected),
+        (resumed.report.records, uninterrupted.report.records),
+    ] {
+        assert_eq!(a, b);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&rejects).unwrap().lines().count() as u64,
+        uninterrupted.report.rejected
+    );
+}
