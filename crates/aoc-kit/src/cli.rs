@@ -57,27 +57,36 @@ pub fn after_help() -> String {
 pub const COPY_PURPOSE: &str = "the private copies of the kit's tarballs";
 
 /// The room the private copies need: the sizes of the kit's tarballs as the directory shows them
-/// (regular files only, each at most its size cap; nothing is opened). The verifier copies
-/// exactly these files, so a `TMPDIR` short of this is refused before any is read.
+/// (regular files only, each at most its size cap; nothing is opened). The verifier copies the
+/// runner tarball and the one dataset tarball the signed listing names; extra dataset-named
+/// files count only as the largest of them, so files planted in the directory cannot turn the
+/// verdict on them into an environment error by their number.
 pub fn copy_bytes_needed(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
-    entries
-        .flatten()
-        .filter(|e| {
-            e.file_name().to_str().is_some_and(|n| {
-                n == crate::layout::RUNNER_TARBALL
-                    || crate::layout::parse_dataset_tarball(n).is_some()
-            })
-        })
-        .filter_map(|e| {
-            let m = std::fs::symlink_metadata(e.path()).ok()?;
-            let name = e.file_name();
-            let cap = crate::layout::size_cap(name.to_str()?);
-            m.file_type().is_file().then_some(m.len().min(cap))
-        })
-        .sum()
+    let (mut runner, mut dataset) = (0, 0);
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let is_runner = name == crate::layout::RUNNER_TARBALL;
+        if !is_runner && crate::layout::parse_dataset_tarball(name).is_none() {
+            continue;
+        }
+        let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if !m.file_type().is_file() {
+            continue;
+        }
+        let size = m.len().min(crate::layout::size_cap(name));
+        if is_runner {
+            runner = size;
+        } else {
+            dataset = dataset.max(size);
+        }
+    }
+    runner + dataset
 }
 
 /// Flags shared by the two verify commands (the kit directory is each binary's own).
