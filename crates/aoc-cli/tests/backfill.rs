@@ -1336,7 +1336,7 @@ fn a_tmpdir_missing_unwritable_or_too_small_is_an_environment_error_not_a_verdic
             "missing",
             stella_in(&missing, args),
             &missing,
-            &format!("no such directory ({needed} bytes needed there for the private copy of a dataset's verified records)"),
+            &format!("no such directory ({needed} bytes needed there for the private copy of a dataset's verified records, as its sidecar manifest declares)"),
         );
     }
     let file = dir.path().join("a-file");

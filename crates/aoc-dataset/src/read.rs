@@ -145,7 +145,9 @@ impl Dataset {
         };
         let file = crate::verify::open_archive(path)?;
         let needed = declared_data_bytes(path, options);
-        aoc_term::environment::check_temp_dir(COPY_PURPOSE, needed)
+        // The size is the sidecar's claim, and the message says so: a sidecar that lies is
+        // refused by verification wherever the room is there.
+        aoc_term::environment::check_temp_dir(DECLARED_COPY_PURPOSE, needed)
             .map_err(VerifyError::Environment)?;
         let copy = tempfile::tempfile().map_err(|e| {
             tmpdir_problem(&e, needed).unwrap_or_else(|| {
@@ -205,6 +207,9 @@ impl Dataset {
 
 /// What a load keeps in `TMPDIR`, as environment errors name it.
 pub(crate) const COPY_PURPOSE: &str = "the private copy of a dataset's verified records";
+/// The same, with the room it needs taken from the sidecar manifest.
+const DECLARED_COPY_PURPOSE: &str =
+    "the private copy of a dataset's verified records, as its sidecar manifest declares";
 
 /// The decompressed size of the data, as the sidecar manifest declares it (read bounded), when
 /// there is one that parses: an estimate of the room the private copy needs, checked before the
