@@ -68,21 +68,11 @@ elif [ -n "$rehearsal_dir" ] && [ ! -f "$rehearsal_dir/rehearsal-$hash.json" ]; 
     refuse "the rehearsal did not rehearse DATASET_HASH=$hash: $rehearsal_dir holds ${found:-no report} (update vars.DATASET_HASH, or the seed changed since it was pinned)"
 fi
 
-# The key check's libraries: exactly the pinned wheels, installed once into their own directory
-# (no venv: creating one costs more than the check) and reused while the pins are unchanged.
-# Python runs with -S -s, so nothing from the system's or the user's site-packages is imported.
-requirements=scripts/cosign_key_check.requirements.txt
+# The key check's libraries: exactly the pinned wheels, installed once and reused while the pins
+# are unchanged (scripts/install-keycheck-libs.sh). Python runs with -S -s, so nothing from the
+# system's or the user's site-packages is imported.
 keycheck_libs() {
-    libs="${AOC_KEYCHECK_LIBS:-target/third-party/keycheck}"
-    command -v python3 >/dev/null 2>&1 || return 1
-    if ! cmp -s "$requirements" "$libs/installed-requirements.txt" \
-        || ! PYTHONPATH="$libs" python3 -S -s -c 'import nacl.secret, cryptography' 2>/dev/null; then
-        python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-            --root-user-action=ignore \
-            --require-hashes --only-binary :all: --upgrade --target "$libs" -r "$requirements" >&2 \
-            && cp "$requirements" "$libs/installed-requirements.txt" || return 1
-    fi
-    echo "$libs"
+    sh scripts/install-keycheck-libs.sh "${AOC_KEYCHECK_LIBS:-target/third-party/keycheck}"
 }
 
 if [ "$have_public" = 1 ] && [ "$have_secret" = 1 ]; then

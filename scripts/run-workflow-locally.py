@@ -59,7 +59,9 @@ BUCKET = "aoc-releases"
 # own variables when started from a test, AOC_*, COSIGN_*) is left out, as a fresh runner has none.
 HOST_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR",
             "RUSTUP_HOME", "CARGO_HOME", "http_proxy", "https_proxy", "no_proxy",
-            "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+            "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+            # The preflight's key-check libraries, as a runner's tool cache would hold them.
+            "AOC_KEYCHECK_LIBS")
 
 
 class UsageError(Exception):

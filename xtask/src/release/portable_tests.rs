@@ -188,10 +188,12 @@ fn postgres_over_verified_tls(glibc: &OldGlibc, stella: &Path, dataset: &Path) {
     };
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let db = format!("aoc_old_glibc_{}", std::process::id());
+    // One statement each: DROP/CREATE DATABASE refuse a multi-statement (transaction) block.
     admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
         .unwrap();
     let base = url.rsplit_once('/').unwrap().0;
     let store = format!("{base}/{db}?sslmode=verify-full&sslrootcert={ca}");
