@@ -205,8 +205,6 @@ impl Dataset {
     }
 }
 
-/// What a load keeps in `TMPDIR`, as environment errors name it.
-pub(crate) const COPY_PURPOSE: &str = "the private copy of a dataset's verified records";
 /// The same, with the room it needs taken from the sidecar manifest.
 const DECLARED_COPY_PURPOSE: &str =
     "the private copy of a dataset's verified records, as its sidecar manifest declares";
@@ -233,7 +231,7 @@ fn tmpdir_problem(err: &io::Error, needed: Option<u64>) -> Option<VerifyError> {
     aoc_term::environment::classify(
         "TMPDIR",
         &aoc_term::environment::temp_dir(),
-        COPY_PURPOSE,
+        crate::verify::COPY_PURPOSE,
         needed,
         err,
     )

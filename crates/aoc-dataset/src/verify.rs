@@ -21,6 +21,9 @@ use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+/// What a load keeps in `TMPDIR` (the private copy `read` makes of the verified records), as
+/// environment errors name it.
+pub(crate) const COPY_PURPOSE: &str = "the private copy of a dataset's verified records";
 /// Largest manifest accepted (inside the archive or next to it): real ones are kilobytes.
 pub(crate) const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
@@ -276,49 +279,52 @@ pub(crate) fn verify_spilling<R: Read>(
     state.records = options.records;
     state.spill = spill;
     let mut manifest_bytes: Option<Vec<u8>> = None;
-    let read = archive
-        .for_each_entry(|member, entry| {
-            if member == MANIFEST_MEMBER {
-                if entry.size() > MAX_MANIFEST_BYTES {
-                    state.fail(
-                        member,
-                        None,
-                        Check::Manifest,
-                        format!(
-                            "{} bytes is over the {MAX_MANIFEST_BYTES}-byte limit",
-                            entry.size()
-                        ),
-                    );
-                    return Ok(());
-                }
-                let mut data = Vec::new();
-                entry.read_to_end(&mut data)?;
-                manifest_bytes = Some(data);
-                return Ok(());
-            }
-            let Some(data_path) = parse_data_path(member) else {
+    let read = archive.for_each_entry(|member, entry| {
+        if member == MANIFEST_MEMBER {
+            if entry.size() > MAX_MANIFEST_BYTES {
                 state.fail(
                     member,
                     None,
-                    Check::UnexpectedMember,
-                    "not manifest.json or a data/<tenant>/<vendor>.ndjson file".into(),
+                    Check::Manifest,
+                    format!(
+                        "{} bytes is over the {MAX_MANIFEST_BYTES}-byte limit",
+                        entry.size()
+                    ),
                 );
                 return Ok(());
-            };
-            state.check_member(member, data_path, entry)
-        });
+            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data)?;
+            manifest_bytes = Some(data);
+            return Ok(());
+        }
+        let Some(data_path) = parse_data_path(member) else {
+            state.fail(
+                member,
+                None,
+                Check::UnexpectedMember,
+                "not manifest.json or a data/<tenant>/<vendor>.ndjson file".into(),
+            );
+            return Ok(());
+        };
+        state.check_member(member, data_path, entry)
+    });
     if let Err(e) = read {
         // Writing the private copy failed (TMPDIR full or gone): the environment's fault, not
         // the archive's.
-        let env = state.spill.as_ref().and_then(|s| s.failed.as_ref()).and_then(|e| {
-            aoc_term::environment::classify(
-                "TMPDIR",
-                &aoc_term::environment::temp_dir(),
-                crate::read::COPY_PURPOSE,
-                None,
-                e,
-            )
-        });
+        let env = state
+            .spill
+            .as_ref()
+            .and_then(|s| s.failed.as_ref())
+            .and_then(|e| {
+                aoc_term::environment::classify(
+                    "TMPDIR",
+                    &aoc_term::environment::temp_dir(),
+                    COPY_PURPOSE,
+                    None,
+                    e,
+                )
+            });
         return Err(env.map_or_else(|| unreadable(e), VerifyError::Environment));
     }
     state.finish_pair();

@@ -53,8 +53,7 @@ pub fn after_help() -> String {
     format!("{codes}\n{}", aoc_term::env_section(ENV))
 }
 
-/// What verification keeps in `TMPDIR`, as environment errors name it.
-pub const COPY_PURPOSE: &str = "the private copies of the kit's tarballs";
+pub use crate::verify::COPY_PURPOSE;
 
 /// The room the private copies need: the sizes of the kit's tarballs as the directory shows them
 /// (regular files only, each at most its size cap; nothing is opened). The verifier copies the

@@ -28,6 +28,9 @@ use crate::files::{read_and_hash, Keep, Proven, ReadProblem};
 use crate::layout;
 use crate::report::{escape, CheckResult, Class, KeyInfo, KitReport};
 
+/// What verification keeps in `TMPDIR` (the private copies of the kit's tarballs), as
+/// environment errors name it.
+pub const COPY_PURPOSE: &str = "the private copies of the kit's tarballs";
 /// How many entries the listing does not name are reported by name; the rest are counted.
 pub const UNLISTED_SHOWN: u64 = 20;
 
@@ -545,7 +548,7 @@ impl Verifier<'_> {
                     let env = aoc_term::environment::classify(
                         "TMPDIR",
                         &aoc_term::environment::temp_dir(),
-                        crate::cli::COPY_PURPOSE,
+                        COPY_PURPOSE,
                         None,
                         &e,
                     );

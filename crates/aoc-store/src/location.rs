@@ -16,7 +16,6 @@
 //! `/` or `?`. So `postgres://aoc:pa?ss/w0rd@host/db?sslmode=require` (whose `sslmode` a split at
 //! the first `?` would lose) is an error that says to write `?` as `%3F` and `/` as `%2F`.
 
-use crate::pg_connect::SslMode;
 use crate::{Engine, StoreError};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use postgres::Config;
@@ -304,12 +303,8 @@ impl PgLocation {
             }
         }
         // The password never goes through this text: the client's parse errors stay free of it.
-        let mut config = Config::from_str(&keywords).map_err(|e| {
-            StoreError::PgConfig(format!(
-                "store location: {}",
-                crate::pg_connect::with_causes(&e)
-            ))
-        })?;
+        let mut config = Config::from_str(&keywords)
+            .map_err(|e| StoreError::PgConfig(format!("store location: {}", with_causes(&e))))?;
         let has_password = given.password.as_ref().is_some_and(|p| !p.is_empty());
         if let Some(password) = given.password.filter(|p| !p.is_empty()) {
             config.password(password);
@@ -627,6 +622,68 @@ fn keyword_params(s: &str) -> crate::Result<Given> {
         }
         given.push(&key, value);
     }
+}
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    const ALL: [SslMode; 6] = [
+        SslMode::Disable,
+        SslMode::Allow,
+        SslMode::Prefer,
+        SslMode::Require,
+        SslMode::VerifyCa,
+        SslMode::VerifyFull,
+    ];
+
+    /// `verify-full` for "verify-full"; any other text is refused, naming the choices.
+    pub(crate) fn from_name(name: &str) -> crate::Result<SslMode> {
+        SslMode::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                StoreError::PgConfig(format!(
+                    "sslmode {name:?} is not one of disable, allow, prefer, require, verify-ca, \
+                     verify-full"
+                ))
+            })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    pub(crate) fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
+    }
+}
+
+/// An error and its causes, `: `-separated (the `postgres` client's errors show only their kind).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -18,63 +18,13 @@
 //! Unix-domain sockets never use TLS. Unlike libpq, `prefer` does not retry without TLS after a
 //! failed handshake.
 
-use crate::location::PgLocation;
+use crate::location::{with_causes, PgLocation, SslMode};
 use crate::pg_tls::{self, Check, MakeRustls, Roots};
 use crate::StoreError;
 use postgres::config::{Host, SslMode as WireMode};
 use postgres::error::SqlState;
 use postgres::{Client, Config};
 use std::path::{Path, PathBuf};
-
-/// libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SslMode {
-    Disable,
-    Allow,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
-
-impl SslMode {
-    const ALL: [SslMode; 6] = [
-        SslMode::Disable,
-        SslMode::Allow,
-        SslMode::Prefer,
-        SslMode::Require,
-        SslMode::VerifyCa,
-        SslMode::VerifyFull,
-    ];
-
-    /// `verify-full` for "verify-full"; any other text is refused, naming the choices.
-    pub(crate) fn from_name(name: &str) -> crate::Result<SslMode> {
-        SslMode::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                StoreError::PgConfig(format!(
-                    "sslmode {name:?} is not one of disable, allow, prefer, require, verify-ca, \
-                     verify-full"
-                ))
-            })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Allow => "allow",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-
-    fn verifies(self) -> bool {
-        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
-    }
-}
 
 /// Where the server certificate's trust anchors come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,18 +259,6 @@ impl Settings {
             message,
         }
     }
-}
-
-/// An error and its causes, `: `-separated (the `postgres` client's errors show only their kind).
-pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn missing_root(path: &Path) -> StoreError {
