@@ -158,10 +158,9 @@ fn a_stop_request_ends_the_run_at_the_next_batch_boundary_and_the_run_resumes() 
     engine.rejects = Rejects::File(rejects.clone());
     engine.events = Some(&stop_after_three);
     engine.stop = Some(&stop);
-    let open_feed = || Source::open(&[feed.clone()], &[]).unwrap();
-    let err = match engine.run(&mut open_feed(), Some(&mut store)) {
-        Err(e) => e,
-        Ok(_) => panic!("the run was not stopped"),
+    let open_feed = || Source::open(std::slice::from_ref(&feed), &[]).unwrap();
+    let Err(err) = engine.run(&mut open_feed(), Some(&mut store)) else {
+        panic!("the run was not stopped")
     };
     let committed = err.committed().expect("says what was committed").clone();
     assert!(
