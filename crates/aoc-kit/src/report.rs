@@ -178,7 +178,7 @@ pub fn render_check(c: &CheckResult) -> String {
     format!("  [{mark}] {:<20} {}: {}", c.check, c.file, c.detail)
 }
 
-/// `s` escaped for a terminal by the one escape every binary shares ([`aoc_term::escape`]: C0,
+/// `s` escaped for a terminal by the one escape every binary shares ([`aoc_term::escape()`]: C0,
 /// DEL, C1, bidi controls, zero-width characters, U+2028/U+2029; a backslash doubled), owned for
 /// the report's fields.
 pub fn escape(s: &str) -> String {
