@@ -435,6 +435,7 @@ impl Backfill<'_> {
             let now = &now;
             let writer = scope.spawn(move || {
                 let mut w = Written {
+                    totals: Totals::of(&run.report),
                     run,
                     position: start,
                     batches: 0,
@@ -465,10 +466,10 @@ impl Backfill<'_> {
             records: w.position.records,
             batches: if dry_run { 0 } else { w.batches },
             resumed_after,
-            written: w.run.report.written,
-            noop: w.run.report.noop,
-            rejected: w.run.report.rejected,
-            deletions: w.run.report.deletions,
+            written: w.totals.written,
+            noop: w.totals.noop,
+            rejected: w.totals.rejected,
+            deletions: w.totals.deletions,
             rejects: match &self.rejects {
                 Rejects::File(path) => Some(path.clone()),
                 _ => None,
@@ -556,6 +557,7 @@ impl Backfill<'_> {
             self.commit(store, run, position, now, &mut batch)?;
             w.position = position;
             w.batches += 1;
+            w.totals = Totals::of(&run.report);
             self.notify(Event::Progress(position.records));
             if run.report.conflicts > self.max_conflicts {
                 run.report.stopped = Some(format!(
@@ -680,9 +682,32 @@ struct Written {
     position: Position,
     /// Batches committed by this run.
     batches: u64,
+    /// The run's totals as of the last committed batch (a batch that fails to commit has
+    /// already booked its rejections).
+    totals: Totals,
     prepare_time: Duration,
     /// Ended by [`Backfill::stop`].
     interrupted: bool,
+}
+
+/// Outcome counts at a point of a run.
+#[derive(Clone, Copy)]
+struct Totals {
+    written: u64,
+    noop: u64,
+    rejected: u64,
+    deletions: u64,
+}
+
+impl Totals {
+    fn of(r: &BackfillReport) -> Totals {
+        Totals {
+            written: r.written,
+            noop: r.noop,
+            rejected: r.rejected,
+            deletions: r.deletions,
+        }
+    }
 }
 
 /// Everything one run accumulates on the writing side.
