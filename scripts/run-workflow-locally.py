@@ -11,6 +11,8 @@
 #   actions/checkout               the depth-1 clone of --commit (default HEAD), origin as the source's
 #   actions/cache                  `target` kept between runs under WORKDIR/cache/<key> (moved in at
 #                                  restore, back at the end of the job); ~/ paths are this machine's own
+#   actions/cache/restore,         workspace paths copied from / to WORKDIR/cache/<key>; restore takes
+#   actions/cache/save             the key's entry, else the newest whose key starts with a restore-key
 #   actions/upload-artifact@v3,    copied to / from WORKDIR/artifacts/<name>
 #   actions/download-artifact@v3
 #   services: postgres:*           a throwaway cluster (scripts/pg-test-cluster.sh, its own AOC_PG_DIR);
@@ -447,6 +449,8 @@ class Run:
         self.moto = None
         self.stand_in_public = None
         self.results = {}
+        # Unique per run, as a runner's: cache keys made of it are never reused.
+        self.run_id = f"{int(time.time())}{os.getpid()}"
         self.report = {"workflow": args.workflow, "commit": self.commit,
                        "jobs": {}}
 
@@ -509,8 +513,9 @@ class Run:
             "sha": self.commit,
             "workspace": str(self.workspace),
             "repository": "local/" + ROOT.name,
-            "run_id": str(os.getpid()),
+            "run_id": self.run_id,
             "run_number": "1",
+            "run_attempt": "1",
             "job": job_id,
             "event": {"inputs": self.inputs()},
             "actor": "run-workflow-locally",
@@ -815,6 +820,10 @@ class Run:
                 self.checkout(with_, note)
             elif name == "actions/cache":
                 return self.cache_step(with_, post, note)
+            elif name == "actions/cache/restore":
+                return self.cache_restore(with_, note)
+            elif name == "actions/cache/save":
+                self.cache_save(with_, note)
             elif name == "actions/upload-artifact":
                 self.upload(with_, note)
             elif name == "actions/download-artifact":
@@ -887,6 +896,67 @@ class Run:
         if not hit:
             note(f"actions/cache stand-in: no entry for key {key}: saved at the end of the job")
         return {"cache-hit": "true" if hit else "false"}
+
+    def cache_paths(self, with_):
+        """The workspace paths of a cache step, each with its place in a cache slot."""
+        out = []
+        for i, p in enumerate(l.strip() for l in with_.get("path", "").splitlines()):
+            if not p:
+                continue
+            if p.startswith("~") or p.startswith("/"):
+                raise StepFailed(f"{p}: the cache stand-in keeps workspace paths only")
+            out.append((self.workspace / p, f"{i}-{re.sub(r'[^A-Za-z0-9._-]', '_', p)}", p))
+        return out
+
+    def cache_restore(self, with_, note):
+        """actions/cache/restore: the entry of `key`, else the newest whose key starts with one of
+        `restore-keys` (in their order), copied into the workspace."""
+        key = with_.get("key", "")
+        if not key:
+            raise StepFailed("actions/cache/restore: no key")
+        clean = lambda k: re.sub(r"[^A-Za-z0-9._-]", "_", k)
+        slots = [d for d in self.cache.iterdir() if d.is_dir()] if self.cache.is_dir() else []
+        found = self.cache / clean(key) if (self.cache / clean(key)).is_dir() else None
+        for prefix in (l.strip() for l in with_.get("restore-keys", "").splitlines()):
+            if found is not None or not prefix:
+                break
+            matches = [d for d in slots if d.name.startswith(clean(prefix))]
+            if matches:
+                found = max(matches, key=lambda d: d.stat().st_mtime)
+        if found is None:
+            note(f"actions/cache/restore stand-in: no entry for key {key} nor its restore-keys")
+            return {"cache-hit": "false", "cache-primary-key": key}
+        for place, name, p in self.cache_paths(with_):
+            saved = found / name
+            if not saved.exists():
+                continue
+            if place.exists():
+                shutil.rmtree(place) if place.is_dir() else place.unlink()
+            place.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(saved, place) if saved.is_dir() else shutil.copy2(saved, place)
+            note(f"actions/cache/restore stand-in: restored {p} from {found}")
+        return {"cache-hit": "true" if found.name == clean(key) else "false",
+                "cache-primary-key": key, "cache-matched-key": found.name}
+
+    def cache_save(self, with_, note):
+        """actions/cache/save: the workspace paths copied to a new entry of `key` (an entry, once
+        saved, is never replaced, as on a runner)."""
+        key = with_.get("key", "")
+        if not key:
+            raise StepFailed("actions/cache/save: no key")
+        slot = self.cache / re.sub(r"[^A-Za-z0-9._-]", "_", key)
+        if slot.exists():
+            note(f"actions/cache/save stand-in: an entry for key {key} exists: not saved again")
+            return
+        paths = [(place, name, p) for place, name, p in self.cache_paths(with_) if place.exists()]
+        if not paths:
+            note("actions/cache/save stand-in: none of the paths exists: nothing saved")
+            return
+        staging = Path(tempfile.mkdtemp(dir=self.cache, prefix=".saving-"))
+        for place, name, p in paths:
+            (shutil.copytree if place.is_dir() else shutil.copy2)(place, staging / name)
+        os.rename(staging, slot)
+        note(f"actions/cache/save stand-in: saved {', '.join(p for _, _, p in paths)} to {slot}")
 
     def upload(self, with_, note):
         name = with_.get("name") or "artifact"

@@ -225,6 +225,46 @@ fn the_release_workflow_tests_rehearses_then_releases_verifies_publishes_and_upl
     assert!(runs[verify_at].contains("--key"));
     assert!(runs[publish_at].contains("--dir out/aoc"));
 
+    // The publisher's state (the highest index sequence it signed) outlives the runner: restored
+    // from the newest cache entry before the publish, saved under a key of its own after it, even
+    // when the publish failed, and the publish reads it from the path the cache carries.
+    let publish = steps
+        .iter()
+        .position(|s| s["run"].as_str() == Some(runs[publish_at]))
+        .unwrap();
+    let restore = uses_position(steps, "actions/cache/restore@");
+    let save = uses_position(steps, "actions/cache/save@");
+    assert!(
+        restore < publish && publish < save,
+        "{restore} {publish} {save}"
+    );
+    let state_dir = steps[restore]["with"]["path"].as_str().unwrap();
+    assert_eq!(steps[save]["with"]["path"].as_str(), Some(state_dir));
+    let state = steps[publish]["env"]["AOC_PUBLISH_STATE"].as_str().unwrap();
+    assert_eq!(
+        state,
+        format!("${{{{ github.workspace }}}}/{state_dir}/state.json")
+    );
+    let key = steps[save]["with"]["key"].as_str().unwrap();
+    assert!(key.contains("${{ github.run_id }}"), "a key per run: {key}");
+    assert_eq!(steps[restore]["with"]["key"].as_str(), Some(key));
+    let prefix = steps[restore]["with"]["restore-keys"]
+        .as_str()
+        .unwrap()
+        .trim();
+    assert!(
+        key.starts_with(prefix) && key.len() > prefix.len(),
+        "{prefix} {key}"
+    );
+    assert_eq!(steps[restore]["if"], steps[publish]["if"]);
+    assert_eq!(
+        steps[save]["if"],
+        format!(
+            "always() && steps.{}.outcome != 'skipped'",
+            steps[publish]["id"].as_str().unwrap()
+        )
+    );
+
     let upload = steps
         .iter()
         .rev()
