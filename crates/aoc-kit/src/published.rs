@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::files::{open_bounded, read_and_hash, Keep, Proven, ReadProblem};
 use crate::layout;
 use crate::report::{escape, escape_os, render_check, CheckResult, Class, KeyInfo, KitReport};
-use crate::verify::{verify_kit_with, TrustedKey, VerifyOptions};
+use crate::verify::{verify_kit_with, TrustedKey, VerifyOptions, UNLISTED_SHOWN};
 
 /// The manifest at the publish prefix.
 pub const MANIFEST: &str = "offline-kit.json";
@@ -647,8 +647,11 @@ fn manifest(
             return None;
         }
     };
+    // What the manifest does not list is counted, and only the first UNLISTED_SHOWN entries are
+    // named (as in a kit), so any directory costs bounded memory and output.
     let mut complete = true;
     let mut present = BTreeSet::new();
+    let mut unlisted = 0u64;
     for entry in entries.flatten() {
         let raw = entry.file_name();
         let name = escape_os(&raw);
@@ -671,6 +674,10 @@ fn manifest(
             }
             _ => {
                 complete = false;
+                unlisted += 1;
+                if unlisted > UNLISTED_SHOWN {
+                    continue;
+                }
                 checks.record(
                     "published.complete",
                     &name,
@@ -681,6 +688,18 @@ fn manifest(
                 );
             }
         }
+    }
+    if unlisted > UNLISTED_SHOWN {
+        checks.record(
+            "published.complete",
+            &shown,
+            Class::Checksum,
+            Err(format!(
+                "{} more entries in the published directory are not listed in {MANIFEST} (not \
+                 named: only the first {UNLISTED_SHOWN} are)",
+                unlisted - UNLISTED_SHOWN
+            )),
+        );
     }
     for v in &versions {
         if !present.contains(*v) {
@@ -726,11 +745,23 @@ fn listed_files(kit_dir: &Path, entry: &PublishedKit, checks: &mut Checks<'_>) {
     let mut problems = Vec::new();
     match std::fs::read_dir(kit_dir) {
         Ok(entries) => {
+            // The first UNLISTED_SHOWN unlisted names, then a count: bounded for any directory.
+            let mut unlisted = 0u64;
             for e in entries.flatten() {
                 let raw = e.file_name();
                 if !raw.to_str().is_some_and(|n| listed.contains(n)) {
-                    problems.push(format!("{} is not listed", escape_os(&raw)));
+                    unlisted += 1;
+                    if unlisted <= UNLISTED_SHOWN {
+                        problems.push(format!("{} is not listed", escape_os(&raw)));
+                    }
                 }
+            }
+            if unlisted > UNLISTED_SHOWN {
+                problems.push(format!(
+                    "{} more entries are not listed (not named: only the first \
+                     {UNLISTED_SHOWN} are)",
+                    unlisted - UNLISTED_SHOWN
+                ));
             }
         }
         Err(e) => problems.push(format!("cannot list: {e}")),

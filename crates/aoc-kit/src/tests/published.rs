@@ -213,3 +213,75 @@ fn a_file_added_to_a_published_kit_is_refused() {
     let report = verify(prefix.path(), &trusting(signer()));
     assert_first_failure(&report, Some("1.0.0"), id::MANIFEST_FILES, Class::Checksum);
 }
+
+/// Thousands of stray entries, in the prefix and in a kit's directory: the first
+/// `UNLISTED_SHOWN` are named, the rest counted, so the report (memory and lines printed) stays
+/// small, and the first failure, hence the exit code, is the same.
+#[test]
+fn thousands_of_unlisted_entries_are_counted_not_listed() {
+    use crate::verify::UNLISTED_SHOWN;
+    const STRAY: u64 = 5_000;
+    let prefix = tempfile::tempdir().unwrap();
+    publish(
+        prefix.path(),
+        &[("1.0.0", &Parts::new())],
+        1,
+        signer(),
+        |_| {},
+    );
+    for i in 0..STRAY {
+        std::fs::write(prefix.path().join(format!("stray-{i}")), b"").unwrap();
+        std::fs::write(prefix.path().join(format!("1.0.0/stray-{i}")), b"").unwrap();
+    }
+    let report = verify(prefix.path(), &trusting(signer()));
+    assert_first_failure(&report, None, "published.complete", Class::Checksum);
+    let rest = format!("{} more entries", STRAY - UNLISTED_SHOWN);
+
+    // The prefix: one check per named entry and one for the rest.
+    let unlisted: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.check == "published.complete" && !c.ok)
+        .collect();
+    assert_eq!(
+        unlisted.len() as u64,
+        UNLISTED_SHOWN + 1,
+        "{}",
+        describe(&report)
+    );
+    assert!(unlisted[..UNLISTED_SHOWN as usize]
+        .iter()
+        .all(|c| c.file.starts_with("stray-")));
+    assert!(
+        unlisted.last().unwrap().detail.contains(&rest),
+        "{}",
+        unlisted.last().unwrap().detail
+    );
+
+    // The kit's directory: the listing check names UNLISTED_SHOWN entries, then counts.
+    let [kit] = report.kits.as_slice() else {
+        panic!("{}", describe(&report))
+    };
+    let files = kit
+        .checks
+        .iter()
+        .find(|c| c.check == id::MANIFEST_FILES)
+        .unwrap_or_else(|| panic!("{}", describe(&report)));
+    assert!(!files.ok);
+    assert_eq!(
+        files.detail.matches(" is not listed").count() as u64,
+        UNLISTED_SHOWN,
+        "{}",
+        files.detail
+    );
+    assert!(files.detail.contains(&rest), "{}", files.detail);
+
+    // Everything the command would print: a few dozen lines, not thousands.
+    let printed = describe(&report);
+    assert!(
+        printed.len() < 64 * 1024 && printed.lines().count() < 200,
+        "{} bytes, {} lines",
+        printed.len(),
+        printed.lines().count()
+    );
+}
