@@ -157,6 +157,17 @@ impl Verifier<'_> {
         ok
     }
 
+    /// The kit directory cannot be listed: a hostile layout, nothing else is checked.
+    fn cannot_list(&mut self, e: &std::io::Error) {
+        let dir = self.dir.display().to_string();
+        self.record(
+            "layout",
+            &dir,
+            Class::Hostile,
+            Err(format!("cannot list: {e}")),
+        );
+    }
+
     fn fail_file(&mut self, check: &str, file: &str, class: Class, why: String) {
         self.failed_files.insert(file.to_string());
         self.record(check, file, class, Err(why));
@@ -309,13 +320,7 @@ impl Verifier<'_> {
         let entries = match std::fs::read_dir(self.dir) {
             Ok(e) => e,
             Err(e) => {
-                let dir = self.dir.display().to_string();
-                self.record(
-                    "layout",
-                    &dir,
-                    Class::Hostile,
-                    Err(format!("cannot list: {e}")),
-                );
+                self.cannot_list(&e);
                 return None;
             }
         };
@@ -328,13 +333,7 @@ impl Verifier<'_> {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    let dir = self.dir.display().to_string();
-                    self.record(
-                        "layout",
-                        &dir,
-                        Class::Hostile,
-                        Err(format!("cannot list: {e}")),
-                    );
+                    self.cannot_list(&e);
                     return None;
                 }
             };

@@ -43,20 +43,38 @@ fn old_glibc() -> Option<OldGlibc> {
 }
 
 impl OldGlibc {
-    /// `ld-2.31.so --library-path LIB stella ARGS...`, with only the environment given.
-    fn stella(&self, stella: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(&self.loader);
-        cmd.arg("--library-path")
+    /// `ld-2.31.so --library-path LIB stella ARGS...`, in an environment of PATH and TMPDIR.
+    fn stella(&self, stella: &Path, args: &[&str]) -> Output {
+        Command::new(&self.loader)
+            .arg("--library-path")
             .arg(&self.lib)
             .arg(stella)
             .args(args)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
-            .env("TMPDIR", std::env::temp_dir());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
+            .env("TMPDIR", std::env::temp_dir())
+            .output()
+            .unwrap()
+    }
+
+    /// `stella aoc backfill` of the pinned dataset into `store`, its report as JSON on stdout.
+    fn load(&self, stella: &Path, dataset: &Path, hash: &str, store: &str) -> Output {
+        let from = dataset.to_str().unwrap();
+        self.stella(
+            stella,
+            &[
+                "aoc",
+                "backfill",
+                "--from",
+                from,
+                "--store",
+                store,
+                "--expect-dataset-hash",
+                hash,
+                "--format",
+                "json",
+            ],
+        )
     }
 }
 
@@ -116,7 +134,7 @@ fn the_kit_runner_starts_verifies_and_loads_under_debian_11_glibc_2_31() {
         glibc.lib.display()
     );
 
-    let version = glibc.stella(stella, &["--version"], &[]);
+    let version = glibc.stella(stella, &["--version"]);
     assert!(version.status.success(), "{}", text(&version));
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("stella "));
 
@@ -132,7 +150,6 @@ fn the_kit_runner_starts_verifies_and_loads_under_debian_11_glibc_2_31() {
             dev_pub.to_str().unwrap(),
             "--allow-dev-key",
         ],
-        &[],
     );
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
 
@@ -140,22 +157,7 @@ fn the_kit_runner_starts_verifies_and_loads_under_debian_11_glibc_2_31() {
     let scratch = tempfile::tempdir().unwrap();
     let dataset = kit.dir.join(crate::kit::dataset_tarball(&kit.dataset_hash));
     let store = format!("sqlite://{}", scratch.path().join("site.db").display());
-    let load = glibc.stella(
-        stella,
-        &[
-            "aoc",
-            "backfill",
-            "--from",
-            dataset.to_str().unwrap(),
-            "--store",
-            &store,
-            "--expect-dataset-hash",
-            &kit.dataset_hash,
-            "--format",
-            "json",
-        ],
-        &[],
-    );
+    let load = glibc.load(stella, &dataset, &kit.dataset_hash, &store);
     assert_eq!(load.status.code(), Some(0), "{}", text(&load));
     let report: serde_json::Value = serde_json::from_slice(&load.stdout).unwrap();
     assert!(
@@ -163,15 +165,15 @@ fn the_kit_runner_starts_verifies_and_loads_under_debian_11_glibc_2_31() {
         "the load wrote nothing: {}",
         text(&load)
     );
-    let check = glibc.stella(stella, &["aoc", "verify", "--store", &store], &[]);
+    let check = glibc.stella(stella, &["aoc", "verify", "--store", &store]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
 
-    postgres_over_verified_tls(&glibc, stella, &dataset);
+    postgres_over_verified_tls(&glibc, stella, &dataset, &kit.dataset_hash);
 }
 
 /// `sslmode=verify-full` against the test cluster's certificate (`scripts/pg-test-cluster.sh`
 /// makes a CA and sets AOC_TEST_PG_ROOTCERT): the session is TLS, and another CA is refused.
-fn postgres_over_verified_tls(glibc: &OldGlibc, stella: &Path, dataset: &Path) {
+fn postgres_over_verified_tls(glibc: &OldGlibc, stella: &Path, dataset: &Path, hash: &str) {
     let (Ok(url), Ok(ca)) = (
         std::env::var("AOC_TEST_PG"),
         std::env::var("AOC_TEST_PG_ROOTCERT"),
@@ -198,19 +200,8 @@ fn postgres_over_verified_tls(glibc: &OldGlibc, stella: &Path, dataset: &Path) {
     let base = url.rsplit_once('/').unwrap().0;
     let store = format!("{base}/{db}?sslmode=verify-full&sslrootcert={ca}");
     // A writing command (it creates the schema), then the read-only verification.
-    let load = glibc.stella(
-        stella,
-        &[
-            "aoc",
-            "backfill",
-            "--from",
-            dataset.to_str().unwrap(),
-            "--store",
-            &store,
-        ],
-        &[],
-    );
-    let ok = glibc.stella(stella, &["aoc", "verify", "--store", &store], &[]);
+    let load = glibc.load(stella, dataset, hash, &store);
+    let ok = glibc.stella(stella, &["aoc", "verify", "--store", &store]);
     let other_ca = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         other_ca.path(),
@@ -224,7 +215,7 @@ fn postgres_over_verified_tls(glibc: &OldGlibc, stella: &Path, dataset: &Path) {
         "{base}/{db}?sslmode=verify-full&sslrootcert={}",
         other_ca.path().display()
     );
-    let refused = glibc.stella(stella, &["aoc", "verify", "--store", &wrong], &[]);
+    let refused = glibc.stella(stella, &["aoc", "verify", "--store", &wrong]);
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .unwrap();
