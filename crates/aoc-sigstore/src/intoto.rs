@@ -25,7 +25,7 @@ pub struct Statement {
 pub fn statement_json(subjects: &[Subject], predicate_type: &str, predicate: &Value) -> Vec<u8> {
     let subject: Vec<Value> = subjects
         .iter()
-        .map(|s| json!({"name": s.name, "digest": {"sha256": hex_lower(&s.sha256)}}))
+        .map(|s| json!({"name": s.name, "digest": {"sha256": hex::encode(s.sha256)}}))
         .collect();
     let statement = json!({
         "_type": STATEMENT_TYPE_V1,
@@ -61,8 +61,9 @@ pub fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
             .pointer("/digest/sha256")
             .and_then(Value::as_str)
             .ok_or_else(|| format!("subject[{i}] ({name}) has no sha256 digest"))?;
-        let sha256 = parse_hex32(hex)
-            .ok_or_else(|| format!("subject[{i}] ({name}) sha256 is not 64 hex digits"))?;
+        let sha256 = parse_hex32(hex).ok_or_else(|| {
+            format!("subject[{i}] ({name}) sha256 is not 64 lowercase hex digits")
+        })?;
         subjects.push(Subject {
             name: name.to_string(),
             sha256,
@@ -81,18 +82,14 @@ pub fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
     })
 }
 
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
+/// A SHA-256 digest as in-toto writes it: exactly 64 lowercase hex digits (an uppercase digit
+/// is refused, as every other digest in a kit is).
 fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -125,6 +122,27 @@ mod tests {
         assert_eq!(parsed.subjects, subjects);
         assert_eq!(parsed.predicate_type, "https://slsa.dev/provenance/v1");
         assert_eq!(parsed.predicate, json!({"k": 1}));
+    }
+
+    /// A kit's digests are lowercase hex everywhere; an uppercase (or short) one is refused here
+    /// as SHA256SUMS and the dataset hash refuse it.
+    #[test]
+    fn parse_refuses_a_digest_that_is_not_64_lowercase_hex_digits() {
+        let statement = |digest: &str| {
+            format!(
+                r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"name":"a","digest":{{"sha256":"{digest}"}}}}],"predicateType":"p"}}"#
+            )
+        };
+        assert!(parse_statement(statement(&"ab".repeat(32)).as_bytes()).is_ok());
+        for bad in [
+            "AB".repeat(32),
+            "Ab".repeat(32),
+            "ab".repeat(31),
+            format!("{}g", "a".repeat(63)),
+        ] {
+            let err = parse_statement(statement(&bad).as_bytes()).unwrap_err();
+            assert!(err.contains("not 64 lowercase hex digits"), "{bad}: {err}");
+        }
     }
 
     #[test]
