@@ -341,7 +341,8 @@ fn the_release_workflow_runs_locally_to_a_published_verified_kit() {
 /// Reproducible across paths: the workflow's clone (another directory, same commit) releases,
 /// with the dev key and the test clock, exactly the kit the workspace itself released
 /// (`kits().a`): the same runner tarball and the same `SHA256SUMS`, so the same signatures and
-/// every other file. It reuses the runner the workflow just built in the shared target directory.
+/// every other file. It reuses the runner the workflow just built in the clone's own
+/// `target/aoc-release`.
 fn the_clone_releases_the_same_kit_as_the_workspace(root: &Path, clone: &Path) {
     let git = |dir: &Path, args: &[&str]| {
         let out = Command::new("git")

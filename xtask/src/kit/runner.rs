@@ -7,10 +7,9 @@ use xshell::{cmd, Shell};
 
 use super::{glibc, BINARY_MEMBER, RUNNER_DIR};
 
-/// The release build gets its own target directory: its remapped RUSTFLAGS would otherwise
-/// invalidate (and keep rebuilding) the ordinary `target/release` that everyone else uses. It is
-/// `$CARGO_TARGET_DIR/aoc-release` when CARGO_TARGET_DIR is set (clones that share a target
-/// directory share the dependencies' release build), else this, under the workspace.
+/// The release build gets its own target directory, under the workspace: its remapped RUSTFLAGS
+/// would otherwise invalidate (and keep rebuilding) the ordinary `target/release` that everyone
+/// else uses. The remaps name the clone's own path, so clones never share it.
 pub const TARGET_SUBDIR: &str = "target/aoc-release";
 
 /// Where the workspace, cargo's home and the release target directory appear in the binary
@@ -60,10 +59,7 @@ fn zig_target() -> String {
 
 /// The release build's target directory (see [`TARGET_SUBDIR`]).
 pub fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
-        Some(dir) => root.join(dir).join("aoc-release"),
-        None => root.join(TARGET_SUBDIR),
-    }
+    root.join(TARGET_SUBDIR)
 }
 
 /// Where cargo leaves the newest release build of `stella` (benchmarks take it from there).
@@ -93,7 +89,6 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     let dep_v0 = target_dir.join(DEP_V0_FILE);
     write_if_changed(&dep_v0, &crate::sbom::auditable::runner_section(sh)?)?;
     let target = zig_target();
-    let wrapper = root.join("scripts/rustc-workspace-remap.sh");
     // cargo-zigbuild finds zig through `python3 -m ziglang`: the venv's python first.
     let venv_bin = zigbuild.parent().context("cargo-zigbuild's directory")?;
     let path = std::env::join_paths(std::iter::once(venv_bin.to_path_buf()).chain(
@@ -110,21 +105,15 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     .env(crate::sbom::auditable::DEP_V0_ENV, &dep_v0)
     .env(
         "CARGO_ENCODED_RUSTFLAGS",
-        encoded_rustflags(&cargo_home, &target_dir),
+        encoded_rustflags(root, &cargo_home, &target_dir),
     )
     // CARGO_ENCODED_RUSTFLAGS wins over RUSTFLAGS; the old value is folded into it above.
     .env_remove("RUSTFLAGS")
-    // The workspace's own path is remapped in the workspace's crates only (cargo runs this
-    // wrapper for them alone), so the dependencies' flags, and their artefacts in a shared
-    // target directory, do not depend on where the clone is.
-    .env("RUSTC_WORKSPACE_WRAPPER", &wrapper)
-    .env(
-        "AOC_REMAP_WORKSPACE",
-        format!("{}={REMAPPED_WORKSPACE}", root.display()),
-    )
+    // Not RUSTC_WORKSPACE_WRAPPER (remapping the workspace in its own crates only): cargo lets
+    // the wrapper's path change the workspace crates' code, so every clone built other bytes.
     // The C the runner links (SQLite, zstd, aws-lc, mimalloc) names its sources too (`__FILE__`
     // in assertions, generated files in the target directory): the same remaps for its compiler.
-    .env("CFLAGS", c_flags(&cargo_home, &target_dir))
+    .env("CFLAGS", c_flags(root, &cargo_home, &target_dir))
     // One fixed clock for every build (C's `__DATE__`/`__TIME__`): the binary is a function of
     // the source and the toolchain alone, whatever the kit's SOURCE_DATE_EPOCH, and the C
     // dependencies (whose build scripts track the variable) are not rebuilt when it changes.
@@ -194,10 +183,11 @@ pub fn check_shippable(binary: &Path) -> Result<()> {
 const TEST_HOOK_MARK: &[u8] = b"STELLA_FAULT";
 
 /// The C compiler's path remaps: the caller's CFLAGS, then the same prefixes as the Rust ones.
-fn c_flags(cargo_home: &Path, target_dir: &Path) -> String {
+fn c_flags(root: &Path, cargo_home: &Path, target_dir: &Path) -> String {
     let mut flags = std::env::var("CFLAGS").unwrap_or_default();
     for (from, to) in [
         (cargo_home, REMAPPED_CARGO_HOME),
+        (root, REMAPPED_WORKSPACE),
         (target_dir, REMAPPED_TARGET),
     ] {
         if !flags.is_empty() {
@@ -221,10 +211,9 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The RUSTFLAGS of the release build: the caller's own flags (CARGO_ENCODED_RUSTFLAGS, else
-/// RUSTFLAGS) followed by the path remaps of cargo's home and the target directory;
-/// `\x1f`-separated as cargo expects. (The workspace's remap is added to the workspace's crates
-/// alone, by `scripts/rustc-workspace-remap.sh`.)
-pub fn encoded_rustflags(cargo_home: &Path, target_dir: &Path) -> String {
+/// RUSTFLAGS) followed by the path remaps of cargo's home, the workspace and the target
+/// directory; `\x1f`-separated as cargo expects.
+pub fn encoded_rustflags(root: &Path, cargo_home: &Path, target_dir: &Path) -> String {
     let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
         Ok(v) if !v.is_empty() => v.split('\x1f').map(String::from).collect(),
         _ => std::env::var("RUSTFLAGS")
@@ -234,10 +223,14 @@ pub fn encoded_rustflags(cargo_home: &Path, target_dir: &Path) -> String {
             .collect(),
     };
     // rustc applies the last matching remap, so the more specific target directory goes last
-    // (it is inside cargo's home in no sane setup, inside the workspace by default).
+    // (it is inside the workspace).
     flags.push(format!(
         "--remap-path-prefix={}={REMAPPED_CARGO_HOME}",
         cargo_home.display()
+    ));
+    flags.push(format!(
+        "--remap-path-prefix={}={REMAPPED_WORKSPACE}",
+        root.display()
     ));
     flags.push(format!(
         "--remap-path-prefix={}={REMAPPED_TARGET}",
@@ -250,8 +243,8 @@ pub fn encoded_rustflags(cargo_home: &Path, target_dir: &Path) -> String {
 pub fn recorded_build_flags() -> Vec<String> {
     vec![
         format!("--remap-path-prefix=$CARGO_HOME={REMAPPED_CARGO_HOME}"),
-        format!("--remap-path-prefix=$RELEASE_TARGET_DIR={REMAPPED_TARGET}"),
-        format!("--remap-path-prefix=$WORKSPACE={REMAPPED_WORKSPACE} (workspace crates)"),
+        format!("--remap-path-prefix=$WORKSPACE={REMAPPED_WORKSPACE}"),
+        format!("--remap-path-prefix=$WORKSPACE/{TARGET_SUBDIR}={REMAPPED_TARGET}"),
     ]
 }
 
