@@ -376,8 +376,11 @@ fn the_clone_releases_the_same_kit_as_the_workspace(root: &Path, clone: &Path) {
         ));
         return;
     }
-    // The workflow wrote its stand-in production public key into the clone.
+    // The workflow wrote its stand-in production public key into the clone, and left its
+    // rehearsal report in out/ (a release carries the report it finds there): back to the
+    // commit's tree, keeping the clone's own runner build in target/.
     git(clone, &["reset", "-q", "--hard"]);
+    git(clone, &["clean", "-q", "-f", "-d", "-x", "-e", "/target"]);
     let out = tempfile::tempdir().unwrap();
     let kit = out.path().join("kit");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
