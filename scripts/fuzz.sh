@@ -43,6 +43,12 @@ if ! echo 'fn main() {}' | rustc -Zsanitizer=address -o "$probe/probe" - >/dev/n
     skip "rustc cannot build with -Zsanitizer=address here"
 fi
 rm -rf "$probe"
+# The lock file is committed: a build that would rewrite it fails here, naming the fix, instead
+# of leaving the clone modified (a dirty tree fails the release's reproducibility test later).
+if ! cargo metadata --locked --offline --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null; then
+    echo "fuzz: fuzz/Cargo.lock is out of date: run cargo metadata --offline --manifest-path fuzz/Cargo.toml and commit it" >&2
+    exit 1
+fi
 echo "fuzz: building the targets with the address sanitizer"
 cargo fuzz build --fuzz-dir fuzz -O
 

@@ -24,7 +24,9 @@
 #                                  to WORKDIR/bucket/<bucket>/ when the run ends
 #   CARGO_TARGET_DIR               --cargo-target-dir, so the clone reuses compiled dependencies as
 #                                  a warm cache would (the release build of stella stays in the
-#                                  clone's target/aoc-release, which the cache stand-in keeps)
+#                                  clone's target/aoc-release, which the cache stand-in keeps);
+#                                  with CARGO_PROFILE_DEV_DEBUG (SHARED_TARGET_ENV below) so the
+#                                  clone's own crates do not overwrite the other checkout's
 # Anything else the workflow `uses:` is refused by name.
 #
 # Usage: scripts/run-workflow-locally.py [--job J]... [--skip-job J]... [--event push] [--ref R]
@@ -56,6 +58,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKFLOW = ".gitea/workflows/aoc-backfill-release.yml"
 PUBLIC_KEY_IN_REPO = "tools/cosign/cosign.pub"
+# A checkout that builds into another checkout's target directory: cargo names a workspace
+# crate's files by its path relative to the workspace, so without a difference in profile the
+# clone's crates would replace the other checkout's under the same names (a `cargo test` still
+# running there then finds crates it did not build). The dependencies keep their own profile
+# (`[profile.dev.package."*"]` in Cargo.toml) and stay shared.
+SHARED_TARGET_ENV = {"CARGO_PROFILE_DEV_DEBUG": "line-tables-only"}
 BUCKET = "aoc-releases"
 # Host variables a stock runner also has; everything else in this process's environment (cargo's
 # own variables when started from a test, AOC_*, COSIGN_*) is left out, as a fresh runner has none.
@@ -734,6 +742,7 @@ class Run:
         })
         if self.args.cargo_target_dir:
             env["CARGO_TARGET_DIR"] = str(Path(self.args.cargo_target_dir).resolve())
+            env.update(SHARED_TARGET_ENV)
         return env
 
     def run_step(self, job_id, step, ctx, funcs, step_env, env_added, path_added, defaults, log,

@@ -129,6 +129,15 @@ impl Cmd {
                 totals.skips.len()
             ));
         }
+        if !tally.failed_targets.is_empty() {
+            // Beside the failed tests: a target can fail with none (a doc test that does not
+            // compile, a test binary that crashes).
+            lines.push(format!(
+                "tests: {} test target(s) failed: {}",
+                tally.failed_targets.len(),
+                tally.failed_targets.join(", ")
+            ));
+        }
         lines.push(totals.line());
         if json {
             for line in &lines {
@@ -145,6 +154,7 @@ impl Cmd {
                 "failed": totals.failed,
                 "skipped": totals.skips.len(),
                 "skips": skips,
+                "failed_targets": tally.failed_targets,
                 "third_party": third_party,
                 "postgres": postgres,
                 "cargo_args": self.cargo_args,
@@ -330,6 +340,9 @@ struct Tally {
     ignored: Vec<(String, String)>,
     /// The names of the tests reported `ok` (any binary).
     ok: std::collections::BTreeSet<String>,
+    /// Test targets cargo reported failed (`error: ... failed, to rerun pass `-p X --doc``), in
+    /// the order reported: a doc-test binary that does not compile fails without a failed test.
+    failed_targets: Vec<String>,
     success: bool,
 }
 
@@ -339,10 +352,21 @@ fn run_counting(command: &mut std::process::Command, to_stderr: bool) -> Result<
     use std::io::{BufRead, BufReader, Write};
     let mut child = command
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .context("starting cargo test")?;
     let mut tally = Tally::default();
     let stdout = child.stdout.take().expect("piped above");
+    // cargo reports a failed target on stderr: passed through as it comes, the targets kept.
+    let stderr = child.stderr.take().expect("piped above");
+    let failed_targets = std::thread::spawn(move || {
+        let mut targets = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            targets.extend(failed_target(&line));
+        }
+        targets
+    });
     let mut out: Box<dyn Write> = if to_stderr {
         Box::new(std::io::stderr().lock())
     } else {
@@ -363,7 +387,18 @@ fn run_counting(command: &mut std::process::Command, to_stderr: bool) -> Result<
         add_test_line(&mut tally, &line);
     }
     tally.success = child.wait()?.success();
+    tally.failed_targets = failed_targets
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading cargo test's stderr failed"))?;
     Ok(tally)
+}
+
+/// The target of cargo's `error: test failed, to rerun pass `-p xtask --bin xtask`` or
+/// `error: doctest failed, to rerun pass `-p aoc-kit --doc``.
+fn failed_target(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("error: ")?;
+    let (_, target) = rest.split_once(" failed, to rerun pass `")?;
+    Some(target.strip_suffix('`')?.to_owned())
 }
 
 /// `test result: ok. 8 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ...`
@@ -472,6 +507,20 @@ mod tests {
                 "    store pg_reads",
             ]
         );
+    }
+
+    #[test]
+    fn failed_targets_are_read_from_cargo_errors() {
+        assert_eq!(
+            failed_target("error: doctest failed, to rerun pass `-p aoc-kit --doc`").as_deref(),
+            Some("-p aoc-kit --doc")
+        );
+        assert_eq!(
+            failed_target("error: test failed, to rerun pass `-p xtask --bin xtask`").as_deref(),
+            Some("-p xtask --bin xtask")
+        );
+        assert_eq!(failed_target("error: 3 targets failed:"), None);
+        assert_eq!(failed_target("test a ... FAILED"), None);
     }
 
     #[test]

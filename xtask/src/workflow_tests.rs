@@ -393,7 +393,10 @@ fn the_clone_releases_the_same_kit_as_the_workspace(root: &Path, clone: &Path) {
             "SOURCE_DATE_EPOCH",
             crate::release::tests::EPOCH.to_string(),
         )
+        // As the workflow's steps built it (scripts/run-workflow-locally.py, SHARED_TARGET_ENV):
+        // the clone's crates under other names than the workspace's, in the shared directory.
         .env("CARGO_TARGET_DIR", root.join("target"))
+        .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
         .env_remove("DATASET_HASH")
         .output()
         .unwrap();

@@ -1339,6 +1339,26 @@ fn cargo_metadata(manifest: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
 }
 
+/// The fuzz workspace's committed lock file holds every dependency its crates declare: a
+/// workspace crate that gains a dependency needs `fuzz/Cargo.lock` updated too, or the fuzz build
+/// rewrites it in CI's clone.
+#[test]
+fn the_fuzz_lock_file_is_current() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .arg("--manifest-path")
+        .arg(root().join("fuzz/Cargo.toml"))
+        .output()
+        .expect("running cargo metadata");
+    assert!(
+        out.status.success(),
+        "fuzz/Cargo.lock is out of date (run `cargo metadata --offline --manifest-path \
+         fuzz/Cargo.toml` and commit it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The table lists, for every crate of the workspace and of `fuzz/` (a workspace of its own),
 /// exactly the workspace crates among its normal dependencies: dev-dependencies (aoc-testkit
 /// everywhere, aoc-dataset in aoc-ingest's tests) are not listed.
