@@ -304,7 +304,7 @@ fn packed_archives_are_world_readable_and_replace_the_previous_file() {
 }
 
 /// Pins the format: a change of header layout, gzip framing or zstd version shows up here.
-/// Refresh on purpose with `UPDATE_GOLDEN=1 cargo test -p aoc-archive --test writer`.
+/// Refresh on purpose with `UPDATE_GOLDEN=1 cargo test -p aoc-archive --test archive writer::`.
 #[test]
 fn small_archive_bytes_match_the_golden_digests() {
     let tmp = tempfile::tempdir().unwrap();
