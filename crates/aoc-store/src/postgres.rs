@@ -12,7 +12,8 @@
 //! one as JSON in SQL.
 
 use crate::batch::{
-    plan, rows_with_json, Batch, BatchMap, BatchOutcome, Checkpoint, Counted, Head, StoredState,
+    plan, rows_with_json, Batch, BatchMap, BatchOutcome, Checkpoint, Counted, Head, NewRow,
+    StoredState,
 };
 use crate::document::{render_digest, StoreDoc};
 use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
@@ -515,6 +516,8 @@ impl PgStore {
         }
     }
 
+    /// Resolve the batch's keys (beginning the transaction), plan, COPY the new rows, record the
+    /// deletions, then the counts, the checkpoint and COMMIT.
     fn write_in_transaction(
         &mut self,
         prepared: &[StoreDoc],
@@ -522,166 +525,20 @@ impl PgStore {
     ) -> Result<BatchOutcome> {
         let st = self.statements.as_ref().expect("checked by write_batch");
         let client = &mut self.client;
-        let mut state = StoredState::default();
-        // The upstream key of each document (by its index in the batch).
-        let mut doc_keys: Vec<i64> = Vec::with_capacity(prepared.len());
-        if !prepared.is_empty() {
-            // Each distinct upstream document once, numbered from 1 in order of appearance.
-            let mut distinct: Vec<&UpstreamKey> = Vec::new();
-            let mut ordinal: BatchMap<&UpstreamKey, i64> = BatchMap::default();
-            let mut doc_ordinals = Vec::with_capacity(prepared.len());
-            let mut digests = Vec::with_capacity(prepared.len());
-            for p in prepared {
-                let next = distinct.len() as i64 + 1;
-                let i = *ordinal.entry(&p.head.key).or_insert_with(|| {
-                    distinct.push(&p.head.key);
-                    next
-                });
-                doc_ordinals.push(i);
-                digests.push(&p.digest[..]);
-            }
-            let col = |f: fn(&UpstreamKey) -> &str| -> Vec<&str> {
-                distinct.iter().map(|k| f(k)).collect()
-            };
-            let (kt, kv, ku) = (
-                col(|k| &k.tenant),
-                col(|k| &k.vendor),
-                col(|k| &k.upstream_id),
-            );
-            let rows = match resolve_sql(&kt, &kv, &ku, &doc_ordinals, &digests) {
-                Some(sql) => parse_resolved(client.simple_query(&sql)?)?,
-                None => {
-                    client.batch_execute(BEGIN_LOCKED)?;
-                    client
-                        .query(&st.resolve, &[&kt, &kv, &ku, &doc_ordinals, &digests])?
-                        .iter()
-                        .map(|r| Resolved {
-                            ordinal: r.get(0),
-                            key: r.get(1),
-                            revision: r.get(3),
-                            id: r.get(4),
-                            digest: r.get::<_, Option<Vec<u8>>>(5),
-                        })
-                        .collect()
-                }
-            };
-            // The upstream key of each distinct document once resolved.
-            let mut resolved: Vec<Option<i64>> = vec![None; distinct.len()];
-            for r in rows {
-                let i = usize::try_from(r.ordinal - 1)
-                    .ok()
-                    .filter(|&i| i < distinct.len())
-                    .ok_or_else(|| bad_resolve(format!("ordinal {}", r.ordinal)))?;
-                let key = distinct[i];
-                match r.digest {
-                    None => {
-                        resolved[i] = Some(r.key);
-                        if let (Some(revision), Some(id)) = (r.revision, r.id) {
-                            state.heads.insert(key, Head { revision, id });
-                        }
-                    }
-                    Some(digest) => {
-                        // Equal to a digest of the batch (the probe's condition): 32 bytes.
-                        if let (Ok(digest), Some(id)) = (digest.try_into(), r.id) {
-                            state.existing.insert((key, digest), id);
-                        }
-                    }
-                }
-            }
-            let missing = resolved.iter().filter(|k| k.is_none()).count();
-            if missing > 0 {
-                return Err(StoreError::BadRow {
-                    location: "upstreams".into(),
-                    message: format!(
-                        "{} of {} upstream keys resolved",
-                        distinct.len() - missing,
-                        distinct.len()
-                    ),
-                });
-            }
-            doc_keys.extend(
-                doc_ordinals
-                    .iter()
-                    .map(|&i| resolved[i as usize - 1].expect("all resolved")),
-            );
-        }
+        let (state, doc_keys) = resolve_keys(client, st, prepared)?;
         let mut outcome = BatchOutcome::default();
         let rows = plan(prepared, state, &mut outcome)?;
         let counted = Counted::of(&rows);
         if !rows.is_empty() {
-            let buf = &mut self.copy_buf;
-            buf.clear();
-            copy_header(buf);
-            for (row, written) in rows_with_json(&rows, &outcome) {
-                let p = row.prepared;
-                buf.extend_from_slice(&8i16.to_be_bytes());
-                copy_field(buf, Some(&doc_keys[row.index].to_be_bytes()));
-                copy_field(buf, Some(&row.revision.to_be_bytes()));
-                copy_field(buf, Some(p.head.id.as_bytes()));
-                copy_field(buf, Some(&p.digest));
-                copy_field(buf, written.supersedes.as_deref().map(str::as_bytes));
-                copy_field(buf, Some(p.ingested_at.as_bytes()));
-                copy_field(buf, Some(&p.ingested_unix.to_be_bytes()));
-                copy_field(buf, Some(written.json.as_bytes()));
-            }
-            buf.extend_from_slice(&(-1i16).to_be_bytes());
-            // Sent in pieces of COPY_CHUNK: the client library copies what it is given into a
-            // buffer of that size, which the allocator then reuses, where one batch-sized write
-            // took fresh pages (zeroed by the kernel) every batch.
-            let mut w = client.copy_in(&st.copy_raw)?;
-            for chunk in buf.chunks(COPY_CHUNK) {
-                w.write_all(chunk)?;
-            }
-            w.finish()?;
-            if buf.capacity() > COPY_BUF_KEEP {
-                *buf = Vec::new();
-            }
+            copy_rows(client, st, &mut self.copy_buf, &rows, &outcome, &doc_keys)?;
         }
         if !batch.deletions.is_empty() {
-            let col = |f: fn(&crate::Deletion) -> &str| -> Vec<&str> {
-                batch.deletions.iter().map(f).collect()
-            };
-            let n = client.execute(
-                &st.insert_deletions,
-                &[
-                    &col(|d| &d.key.tenant),
-                    &col(|d| &d.key.vendor),
-                    &col(|d| &d.key.upstream_id),
-                    &col(|d| &d.recorded_at),
-                    &col(|d| &d.location),
-                ],
-            )?;
-            outcome.deletions_recorded = n as usize;
+            outcome.deletions_recorded = record_deletions(client, st, batch.deletions)?;
         }
         let c = batch
             .checkpoint
             .map(|c| c.with_outcome(&outcome, batch.deletions.len()));
-        // The counts, the checkpoint and COMMIT in one round trip: a simple query with the
-        // values as literals. A value the simple protocol cannot carry (a NUL, which PostgreSQL
-        // text refuses anyway) goes as parameters, and COMMIT after it.
-        if let Some(sql) = finish_sql(&counted, c.as_ref()) {
-            client.batch_execute(&sql)?;
-            return Ok(outcome);
-        }
-        if !counted.is_empty() || c.is_some() {
-            let (tenants, vendors, documents, upstreams) = counted.columns();
-            client.execute(
-                &st.finish,
-                &[
-                    &tenants,
-                    &vendors,
-                    &documents,
-                    &upstreams,
-                    &c.as_ref().map(|c| &c.run_key),
-                    &c.as_ref().map(|c| &c.position),
-                    &c.as_ref().map(|c| c.written),
-                    &c.as_ref().map(|c| c.noop),
-                    &c.as_ref().map(|c| c.rejected),
-                    &c.as_ref().map(|c| c.deleted),
-                ],
-            )?;
-        }
-        client.batch_execute("COMMIT")?;
+        finish(client, st, &counted, c.as_ref())?;
         Ok(outcome)
     }
 
@@ -848,6 +705,192 @@ impl PgStore {
             .map(|g| g.to_string())
             .collect())
     }
+}
+
+/// Begins the batch's transaction with the lock and resolves its keys in one round trip (see
+/// RESOLVE): what is stored for each document's upstream key, and the key of each document (by
+/// its index in the batch). A batch without documents has begun its transaction already.
+fn resolve_keys<'a>(
+    client: &mut Client,
+    st: &Statements,
+    prepared: &'a [StoreDoc],
+) -> Result<(StoredState<'a>, Vec<i64>)> {
+    let mut state = StoredState::default();
+    let mut doc_keys: Vec<i64> = Vec::with_capacity(prepared.len());
+    if prepared.is_empty() {
+        return Ok((state, doc_keys));
+    }
+    // Each distinct upstream document once, numbered from 1 in order of appearance.
+    let mut distinct: Vec<&UpstreamKey> = Vec::new();
+    let mut ordinal: BatchMap<&UpstreamKey, i64> = BatchMap::default();
+    let mut doc_ordinals = Vec::with_capacity(prepared.len());
+    let mut digests = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let next = distinct.len() as i64 + 1;
+        let i = *ordinal.entry(&p.head.key).or_insert_with(|| {
+            distinct.push(&p.head.key);
+            next
+        });
+        doc_ordinals.push(i);
+        digests.push(&p.digest[..]);
+    }
+    let col =
+        |f: fn(&UpstreamKey) -> &str| -> Vec<&str> { distinct.iter().map(|k| f(k)).collect() };
+    let (kt, kv, ku) = (
+        col(|k| &k.tenant),
+        col(|k| &k.vendor),
+        col(|k| &k.upstream_id),
+    );
+    let rows = match resolve_sql(&kt, &kv, &ku, &doc_ordinals, &digests) {
+        Some(sql) => parse_resolved(client.simple_query(&sql)?)?,
+        None => {
+            client.batch_execute(BEGIN_LOCKED)?;
+            client
+                .query(&st.resolve, &[&kt, &kv, &ku, &doc_ordinals, &digests])?
+                .iter()
+                .map(|r| Resolved {
+                    ordinal: r.get(0),
+                    key: r.get(1),
+                    revision: r.get(3),
+                    id: r.get(4),
+                    digest: r.get::<_, Option<Vec<u8>>>(5),
+                })
+                .collect()
+        }
+    };
+    // The upstream key of each distinct document once resolved.
+    let mut resolved: Vec<Option<i64>> = vec![None; distinct.len()];
+    for r in rows {
+        let i = usize::try_from(r.ordinal - 1)
+            .ok()
+            .filter(|&i| i < distinct.len())
+            .ok_or_else(|| bad_resolve(format!("ordinal {}", r.ordinal)))?;
+        let key = distinct[i];
+        match r.digest {
+            None => {
+                resolved[i] = Some(r.key);
+                if let (Some(revision), Some(id)) = (r.revision, r.id) {
+                    state.heads.insert(key, Head { revision, id });
+                }
+            }
+            Some(digest) => {
+                // Equal to a digest of the batch (the probe's condition): 32 bytes.
+                if let (Ok(digest), Some(id)) = (digest.try_into(), r.id) {
+                    state.existing.insert((key, digest), id);
+                }
+            }
+        }
+    }
+    let missing = resolved.iter().filter(|k| k.is_none()).count();
+    if missing > 0 {
+        return Err(StoreError::BadRow {
+            location: "upstreams".into(),
+            message: format!(
+                "{} of {} upstream keys resolved",
+                distinct.len() - missing,
+                distinct.len()
+            ),
+        });
+    }
+    doc_keys.extend(
+        doc_ordinals
+            .iter()
+            .map(|&i| resolved[i as usize - 1].expect("all resolved")),
+    );
+    Ok((state, doc_keys))
+}
+
+/// The new rows as one binary COPY, built in `buf` (reused from batch to batch).
+fn copy_rows(
+    client: &mut Client,
+    st: &Statements,
+    buf: &mut Vec<u8>,
+    rows: &[NewRow<'_>],
+    outcome: &BatchOutcome,
+    doc_keys: &[i64],
+) -> Result<()> {
+    buf.clear();
+    copy_header(buf);
+    for (row, written) in rows_with_json(rows, outcome) {
+        let p = row.prepared;
+        buf.extend_from_slice(&8i16.to_be_bytes());
+        copy_field(buf, Some(&doc_keys[row.index].to_be_bytes()));
+        copy_field(buf, Some(&row.revision.to_be_bytes()));
+        copy_field(buf, Some(p.head.id.as_bytes()));
+        copy_field(buf, Some(&p.digest));
+        copy_field(buf, written.supersedes.as_deref().map(str::as_bytes));
+        copy_field(buf, Some(p.ingested_at.as_bytes()));
+        copy_field(buf, Some(&p.ingested_unix.to_be_bytes()));
+        copy_field(buf, Some(written.json.as_bytes()));
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    // Sent in pieces of COPY_CHUNK: the client library copies what it is given into a
+    // buffer of that size, which the allocator then reuses, where one batch-sized write
+    // took fresh pages (zeroed by the kernel) every batch.
+    let mut w = client.copy_in(&st.copy_raw)?;
+    for chunk in buf.chunks(COPY_CHUNK) {
+        w.write_all(chunk)?;
+    }
+    w.finish()?;
+    if buf.capacity() > COPY_BUF_KEEP {
+        *buf = Vec::new();
+    }
+    Ok(())
+}
+
+/// The batch's upstream deletions; the number not recorded before.
+fn record_deletions(
+    client: &mut Client,
+    st: &Statements,
+    deletions: &[crate::Deletion],
+) -> Result<usize> {
+    let col = |f: fn(&crate::Deletion) -> &str| -> Vec<&str> { deletions.iter().map(f).collect() };
+    let n = client.execute(
+        &st.insert_deletions,
+        &[
+            &col(|d| &d.key.tenant),
+            &col(|d| &d.key.vendor),
+            &col(|d| &d.key.upstream_id),
+            &col(|d| &d.recorded_at),
+            &col(|d| &d.location),
+        ],
+    )?;
+    Ok(n as usize)
+}
+
+/// The counts, the checkpoint and COMMIT in one round trip: a simple query with the values as
+/// literals. A value the simple protocol cannot carry (a NUL, which PostgreSQL text refuses
+/// anyway) goes as parameters, and COMMIT after it.
+fn finish(
+    client: &mut Client,
+    st: &Statements,
+    counted: &Counted<'_>,
+    c: Option<&Checkpoint>,
+) -> Result<()> {
+    if let Some(sql) = finish_sql(counted, c) {
+        client.batch_execute(&sql)?;
+        return Ok(());
+    }
+    if !counted.is_empty() || c.is_some() {
+        let (tenants, vendors, documents, upstreams) = counted.columns();
+        client.execute(
+            &st.finish,
+            &[
+                &tenants,
+                &vendors,
+                &documents,
+                &upstreams,
+                &c.map(|c| &c.run_key),
+                &c.map(|c| &c.position),
+                &c.map(|c| c.written),
+                &c.map(|c| c.noop),
+                &c.map(|c| c.rejected),
+                &c.map(|c| c.deleted),
+            ],
+        )?;
+    }
+    client.batch_execute("COMMIT")?;
+    Ok(())
 }
 
 /// A row of RESOLVE: see there.

@@ -3,7 +3,8 @@
 //! read-only connection that never writes the database (see [`SqliteStore::open_read_only`]).
 
 use crate::batch::{
-    plan, rows_with_json, Batch, BatchMap, BatchOutcome, Checkpoint, Counted, Head, StoredState,
+    plan, rows_with_json, Batch, BatchMap, BatchOutcome, Checkpoint, Counted, Deletion, Head,
+    NewRow, StoredState,
 };
 use crate::document::{render_digest, StoreDoc};
 use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
@@ -425,126 +426,14 @@ impl SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut state = StoredState::default();
-        // The upstream key of every document: an existing one (whose head and stored hashes are
-        // looked up) or a new one (nothing stored yet, so nothing to look up).
-        let mut keys: BatchMap<&UpstreamKey, (i64, bool)> = BatchMap::default();
-        {
-            let mut key_q = tx.prepare_cached(
-                "SELECT key FROM upstreams WHERE tenant = ?1 AND vendor = ?2 AND upstream_id = ?3",
-            )?;
-            let mut key_insert = tx.prepare_cached(
-                "INSERT INTO upstreams (tenant, vendor, upstream_id) VALUES (?1, ?2, ?3)",
-            )?;
-            let mut head_q = tx.prepare_cached(
-                "SELECT revision, id FROM advisory_raw WHERE upstream = ?1
-                 ORDER BY revision DESC LIMIT 1",
-            )?;
-            let mut hash_q = tx.prepare_cached(
-                "SELECT id FROM advisory_raw WHERE upstream = ?1 AND content_hash = ?2",
-            )?;
-            for p in prepared {
-                let k = &p.head.key;
-                let (key, existed) = match keys.get(k) {
-                    Some(&found) => found,
-                    None => {
-                        let args = params![k.tenant, k.vendor, k.upstream_id];
-                        let found = match key_q.query_row(args, |r| r.get(0)).optional()? {
-                            Some(key) => {
-                                let head = head_q
-                                    .query_row([key], |r| {
-                                        Ok(Head {
-                                            revision: r.get(0)?,
-                                            id: r.get(1)?,
-                                        })
-                                    })
-                                    .optional()?;
-                                if let Some(head) = head {
-                                    state.heads.insert(k, head);
-                                }
-                                (key, true)
-                            }
-                            None => {
-                                key_insert.execute(args)?;
-                                (tx.last_insert_rowid(), false)
-                            }
-                        };
-                        keys.insert(k, found);
-                        found
-                    }
-                };
-                if existed {
-                    let id: Option<String> = hash_q
-                        .query_row(params![key, &p.digest[..]], |r| r.get(0))
-                        .optional()?;
-                    if let Some(id) = id {
-                        state.existing.insert((k, p.digest), id);
-                    }
-                }
-            }
-        }
+        let (state, keys) = look_up_stored(&tx, prepared)?;
         let mut outcome = BatchOutcome::default();
         let rows = plan(prepared, state, &mut outcome)?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO advisory_raw (upstream, revision, id, content_hash, supersedes,
-                                           ingested_at, ingested_unix, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for (row, written) in rows_with_json(&rows, &outcome) {
-                let p = row.prepared;
-                insert.execute(params![
-                    keys[&p.head.key].0,
-                    row.revision,
-                    p.head.id,
-                    &p.digest[..],
-                    written.supersedes,
-                    p.ingested_at,
-                    p.ingested_unix,
-                    written.json,
-                ])?;
-            }
-            let counted = Counted::of(&rows);
-            if !counted.is_empty() {
-                let mut count = tx.prepare_cached(
-                    "INSERT INTO source_counts (tenant, vendor, documents, upstream_documents)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (tenant, vendor) DO UPDATE
-                     SET documents = documents + excluded.documents,
-                         upstream_documents = upstream_documents + excluded.upstream_documents",
-                )?;
-                for (tenant, vendor, documents, upstreams) in counted.iter() {
-                    count.execute(params![tenant, vendor, documents, upstreams])?;
-                }
-            }
-            let mut delete = tx.prepare_cached(
-                "INSERT INTO upstream_deletions (tenant, vendor, upstream_id, recorded_at, location)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            )?;
-            for d in batch.deletions {
-                let k = &d.key;
-                outcome.deletions_recorded += delete.execute(params![
-                    k.tenant,
-                    k.vendor,
-                    k.upstream_id,
-                    d.recorded_at,
-                    d.location
-                ])?;
-            }
-            if let Some(c) = batch.checkpoint {
-                let c = c.with_outcome(&outcome, batch.deletions.len());
-                tx.prepare_cached(
-                    "INSERT INTO backfill_checkpoints
-                         (run_key, position, written, noop, rejected, deleted)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (run_key) DO UPDATE SET position = excluded.position,
-                         written = excluded.written, noop = excluded.noop,
-                         rejected = excluded.rejected, deleted = excluded.deleted",
-                )?
-                .execute(params![
-                    c.run_key, c.position, c.written, c.noop, c.rejected, c.deleted
-                ])?;
-            }
+        insert_rows(&tx, &rows, &outcome, &keys)?;
+        add_counts(&tx, &Counted::of(&rows))?;
+        outcome.deletions_recorded += record_deletions(&tx, batch.deletions)?;
+        if let Some(c) = batch.checkpoint {
+            save_checkpoint(&tx, &c.with_outcome(&outcome, batch.deletions.len()))?;
         }
         tx.commit()?;
         if let Some(c) = &self.checkpointer {
@@ -692,6 +581,153 @@ impl SqliteStore {
             .map(|g| g.to_string())
             .collect())
     }
+}
+
+/// The upstream key of each distinct document of a batch, and whether it was already stored.
+type UpstreamKeys<'a> = BatchMap<&'a UpstreamKey, (i64, bool)>;
+
+/// The upstream key of every document: an existing one (whose head and stored hashes are looked
+/// up) or a new one (nothing stored yet, so nothing to look up).
+fn look_up_stored<'a>(
+    tx: &Connection,
+    prepared: &'a [StoreDoc],
+) -> Result<(StoredState<'a>, UpstreamKeys<'a>)> {
+    let mut state = StoredState::default();
+    let mut keys = UpstreamKeys::default();
+    let mut key_q = tx.prepare_cached(
+        "SELECT key FROM upstreams WHERE tenant = ?1 AND vendor = ?2 AND upstream_id = ?3",
+    )?;
+    let mut key_insert = tx.prepare_cached(
+        "INSERT INTO upstreams (tenant, vendor, upstream_id) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut head_q = tx.prepare_cached(
+        "SELECT revision, id FROM advisory_raw WHERE upstream = ?1
+         ORDER BY revision DESC LIMIT 1",
+    )?;
+    let mut hash_q =
+        tx.prepare_cached("SELECT id FROM advisory_raw WHERE upstream = ?1 AND content_hash = ?2")?;
+    for p in prepared {
+        let k = &p.head.key;
+        let (key, existed) = match keys.get(k) {
+            Some(&found) => found,
+            None => {
+                let args = params![k.tenant, k.vendor, k.upstream_id];
+                let found = match key_q.query_row(args, |r| r.get(0)).optional()? {
+                    Some(key) => {
+                        let head = head_q
+                            .query_row([key], |r| {
+                                Ok(Head {
+                                    revision: r.get(0)?,
+                                    id: r.get(1)?,
+                                })
+                            })
+                            .optional()?;
+                        if let Some(head) = head {
+                            state.heads.insert(k, head);
+                        }
+                        (key, true)
+                    }
+                    None => {
+                        key_insert.execute(args)?;
+                        (tx.last_insert_rowid(), false)
+                    }
+                };
+                keys.insert(k, found);
+                found
+            }
+        };
+        if existed {
+            let id: Option<String> = hash_q
+                .query_row(params![key, &p.digest[..]], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = id {
+                state.existing.insert((k, p.digest), id);
+            }
+        }
+    }
+    Ok((state, keys))
+}
+
+/// The planned rows, each under its document's upstream key.
+fn insert_rows(
+    tx: &Connection,
+    rows: &[NewRow<'_>],
+    outcome: &BatchOutcome,
+    keys: &UpstreamKeys<'_>,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO advisory_raw (upstream, revision, id, content_hash, supersedes,
+                                   ingested_at, ingested_unix, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (row, written) in rows_with_json(rows, outcome) {
+        let p = row.prepared;
+        insert.execute(params![
+            keys[&p.head.key].0,
+            row.revision,
+            p.head.id,
+            &p.digest[..],
+            written.supersedes,
+            p.ingested_at,
+            p.ingested_unix,
+            written.json,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The rows written added to their source's counts.
+fn add_counts(tx: &Connection, counted: &Counted<'_>) -> Result<()> {
+    if counted.is_empty() {
+        return Ok(());
+    }
+    let mut count = tx.prepare_cached(
+        "INSERT INTO source_counts (tenant, vendor, documents, upstream_documents)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant, vendor) DO UPDATE
+         SET documents = documents + excluded.documents,
+             upstream_documents = upstream_documents + excluded.upstream_documents",
+    )?;
+    for (tenant, vendor, documents, upstreams) in counted.iter() {
+        count.execute(params![tenant, vendor, documents, upstreams])?;
+    }
+    Ok(())
+}
+
+/// The batch's upstream deletions; the number not recorded before.
+fn record_deletions(tx: &Connection, deletions: &[Deletion]) -> Result<usize> {
+    let mut delete = tx.prepare_cached(
+        "INSERT INTO upstream_deletions (tenant, vendor, upstream_id, recorded_at, location)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    )?;
+    let mut recorded = 0;
+    for d in deletions {
+        let k = &d.key;
+        recorded += delete.execute(params![
+            k.tenant,
+            k.vendor,
+            k.upstream_id,
+            d.recorded_at,
+            d.location
+        ])?;
+    }
+    Ok(recorded)
+}
+
+/// The run's checkpoint, written in the batch's transaction.
+fn save_checkpoint(tx: &Connection, c: &Checkpoint) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO backfill_checkpoints
+             (run_key, position, written, noop, rejected, deleted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (run_key) DO UPDATE SET position = excluded.position,
+             written = excluded.written, noop = excluded.noop,
+             rejected = excluded.rejected, deleted = excluded.deleted",
+    )?
+    .execute(params![
+        c.run_key, c.position, c.written, c.noop, c.rejected, c.deleted
+    ])?;
+    Ok(())
 }
 
 /// The store's schema version: `None` without a `schema_migrations` table.
