@@ -15,22 +15,33 @@
 //! # Ok(()) }
 //! ```
 
+// Without `store` (the fuzz targets' build) the writers' helpers in manifest.rs and export.rs
+// have no caller.
+#![cfg_attr(not(feature = "store"), allow(dead_code))]
+
+#[cfg(feature = "store")]
 mod build;
 mod content_address;
 mod export;
+#[cfg(feature = "store")]
 mod input;
 mod layout;
 mod manifest;
+#[cfg(feature = "store")]
 mod read;
+#[cfg(feature = "store")]
 mod records;
+#[cfg(feature = "store")]
 mod verify;
 
+#[cfg(feature = "store")]
 pub use build::{
     build_from_inputs, build_from_inputs_observed, build_from_store, pack_export, BuildError,
     BuildOptions, BuildReport, LoadError, BATCH_SIZE,
 };
 pub use content_address::{dataset_hash, hash_listing};
 pub use export::{Export, ExportedFile, Exporter};
+#[cfg(feature = "store")]
 pub use input::{is_dataset, Datasets, Refused, FAULT_HOOK_VARS};
 pub use layout::{
     archive_name, data_path, manifest_name, parse_archive_name, parse_data_path, DataPath,
@@ -38,7 +49,9 @@ pub use layout::{
 pub use manifest::{
     FileEntry, InputRef, Manifest, SourceInfo, TenantCount, ToolInfo, Totals, VendorCount,
 };
+#[cfg(feature = "store")]
 pub use read::{Dataset, DatasetCursor, DatasetRecord, ReadError, Records, VerifiedDataset};
+#[cfg(feature = "store")]
 pub use verify::{
     verify, verify_reader, verify_with, Check, Failure, Sidecar, VerifyError, VerifyOptions,
     VerifyReport,
