@@ -281,114 +281,27 @@ impl Guard {
         out
     }
 
+    /// Tenant and `_id`, then the source, the upstream record's fields, and its signature.
     fn check_provenance<T: JsonTree>(&self, doc: &T, out: &mut Vec<Violation>) {
-        use ViolationCode::{Merge, MissingProvenance as P};
+        use ViolationCode::MissingProvenance as P;
         if self.options.require_tenant && !non_empty_str(doc.member("tenant")) {
             out.push(Violation::new(P, "/tenant", "tenant is missing or empty"));
         }
         if !non_empty_str(doc.member("_id")) {
             out.push(Violation::new(P, "/_id", "_id is missing or empty"));
         }
-        let source = doc.member("source");
-        match (source, source.and_then(T::array_len)) {
-            (_, Some(n)) if n > 1 => {
-                out.push(Violation::new(
-                    Merge,
-                    "/source",
-                    format!("document carries {n} sources"),
-                ));
-            }
-            (Some(source), _) if source.is_object() => {
-                for field in ["vendor", "connector", "version"] {
-                    let value = source.member(field);
-                    match value.and_then(T::array_len) {
-                        Some(n) if n > 1 => {
-                            out.push(Violation::new(
-                                Merge,
-                                format!("/source/{field}"),
-                                format!("document carries {n} values for source.{field}"),
-                            ));
-                        }
-                        _ if !non_empty_str(value) => out.push(Violation::new(
-                            P,
-                            format!("/source/{field}"),
-                            format!("source.{field} is missing or empty"),
-                        )),
-                        _ => {}
-                    }
-                }
-            }
-            _ => out.push(Violation::new(
-                P,
-                "/source",
-                "source is missing or not an object",
-            )),
-        }
-        let upstream = doc.member("upstream");
-        let upstream = match (upstream, upstream.and_then(T::array_len)) {
-            (_, Some(n)) if n > 1 => {
-                out.push(Violation::new(
-                    Merge,
-                    "/upstream",
-                    format!("document carries {n} upstream records"),
-                ));
-                return;
-            }
-            (Some(u), _) if u.is_object() => u,
-            _ => {
-                out.push(Violation::new(
-                    P,
-                    "/upstream",
-                    "upstream is missing or not an object",
-                ));
-                return;
-            }
+        check_source(doc.member("source"), out);
+        let Some(upstream) = single_upstream(doc.member("upstream"), out) else {
+            return;
         };
-        for field in ["upstream_id", "content_hash", "retrieved_at"] {
-            if !non_empty_str(upstream.member(field)) {
-                out.push(Violation::new(
-                    P,
-                    format!("/upstream/{field}"),
-                    format!("upstream.{field} is missing or empty"),
-                ));
-            }
-        }
-        if !upstream
-            .member("document_version")
-            .is_some_and(|v| v.is_null() || v.as_str().is_some())
-        {
-            out.push(Violation::new(
-                P,
-                "/upstream/document_version",
-                "upstream.document_version is missing",
-            ));
-        }
-        if let Some(at) = upstream
-            .member("retrieved_at")
-            .and_then(T::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            if !is_rfc3339_utc(at) {
-                out.push(Violation::new(
-                    P,
-                    "/upstream/retrieved_at",
-                    format!("retrieved_at `{at}` is not RFC 3339 UTC"),
-                ));
-            }
-        }
-        if let Some(hash) = upstream
-            .member("content_hash")
-            .and_then(T::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            if !is_content_hash(hash) {
-                out.push(Violation::new(
-                    P,
-                    "/upstream/content_hash",
-                    format!("content_hash `{hash}` is not sha256:<64 lowercase hex>"),
-                ));
-            }
-        }
+        check_upstream_fields(upstream, out);
+        self.check_signature(upstream, out);
+    }
+
+    /// The upstream signature metadata: `present` always; `format` and `sig` when present, or
+    /// when the options require a signature.
+    fn check_signature<T: JsonTree>(&self, upstream: &T, out: &mut Vec<Violation>) {
+        use ViolationCode::MissingProvenance as P;
         match upstream.member("signature").filter(|s| s.is_object()) {
             Some(sig) => match sig.member("present").and_then(T::as_bool) {
                 None => out.push(Violation::new(
@@ -467,6 +380,123 @@ impl Guard {
                 ViolationCode::HashMismatch,
                 "/upstream/content_hash",
                 format!("content_hash {claimed} does not match content.raw ({actual})"),
+            ));
+        }
+    }
+}
+
+/// `source`: one object with a non-empty vendor, connector and version.
+fn check_source<T: JsonTree>(source: Option<&T>, out: &mut Vec<Violation>) {
+    use ViolationCode::{Merge, MissingProvenance as P};
+    match (source, source.and_then(T::array_len)) {
+        (_, Some(n)) if n > 1 => {
+            out.push(Violation::new(
+                Merge,
+                "/source",
+                format!("document carries {n} sources"),
+            ));
+        }
+        (Some(source), _) if source.is_object() => {
+            for field in ["vendor", "connector", "version"] {
+                let value = source.member(field);
+                match value.and_then(T::array_len) {
+                    Some(n) if n > 1 => {
+                        out.push(Violation::new(
+                            Merge,
+                            format!("/source/{field}"),
+                            format!("document carries {n} values for source.{field}"),
+                        ));
+                    }
+                    _ if !non_empty_str(value) => out.push(Violation::new(
+                        P,
+                        format!("/source/{field}"),
+                        format!("source.{field} is missing or empty"),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        _ => out.push(Violation::new(
+            P,
+            "/source",
+            "source is missing or not an object",
+        )),
+    }
+}
+
+/// `upstream`: one object, else a violation and `None`.
+fn single_upstream<'t, T: JsonTree>(
+    upstream: Option<&'t T>,
+    out: &mut Vec<Violation>,
+) -> Option<&'t T> {
+    use ViolationCode::{Merge, MissingProvenance as P};
+    match (upstream, upstream.and_then(T::array_len)) {
+        (_, Some(n)) if n > 1 => {
+            out.push(Violation::new(
+                Merge,
+                "/upstream",
+                format!("document carries {n} upstream records"),
+            ));
+            None
+        }
+        (Some(u), _) if u.is_object() => Some(u),
+        _ => {
+            out.push(Violation::new(
+                P,
+                "/upstream",
+                "upstream is missing or not an object",
+            ));
+            None
+        }
+    }
+}
+
+/// The upstream record's id, content hash, retrieval time and document version, and the form
+/// of the hash and the time.
+fn check_upstream_fields<T: JsonTree>(upstream: &T, out: &mut Vec<Violation>) {
+    use ViolationCode::MissingProvenance as P;
+    for field in ["upstream_id", "content_hash", "retrieved_at"] {
+        if !non_empty_str(upstream.member(field)) {
+            out.push(Violation::new(
+                P,
+                format!("/upstream/{field}"),
+                format!("upstream.{field} is missing or empty"),
+            ));
+        }
+    }
+    if !upstream
+        .member("document_version")
+        .is_some_and(|v| v.is_null() || v.as_str().is_some())
+    {
+        out.push(Violation::new(
+            P,
+            "/upstream/document_version",
+            "upstream.document_version is missing",
+        ));
+    }
+    if let Some(at) = upstream
+        .member("retrieved_at")
+        .and_then(T::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        if !is_rfc3339_utc(at) {
+            out.push(Violation::new(
+                P,
+                "/upstream/retrieved_at",
+                format!("retrieved_at `{at}` is not RFC 3339 UTC"),
+            ));
+        }
+    }
+    if let Some(hash) = upstream
+        .member("content_hash")
+        .and_then(T::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        if !is_content_hash(hash) {
+            out.push(Violation::new(
+                P,
+                "/upstream/content_hash",
+                format!("content_hash `{hash}` is not sha256:<64 lowercase hex>"),
             ));
         }
     }
