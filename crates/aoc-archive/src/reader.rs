@@ -154,6 +154,30 @@ struct Current {
     truncated: bool,
 }
 
+/// What extension headers (GNU long name, PAX) said about the entry that follows them.
+#[derive(Default)]
+struct Extensions {
+    long_name: Option<Vec<u8>>,
+    pax_path: Option<Vec<u8>>,
+    pax_size: Option<u64>,
+}
+
+impl Extensions {
+    fn is_pending(&self) -> bool {
+        self.long_name.is_some() || self.pax_path.is_some() || self.pax_size.is_some()
+    }
+
+    /// The entry's name (the PAX path, else the GNU long name, else the header's) and size (the
+    /// PAX size, else the header's `declared` one).
+    fn name_and_size(self, header: &tar::Header, declared: u64) -> (Vec<u8>, u64) {
+        let raw_name = self
+            .pax_path
+            .or(self.long_name)
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        (raw_name, self.pax_size.unwrap_or(declared))
+    }
+}
+
 impl ArchiveReader<'static> {
     /// Opens the archive at `path`, detecting its format from the first bytes.
     pub fn open(path: &Path, limits: Limits) -> Result<Self, ArchiveError> {
@@ -235,15 +259,8 @@ impl<'a> ArchiveReader<'a> {
         if self.finished {
             return Ok(None);
         }
-        if !self.current.name.is_empty() {
-            let left = self.current.remaining + padding(self.current.size);
-            let name = std::mem::take(&mut self.current.name);
-            self.current.remaining = 0;
-            self.skip(left).map_err(|e| self.entry_error(e, &name))?;
-        }
-        let mut long_name: Option<Vec<u8>> = None;
-        let mut pax_path: Option<Vec<u8>> = None;
-        let mut pax_size: Option<u64> = None;
+        self.skip_rest_of_current()?;
+        let mut extensions = Extensions::default();
         let mut block = [0u8; BLOCK as usize];
         loop {
             let offset = self.stream.consumed;
@@ -251,15 +268,7 @@ impl<'a> ArchiveReader<'a> {
                 return Err(ArchiveError::MissingEndMarker);
             }
             if block.iter().all(|b| *b == 0) {
-                if long_name.is_some() || pax_path.is_some() || pax_size.is_some() {
-                    return Err(corrupt(
-                        offset,
-                        "extension header without a following entry",
-                    ));
-                }
-                // Reading to the end verifies the gzip CRC / zstd checksum of everything returned.
-                self.skip(u64::MAX).map_err(|e| self.io_error(e))?;
-                self.finished = true;
+                self.finish_at_end_marker(&extensions, offset)?;
                 return Ok(None);
             }
             let header = tar::Header::from_byte_slice(&block);
@@ -268,107 +277,15 @@ impl<'a> ArchiveReader<'a> {
                 .entry_size()
                 .map_err(|e| corrupt(offset, &format!("size field: {e}")))?;
             let type_flag = header.entry_type().as_byte();
-            match type_flag {
-                b'L' => {
-                    if long_name.is_some() {
-                        return Err(corrupt(offset, "two GNU long names for one entry"));
-                    }
-                    if declared > MAX_PATH_BYTES as u64 + 1 {
-                        return Err(ArchiveError::OverlongName {
-                            entry: "././@LongLink".to_owned(),
-                            problem: PathProblem::PathTooLong {
-                                bytes: declared as usize,
-                            },
-                        });
-                    }
-                    let mut name = self.read_small(declared)?;
-                    while name.last() == Some(&0) {
-                        name.pop();
-                    }
-                    long_name = Some(name);
-                    continue;
-                }
-                b'K' => {
-                    // Long link target: the link entry it belongs to is refused below.
-                    if declared > MAX_PATH_BYTES as u64 + 1 {
-                        return Err(corrupt(offset, "overlong GNU long link name"));
-                    }
-                    self.read_small(declared)?;
-                    continue;
-                }
-                b'x' | b'g' => {
-                    if declared > MAX_PAX_BYTES {
-                        return Err(ArchiveError::UnsupportedExtension {
-                            offset,
-                            reason: format!(
-                                "PAX header of {declared} bytes (limit {MAX_PAX_BYTES})"
-                            ),
-                        });
-                    }
-                    let data = self.read_small(declared)?;
-                    let (path, size) = parse_pax(&data, offset)?;
-                    if type_flag == b'g' {
-                        if path.is_some() || size.is_some() {
-                            return Err(ArchiveError::UnsupportedExtension {
-                                offset,
-                                reason: "global PAX header sets path or size".to_owned(),
-                            });
-                        }
-                    } else {
-                        if pax_path.is_some() || pax_size.is_some() {
-                            return Err(corrupt(offset, "two PAX headers for one entry"));
-                        }
-                        pax_path = path;
-                        pax_size = size;
-                    }
-                    continue;
-                }
-                _ => {}
+            if self.read_extension(&mut extensions, type_flag, declared, offset)? {
+                continue;
             }
-
-            let raw_name = pax_path
-                .take()
-                .or_else(|| long_name.take())
-                .unwrap_or_else(|| header.path_bytes().into_owned());
-            long_name = None;
-            let size = pax_size.take().unwrap_or(declared);
-            let name = String::from_utf8(raw_name).map_err(|e| ArchiveError::NonUtf8Name {
-                entry: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            })?;
-            self.count += 1;
-            if self.count > self.limits.max_entries {
-                return Err(ArchiveError::TooManyEntries {
-                    limit: self.limits.max_entries,
-                });
-            }
+            let (raw_name, size) = std::mem::take(&mut extensions).name_and_size(header, declared);
             let is_dir = type_flag == b'5';
-            let canonical = match check_path(&name, PathMode::Read { is_dir }) {
-                Ok(canonical) => canonical.into_owned(),
-                // `./`, the root directory as `tar -C dir .` writes it: nothing to check or return.
-                Err(PathProblem::Empty) if is_dir && !name.is_empty() => {
-                    self.skip(size + padding(size))
-                        .map_err(|e| self.io_error(e))?;
-                    continue;
-                }
-                Err(problem) => return Err(path_error(&name, problem)),
+            let Some(canonical) = self.check_name(raw_name, size, is_dir)? else {
+                continue;
             };
-            check_type(type_flag, &canonical)?;
-            if !self.seen.insert(canonical.clone()) {
-                return Err(ArchiveError::DuplicateName { entry: canonical });
-            }
-            if size > self.limits.max_entry_bytes {
-                return Err(ArchiveError::EntryTooLarge {
-                    entry: canonical,
-                    size,
-                    limit: self.limits.max_entry_bytes,
-                });
-            }
-            if size > self.limits.max_total_bytes - self.stream.consumed {
-                // Reading it would cross the bound anyway: stop before doing the work.
-                return Err(ArchiveError::TotalSizeExceeded {
-                    limit: self.limits.max_total_bytes,
-                });
-            }
+            self.check_entry(&canonical, type_flag, size)?;
             if is_dir {
                 self.skip(size + padding(size))
                     .map_err(|e| self.entry_error(e, &canonical))?;
@@ -382,6 +299,157 @@ impl<'a> ArchiveReader<'a> {
             };
             return Ok(Some(canonical));
         }
+    }
+
+    /// What was left unread of the member returned last, with its padding.
+    fn skip_rest_of_current(&mut self) -> Result<(), ArchiveError> {
+        if !self.current.name.is_empty() {
+            let left = self.current.remaining + padding(self.current.size);
+            let name = std::mem::take(&mut self.current.name);
+            self.current.remaining = 0;
+            self.skip(left).map_err(|e| self.entry_error(e, &name))?;
+        }
+        Ok(())
+    }
+
+    /// At the end-of-archive marker (the zero block at `offset`): no extension header may be left
+    /// waiting for its entry, and the rest of the stream is read.
+    fn finish_at_end_marker(
+        &mut self,
+        extensions: &Extensions,
+        offset: u64,
+    ) -> Result<(), ArchiveError> {
+        if extensions.is_pending() {
+            return Err(corrupt(
+                offset,
+                "extension header without a following entry",
+            ));
+        }
+        // Reading to the end verifies the gzip CRC / zstd checksum of everything returned.
+        self.skip(u64::MAX).map_err(|e| self.io_error(e))?;
+        self.finished = true;
+        Ok(())
+    }
+
+    /// Reads a GNU long name or link (`L`, `K`) or a PAX header (`x`, `g`) of `declared` bytes
+    /// into `extensions` for the entry that follows; `false` for any other type, an entry.
+    fn read_extension(
+        &mut self,
+        extensions: &mut Extensions,
+        type_flag: u8,
+        declared: u64,
+        offset: u64,
+    ) -> Result<bool, ArchiveError> {
+        match type_flag {
+            b'L' => {
+                if extensions.long_name.is_some() {
+                    return Err(corrupt(offset, "two GNU long names for one entry"));
+                }
+                if declared > MAX_PATH_BYTES as u64 + 1 {
+                    return Err(ArchiveError::OverlongName {
+                        entry: "././@LongLink".to_owned(),
+                        problem: PathProblem::PathTooLong {
+                            bytes: declared as usize,
+                        },
+                    });
+                }
+                let mut name = self.read_small(declared)?;
+                while name.last() == Some(&0) {
+                    name.pop();
+                }
+                extensions.long_name = Some(name);
+            }
+            b'K' => {
+                // Long link target: the link entry it belongs to is refused below.
+                if declared > MAX_PATH_BYTES as u64 + 1 {
+                    return Err(corrupt(offset, "overlong GNU long link name"));
+                }
+                self.read_small(declared)?;
+            }
+            b'x' | b'g' => {
+                if declared > MAX_PAX_BYTES {
+                    return Err(ArchiveError::UnsupportedExtension {
+                        offset,
+                        reason: format!("PAX header of {declared} bytes (limit {MAX_PAX_BYTES})"),
+                    });
+                }
+                let data = self.read_small(declared)?;
+                let (path, size) = parse_pax(&data, offset)?;
+                if type_flag == b'g' {
+                    if path.is_some() || size.is_some() {
+                        return Err(ArchiveError::UnsupportedExtension {
+                            offset,
+                            reason: "global PAX header sets path or size".to_owned(),
+                        });
+                    }
+                } else {
+                    if extensions.pax_path.is_some() || extensions.pax_size.is_some() {
+                        return Err(corrupt(offset, "two PAX headers for one entry"));
+                    }
+                    extensions.pax_path = path;
+                    extensions.pax_size = size;
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Counts the entry and checks its name; `None` for the root directory as `tar -C dir .`
+    /// writes it (`./`), which is skipped: nothing to check or return.
+    fn check_name(
+        &mut self,
+        raw_name: Vec<u8>,
+        size: u64,
+        is_dir: bool,
+    ) -> Result<Option<String>, ArchiveError> {
+        let name = String::from_utf8(raw_name).map_err(|e| ArchiveError::NonUtf8Name {
+            entry: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })?;
+        self.count += 1;
+        if self.count > self.limits.max_entries {
+            return Err(ArchiveError::TooManyEntries {
+                limit: self.limits.max_entries,
+            });
+        }
+        match check_path(&name, PathMode::Read { is_dir }) {
+            Ok(canonical) => Ok(Some(canonical.into_owned())),
+            Err(PathProblem::Empty) if is_dir && !name.is_empty() => {
+                self.skip(size + padding(size))
+                    .map_err(|e| self.io_error(e))?;
+                Ok(None)
+            }
+            Err(problem) => Err(path_error(&name, problem)),
+        }
+    }
+
+    /// The entry's type, that its name is new, and its size against the limits.
+    fn check_entry(
+        &mut self,
+        canonical: &str,
+        type_flag: u8,
+        size: u64,
+    ) -> Result<(), ArchiveError> {
+        check_type(type_flag, canonical)?;
+        if !self.seen.insert(canonical.to_owned()) {
+            return Err(ArchiveError::DuplicateName {
+                entry: canonical.to_owned(),
+            });
+        }
+        if size > self.limits.max_entry_bytes {
+            return Err(ArchiveError::EntryTooLarge {
+                entry: canonical.to_owned(),
+                size,
+                limit: self.limits.max_entry_bytes,
+            });
+        }
+        if size > self.limits.max_total_bytes - self.stream.consumed {
+            // Reading it would cross the bound anyway: stop before doing the work.
+            return Err(ArchiveError::TotalSizeExceeded {
+                limit: self.limits.max_total_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// The data of the member [`next_entry`](Self::next_entry) returned last (empty before the
