@@ -8,8 +8,9 @@
 //! directory); as root the cluster runs as the `postgres` user, as initdb requires. Without the
 //! binaries the test says so loudly and passes, except under `CI`, where it fails.
 //!
-//! One test function on purpose: the cases set libpq's environment variables (`PGSSLMODE`,
-//! `PGPASSWORD`, `HOME`, ...) of this process, which no other test may see at the same time, and
+//! One test function on purpose, whose cases run in a child process of this test binary
+//! ([`child_entry_point`]): they set libpq's environment variables (`PGSSLMODE`, `PGPASSWORD`,
+//! `HOME`, ...), which are process-wide, so no other test of the binary may run beside them, and
 //! they share one server.
 
 use aoc_store::Store;
@@ -335,15 +336,56 @@ fn set_env(vars: &[(&str, Option<&str>)]) {
     }
 }
 
+/// Set in [`child_entry_point`]'s process by its parent test; the entry point does nothing
+/// without it (a run with `--include-ignored` must not touch its own environment).
+const CHILD: &str = "AOC_STORE_TLS_CHILD";
+/// What the child prints once every case passed: the parent's proof that the cases ran (an
+/// `--exact` name that matched nothing would exit 0 too).
+const CASES_PASSED: &str = "AOC_TLS_CASES_PASSED";
+
 #[test]
 fn tls_sslmodes_and_passwords_against_a_real_server() {
-    let Some(bin) = pg_bin() else {
+    if pg_bin().is_none() {
         aoc_testkit::skip(
             "aoc-store TLS tests: no PostgreSQL server binaries (initdb). Install the Debian \
              package `postgresql`, or set PG_BIN to their directory.",
         );
         return;
-    };
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "tls::child_entry_point",
+            "--ignored",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The cases' progress, shown with the parent's own output.
+    eprint!("{stderr}");
+    assert!(
+        out.status.success(),
+        "the TLS cases failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(CASES_PASSED),
+        "the child ran no TLS case:\n{stdout}\n{stderr}"
+    );
+}
+
+/// Not a test of its own: `tls_sslmodes_and_passwords_against_a_real_server` runs it in a child
+/// process, alone there, since its cases set the process's environment.
+#[test]
+#[ignore = "helper entry point: the TLS test runs it in a child process"]
+fn child_entry_point() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let bin = pg_bin().expect("the parent test found the server binaries");
 
     let ca = new_ca("aoc test CA");
     let other = new_ca("aoc other CA");
@@ -758,4 +800,5 @@ fn tls_sslmodes_and_passwords_against_a_real_server() {
         cases.len(),
         failed.join("\n")
     );
+    println!("{CASES_PASSED} {}", cases.len());
 }
