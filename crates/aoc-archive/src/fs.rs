@@ -1,7 +1,8 @@
 //! The file operations every writer and reader of kit files shares, in one place: atomic writes
 //! (a temporary file in the target's directory, the mode set, fsync, rename, the directory
-//! fsynced), the one opener of untrusted files ([`open_regular`]), reads bounded by a size cap,
-//! and file modes.
+//! fsynced), the one opener of untrusted files ([`open_regular`]), the one bounded read of one
+//! ([`read_regular`], and [`read_bounded`] naming the path) and the one hashing read
+//! ([`read_hashed`]), and file modes.
 //!
 //! Atomic: a reader sees the old file or the complete new one under the final name, never part
 //! of one, and a crash leaves at most a `.<name>.*.tmp` file behind. The mode is set explicitly
@@ -10,6 +11,8 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+use aoc_digest::Sha256Digest;
 
 /// The mode of data files (tarballs, manifests, reports, checksums).
 pub const FILE_MODE: u32 = 0o644;
@@ -84,6 +87,9 @@ pub enum OpenError {
     TooLarge { size: u64, cap: u64 },
     #[error("is {actual} bytes, {expected} were expected")]
     WrongSize { expected: u64, actual: u64 },
+    /// Its size changed while it was read (it grew, or shrank, under the reader).
+    #[error("changed size while it was read")]
+    Changed,
     #[error("{0}")]
     Io(io::Error),
 }
@@ -185,25 +191,51 @@ fn check_regular(m: &std::fs::Metadata, expect: Expect) -> Result<(), OpenError>
     }
 }
 
-/// Reads the untrusted file `path` whole through [`open_regular`] (a link, FIFO or device is
-/// refused unread), refusing (`InvalidData`, naming the cap) a file larger than `max_bytes`
-/// without reading past the cap, even if it grows meanwhile: a hostile or corrupt file cannot
-/// make the reader allocate more or wait.
-pub fn read_bounded(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
-    let (file, size) = open_regular(path, Expect::at_most(max_bytes)).map_err(|e| {
-        let e = io::Error::from(e);
-        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-    })?;
+/// The one bounded read: the untrusted file `path` whole, opened by [`open_regular`] (a link,
+/// FIFO or device is refused unread, a file over `cap` too), reading never more than the size
+/// examined plus one byte, whatever the file does meanwhile: a hostile or corrupt file cannot make
+/// the reader allocate more or wait, and one that changes size is refused ([`OpenError::Changed`]).
+/// The error names the cause, not the path (the caller names the file, escaped when untrusted).
+pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, OpenError> {
+    let (file, size) = open_regular(path, Expect::at_most(cap))?;
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(max_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} is larger than {max_bytes} bytes", path.display()),
-        ));
+    file.take(size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(OpenError::Io)?;
+    if bytes.len() as u64 != size {
+        return Err(OpenError::Changed);
     }
     Ok(bytes)
+}
+
+/// [`read_regular`] with the error as an [`io::Error`] that names `path` (for trusted paths, or
+/// callers that print the path themselves).
+pub fn read_bounded(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    read_regular(path, max_bytes).map_err(|e| {
+        let e = io::Error::from(e);
+        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    })
+}
+
+/// The one hashing read: the untrusted file `path`, opened by [`open_regular`] within `expect`,
+/// copied into `sink` (a `Vec`, a private temporary file, or `io::sink()` to only hash) while
+/// every byte is hashed, reading never more than the size examined plus one byte; a file that
+/// changes size meanwhile is refused ([`OpenError::Changed`]). Returns the size and digest of
+/// exactly the bytes written to `sink`.
+pub fn read_hashed<W: Write + ?Sized>(
+    path: &Path,
+    expect: Expect,
+    sink: &mut W,
+) -> Result<(u64, Sha256Digest), OpenError> {
+    let (file, size) = open_regular(path, expect)?;
+    let (read, digest) = crate::hashing::with_hash_buffer(|buf| {
+        aoc_digest::copy_hashing(file.take(size.saturating_add(1)), sink, buf)
+    })
+    .map_err(OpenError::Io)?;
+    if read != size {
+        return Err(OpenError::Changed);
+    }
+    Ok((size, digest))
 }
 
 /// Sets `path`'s permission bits to `mode` (Unix; elsewhere there are none to set).
@@ -278,6 +310,62 @@ mod tests {
             err.to_string()
                 .contains("is 1025 bytes, more than the 1024"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_hashing_read_copies_and_hashes_exactly_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runner.tar.gz");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let mut copy = Vec::new();
+        let (size, digest) = read_hashed(&path, Expect::at_most(3_000_000), &mut copy).unwrap();
+        assert_eq!((size, digest), (3_000_000, Sha256Digest::of(&data)));
+        assert_eq!(copy, data);
+        assert!(matches!(
+            read_hashed(&path, Expect::at_most(2_999_999), &mut io::sink()),
+            Err(OpenError::TooLarge {
+                size: 3_000_000,
+                cap: 2_999_999
+            })
+        ));
+        assert!(matches!(
+            read_hashed(
+                &dir.path().join("absent"),
+                Expect::at_most(1),
+                &mut io::sink()
+            ),
+            Err(OpenError::Missing)
+        ));
+    }
+
+    #[test]
+    fn a_file_that_grows_while_read_is_refused_by_both_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing");
+        std::fs::write(&path, b"0123456789").unwrap();
+        // A sink that appends to the very file being read: after the first chunk the file is
+        // longer than the size examined, as if a writer were still at work.
+        let mut appender = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        struct Grow<'a>(&'a mut File);
+        impl Write for Grow<'_> {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.write_all(b"more")?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let err = read_hashed(&path, Expect::at_most(1 << 20), &mut Grow(&mut appender));
+        assert!(matches!(err, Err(OpenError::Changed)), "{err:?}");
+        assert_eq!(
+            OpenError::Changed.to_string(),
+            "changed size while it was read"
         );
     }
 }

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 /// Read size for streaming hashes: 1 MiB measured ~800 MB/s with `sha2` here (docs/ARCHITECTURE.md §11).
 pub const HASH_BUFFER_BYTES: usize = 1 << 20;
@@ -59,24 +58,11 @@ impl FileDigest {
     }
 }
 
-/// Hashes everything `reader` yields, returning `(bytes, sha256)`. Uses this thread's reused
-/// 1 MiB buffer.
-pub fn sha256_reader<R: Read>(mut reader: R) -> io::Result<(u64, [u8; 32])> {
-    with_hash_buffer(|buf| {
-        let mut hasher = Sha256::new();
-        let mut total = 0u64;
-        loop {
-            let n = match reader.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            total += n as u64;
-        }
-        Ok((total, hasher.finalize().into()))
-    })
+/// Hashes everything `reader` yields, returning `(bytes, sha256)`: [`aoc_digest::copy_hashing`]
+/// through this thread's reused 1 MiB buffer.
+pub fn sha256_reader<R: Read>(reader: R) -> io::Result<(u64, [u8; 32])> {
+    with_hash_buffer(|buf| aoc_digest::copy_hashing(reader, &mut io::sink(), buf))
+        .map(|(n, digest)| (n, digest.0))
 }
 
 /// Hashes one file, returning `(bytes, sha256)`; errors name the file.
@@ -115,7 +101,7 @@ fn hash_pool() -> &'static rayon::ThreadPool {
     })
 }
 
-fn with_hash_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+pub(crate) fn with_hash_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
     HASH_BUFFER.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < HASH_BUFFER_BYTES {
@@ -131,6 +117,7 @@ fn with_hash_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aoc_digest::Sha256Digest;
 
     const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
@@ -138,7 +125,7 @@ mod tests {
     fn streaming_hash_matches_the_fips_180_abc_vector() {
         let (n, digest) = sha256_reader(&b"abc"[..]).unwrap();
         assert_eq!(n, 3);
-        assert_eq!(hex::encode(digest), ABC_SHA256);
+        assert_eq!(Sha256Digest::from(digest).to_hex(), ABC_SHA256);
     }
 
     #[test]
@@ -154,8 +141,7 @@ mod tests {
         for (i, d) in digests.iter().enumerate() {
             assert_eq!(d.path, paths[i]);
             assert_eq!(d.size, (i * 100_000) as u64);
-            let expected: [u8; 32] = Sha256::digest(vec![i as u8; i * 100_000]).into();
-            assert_eq!(d.sha256, expected);
+            assert_eq!(Sha256Digest::of(vec![i as u8; i * 100_000]), d.sha256);
         }
         paths.push(dir.path().join("missing"));
         let err = sha256_files_parallel(&paths).unwrap_err();

@@ -33,6 +33,8 @@ mod reader;
 mod sha256sums;
 mod tar_writer;
 
+/// The digest type [`fs::read_hashed`] and [`sha256_reader`] return, from the lowest crate.
+pub use aoc_digest::{DigestError, Sha256Digest};
 pub use compression::{CompressWriter, Compression, ZSTD_LEVEL, ZSTD_WORKERS};
 pub use gzip::{GzOptions, ParallelGzEncoder};
 pub use hashing::{

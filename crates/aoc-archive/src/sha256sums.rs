@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
 
+use aoc_digest::Sha256Digest;
+
 use crate::hashing::sha256_files_parallel;
 
 /// A set of `name → SHA-256` lines; names are bare file names (no directories).
@@ -136,7 +138,7 @@ impl Sha256Sums {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(self.entries.len() * 100);
         for (name, digest) in &self.entries {
-            out.push_str(&hex::encode(digest));
+            out.push_str(&Sha256Digest(*digest).to_hex());
             out.push_str("  ");
             out.push_str(name);
             out.push('\n');
@@ -191,13 +193,10 @@ fn parse_line(line: &str) -> Result<([u8; 32], &str), SumsErrorKind> {
         return Err(SumsErrorKind::EscapedLine);
     }
     let bytes = line.as_bytes();
-    let hex_len = bytes
-        .iter()
-        .take_while(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-        .count();
-    if hex_len != 64 || bytes.get(64) != Some(&b' ') {
-        return Err(SumsErrorKind::BadDigest);
-    }
+    let digest = match line.get(..64).map(Sha256Digest::parse_hex) {
+        Some(Ok(digest)) if bytes.get(64) == Some(&b' ') => digest,
+        _ => return Err(SumsErrorKind::BadDigest),
+    };
     match bytes.get(65) {
         Some(b' ') => {}
         Some(b'*') => return Err(SumsErrorKind::BinaryMarker),
@@ -205,9 +204,7 @@ fn parse_line(line: &str) -> Result<([u8; 32], &str), SumsErrorKind> {
     }
     let name = &line[66..];
     check_name(name)?;
-    let mut digest = [0u8; 32];
-    hex::decode_to_slice(&line[..64], &mut digest).map_err(|_| SumsErrorKind::BadDigest)?;
-    Ok((digest, name))
+    Ok((digest.0, name))
 }
 
 fn check_name(name: &str) -> Result<(), SumsErrorKind> {
