@@ -3,18 +3,13 @@
 //! in one run. Seeking to any position the source reports reads exactly the records after it,
 //! whatever kind of input it falls in; the engine loads them all with balanced accounting.
 
+use crate::testdata;
 use aoc_ingest::{Backfill, Item, Position, Source};
 use aoc_store::Store;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const EPOCH: i64 = 1_764_000_000;
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
-}
 
 fn inputs(dir: &Path) -> Vec<PathBuf> {
     let gz = dir.join("feed.ndjson.gz");

@@ -1,15 +1,10 @@
 //! The source over real files: pretty JSON, arrays, NDJSON feeds (plain, .zst, .gz), stdin-like
 //! broken lines, deletions, and the positions a checkpoint resumes from.
 
+use crate::testdata;
 use aoc_ingest::{Item, Source};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
-}
+use std::path::PathBuf;
 
 fn items(paths: &[PathBuf]) -> Vec<(String, Item)> {
     Source::open(paths, &[])
@@ -168,7 +163,7 @@ fn a_position_the_inputs_do_not_have_is_refused() {
     assert!(source.seek(&at).is_err());
     let mut source = Source::open(std::slice::from_ref(&path), &[]).unwrap();
     at.input = 0;
-    at.cursor.offset = 10_000_000;
+    at.within.offset = 10_000_000;
     let err = source.seek(&at).unwrap_err().to_string();
     assert!(err.contains("resume point"), "{err}");
 }
