@@ -17,13 +17,18 @@ command -v python3 >/dev/null 2>&1 || { echo "setup.sh: python3 is not installed
 
 mkdir -p "$dest/node"
 # Major versions pinned: @sigstore/verify 3.x reads bundle v0.3 through @sigstore/bundle 4.x.
+# Idempotent: once the packages load, a second run installs nothing (no registry round trip).
 (cd "$dest/node" && [ -f package.json ] || echo '{"private":true}' > package.json)
-npm install --prefix "$dest/node" --no-audit --no-fund --loglevel=error \
-    @sigstore/verify@3 @sigstore/bundle@4 @sigstore/core@3
+if ! (cd "$dest/node" && node -e 'require("@sigstore/verify"); require("@sigstore/bundle"); require("@sigstore/core")') 2>/dev/null; then
+    npm install --prefix "$dest/node" --no-audit --no-fund --loglevel=error \
+        @sigstore/verify@3 @sigstore/bundle@4 @sigstore/core@3
+fi
 
 if [ ! -x "$dest/venv/bin/python" ]; then
     python3 -m venv "$dest/venv"
 fi
-"$dest/venv/bin/python" -m pip install --quiet --disable-pip-version-check 'securesystemslib[crypto]>=1,<2' 'pynacl>=1.5,<2'
+if ! "$dest/venv/bin/python" -c 'import securesystemslib.signer, cryptography, nacl.secret' 2>/dev/null; then
+    "$dest/venv/bin/python" -m pip install --quiet --disable-pip-version-check 'securesystemslib[crypto]>=1,<2' 'pynacl>=1.5,<2'
+fi
 
 echo "third-party verifiers installed in $dest"
