@@ -7,12 +7,12 @@
 //! walk and no intermediate tree.
 
 use crate::tree::{Json, JsonTree};
+use aoc_digest::Sha256Digest;
 use serde_json::{Number, Value};
-use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 
 /// Prefix of every content hash.
-pub const HASH_PREFIX: &str = "sha256:";
+pub const HASH_PREFIX: &str = aoc_digest::PREFIX;
 
 /// Returns the RFC 8785 canonical serialisation of `value`.
 pub fn to_canonical_vec(value: &Value) -> Vec<u8> {
@@ -232,17 +232,13 @@ pub fn content_hash_tree<T: JsonTree>(value: &T, buf: &mut Vec<u8>) -> Option<St
     if !write_canonical_tree(value, buf) {
         return None;
     }
-    let digest = Sha256::digest(&buf[..]);
-    let mut out = String::with_capacity(HASH_PREFIX.len() + 64);
-    out.push_str(HASH_PREFIX);
-    out.push_str(&hex::encode(digest));
-    Some(out)
+    Some(Sha256Digest::of(&buf[..]).prefixed())
 }
 
-/// True when `s` has the shape `sha256:` + 64 lowercase hex digits.
+/// True when `s` has the shape `sha256:` + 64 lowercase hex digits
+/// ([`Sha256Digest::parse_prefixed`]).
 pub fn is_content_hash(s: &str) -> bool {
-    s.strip_prefix(HASH_PREFIX)
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    Sha256Digest::parse_prefixed(s).is_ok()
 }
 
 #[cfg(test)]

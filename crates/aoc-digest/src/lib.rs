@@ -105,7 +105,17 @@ impl Sha256Digest {
 
     /// `sha256:` and the 64 lower-case hex digits.
     pub fn prefixed(&self) -> String {
-        format!("{PREFIX}{self}")
+        // Built in place: every raw document's content hash is one of these.
+        let mut out = String::with_capacity(PREFIX.len() + HEX_LEN);
+        out.push_str(PREFIX);
+        out.push_str(self.hex_digits().as_str());
+        out
+    }
+
+    fn hex_digits(&self) -> HexDigits {
+        let mut digits = [0u8; HEX_LEN];
+        hex::encode_to_slice(self.0, &mut digits).expect("64 bytes hold 32 in hex");
+        HexDigits(digits)
     }
 
     /// The 32 bytes.
@@ -116,9 +126,16 @@ impl Sha256Digest {
 
 impl fmt::Display for Sha256Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; HEX_LEN];
-        hex::encode_to_slice(self.0, &mut buf).expect("64 bytes hold 32 in hex");
-        f.write_str(std::str::from_utf8(&buf).expect("hex is ASCII"))
+        f.write_str(self.hex_digits().as_str())
+    }
+}
+
+/// The 64 hex digits on the stack, for printing without an allocation.
+struct HexDigits([u8; HEX_LEN]);
+
+impl HexDigits {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
     }
 }
 
