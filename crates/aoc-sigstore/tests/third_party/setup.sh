@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs the third-party verifiers that tests/third_party.rs runs against our bundles:
+# Installs the third-party verifiers that tests/sigstore/third_party.rs runs against our bundles:
 #   - @sigstore/verify + @sigstore/bundle (sigstore-js, what npm provenance uses) under target/third-party/node
 #   - securesystemslib[crypto] (the DSSE reference implementation's library) and PyNaCl (an independent
 #     nacl/secretbox, to cross-check cosign's key format) in target/third-party/venv

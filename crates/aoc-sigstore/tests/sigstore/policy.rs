@@ -2,16 +2,14 @@
 //! every misconfiguration. The environment is a map, never the process's own.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aoc_sigstore::policy::{dev_public_key, DEV_KEY_PATH};
 use aoc_sigstore::{select_signing_key, KeySelectionError, SelectedKey, Signer};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use crate::repo_root;
 
 fn select(vars: &[(&str, &str)]) -> Result<SelectedKey, KeySelectionError> {
     let env: HashMap<String, String> = vars

@@ -9,9 +9,7 @@ use crypto_secretbox::aead::{Aead, KeyInit};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use crate::repo_root;
 
 /// The JSON inside an encrypted key PEM.
 fn key_json(pem: &str) -> Value {

@@ -16,6 +16,8 @@ use aoc_sigstore::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::{data, ARTEFACT};
+
 const SETUP: &str = "sh crates/aoc-sigstore/tests/third_party/setup.sh";
 
 struct Tools {
@@ -67,7 +69,7 @@ fn tools(test: &str) -> Option<Tools> {
     }
     aoc_testkit::skip(format!(
         "{test}: {why}. Third-party verification did NOT run: run `{SETUP}`, then \
-         `AOC_THIRD_PARTY=1 cargo test -p aoc-sigstore --test third_party`"
+         `AOC_THIRD_PARTY=1 cargo test -p aoc-sigstore --test sigstore third_party::`"
     ));
     None
 }
@@ -246,21 +248,19 @@ fn sigstore_js_verifies_the_committed_golden_bundles() {
     let Some(t) = tools("sigstore_js_verifies_the_committed_golden_bundles") else {
         return;
     };
-    let data = manifest_dir().join("tests/data");
     let dir = tempfile::tempdir().unwrap();
-    // The artefact behind tests/data/message.sigstore.json (see tests/bundles.rs).
     let artefact = dir.path().join("artefact");
-    std::fs::write(&artefact, b"aoc-backfill-runner.tar.gz stand-in bytes\n").unwrap();
-    let key = data.join("fixture.pub");
+    std::fs::write(&artefact, ARTEFACT).unwrap();
+    let key = data("fixture.pub");
     assert_ok(
         &t.node_mode(
             "message",
-            &[&data.join("message.sigstore.json"), &key, &artefact],
+            &[&data("message.sigstore.json"), &key, &artefact],
         ),
         "golden message bundle",
     );
     assert_ok(
-        &t.node_mode("dsse", &[&data.join("provenance.sigstore.json"), &key]),
+        &t.node_mode("dsse", &[&data("provenance.sigstore.json"), &key]),
         "golden provenance bundle",
     );
 }

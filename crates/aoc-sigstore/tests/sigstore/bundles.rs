@@ -1,5 +1,6 @@
 //! Sigstore bundle v0.3: exact layout, determinism (golden files), and each way verification fails.
 
+use crate::{data, ARTEFACT};
 use aoc_sigstore::dsse::pae;
 use aoc_sigstore::{
     dsse_bundle, message_signature_bundle, parse_statement, statement_json, verify_dsse_bundle,
@@ -9,13 +10,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
 
 /// The committed test key (tests/data/fixture.key, password `test-password`).
 fn fixture_signer() -> Signer {
@@ -30,8 +24,6 @@ fn fixture_public() -> PublicKey {
     )
     .unwrap()
 }
-
-const ARTEFACT: &[u8] = b"aoc-backfill-runner.tar.gz stand-in bytes\n";
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
