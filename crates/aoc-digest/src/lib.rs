@@ -37,20 +37,14 @@ pub enum DigestError {
 }
 
 impl fmt::Display for DigestError {
+    /// The cause alone, to follow the caller's "is not 64 lower-case hex digits: it ...".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DigestError::Length(n) => {
-                write!(f, "is {n} characters, not {HEX_LEN} lower-case hex digits")
+            DigestError::Length(n) => write!(f, "has {n} characters"),
+            DigestError::UpperCase(at) => write!(f, "has an upper-case digit at position {at}"),
+            DigestError::NotHex(at) => {
+                write!(f, "has a character that is not a hex digit at position {at}")
             }
-            DigestError::UpperCase(at) => write!(
-                f,
-                "has an upper-case digit at position {at}: digests are {HEX_LEN} lower-case hex digits"
-            ),
-            DigestError::NotHex(at) => write!(
-                f,
-                "has a character that is not a hex digit at position {at}: digests are {HEX_LEN} \
-                 lower-case hex digits"
-            ),
             DigestError::NoPrefix => write!(f, "does not start with `{PREFIX}`"),
         }
     }
@@ -333,8 +327,16 @@ mod tests {
         let err = Sha256Digest::parse_hex(&"z".repeat(64)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "has a character that is not a hex digit at position 0: digests are 64 lower-case \
-             hex digits"
+            "has a character that is not a hex digit at position 0"
+        );
+        assert_eq!(
+            DigestError::UpperCase(3).to_string(),
+            "has an upper-case digit at position 3"
+        );
+        assert_eq!(DigestError::Length(63).to_string(), "has 63 characters");
+        assert_eq!(
+            DigestError::NoPrefix.to_string(),
+            "does not start with `sha256:`"
         );
     }
 

@@ -227,8 +227,9 @@ pub fn verify_message_bundle(
     let digest = decode_b64("messageDigest.digest", &signed.message_digest.digest)?;
     if digest.as_slice() != artefact_sha256.as_slice() {
         return Err(BundleError::DigestMismatch {
-            artefact_sha256: hex(artefact_sha256),
-            bundle_sha256: hex(&digest),
+            artefact_sha256: aoc_digest::Sha256Digest(*artefact_sha256).to_hex(),
+            // Any length a forged bundle carries, so not a digest type.
+            bundle_sha256: hex::encode(&digest),
         });
     }
     let signature = decode_b64("messageSignature.signature", &signed.signature)?;
@@ -271,8 +272,4 @@ pub fn verify_dsse_bundle(
         payload_type: envelope.payload_type,
         payload,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,6 +1,7 @@
 //! in-toto Statement v1 (<https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md>):
 //! building the DSSE payload and reading its subjects back.
 
+use aoc_digest::Sha256Digest;
 use serde_json::{json, Value};
 
 pub const STATEMENT_TYPE_V1: &str = "https://in-toto.io/Statement/v1";
@@ -25,7 +26,7 @@ pub struct Statement {
 pub fn statement_json(subjects: &[Subject], predicate_type: &str, predicate: &Value) -> Vec<u8> {
     let subject: Vec<Value> = subjects
         .iter()
-        .map(|s| json!({"name": s.name, "digest": {"sha256": hex::encode(s.sha256)}}))
+        .map(|s| json!({"name": s.name, "digest": {"sha256": Sha256Digest(s.sha256).to_hex()}}))
         .collect();
     let statement = json!({
         "_type": STATEMENT_TYPE_V1,
@@ -61,12 +62,12 @@ pub fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
             .pointer("/digest/sha256")
             .and_then(Value::as_str)
             .ok_or_else(|| format!("subject[{i}] ({name}) has no sha256 digest"))?;
-        let sha256 = parse_hex32(hex).ok_or_else(|| {
-            format!("subject[{i}] ({name}) sha256 is not 64 lowercase hex digits")
+        let sha256 = Sha256Digest::parse_hex(hex).map_err(|e| {
+            format!("subject[{i}] ({name}) sha256 is not 64 lowercase hex digits: it {e}")
         })?;
         subjects.push(Subject {
             name: name.to_string(),
-            sha256,
+            sha256: sha256.0,
         });
     }
     let predicate_type = value
@@ -80,17 +81,6 @@ pub fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
         predicate_type,
         predicate,
     })
-}
-
-/// A SHA-256 digest as in-toto writes it: exactly 64 lowercase hex digits (an uppercase digit
-/// is refused, as every other digest in a kit is).
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    if !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(text, &mut out).ok()?;
-    Some(out)
 }
 
 #[cfg(test)]
@@ -141,8 +131,16 @@ mod tests {
             format!("{}g", "a".repeat(63)),
         ] {
             let err = parse_statement(statement(&bad).as_bytes()).unwrap_err();
-            assert!(err.contains("not 64 lowercase hex digits"), "{bad}: {err}");
+            assert!(
+                err.contains("not 64 lowercase hex digits: it has"),
+                "{bad}: {err}"
+            );
         }
+        let err = parse_statement(statement(&"Ab".repeat(32)).as_bytes()).unwrap_err();
+        assert!(
+            err.ends_with("it has an upper-case digit at position 0"),
+            "{err}"
+        );
     }
 
     #[test]
