@@ -2,9 +2,9 @@
 //! source opens (before any record of any input is read), then read record by record from the
 //! private copy of the verified bytes, each record checked once, by the dataset's own checks.
 
-use crate::read::{Dataset, DatasetCursor, Records, VerifiedDataset};
+use crate::read::{Dataset, DatasetPosition, Records, VerifiedDataset};
 use crate::verify::{VerifyError, VerifyOptions};
-use aoc_ingest::{Cursor, Input, InputKind, InputRecord, Item, OpenedInput, SourceError};
+use aoc_ingest::{Input, InputKind, InputPosition, InputRecord, Item, OpenedInput, SourceError};
 use std::path::{Path, PathBuf};
 
 /// The [`InputKind`] of dataset tarballs, verified with these options (limits, a pinned hash).
@@ -66,9 +66,9 @@ impl OpenedInput for VerifiedDataset {
         Some(self.hash().to_owned())
     }
 
-    fn records(&self, at: Cursor) -> Result<Box<dyn Input>, SourceError> {
+    fn records(&self, at: InputPosition) -> Result<Box<dyn Input>, SourceError> {
         pause_after_verification(self.path())?;
-        let at = DatasetCursor {
+        let at = DatasetPosition {
             member: at.member,
             offset: at.offset,
             line: at.line,
@@ -100,9 +100,9 @@ impl Input for DatasetInput {
         }
     }
 
-    fn cursor(&self) -> Cursor {
-        let at = self.records.cursor();
-        Cursor {
+    fn position(&self) -> InputPosition {
+        let at = self.records.position();
+        InputPosition {
             member: at.member,
             offset: at.offset,
             line: at.line,

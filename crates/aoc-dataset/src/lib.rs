@@ -50,7 +50,7 @@ pub use manifest::{
     FileEntry, InputRef, Manifest, SourceInfo, TenantCount, ToolInfo, Totals, VendorCount,
 };
 #[cfg(feature = "store")]
-pub use read::{Dataset, DatasetCursor, DatasetRecord, ReadError, Records, VerifiedDataset};
+pub use read::{Dataset, DatasetPosition, DatasetRecord, ReadError, Records, VerifiedDataset};
 #[cfg(feature = "store")]
 pub use verify::{
     verify, verify_reader, verify_with, Check, Failure, Sidecar, VerifyError, VerifyOptions,

@@ -287,7 +287,7 @@ fn print_verify(report: &VerifyReport, format: OutputFormat) -> anyhow::Result<(
             for note in &report.notes {
                 eprintln!("aoc-dataset: note: {}", escape(note));
             }
-            if report.is_ok() {
+            if report.passed() {
                 eprintln!(
                     "OK {}  {}: {} files, {} records, {} upstream documents",
                     report.hash,
@@ -300,7 +300,7 @@ fn print_verify(report: &VerifyReport, format: OutputFormat) -> anyhow::Result<(
             Ok(())
         }
         OutputFormat::Json => print(&aoc_term::pretty_json(&json!({
-            "ok": report.is_ok(),
+            "ok": report.passed(),
             "archive": report.archive,
             "hash": report.hash,
             "files": report.files,

@@ -10,7 +10,7 @@
 //! other process can open by name, as large as the data decompressed); records are read from that
 //! copy only. A file rewritten in place, truncated or replaced after verification therefore
 //! changes nothing that is loaded: the records handed out are exactly those of the bytes that
-//! were verified. The copy also makes a resumed read start right at its cursor: nothing before it
+//! were verified. The copy also makes a resumed read start right at its position: nothing before it
 //! is decompressed again.
 //!
 //! [`records`]: VerifiedDataset::records
@@ -19,8 +19,8 @@ use crate::layout::{parse_data_path, DataPath};
 use crate::manifest::{Derived, Manifest};
 use crate::records::Lines;
 use crate::verify::{
-    check_line_verified, compare_manifest, verify_spilling, Failure, LineResult, Spill, State,
-    VerifyError, VerifyOptions, VerifyReport,
+    check_line_verified, compare_manifest, verify_with_private_copy, Failure, LineResult,
+    PrivateCopy, State, VerifyError, VerifyOptions, VerifyReport,
 };
 use aoc_archive::ArchiveError;
 use aoc_contract::{Guard, GuardOptions};
@@ -47,7 +47,7 @@ pub struct VerifiedDataset {
     path: PathBuf,
     /// The private copy of exactly the data bytes that were verified: the only thing records
     /// are read from. Unlinked from the start, so it disappears with the last handle.
-    copy: Arc<File>,
+    private_copy: Arc<File>,
     /// Each data file's place in the copy, in archive order.
     members: Arc<[Member]>,
     report: VerifyReport,
@@ -65,9 +65,11 @@ struct Member {
 
 /// Where a read of the records is: the next record is at byte `offset` (line `line + 1`) of the
 /// `member`-th data file. Recorded by a loader's checkpoint, and sought back to by
-/// [`VerifiedDataset::records_from`] without reading what comes before.
+/// [`VerifiedDataset::records_from`] without reading what comes before. The ingest engine's
+/// [`aoc_ingest::InputPosition`] of a dataset input carries these three fields; it has an `item`
+/// too (records of a JSON array on one line), which a dataset, one record a line, never needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetCursor {
+pub struct DatasetPosition {
     /// Data files before this one, in archive order.
     pub member: u64,
     /// Bytes of that data file before the next record.
@@ -83,8 +85,8 @@ pub struct DatasetRecord {
     pub location: String,
     /// The document as a store writes it: exactly the bytes of its line.
     pub stored: StoreDoc,
-    /// The cursor after this record.
-    pub next: DatasetCursor,
+    /// The position after this record.
+    pub next: DatasetPosition,
 }
 
 impl DatasetRecord {
@@ -149,7 +151,7 @@ impl Dataset {
         // refused by verification wherever the room is there.
         aoc_term::environment::check_temp_dir(DECLARED_COPY_PURPOSE, needed)
             .map_err(VerifyError::Environment)?;
-        let copy = tempfile::tempfile().map_err(|e| {
+        let unlinked = tempfile::tempfile().map_err(|e| {
             tmpdir_problem(&e, needed).unwrap_or_else(|| {
                 unreadable(format!("cannot create the private copy to load from: {e}"))
             })
@@ -158,14 +160,14 @@ impl Dataset {
             records: false,
             ..options.clone()
         };
-        let spill = Spill {
-            file: copy,
+        let copy = PrivateCopy {
+            file: unlinked,
             written: 0,
             failed: None,
             members: Vec::new(),
         };
-        let (report, spill) =
-            verify_spilling(path, file, &options, Some(spill)).map_err(|e| match e {
+        let (report, copy) =
+            verify_with_private_copy(path, file, &options, Some(copy)).map_err(|e| match e {
                 VerifyError::Environment(env) => {
                     VerifyError::Environment(aoc_term::EnvironmentError {
                         needed: env.needed.or(needed),
@@ -174,12 +176,12 @@ impl Dataset {
                 }
                 e => e,
             })?;
-        if !report.is_ok() {
+        if !report.passed() {
             return Err(VerifyError::Failed(Box::new(report)));
         }
-        let spill = spill.expect("the spill comes back");
-        let mut members = Vec::with_capacity(spill.members.len());
-        for (name, offset, bytes) in spill.members {
+        let copy = copy.expect("the private copy comes back");
+        let mut members = Vec::with_capacity(copy.members.len());
+        for (name, offset, bytes) in copy.members {
             let file = report.files.iter().find(|f| f.path == name);
             let (Some(place), Some(file)) = (parse_data_path(&name), file) else {
                 unreachable!("a verified dataset's data files are listed, with canonical names")
@@ -192,13 +194,13 @@ impl Dataset {
                 bytes,
             });
         }
-        spill.file.sync_data().map_err(|e| {
+        copy.file.sync_data().map_err(|e| {
             tmpdir_problem(&e, needed)
                 .unwrap_or_else(|| unreadable(format!("writing the private copy: {e}")))
         })?;
         Ok(VerifiedDataset {
             path: path.to_owned(),
-            copy: Arc::new(spill.file),
+            private_copy: Arc::new(copy.file),
             members: members.into(),
             report,
         })
@@ -264,16 +266,16 @@ impl VerifiedDataset {
     /// of the verified bytes and checked as it is read; the first record (or count) that fails a
     /// check ends the iteration with [`ReadError::Failed`]. Independent of other iterators.
     pub fn records(&self) -> Result<Records, ReadError> {
-        self.records_from(&DatasetCursor::default())
+        self.records_from(&DatasetPosition::default())
     }
 
-    /// [`records`](Self::records) from `cursor` on (a resumed load): the data before it is
-    /// decompressed and skipped, not parsed. Checks that need the records before the cursor (the
+    /// [`records`](Self::records) from `at` on (a resumed load): the data before it is
+    /// decompressed and skipped, not parsed. Checks that need the records before `at` (the
     /// chain links into them, the per-vendor counts) are left to whoever read those.
-    pub fn records_from(&self, cursor: &DatasetCursor) -> Result<Records, ReadError> {
+    pub fn records_from(&self, at: &DatasetPosition) -> Result<Records, ReadError> {
         let mut records = Records {
             path: self.path.clone(),
-            copy: Arc::clone(&self.copy),
+            private_copy: Arc::clone(&self.private_copy),
             members: Arc::clone(&self.members),
             manifest: self.manifest().clone(),
             verified: self.report.files.clone(),
@@ -282,12 +284,12 @@ impl VerifiedDataset {
             lines: Lines::new(BATCH_BYTES, false),
             state: State::new(1),
             ready: VecDeque::new(),
-            cursor: DatasetCursor::default(),
-            resumed: *cursor != DatasetCursor::default(),
+            position: DatasetPosition::default(),
+            resumed: *at != DatasetPosition::default(),
             done: false,
         };
         if records.resumed {
-            records.seek(cursor)?;
+            records.seek(at)?;
         }
         Ok(records)
     }
@@ -296,21 +298,21 @@ impl VerifiedDataset {
 /// The records of a [`VerifiedDataset`], in order; see [`VerifiedDataset::records`].
 pub struct Records {
     path: PathBuf,
-    copy: Arc<File>,
+    private_copy: Arc<File>,
     members: Arc<[Member]>,
     manifest: Manifest,
     /// The data files as verified (path, SHA-256, bytes, lines).
     verified: Vec<crate::FileEntry>,
     next_member: usize,
     /// The data file being read, and where in the copy.
-    member: Option<(usize, CopyReader)>,
+    member: Option<(usize, PrivateCopyReader)>,
     lines: Lines,
     /// Order, chains and counts across records.
     state: State,
     /// Checked records of the current batch not yet handed out.
     ready: VecDeque<DatasetRecord>,
     /// After the last record handed out.
-    cursor: DatasetCursor,
+    position: DatasetPosition,
     resumed: bool,
     done: bool,
 }
@@ -321,7 +323,7 @@ impl Iterator for Records {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(record) = self.ready.pop_front() {
-                self.cursor = record.next;
+                self.position = record.next;
                 return Some(Ok(record));
             }
             if self.done {
@@ -338,8 +340,8 @@ impl Iterator for Records {
 
 impl Records {
     /// Where the next record starts: after the last one handed out.
-    pub fn cursor(&self) -> DatasetCursor {
-        self.cursor
+    pub fn position(&self) -> DatasetPosition {
+        self.position
     }
 
     /// Reads and checks the next batch of records into `ready`, or moves on to the next member,
@@ -395,7 +397,7 @@ impl Records {
             self.ready.push_back(DatasetRecord {
                 location: format!("{}:{}", member.name, line.no),
                 stored,
-                next: DatasetCursor {
+                next: DatasetPosition {
                     member: index as u64,
                     offset: batch.base + line.end as u64 + u64::from(line.terminated),
                     line: line.no,
@@ -418,8 +420,8 @@ impl Records {
         self.lines = Lines::new(BATCH_BYTES, false);
         self.member = Some((
             index,
-            CopyReader {
-                file: Arc::clone(&self.copy),
+            PrivateCopyReader {
+                file: Arc::clone(&self.private_copy),
                 at: member.offset,
                 end: member.offset + member.bytes,
             },
@@ -458,7 +460,7 @@ impl Records {
     }
 
     /// Starts at `to`: the copy is read from there on; nothing before it is read or parsed.
-    fn seek(&mut self, to: &DatasetCursor) -> Result<(), ReadError> {
+    fn seek(&mut self, to: &DatasetPosition) -> Result<(), ReadError> {
         let index = usize::try_from(to.member).unwrap_or(usize::MAX);
         let past_the_end = index == self.members.len() && to.offset == 0;
         match self.members.get(index) {
@@ -480,21 +482,21 @@ impl Records {
             reader.at += to.offset;
             self.lines.start_at(to.offset, to.line);
         }
-        // The upstream document read first may have revisions before the cursor.
+        // The upstream document read first may have revisions before `to`.
         self.state.partial_group = true;
-        self.cursor = *to;
+        self.position = *to;
         Ok(())
     }
 }
 
 /// Reads one data file of the private copy by position, so that every iterator has its own.
-struct CopyReader {
+struct PrivateCopyReader {
     file: Arc<File>,
     at: u64,
     end: u64,
 }
 
-impl Read for CopyReader {
+impl Read for PrivateCopyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = usize::try_from(self.end.saturating_sub(self.at)).unwrap_or(usize::MAX);
         let len = buf.len().min(left);

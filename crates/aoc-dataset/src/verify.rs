@@ -176,7 +176,8 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    pub fn is_ok(&self) -> bool {
+    /// Every check passed (no failure recorded).
+    pub fn passed(&self) -> bool {
         self.failure_count == 0
     }
 }
@@ -216,7 +217,7 @@ pub fn verify(path: &Path) -> Result<VerifyReport, VerifyError> {
 pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     let file = open_archive(path)?;
     let report = verify_reader(path, file, options)?;
-    if report.is_ok() {
+    if report.passed() {
         Ok(report)
     } else {
         Err(VerifyError::Failed(Box::new(report)))
@@ -243,12 +244,13 @@ pub fn verify_reader<R: Read>(
     reader: R,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, VerifyError> {
-    verify_spilling(path, reader, options, None).map(|(report, _)| report)
+    verify_with_private_copy(path, reader, options, None).map(|(report, _)| report)
 }
 
-/// Where [`verify_spilling`] copies every data member's bytes as it hashes them: one file, the
-/// members one after another, and where each one is.
-pub(crate) struct Spill {
+/// The private copy a load reads records from: every data member's bytes, exactly as
+/// [`verify_with_private_copy`] hashed them, in one unlinked temporary file, the members one
+/// after another, and where each one is.
+pub(crate) struct PrivateCopy {
     pub file: std::fs::File,
     pub written: u64,
     /// The error writing `file` failed with: the copy's, not the archive's.
@@ -257,14 +259,78 @@ pub(crate) struct Spill {
     pub members: Vec<(String, u64, u64)>,
 }
 
-/// [`verify_reader`], also copying each data member's decompressed bytes, exactly as they are
-/// hashed and counted, into `spill` (integrity-only verification).
-pub(crate) fn verify_spilling<R: Read>(
+/// [`verify_reader`], also writing each data member's decompressed bytes, exactly as they are
+/// hashed and counted, into the private copy `copy` (given for integrity-only verification).
+pub(crate) fn verify_with_private_copy<R: Read>(
     path: &Path,
     reader: R,
     options: &VerifyOptions,
-    spill: Option<Spill>,
-) -> Result<(VerifyReport, Option<Spill>), VerifyError> {
+    copy: Option<PrivateCopy>,
+) -> Result<(VerifyReport, Option<PrivateCopy>), VerifyError> {
+    let mut state = State::new(options.max_failures);
+    state.records = options.records;
+    state.private_copy = copy;
+    let (format, manifest_bytes) = read_members(path, reader, options, &mut state)?;
+    state.finish_pair();
+
+    let vendors = state.vendor_counts();
+    let derived = Derived::new(std::mem::take(&mut state.files), vendors);
+    let archive_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let manifest = parse_manifest(&mut state, manifest_bytes.as_deref());
+    if let Some(m) = &manifest {
+        compare_manifest(&mut state, m, &derived, options.records);
+    }
+    let mut notes = Vec::new();
+    let named_hash = check_archive_name(&mut state, &archive_name, format, &derived, &mut notes);
+    let sidecar = path.with_file_name(manifest_name(&named_hash));
+    check_sidecar(
+        &mut state,
+        &sidecar,
+        &options.sidecar,
+        manifest_bytes.as_deref(),
+        &mut notes,
+    );
+    if let Some(expected) = &options.expected_hash {
+        if *expected != derived.dataset_hash {
+            state.fail(
+                &archive_name,
+                None,
+                Check::ExpectedHash,
+                format!(
+                    "expected dataset hash {expected}, the contents hash to {}",
+                    derived.dataset_hash
+                ),
+            );
+        }
+    }
+    let report = VerifyReport {
+        archive: path.to_owned(),
+        hash: derived.dataset_hash,
+        format,
+        manifest,
+        records: derived.totals.records,
+        upstream_documents: derived.totals.upstream_documents,
+        files: derived.files,
+        failures: state.failures,
+        failure_count: state.failure_count,
+        notes,
+    };
+    Ok((report, state.private_copy))
+}
+
+/// Reads every member of the archive once, in order, through the defensive reader: the data
+/// files are checked (and copied) as they stream by, `manifest.json` is kept (bounded) for the
+/// checks after the read, anything else is a failure. Returns the compression and the manifest's
+/// bytes, if there is one.
+fn read_members<R: Read>(
+    path: &Path,
+    reader: R,
+    options: &VerifyOptions,
+    state: &mut State,
+) -> Result<(Compression, Option<Vec<u8>>), VerifyError> {
     let unreadable = |e: ArchiveError| VerifyError::Unreadable {
         path: path.to_owned(),
         message: e.to_string(),
@@ -275,9 +341,6 @@ pub(crate) fn verify_spilling<R: Read>(
         Format::Gzip => Compression::Gzip,
         Format::Zstd => Compression::Zstd,
     };
-    let mut state = State::new(options.max_failures);
-    state.records = options.records;
-    state.spill = spill;
     let mut manifest_bytes: Option<Vec<u8>> = None;
     let read = archive.for_each_entry(|member, entry| {
         if member == MANIFEST_MEMBER {
@@ -313,9 +376,9 @@ pub(crate) fn verify_spilling<R: Read>(
         // Writing the private copy failed (TMPDIR full or gone): the environment's fault, not
         // the archive's.
         let env = state
-            .spill
+            .private_copy
             .as_ref()
-            .and_then(|s| s.failed.as_ref())
+            .and_then(|c| c.failed.as_ref())
             .and_then(|e| {
                 aoc_term::environment::classify(
                     "TMPDIR",
@@ -327,76 +390,83 @@ pub(crate) fn verify_spilling<R: Read>(
             });
         return Err(env.map_or_else(|| unreadable(e), VerifyError::Environment));
     }
-    state.finish_pair();
+    Ok((format, manifest_bytes))
+}
 
-    let vendors = state.vendor_counts();
-    let derived = Derived::new(std::mem::take(&mut state.files), vendors);
-    let archive_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-
-    let manifest = match &manifest_bytes {
-        None => {
+/// The archive's `manifest.json`, parsed; a missing or unreadable one is a failure.
+fn parse_manifest(state: &mut State, bytes: Option<&[u8]>) -> Option<Manifest> {
+    let Some(bytes) = bytes else {
+        state.fail(
+            MANIFEST_MEMBER,
+            None,
+            Check::Manifest,
+            "missing from the archive".into(),
+        );
+        return None;
+    };
+    match Manifest::from_slice(bytes) {
+        Ok(m) => Some(m),
+        Err(e) => {
             state.fail(
                 MANIFEST_MEMBER,
                 None,
                 Check::Manifest,
-                "missing from the archive".into(),
+                format!("unreadable: {e}"),
             );
             None
         }
-        Some(bytes) => match Manifest::from_slice(bytes) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                state.fail(
-                    MANIFEST_MEMBER,
-                    None,
-                    Check::Manifest,
-                    format!("unreadable: {e}"),
-                );
-                None
-            }
-        },
-    };
-    if let Some(m) = &manifest {
-        compare_manifest(&mut state, m, &derived, options.records);
     }
-    let mut notes = Vec::new();
-    let named_hash = match parse_archive_name(&archive_name) {
-        Some((named, compression)) => {
-            if named != derived.dataset_hash {
-                state.fail(
-                    &archive_name,
-                    None,
-                    Check::FileName,
-                    format!(
-                        "the name says hash {named}, the contents hash to {}",
-                        derived.dataset_hash
-                    ),
-                );
-            }
-            if compression != format {
-                state.fail(
-                    &archive_name,
-                    None,
-                    Check::FileName,
-                    format!(
-                        "the name says .{}, the data is {format:?}",
-                        compression.extension()
-                    ),
-                );
-            }
-            named
-        }
-        None => {
-            notes.push(format!("{archive_name}: the name does not follow aoc-dataset-<hash>.tar.gz|.tar.zst; name check skipped"));
-            derived.dataset_hash.clone()
-        }
+}
+
+/// The archive's name against its contents (hash and compression). Returns the hash the name
+/// gives (the recomputed one for a name without a hash, with a note that the check was skipped).
+fn check_archive_name(
+    state: &mut State,
+    archive_name: &str,
+    format: Compression,
+    derived: &Derived,
+    notes: &mut Vec<String>,
+) -> String {
+    let Some((named, compression)) = parse_archive_name(archive_name) else {
+        notes.push(format!("{archive_name}: the name does not follow aoc-dataset-<hash>.tar.gz|.tar.zst; name check skipped"));
+        return derived.dataset_hash.clone();
     };
-    let sidecar = path.with_file_name(manifest_name(&named_hash));
-    let sidecar_bytes = match &options.sidecar {
-        Sidecar::Beside => read_limited(&sidecar),
+    if named != derived.dataset_hash {
+        state.fail(
+            archive_name,
+            None,
+            Check::FileName,
+            format!(
+                "the name says hash {named}, the contents hash to {}",
+                derived.dataset_hash
+            ),
+        );
+    }
+    if compression != format {
+        state.fail(
+            archive_name,
+            None,
+            Check::FileName,
+            format!(
+                "the name says .{}, the data is {format:?}",
+                compression.extension()
+            ),
+        );
+    }
+    named
+}
+
+/// The sidecar manifest (next to the archive, or given as bytes) must be byte-identical to the
+/// archive's `manifest.json`; a missing one is a note, an unreadable one a failure.
+fn check_sidecar(
+    state: &mut State,
+    sidecar: &Path,
+    given: &Sidecar,
+    manifest_bytes: Option<&[u8]>,
+    notes: &mut Vec<String>,
+) {
+    let sidecar_bytes = match given {
+        Sidecar::Beside => read_limited(sidecar),
         Sidecar::Bytes(bytes) => Ok(Some(bytes.clone())),
     };
     match sidecar_bytes {
@@ -405,7 +475,7 @@ pub(crate) fn verify_spilling<R: Read>(
             sidecar.display()
         )),
         Ok(Some(bytes)) => {
-            if manifest_bytes.as_deref() != Some(bytes.as_slice()) {
+            if manifest_bytes != Some(bytes.as_slice()) {
                 state.fail(
                     &sidecar.display().to_string(),
                     None,
@@ -421,32 +491,6 @@ pub(crate) fn verify_spilling<R: Read>(
             format!("unreadable: {e}"),
         ),
     }
-    if let Some(expected) = &options.expected_hash {
-        if *expected != derived.dataset_hash {
-            state.fail(
-                &archive_name,
-                None,
-                Check::ExpectedHash,
-                format!(
-                    "expected dataset hash {expected}, the contents hash to {}",
-                    derived.dataset_hash
-                ),
-            );
-        }
-    }
-    let report = VerifyReport {
-        archive: path.to_owned(),
-        hash: derived.dataset_hash,
-        format,
-        manifest,
-        records: derived.totals.records,
-        upstream_documents: derived.totals.upstream_documents,
-        files: derived.files,
-        failures: state.failures,
-        failure_count: state.failure_count,
-        notes,
-    };
-    Ok((report, state.spill))
 }
 
 /// Without `records` (nothing parsed) the upstream-document counts are unknown, so the per-tenant,
@@ -777,8 +821,8 @@ pub(crate) struct State {
     /// The current upstream group may have begun before the first record seen (a read resumed
     /// in the middle of the data): links into revisions not seen are expected.
     pub partial_group: bool,
-    /// Where data members are copied as they are hashed, if anywhere.
-    spill: Option<Spill>,
+    /// The private copy data members are written to as they are hashed, if any.
+    private_copy: Option<PrivateCopy>,
 }
 
 impl State {
@@ -796,7 +840,7 @@ impl State {
             group: Vec::new(),
             records: true,
             partial_group: false,
-            spill: None,
+            private_copy: None,
         }
     }
 
@@ -860,17 +904,17 @@ impl State {
         }
         let streamed = if self.records {
             self.check_lines(member, &pair, &place, entry)
-        } else if let Some(spill) = &mut self.spill {
+        } else if let Some(copy) = &mut self.private_copy {
             // Hashed, counted and copied in one go: the copy is exactly what was hashed.
-            let offset = spill.written;
-            let streamed = stream_count(SpillTee {
+            let offset = copy.written;
+            let streamed = stream_count(CopyingReader {
                 inner: entry,
-                copy: &mut spill.file,
-                failed: &mut spill.failed,
+                copy: &mut copy.file,
+                failed: &mut copy.failed,
             });
             if let Ok(s) = &streamed {
-                spill.written += s.bytes;
-                spill.members.push((member.to_owned(), offset, s.bytes));
+                copy.written += s.bytes;
+                copy.members.push((member.to_owned(), offset, s.bytes));
             }
             streamed
         } else {
@@ -1045,14 +1089,14 @@ impl State {
     }
 }
 
-/// Writes everything read from `inner` to `copy` before handing it on.
-struct SpillTee<'a, R> {
+/// Writes everything read from `inner` to the private copy `copy` before handing it on.
+struct CopyingReader<'a, R> {
     inner: R,
     copy: &'a mut std::fs::File,
     failed: &'a mut Option<io::Error>,
 }
 
-impl<R: Read> Read for SpillTee<'_, R> {
+impl<R: Read> Read for CopyingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         std::io::Write::write_all(self.copy, &buf[..n]).map_err(|e| {

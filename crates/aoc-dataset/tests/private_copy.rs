@@ -100,9 +100,9 @@ fn truncating_or_replacing_the_file_after_verification_changes_no_record_read() 
 }
 
 #[test]
-fn reading_from_any_cursor_gives_exactly_the_records_after_it() {
+fn reading_from_any_position_gives_exactly_the_records_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    // Small parts, so that cursors fall in every data file and at their ends.
+    // Small parts, so that positions fall in every data file and at their ends.
     let opts = BuildOptions {
         source_date_epoch: Some(EPOCH),
         split_bytes: 60_000,
@@ -113,7 +113,7 @@ fn reading_from_any_cursor_gives_exactly_the_records_after_it() {
     let dataset = Dataset::open_verified(&built.archive).unwrap();
     let all = records(&dataset);
     assert_eq!(all.len(), 121);
-    let mut at = aoc_dataset::DatasetCursor::default();
+    let mut at = aoc_dataset::DatasetPosition::default();
     for k in 0..=all.len() {
         let rest: Vec<DatasetRecord> = dataset
             .records_from(&at)
@@ -125,8 +125,8 @@ fn reading_from_any_cursor_gives_exactly_the_records_after_it() {
             at = r.next;
         }
     }
-    // A cursor the dataset does not have is refused, not read from somewhere else.
-    let beyond = aoc_dataset::DatasetCursor {
+    // A position the dataset does not have is refused, not read from somewhere else.
+    let beyond = aoc_dataset::DatasetPosition {
         member: built.manifest.files.len() as u64 + 1,
         offset: 0,
         line: 0,

@@ -13,7 +13,7 @@
 //! (under its final name), and [`EngineError::Interrupted`] says what was committed. A run that
 //! fails after committing batches says what it committed too ([`EngineError::AfterCommit`]).
 
-use crate::input::{Cursor, InputRecord, Item};
+use crate::input::{InputPosition, InputRecord, Item};
 use crate::prepare::{Prepared, Preparer};
 use crate::report::{zero_by_code, BackfillReport, MetricsRecorder};
 use crate::source::{Position, Source, SourceError};
@@ -218,7 +218,7 @@ pub struct Outcome {
     pub report: BackfillReport,
     pub metrics: MetricsRecorder,
     pub rejections: Vec<Rejection>,
-    complete: Option<(String, Mark)>,
+    complete: Option<(String, RunPosition)>,
 }
 
 impl Outcome {
@@ -226,7 +226,7 @@ impl Outcome {
     /// finds every document already stored). Call once the report and other outputs are written:
     /// a run killed before this resumes at its end and writes them.
     pub fn mark_complete(&self, store: &mut Store) -> Result<(), EngineError> {
-        let Some((run_key, mark)) = &self.complete else {
+        let Some((run_key, end)) = &self.complete else {
             return Ok(());
         };
         let totals = store
@@ -238,7 +238,7 @@ impl Outcome {
             .unwrap_or_default();
         let cp = Checkpoint {
             run_key: run_key.clone(),
-            position: mark.encode(),
+            position: end.encode(),
             ..totals
         };
         store
@@ -255,30 +255,32 @@ impl Outcome {
     }
 }
 
-/// The checkpoint's position as the engine encodes it. It also keeps the run's clock: a resumed
-/// run stamps `ingested_at` with the interrupted run's time, so its documents are exactly those
-/// an uninterrupted run would have written. A finished run is marked `complete`, and the next run
-/// with the same arguments starts afresh.
+/// Where a run is: its source's [`Position`], the length of its rejects journal and its clock,
+/// encoded (JSON) as the `position` of the store's [`Checkpoint`]. The clock is kept because a
+/// resumed run stamps `ingested_at` with the interrupted run's time, so its documents are exactly
+/// those an uninterrupted run would have written. A finished run is marked `complete`, and the
+/// next run with the same arguments starts afresh.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Mark {
+struct RunPosition {
     records: u64,
     /// Absent in checkpoints of older runners, which recorded only a record count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     input: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    cursor: Option<Cursor>,
+    /// `cursor` in the checkpoints every runner has written: the name is the stored format.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "cursor")]
+    within: Option<InputPosition>,
     rejects_bytes: u64,
     clock: String,
     #[serde(default)]
     complete: bool,
 }
 
-impl Mark {
-    fn new(at: Position, rejects_bytes: u64, clock: &str, complete: bool) -> Mark {
-        Mark {
+impl RunPosition {
+    fn new(at: Position, rejects_bytes: u64, clock: &str, complete: bool) -> RunPosition {
+        RunPosition {
             records: at.records,
             input: Some(at.input),
-            cursor: Some(at.cursor),
+            within: Some(at.within),
             rejects_bytes,
             clock: clock.to_owned(),
             complete,
@@ -289,16 +291,17 @@ impl Mark {
         serde_json::to_string(self).expect("plain fields serialize")
     }
 
-    fn decode(s: &str) -> Result<Mark, EngineError> {
+    fn decode(s: &str) -> Result<RunPosition, EngineError> {
         serde_json::from_str(s)
             .map_err(|e| EngineError::Checkpoint(format!("unreadable checkpoint position: {e}")))
     }
 
-    fn position(&self) -> Option<Position> {
+    /// The source's position; `None` in an older runner's checkpoint (a record count only).
+    fn source_position(&self) -> Option<Position> {
         Some(Position {
             records: self.records,
             input: self.input?,
-            cursor: self.cursor?,
+            within: self.within?,
         })
     }
 }
@@ -336,31 +339,15 @@ impl Backfill<'_> {
         source: &mut Source,
         mut store: Option<&mut Store>,
     ) -> Result<Outcome, EngineError> {
-        let store_err = |context| move |source| EngineError::Store { context, source };
-        // One writer per store, tenant and source, held until the store is closed (after the
-        // caller marks the run complete): a second run of the same arguments would otherwise
-        // resume this one's checkpoint while it runs, and both would report its totals.
         if let Some(s) = &mut store {
-            s.claim_writer(&WriterScope {
-                tenant: &self.tenant,
-                source: self.vendor.as_deref(),
-            })
-            .map_err(store_err("claiming the store for this run"))?;
+            self.claim_writer(s)?;
         }
-        let checkpoint = match (&mut store, &self.run_key) {
-            (Some(s), Some(key)) => s
-                .checkpoint(key)
-                .map_err(store_err("reading the checkpoint"))?,
-            _ => None,
+        let resume = match &mut store {
+            Some(s) => self.interrupted_run(s)?,
+            None => None,
         };
-        let resume = checkpoint
-            .as_ref()
-            .map(|c| Mark::decode(&c.position))
-            .transpose()?
-            .filter(|m| !m.complete);
-        let checkpoint = checkpoint.filter(|_| resume.is_some());
         let now = match &resume {
-            Some(m) => m.clock.clone(),
+            Some((_, at)) => at.clock.clone(),
             None => clock::rfc3339(self.clock),
         };
         let mut run = Run {
@@ -372,111 +359,23 @@ impl Backfill<'_> {
                 ..BackfillReport::default()
             },
             metrics: MetricsRecorder::default(),
-            rejects: Journal::open(&self.rejects, resume.as_ref().map(|m| m.rejects_bytes))?,
+            rejects: Journal::open(
+                &self.rejects,
+                resume.as_ref().map(|(_, at)| at.rejects_bytes),
+            )?,
             seen: HashSet::new(),
             tenant: self.tenant.clone(),
         };
-        if let (Some(s), Some(key), None) = (&mut store, &self.run_key, &resume) {
-            // The run's clock is recorded before any document is written, so that a run killed
-            // even before its first batch commits resumes with the same clock.
-            let cp = Checkpoint {
-                run_key: key.clone(),
-                position: Mark::new(source.at(), 0, &now, false).encode(),
-                ..Checkpoint::default()
-            };
-            s.write_batch(&Batch {
-                docs: &[],
-                deletions: &[],
-                checkpoint: Some(&cp),
-            })
-            .map_err(store_err("recording the run clock"))?;
-        }
-        if let (Some(cp), Some(mark)) = (&checkpoint, &resume) {
-            match mark.position() {
-                Some(at) => source.seek(&at)?,
-                None => {
-                    // An older runner's checkpoint: only a count, so the records are read again.
-                    let skipped = source.skip_records(mark.records)?;
-                    if skipped != mark.records {
-                        return Err(EngineError::Checkpoint(format!(
-                            "checkpoint is past the end of the inputs ({skipped} of {} records): \
-                             inputs changed since the interrupted run",
-                            mark.records
-                        )));
-                    }
-                }
-            }
-            run.report.resumed_after_records = mark.records;
-            run.report.written = cp.written as u64;
-            run.report.noop = cp.noop as u64;
-            run.report.rejected = cp.rejected as u64;
-            run.report.deletions = cp.deleted as u64;
-            self.notify(Event::Resumed(mark.records));
+        match (&mut store, &resume) {
+            (Some(s), None) => self.record_clock(s, source.at(), &now)?,
+            (_, Some((checkpoint, at))) => self.resume(source, &mut run, checkpoint, at)?,
+            (None, None) => {}
         }
         let read_before = source.records_read();
         let dry_run = store.is_none();
-        let preparer = Preparer::new(
-            MapContext {
-                tenant: self.tenant.clone(),
-                vendor: self.vendor.clone(),
-                connector_version: self.connector_version.clone(),
-                retrieved_at: now.clone(),
-                ingested_at: now.clone(),
-            },
-            self.guard,
-        );
-        let start = source.at();
-        let resumed_after = start.records;
-        // Two stages: this thread reads and prepares the next batch while the writer commits the
-        // previous one. Batches arrive in input order, each with the position after it, so
-        // checkpoints and the rejects journal advance exactly as in a sequential run.
-        let ended = std::thread::scope(|scope| {
-            let (tx, rx) = sync_channel::<Pending>(2);
-            let now = &now;
-            let writer = scope.spawn(move || {
-                let mut w = Written {
-                    totals: Totals::of(&run.report),
-                    run,
-                    position: start,
-                    batches: 0,
-                    prepare_time: Duration::ZERO,
-                    interrupted: false,
-                };
-                let result = self.write_batches(&mut store, &mut w, rx, now);
-                (w, result)
-            });
-            let produced = produce(
-                source,
-                &preparer,
-                self.batch_size.max(1),
-                self.stop_on_error,
-                self.stop,
-                &tx,
-            );
-            drop(tx);
-            let (mut w, written) = writer.join().map_err(|_| EngineError::Panicked)?;
-            // Stopped on the reading side: the batches sent were all committed, but the input
-            // goes on.
-            w.interrupted |= produced.as_ref().is_ok_and(|stopped| *stopped);
-            // A reading error wins: the writer only ended because the batches did.
-            Ok::<_, EngineError>((produced.and(written), w))
-        })?;
-        let (result, w) = ended;
-        let committed = Committed {
-            records: w.position.records,
-            batches: if dry_run { 0 } else { w.batches },
-            resumed_after,
-            written: w.totals.written,
-            noop: w.totals.noop,
-            rejected: w.totals.rejected,
-            deletions: w.totals.deletions,
-            rejects: match &self.rejects {
-                Rejects::File(path) => Some(path.clone()),
-                _ => None,
-            },
-            dry_run,
-            resumable: self.run_key.is_some(),
-        };
+        let resumed_after = source.at().records;
+        let (result, w) = self.read_and_write(source, store, run, &now)?;
+        let committed = self.committed(&w, resumed_after, dry_run);
         if let Err(e) = result {
             if committed.records > 0 && !dry_run {
                 return Err(EngineError::AfterCommit {
@@ -516,12 +415,177 @@ impl Backfill<'_> {
             metrics,
             rejections,
             complete: match (dry_run, &self.run_key) {
-                (false, Some(key)) => {
-                    Some((key.clone(), Mark::new(position, rejects_bytes, &now, true)))
-                }
+                (false, Some(key)) => Some((
+                    key.clone(),
+                    RunPosition::new(position, rejects_bytes, &now, true),
+                )),
                 _ => None,
             },
         })
+    }
+
+    /// One writer per store, tenant and source, held until the store is closed (after the caller
+    /// marks the run complete): a second run of the same arguments would otherwise resume this
+    /// one's checkpoint while it runs, and both would report its totals.
+    fn claim_writer(&self, store: &mut Store) -> Result<(), EngineError> {
+        store
+            .claim_writer(&WriterScope {
+                tenant: &self.tenant,
+                source: self.vendor.as_deref(),
+            })
+            .map_err(|source| EngineError::Store {
+                context: "claiming the store for this run",
+                source,
+            })
+    }
+
+    /// The checkpoint of an interrupted run with this [`run_key`](Self::run_key), and where it
+    /// was; `None` without a key, without a checkpoint, or when that run completed.
+    fn interrupted_run(
+        &self,
+        store: &mut Store,
+    ) -> Result<Option<(Checkpoint, RunPosition)>, EngineError> {
+        let Some(key) = &self.run_key else {
+            return Ok(None);
+        };
+        let checkpoint = store.checkpoint(key).map_err(|source| EngineError::Store {
+            context: "reading the checkpoint",
+            source,
+        })?;
+        let Some(checkpoint) = checkpoint else {
+            return Ok(None);
+        };
+        let at = RunPosition::decode(&checkpoint.position)?;
+        Ok((!at.complete).then_some((checkpoint, at)))
+    }
+
+    /// The run's clock is recorded before any document is written, so that a run killed even
+    /// before its first batch commits resumes with the same clock.
+    fn record_clock(&self, store: &mut Store, at: Position, now: &str) -> Result<(), EngineError> {
+        let Some(key) = &self.run_key else {
+            return Ok(());
+        };
+        let cp = Checkpoint {
+            run_key: key.clone(),
+            position: RunPosition::new(at, 0, now, false).encode(),
+            ..Checkpoint::default()
+        };
+        store
+            .write_batch(&Batch {
+                docs: &[],
+                deletions: &[],
+                checkpoint: Some(&cp),
+            })
+            .map_err(|source| EngineError::Store {
+                context: "recording the run clock",
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Resumes the interrupted run: `source` continues where its last committed batch ended, and
+    /// the report starts from the totals its checkpoint holds.
+    fn resume(
+        &self,
+        source: &mut Source,
+        run: &mut Run,
+        checkpoint: &Checkpoint,
+        at: &RunPosition,
+    ) -> Result<(), EngineError> {
+        match at.source_position() {
+            Some(position) => source.seek(&position)?,
+            None => {
+                // An older runner's checkpoint: only a count, so the records are read again.
+                let skipped = source.skip_records(at.records)?;
+                if skipped != at.records {
+                    return Err(EngineError::Checkpoint(format!(
+                        "checkpoint is past the end of the inputs ({skipped} of {} records): \
+                         inputs changed since the interrupted run",
+                        at.records
+                    )));
+                }
+            }
+        }
+        run.report.resumed_after_records = at.records;
+        run.report.written = checkpoint.written as u64;
+        run.report.noop = checkpoint.noop as u64;
+        run.report.rejected = checkpoint.rejected as u64;
+        run.report.deletions = checkpoint.deleted as u64;
+        self.notify(Event::Resumed(at.records));
+        Ok(())
+    }
+
+    /// Two stages: this thread reads and prepares the next batch while the writer commits the
+    /// previous one. Batches arrive in input order, each with the position after it, so
+    /// checkpoints and the rejects journal advance exactly as in a sequential run. Returns how
+    /// the run ended (a reading error wins: the writer only ended because the batches did) and
+    /// the writing side's state.
+    fn read_and_write(
+        &self,
+        source: &mut Source,
+        mut store: Option<&mut Store>,
+        run: Run,
+        now: &str,
+    ) -> Result<(Result<(), EngineError>, Written), EngineError> {
+        let preparer = Preparer::new(
+            MapContext {
+                tenant: self.tenant.clone(),
+                vendor: self.vendor.clone(),
+                connector_version: self.connector_version.clone(),
+                retrieved_at: now.to_owned(),
+                ingested_at: now.to_owned(),
+            },
+            self.guard,
+        );
+        let start = source.at();
+        std::thread::scope(|scope| {
+            let (tx, rx) = sync_channel::<Pending>(2);
+            let writer = scope.spawn(move || {
+                let mut w = Written {
+                    totals: Totals::of(&run.report),
+                    run,
+                    position: start,
+                    batches: 0,
+                    prepare_time: Duration::ZERO,
+                    interrupted: false,
+                };
+                let result = self.write_batches(&mut store, &mut w, rx, now);
+                (w, result)
+            });
+            let produced = produce(
+                source,
+                &preparer,
+                self.batch_size.max(1),
+                self.stop_on_error,
+                self.stop,
+                &tx,
+            );
+            drop(tx);
+            let (mut w, written) = writer.join().map_err(|_| EngineError::Panicked)?;
+            // Stopped on the reading side: the batches sent were all committed, but the input
+            // goes on.
+            w.interrupted |= produced.as_ref().is_ok_and(|stopped| *stopped);
+            Ok((produced.and(written), w))
+        })
+    }
+
+    /// What the store holds of this run when it ends early.
+    fn committed(&self, w: &Written, resumed_after: u64, dry_run: bool) -> Committed {
+        Committed {
+            records: w.position.records,
+            batches: if dry_run { 0 } else { w.batches },
+            resumed_after,
+            written: w.totals.written,
+            noop: w.totals.noop,
+            rejected: w.totals.rejected,
+            deletions: w.totals.deletions,
+            rejects: match &self.rejects {
+                Rejects::File(path) => Some(path.clone()),
+                _ => None,
+            },
+            dry_run,
+            resumable: self.run_key.is_some(),
+        }
     }
 
     fn notify(&self, event: Event) {
@@ -609,7 +673,7 @@ impl Backfill<'_> {
             run.rejects.sync()?;
             let checkpoint = self.run_key.as_ref().map(|key| Checkpoint {
                 run_key: key.clone(),
-                position: Mark::new(position, run.rejects.bytes, now, false).encode(),
+                position: RunPosition::new(position, run.rejects.bytes, now, false).encode(),
                 written: run.report.written as i64,
                 noop: run.report.noop as i64,
                 rejected: run.report.rejected as i64,

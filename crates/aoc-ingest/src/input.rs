@@ -1,4 +1,4 @@
-//! One upstream file (or standard input) as an ordered sequence of records with a cursor that a
+//! One upstream file (or standard input) as an ordered sequence of records with a position that a
 //! checkpoint can record and [`FileInput::seek`] can return to without reading the records before
 //! it again.
 //!
@@ -111,7 +111,7 @@ pub struct InputRecord {
 /// array, a pretty-printed document) is re-read from its start and its first `item` records
 /// dropped. `member` counts the data files of an archive input before the current one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
+pub struct InputPosition {
     pub member: u64,
     pub offset: u64,
     pub line: u64,
@@ -123,11 +123,11 @@ pub struct FileInput {
     name: String,
     lines: Box<dyn BufRead + Send>,
     /// Where the next record starts.
-    cursor: Cursor,
+    position: InputPosition,
     /// Records of a value with several (an array, a whole document) not handed out yet.
     queued: VecDeque<InputRecord>,
-    /// The cursor once `queued` is empty.
-    after_queued: Cursor,
+    /// The position once `queued` is empty.
+    after_queued: InputPosition,
     buf: Vec<u8>,
 }
 
@@ -158,21 +158,21 @@ impl FileInput {
         Ok(FileInput {
             name,
             lines,
-            cursor: Cursor::default(),
+            position: InputPosition::default(),
             queued: VecDeque::new(),
-            after_queued: Cursor::default(),
+            after_queued: InputPosition::default(),
             buf: Vec::with_capacity(64 * 1024),
         })
     }
 
     /// Where the next record starts.
-    pub fn cursor(&self) -> Cursor {
-        self.cursor
+    pub fn position(&self) -> InputPosition {
+        self.position
     }
 
-    /// Moves to `to` (a cursor this input reported before): the bytes before it are read and
+    /// Moves to `to` (a position this input reported before): the bytes before it are read and
     /// dropped (decompressed, not parsed). Only before the first record.
-    pub fn seek(&mut self, to: Cursor) -> io::Result<()> {
+    pub fn seek(&mut self, to: InputPosition) -> io::Result<()> {
         let skipped = io::copy(&mut (&mut self.lines).take(to.offset), &mut io::sink())
             .map_err(|e| annotate(Path::new(&self.name), e))?;
         if skipped < to.offset {
@@ -184,7 +184,7 @@ impl FileInput {
                 ),
             ));
         }
-        self.cursor = Cursor {
+        self.position = InputPosition {
             item: 0,
             member: 0,
             ..to
@@ -203,9 +203,9 @@ impl FileInput {
                 self.queued.pop_front();
             }
             if self.queued.is_empty() {
-                self.cursor = self.after_queued;
+                self.position = self.after_queued;
             } else {
-                self.cursor.item = to.item;
+                self.position.item = to.item;
             }
         }
         Ok(())
@@ -214,9 +214,9 @@ impl FileInput {
     /// The next record, or `None` at the end. I/O errors (an unreadable file) end the read.
     pub fn next_record(&mut self) -> io::Result<Option<InputRecord>> {
         if let Some(r) = self.queued.pop_front() {
-            self.cursor.item += 1;
+            self.position.item += 1;
             if self.queued.is_empty() {
-                self.cursor = self.after_queued;
+                self.position = self.after_queued;
             }
             return Ok(Some(r));
         }
@@ -227,7 +227,7 @@ impl FileInput {
     /// its first record, queueing the others.
     fn read_value(&mut self) -> io::Result<Option<InputRecord>> {
         loop {
-            let start = self.cursor;
+            let start = self.position;
             self.buf.clear();
             let n = self
                 .lines
@@ -236,14 +236,14 @@ impl FileInput {
             if n == 0 {
                 return Ok(None);
             }
-            self.cursor.offset += n as u64;
-            self.cursor.line += 1;
+            self.position.offset += n as u64;
+            self.position.line += 1;
             let line = self.buf.trim_ascii();
             if line.is_empty() {
                 continue;
             }
-            let location = format!("{}:{}", self.name, self.cursor.line);
-            if self.cursor.line > 1 {
+            let location = format!("{}:{}", self.name, self.position.line);
+            if self.position.line > 1 {
                 return Ok(Some(InputRecord {
                     location,
                     item: Item::Json(line.to_vec()),
@@ -257,8 +257,8 @@ impl FileInput {
                     self.lines
                         .read_to_end(&mut self.buf)
                         .map_err(|e| annotate(Path::new(&self.name), e))?;
-                    self.cursor.offset = start.offset + self.buf.len() as u64;
-                    self.cursor.line =
+                    self.position.offset = start.offset + self.buf.len() as u64;
+                    self.position.line =
                         start.line + memchr::memchr_iter(b'\n', &self.buf).count() as u64;
                     whole_document(&self.name, &self.buf)
                 }
@@ -283,15 +283,15 @@ impl FileInput {
                     }))
                 }
             };
-            // Several records in one value: until the last is handed out, the cursor stays at
+            // Several records in one value: until the last is handed out, the position stays at
             // the value's start and counts the records handed out.
             let mut items = VecDeque::from(items);
             let Some(first) = items.pop_front() else {
                 continue; // an empty array
             };
-            self.after_queued = self.cursor;
+            self.after_queued = self.position;
             if !items.is_empty() {
-                self.cursor = Cursor { item: 1, ..start };
+                self.position = InputPosition { item: 1, ..start };
             }
             self.queued = items;
             return Ok(Some(first));

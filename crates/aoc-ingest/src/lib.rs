@@ -16,6 +16,6 @@ pub mod report;
 pub mod source;
 
 pub use engine::{Backfill, EngineError, Event, Outcome, Rejection, Rejects};
-pub use input::{classify, Cursor, FileInput, InputRecord, Item};
+pub use input::{classify, FileInput, InputPosition, InputRecord, Item};
 pub use prepare::{Document, Prepared, Preparer};
 pub use source::{Input, InputKind, OpenedInput, Position, Source, SourceError};

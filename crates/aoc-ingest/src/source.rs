@@ -6,7 +6,7 @@
 //! an [`InputKind`] given to [`Source::open`], which opens (verifies) them before any record of
 //! any input is read, and then hands out their records through the same iterator.
 
-use crate::input::{annotate, walk_dir, Cursor, FileInput, InputRecord};
+use crate::input::{annotate, walk_dir, FileInput, InputPosition, InputRecord};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -38,8 +38,8 @@ pub trait OpenedInput {
     fn label(&self) -> Option<String> {
         None
     }
-    /// Its records from `at` on (the default cursor: from the start).
-    fn records(&self, at: Cursor) -> Result<Box<dyn Input>, SourceError>;
+    /// Its records from `at` on (the default position: from the start).
+    fn records(&self, at: InputPosition) -> Result<Box<dyn Input>, SourceError>;
 }
 
 /// The records of one input, in order.
@@ -47,7 +47,7 @@ pub trait Input {
     /// The next record, or `None` at the end.
     fn next_record(&mut self) -> Result<Option<InputRecord>, SourceError>;
     /// Where the next record starts.
-    fn cursor(&self) -> Cursor;
+    fn position(&self) -> InputPosition;
 }
 
 impl Input for FileInput {
@@ -55,18 +55,19 @@ impl Input for FileInput {
         Ok(FileInput::next_record(self)?)
     }
 
-    fn cursor(&self) -> Cursor {
-        FileInput::cursor(self)
+    fn position(&self) -> InputPosition {
+        FileInput::position(self)
     }
 }
 
-/// Where a source is: `records` handed out, and the next one at `cursor` of input `input` (an
-/// index into the inputs with directories expanded).
+/// Where a source is, the place a resumed run continues from: `records` handed out, and the next
+/// record at `within` of input `input` (an index into the inputs with directories expanded).
+/// [`InputPosition`] is the part within one input; the engine's checkpoint records both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     pub records: u64,
     pub input: u64,
-    pub cursor: Cursor,
+    pub within: InputPosition,
 }
 
 enum Unit {
@@ -87,7 +88,7 @@ pub struct Source {
     /// Records this source read (a seek skips without reading).
     read: u64,
     /// Where the next input opened starts (set by a seek).
-    start_at: Cursor,
+    start_at: InputPosition,
 }
 
 impl Source {
@@ -121,7 +122,7 @@ impl Source {
             active: None,
             records: 0,
             read: 0,
-            start_at: Cursor::default(),
+            start_at: InputPosition::default(),
         })
     }
 
@@ -153,8 +154,8 @@ impl Source {
         Position {
             records: self.records,
             input: self.index as u64,
-            cursor: match &self.active {
-                Some(input) => input.cursor(),
+            within: match &self.active {
+                Some(input) => input.position(),
                 None => self.start_at,
             },
         }
@@ -166,11 +167,12 @@ impl Source {
     }
 
     /// Continues at `to`, a position this source (over the same inputs) reported: the inputs
-    /// before it are not opened, and the input it is in skips to its cursor without parsing
-    /// what is before it. Only before the first record.
+    /// before it are not opened, and the input it is in skips to `to.within` without parsing what
+    /// is before it. Only before the first record.
     pub fn seek(&mut self, to: &Position) -> Result<(), SourceError> {
         let input = usize::try_from(to.input).unwrap_or(usize::MAX);
-        if input > self.units.len() || (input == self.units.len() && to.cursor != Cursor::default())
+        if input > self.units.len()
+            || (input == self.units.len() && to.within != InputPosition::default())
         {
             return Err(SourceError::Seek(format!(
                 "input {} of {}: the inputs changed since the interrupted run",
@@ -180,10 +182,10 @@ impl Source {
         }
         self.index = input;
         self.records = to.records;
-        self.start_at = to.cursor;
+        self.start_at = to.within;
         self.active = None;
         if input < self.units.len() {
-            // Opened now, so that a cursor these inputs do not have fails before any work.
+            // Opened now, so that a position these inputs do not have fails before any work.
             self.active = Some(self.open_unit().map_err(|e| {
                 SourceError::Seek(format!(
                     "{e} (the inputs changed since the interrupted run?)"
@@ -222,7 +224,7 @@ impl Source {
                 None => {
                     self.active = None;
                     self.index += 1;
-                    self.start_at = Cursor::default();
+                    self.start_at = InputPosition::default();
                 }
             }
         }
@@ -233,7 +235,7 @@ impl Source {
         match &self.units[self.index] {
             Unit::File(path) => {
                 let mut file = FileInput::open(path)?;
-                if at != Cursor::default() {
+                if at != InputPosition::default() {
                     file.seek(at)?;
                 }
                 Ok(Box::new(file))

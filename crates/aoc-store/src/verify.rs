@@ -45,7 +45,8 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    pub fn is_clean(&self) -> bool {
+    /// No violation and every append-only trigger in place.
+    pub fn passed(&self) -> bool {
         self.violations.is_empty() && self.missing_guards.is_empty()
     }
 }
