@@ -1,10 +1,10 @@
 //! Reading the columns out of a raw document, and rendering the exact JSON that is stored.
 
 use crate::{Result, StoreError};
-use aoc_contract::canonical::HASH_PREFIX;
 use aoc_contract::clock::parse_rfc3339;
 use aoc_contract::tree::{Json, JsonTree};
 use aoc_contract::{DocHead, RawDocument, UpstreamKey};
+use aoc_digest::Sha256Digest;
 use serde::Serialize;
 use serde_json::Value;
 use std::io;
@@ -408,20 +408,15 @@ pub fn prepare_docs(docs: &[Value]) -> Result<Vec<StoreDoc>> {
 
 /// The digest of a `sha256:<64 hex>` content hash.
 pub(crate) fn parse_digest(content_hash: &str) -> Option<[u8; 32]> {
-    if !aoc_contract::canonical::is_content_hash(content_hash) {
-        return None;
-    }
-    let mut digest = [0u8; 32];
-    hex::decode_to_slice(&content_hash[HASH_PREFIX.len()..], &mut digest).ok()?;
-    Some(digest)
+    Sha256Digest::parse_prefixed(content_hash).ok().map(|d| d.0)
 }
 
 /// The `sha256:<hex>` text of a stored digest column. A column that is not 32 bytes (changed
 /// behind the store's back) renders so that it can never equal a real hash, and the verifier
 /// reports the row.
 pub(crate) fn render_digest(digest: &[u8]) -> String {
-    if digest.len() == 32 {
-        format!("{HASH_PREFIX}{}", hex::encode(digest))
+    if let Ok(digest) = <[u8; 32]>::try_from(digest) {
+        Sha256Digest(digest).prefixed()
     } else {
         format!("invalid-digest:{}", hex::encode(digest))
     }
