@@ -40,10 +40,11 @@ impl DatasetPin {
             );
             return Ok(None);
         }
-        anyhow::ensure!(
-            pin.len() == 64 && pin.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
-            "--expect-dataset-hash {pin:?}: not a dataset hash (64 lowercase hex digits)"
-        );
+        if let Err(e) = aoc_digest::Sha256Digest::parse_hex(pin) {
+            anyhow::bail!(
+                "--expect-dataset-hash {pin:?}: not a dataset hash (64 lowercase hex digits): it {e}"
+            );
+        }
         if !paths.iter().any(|p| is_dataset(p)) {
             eprintln!(
                 "stella: warning: --expect-dataset-hash/DATASET_HASH {pin} given, but no input is a \

@@ -46,3 +46,39 @@ fn an_empty_pin_stops_the_loader_and_the_verifier_before_anything_is_opened() {
         }
     }
 }
+
+/// A pin that is not 64 lower-case hex digits (upper case, one digit short, a stray letter) is
+/// refused with its value and the cause, before anything is opened.
+#[test]
+fn a_malformed_pin_is_refused_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("aoc-dataset-input.tar.gz");
+    std::fs::write(&input, b"not read").unwrap();
+    let upper = "A".repeat(64);
+    let short = "a".repeat(63);
+    let letter = format!("{}g", "a".repeat(63));
+    for (pin, cause) in [
+        (&upper, "it has an upper-case digit at position 0"),
+        (&short, "it has 63 characters"),
+        (
+            &letter,
+            "it has a character that is not a hex digit at position 63",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stella"))
+            .args(["aoc", "verify", "--input"])
+            .arg(&input)
+            .args(["--expect-dataset-hash", pin])
+            .env_remove("DATASET_HASH")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{pin}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--expect-dataset-hash {pin:?}: not a dataset hash (64 lowercase hex digits): {cause}"
+            )),
+            "{stderr}"
+        );
+    }
+}
