@@ -153,14 +153,16 @@ impl VerifyArgs {
                         .into(),
                 )
             }
-            Some(h) if crate::layout::is_hex64(h) => Some(h.to_string()),
-            Some(h) => {
-                return Err(format!(
-                    "--expect-dataset-hash / DATASET_HASH {:?} is not a 64-digit lowercase hex \
-                     dataset hash",
-                    crate::escape(h)
-                ))
-            }
+            Some(h) => match aoc_digest::Sha256Digest::parse_hex(h) {
+                Ok(_) => Some(h.to_string()),
+                Err(e) => {
+                    return Err(format!(
+                        "--expect-dataset-hash / DATASET_HASH {:?} is not a 64-digit lowercase hex \
+                         dataset hash: it {e}",
+                        crate::escape(h)
+                    ))
+                }
+            },
         };
         Ok(VerifyOptions {
             key,

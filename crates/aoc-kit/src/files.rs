@@ -5,10 +5,10 @@
 //! whatever happens to the kit directory meanwhile.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+use aoc_archive::fs::{read_hashed, Expect, OpenError};
 
 use crate::report::escape;
 
@@ -91,51 +91,38 @@ impl std::fmt::Display for ReadProblem {
 /// long: [`aoc_archive::fs::open_regular`], so a FIFO, device or link (also one swapped in while
 /// opening) is refused without blocking.
 pub fn open_bounded(path: &Path, cap: u64) -> Result<(File, u64), ReadProblem> {
-    use aoc_archive::fs::{open_regular, Expect, OpenError};
-    open_regular(path, Expect::at_most(cap)).map_err(|e| match e {
-        OpenError::Missing => ReadProblem::Missing,
-        OpenError::NotRegular(_) | OpenError::WrongSize { .. } => ReadProblem::NotRegular,
-        OpenError::TooLarge { size, cap } => ReadProblem::TooLarge { size, cap },
-        OpenError::Io(e) => ReadProblem::Io(e),
-    })
+    aoc_archive::fs::open_regular(path, Expect::at_most(cap)).map_err(ReadProblem::from)
 }
 
-/// Reads `path` once (bounded by `cap`), hashing every byte, into memory or a private copy.
+impl From<OpenError> for ReadProblem {
+    fn from(e: OpenError) -> ReadProblem {
+        match e {
+            OpenError::Missing => ReadProblem::Missing,
+            OpenError::NotRegular(_) | OpenError::WrongSize { .. } => ReadProblem::NotRegular,
+            OpenError::TooLarge { size, cap } => ReadProblem::TooLarge { size, cap },
+            OpenError::Changed => ReadProblem::Changed,
+            OpenError::Io(e) => ReadProblem::Io(e),
+        }
+    }
+}
+
+/// Reads `path` once (bounded by `cap`), hashing every byte, into memory or a private copy:
+/// [`aoc_archive::fs::read_hashed`], the one hashing read.
 pub fn read_and_hash(path: &Path, cap: u64, keep: Keep) -> Result<(Proven, [u8; 32]), ReadProblem> {
-    let (file, size) = open_bounded(path, cap)?;
-    // Never more than the size examined (+1 to notice growth), whatever the file does meanwhile.
-    let mut src = file.take(size + 1);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; (size as usize + 1).clamp(4096, 1 << 20)];
-    let mut total = 0u64;
-    let proven = match keep {
+    let expect = Expect::at_most(cap);
+    let (proven, digest) = match keep {
         Keep::Bytes => {
-            let mut bytes = Vec::with_capacity(size as usize);
-            src.read_to_end(&mut bytes).map_err(ReadProblem::Io)?;
-            hasher.update(&bytes);
-            total = bytes.len() as u64;
-            Proven::Bytes(bytes)
+            let mut bytes = Vec::new();
+            let (_, digest) = read_hashed(path, expect, &mut bytes)?;
+            (Proven::Bytes(bytes), digest)
         }
         Keep::Copy => {
             let mut copy = tempfile::tempfile().map_err(ReadProblem::Io)?;
-            loop {
-                let n = match src.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(ReadProblem::Io(e)),
-                };
-                hasher.update(&buf[..n]);
-                copy.write_all(&buf[..n]).map_err(ReadProblem::Io)?;
-                total += n as u64;
-            }
-            Proven::Copy(copy)
+            let (_, digest) = read_hashed(path, expect, &mut copy)?;
+            (Proven::Copy(copy), digest)
         }
     };
-    if total != size {
-        return Err(ReadProblem::Changed);
-    }
-    Ok((proven, hasher.finalize().into()))
+    Ok((proven, digest.0))
 }
 
 /// A public key file given by the operator (`--key`): bounded, parsed as PEM.
@@ -217,7 +204,7 @@ mod tests {
         let (bytes, d1) = read_and_hash(&real, 1 << 20, Keep::Bytes).unwrap();
         let (copy, d2) = read_and_hash(&real, 1 << 20, Keep::Copy).unwrap();
         assert_eq!(d1, d2);
-        assert_eq!(d1, <[u8; 32]>::from(Sha256::digest(b"hello kit")));
+        assert_eq!(aoc_archive::Sha256Digest::of(b"hello kit"), d1);
         // The private copy does not follow the original.
         std::fs::write(&real, b"changed!!").unwrap();
         let mut read_back = Vec::new();

@@ -2,6 +2,8 @@
 //! the verifiers (`cargo xtask aoc-verify`, `stella kit verify`) expect, and the identifiers inside
 //! the SBOMs and the provenance that bind them together.
 
+use aoc_digest::Sha256Digest;
+
 /// The runner tarball: `aoc-backfill-runner/bin/stella`, scripts, README, LICENSE.
 pub const RUNNER_TARBALL: &str = "aoc-backfill-runner.tar.gz";
 /// Sigstore bundle v0.3 (message signature) over the runner tarball.
@@ -64,16 +66,17 @@ pub fn rehearsal_report(hash: &str) -> String {
     format!("rehearsal-{hash}.json")
 }
 
-/// A 64-digit lowercase hex string (a dataset hash or SHA-256 digest).
+/// A 64-digit lowercase hex string (a dataset hash or SHA-256 digest):
+/// [`Sha256Digest::parse_hex`].
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    Sha256Digest::parse_hex(s).is_ok()
 }
 
 /// The dataset hash in a kit file name `aoc-dataset-<64 hex>.tar.gz`.
 pub fn parse_dataset_tarball(name: &str) -> Option<&str> {
     name.strip_prefix("aoc-dataset-")
         .and_then(|r| r.strip_suffix(".tar.gz"))
-        .filter(|h| is_hex64(h))
+        .filter(|h| Sha256Digest::parse_hex(h).is_ok())
 }
 
 /// `files` plus the optional files a kit carries, sorted by name bytes.
