@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use xshell::Shell;
 
-pub use aoc_kit::{render_check, Class, KitReport, TrustedKey};
+pub use aoc_kit::{render_check, Class, TrustedKey, VerifyReport};
 
 #[cfg(test)]
 mod hostile_tests;
@@ -67,7 +67,7 @@ impl Default for VerifyOptions {
 /// Verifies the kit in `dir` against the key file `key` (default: the kit's own `cosign.pub`,
 /// which proves no origin). `Err` only for an unreadable key; every finding about the kit is a
 /// check in the report.
-pub fn verify_kit(dir: &Path, key: Option<&Path>, opts: &VerifyOptions) -> Result<KitReport> {
+pub fn verify_kit(dir: &Path, key: Option<&Path>, opts: &VerifyOptions) -> Result<VerifyReport> {
     let key = match key {
         Some(path) => Some(TrustedKey::load(path).map_err(anyhow::Error::msg)?),
         None => None,
@@ -76,7 +76,7 @@ pub fn verify_kit(dir: &Path, key: Option<&Path>, opts: &VerifyOptions) -> Resul
 }
 
 /// [`verify_kit`] with a key already in hand (the release's own signer).
-pub fn verify_with_key(dir: &Path, key: Option<TrustedKey>, opts: &VerifyOptions) -> KitReport {
+pub fn verify_with_key(dir: &Path, key: Option<TrustedKey>, opts: &VerifyOptions) -> VerifyReport {
     let options = aoc_kit::VerifyOptions {
         key,
         allow_dev_key: opts.allow_dev_key,

@@ -331,7 +331,7 @@ fn the_release_workflow_runs_locally_to_a_published_verified_kit() {
         kit.kit
             .checks
             .iter()
-            .any(|c| c.check == "rehearsal.report" && c.ok),
+            .any(|c| c.check == aoc_kit::CheckId::RehearsalReport && c.ok),
         "the kit carries the rehearsal's report"
     );
 

@@ -13,12 +13,14 @@ pub mod layout;
 pub mod published;
 pub mod rehearsal;
 pub mod report;
+mod trust;
 pub mod verify;
 
 #[cfg(test)]
 mod tests;
 
 pub use report::{
-    escape, render_check, CheckResult, Class, KeyInfo, KitReport, EXIT_CODES, EXIT_USAGE,
+    escape, render_check, CheckId, CheckResult, Class, KeyInfo, VerifyReport, EXIT_CODES,
+    EXIT_USAGE,
 };
 pub use verify::{dataset_limits, verify_kit, verify_kit_with, TrustedKey, VerifyOptions};

@@ -23,13 +23,16 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
-use aoc_sigstore::{verify_message_bundle, PublicKey};
+use aoc_sigstore::PublicKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::files::{open_bounded, read_and_hash, Keep, Proven, ReadProblem};
 use crate::layout;
-use crate::report::{escape, escape_os, render_check, CheckResult, Class, KeyInfo, KitReport};
+use crate::report::{
+    escape, escape_os, render_check, CheckId, CheckResult, Class, KeyInfo, Recorder, VerifyReport,
+};
+use crate::trust;
 use crate::verify::{verify_kit_with, TrustedKey, VerifyOptions, UNLISTED_SHOWN};
 
 /// The manifest at the publish prefix.
@@ -47,7 +50,7 @@ pub const SCHEMA_VERSION: u32 = 2;
 pub const KIT_NAME: &str = "aoc-backfill";
 /// Largest manifest read: ~1 KB per kit, so room for thousands of kits.
 pub const MANIFEST_CAP: u64 = 16 << 20;
-/// Largest bundle or key read.
+/// Largest bundle read.
 const SMALL_CAP: u64 = 1 << 20;
 
 /// `offline-kit.json`.
@@ -283,7 +286,7 @@ pub struct PublishedKitReport {
     /// The manifest's checks of this kit (files, sizes, digests, identity).
     pub checks: Vec<CheckResult>,
     /// `verify_kit_with` on `<dir>/<version>`.
-    pub kit: KitReport,
+    pub kit: VerifyReport,
 }
 
 /// Everything the verification of a published directory found.
@@ -397,28 +400,6 @@ impl PublishedReport {
     }
 }
 
-struct Checks<'a> {
-    out: Vec<CheckResult>,
-    observe: &'a mut dyn FnMut(Option<&str>, &CheckResult),
-    scope: Option<String>,
-}
-
-impl Checks<'_> {
-    fn record(
-        &mut self,
-        check: &str,
-        file: &str,
-        class: Class,
-        outcome: Result<String, String>,
-    ) -> bool {
-        let c = CheckResult::new(check, file, class, outcome);
-        let ok = c.ok;
-        (self.observe)(self.scope.as_deref(), &c);
-        self.out.push(c);
-        ok
-    }
-}
-
 /// Verifies the published directory `dir` (see the module documentation). `opts.key` is the key
 /// the operator trusts; without it `<dir>/cosign.pub` is used, which proves nothing about origin
 /// (exit 15 when all else passes). `opts.expect_dataset_hash` requires a listed kit to carry that
@@ -441,12 +422,8 @@ pub fn verify_published_with(
         },
         exit_code: 0,
     };
-    let mut checks = Checks {
-        out: Vec::new(),
-        observe,
-        scope: None,
-    };
-    if let Some((key, manifest)) = manifest(dir, opts, &mut report, &mut checks) {
+    let mut rec = Recorder::new(observe);
+    if let Some((key, manifest)) = manifest(dir, opts, &mut report, &mut rec) {
         let mut kit_opts = opts.clone();
         kit_opts.key = Some(TrustedKey {
             key: key.clone(),
@@ -455,56 +432,75 @@ pub fn verify_published_with(
         // The pin was checked over the whole manifest: each kit is verified unpinned.
         kit_opts.expect_dataset_hash = None;
         for entry in &manifest.kits {
-            let kit_dir = dir.join(&entry.version);
-            checks.scope = Some(entry.version.clone());
-            let before = checks.out.len();
-            listed_files(&kit_dir, entry, &mut checks);
-            let observe = &mut *checks.observe;
-            let version = entry.version.clone();
-            let kit = verify_kit_with(&kit_dir, &kit_opts, &mut |c| observe(Some(&version), c));
-            let provenance = provenance_of(&kit_dir, entry, &key);
-            let identity = if kit.dataset_hash.as_deref() != Some(entry.dataset_hash.as_str()) {
-                Err(format!(
-                    "the kit carries dataset {}, the manifest lists {}",
-                    kit.dataset_hash.as_deref().unwrap_or("none"),
-                    entry.dataset_hash
-                ))
-            } else if kit.key.key_id.as_deref() != Some(entry.key_id.as_str()) {
-                Err(format!(
-                    "the kit was checked against key {:?}, the manifest lists {}",
-                    kit.key.key_id, entry.key_id
-                ))
-            } else {
-                provenance.and_then(|p| p.matches(entry)).map(|()| {
-                    format!(
-                        "dataset {}, commit {}, built at {} and key {} as the kit's signed \
-                         provenance says",
-                        entry.dataset_hash, entry.commit, entry.built_at, entry.key_id
-                    )
-                })
-            };
-            checks.record(
-                "manifest.kit",
-                &format!("{}/", entry.version),
-                Class::Provenance,
-                identity,
-            );
-            let own = checks.out.split_off(before);
-            report.kits.push(PublishedKitReport {
-                version: entry.version.clone(),
-                checks: own,
-                kit,
-            });
+            let kit = listed_kit(dir, entry, &key, &kit_opts, &mut rec);
+            report.kits.push(kit);
         }
-        checks.scope = None;
-        origin(opts, &report.key.clone(), &mut checks);
+        rec.scope = None;
+        trust::origin(
+            opts,
+            &report.key,
+            "the published directory",
+            MANIFEST_BUNDLE,
+            &mut rec,
+        );
     }
-    report.checks = checks.out;
+    report.checks = rec.checks;
     report.exit_code = report
         .first_failure()
         .map(|(_, c)| c.class.exit_code())
         .unwrap_or(0);
     report
+}
+
+/// One listed kit: its files as the manifest lists them, the kit verified on its own against
+/// the manifest's key, and the entry's identity against the kit's signed provenance. Its checks
+/// are recorded in the kit's scope and returned with it.
+fn listed_kit(
+    dir: &Path,
+    entry: &PublishedKit,
+    key: &PublicKey,
+    kit_opts: &VerifyOptions,
+    rec: &mut Recorder<'_>,
+) -> PublishedKitReport {
+    let kit_dir = dir.join(&entry.version);
+    rec.scope = Some(entry.version.clone());
+    let before = rec.checks.len();
+    listed_files(&kit_dir, entry, rec);
+    let observe = &mut *rec.observe;
+    let version = entry.version.clone();
+    let kit = verify_kit_with(&kit_dir, kit_opts, &mut |c| observe(Some(&version), c));
+    let provenance = provenance_of(&kit_dir, entry, key);
+    let identity = if kit.dataset_hash.as_deref() != Some(entry.dataset_hash.as_str()) {
+        Err(format!(
+            "the kit carries dataset {}, the manifest lists {}",
+            kit.dataset_hash.as_deref().unwrap_or("none"),
+            entry.dataset_hash
+        ))
+    } else if kit.key.key_id.as_deref() != Some(entry.key_id.as_str()) {
+        Err(format!(
+            "the kit was checked against key {:?}, the manifest lists {}",
+            kit.key.key_id, entry.key_id
+        ))
+    } else {
+        provenance.and_then(|p| p.matches(entry)).map(|()| {
+            format!(
+                "dataset {}, commit {}, built at {} and key {} as the kit's signed provenance \
+                 says",
+                entry.dataset_hash, entry.commit, entry.built_at, entry.key_id
+            )
+        })
+    };
+    rec.record(
+        CheckId::ManifestKit,
+        &format!("{}/", entry.version),
+        Class::Provenance,
+        identity,
+    );
+    PublishedKitReport {
+        version: entry.version.clone(),
+        checks: rec.checks.split_off(before),
+        kit,
+    }
 }
 
 /// The key, the manifest's signature, its parse, the directory's layout and the pin; `None`
@@ -513,84 +509,75 @@ fn manifest(
     dir: &Path,
     opts: &VerifyOptions,
     report: &mut PublishedReport,
-    checks: &mut Checks<'_>,
+    rec: &mut Recorder<'_>,
 ) -> Option<(PublicKey, OfflineKitManifest)> {
-    let shown = dir.display().to_string();
     if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        checks.record(
-            "published",
-            &shown,
+        rec.record(
+            CheckId::Published,
+            &dir.display().to_string(),
             Class::Hostile,
             Err("not a directory".into()),
         );
         return None;
     }
-    let key = match &opts.key {
-        Some(trusted) => {
-            report.key.path = trusted.path.clone();
-            trusted.key.clone()
-        }
-        None => {
-            report.key.self_contained = true;
-            report.key.path = escape(&dir.join(PUBLIC_KEY).display().to_string());
-            let parsed = read_small(&dir.join(PUBLIC_KEY), SMALL_CAP)
-                .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    let text = String::from_utf8(b).map_err(|_| "not text".to_string())?;
-                    PublicKey::from_pem(&text, PUBLIC_KEY).map_err(|e| e.to_string())
-                });
-            match parsed {
-                Ok(k) => k,
-                Err(e) => {
-                    checks.record("key", PUBLIC_KEY, Class::Signature, Err(e));
-                    return None;
-                }
-            }
-        }
-    };
-    report.key.key_id = Some(key.key_id());
-    report.key.is_dev = aoc_sigstore::policy::is_dev_key(&key);
+    let key = trust::key(dir, opts, &mut report.key, rec)?;
+    let bytes = signed_manifest(dir, &key, rec)?;
+    let manifest = parsed_manifest(&bytes, rec)?;
+    report.sequence = Some(manifest.sequence);
+    names_its_key(&manifest, &key, rec)?;
+    not_rolled_back(&manifest, opts, rec)?;
+    layout_of(dir, &manifest, rec)?;
+    if let Some(pin) = &opts.expect_dataset_hash {
+        let outcome = match manifest.kits.iter().find(|k| k.dataset_hash == *pin) {
+            Some(k) => Ok(format!(
+                "kit {} carries the pinned dataset {pin}",
+                k.version
+            )),
+            None => Err(format!(
+                "no listed kit carries dataset {pin} (--expect-dataset-hash / DATASET_HASH)"
+            )),
+        };
+        rec.record(CheckId::DatasetPinned, MANIFEST, Class::Dataset, outcome);
+    }
+    Some((key, manifest))
+}
 
-    // The signature over the manifest's raw bytes, before a byte of it is parsed.
+/// The signature over the manifest's raw bytes, before a byte of it is parsed; the bytes when
+/// it verifies.
+fn signed_manifest(dir: &Path, key: &PublicKey, rec: &mut Recorder<'_>) -> Option<Vec<u8>> {
     let bytes = match read_small(&dir.join(MANIFEST), MANIFEST_CAP) {
         Ok(b) => b,
         Err(e) => {
-            let class = match e {
-                ReadProblem::TooLarge { .. } | ReadProblem::NotRegular => Class::Hostile,
-                _ => Class::Checksum,
-            };
-            checks.record("signature", MANIFEST, class, Err(e.to_string()));
+            let class = trust::unreadable_root_class(&e);
+            rec.record(CheckId::Signature, MANIFEST, class, Err(e.to_string()));
             return None;
         }
     };
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
     let signed = read_small(&dir.join(MANIFEST_BUNDLE), SMALL_CAP)
         .map_err(|e| e.to_string())
-        .and_then(|bundle| {
-            verify_message_bundle(&bundle, &digest, &key)
-                .map_err(|e| format!("over {MANIFEST}: {e}"))
-        })
-        .map(|()| {
-            format!(
-                "signs {MANIFEST} (sha256 {}) with key {}",
-                hex::encode(digest),
-                key.key_id()
-            )
-        });
-    if !checks.record("signature", MANIFEST_BUNDLE, Class::Signature, signed) {
-        return None;
-    }
+        .and_then(|bundle| trust::signed(&bundle, &digest, key, MANIFEST));
+    rec.record(
+        CheckId::Signature,
+        MANIFEST_BUNDLE,
+        Class::Signature,
+        signed,
+    )
+    .then_some(bytes)
+}
 
-    let manifest = match OfflineKitManifest::parse(&bytes) {
+/// The signed manifest's strict parse.
+fn parsed_manifest(bytes: &[u8], rec: &mut Recorder<'_>) -> Option<OfflineKitManifest> {
+    let manifest = match OfflineKitManifest::parse(bytes) {
         Ok(m) => m,
         Err(e) => {
-            checks.record("manifest.parse", MANIFEST, Class::Checksum, Err(e));
+            rec.record(CheckId::ManifestParse, MANIFEST, Class::Checksum, Err(e));
             return None;
         }
     };
     let versions: Vec<&str> = manifest.kits.iter().map(|k| k.version.as_str()).collect();
-    checks.record(
-        "manifest.parse",
+    rec.record(
+        CheckId::ManifestParse,
         MANIFEST,
         Class::Checksum,
         Ok(format!(
@@ -601,7 +588,15 @@ fn manifest(
             versions.join(", ")
         )),
     );
-    report.sequence = Some(manifest.sequence);
+    Some(manifest)
+}
+
+/// The manifest names the key that signed it.
+fn names_its_key(
+    manifest: &OfflineKitManifest,
+    key: &PublicKey,
+    rec: &mut Recorder<'_>,
+) -> Option<()> {
     let key_ok = if manifest.key_id == key.key_id() {
         Ok(format!("names the signing key {}", key.key_id()))
     } else {
@@ -611,35 +606,54 @@ fn manifest(
             key.key_id()
         ))
     };
-    if !checks.record("manifest.key", MANIFEST, Class::Signature, key_ok) {
-        return None;
-    }
-    if let Some(min) = opts.min_index_sequence {
-        // A validly signed index that is older than one the operator has seen: an attacker who
-        // can write the directory can put back any index this key ever signed.
-        let outcome = if manifest.sequence >= min {
-            Ok(format!(
-                "sequence {} is at least {min} (--expect-min-index-sequence)",
-                manifest.sequence
-            ))
-        } else {
-            Err(format!(
-                "sequence {} is older than {min} (--expect-min-index-sequence / \
-                 AOC_MIN_INDEX_SEQUENCE): an index signed before, put back (a rollback)",
-                manifest.sequence
-            ))
-        };
-        if !checks.record("manifest.sequence", MANIFEST, Class::Signature, outcome) {
-            return None;
-        }
-    }
+    rec.record(CheckId::ManifestKey, MANIFEST, Class::Signature, key_ok)
+        .then_some(())
+}
 
-    // The directory holds the manifest, its signature, the key and exactly the listed kits.
+/// The manifest's sequence is at least the pinned one (`--expect-min-index-sequence`), if one
+/// is pinned.
+fn not_rolled_back(
+    manifest: &OfflineKitManifest,
+    opts: &VerifyOptions,
+    rec: &mut Recorder<'_>,
+) -> Option<()> {
+    // A validly signed index that is older than one the operator has seen: an attacker who can
+    // write the directory can put back any index this key ever signed.
+    let Some(min) = opts.min_index_sequence else {
+        return Some(());
+    };
+    let outcome = if manifest.sequence >= min {
+        Ok(format!(
+            "sequence {} is at least {min} (--expect-min-index-sequence)",
+            manifest.sequence
+        ))
+    } else {
+        Err(format!(
+            "sequence {} is older than {min} (--expect-min-index-sequence / \
+                 AOC_MIN_INDEX_SEQUENCE): an index signed before, put back (a rollback)",
+            manifest.sequence
+        ))
+    };
+    rec.record(
+        CheckId::ManifestSequence,
+        MANIFEST,
+        Class::Signature,
+        outcome,
+    )
+    .then_some(())
+}
+
+/// The directory holds the manifest, its signature, the key and exactly the listed kits. What
+/// the manifest does not list is counted, and only the first UNLISTED_SHOWN entries are named
+/// (as in a kit), so any directory costs bounded memory and output. `None` when the directory
+/// cannot be listed.
+fn layout_of(dir: &Path, manifest: &OfflineKitManifest, rec: &mut Recorder<'_>) -> Option<()> {
+    let shown = dir.display().to_string();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            checks.record(
-                "published.layout",
+            rec.record(
+                CheckId::PublishedLayout,
                 &shown,
                 Class::Hostile,
                 Err(format!("cannot list: {e}")),
@@ -647,8 +661,7 @@ fn manifest(
             return None;
         }
     };
-    // What the manifest does not list is counted, and only the first UNLISTED_SHOWN entries are
-    // named (as in a kit), so any directory costs bounded memory and output.
+    let versions: Vec<&str> = manifest.kits.iter().map(|k| k.version.as_str()).collect();
     let mut complete = true;
     let mut present = BTreeSet::new();
     let mut unlisted = 0u64;
@@ -665,8 +678,8 @@ fn manifest(
             }
             Some(v) if versions.contains(&v) => {
                 complete = false;
-                checks.record(
-                    "published.layout",
+                rec.record(
+                    CheckId::PublishedLayout,
                     &name,
                     Class::Hostile,
                     Err("a listed kit that is not a directory (links have no place here)".into()),
@@ -678,8 +691,8 @@ fn manifest(
                 if unlisted > UNLISTED_SHOWN {
                     continue;
                 }
-                checks.record(
-                    "published.complete",
+                rec.record(
+                    CheckId::PublishedComplete,
                     &name,
                     Class::Checksum,
                     Err(format!(
@@ -690,8 +703,8 @@ fn manifest(
         }
     }
     if unlisted > UNLISTED_SHOWN {
-        checks.record(
-            "published.complete",
+        rec.record(
+            CheckId::PublishedComplete,
             &shown,
             Class::Checksum,
             Err(format!(
@@ -704,8 +717,8 @@ fn manifest(
     for v in &versions {
         if !present.contains(*v) {
             complete = false;
-            checks.record(
-                "published.complete",
+            rec.record(
+                CheckId::PublishedComplete,
                 &format!("{v}/"),
                 Class::Checksum,
                 Err(format!("listed in {MANIFEST} but missing")),
@@ -713,8 +726,8 @@ fn manifest(
         }
     }
     if complete {
-        checks.record(
-            "published.complete",
+        rec.record(
+            CheckId::PublishedComplete,
             &shown,
             Class::Checksum,
             Ok(format!(
@@ -723,23 +736,11 @@ fn manifest(
             )),
         );
     }
-    if let Some(pin) = &opts.expect_dataset_hash {
-        let outcome = match manifest.kits.iter().find(|k| k.dataset_hash == *pin) {
-            Some(k) => Ok(format!(
-                "kit {} carries the pinned dataset {pin}",
-                k.version
-            )),
-            None => Err(format!(
-                "no listed kit carries dataset {pin} (--expect-dataset-hash / DATASET_HASH)"
-            )),
-        };
-        checks.record("dataset.pinned", MANIFEST, Class::Dataset, outcome);
-    }
-    Some((key, manifest))
+    Some(())
 }
 
 /// The kit directory holds exactly the manifest's files, each with its size and SHA-256.
-fn listed_files(kit_dir: &Path, entry: &PublishedKit, checks: &mut Checks<'_>) {
+fn listed_files(kit_dir: &Path, entry: &PublishedKit, rec: &mut Recorder<'_>) {
     let shown = format!("{}/", entry.version);
     let listed: BTreeSet<&str> = entry.files.iter().map(|f| f.name.as_str()).collect();
     let mut problems = Vec::new();
@@ -785,7 +786,7 @@ fn listed_files(kit_dir: &Path, entry: &PublishedKit, checks: &mut Checks<'_>) {
     } else {
         Err(problems.join("; "))
     };
-    checks.record("manifest.files", &shown, Class::Checksum, outcome);
+    rec.record(CheckId::ManifestFiles, &shown, Class::Checksum, outcome);
 }
 
 /// What a kit's signed provenance says about it: the facts an index entry repeats, which only
@@ -911,29 +912,6 @@ fn read_small(path: &Path, cap: u64) -> Result<Vec<u8>, ReadProblem> {
         Proven::Bytes(b) => Ok(b),
         Proven::Copy(_) => unreachable!("read into memory"),
     }
-}
-
-/// Last: who signed (the kit verifier's rule).
-fn origin(opts: &VerifyOptions, key: &KeyInfo, checks: &mut Checks<'_>) {
-    let id = key.key_id.clone().unwrap_or_default();
-    let outcome = if key.self_contained {
-        Err(format!(
-            "checked against the published directory's OWN {PUBLIC_KEY} (key {id}), which anyone \
-             who can write it can replace: pass --key with the public key you trust"
-        ))
-    } else if key.is_dev && !opts.allow_dev_key {
-        Err(format!(
-            "signed with the PUBLIC DEV KEY (key {id}): anyone can produce this signature; pass \
-             --allow-dev-key only for dev kits"
-        ))
-    } else if key.is_dev {
-        Ok(format!(
-            "the public dev key {id}, accepted by --allow-dev-key"
-        ))
-    } else {
-        Ok(format!("signed by the trusted key {id} ({})", key.path))
-    };
-    checks.record("origin", MANIFEST_BUNDLE, Class::Origin, outcome);
 }
 
 /// `stella kit verify` / `cargo xtask aoc-verify` on a published directory: checks on stderr

@@ -56,11 +56,111 @@ Exit codes:
   14  unreadable or hostile input: not a kit, an archive refused, a file over its size bound
   15  intact, origin NOT proven: no --key, or the public dev key without --allow-dev-key";
 
+/// Declares [`CheckId`] from `Variant = "string form"` pairs, so the string form, the JSON form
+/// and [`CheckId::ALL`] cannot miss a variant.
+macro_rules! check_ids {
+    ($($(#[doc = $doc:literal])* $id:ident = $name:literal,)*) => {
+        /// Which check a [`CheckResult`] is: its string form (the report's `check` field, text
+        /// and JSON) is stable, and code and tests compare the enum, so a renamed check fails to
+        /// compile instead of turning a negative assertion ("check X did not run") silently true.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum CheckId {
+            $($(#[doc = $doc])* #[serde(rename = $name)] $id,)*
+        }
+
+        impl CheckId {
+            /// Every check id, in declaration order.
+            pub const ALL: &'static [CheckId] = &[$(CheckId::$id),*];
+
+            /// The stable string form, as in the report.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(CheckId::$id => $name,)*
+                }
+            }
+        }
+    };
+}
+
+check_ids! {
+    // A kit (`verify.rs`), in chain-of-trust order.
+    /// The path given is a directory.
+    Kit = "kit",
+    /// The key checked against, when it is the kit's (or the published directory's) own.
+    Key = "key",
+    /// A bundle's signature: `SHA256SUMS`, the runner tarball, the provenance, the index.
+    Signature = "signature",
+    /// `SHA256SUMS` parses strictly.
+    SumsParse = "sha256sums.parse",
+    /// An entry that is not a regular file, or a listing without exactly one dataset.
+    Layout = "layout",
+    /// The kit holds exactly the listed files and the checksum pair.
+    SumsComplete = "sha256sums.complete",
+    /// The listed names are exactly a kit's.
+    SumsLayout = "sha256sums.layout",
+    /// The kit (or a listed kit) carries the pinned dataset.
+    DatasetPinned = "dataset.pinned",
+    /// A listed file has its listed digest.
+    Sha256 = "sha256",
+    /// The provenance's subjects and dataset are the kit's.
+    ProvenanceSubjects = "provenance.subjects",
+    /// The carried rehearsal report passed, for this dataset.
+    RehearsalReport = "rehearsal.report",
+    /// `stella` inside the runner tarball, hashed.
+    RunnerBinary = "runner.binary",
+    /// The SPDX SBOM names the tarball and the binary.
+    SbomSpdx = "sbom.spdx",
+    /// The CycloneDX SBOM names the tarball and the binary.
+    SbomCycloneDx = "sbom.cyclonedx",
+    /// The dataset's sidecar manifest parses and names this dataset.
+    DatasetManifest = "dataset.manifest",
+    /// The dataset's records: parsed, guarded, hashed.
+    Dataset = "dataset",
+    /// Who signed: a key the operator trusts, not the public dev key unless allowed.
+    Origin = "origin",
+    // A published directory (`published.rs`).
+    /// The path given is a directory.
+    Published = "published",
+    /// The index parses strictly.
+    ManifestParse = "manifest.parse",
+    /// The index names the key that signs it.
+    ManifestKey = "manifest.key",
+    /// The index is at least the pinned sequence.
+    ManifestSequence = "manifest.sequence",
+    /// A listed kit that is not a directory, or a directory that cannot be listed.
+    PublishedLayout = "published.layout",
+    /// The directory holds exactly the listed kits, the index and its key.
+    PublishedComplete = "published.complete",
+    /// A listed kit's directory holds exactly its listed files, sizes and digests.
+    ManifestFiles = "manifest.files",
+    /// A listed kit's entry (dataset, commit, build time, key) is what its provenance signs.
+    ManifestKit = "manifest.kit",
+}
+
+impl std::fmt::Display for CheckId {
+    /// The string form, padded as asked (`{:<20}`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CheckId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        CheckId::ALL
+            .iter()
+            .copied()
+            .find(|id| id.as_str() == s)
+            .ok_or_else(|| format!("{:?} is not a check id", escape(s)))
+    }
+}
+
 /// One check's outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// Stable check name, e.g. `sha256`, `signature`, `sbom.spdx`.
-    pub check: String,
+    /// Which check (its stable string form in the JSON, e.g. `sha256`, `signature`).
+    pub check: CheckId,
     /// The kit file the check is about (escaped).
     pub file: String,
     pub ok: bool,
@@ -73,18 +173,52 @@ pub struct CheckResult {
 impl CheckResult {
     /// A check's outcome with every text from the kit escaped: the one place both verifiers
     /// (a kit, a published directory) build their report entries.
-    pub fn new(check: &str, file: &str, class: Class, outcome: Result<String, String>) -> Self {
+    pub fn new(check: CheckId, file: &str, class: Class, outcome: Result<String, String>) -> Self {
         let ok = outcome.is_ok();
         let detail = match outcome {
             Ok(d) | Err(d) => escape(&d),
         };
         CheckResult {
-            check: check.into(),
+            check,
             file: escape(file),
             ok,
             class,
             detail,
         }
+    }
+}
+
+/// Where both verifiers (a kit, a published directory) record their checks: in order, each
+/// shown to the observer as it completes, with the scope it belongs to (a published kit's
+/// version; `None` for a kit verified on its own, or a published directory's index).
+pub(crate) struct Recorder<'a> {
+    pub(crate) checks: Vec<CheckResult>,
+    pub(crate) observe: &'a mut dyn FnMut(Option<&str>, &CheckResult),
+    pub(crate) scope: Option<String>,
+}
+
+impl<'a> Recorder<'a> {
+    pub(crate) fn new(observe: &'a mut dyn FnMut(Option<&str>, &CheckResult)) -> Self {
+        Recorder {
+            checks: Vec::new(),
+            observe,
+            scope: None,
+        }
+    }
+
+    /// Records one check's outcome; true when it passed.
+    pub(crate) fn record(
+        &mut self,
+        check: CheckId,
+        file: &str,
+        class: Class,
+        outcome: Result<String, String>,
+    ) -> bool {
+        let result = CheckResult::new(check, file, class, outcome);
+        let ok = result.ok;
+        (self.observe)(self.scope.as_deref(), &result);
+        self.checks.push(result);
+        ok
     }
 }
 
@@ -100,9 +234,10 @@ pub struct KeyInfo {
     pub is_dev: bool,
 }
 
-/// Everything a verification found, in chain-of-trust order.
+/// Everything the verification of a kit found, in chain-of-trust order (a published directory's
+/// is [`crate::published::PublishedReport`], which holds one of these per kit).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KitReport {
+pub struct VerifyReport {
     /// The kit directory (escaped).
     pub dir: String,
     /// Checks deliberately not run (`--integrity-only`), so that a pass is never read as more
@@ -115,7 +250,7 @@ pub struct KitReport {
     pub exit_code: u8,
 }
 
-impl KitReport {
+impl VerifyReport {
     /// Every check passed (origin included).
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.ok)
@@ -207,6 +342,60 @@ mod tests {
         assert_eq!(
             escape("a\u{61c}b\u{2028}c\u{2029}"),
             "a\\u{61c}b\\u{2028}c\\u{2029}"
+        );
+    }
+
+    #[test]
+    fn check_ids_have_unique_string_forms_that_round_trip() {
+        let names: std::collections::BTreeSet<&str> =
+            CheckId::ALL.iter().map(|id| id.as_str()).collect();
+        assert_eq!(names.len(), CheckId::ALL.len(), "{names:?}");
+        for &id in CheckId::ALL {
+            assert_eq!(id.as_str().parse::<CheckId>(), Ok(id));
+            assert_eq!(id.to_string(), id.as_str());
+            let json = serde_json::to_value(id).unwrap();
+            assert_eq!(json, serde_json::Value::from(id.as_str()));
+            assert_eq!(serde_json::from_value::<CheckId>(json).unwrap(), id);
+        }
+        assert!("sha256sums".parse::<CheckId>().is_err());
+        assert!(serde_json::from_str::<CheckId>("\"Sha256\"").is_err());
+        assert_eq!(format!("[{:<8}]", CheckId::Kit), "[kit     ]");
+    }
+
+    /// The string forms are the report's stable interface (text and JSON): written out here, so
+    /// renaming one is a deliberate change to this list.
+    #[test]
+    fn check_ids_keep_their_published_string_forms() {
+        let forms: Vec<&str> = CheckId::ALL.iter().map(|id| id.as_str()).collect();
+        assert_eq!(
+            forms,
+            [
+                "kit",
+                "key",
+                "signature",
+                "sha256sums.parse",
+                "layout",
+                "sha256sums.complete",
+                "sha256sums.layout",
+                "dataset.pinned",
+                "sha256",
+                "provenance.subjects",
+                "rehearsal.report",
+                "runner.binary",
+                "sbom.spdx",
+                "sbom.cyclonedx",
+                "dataset.manifest",
+                "dataset",
+                "origin",
+                "published",
+                "manifest.parse",
+                "manifest.key",
+                "manifest.sequence",
+                "published.layout",
+                "published.complete",
+                "manifest.files",
+                "manifest.kit",
+            ]
         );
     }
 

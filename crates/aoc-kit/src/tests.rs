@@ -8,10 +8,10 @@
 //! test can change one part and re-seal (the change then reaches the check it is for) or tamper
 //! with the sealed files on disk (the change is caught by the checksums).
 //!
-//! Check ids are strings today. Every id a test names is one of [`id`]'s constants, and
-//! `a_full_kit_records_exactly_the_known_check_ids` proves each is recorded by a good kit (or,
-//! for the failure-only ids, by the test of its failure), so a renamed check fails a test instead
-//! of turning a negative assertion (`no check X ran`) silently true.
+//! Every check a test names is a [`CheckId`], so a renamed check fails to compile, and
+//! `a_full_kit_records_exactly_the_known_check_ids` proves each id a negative assertion
+//! (`assert_not_run`) may name is recorded by a good kit, so "no check X ran" is never vacuously
+//! true.
 
 mod published;
 
@@ -26,51 +26,26 @@ use aoc_sigstore::{
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::report::{CheckResult, Class, KitReport, EXIT_CODES, EXIT_USAGE};
+use crate::report::{CheckId, CheckResult, Class, VerifyReport, EXIT_CODES, EXIT_USAGE};
 use crate::verify::{verify_kit, TrustedKey, VerifyOptions, SKIPPED_BY_INTEGRITY};
 use crate::{cli, layout, rehearsal};
 
-/// The check ids the verifiers record, as `verify.rs` and `published.rs` spell them.
-mod id {
-    pub const KIT: &str = "kit";
-    pub const KEY: &str = "key";
-    pub const SIGNATURE: &str = "signature";
-    pub const SUMS_PARSE: &str = "sha256sums.parse";
-    pub const LAYOUT: &str = "layout";
-    pub const SUMS_COMPLETE: &str = "sha256sums.complete";
-    pub const SUMS_LAYOUT: &str = "sha256sums.layout";
-    pub const DATASET_PINNED: &str = "dataset.pinned";
-    pub const SHA256: &str = "sha256";
-    pub const PROVENANCE: &str = "provenance.subjects";
-    pub const REHEARSAL: &str = "rehearsal.report";
-    pub const RUNNER_BINARY: &str = "runner.binary";
-    pub const SBOM_SPDX: &str = "sbom.spdx";
-    pub const SBOM_CDX: &str = "sbom.cyclonedx";
-    pub const DATASET_MANIFEST: &str = "dataset.manifest";
-    pub const DATASET: &str = "dataset";
-    pub const ORIGIN: &str = "origin";
-    // The published directory's own checks.
-    pub const MANIFEST_FILES: &str = "manifest.files";
-    pub const MANIFEST_KIT: &str = "manifest.kit";
-    pub const MANIFEST_SEQUENCE: &str = "manifest.sequence";
-}
-
 /// Every id a passing kit (full mode, a rehearsal report carried, the dataset pinned) records.
-const PASSING_IDS: &[&str] = &[
-    id::SIGNATURE,
-    id::SUMS_PARSE,
-    id::SUMS_COMPLETE,
-    id::SUMS_LAYOUT,
-    id::DATASET_PINNED,
-    id::SHA256,
-    id::PROVENANCE,
-    id::REHEARSAL,
-    id::RUNNER_BINARY,
-    id::SBOM_SPDX,
-    id::SBOM_CDX,
-    id::DATASET_MANIFEST,
-    id::DATASET,
-    id::ORIGIN,
+const PASSING_IDS: &[CheckId] = &[
+    CheckId::Signature,
+    CheckId::SumsParse,
+    CheckId::SumsComplete,
+    CheckId::SumsLayout,
+    CheckId::DatasetPinned,
+    CheckId::Sha256,
+    CheckId::ProvenanceSubjects,
+    CheckId::RehearsalReport,
+    CheckId::RunnerBinary,
+    CheckId::SbomSpdx,
+    CheckId::SbomCycloneDx,
+    CheckId::DatasetManifest,
+    CheckId::Dataset,
+    CheckId::Origin,
 ];
 
 /// The release clock of every fixture (2023-11-14T22:13:20Z).
@@ -404,7 +379,7 @@ impl Kit {
         names
     }
 
-    fn verify(&self, opts: &VerifyOptions) -> KitReport {
+    fn verify(&self, opts: &VerifyOptions) -> VerifyReport {
         verify_kit(self.dir(), opts)
     }
 }
@@ -426,11 +401,11 @@ fn trusted() -> VerifyOptions {
 
 // ---- assertions ----------------------------------------------------------------------------
 
-fn ids(report: &KitReport) -> BTreeSet<&str> {
-    report.checks.iter().map(|c| c.check.as_str()).collect()
+fn ids(report: &VerifyReport) -> BTreeSet<CheckId> {
+    report.checks.iter().map(|c| c.check).collect()
 }
 
-fn render(report: &KitReport) -> String {
+fn render(report: &VerifyReport) -> String {
     report
         .checks
         .iter()
@@ -441,8 +416,8 @@ fn render(report: &KitReport) -> String {
 
 /// The report's first failure is `check` on `file` in `class`, and the exit code is the class's.
 fn assert_fails<'r>(
-    report: &'r KitReport,
-    check: &str,
+    report: &'r VerifyReport,
+    check: CheckId,
     file: &str,
     class: Class,
 ) -> &'r CheckResult {
@@ -450,7 +425,7 @@ fn assert_fails<'r>(
         .first_failure()
         .unwrap_or_else(|| panic!("no failure:\n{}", render(report)));
     assert_eq!(
-        (first.check.as_str(), first.file.as_str(), first.class),
+        (first.check, first.file.as_str(), first.class),
         (check, file, class),
         "first failure:\n{}",
         render(report)
@@ -462,7 +437,7 @@ fn assert_fails<'r>(
 
 /// No check `check` was recorded. `check` must be one the verifier is proven to record
 /// ([`PASSING_IDS`]), so a renamed check cannot make this vacuously true.
-fn assert_not_run(report: &KitReport, check: &str) {
+fn assert_not_run(report: &VerifyReport, check: CheckId) {
     assert!(
         PASSING_IDS.contains(&check),
         "{check} is not a check id a passing kit records"
@@ -474,7 +449,7 @@ fn assert_not_run(report: &KitReport, check: &str) {
     );
 }
 
-fn assert_passes(report: &KitReport) {
+fn assert_passes(report: &VerifyReport) {
     assert!(report.passed(), "{}", render(report));
     assert_eq!(report.exit_code, 0);
 }
@@ -590,10 +565,10 @@ fn a_good_kit_verifies_against_the_trusted_key() {
     let summed = report
         .checks
         .iter()
-        .filter(|c| c.check == id::SHA256)
+        .filter(|c| c.check == CheckId::Sha256)
         .count();
     assert_eq!(summed, layout::summed_files(&kit.hash).len());
-    assert_eq!(report.checks.last().unwrap().check, id::ORIGIN);
+    assert_eq!(report.checks.last().unwrap().check, CheckId::Origin);
     let summary = report.summary("test");
     assert!(summary[0].contains("verified"), "{summary:?}");
 }
@@ -609,7 +584,7 @@ fn a_full_kit_records_exactly_the_known_check_ids() {
     };
     let report = kit.verify(&opts);
     assert_passes(&report);
-    let expected: BTreeSet<&str> = PASSING_IDS.iter().copied().collect();
+    let expected: BTreeSet<CheckId> = PASSING_IDS.iter().copied().collect();
     assert_eq!(ids(&report), expected);
 }
 
@@ -619,7 +594,7 @@ fn the_checks_run_in_chain_of_trust_order() {
         .with_rehearsal(&rehearsal_report(&dataset().hash))
         .write();
     let report = kit.verify(&trusted());
-    let position = |check: &str| {
+    let position = |check: CheckId| {
         report
             .checks
             .iter()
@@ -627,14 +602,14 @@ fn the_checks_run_in_chain_of_trust_order() {
             .unwrap_or_else(|| panic!("{check} not run"))
     };
     let order = [
-        id::SIGNATURE,
-        id::SUMS_PARSE,
-        id::SUMS_LAYOUT,
-        id::SHA256,
-        id::PROVENANCE,
-        id::DATASET_MANIFEST,
-        id::DATASET,
-        id::ORIGIN,
+        CheckId::Signature,
+        CheckId::SumsParse,
+        CheckId::SumsLayout,
+        CheckId::Sha256,
+        CheckId::ProvenanceSubjects,
+        CheckId::DatasetManifest,
+        CheckId::Dataset,
+        CheckId::Origin,
     ];
     for pair in order.windows(2) {
         assert!(position(pair[0]) < position(pair[1]), "{pair:?}");
@@ -647,14 +622,14 @@ fn the_checks_run_in_chain_of_trust_order() {
 fn integrity_only_skips_the_dataset_content_and_says_so() {
     let kit = Parts::new().write();
     let full = kit.verify(&trusted());
-    assert!(ids(&full).contains(id::DATASET));
+    assert!(ids(&full).contains(&CheckId::Dataset));
     let report = kit.verify(&VerifyOptions {
         integrity_only: true,
         ..trusted()
     });
     assert_passes(&report);
-    assert_not_run(&report, id::DATASET);
-    assert!(ids(&report).contains(id::DATASET_MANIFEST));
+    assert_not_run(&report, CheckId::Dataset);
+    assert!(ids(&report).contains(&CheckId::DatasetManifest));
     assert_eq!(report.skipped, [SKIPPED_BY_INTEGRITY]);
     let summary = report.summary("t").join("\n");
     assert!(
@@ -673,11 +648,11 @@ fn the_report_serialises_with_snake_case_classes_and_round_trips() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["check"] == id::ORIGIN)
+        .find(|c| c["check"] == CheckId::Origin.as_str())
         .unwrap();
     assert_eq!(origin["class"], "origin");
     assert_eq!(origin["ok"], false);
-    let back: KitReport = serde_json::from_value(json).unwrap();
+    let back: VerifyReport = serde_json::from_value(json).unwrap();
     assert_eq!(back, report);
 }
 
@@ -687,7 +662,7 @@ fn the_report_serialises_with_snake_case_classes_and_round_trips() {
 fn without_a_key_an_intact_kit_proves_no_origin() {
     let kit = Parts::new().write();
     let report = kit.verify(&VerifyOptions::default());
-    let first = assert_fails(&report, id::ORIGIN, layout::SUMS_BUNDLE, Class::Origin);
+    let first = assert_fails(&report, CheckId::Origin, layout::SUMS_BUNDLE, Class::Origin);
     assert!(first.detail.contains("OWN cosign.pub"), "{}", first.detail);
     assert!(report.intact());
     assert!(report.key.self_contained);
@@ -703,7 +678,7 @@ fn the_public_dev_key_proves_no_origin_unless_allowed() {
     let kit = parts.write();
     let dev = trusting(dev_signer());
     let report = kit.verify(&dev);
-    let first = assert_fails(&report, id::ORIGIN, layout::SUMS_BUNDLE, Class::Origin);
+    let first = assert_fails(&report, CheckId::Origin, layout::SUMS_BUNDLE, Class::Origin);
     assert!(first.detail.contains("PUBLIC DEV KEY"), "{}", first.detail);
     assert!(report.key.is_dev && report.intact());
 
@@ -723,7 +698,7 @@ fn allowing_the_dev_key_does_not_make_the_kits_own_key_an_origin() {
         allow_dev_key: true,
         ..VerifyOptions::default()
     });
-    assert_fails(&report, id::ORIGIN, layout::SUMS_BUNDLE, Class::Origin);
+    assert_fails(&report, CheckId::Origin, layout::SUMS_BUNDLE, Class::Origin);
     assert!(report.key.self_contained);
 }
 
@@ -735,14 +710,14 @@ fn a_kit_signed_by_another_key_is_refused_before_anything_else_is_read() {
     let report = kit.verify(&trusted());
     assert_fails(
         &report,
-        id::SIGNATURE,
+        CheckId::Signature,
         layout::SUMS_BUNDLE,
         Class::Signature,
     );
     // Nothing after the root signature ran: no listing, no digest.
     assert_eq!(report.checks.len(), 1, "{}", render(&report));
-    assert_not_run(&report, id::SUMS_PARSE);
-    assert_not_run(&report, id::SHA256);
+    assert_not_run(&report, CheckId::SumsParse);
+    assert_not_run(&report, CheckId::Sha256);
     assert_eq!(report.dataset_hash, None);
 }
 
@@ -754,7 +729,7 @@ fn a_kit_signed_by_another_key_names_its_own_cosign_pub_when_no_key_is_given() {
     let report = kit.verify(&VerifyOptions::default());
     let first = assert_fails(
         &report,
-        id::SIGNATURE,
+        CheckId::Signature,
         layout::SUMS_BUNDLE,
         Class::Signature,
     );
@@ -774,11 +749,11 @@ fn sha256sums_changed_after_signing_fails_the_signature() {
     let report = kit.verify(&trusted());
     assert_fails(
         &report,
-        id::SIGNATURE,
+        CheckId::Signature,
         layout::SUMS_BUNDLE,
         Class::Signature,
     );
-    assert_not_run(&report, id::SUMS_PARSE);
+    assert_not_run(&report, CheckId::SumsParse);
 }
 
 #[test]
@@ -788,7 +763,7 @@ fn a_missing_or_malformed_root_bundle_is_a_signature_failure() {
     let report = kit.verify(&trusted());
     assert_fails(
         &report,
-        id::SIGNATURE,
+        CheckId::Signature,
         layout::SUMS_BUNDLE,
         Class::Signature,
     );
@@ -798,7 +773,7 @@ fn a_missing_or_malformed_root_bundle_is_a_signature_failure() {
     let report = kit.verify(&trusted());
     assert_fails(
         &report,
-        id::SIGNATURE,
+        CheckId::Signature,
         layout::SUMS_BUNDLE,
         Class::Signature,
     );
@@ -814,7 +789,7 @@ fn a_runner_bundle_over_another_digest_is_a_signature_failure() {
     let report = parts.write().verify(&trusted());
     assert_fails(
         &report,
-        id::SIGNATURE,
+        CheckId::Signature,
         layout::RUNNER_BUNDLE,
         Class::Signature,
     );
@@ -831,7 +806,7 @@ fn a_runner_bundle_by_another_key_is_a_signature_failure() {
     let report = parts.write().verify(&trusted());
     assert_fails(
         &report,
-        id::SIGNATURE,
+        CheckId::Signature,
         layout::RUNNER_BUNDLE,
         Class::Signature,
     );
@@ -843,9 +818,9 @@ fn a_provenance_signed_by_another_key_is_a_signature_failure() {
     parts.provenance_signer = stranger();
     let provenance = parts.provenance_name();
     let report = parts.write().verify(&trusted());
-    assert_fails(&report, id::SIGNATURE, &provenance, Class::Signature);
+    assert_fails(&report, CheckId::Signature, &provenance, Class::Signature);
     // Its statement was not trusted, so its subjects were not compared.
-    assert_not_run(&report, id::PROVENANCE);
+    assert_not_run(&report, CheckId::ProvenanceSubjects);
 }
 
 #[test]
@@ -854,7 +829,7 @@ fn a_provenance_with_another_payload_type_is_a_signature_failure() {
     parts.payload_type = "application/json".into();
     let provenance = parts.provenance_name();
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::SIGNATURE, &provenance, Class::Signature);
+    let first = assert_fails(&report, CheckId::Signature, &provenance, Class::Signature);
     assert!(first.detail.contains("payloadType"), "{}", first.detail);
 }
 
@@ -863,7 +838,7 @@ fn an_unparsable_cosign_pub_without_a_key_is_a_key_failure() {
     let kit = Parts::new().write();
     std::fs::write(kit.path(layout::PUBLIC_KEY), b"-----BEGIN NOTHING-----\n").unwrap();
     let report = kit.verify(&VerifyOptions::default());
-    assert_fails(&report, id::KEY, layout::PUBLIC_KEY, Class::Signature);
+    assert_fails(&report, CheckId::Key, layout::PUBLIC_KEY, Class::Signature);
     assert_eq!(report.checks.len(), 1);
 }
 
@@ -874,7 +849,7 @@ fn a_missing_sha256sums_is_a_checksum_failure() {
     let kit = Parts::new().write();
     std::fs::remove_file(kit.path(layout::SUMS)).unwrap();
     let report = kit.verify(&trusted());
-    assert_fails(&report, id::SIGNATURE, layout::SUMS, Class::Checksum);
+    assert_fails(&report, CheckId::Signature, layout::SUMS, Class::Checksum);
 }
 
 #[test]
@@ -882,15 +857,15 @@ fn a_file_changed_after_sealing_fails_its_digest_and_is_read_no_further() {
     let kit = Parts::new().write();
     std::fs::write(kit.path(layout::SPDX_FILE), b"{}").unwrap();
     let report = kit.verify(&trusted());
-    let first = assert_fails(&report, id::SHA256, layout::SPDX_FILE, Class::Checksum);
+    let first = assert_fails(&report, CheckId::Sha256, layout::SPDX_FILE, Class::Checksum);
     assert!(
         first.detail.contains("SHA256SUMS lists"),
         "{}",
         first.detail
     );
     // The failed file is not read by its SBOM check; the other SBOM still is.
-    assert_not_run(&report, id::SBOM_SPDX);
-    assert!(ids(&report).contains(id::SBOM_CDX));
+    assert_not_run(&report, CheckId::SbomSpdx);
+    assert!(ids(&report).contains(&CheckId::SbomCycloneDx));
     assert_eq!(report.failures().count(), 1, "{}", render(&report));
 }
 
@@ -903,8 +878,8 @@ fn a_tampered_dataset_tarball_fails_its_digest_and_its_content_is_not_read() {
     bytes[last] ^= 1;
     std::fs::write(kit.path(&name), bytes).unwrap();
     let report = kit.verify(&trusted());
-    assert_fails(&report, id::SHA256, &name, Class::Checksum);
-    assert_not_run(&report, id::DATASET);
+    assert_fails(&report, CheckId::Sha256, &name, Class::Checksum);
+    assert_not_run(&report, CheckId::Dataset);
 }
 
 #[test]
@@ -914,7 +889,7 @@ fn a_listed_file_missing_from_the_kit_is_a_checksum_failure() {
     let report = kit.verify(&trusted());
     let first = assert_fails(
         &report,
-        id::SUMS_COMPLETE,
+        CheckId::SumsComplete,
         layout::VERIFY_SCRIPT,
         Class::Checksum,
     );
@@ -926,7 +901,12 @@ fn a_file_in_the_kit_but_not_listed_is_a_checksum_failure() {
     let kit = Parts::new().write();
     std::fs::write(kit.path("planted.sh"), b"rm -rf /\n").unwrap();
     let report = kit.verify(&trusted());
-    let first = assert_fails(&report, id::SUMS_COMPLETE, "planted.sh", Class::Checksum);
+    let first = assert_fails(
+        &report,
+        CheckId::SumsComplete,
+        "planted.sh",
+        Class::Checksum,
+    );
     assert!(first.detail.contains("not listed"), "{}", first.detail);
 }
 
@@ -937,7 +917,7 @@ fn a_second_dataset_dropped_into_the_kit_is_only_an_unlisted_file() {
     let name = layout::dataset_tarball(&other.hash);
     std::fs::write(kit.path(&name), &other.tarball).unwrap();
     let report = kit.verify(&trusted());
-    assert_fails(&report, id::SUMS_COMPLETE, &name, Class::Checksum);
+    assert_fails(&report, CheckId::SumsComplete, &name, Class::Checksum);
     // The dataset is the one the signed listing names.
     assert_eq!(report.dataset_hash.as_deref(), Some(kit.hash.as_str()));
 }
@@ -948,7 +928,7 @@ fn an_unparsable_signed_sha256sums_is_a_checksum_failure() {
     // Upper-case hex: the strict parser refuses it, after the signature passed.
     parts.sums = Some(format!("{}  verify-kit.sh\n", "AB".repeat(32)).into_bytes());
     let report = parts.write().verify(&trusted());
-    assert_fails(&report, id::SUMS_PARSE, layout::SUMS, Class::Checksum);
+    assert_fails(&report, CheckId::SumsParse, layout::SUMS, Class::Checksum);
     assert!(report.checks[0].ok, "the signature passed first");
 }
 
@@ -970,7 +950,7 @@ fn a_signed_listing_without_exactly_one_dataset_is_a_layout_failure() {
     let failure = report
         .checks
         .iter()
-        .find(|c| c.check == id::LAYOUT)
+        .find(|c| c.check == CheckId::Layout)
         .unwrap_or_else(|| panic!("{}", render(&report)));
     assert_eq!(
         (failure.file.as_str(), failure.class),
@@ -978,7 +958,7 @@ fn a_signed_listing_without_exactly_one_dataset_is_a_layout_failure() {
     );
     assert!(failure.detail.contains("lists 0"), "{}", failure.detail);
     assert_eq!(report.exit_code, 10);
-    assert_not_run(&report, id::SHA256);
+    assert_not_run(&report, CheckId::Sha256);
 }
 
 #[test]
@@ -997,7 +977,7 @@ fn a_signed_listing_that_omits_a_kit_file_is_a_layout_failure() {
     let layout_check = report
         .checks
         .iter()
-        .find(|c| c.check == id::SUMS_LAYOUT)
+        .find(|c| c.check == CheckId::SumsLayout)
         .unwrap();
     assert!(!layout_check.ok);
     assert!(
@@ -1006,7 +986,7 @@ fn a_signed_listing_that_omits_a_kit_file_is_a_layout_failure() {
         layout_check.detail
     );
     assert_eq!(report.exit_code, 10);
-    assert_not_run(&report, id::SHA256);
+    assert_not_run(&report, CheckId::Sha256);
 }
 
 #[test]
@@ -1014,7 +994,7 @@ fn a_signed_listing_with_a_file_a_kit_does_not_have_is_a_layout_failure() {
     let mut parts = Parts::new();
     parts.set("extra.txt", b"not a kit file\n".to_vec());
     let report = parts.write().verify(&trusted());
-    assert_fails(&report, id::SUMS_LAYOUT, layout::SUMS, Class::Checksum);
+    assert_fails(&report, CheckId::SumsLayout, layout::SUMS, Class::Checksum);
 }
 
 // ---- provenance and SBOMs: exit 12 ---------------------------------------------------------
@@ -1042,7 +1022,12 @@ fn a_provenance_subject_with_another_digest_is_a_provenance_failure() {
     parts.subjects = Some(subjects);
     let provenance = parts.provenance_name();
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::PROVENANCE, &provenance, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::ProvenanceSubjects,
+        &provenance,
+        Class::Provenance,
+    );
     assert!(
         first.detail.contains("verify-kit.sh: subject sha256"),
         "{}",
@@ -1058,7 +1043,12 @@ fn a_provenance_missing_a_subject_or_naming_a_stranger_is_a_provenance_failure()
     parts.subjects = Some(subjects);
     let provenance = parts.provenance_name();
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::PROVENANCE, &provenance, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::ProvenanceSubjects,
+        &provenance,
+        Class::Provenance,
+    );
     assert!(
         first.detail.contains("is not a subject"),
         "{}",
@@ -1073,7 +1063,12 @@ fn a_provenance_missing_a_subject_or_naming_a_stranger_is_a_provenance_failure()
     });
     parts.subjects = Some(subjects);
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::PROVENANCE, &provenance, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::ProvenanceSubjects,
+        &provenance,
+        Class::Provenance,
+    );
     assert!(
         first.detail.contains("is not a kit artefact"),
         "{}",
@@ -1088,7 +1083,12 @@ fn a_provenance_of_another_dataset_is_a_provenance_failure() {
         other_dataset().hash.clone().into();
     let provenance = parts.provenance_name();
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::PROVENANCE, &provenance, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::ProvenanceSubjects,
+        &provenance,
+        Class::Provenance,
+    );
     assert!(
         first.detail.contains("records dataset hash"),
         "{}",
@@ -1102,13 +1102,23 @@ fn a_provenance_of_another_predicate_or_build_type_is_a_provenance_failure() {
     parts.predicate_type = "https://example.com/other-predicate".into();
     let provenance = parts.provenance_name();
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::PROVENANCE, &provenance, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::ProvenanceSubjects,
+        &provenance,
+        Class::Provenance,
+    );
     assert!(first.detail.contains("predicateType"), "{}", first.detail);
 
     let mut parts = Parts::new();
     parts.predicate["buildDefinition"]["buildType"] = "https://example.com/other-build".into();
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::PROVENANCE, &provenance, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::ProvenanceSubjects,
+        &provenance,
+        Class::Provenance,
+    );
     assert!(first.detail.contains("buildType"), "{}", first.detail);
 }
 
@@ -1121,7 +1131,12 @@ fn an_spdx_sbom_of_another_binary_is_a_provenance_failure() {
         spdx(&tarball, &sha256(b"another stella")),
     );
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::SBOM_SPDX, layout::SPDX_FILE, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::SbomSpdx,
+        layout::SPDX_FILE,
+        Class::Provenance,
+    );
     assert!(
         first.detail.contains("describes binary"),
         "{}",
@@ -1131,7 +1146,7 @@ fn an_spdx_sbom_of_another_binary_is_a_provenance_failure() {
     assert!(report
         .checks
         .iter()
-        .any(|c| c.check == id::RUNNER_BINARY && c.ok));
+        .any(|c| c.check == CheckId::RunnerBinary && c.ok));
 }
 
 #[test]
@@ -1142,7 +1157,12 @@ fn a_cyclonedx_sbom_of_another_tarball_is_a_provenance_failure() {
         cdx(&sha256(b"another tarball"), &sha256(STELLA)),
     );
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::SBOM_CDX, layout::CDX_FILE, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::SbomCycloneDx,
+        layout::CDX_FILE,
+        Class::Provenance,
+    );
     assert!(
         first.detail.contains("describes tarball"),
         "{}",
@@ -1155,7 +1175,12 @@ fn an_sbom_that_is_not_json_or_lacks_the_packages_is_a_provenance_failure() {
     let mut parts = Parts::new();
     parts.set(layout::SPDX_FILE, b"not json".to_vec());
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::SBOM_SPDX, layout::SPDX_FILE, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::SbomSpdx,
+        layout::SPDX_FILE,
+        Class::Provenance,
+    );
     assert!(first.detail.contains("not JSON"), "{}", first.detail);
 
     let mut parts = Parts::new();
@@ -1164,7 +1189,12 @@ fn an_sbom_that_is_not_json_or_lacks_the_packages_is_a_provenance_failure() {
         br#"{"metadata": {}, "components": []}"#.to_vec(),
     );
     let report = parts.write().verify(&trusted());
-    assert_fails(&report, id::SBOM_CDX, layout::CDX_FILE, Class::Provenance);
+    assert_fails(
+        &report,
+        CheckId::SbomCycloneDx,
+        layout::CDX_FILE,
+        Class::Provenance,
+    );
 }
 
 #[test]
@@ -1174,7 +1204,7 @@ fn a_runner_tarball_without_stella_is_a_provenance_failure() {
     let report = parts.write().verify(&trusted());
     let first = assert_fails(
         &report,
-        id::RUNNER_BINARY,
+        CheckId::RunnerBinary,
         layout::RUNNER_TARBALL,
         Class::Provenance,
     );
@@ -1184,8 +1214,8 @@ fn a_runner_tarball_without_stella_is_a_provenance_failure() {
         first.detail
     );
     // Without a binary the SBOMs have nothing to be compared with.
-    assert_not_run(&report, id::SBOM_SPDX);
-    assert_not_run(&report, id::SBOM_CDX);
+    assert_not_run(&report, CheckId::SbomSpdx);
+    assert_not_run(&report, CheckId::SbomCycloneDx);
 }
 
 #[test]
@@ -1195,7 +1225,7 @@ fn a_rehearsal_report_of_another_dataset_or_a_failed_one_is_a_provenance_failure
         .with_rehearsal(&rehearsal_report(&other_dataset().hash))
         .write()
         .verify(&trusted());
-    let first = assert_fails(&report, id::REHEARSAL, &name, Class::Provenance);
+    let first = assert_fails(&report, CheckId::RehearsalReport, &name, Class::Provenance);
     assert!(
         first.detail.contains("rehearsed dataset"),
         "{}",
@@ -1208,7 +1238,7 @@ fn a_rehearsal_report_of_another_dataset_or_a_failed_one_is_a_provenance_failure
         .with_rehearsal(&failed)
         .write()
         .verify(&trusted());
-    let first = assert_fails(&report, id::REHEARSAL, &name, Class::Provenance);
+    let first = assert_fails(&report, CheckId::RehearsalReport, &name, Class::Provenance);
     assert!(
         first.detail.contains("FAILED rehearsal"),
         "{}",
@@ -1221,7 +1251,7 @@ fn a_rehearsal_report_of_another_dataset_or_a_failed_one_is_a_provenance_failure
         .with_rehearsal(&newer)
         .write()
         .verify(&trusted());
-    assert_fails(&report, id::REHEARSAL, &name, Class::Provenance);
+    assert_fails(&report, CheckId::RehearsalReport, &name, Class::Provenance);
 }
 
 // ---- dataset: exit 13 ----------------------------------------------------------------------
@@ -1236,13 +1266,13 @@ fn a_kit_of_another_dataset_than_the_pinned_one_is_refused_before_its_files_are_
     });
     let first = assert_fails(
         &report,
-        id::DATASET_PINNED,
+        CheckId::DatasetPinned,
         &layout::dataset_tarball(&kit.hash),
         Class::Dataset,
     );
     assert!(first.detail.contains(&pin), "{}", first.detail);
-    assert_not_run(&report, id::SHA256);
-    assert_not_run(&report, id::ORIGIN);
+    assert_not_run(&report, CheckId::Sha256);
+    assert_not_run(&report, CheckId::Origin);
 }
 
 #[test]
@@ -1256,7 +1286,7 @@ fn a_kit_of_the_pinned_dataset_passes_the_pin() {
     assert!(report
         .checks
         .iter()
-        .any(|c| c.check == id::DATASET_PINNED && c.ok));
+        .any(|c| c.check == CheckId::DatasetPinned && c.ok));
 }
 
 #[test]
@@ -1265,10 +1295,10 @@ fn a_sidecar_manifest_naming_another_dataset_is_a_dataset_failure() {
     let sidecar = layout::dataset_manifest(&parts.hash);
     parts.set(sidecar.clone(), other_dataset().manifest.clone());
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::DATASET_MANIFEST, &sidecar, Class::Dataset);
+    let first = assert_fails(&report, CheckId::DatasetManifest, &sidecar, Class::Dataset);
     assert!(first.detail.contains("names dataset"), "{}", first.detail);
     // Without a proven manifest the records are not read.
-    assert_not_run(&report, id::DATASET);
+    assert_not_run(&report, CheckId::Dataset);
 }
 
 #[test]
@@ -1277,7 +1307,7 @@ fn a_sidecar_manifest_that_is_not_a_manifest_is_a_dataset_failure() {
     let sidecar = layout::dataset_manifest(&parts.hash);
     parts.set(sidecar.clone(), br#"{"kind": "something else"}"#.to_vec());
     let report = parts.write().verify(&trusted());
-    assert_fails(&report, id::DATASET_MANIFEST, &sidecar, Class::Dataset);
+    assert_fails(&report, CheckId::DatasetManifest, &sidecar, Class::Dataset);
 }
 
 #[test]
@@ -1291,12 +1321,12 @@ fn another_dataset_under_this_datasets_name_fails_the_content_check() {
     parts.set(name.clone(), dataset().tarball.clone());
     let kit = parts.write();
     let report = kit.verify(&trusted());
-    assert_fails(&report, id::DATASET, &name, Class::Dataset);
+    assert_fails(&report, CheckId::Dataset, &name, Class::Dataset);
     // Every signature and digest held: only the content gave it away.
     let before: Vec<&CheckResult> = report
         .checks
         .iter()
-        .take_while(|c| c.check != id::DATASET)
+        .take_while(|c| c.check != CheckId::Dataset)
         .collect();
     assert!(before.iter().all(|c| c.ok), "{}", render(&report));
     // --integrity-only does not look, and says what it did not check.
@@ -1314,7 +1344,7 @@ fn a_dataset_larger_than_its_proven_manifest_allows_is_refused_as_hostile() {
     let name = layout::dataset_tarball(&parts.hash);
     parts.set(name.clone(), other_dataset().tarball.clone());
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::DATASET, &name, Class::Hostile);
+    let first = assert_fails(&report, CheckId::Dataset, &name, Class::Hostile);
     assert!(first.detail.contains("limit"), "{}", first.detail);
 }
 
@@ -1329,7 +1359,7 @@ fn a_path_that_is_not_a_directory_is_not_a_kit() {
         let report = verify_kit(&path, &trusted());
         let first = assert_fails(
             &report,
-            id::KIT,
+            CheckId::Kit,
             &path.display().to_string(),
             Class::Hostile,
         );
@@ -1346,7 +1376,12 @@ fn a_listed_file_replaced_by_a_link_is_refused_unread() {
     std::fs::remove_file(kit.path(layout::VERIFY_SCRIPT)).unwrap();
     std::os::unix::fs::symlink(outside.path(), kit.path(layout::VERIFY_SCRIPT)).unwrap();
     let report = kit.verify(&trusted());
-    let first = assert_fails(&report, id::LAYOUT, layout::VERIFY_SCRIPT, Class::Hostile);
+    let first = assert_fails(
+        &report,
+        CheckId::Layout,
+        layout::VERIFY_SCRIPT,
+        Class::Hostile,
+    );
     assert!(
         first.detail.contains("not a regular file"),
         "{}",
@@ -1356,7 +1391,7 @@ fn a_listed_file_replaced_by_a_link_is_refused_unread() {
     assert!(!report
         .checks
         .iter()
-        .any(|c| c.check == id::SHA256 && c.file == layout::VERIFY_SCRIPT));
+        .any(|c| c.check == CheckId::Sha256 && c.file == layout::VERIFY_SCRIPT));
 }
 
 #[test]
@@ -1364,7 +1399,7 @@ fn a_directory_inside_the_kit_is_refused() {
     let kit = Parts::new().write();
     std::fs::create_dir(kit.path("nested")).unwrap();
     let report = kit.verify(&trusted());
-    assert_fails(&report, id::LAYOUT, "nested", Class::Hostile);
+    assert_fails(&report, CheckId::Layout, "nested", Class::Hostile);
 }
 
 #[test]
@@ -1380,8 +1415,8 @@ fn a_fifo_as_a_listed_file_is_refused_without_blocking() {
     let started = std::time::Instant::now();
     let report = kit.verify(&trusted());
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    assert_fails(&report, id::LAYOUT, layout::CDX_FILE, Class::Hostile);
-    assert_not_run(&report, id::SBOM_CDX);
+    assert_fails(&report, CheckId::Layout, layout::CDX_FILE, Class::Hostile);
+    assert_not_run(&report, CheckId::SbomCycloneDx);
 }
 
 #[test]
@@ -1394,7 +1429,7 @@ fn a_sha256sums_over_its_size_bound_is_refused_unread() {
         .unwrap();
     file.set_len(2 << 30).unwrap();
     let report = kit.verify(&trusted());
-    let first = assert_fails(&report, id::SIGNATURE, layout::SUMS, Class::Hostile);
+    let first = assert_fails(&report, CheckId::Signature, layout::SUMS, Class::Hostile);
     assert!(
         first.detail.contains("more than this kit file may be"),
         "{}",
@@ -1408,7 +1443,12 @@ fn a_listed_file_over_its_size_bound_is_refused_as_hostile() {
     // verify-kit.sh may be 1 MiB; this one is signed and listed, but larger.
     parts.set(layout::VERIFY_SCRIPT, vec![b'#'; (1 << 20) + 1]);
     let report = parts.write().verify(&trusted());
-    assert_fails(&report, id::SHA256, layout::VERIFY_SCRIPT, Class::Hostile);
+    assert_fails(
+        &report,
+        CheckId::Sha256,
+        layout::VERIFY_SCRIPT,
+        Class::Hostile,
+    );
 }
 
 #[test]
@@ -1417,7 +1457,7 @@ fn a_dataset_tarball_that_is_not_an_archive_is_hostile() {
     let name = layout::dataset_tarball(&parts.hash);
     parts.set(name.clone(), b"\x1f\x8b not really gzip".to_vec());
     let report = parts.write().verify(&trusted());
-    assert_fails(&report, id::DATASET, &name, Class::Hostile);
+    assert_fails(&report, CheckId::Dataset, &name, Class::Hostile);
 }
 
 #[test]
@@ -1433,7 +1473,7 @@ fn a_runner_tarball_that_is_not_an_archive_is_hostile() {
     let report = parts.write().verify(&trusted());
     assert_fails(
         &report,
-        id::RUNNER_BINARY,
+        CheckId::RunnerBinary,
         layout::RUNNER_TARBALL,
         Class::Hostile,
     );
@@ -1446,7 +1486,7 @@ fn names_from_the_kit_reach_the_report_escaped() {
     std::fs::write(kit.path(name), b"x").unwrap();
     let report = kit.verify(&trusted());
     let first = report.first_failure().unwrap();
-    assert_eq!(first.check, id::SUMS_COMPLETE);
+    assert_eq!(first.check, CheckId::SumsComplete);
     assert!(first.file.starts_with("evil"), "{}", first.file);
     for text in [&first.file, &first.detail] {
         assert!(
@@ -1599,7 +1639,12 @@ fn a_carried_rehearsal_report_the_provenance_does_not_name_is_a_provenance_failu
     parts.subjects = Some(subjects);
     let provenance = parts.provenance_name();
     let report = parts.write().verify(&trusted());
-    let first = assert_fails(&report, id::PROVENANCE, &provenance, Class::Provenance);
+    let first = assert_fails(
+        &report,
+        CheckId::ProvenanceSubjects,
+        &provenance,
+        Class::Provenance,
+    );
     assert!(first.detail.contains(&report_name), "{}", first.detail);
 }
 

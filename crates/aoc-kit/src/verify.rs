@@ -21,12 +21,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use aoc_archive::{ArchiveReader, Limits, Sha256Sums};
-use aoc_sigstore::{verify_dsse_bundle, verify_message_bundle, PublicKey, IN_TOTO_PAYLOAD_TYPE};
+use aoc_sigstore::{verify_dsse_bundle, PublicKey, IN_TOTO_PAYLOAD_TYPE};
 
 use crate::bindings;
 use crate::files::{read_and_hash, Keep, Proven, ReadProblem};
 use crate::layout;
-use crate::report::{escape, CheckResult, Class, KeyInfo, KitReport};
+use crate::report::{escape, CheckId, CheckResult, Class, KeyInfo, Recorder, VerifyReport};
+use crate::trust;
 
 /// What verification keeps in `TMPDIR` (the private copies of the kit's tarballs), as
 /// environment errors name it.
@@ -84,15 +85,15 @@ pub fn verify_kit_with(
     dir: &Path,
     opts: &VerifyOptions,
     observe: &mut dyn FnMut(&CheckResult),
-) -> KitReport {
+) -> VerifyReport {
+    let mut unscoped = |_: Option<&str>, c: &CheckResult| observe(c);
     let mut v = Verifier {
         dir,
-        checks: Vec::new(),
-        observe,
+        rec: Recorder::new(&mut unscoped),
         failed_files: BTreeSet::new(),
         environment: false,
     };
-    let mut report = KitReport {
+    let mut report = VerifyReport {
         dir: escape(&dir.display().to_string()),
         skipped: if opts.integrity_only {
             vec![SKIPPED_BY_INTEGRITY.to_string()]
@@ -105,7 +106,7 @@ pub fn verify_kit_with(
         exit_code: 0,
     };
     v.run(opts, &mut report);
-    report.checks = v.checks;
+    report.checks = v.rec.checks;
     report.exit_code = report
         .first_failure()
         .map(|f| f.class.exit_code())
@@ -118,14 +119,13 @@ pub fn verify_kit_with(
 }
 
 /// [`verify_kit_with`] without progress output.
-pub fn verify_kit(dir: &Path, opts: &VerifyOptions) -> KitReport {
+pub fn verify_kit(dir: &Path, opts: &VerifyOptions) -> VerifyReport {
     verify_kit_with(dir, opts, &mut |_| {})
 }
 
 struct Verifier<'a> {
     dir: &'a Path,
-    checks: Vec<CheckResult>,
-    observe: &'a mut dyn FnMut(&CheckResult),
+    rec: Recorder<'a>,
     /// Files whose bytes are not proven: no later step reads them.
     failed_files: BTreeSet<String>,
     /// A private copy could not be written (TMPDIR full or read-only): an environment problem,
@@ -142,39 +142,44 @@ struct Proof {
     carried: Vec<String>,
 }
 
-impl Verifier<'_> {
-    fn record(
-        &mut self,
-        check: &str,
-        file: &str,
-        class: Class,
-        outcome: Result<String, String>,
-    ) -> bool {
-        let result = CheckResult::new(check, file, class, outcome);
-        let ok = result.ok;
-        (self.observe)(&result);
-        self.checks.push(result);
-        ok
+impl Proof {
+    /// The proven in-memory bytes of `name` (a small file whose digest matched).
+    fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).and_then(Proven::bytes)
     }
 
+    /// `name`'s digest in the signed listing.
+    fn listed(&self, name: &str) -> Option<[u8; 32]> {
+        self.sums.get(name).copied()
+    }
+}
+
+/// An entry of the kit directory that is a link, FIFO, device or directory.
+const NOT_REGULAR: &str = "is not a regular file (links, FIFOs, devices and directories have no \
+                           place in a kit; refused unread)";
+
+impl Verifier<'_> {
     /// The kit directory cannot be listed: a hostile layout, nothing else is checked.
     fn cannot_list(&mut self, e: &std::io::Error) {
         let dir = self.dir.display().to_string();
-        self.record(
-            "layout",
+        self.rec.record(
+            CheckId::Layout,
             &dir,
             Class::Hostile,
             Err(format!("cannot list: {e}")),
         );
     }
 
-    fn fail_file(&mut self, check: &str, file: &str, class: Class, why: String) {
+    fn fail_file(&mut self, check: CheckId, file: &str, class: Class, why: String) {
         self.failed_files.insert(file.to_string());
-        self.record(check, file, class, Err(why));
+        self.rec.record(check, file, class, Err(why));
     }
 
-    fn run(&mut self, opts: &VerifyOptions, report: &mut KitReport) {
-        let Some(key) = self.key(opts, report) else {
+    fn run(&mut self, opts: &VerifyOptions, report: &mut VerifyReport) {
+        if !self.is_dir() {
+            return;
+        }
+        let Some(key) = trust::key(self.dir, opts, &mut report.key, &mut self.rec) else {
             return;
         };
         let Some(sums) = self.root_signature(&key, report.key.self_contained) else {
@@ -195,56 +200,28 @@ impl Verifier<'_> {
         if !opts.integrity_only {
             self.dataset_content(&proof, manifest.as_ref());
         }
-        self.origin(opts, report);
+        trust::origin(
+            opts,
+            &report.key,
+            "the kit",
+            layout::SUMS_BUNDLE,
+            &mut self.rec,
+        );
     }
 
-    /// The trusted key, or the kit's own `cosign.pub` (bounded, no link).
-    fn key(&mut self, opts: &VerifyOptions, report: &mut KitReport) -> Option<PublicKey> {
-        match std::fs::metadata(self.dir) {
-            Ok(m) if m.is_dir() => {}
-            _ => {
-                let dir = self.dir.display().to_string();
-                self.record(
-                    "kit",
-                    &dir,
-                    Class::Hostile,
-                    Err(
-                        "not a directory: give the kit directory (the one holding SHA256SUMS)"
-                            .into(),
-                    ),
-                );
-                return None;
-            }
+    /// The path is a directory (a kit is one).
+    fn is_dir(&mut self) -> bool {
+        if std::fs::metadata(self.dir).is_ok_and(|m| m.is_dir()) {
+            return true;
         }
-        let key = match &opts.key {
-            Some(trusted) => {
-                report.key.path = trusted.path.clone();
-                trusted.key.clone()
-            }
-            None => {
-                report.key.path = escape(&self.dir.join(layout::PUBLIC_KEY).display().to_string());
-                report.key.self_contained = true;
-                let path = self.dir.join(layout::PUBLIC_KEY);
-                let parsed =
-                    read_and_hash(&path, layout::size_cap(layout::PUBLIC_KEY), Keep::Bytes)
-                        .map_err(|e| e.to_string())
-                        .and_then(|(p, _)| {
-                            let text = std::str::from_utf8(p.bytes().unwrap_or_default())
-                                .map_err(|_| "not text".to_string())?;
-                            PublicKey::from_pem(text, layout::PUBLIC_KEY).map_err(|e| e.to_string())
-                        });
-                match parsed {
-                    Ok(k) => k,
-                    Err(e) => {
-                        self.record("key", layout::PUBLIC_KEY, Class::Signature, Err(e));
-                        return None;
-                    }
-                }
-            }
-        };
-        report.key.key_id = Some(key.key_id());
-        report.key.is_dev = aoc_sigstore::policy::is_dev_key(&key);
-        Some(key)
+        let dir = self.dir.display().to_string();
+        self.rec.record(
+            CheckId::Kit,
+            &dir,
+            Class::Hostile,
+            Err("not a directory: give the kit directory (the one holding SHA256SUMS)".into()),
+        );
+        false
     }
 
     /// Step 1: SHA256SUMS' signature over its raw bytes, before they are parsed.
@@ -252,12 +229,8 @@ impl Verifier<'_> {
         let sums = match self.read_small(layout::SUMS) {
             Ok((bytes, digest)) => (bytes, digest),
             Err(e) => {
-                // A missing or unreadable root is a checksum failure: there is nothing to list.
-                let class = match e {
-                    ReadProblem::TooLarge { .. } | ReadProblem::NotRegular => Class::Hostile,
-                    _ => Class::Checksum,
-                };
-                self.fail_file("signature", layout::SUMS, class, e.to_string());
+                let class = trust::unreadable_root_class(&e);
+                self.fail_file(CheckId::Signature, layout::SUMS, class, e.to_string());
                 return None;
             }
         };
@@ -265,7 +238,7 @@ impl Verifier<'_> {
             Ok((bytes, _)) => bytes,
             Err(e) => {
                 self.fail_file(
-                    "signature",
+                    CheckId::Signature,
                     layout::SUMS_BUNDLE,
                     Class::Signature,
                     e.to_string(),
@@ -273,14 +246,19 @@ impl Verifier<'_> {
                 return None;
             }
         };
-        let outcome = signed(&bundle, &sums.1, key, layout::SUMS).map_err(|e| {
+        let outcome = trust::signed(&bundle, &sums.1, key, layout::SUMS).map_err(|e| {
             if self_contained {
                 format!("{e} (checked against the kit's own {})", layout::PUBLIC_KEY)
             } else {
                 e
             }
         });
-        if self.record("signature", layout::SUMS_BUNDLE, Class::Signature, outcome) {
+        if self.rec.record(
+            CheckId::Signature,
+            layout::SUMS_BUNDLE,
+            Class::Signature,
+            outcome,
+        ) {
             Some(sums.0)
         } else {
             None
@@ -293,30 +271,44 @@ impl Verifier<'_> {
         bytes: &[u8],
         opts: &VerifyOptions,
     ) -> Option<(Sha256Sums, String, Vec<String>)> {
-        let sums = match Sha256Sums::parse(bytes) {
-            Ok(s) => s,
-            Err(e) => {
-                self.record(
-                    "sha256sums.parse",
-                    layout::SUMS,
-                    Class::Checksum,
-                    Err(e.to_string()),
-                );
-                return None;
-            }
-        };
-        self.record(
-            "sha256sums.parse",
-            layout::SUMS,
-            Class::Checksum,
-            Ok(format!("{} entries", sums.len())),
-        );
+        let sums = self.parse_sums(bytes)?;
         let listed: BTreeSet<String> = sums.iter().map(|(n, _)| n.to_string()).collect();
+        let complete = self.directory(&listed)?;
+        let hash = self.listed_dataset(&listed)?;
+        let carried = self.kit_names(&listed, &hash)?;
+        if complete {
+            self.rec.record(
+                CheckId::SumsComplete,
+                layout::SUMS,
+                Class::Checksum,
+                Ok(format!(
+                    "the kit holds exactly the {} listed files and the checksum pair",
+                    listed.len()
+                )),
+            );
+        }
+        self.pinned(opts, &hash)?;
+        Some((sums, hash, carried))
+    }
 
-        // The directory: names only, nothing opened. What the listing does not name is counted,
-        // and only the first UNLISTED_SHOWN of those entries are reported by name, so any
-        // directory costs bounded memory and output (the first failure, hence the exit code, is
-        // always among those named).
+    /// Step 2a: the strict parse of the signed listing.
+    fn parse_sums(&mut self, bytes: &[u8]) -> Option<Sha256Sums> {
+        let parsed = Sha256Sums::parse(bytes);
+        let outcome = match &parsed {
+            Ok(s) => Ok(format!("{} entries", s.len())),
+            Err(e) => Err(e.to_string()),
+        };
+        self.rec
+            .record(CheckId::SumsParse, layout::SUMS, Class::Checksum, outcome);
+        parsed.ok()
+    }
+
+    /// Step 2b: the directory: names only, nothing opened. What the listing does not name is
+    /// counted, and only the first UNLISTED_SHOWN of those entries are reported by name, so any
+    /// directory costs bounded memory and output (the first failure, hence the exit code, is
+    /// always among those named). Returns whether the directory holds exactly the listed files
+    /// and the checksum pair; `None` when it cannot be listed.
+    fn directory(&mut self, listed: &BTreeSet<String>) -> Option<bool> {
         let entries = match std::fs::read_dir(self.dir) {
             Ok(e) => e,
             Err(e) => {
@@ -324,8 +316,6 @@ impl Verifier<'_> {
                 return None;
             }
         };
-        let not_regular = "is not a regular file (links, FIFOs, devices and directories have no \
-                           place in a kit; refused unread)";
         let mut present = BTreeSet::new();
         let mut complete = true;
         let mut unlisted = 0u64;
@@ -352,8 +342,7 @@ impl Verifier<'_> {
                 (Some(name), false) => {
                     complete = false;
                     present.insert(name.to_string());
-                    self.failed_files.insert(name.to_string());
-                    self.record("layout", name, Class::Hostile, Err(not_regular.into()));
+                    self.fail_file(CheckId::Layout, name, Class::Hostile, NOT_REGULAR.into());
                 }
                 (None, _) => {
                     complete = false;
@@ -364,23 +353,23 @@ impl Verifier<'_> {
                     // Escaped by `record`, like every name; bytes that are not UTF-8 show as
                     // U+FFFD.
                     let shown = raw.to_string_lossy();
-                    if regular {
-                        self.record(
-                            "sha256sums.complete",
-                            &shown,
+                    let (check, class, why) = if regular {
+                        (
+                            CheckId::SumsComplete,
                             Class::Checksum,
-                            Err("in the kit but not listed in SHA256SUMS".into()),
-                        );
+                            "in the kit but not listed in SHA256SUMS",
+                        )
                     } else {
-                        self.record("layout", &shown, Class::Hostile, Err(not_regular.into()));
-                    }
+                        (CheckId::Layout, Class::Hostile, NOT_REGULAR)
+                    };
+                    self.rec.record(check, &shown, class, Err(why.into()));
                 }
             }
         }
         if unlisted > UNLISTED_SHOWN {
             let dir = self.dir.display().to_string();
-            self.record(
-                "sha256sums.complete",
+            self.rec.record(
+                CheckId::SumsComplete,
                 &dir,
                 Class::Checksum,
                 Err(format!(
@@ -390,29 +379,32 @@ impl Verifier<'_> {
                 )),
             );
         }
-        for name in &listed {
+        for name in listed {
             if !present.contains(name) {
                 complete = false;
                 self.fail_file(
-                    "sha256sums.complete",
+                    CheckId::SumsComplete,
                     name,
                     Class::Checksum,
                     "listed in SHA256SUMS but missing from the kit".into(),
                 );
             }
         }
+        Some(complete)
+    }
 
-        // The signed listing names the dataset, so a second dataset dropped into the directory
-        // is only an unlisted file.
+    /// Step 2c: the dataset's hash. The signed listing names the dataset, so a second dataset
+    /// dropped into the directory is only an unlisted file.
+    fn listed_dataset(&mut self, listed: &BTreeSet<String>) -> Option<String> {
         let hashes: Vec<&str> = listed
             .iter()
             .filter_map(|n| layout::parse_dataset_tarball(n))
             .collect();
-        let hash = match hashes.as_slice() {
-            [one] => one.to_string(),
+        match hashes.as_slice() {
+            [one] => Some(one.to_string()),
             _ => {
-                self.record(
-                    "layout",
+                self.rec.record(
+                    CheckId::Layout,
                     layout::SUMS,
                     Class::Checksum,
                     Err(format!(
@@ -420,12 +412,17 @@ impl Verifier<'_> {
                         hashes.len()
                     )),
                 );
-                return None;
+                None
             }
-        };
-        let optional = layout::rehearsal_report(&hash);
+        }
+    }
+
+    /// Step 2d: the listed names are exactly a kit's, with the optional files it carries
+    /// (returned).
+    fn kit_names(&mut self, listed: &BTreeSet<String>, hash: &str) -> Option<Vec<String>> {
+        let optional = layout::rehearsal_report(hash);
         let carried: Vec<String> = listed.iter().filter(|n| **n == optional).cloned().collect();
-        let expected = layout::with_optional(layout::summed_files(&hash), &carried);
+        let expected = layout::with_optional(layout::summed_files(hash), &carried);
         let got: Vec<String> = listed.iter().cloned().collect();
         let outcome = if got == expected {
             Ok(format!("lists the {} kit files", expected.len()))
@@ -436,39 +433,32 @@ impl Verifier<'_> {
                 expected.join(", ")
             ))
         };
-        if !self.record("sha256sums.layout", layout::SUMS, Class::Checksum, outcome) {
-            return None;
-        }
-        if complete {
-            self.record(
-                "sha256sums.complete",
-                layout::SUMS,
-                Class::Checksum,
-                Ok(format!(
-                    "the kit holds exactly the {} listed files and the checksum pair",
-                    listed.len()
-                )),
-            );
-        }
-        if let Some(expected) = &opts.expect_dataset_hash {
-            let outcome = if *expected == hash {
-                Ok(format!("dataset {hash} is the pinned one"))
-            } else {
-                Err(format!(
-                    "the kit carries dataset {hash}, but {expected} is expected \
-                     (--expect-dataset-hash / DATASET_HASH): an older or another kit"
-                ))
-            };
-            if !self.record(
-                "dataset.pinned",
-                &layout::dataset_tarball(&hash),
+        self.rec
+            .record(CheckId::SumsLayout, layout::SUMS, Class::Checksum, outcome)
+            .then_some(carried)
+    }
+
+    /// Step 2e: the dataset is the pinned one (`--expect-dataset-hash`), if one is pinned.
+    fn pinned(&mut self, opts: &VerifyOptions, hash: &str) -> Option<()> {
+        let Some(expected) = &opts.expect_dataset_hash else {
+            return Some(());
+        };
+        let outcome = if expected == hash {
+            Ok(format!("dataset {hash} is the pinned one"))
+        } else {
+            Err(format!(
+                "the kit carries dataset {hash}, but {expected} is expected \
+                 (--expect-dataset-hash / DATASET_HASH): an older or another kit"
+            ))
+        };
+        self.rec
+            .record(
+                CheckId::DatasetPinned,
+                &layout::dataset_tarball(hash),
                 Class::Dataset,
                 outcome,
-            ) {
-                return None;
-            }
-        }
-        Some((sums, hash, carried))
+            )
+            .then_some(())
     }
 
     /// Step 3: every listed file read once, bounded, hashed; the tarballs in parallel.
@@ -524,11 +514,16 @@ impl Verifier<'_> {
             let listed = sums.get(&name).copied().unwrap_or_default();
             match result {
                 Ok((bytes, actual)) if actual == listed => {
-                    self.record("sha256", &name, Class::Checksum, Ok(hex::encode(actual)));
+                    self.rec.record(
+                        CheckId::Sha256,
+                        &name,
+                        Class::Checksum,
+                        Ok(hex::encode(actual)),
+                    );
                     proven.insert(name, bytes);
                 }
                 Ok((_, actual)) => self.fail_file(
-                    "sha256",
+                    CheckId::Sha256,
                     &name,
                     Class::Checksum,
                     format!(
@@ -538,7 +533,7 @@ impl Verifier<'_> {
                     ),
                 ),
                 Err(e @ (ReadProblem::TooLarge { .. } | ReadProblem::NotRegular)) => {
-                    self.fail_file("sha256", &name, Class::Hostile, e.to_string())
+                    self.fail_file(CheckId::Sha256, &name, Class::Hostile, e.to_string())
                 }
                 Err(ReadProblem::Missing) => {} // already reported by the listing
                 // Reading a kit file never runs out of room: writing its private copy did.
@@ -552,9 +547,9 @@ impl Verifier<'_> {
                         &e,
                     );
                     let why = env.map_or_else(|| e.to_string(), |env| env.to_string());
-                    self.fail_file("sha256", &name, Class::Checksum, why)
+                    self.fail_file(CheckId::Sha256, &name, Class::Checksum, why)
                 }
-                Err(e) => self.fail_file("sha256", &name, Class::Checksum, e.to_string()),
+                Err(e) => self.fail_file(CheckId::Sha256, &name, Class::Checksum, e.to_string()),
             }
         }
         proven
@@ -563,130 +558,153 @@ impl Verifier<'_> {
     /// Step 4: signatures over the proven digests, provenance, rehearsal report, SBOMs, sidecar.
     /// Returns the proven, parsed sidecar manifest.
     fn bindings(&mut self, key: &PublicKey, p: &Proof) -> Option<aoc_dataset::Manifest> {
-        let hash = &p.hash;
-        let listed = |name: &str| p.sums.get(name).copied();
+        self.runner_signature(key, p);
+        self.provenance(key, p);
+        self.rehearsal_reports(p);
+        self.sboms(p);
+        self.sidecar(p)
+    }
 
-        // The runner's bundle over the runner tarball's signed digest.
+    /// Step 4a: the runner's bundle over the runner tarball's signed digest.
+    fn runner_signature(&mut self, key: &PublicKey, p: &Proof) {
         if let (Some(bundle), Some(digest)) = (
-            p.files.get(layout::RUNNER_BUNDLE).and_then(Proven::bytes),
+            p.bytes(layout::RUNNER_BUNDLE),
             p.files
                 .get(layout::RUNNER_TARBALL)
-                .and(listed(layout::RUNNER_TARBALL)),
+                .and(p.listed(layout::RUNNER_TARBALL)),
         ) {
-            let outcome = signed(bundle, &digest, key, layout::RUNNER_TARBALL);
-            self.record(
-                "signature",
+            let outcome = trust::signed(bundle, &digest, key, layout::RUNNER_TARBALL);
+            self.rec.record(
+                CheckId::Signature,
                 layout::RUNNER_BUNDLE,
                 Class::Signature,
                 outcome,
             );
         }
+    }
 
-        // The provenance: a DSSE in-toto statement whose subjects are the artefacts.
+    /// Step 4b: the provenance, a DSSE in-toto statement whose subjects are the artefacts.
+    fn provenance(&mut self, key: &PublicKey, p: &Proof) {
+        let hash = &p.hash;
         let provenance = layout::provenance(hash);
-        if let Some(bytes) = p.files.get(&provenance).and_then(Proven::bytes) {
-            let verified = verify_dsse_bundle(bytes, key)
-                .map_err(|e| e.to_string())
-                .and_then(|payload| {
-                    if payload.payload_type != IN_TOTO_PAYLOAD_TYPE {
-                        return Err(format!(
-                            "payloadType is {}, expected {IN_TOTO_PAYLOAD_TYPE}",
-                            payload.payload_type
-                        ));
-                    }
-                    Ok(payload.payload)
-                });
-            let statement = match verified {
-                Ok(s) => {
-                    self.record(
-                        "signature",
-                        &provenance,
-                        Class::Signature,
-                        Ok(format!("DSSE in-toto statement signed by {}", key.key_id())),
-                    );
-                    Some(s)
+        let Some(bytes) = p.bytes(&provenance) else {
+            return;
+        };
+        let verified = verify_dsse_bundle(bytes, key)
+            .map_err(|e| e.to_string())
+            .and_then(|payload| {
+                if payload.payload_type != IN_TOTO_PAYLOAD_TYPE {
+                    return Err(format!(
+                        "payloadType is {}, expected {IN_TOTO_PAYLOAD_TYPE}",
+                        payload.payload_type
+                    ));
                 }
-                Err(e) => {
-                    self.fail_file(
-                        "signature",
-                        &provenance,
-                        Class::Signature,
-                        format!("over {provenance}: {e}"),
-                    );
-                    None
-                }
-            };
-            if let Some(payload) = statement {
-                let subjects = layout::with_optional(layout::subject_files(hash), &p.carried);
-                // The subjects are compared with the signed listing: every subject's bytes were
-                // checked against it in step 3.
-                let digests: BTreeMap<String, [u8; 32]> = subjects
-                    .iter()
-                    .filter_map(|n| Some((n.clone(), listed(n)?)))
-                    .collect();
-                let outcome = bindings::check_provenance(&payload, hash, &subjects, &digests);
-                self.record(
-                    "provenance.subjects",
+                Ok(payload.payload)
+            });
+        let payload = match verified {
+            Ok(s) => {
+                self.rec.record(
+                    CheckId::Signature,
                     &provenance,
-                    Class::Provenance,
-                    outcome,
+                    Class::Signature,
+                    Ok(format!("DSSE in-toto statement signed by {}", key.key_id())),
                 );
+                s
             }
-        }
+            Err(e) => {
+                self.fail_file(
+                    CheckId::Signature,
+                    &provenance,
+                    Class::Signature,
+                    format!("over {provenance}: {e}"),
+                );
+                return;
+            }
+        };
+        let subjects = layout::with_optional(layout::subject_files(hash), &p.carried);
+        // The subjects are compared with the signed listing: every subject's bytes were checked
+        // against it in step 3.
+        let digests: BTreeMap<String, [u8; 32]> = subjects
+            .iter()
+            .filter_map(|n| Some((n.clone(), p.listed(n)?)))
+            .collect();
+        let outcome = bindings::check_provenance(&payload, hash, &subjects, &digests);
+        self.rec.record(
+            CheckId::ProvenanceSubjects,
+            &provenance,
+            Class::Provenance,
+            outcome,
+        );
+    }
 
+    /// Step 4c: the rehearsal report the kit carries, if any.
+    fn rehearsal_reports(&mut self, p: &Proof) {
         for name in &p.carried {
-            if let Some(bytes) = p.files.get(name).and_then(Proven::bytes) {
-                let outcome = crate::rehearsal::check(bytes, hash);
-                self.record("rehearsal.report", name, Class::Provenance, outcome);
+            if let Some(bytes) = p.bytes(name) {
+                let outcome = crate::rehearsal::check(bytes, &p.hash);
+                self.rec
+                    .record(CheckId::RehearsalReport, name, Class::Provenance, outcome);
             }
         }
+    }
 
-        // The SBOMs describe the proven tarball and the stella inside it (hashed, not written).
-        if let (Some(tarball), Some(tarball_digest)) = (
+    /// Step 4d: the SBOMs describe the proven tarball and the stella inside it (hashed, not
+    /// written).
+    fn sboms(&mut self, p: &Proof) {
+        let (Some(tarball), Some(tarball_digest)) = (
             p.files.get(layout::RUNNER_TARBALL),
-            listed(layout::RUNNER_TARBALL),
-        ) {
-            match runner_binary_digest(tarball) {
-                Ok(Some(bin)) => {
-                    self.record(
-                        "runner.binary",
-                        layout::RUNNER_TARBALL,
-                        Class::Hostile,
-                        Ok(format!(
-                            "{} sha256 {}",
-                            layout::BINARY_MEMBER,
-                            hex::encode(bin)
-                        )),
-                    );
-                    for (check, name, parse) in [
-                        (
-                            "sbom.spdx",
-                            layout::SPDX_FILE,
-                            bindings::check_spdx as bindings::SbomCheck,
-                        ),
-                        ("sbom.cyclonedx", layout::CDX_FILE, bindings::check_cdx),
-                    ] {
-                        if let Some(bytes) = p.files.get(name).and_then(Proven::bytes) {
-                            let outcome = parse(bytes, &tarball_digest, &bin);
-                            self.record(check, name, Class::Provenance, outcome);
-                        }
-                    }
-                }
-                Ok(None) => self.fail_file(
-                    "runner.binary",
-                    layout::RUNNER_TARBALL,
-                    Class::Provenance,
-                    format!("has no {}", layout::BINARY_MEMBER),
-                ),
-                Err(e) => {
-                    self.fail_file("runner.binary", layout::RUNNER_TARBALL, Class::Hostile, e)
-                }
+            p.listed(layout::RUNNER_TARBALL),
+        ) else {
+            return;
+        };
+        let bin = match runner_binary_digest(tarball) {
+            Ok(Some(bin)) => bin,
+            Ok(None) => {
+                let why = format!("has no {}", layout::BINARY_MEMBER);
+                let name = layout::RUNNER_TARBALL;
+                self.fail_file(CheckId::RunnerBinary, name, Class::Provenance, why);
+                return;
+            }
+            Err(e) => {
+                let name = layout::RUNNER_TARBALL;
+                self.fail_file(CheckId::RunnerBinary, name, Class::Hostile, e);
+                return;
+            }
+        };
+        self.rec.record(
+            CheckId::RunnerBinary,
+            layout::RUNNER_TARBALL,
+            Class::Hostile,
+            Ok(format!(
+                "{} sha256 {}",
+                layout::BINARY_MEMBER,
+                hex::encode(bin)
+            )),
+        );
+        for (check, name, parse) in [
+            (
+                CheckId::SbomSpdx,
+                layout::SPDX_FILE,
+                bindings::check_spdx as bindings::SbomCheck,
+            ),
+            (
+                CheckId::SbomCycloneDx,
+                layout::CDX_FILE,
+                bindings::check_cdx,
+            ),
+        ] {
+            if let Some(bytes) = p.bytes(name) {
+                let outcome = parse(bytes, &tarball_digest, &bin);
+                self.rec.record(check, name, Class::Provenance, outcome);
             }
         }
+    }
 
-        // The dataset's sidecar manifest: strict, and naming this dataset.
+    /// Step 4e: the dataset's sidecar manifest: strict, and naming this dataset.
+    fn sidecar(&mut self, p: &Proof) -> Option<aoc_dataset::Manifest> {
+        let hash = &p.hash;
         let sidecar = layout::dataset_manifest(hash);
-        let bytes = p.files.get(&sidecar).and_then(Proven::bytes)?;
+        let bytes = p.bytes(&sidecar)?;
         let parsed = aoc_dataset::Manifest::from_slice(bytes).and_then(|m| {
             if m.dataset_hash == *hash {
                 Ok(m)
@@ -700,8 +718,8 @@ impl Verifier<'_> {
         });
         match parsed {
             Ok(m) => {
-                self.record(
-                    "dataset.manifest",
+                self.rec.record(
+                    CheckId::DatasetManifest,
                     &sidecar,
                     Class::Dataset,
                     Ok(format!(
@@ -712,7 +730,7 @@ impl Verifier<'_> {
                 Some(m)
             }
             Err(e) => {
-                self.fail_file("dataset.manifest", &sidecar, Class::Dataset, e);
+                self.fail_file(CheckId::DatasetManifest, &sidecar, Class::Dataset, e);
                 None
             }
         }
@@ -740,7 +758,7 @@ impl Verifier<'_> {
             Ok(r) => r,
             Err(e) => {
                 self.fail_file(
-                    "dataset",
+                    CheckId::Dataset,
                     &name,
                     Class::Hostile,
                     format!("private copy unreadable: {e}"),
@@ -751,9 +769,9 @@ impl Verifier<'_> {
         // Named as in the kit: the archive's name carries the hash it must have.
         let named = PathBuf::from(&name);
         match aoc_dataset::verify_reader(&named, reader, &opts) {
-            Ok(r) if r.is_ok() => {
-                self.record(
-                    "dataset",
+            Ok(r) if r.passed() => {
+                self.rec.record(
+                    CheckId::Dataset,
                     &name,
                     Class::Dataset,
                     Ok(format!(
@@ -769,56 +787,29 @@ impl Verifier<'_> {
             Ok(r) => {
                 let shown: Vec<String> = r.failures.iter().take(5).map(|f| f.to_string()).collect();
                 self.fail_file(
-                    "dataset",
+                    CheckId::Dataset,
                     &name,
                     Class::Dataset,
                     format!("{} check(s) failed: {}", r.failure_count, shown.join("; ")),
                 );
             }
             Err(aoc_dataset::VerifyError::Unreadable { message, .. }) => {
-                self.fail_file("dataset", &name, Class::Hostile, message)
+                self.fail_file(CheckId::Dataset, &name, Class::Hostile, message)
             }
             Err(aoc_dataset::VerifyError::Environment(e)) => {
                 self.environment = true;
-                self.fail_file("dataset", &name, Class::Dataset, e.to_string())
+                self.fail_file(CheckId::Dataset, &name, Class::Dataset, e.to_string())
             }
             Err(aoc_dataset::VerifyError::Failed(r)) => {
                 let shown: Vec<String> = r.failures.iter().take(5).map(|f| f.to_string()).collect();
                 self.fail_file(
-                    "dataset",
+                    CheckId::Dataset,
                     &name,
                     Class::Dataset,
                     format!("{} check(s) failed: {}", r.failure_count, shown.join("; ")),
                 );
             }
         }
-    }
-
-    /// Last: who signed. Only a key the operator passed, and not the public dev key (unless
-    /// allowed), proves origin.
-    fn origin(&mut self, opts: &VerifyOptions, report: &KitReport) {
-        let id = report.key.key_id.clone().unwrap_or_default();
-        let outcome = if report.key.self_contained {
-            Err(format!(
-                "checked against the kit's OWN cosign.pub (key {id}), which anyone who can write \
-                 the kit can replace: pass --key with the public key you trust"
-            ))
-        } else if report.key.is_dev && !opts.allow_dev_key {
-            Err(format!(
-                "signed with the PUBLIC DEV KEY (key {id}): anyone can produce this signature; \
-                 pass --allow-dev-key only for dev kits"
-            ))
-        } else if report.key.is_dev {
-            Ok(format!(
-                "the public dev key {id}, accepted by --allow-dev-key"
-            ))
-        } else {
-            Ok(format!(
-                "signed by the trusted key {id} ({})",
-                report.key.path
-            ))
-        };
-        self.record("origin", layout::SUMS_BUNDLE, Class::Origin, outcome);
     }
 
     fn read_small(&mut self, name: &str) -> Result<(Vec<u8>, [u8; 32]), ReadProblem> {
@@ -836,24 +827,6 @@ impl Verifier<'_> {
 fn tmpdir_full(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), StorageFull | QuotaExceeded | ReadOnlyFilesystem)
-}
-
-/// A message-signature bundle over `digest` by `key`.
-fn signed(
-    bundle: &[u8],
-    digest: &[u8; 32],
-    key: &PublicKey,
-    artefact: &str,
-) -> Result<String, String> {
-    verify_message_bundle(bundle, digest, key)
-        .map(|()| {
-            format!(
-                "signs {artefact} (sha256 {}) with key {}",
-                hex::encode(digest),
-                key.key_id()
-            )
-        })
-        .map_err(|e| format!("over {artefact}: {e}"))
 }
 
 /// SHA-256 of `stella` inside the runner tarball (read through the defensive reader from the

@@ -23,6 +23,7 @@ use aoc_kit::published::{
     verify_published_with, OfflineKitManifest, PublishedFile, PublishedKit, PublishedReport,
     MANIFEST, MANIFEST_BUNDLE,
 };
+use aoc_kit::CheckId;
 
 use super::destination::Destination;
 use super::manifest;
@@ -723,7 +724,10 @@ fn a_published_directory_verifies_with_the_library_and_with_stella() {
     assert_eq!(versions, [version_of(11), version_of(12)]);
     for k in &report.kits {
         assert!(k.kit.passed(), "{}: {:?}", k.version, k.kit.first_failure());
-        assert!(k.checks.iter().any(|c| c.check == "manifest.files" && c.ok));
+        assert!(k
+            .checks
+            .iter()
+            .any(|c| c.check == CheckId::ManifestFiles && c.ok));
     }
     // The report names each kit.
     let summary = report.summary("t").join("\n");
@@ -778,11 +782,14 @@ fn a_tampered_manifest_fails_on_its_signature_before_it_is_read() {
     );
     let (_, first) = report.first_failure().unwrap();
     assert_eq!(
-        (first.check.as_str(), first.file.as_str()),
-        ("signature", MANIFEST_BUNDLE)
+        (first.check, first.file.as_str()),
+        (CheckId::Signature, MANIFEST_BUNDLE)
     );
     assert!(report.kits.is_empty(), "no kit is looked at");
-    assert!(!report.checks.iter().any(|c| c.check == "manifest.parse"));
+    assert!(!report
+        .checks
+        .iter()
+        .any(|c| c.check == CheckId::ManifestParse));
 
     // Garbage, not even JSON: the same, never parsed.
     std::fs::write(&path, b"\x1b[2J not json").unwrap();
@@ -814,7 +821,10 @@ fn a_manifest_signed_by_another_key_is_refused() {
     };
     let report = verify_published(&dir, &opts);
     assert_eq!(report.exit_code, 11, "{report:#?}");
-    assert_eq!(report.first_failure().unwrap().1.check, "manifest.key");
+    assert_eq!(
+        report.first_failure().unwrap().1.check,
+        CheckId::ManifestKey
+    );
     let (code, stderr) = stella_verify(&dir, &["--key", other_pub.path().to_str().unwrap()]);
     assert_eq!(code, 11, "{stderr}");
 }
@@ -835,7 +845,7 @@ fn a_changed_listed_kit_file_or_an_unlisted_kit_fails_on_its_checksum() {
     );
     let (scope, first) = report.first_failure().unwrap();
     assert_eq!(scope, Some(version_of(12).as_str()));
-    assert_eq!(first.check, "manifest.files");
+    assert_eq!(first.check, CheckId::ManifestFiles);
     assert!(first.detail.contains(kit::CDX_FILE), "{}", first.detail);
     assert!(report.kits[0].kit.passed(), "the other kit is fine");
     let key = root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH);
@@ -853,7 +863,7 @@ fn a_changed_listed_kit_file_or_an_unlisted_kit_fails_on_its_checksum() {
     assert_eq!(report.exit_code, 10);
     assert_eq!(
         report.first_failure().unwrap().1.check,
-        "published.complete"
+        CheckId::PublishedComplete
     );
 }
 
@@ -1038,10 +1048,7 @@ fn a_relabelled_index_is_neither_signed_by_the_next_publish_nor_accepted() {
         "{report:#?}"
     );
     let (scope, first) = report.first_failure().unwrap();
-    assert_eq!(
-        (scope, first.check.as_str()),
-        (Some("9.9.9"), "manifest.kit")
-    );
+    assert_eq!((scope, first.check), (Some("9.9.9"), CheckId::ManifestKit));
     for named in [
         format!("commit is {} in the index", "f".repeat(40)),
         "built_at is 2099-01-01T00:00:00Z in the index".to_string(),
@@ -1083,7 +1090,7 @@ fn an_older_validly_signed_index_is_refused_with_the_minimum_sequence_and_by_the
     let report = verify_published(&dir, &pinned);
     assert_eq!(report.exit_code, 11, "{report:#?}");
     let (_, first) = report.first_failure().unwrap();
-    assert_eq!(first.check, "manifest.sequence");
+    assert_eq!(first.check, CheckId::ManifestSequence);
     assert!(
         first.detail.contains("sequence 1 is older than 2"),
         "{}",

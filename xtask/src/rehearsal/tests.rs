@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use aoc_kit::CheckId;
 use xshell::{cmd, Shell};
 
 use super::report::{self, Lookup, Report};
@@ -546,19 +547,19 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
         .map(|f| format!("{} {}: {}", f.check, f.file, f.detail))
         .collect();
     assert!(verified.intact(), "{failures:?}");
-    let checks: Vec<(&str, &str)> = verified
+    let checks: Vec<(CheckId, &str)> = verified
         .checks
         .iter()
-        .map(|c| (c.check.as_str(), c.file.as_str()))
+        .map(|c| (c.check, c.file.as_str()))
         .collect();
     assert!(
-        checks.contains(&("rehearsal.report", report.as_str())),
+        checks.contains(&(CheckId::RehearsalReport, report.as_str())),
         "{checks:?}"
     );
     let subjects = verified
         .checks
         .iter()
-        .find(|c| c.check == "provenance.subjects")
+        .find(|c| c.check == CheckId::ProvenanceSubjects)
         .unwrap();
     assert!(
         subjects.ok && subjects.detail.starts_with("9 subjects"),
@@ -579,8 +580,8 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
     .unwrap();
     let first = verified.first_failure().unwrap();
     assert_eq!(
-        (first.check.as_str(), first.file.as_str()),
-        ("sha256sums.complete", report.as_str())
+        (first.check, first.file.as_str()),
+        (CheckId::SumsComplete, report.as_str())
     );
 }
 

@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use aoc_kit::CheckId;
 use xshell::{cmd, Shell};
 
 use super::{release, Release, ReleaseOptions};
 use crate::kit;
-use crate::verify::{verify_kit, Class, KitReport, VerifyOptions};
+use crate::verify::{verify_kit, Class, VerifyOptions, VerifyReport};
 
 pub(crate) const EPOCH: i64 = 1_700_000_000;
 
@@ -139,7 +140,7 @@ pub(crate) fn quiet() -> VerifyOptions {
     }
 }
 
-pub(crate) fn describe(report: &KitReport) -> String {
+pub(crate) fn describe(report: &VerifyReport) -> String {
     report
         .failures()
         .map(|f| format!("{} {} [{:?}]: {}", f.check, f.file, f.class, f.detail))
@@ -163,7 +164,22 @@ fn release_twice_into_different_directories_gives_byte_identical_kits() {
 #[test]
 fn kit_has_exactly_the_design_table_names_and_no_staging_left() {
     let k = kits();
-    assert_eq!(names(&k.a.dir), kit::expected_files(&k.a.dataset_hash));
+    let h = &k.a.dataset_hash;
+    // docs/ARCHITECTURE.md §4.3's table, written out in name order: not the writer's own list.
+    let documented = [
+        "SHA256SUMS".to_string(),
+        "SHA256SUMS.sigstore.json".into(),
+        "aoc-backfill-runner.cdx.json".into(),
+        "aoc-backfill-runner.dsse.json".into(),
+        "aoc-backfill-runner.sbom.json".into(),
+        "aoc-backfill-runner.tar.gz".into(),
+        format!("aoc-dataset-{h}.manifest.json"),
+        format!("aoc-dataset-{h}.provenance.json"),
+        format!("aoc-dataset-{h}.tar.gz"),
+        "cosign.pub".into(),
+        "verify-kit.sh".into(),
+    ];
+    assert_eq!(names(&k.a.dir), documented);
     let parent = k.a.dir.parent().unwrap();
     assert_eq!(
         names(parent),
@@ -896,8 +912,8 @@ fn aoc_verify_passes_the_good_kit_and_reports_every_check_as_json() {
     assert!(report.key.self_contained && report.key.is_dev);
     let origin = report.first_failure().unwrap();
     assert_eq!(
-        (origin.check.as_str(), origin.class),
-        ("origin", Class::Origin)
+        (origin.check, origin.class),
+        (CheckId::Origin, Class::Origin)
     );
     assert!(
         origin.detail.contains("OWN cosign.pub"),
@@ -928,20 +944,20 @@ fn aoc_verify_passes_the_good_kit_and_reports_every_check_as_json() {
         .map(|c| c["check"].as_str().unwrap())
         .collect();
     for expected in [
-        "signature",
-        "sha256sums.parse",
-        "sha256sums.complete",
-        "sha256",
-        "provenance.subjects",
-        "runner.binary",
-        "sbom.spdx",
-        "sbom.cyclonedx",
-        "dataset",
-        "dataset.manifest",
-        "origin",
+        CheckId::Signature,
+        CheckId::SumsParse,
+        CheckId::SumsComplete,
+        CheckId::Sha256,
+        CheckId::ProvenanceSubjects,
+        CheckId::RunnerBinary,
+        CheckId::SbomSpdx,
+        CheckId::SbomCycloneDx,
+        CheckId::Dataset,
+        CheckId::DatasetManifest,
+        CheckId::Origin,
     ] {
         assert!(
-            checks.contains(&expected),
+            checks.contains(&expected.as_str()),
             "no {expected} check in {checks:?}"
         );
     }
@@ -1000,8 +1016,8 @@ fn integrity_only_passes_the_good_kit_says_what_it_skipped_and_catches_every_fli
     assert!(report
         .checks
         .iter()
-        .any(|c| c.check == "dataset.manifest" && c.ok));
-    assert!(!report.checks.iter().any(|c| c.check == "dataset"));
+        .any(|c| c.check == CheckId::DatasetManifest && c.ok));
+    assert!(!report.checks.iter().any(|c| c.check == CheckId::Dataset));
     let hash = kits().a.dataset_hash.clone();
     for name in kit::expected_files(&hash) {
         let (_tmp, dir) = copy_kit();

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use aoc_kit::CheckId;
 use aoc_sigstore::{
     dsse_bundle, message_signature_bundle, parse_statement, select_signing_key, statement_json,
     verify_dsse_bundle, Signer, Subject, IN_TOTO_PAYLOAD_TYPE,
@@ -34,7 +35,7 @@ use crate::release::tests::{
     copy_kit, describe, dev_env, kits, options, reseal, root, shell, EPOCH,
 };
 use crate::release::{release, Release};
-use crate::verify::{verify_kit, Class, KitReport, VerifyOptions};
+use crate::verify::{verify_kit, Class, VerifyOptions, VerifyReport};
 
 /// The bundled `stella` is exercised by release::tests; these cases are about everything before.
 fn fast() -> VerifyOptions {
@@ -84,13 +85,13 @@ fn variant_file(name: &str) -> PathBuf {
 }
 
 /// The report as `aoc-verify --json` prints it.
-fn json(report: &KitReport) -> String {
+fn json(report: &VerifyReport) -> String {
     serde_json::to_string_pretty(report).unwrap()
 }
 
 /// Exit code `class`, the first failure has `class`, and a failure names `name` (in its file
 /// field or detail) in the JSON report.
-fn assert_fails(report: &KitReport, class: Class, name: &str, case: &str) {
+fn assert_fails(report: &VerifyReport, class: Class, name: &str, case: &str) {
     assert_eq!(
         report.exit_code,
         class.exit_code(),
@@ -386,7 +387,7 @@ fn validly_signed_sha256sums_with_tricky_lines_fail_as_checksum() {
         let first_failure = report.first_failure().unwrap();
         assert_eq!(
             first_failure.check,
-            "sha256sums.parse",
+            CheckId::SumsParse,
             "{case}: {}",
             describe(&report)
         );
@@ -660,7 +661,7 @@ fn hostile_tarball(target: Target, entry: &[u8]) -> Vec<u8> {
 
 /// Replaces `target` in a fresh copy of kit `a` with `tarball`, re-signs the kit, verifies it,
 /// and checks that nothing was created or changed in or beside the kit or at the case's targets.
-fn verify_hostile(target: Target, tarball: &[u8], token: &str) -> KitReport {
+fn verify_hostile(target: Target, tarball: &[u8], token: &str) -> VerifyReport {
     let (tmp, dir) = copy_kit();
     std::fs::write(dir.join(target.file()), tarball).unwrap();
     resign(&dir, hash());
@@ -691,7 +692,7 @@ fn hostile_entries_in_a_validly_signed_runner_or_dataset_tarball_are_class_14() 
                 report
                     .checks
                     .iter()
-                    .filter(|c| c.check == "signature" || c.check == "sha256")
+                    .filter(|c| matches!(c.check, CheckId::Signature | CheckId::Sha256))
                     .all(|c| c.ok),
                 "{case}: {}",
                 describe(&report)
@@ -901,7 +902,7 @@ fn stella_verify(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, Strin
 
 /// Verifies `dir` with the library (as aoc-verify does) and with the stella binary given the same
 /// key and flags; asserts the same JSON report and exit code, and returns the report.
-fn both(dir: &Path, key: Option<&Path>, opts: &VerifyOptions) -> KitReport {
+fn both(dir: &Path, key: Option<&Path>, opts: &VerifyOptions) -> VerifyReport {
     let report = verify_kit(dir, key, opts).unwrap();
     let mut args: Vec<String> = Vec::new();
     if let Some(k) = key {
@@ -980,10 +981,10 @@ fn attack_1_a_planted_bin_stella_is_never_executed() {
         "planted stella",
     );
     // Nothing after the failed digest read the tarball.
-    assert!(!report
-        .checks
-        .iter()
-        .any(|c| c.check.starts_with("sbom") || c.check == "runner.binary"));
+    assert!(!report.checks.iter().any(|c| matches!(
+        c.check,
+        CheckId::SbomSpdx | CheckId::SbomCycloneDx | CheckId::RunnerBinary
+    )));
     assert!(!sentinel.exists(), "the planted stella was run");
 
     // Even re-signed by a key holder, so that every checksum and signature passes, the binary is
@@ -1097,7 +1098,7 @@ fn attack_6_names_from_the_kit_never_reach_the_terminal_raw() {
         (first.class, first.file.as_str()),
         (Class::Checksum, shown.as_str())
     );
-    let parsed: KitReport = serde_json::from_str(&json(&report)).unwrap();
+    let parsed: VerifyReport = serde_json::from_str(&json(&report)).unwrap();
     assert_eq!(parsed.first_failure().unwrap().file, shown);
     for format in ["text", "json"] {
         let (code, stdout, stderr) = stella_verify(
@@ -1177,7 +1178,7 @@ fn attack_7_origin_is_required_and_the_dataset_can_be_pinned() {
     );
     assert!(report.first_failure().unwrap().detail.contains(hash()));
     assert!(
-        !report.checks.iter().any(|c| c.check == "sha256"),
+        !report.checks.iter().any(|c| c.check == CheckId::Sha256),
         "{}",
         describe(&report)
     );
@@ -1388,7 +1389,7 @@ fn attack_10_fifty_thousand_unlisted_files_cost_bounded_output_and_memory() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|c| c["check"] == "sha256sums.complete" && c["ok"] == false)
+            .filter(|c| c["check"] == CheckId::SumsComplete.as_str() && c["ok"] == false)
             .count()
     };
     // 20 named, and one check that counts the rest.

@@ -5,13 +5,13 @@ use std::path::Path;
 
 use aoc_sigstore::{message_signature_bundle, Signer};
 
-use super::{id, render, sha256, signer, stranger, trusting, Parts, BUILT_AT, COMMIT};
+use super::{render, sha256, signer, stranger, trusting, Parts, BUILT_AT, COMMIT};
 use crate::layout;
 use crate::published::{
     is_published_dir, verify_published_with, OfflineKitManifest, PublishedFile, PublishedKit,
     PublishedReport, MANIFEST, MANIFEST_BUNDLE, PUBLIC_KEY,
 };
-use crate::report::Class;
+use crate::report::{CheckId, Class};
 use crate::verify::VerifyOptions;
 
 /// Writes `kits` under `prefix/<version>/` and an index of them with `sequence`, signed by
@@ -75,12 +75,17 @@ fn describe(report: &PublishedReport) -> String {
 
 /// The first failure is `check` (in the index or kit `scope`) of `class`, and the exit code
 /// is the class's.
-fn assert_first_failure(report: &PublishedReport, scope: Option<&str>, check: &str, class: Class) {
+fn assert_first_failure(
+    report: &PublishedReport,
+    scope: Option<&str>,
+    check: CheckId,
+    class: Class,
+) {
     let (at, first) = report
         .first_failure()
         .unwrap_or_else(|| panic!("no failure:\n{}", describe(report)));
     assert_eq!(
-        (at, first.check.as_str(), first.class),
+        (at, first.check, first.class),
         (scope, check, class),
         "{}",
         describe(report)
@@ -111,11 +116,11 @@ fn a_published_directory_of_two_kits_verifies() {
         assert!(kit
             .checks
             .iter()
-            .any(|c| c.check == id::MANIFEST_KIT && c.ok));
+            .any(|c| c.check == CheckId::ManifestKit && c.ok));
         assert!(kit
             .checks
             .iter()
-            .any(|c| c.check == id::MANIFEST_FILES && c.ok));
+            .any(|c| c.check == CheckId::ManifestFiles && c.ok));
     }
     // The command on a published directory.
     let keys = tempfile::tempdir().unwrap();
@@ -151,7 +156,7 @@ fn an_index_older_than_the_pinned_sequence_is_refused() {
     assert!(at_pin
         .checks
         .iter()
-        .any(|c| c.check == id::MANIFEST_SEQUENCE && c.ok));
+        .any(|c| c.check == CheckId::ManifestSequence && c.ok));
     let report = verify(
         prefix.path(),
         &VerifyOptions {
@@ -159,7 +164,7 @@ fn an_index_older_than_the_pinned_sequence_is_refused() {
             ..trusting(signer())
         },
     );
-    assert_first_failure(&report, None, id::MANIFEST_SEQUENCE, Class::Signature);
+    assert_first_failure(&report, None, CheckId::ManifestSequence, Class::Signature);
     assert!(
         report.kits.is_empty(),
         "no kit is verified under a rolled-back index"
@@ -177,7 +182,7 @@ fn an_index_signed_by_another_key_is_refused() {
         |_| {},
     );
     let report = verify(prefix.path(), &trusting(signer()));
-    assert_first_failure(&report, None, id::SIGNATURE, Class::Signature);
+    assert_first_failure(&report, None, CheckId::Signature, Class::Signature);
     assert!(report.kits.is_empty());
 }
 
@@ -194,7 +199,12 @@ fn an_index_entry_whose_commit_the_provenance_does_not_sign_is_refused() {
         },
     );
     let report = verify(prefix.path(), &trusting(signer()));
-    assert_first_failure(&report, Some("1.0.0"), id::MANIFEST_KIT, Class::Provenance);
+    assert_first_failure(
+        &report,
+        Some("1.0.0"),
+        CheckId::ManifestKit,
+        Class::Provenance,
+    );
     // The kit itself is intact: only the index lied about it.
     assert!(report.kits[0].kit.passed(), "{}", describe(&report));
 }
@@ -211,7 +221,12 @@ fn a_file_added_to_a_published_kit_is_refused() {
     );
     std::fs::write(prefix.path().join("1.0.0/planted.sh"), b"echo hi\n").unwrap();
     let report = verify(prefix.path(), &trusting(signer()));
-    assert_first_failure(&report, Some("1.0.0"), id::MANIFEST_FILES, Class::Checksum);
+    assert_first_failure(
+        &report,
+        Some("1.0.0"),
+        CheckId::ManifestFiles,
+        Class::Checksum,
+    );
 }
 
 /// Thousands of stray entries, in the prefix and in a kit's directory: the first
@@ -234,14 +249,14 @@ fn thousands_of_unlisted_entries_are_counted_not_listed() {
         std::fs::write(prefix.path().join(format!("1.0.0/stray-{i}")), b"").unwrap();
     }
     let report = verify(prefix.path(), &trusting(signer()));
-    assert_first_failure(&report, None, "published.complete", Class::Checksum);
+    assert_first_failure(&report, None, CheckId::PublishedComplete, Class::Checksum);
     let rest = format!("{} more entries", STRAY - UNLISTED_SHOWN);
 
     // The prefix: one check per named entry and one for the rest.
     let unlisted: Vec<_> = report
         .checks
         .iter()
-        .filter(|c| c.check == "published.complete" && !c.ok)
+        .filter(|c| c.check == CheckId::PublishedComplete && !c.ok)
         .collect();
     assert_eq!(
         unlisted.len() as u64,
@@ -265,7 +280,7 @@ fn thousands_of_unlisted_entries_are_counted_not_listed() {
     let files = kit
         .checks
         .iter()
-        .find(|c| c.check == id::MANIFEST_FILES)
+        .find(|c| c.check == CheckId::ManifestFiles)
         .unwrap_or_else(|| panic!("{}", describe(&report)));
     assert!(!files.ok);
     assert_eq!(

@@ -1,0 +1,114 @@
+//! What the two verifiers (a kit, a published directory) decide the same way, written once: the
+//! key their checks run against, what that key proves about origin, how an unreadable root file
+//! is classed, and a message signature over a file's digest.
+
+use std::path::Path;
+
+use aoc_sigstore::{verify_message_bundle, PublicKey};
+
+use crate::files::{read_and_hash, Keep, ReadProblem};
+use crate::layout;
+use crate::report::{escape, CheckId, Class, KeyInfo, Recorder};
+use crate::verify::VerifyOptions;
+
+/// The key the checks run against: the one the operator trusts (`--key`), or else `dir`'s own
+/// `cosign.pub` (read bounded, never through a link), which proves integrity but not origin.
+/// `info` says which. An own key that cannot be read or parsed is a failed `key` check, and
+/// `None`: nothing can be checked.
+pub(crate) fn key(
+    dir: &Path,
+    opts: &VerifyOptions,
+    info: &mut KeyInfo,
+    rec: &mut Recorder<'_>,
+) -> Option<PublicKey> {
+    let key = match &opts.key {
+        Some(trusted) => {
+            info.path = trusted.path.clone();
+            trusted.key.clone()
+        }
+        None => {
+            let path = dir.join(layout::PUBLIC_KEY);
+            info.path = escape(&path.display().to_string());
+            info.self_contained = true;
+            match own_key(&path) {
+                Ok(k) => k,
+                Err(e) => {
+                    rec.record(CheckId::Key, layout::PUBLIC_KEY, Class::Signature, Err(e));
+                    return None;
+                }
+            }
+        }
+    };
+    info.key_id = Some(key.key_id());
+    info.is_dev = aoc_sigstore::policy::is_dev_key(&key);
+    Some(key)
+}
+
+/// The `cosign.pub` beside what is verified, bounded by its size cap.
+fn own_key(path: &Path) -> Result<PublicKey, String> {
+    let cap = layout::size_cap(layout::PUBLIC_KEY);
+    let (proven, _) = read_and_hash(path, cap, Keep::Bytes).map_err(|e| e.to_string())?;
+    let text = std::str::from_utf8(proven.bytes().unwrap_or_default())
+        .map_err(|_| "not text".to_string())?;
+    PublicKey::from_pem(text, layout::PUBLIC_KEY).map_err(|e| e.to_string())
+}
+
+/// Last: who signed. Only a key the operator passed, and not the public dev key (unless
+/// allowed), proves origin. `owner` names what was verified ("the kit"); the check is recorded
+/// on `root_bundle`, the signature everything else hangs from.
+pub(crate) fn origin(
+    opts: &VerifyOptions,
+    key: &KeyInfo,
+    owner: &str,
+    root_bundle: &str,
+    rec: &mut Recorder<'_>,
+) {
+    let id = key.key_id.clone().unwrap_or_default();
+    let outcome = if key.self_contained {
+        Err(format!(
+            "checked against {owner}'s OWN {} (key {id}), which anyone who can write {owner} can \
+             replace: pass --key with the public key you trust",
+            layout::PUBLIC_KEY
+        ))
+    } else if key.is_dev && !opts.allow_dev_key {
+        Err(format!(
+            "signed with the PUBLIC DEV KEY (key {id}): anyone can produce this signature; pass \
+             --allow-dev-key only for dev kits"
+        ))
+    } else if key.is_dev {
+        Ok(format!(
+            "the public dev key {id}, accepted by --allow-dev-key"
+        ))
+    } else {
+        Ok(format!("signed by the trusted key {id} ({})", key.path))
+    };
+    rec.record(CheckId::Origin, root_bundle, Class::Origin, outcome);
+}
+
+/// The class of a root file (`SHA256SUMS`, `offline-kit.json`) that cannot be read: too large
+/// or not a regular file is hostile; missing or unreadable is a checksum failure (there is
+/// nothing to list).
+pub(crate) fn unreadable_root_class(e: &ReadProblem) -> Class {
+    match e {
+        ReadProblem::TooLarge { .. } | ReadProblem::NotRegular => Class::Hostile,
+        _ => Class::Checksum,
+    }
+}
+
+/// A message-signature bundle over `digest` by `key`.
+pub(crate) fn signed(
+    bundle: &[u8],
+    digest: &[u8; 32],
+    key: &PublicKey,
+    artefact: &str,
+) -> Result<String, String> {
+    verify_message_bundle(bundle, digest, key)
+        .map(|()| {
+            format!(
+                "signs {artefact} (sha256 {}) with key {}",
+                hex::encode(digest),
+                key.key_id()
+            )
+        })
+        .map_err(|e| format!("over {artefact}: {e}"))
+}
