@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
+use aoc_digest::Sha256Digest;
 
 use super::store::{Conflict, Object, Store, Tag};
 
@@ -123,22 +123,16 @@ impl Store for DirStore {
     }
 
     fn get(&self, key: &str) -> Result<Option<Object>> {
-        use aoc_archive::fs::{open_regular, Expect, OpenError};
-        use std::io::Read;
+        use aoc_archive::fs::{read_regular, OpenError};
         if self.parent_of(key, false)?.is_none() {
             return Ok(None);
         }
         let path = self.path(key);
-        let cap = super::store::size_cap(key);
-        let (file, size) = match open_regular(&path, Expect::at_most(cap)) {
-            Ok(opened) => opened,
+        let bytes = match read_regular(&path, super::store::size_cap(key)) {
+            Ok(bytes) => bytes,
             Err(OpenError::Missing) => return Ok(None),
             Err(e) => bail!("{} {e}", aoc_term::escape_path(&path)),
         };
-        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        file.take(size.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("reading {}", path.display()))?;
         Ok(Some(Object {
             tag: tag_of(&bytes),
             bytes,
@@ -201,7 +195,7 @@ impl Store for DirStore {
 
 /// A directory object's tag: the SHA-256 of its bytes.
 fn tag_of(bytes: &[u8]) -> Tag {
-    Tag(hex::encode(Sha256::digest(bytes)))
+    Tag(Sha256Digest::of(bytes).to_hex())
 }
 
 /// The rename is durable only once the directory entry is: fsync the parent (best effort; some
