@@ -20,14 +20,13 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::Path;
 
 use aoc_sigstore::PublicKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::files::{open_bounded, read_and_hash, Keep, Proven, ReadProblem};
+use crate::files::{read_and_hash, Keep, Proven, ReadProblem};
 use crate::layout;
 use crate::report::{
     escape, escape_os, render_check, CheckId, CheckResult, Class, KeyInfo, Recorder, VerifyReport,
@@ -884,27 +883,12 @@ fn provenance_of(
     ProvenanceIdentity::from_statement(&payload).map_err(|e| format!("{name}: {e}"))
 }
 
-/// Size and SHA-256 hex of a file read once, bounded, never through a link.
+/// Size and SHA-256 hex of a file read once, bounded, never through a link: the one hashing
+/// read ([`aoc_archive::fs::read_hashed`]), keeping nothing.
 fn hash_file(path: &Path, cap: u64) -> Result<(u64, String), ReadProblem> {
-    let (file, size) = open_bounded(path, cap)?;
-    let mut src = file.take(size + 1);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ReadProblem::Io(e)),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    if total != size {
-        return Err(ReadProblem::Changed);
-    }
-    Ok((size, hex::encode(hasher.finalize())))
+    let expect = aoc_archive::fs::Expect::at_most(cap);
+    let (size, digest) = aoc_archive::fs::read_hashed(path, expect, &mut std::io::sink())?;
+    Ok((size, digest.to_hex()))
 }
 
 fn read_small(path: &Path, cap: u64) -> Result<Vec<u8>, ReadProblem> {
