@@ -183,7 +183,6 @@ fn run(
     // The dataset, as the release resolves it: its definition (inputs and clock), so the hash is
     // the one `aoc-release` computes from any checkout of the same files.
     let spec = DatasetSpec::resolve(&root, &opts.from, opts.dataset_epoch, opts.epoch)?;
-    let inputs = spec.inputs.clone();
     let epoch = spec.epoch;
     progress.epoch = Some(epoch);
     let source = git_source(sh)?;
@@ -214,51 +213,120 @@ fn run(
         .tempdir_in(&opts.out)
         .with_context(|| format!("creating a work directory in {}", opts.out.display()))?;
 
-    let (built, manifest) = steps.run("dataset", || {
-        // The release's builder, compression and clock: the hash is the one aoc-release computes.
-        let built = spec.build(&opts.out)?;
-        let bytes = std::fs::read(&built.manifest)
-            .with_context(|| format!("reading {}", built.manifest.display()))?;
-        let manifest = aoc_dataset::Manifest::from_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", built.manifest.display()))?;
-        Ok((built, manifest))
-    })?;
-    let hash = built.hash.clone();
-    progress.hash = Some(hash.clone());
+    let (built, manifest) = steps.run("dataset", || build_dataset(&spec, &opts.out))?;
+    progress.hash = Some(built.hash.clone());
     let records = manifest.totals.records;
     if opts.print {
-        eprintln!("aoc-rehearsal: dataset {hash} ({records} records)");
+        eprintln!("aoc-rehearsal: dataset {} ({records} records)", built.hash);
     }
 
-    let (stella, stella_version) = steps.run("build runner", || {
-        let binary = match &opts.runner_binary {
-            Some(b) => {
-                anyhow::ensure!(
-                    b.is_file(),
-                    "--runner-binary {} does not exist",
-                    b.display()
-                );
-                b.clone()
-            }
-            // The release's own build (one fixed compile clock), so the release reuses it and
-            // ships the binary rehearsed.
-            None => kit::runner::build(sh, &root)?,
-        };
-        let version = cmd!(sh, "{binary} --version")
-            .quiet()
-            .read()
-            .with_context(|| format!("{} --version", binary.display()))?;
-        Ok((binary, version.trim().to_string()))
-    })?;
-    let runner = Runner {
-        sh,
-        binary: &stella,
-        target: &target,
-        print: opts.print,
+    let (stella, stella_version) = steps.run("build runner", || build_runner(sh, &root, opts))?;
+    let rehearse = Rehearse {
+        runner: Runner {
+            sh,
+            binary: &stella,
+            target: &target,
+            print: opts.print,
+        },
+        root: &root,
+        opts,
+        spec: &spec,
+        built: &built,
+        manifest: &manifest,
+        records,
+        work: work.path(),
     };
+    let (first, by_vendor) = steps.run("backfill", || rehearse.backfill())?;
+    let verified = steps.run("verify", || rehearse.verify())?;
+    steps.run("re-export", || rehearse.re_export())?;
+    let rerun = steps.run("backfill again", || rehearse.backfill_again())?;
 
-    let (first, by_vendor) = steps.run("backfill", || {
-        let r = runner.backfill(&built.archive, &hash, &work.path().join("backfill.json"))?;
+    let found = Found {
+        first,
+        by_vendor,
+        verified,
+        rerun,
+    };
+    let mut report = rehearse.report(found, source, stella_version)?;
+    // The file lists the steps before its own writing; the returned copy includes that too.
+    report.steps = step_times(steps);
+    report.finished_at = report::now_rfc3339();
+    let path = steps.run("report", || {
+        report::write_atomic(&opts.out, &kit::rehearsal_report(&built.hash), &report)
+    })?;
+    report.steps = step_times(steps);
+    Ok(Rehearsal {
+        report,
+        path,
+        archive: built.archive,
+    })
+}
+
+/// The dataset built as the release builds it (its builder, compression and clock: the hash is
+/// the one aoc-release computes), and its manifest.
+fn build_dataset(
+    spec: &DatasetSpec,
+    out: &Path,
+) -> Result<(kit::dataset::Built, aoc_dataset::Manifest)> {
+    let built = spec.build(out)?;
+    let bytes = std::fs::read(&built.manifest)
+        .with_context(|| format!("reading {}", built.manifest.display()))?;
+    let manifest = aoc_dataset::Manifest::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", built.manifest.display()))?;
+    Ok((built, manifest))
+}
+
+/// The `stella` binary (`--runner-binary`, or built) and its `--version`.
+fn build_runner(sh: &Shell, root: &Path, opts: &RehearsalOptions) -> Result<(PathBuf, String)> {
+    let binary = match &opts.runner_binary {
+        Some(b) => {
+            anyhow::ensure!(
+                b.is_file(),
+                "--runner-binary {} does not exist",
+                b.display()
+            );
+            b.clone()
+        }
+        // The release's own build (one fixed compile clock), so the release reuses it and
+        // ships the binary rehearsed.
+        None => kit::runner::build(sh, root)?,
+    };
+    let version = cmd!(sh, "{binary} --version")
+        .quiet()
+        .read()
+        .with_context(|| format!("{} --version", binary.display()))?;
+    Ok((binary, version.trim().to_string()))
+}
+
+/// What the steps on the store share: the built dataset, the runner and a work directory for
+/// stella's own reports and the re-export.
+struct Rehearse<'a> {
+    runner: Runner<'a>,
+    root: &'a Path,
+    opts: &'a RehearsalOptions,
+    spec: &'a DatasetSpec,
+    built: &'a kit::dataset::Built,
+    manifest: &'a aoc_dataset::Manifest,
+    records: u64,
+    work: &'a Path,
+}
+
+/// What the steps on the store found.
+struct Found {
+    first: BackfillReport,
+    by_vendor: Vec<report::VendorCount>,
+    verified: VerifyReport,
+    rerun: BackfillReport,
+}
+
+impl Rehearse<'_> {
+    /// The dataset into the fresh store: every record written, and the store's counts per vendor
+    /// those of the manifest.
+    fn backfill(&self) -> Result<(BackfillReport, Vec<report::VendorCount>)> {
+        let (hash, records) = (&self.built.hash, self.records);
+        let r =
+            self.runner
+                .backfill(&self.built.archive, hash, &self.work.join("backfill.json"))?;
         anyhow::ensure!(
             r.records == records && r.written == records && r.noop == 0 && r.rejected == 0,
             "the backfill of {records} record(s) into a fresh store reported {} record(s): \
@@ -268,8 +336,9 @@ fn run(
             r.noop,
             r.rejected
         );
-        let by_vendor = target.counts()?;
-        let expected: Vec<report::VendorCount> = manifest
+        let by_vendor = self.runner.target.counts()?;
+        let expected: Vec<report::VendorCount> = self
+            .manifest
             .vendors
             .iter()
             .map(|v| report::VendorCount {
@@ -284,35 +353,44 @@ fn run(
             "the store's counts per vendor {by_vendor:?} differ from the manifest's {expected:?}"
         );
         Ok((r, by_vendor))
-    })?;
+    }
 
-    let verified = steps.run("verify", || {
-        let v = runner.verify(&work.path().join("verify.json"))?;
+    /// `stella aoc verify` of the store: every record loaded checked.
+    fn verify(&self) -> Result<VerifyReport> {
+        let records = self.records;
+        let v = self.runner.verify(&self.work.join("verify.json"))?;
         anyhow::ensure!(
             v.documents_checked == records,
             "stella aoc verify checked {} document(s), the store was loaded with {records}",
             v.documents_checked
         );
         Ok(v)
-    })?;
+    }
 
-    steps.run("re-export", || {
-        let again = target.export(&work.path().join("export"), epoch)?;
-        if again.hash != hash {
+    /// The store exported again: the dataset loaded, byte for byte (the same hash).
+    fn re_export(&self) -> Result<()> {
+        let hash = &self.built.hash;
+        let again = self
+            .runner
+            .target
+            .export(&self.work.join("export"), self.spec.epoch)?;
+        if again.hash != *hash {
             bail!(
                 "exporting the loaded store gives dataset {}, the dataset loaded was {hash}{}",
                 again.hash,
-                differing_files(&manifest, &again.manifest)
+                differing_files(self.manifest, &again.manifest)
             );
         }
         Ok(())
-    })?;
+    }
 
-    let rerun = steps.run("backfill again", || {
-        let r = runner.backfill(
-            &built.archive,
-            &hash,
-            &work.path().join("backfill-again.json"),
+    /// The same dataset again: a no-op for every record.
+    fn backfill_again(&self) -> Result<BackfillReport> {
+        let records = self.records;
+        let r = self.runner.backfill(
+            &self.built.archive,
+            &self.built.hash,
+            &self.work.join("backfill-again.json"),
         )?;
         anyhow::ensure!(
             r.written == 0 && r.noop == records && r.rejected == 0,
@@ -323,55 +401,52 @@ fn run(
             r.rejected
         );
         Ok(r)
-    })?;
+    }
 
-    let mut report = Report {
-        kind: report::KIND.into(),
-        schema_version: report::SCHEMA_VERSION,
-        ok: true,
-        dataset_hash: hash.clone(),
-        dataset: DatasetInfo {
-            archive: kit::dataset_tarball(&hash),
-            archive_sha256: hex::encode(kit::sha256_file(&built.archive)?),
-            inputs: inputs.iter().map(|p| display_path(&root, p)).collect(),
-        },
-        counts: Counts {
-            records,
-            upstream_documents: manifest.totals.upstream_documents,
-            written: first.written,
-            noop: first.noop,
-            rejected: first.rejected,
-            rerun_written: rerun.written,
-            rerun_noop: rerun.noop,
-            verified_documents: verified.documents_checked,
-            violations: verified.violations_total,
-            by_vendor,
-        },
-        steps: Vec::new(),
-        tools: Tools {
-            stella: stella_version,
-            aoc_dataset: format!("{} {}", manifest.tool.name, manifest.tool.version),
-            dataset_schema_version: manifest.schema_version,
-            xtask: env!("CARGO_PKG_VERSION").into(),
-        },
-        source,
-        store: target.info.clone(),
-        source_date_epoch: epoch,
-        finished_at: String::new(),
-        release_command: release_command(&root, opts, &spec, &hash),
-    };
-    // The file lists the steps before its own writing; the returned copy includes that too.
-    report.steps = step_times(steps);
-    report.finished_at = report::now_rfc3339();
-    let path = steps.run("report", || {
-        report::write_atomic(&opts.out, &kit::rehearsal_report(&hash), &report)
-    })?;
-    report.steps = step_times(steps);
-    Ok(Rehearsal {
-        report,
-        path,
-        archive: built.archive,
-    })
+    /// The rehearsal's report, without its steps and finishing time.
+    fn report(&self, found: Found, source: SourceInfo, stella_version: String) -> Result<Report> {
+        let (hash, manifest) = (&self.built.hash, self.manifest);
+        Ok(Report {
+            kind: report::KIND.into(),
+            schema_version: report::SCHEMA_VERSION,
+            ok: true,
+            dataset_hash: hash.clone(),
+            dataset: DatasetInfo {
+                archive: kit::dataset_tarball(hash),
+                archive_sha256: hex::encode(kit::sha256_file(&self.built.archive)?),
+                inputs: self
+                    .spec
+                    .inputs
+                    .iter()
+                    .map(|p| display_path(self.root, p))
+                    .collect(),
+            },
+            counts: Counts {
+                records: self.records,
+                upstream_documents: manifest.totals.upstream_documents,
+                written: found.first.written,
+                noop: found.first.noop,
+                rejected: found.first.rejected,
+                rerun_written: found.rerun.written,
+                rerun_noop: found.rerun.noop,
+                verified_documents: found.verified.documents_checked,
+                violations: found.verified.violations_total,
+                by_vendor: found.by_vendor,
+            },
+            steps: Vec::new(),
+            tools: Tools {
+                stella: stella_version,
+                aoc_dataset: format!("{} {}", manifest.tool.name, manifest.tool.version),
+                dataset_schema_version: manifest.schema_version,
+                xtask: env!("CARGO_PKG_VERSION").into(),
+            },
+            source,
+            store: self.runner.target.info.clone(),
+            source_date_epoch: self.spec.epoch,
+            finished_at: String::new(),
+            release_command: release_command(self.root, self.opts, self.spec, hash),
+        })
+    }
 }
 
 /// The real runner against the rehearsal's store.

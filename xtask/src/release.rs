@@ -191,22 +191,7 @@ pub fn release_carrying(
 ) -> Result<Release> {
     let root = sh.current_dir();
     let env = |k: &str| opts.env.get(k).cloned();
-
-    // Preconditions first: a missing key or a malformed pin must not cost a release build.
-    let key = select_signing_key(env, &root).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pin = env("DATASET_HASH").filter(|v| !v.is_empty());
-    if require_prod_key(env("AOC_REQUIRE_PROD_KEY").as_deref()) {
-        check_production(&root, &key, pin.as_deref())?;
-    }
-    if let Some(p) = &pin {
-        let is_hash = p.len() == 64 && p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !is_hash && p != DATASET_PLACEHOLDER {
-            bail!(
-                "DATASET_HASH={p:?} is neither a dataset hash (64 lowercase hex) nor \
-                 {DATASET_PLACEHOLDER:?}: copy the hash from the dataset's file name"
-            );
-        }
-    }
+    let (key, pin) = preconditions(&root, opts)?;
     let epoch = match opts.epoch {
         Some(e) => e,
         None => crate::epoch::source_date_epoch(sh)?,
@@ -217,9 +202,117 @@ pub fn release_carrying(
         explicit_epoch(env(EPOCH_VAR).as_deref())?,
         opts.epoch,
     )?;
-    let dataset_inputs = spec.inputs.clone();
-    let dataset_epoch = spec.epoch;
     let out = &opts.out;
+    // Removed on every early return; kept (renamed) only after self-verification.
+    let staging = staging_dir(out)?;
+    let stage = staging.path().to_path_buf();
+
+    let mut steps = Steps::new("aoc-release", opts.print).with_progress();
+    if opts.print {
+        print_plan(&key, epoch, &spec, &root, &stage);
+    }
+
+    let dataset = steps.run("dataset", || build_dataset(&spec, &stage, pin.as_deref()))?;
+    let mut kit = KitWriter {
+        sh,
+        opts,
+        root: &root,
+        key: &key,
+        pin: pin.as_deref(),
+        epoch,
+        hash: dataset.hash,
+        carried: Vec::new(),
+        digests: Digests::new(&stage),
+        stage,
+    };
+    kit.digests.file(&kit::dataset_tarball(&kit.hash))?;
+    kit.digests.file(&kit::dataset_manifest(&kit.hash))?;
+    kit.carried = steps.run("rehearsal report", || {
+        stage_for_kit(rehearsal, &kit.hash, &kit.stage)
+    })?;
+    for name in &kit.carried {
+        kit.digests.file(name)?;
+    }
+
+    // Cargo draws its own progress: no spinner over it.
+    let binary = steps.run_plain("build runner", || runner_binary(sh, &root, opts))?;
+    let tarball = kit.stage.join(kit::RUNNER_TARBALL);
+    let packed = steps.run("pack runner", || {
+        kit::runner::pack(&root, &binary, &tarball, epoch)
+    })?;
+    kit.digests
+        .record(kit::RUNNER_TARBALL, packed.archive_sha256);
+    let binary_sha = packed
+        .members
+        .iter()
+        .find(|m| m.path == kit::BINARY_MEMBER)
+        .map(|m| m.sha256_hex())
+        .context("the runner tarball has no stella")?;
+    steps.run("sboms", || kit.write_sboms(&packed, &binary, binary_sha))?;
+    steps.run("sign runner", || kit.sign_runner(&packed))?;
+    let source = steps.run("provenance", || kit.write_provenance())?;
+    steps.run("checksums", || kit.write_checksums())?;
+    steps.run("self-verify", || kit.self_verify())?;
+    let files = kit.files()?;
+    steps.run("finalise", || finalise(staging, out))?;
+
+    let published = match &opts.publish {
+        // Publishing draws its own progress bar.
+        Some(url) => Some(steps.run_plain("publish", || crate::publish::publish(out, url, &key))?),
+        None => None,
+    };
+
+    let KitWriter { hash, carried, .. } = kit;
+    Ok(Release {
+        dir: out.clone(),
+        steps: steps.done,
+        files,
+        key: key.description,
+        dataset_hash: hash,
+        dataset_pin: pin,
+        published,
+        dirty: source.dirty,
+        rehearsal_report: carried.into_iter().next(),
+    })
+}
+
+/// Preconditions first: a missing key or a malformed pin must not cost a release build. The
+/// signing key and the dataset pin (`DATASET_HASH`).
+fn preconditions(root: &Path, opts: &ReleaseOptions) -> Result<(SelectedKey, Option<String>)> {
+    let env = |k: &str| opts.env.get(k).cloned();
+    let key = select_signing_key(env, root).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pin = env("DATASET_HASH").filter(|v| !v.is_empty());
+    if require_prod_key(env("AOC_REQUIRE_PROD_KEY").as_deref()) {
+        check_production(root, &key, pin.as_deref())?;
+    }
+    if let Some(p) = &pin {
+        let is_hash = p.len() == 64 && p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !is_hash && p != DATASET_PLACEHOLDER {
+            bail!(
+                "DATASET_HASH={p:?} is neither a dataset hash (64 lowercase hex) nor \
+                 {DATASET_PLACEHOLDER:?}: copy the hash from the dataset's file name"
+            );
+        }
+    }
+    Ok((key, pin))
+}
+
+/// The release's key, clocks, dataset and staging directory, on stderr.
+fn print_plan(key: &SelectedKey, epoch: i64, spec: &DatasetSpec, root: &Path, stage: &Path) {
+    eprintln!(
+        "aoc-release: signing key {} ({}), SOURCE_DATE_EPOCH={epoch}, dataset {} (clock \
+         {}), staging {}",
+        key.description.key_id,
+        key_source(key),
+        spec.definition()
+            .map_or_else(|| "from explicit inputs".into(), |d| display_rel(root, d)),
+        spec.epoch,
+        stage.display()
+    );
+}
+
+/// A staging directory beside `out` (which must be replaceable), removed when dropped.
+fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
     let out_name = out
         .file_name()
         .with_context(|| format!("--out {} has no directory name", out.display()))?
@@ -228,60 +321,38 @@ pub fn release_carrying(
     let parent = out.parent().context("--out has no parent directory")?;
     check_replaceable(out)?;
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    // Removed on every early return; kept (renamed) only after self-verification.
-    let staging = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(&format!("{out_name}.tmp-"))
         .tempdir_in(parent)
-        .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
-    let stage = staging.path().to_path_buf();
+        .with_context(|| format!("creating a staging directory in {}", parent.display()))
+}
 
-    let mut steps = Steps::new("aoc-release", opts.print).with_progress();
-    if opts.print {
-        eprintln!(
-            "aoc-release: signing key {} ({}), SOURCE_DATE_EPOCH={epoch}, dataset {} (clock \
-             {dataset_epoch}), staging {}",
-            key.description.key_id,
-            key_source(&key),
-            spec.definition()
-                .map_or_else(|| "from explicit inputs".into(), |d| display_rel(&root, d)),
-            stage.display()
-        );
-    }
+/// The dataset, built into `stage` under the names the kit expects and checked against the pin.
+fn build_dataset(
+    spec: &DatasetSpec,
+    stage: &Path,
+    pin: Option<&str>,
+) -> Result<kit::dataset::Built> {
+    let built = spec.build(stage)?;
+    check_pin(pin, &built.hash, &spec.inputs)?;
+    let (archive, manifest) = (
+        stage.join(kit::dataset_tarball(&built.hash)),
+        stage.join(kit::dataset_manifest(&built.hash)),
+    );
+    anyhow::ensure!(
+        built.archive == archive && built.manifest == manifest,
+        "aoc-dataset wrote {} and {}, the kit expects {} and {}",
+        built.archive.display(),
+        built.manifest.display(),
+        archive.display(),
+        manifest.display()
+    );
+    Ok(built)
+}
 
-    let dataset = steps.run("dataset", || {
-        let built = spec.build(&stage)?;
-        check_pin(pin.as_deref(), &built.hash, &dataset_inputs)?;
-        let (archive, manifest) = (
-            stage.join(kit::dataset_tarball(&built.hash)),
-            stage.join(kit::dataset_manifest(&built.hash)),
-        );
-        anyhow::ensure!(
-            built.archive == archive && built.manifest == manifest,
-            "aoc-dataset wrote {} and {}, the kit expects {} and {}",
-            built.archive.display(),
-            built.manifest.display(),
-            archive.display(),
-            manifest.display()
-        );
-        Ok(built)
-    })?;
-    let hash = dataset.hash.clone();
-    // Each kit file's SHA-256, computed once where the file is written (or read once when
-    // another library wrote it), and used for the provenance subjects, SHA256SUMS and the
-    // release summary. The self-verify hashes the staged files again on purpose: it is the
-    // verifier as a site runs it, and must not take the writer's word.
-    let mut digests = Digests::new(&stage);
-    digests.file(&kit::dataset_tarball(&hash))?;
-    digests.file(&kit::dataset_manifest(&hash))?;
-    let carried = steps.run("rehearsal report", || {
-        stage_for_kit(rehearsal, &hash, &stage)
-    })?;
-    for name in &carried {
-        digests.file(name)?;
-    }
-
-    // Cargo draws its own progress: no spinner over it.
-    let binary = steps.run_plain("build runner", || match &opts.runner_binary {
+/// The `stella` binary: `--runner-binary`, or built from the workspace.
+fn runner_binary(sh: &Shell, root: &Path, opts: &ReleaseOptions) -> Result<PathBuf> {
+    match &opts.runner_binary {
         Some(b) => {
             anyhow::ensure!(
                 b.is_file(),
@@ -290,75 +361,118 @@ pub fn release_carrying(
             );
             Ok(b.clone())
         }
-        None => kit::runner::build(sh, &root),
-    })?;
-    let tarball = stage.join(kit::RUNNER_TARBALL);
-    let packed = steps.run("pack runner", || {
-        kit::runner::pack(&root, &binary, &tarball, epoch)
-    })?;
-    digests.record(kit::RUNNER_TARBALL, packed.archive_sha256);
-    let binary_sha = packed
-        .members
-        .iter()
-        .find(|m| m.path == kit::BINARY_MEMBER)
-        .map(|m| m.sha256_hex())
-        .context("the runner tarball has no stella")?;
+        None => kit::runner::build(sh, root),
+    }
+}
 
-    steps.run("sboms", || {
+/// The verified staging directory renamed to `out`, replacing the previous kit.
+fn finalise(staging: tempfile::TempDir, out: &Path) -> Result<()> {
+    check_replaceable(out)?;
+    if out.exists() {
+        std::fs::remove_dir_all(out)
+            .with_context(|| format!("removing the previous kit {}", out.display()))?;
+    }
+    let kept = staging.keep();
+    std::fs::rename(&kept, out)
+        .with_context(|| format!("renaming {} to {}", kept.display(), out.display()))?;
+    Ok(())
+}
+
+/// The kit being written in `stage` once its dataset is built: what the steps after it share.
+struct KitWriter<'a> {
+    sh: &'a Shell,
+    opts: &'a ReleaseOptions,
+    root: &'a Path,
+    key: &'a SelectedKey,
+    pin: Option<&'a str>,
+    epoch: i64,
+    /// The dataset's hash, which names its files.
+    hash: String,
+    stage: PathBuf,
+    /// The optional files the kit carries (the rehearsal report).
+    carried: Vec<String>,
+    /// Each kit file's SHA-256, computed once where the file is written (or read once when
+    /// another library wrote it), and used for the provenance subjects, SHA256SUMS and the
+    /// release summary. The self-verify hashes the staged files again on purpose: it is the
+    /// verifier as a site runs it, and must not take the writer's word.
+    digests: Digests,
+}
+
+impl KitWriter<'_> {
+    /// The SPDX and CycloneDX SBOMs of the runner tarball and binary (`binary_sha`), checked
+    /// against the crate set the binary embeds.
+    fn write_sboms(
+        &mut self,
+        packed: &aoc_archive::PackReport,
+        binary: &Path,
+        binary_sha: String,
+    ) -> Result<()> {
         let sbom = sbom::generate(
-            sh,
+            self.sh,
             &SbomOptions {
-                epoch,
+                epoch: self.epoch,
                 runner_tarball: Some(Artifact {
                     name: kit::RUNNER_TARBALL.into(),
                     sha256: packed.archive_sha256_hex(),
                 }),
                 binary: Some(Artifact {
                     name: sbom::RUNNER_BINARY.into(),
-                    sha256: binary_sha.clone(),
+                    sha256: binary_sha,
                 }),
             },
         )?;
-        digests.write(kit::SPDX_FILE, &sbom.spdx)?;
-        digests.write(kit::CDX_FILE, &sbom.cdx)?;
+        self.digests.write(kit::SPDX_FILE, &sbom.spdx)?;
+        self.digests.write(kit::CDX_FILE, &sbom.cdx)?;
         // What scanners read from the binary (`.dep-v0`) is the SBOM's crate set.
-        sbom::auditable::check_binary(&binary, &sbom.packages, sbom.root)?;
+        sbom::auditable::check_binary(binary, &sbom.packages, sbom.root)?;
         Ok(())
-    })?;
+    }
 
-    steps.run("sign runner", || {
+    /// The runner tarball's signature, with the verify script and the public key beside it.
+    fn sign_runner(&mut self, packed: &aoc_archive::PackReport) -> Result<()> {
+        let key = self.key;
         let bundle = message_signature_bundle(&key.signer, &packed.archive_sha256);
-        digests.write(kit::RUNNER_BUNDLE, bundle.as_bytes())?;
-        digests.write(kit::VERIFY_SCRIPT, kit::script::render(&hash).as_bytes())?;
-        aoc_archive::fs::set_mode(&stage.join(kit::VERIFY_SCRIPT), aoc_archive::fs::EXEC_MODE)?;
-        digests.write(kit::PUBLIC_KEY, key.signer.public_key().to_pem().as_bytes())?;
+        self.digests.write(kit::RUNNER_BUNDLE, bundle.as_bytes())?;
+        self.digests.write(
+            kit::VERIFY_SCRIPT,
+            kit::script::render(&self.hash).as_bytes(),
+        )?;
+        aoc_archive::fs::set_mode(
+            &self.stage.join(kit::VERIFY_SCRIPT),
+            aoc_archive::fs::EXEC_MODE,
+        )?;
+        self.digests
+            .write(kit::PUBLIC_KEY, key.signer.public_key().to_pem().as_bytes())?;
         Ok(())
-    })?;
+    }
 
-    let source = steps.run("provenance", || {
-        let source = source_info(sh, &root)?;
-        let subjects = kit::with_optional(kit::subject_files(&hash), &carried)
+    /// The signed SLSA provenance of the kit's files; the source it records.
+    fn write_provenance(&mut self) -> Result<provenance::Source> {
+        let (key, hash) = (self.key, &self.hash);
+        let source = source_info(self.sh, self.root)?;
+        let subjects = kit::with_optional(kit::subject_files(hash), &self.carried)
             .into_iter()
             .map(|name| {
-                let sha256 = digests.get(&name)?;
+                let sha256 = self.digests.get(&name)?;
                 Ok(Subject { name, sha256 })
             })
             .collect::<Result<Vec<_>>>()?;
         let params = provenance::Parameters {
-            dataset_from: opts
+            dataset_from: self
+                .opts
                 .dataset_from
                 .iter()
-                .map(|p| display_input(&root, p))
+                .map(|p| display_input(self.root, p))
                 .collect(),
-            dataset_hash_pin: pin.clone(),
+            dataset_hash_pin: self.pin.map(str::to_owned),
             dataset_hash: hash.clone(),
         };
         let signing = provenance::Signing {
             key_id: key.description.key_id.clone(),
-            source: key_source(&key).to_string(),
+            source: key_source(key).to_string(),
             is_dev: key.description.is_dev,
         };
-        let timestamp = provenance::rfc3339(epoch)?;
+        let timestamp = provenance::rfc3339(self.epoch)?;
         let predicate = provenance::predicate(
             &subjects,
             &source,
@@ -369,24 +483,28 @@ pub fn release_carrying(
         );
         let statement = statement_json(&subjects, kit::SLSA_PREDICATE_TYPE, &predicate);
         let bundle = dsse_bundle(&key.signer, IN_TOTO_PAYLOAD_TYPE, &statement);
-        digests.write(&kit::provenance(&hash), bundle.as_bytes())?;
+        self.digests
+            .write(&kit::provenance(hash), bundle.as_bytes())?;
         Ok(source)
-    })?;
+    }
 
-    steps.run("checksums", || {
+    /// SHA256SUMS of the kit's files, and its signature.
+    fn write_checksums(&mut self) -> Result<()> {
         let mut sums = aoc_archive::Sha256Sums::new();
-        for name in kit::with_optional(kit::summed_files(&hash), &carried) {
-            let digest = digests.get(&name)?;
+        for name in kit::with_optional(kit::summed_files(&self.hash), &self.carried) {
+            let digest = self.digests.get(&name)?;
             sums.insert(name, digest)?;
         }
         let text = sums.render();
-        digests.write(kit::SUMS, text.as_bytes())?;
-        let bundle = message_signature_bundle(&key.signer, &digests.get(kit::SUMS)?);
-        digests.write(kit::SUMS_BUNDLE, bundle.as_bytes())?;
+        self.digests.write(kit::SUMS, text.as_bytes())?;
+        let bundle = message_signature_bundle(&self.key.signer, &self.digests.get(kit::SUMS)?);
+        self.digests.write(kit::SUMS_BUNDLE, bundle.as_bytes())?;
         Ok(())
-    })?;
+    }
 
-    steps.run("self-verify", || {
+    /// The staged kit, verified as a site verifies it.
+    fn self_verify(&self) -> Result<()> {
+        let key = self.key;
         // Against the signer's own public key: the dev key is accepted here exactly when the
         // key policy above let the release sign with it.
         let trusted = verify::TrustedKey {
@@ -394,10 +512,10 @@ pub fn release_carrying(
             path: format!("the signing key {}", key.description.key_id),
         };
         let report = verify::verify_with_key(
-            &stage,
+            &self.stage,
             Some(trusted),
             &VerifyOptions {
-                print: opts.print,
+                print: self.opts.print,
                 allow_dev_key: key.description.is_dev,
                 ..VerifyOptions::default()
             },
@@ -414,46 +532,19 @@ pub fn release_carrying(
             );
         }
         Ok(())
-    })?;
+    }
 
-    let files = kit::with_optional(kit::expected_files(&hash), &carried)
-        .into_iter()
-        .map(|name| {
-            let bytes = std::fs::metadata(stage.join(&name))?.len();
-            let digest = hex::encode(digests.get(&name)?);
-            Ok((name, bytes, digest))
-        })
-        .collect::<Result<Vec<_>>>()?;
-
-    steps.run("finalise", || {
-        check_replaceable(out)?;
-        if out.exists() {
-            std::fs::remove_dir_all(out)
-                .with_context(|| format!("removing the previous kit {}", out.display()))?;
-        }
-        let kept = staging.keep();
-        std::fs::rename(&kept, out)
-            .with_context(|| format!("renaming {} to {}", kept.display(), out.display()))?;
-        Ok(())
-    })?;
-
-    let published = match &opts.publish {
-        // Publishing draws its own progress bar.
-        Some(url) => Some(steps.run_plain("publish", || crate::publish::publish(out, url, &key))?),
-        None => None,
-    };
-
-    Ok(Release {
-        dir: out.clone(),
-        steps: steps.done,
-        files,
-        key: key.description,
-        dataset_hash: hash,
-        dataset_pin: pin,
-        published,
-        dirty: source.dirty,
-        rehearsal_report: carried.into_iter().next(),
-    })
+    /// (name, bytes, sha256 hex) of every kit file, by name.
+    fn files(&self) -> Result<Vec<(String, u64, String)>> {
+        kit::with_optional(kit::expected_files(&self.hash), &self.carried)
+            .into_iter()
+            .map(|name| {
+                let bytes = std::fs::metadata(self.stage.join(&name))?.len();
+                let digest = hex::encode(self.digests.get(&name)?);
+                Ok((name, bytes, digest))
+            })
+            .collect()
+    }
 }
 
 /// `out` may be replaced only when it is absent, empty, or a kit (has SHA256SUMS): never some

@@ -36,8 +36,8 @@ use aoc_kit::published::{
 use aoc_sigstore::{message_signature_bundle, verify_message_bundle, Signer};
 use sha2::{Digest, Sha256};
 
-use super::state::State;
-use super::store::{Conflict, Store};
+use super::state::{Locked, Prefix, State};
+use super::store::{Conflict, Object, Store};
 
 /// Conditional writes tried before giving up; each conflict means another publisher succeeded.
 const ATTEMPTS: u32 = 20;
@@ -128,10 +128,15 @@ fn run(
     policy: &Policy<'_>,
     write: bool,
 ) -> Result<Updated> {
-    let key = signer.public_key();
     let prefix = store.url(MANIFEST);
     // Held until the update is done: publishes on this machine sharing the state take turns.
     let state = policy.state.lock()?;
+    let update = Update {
+        store,
+        signer,
+        state: &state,
+        prefix: &prefix,
+    };
     let mut conflicts = 0;
     let mut unsettled_since: Option<Instant> = None;
     while conflicts < ATTEMPTS {
@@ -140,77 +145,24 @@ fn run(
         let bundle = store.get(MANIFEST_BUNDLE)?;
         // The manifest to extend, whether its signature is in place, and whether it is one this
         // publisher wrote whose signature is still missing.
-        let (mut manifest, signed, resumed) = match &current {
-            None => {
-                if known.sequence > 0 {
-                    // Deleting the index hides the kits it listed, but cannot make anyone sign
-                    // something older: the new index continues the sequence.
-                    aoc_term::say(format!(
-                        "aoc-publish: WARNING: {prefix} is missing, though this publisher signed \
-                         sequence {} there (its state {}): starting a new index at sequence {}; \
-                         kits it listed are listed again when they are published again",
-                        known.sequence,
-                        state.path().display(),
-                        known.sequence + 1
-                    ));
+        let Base {
+            mut manifest,
+            signed,
+            resumed,
+        } = match &current {
+            None => update.new_index(&known),
+            Some(obj) => match update.verified(obj, bundle.as_ref(), &known)? {
+                Ok(base) => base,
+                Err(why) => {
+                    let since = *unsettled_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < policy.settle {
+                        // Another publisher between its two writes: wait for its signature.
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                    return Err(update.unsettled(&why, policy.settle));
                 }
-                let mut fresh = OfflineKitManifest::new(&signer.key_id());
-                fresh.sequence = known.sequence;
-                (fresh, false, false)
-            }
-            Some(obj) => {
-                let digest: [u8; 32] = Sha256::digest(&obj.bytes).into();
-                let verified = match &bundle {
-                    Some(b) => {
-                        verify_message_bundle(&b.bytes, &digest, key).map_err(|e| e.to_string())
-                    }
-                    None => Err("it has no signature".into()),
-                };
-                let ours = known
-                    .pending
-                    .as_ref()
-                    .is_some_and(|p| p.sha256 == hex::encode(digest));
-                match verified {
-                    Ok(()) => {
-                        let manifest = parse(store, &obj.bytes)?;
-                        if manifest.sequence < known.sequence {
-                            bail!(
-                                "{prefix} is a validly signed index of sequence {}, older than \
-                                 sequence {} which this publisher signed or verified there (its \
-                                 state {}): an older index was put back (a rollback). Not \
-                                 extending it: put the newest signed index and its signature \
-                                 back",
-                                manifest.sequence,
-                                known.sequence,
-                                state.path().display()
-                            );
-                        }
-                        state.signed(&prefix, manifest.sequence)?;
-                        (manifest, true, false)
-                    }
-                    // The bytes this publisher recorded before writing them: finish signing.
-                    Err(_) if ours => (parse(store, &obj.bytes)?, false, true),
-                    Err(why) => {
-                        let since = *unsettled_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() < policy.settle {
-                            // Another publisher between its two writes: wait for its signature.
-                            std::thread::sleep(Duration::from_millis(100));
-                            continue;
-                        }
-                        bail!(
-                            "{prefix} has not matched {MANIFEST_BUNDLE} for {} s ({why}), and it \
-                             is not the index this publisher wrote (its state {}): someone \
-                             without the key may have changed it, so it is not signed. Put the \
-                             last signed index and its signature back; or re-run the publish \
-                             that was interrupted, with its state file; or, after checking the \
-                             kits under the prefix, delete {MANIFEST} and its signature and \
-                             publish each kit again",
-                            policy.settle.as_secs(),
-                            state.path().display()
-                        );
-                    }
-                }
-            }
+            },
         };
         if manifest.key_id != signer.key_id() {
             bail!(
@@ -246,30 +198,8 @@ fn run(
             manifest.schema_version = SCHEMA_VERSION;
             manifest.sequence += 1;
         }
-        let bytes = manifest.render();
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        state.begin(&prefix, manifest.sequence, &hex::encode(digest))?;
-        let signature = message_signature_bundle(signer, &digest);
-        // The manifest, unless only its signature was missing; then the signature, each only
-        // over the version that was read.
-        let written = match &current {
-            Some(obj) if obj.bytes == bytes => Ok(()),
-            Some(obj) => store.put_update(MANIFEST, &bytes, &obj.tag)?,
-            None => store.put_create(MANIFEST, &bytes)?,
-        };
-        let written = match written {
-            Ok(()) => match &bundle {
-                Some(b) => store.put_update(MANIFEST_BUNDLE, signature.as_bytes(), &b.tag),
-                None => store.put_create(MANIFEST_BUNDLE, signature.as_bytes()),
-            }
-            .with_context(|| {
-                format!("{prefix} was written but not its signature: re-run the publish")
-            })?,
-            Err(c) => Err(c),
-        };
-        match written {
+        match update.sign_and_write(&manifest, current.as_ref(), bundle.as_ref())? {
             Ok(()) => {
-                state.signed(&prefix, manifest.sequence)?;
                 return Ok(Updated {
                     unchanged: false,
                     conflicts,
@@ -286,6 +216,152 @@ fn run(
         }
     }
     bail!("{prefix} changed under us {ATTEMPTS} times in a row: too many concurrent publishers; re-run")
+}
+
+/// One publisher's update of the index at `prefix`, holding its state.
+struct Update<'a> {
+    store: &'a dyn Store,
+    signer: &'a Signer,
+    state: &'a Locked<'a>,
+    prefix: &'a str,
+}
+
+/// The manifest an update extends: whether its signature is in place, and whether it is one
+/// this publisher wrote whose signature is still missing.
+struct Base {
+    manifest: OfflineKitManifest,
+    signed: bool,
+    resumed: bool,
+}
+
+impl Update<'_> {
+    /// No manifest: an empty one, its sequence that of the state (a deleted index is said).
+    fn new_index(&self, known: &Prefix) -> Base {
+        if known.sequence > 0 {
+            // Deleting the index hides the kits it listed, but cannot make anyone sign
+            // something older: the new index continues the sequence.
+            aoc_term::say(format!(
+                "aoc-publish: WARNING: {} is missing, though this publisher signed \
+                 sequence {} there (its state {}): starting a new index at sequence {}; \
+                 kits it listed are listed again when they are published again",
+                self.prefix,
+                known.sequence,
+                self.state.path().display(),
+                known.sequence + 1
+            ));
+        }
+        let mut fresh = OfflineKitManifest::new(&self.signer.key_id());
+        fresh.sequence = known.sequence;
+        Base {
+            manifest: fresh,
+            signed: false,
+            resumed: false,
+        }
+    }
+
+    /// The manifest read, if its bundle verifies (not older than the state's sequence, which
+    /// it raises) or it is the one this publisher recorded as pending; else why it does not
+    /// verify.
+    fn verified(
+        &self,
+        obj: &Object,
+        bundle: Option<&Object>,
+        known: &Prefix,
+    ) -> Result<std::result::Result<Base, String>> {
+        let prefix = self.prefix;
+        let digest: [u8; 32] = Sha256::digest(&obj.bytes).into();
+        let verified = match bundle {
+            Some(b) => verify_message_bundle(&b.bytes, &digest, self.signer.public_key())
+                .map_err(|e| e.to_string()),
+            None => Err("it has no signature".into()),
+        };
+        let ours = known
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.sha256 == hex::encode(digest));
+        match verified {
+            Ok(()) => {
+                let manifest = parse(self.store, &obj.bytes)?;
+                if manifest.sequence < known.sequence {
+                    bail!(
+                        "{prefix} is a validly signed index of sequence {}, older than \
+                         sequence {} which this publisher signed or verified there (its \
+                         state {}): an older index was put back (a rollback). Not \
+                         extending it: put the newest signed index and its signature \
+                         back",
+                        manifest.sequence,
+                        known.sequence,
+                        self.state.path().display()
+                    );
+                }
+                self.state.signed(prefix, manifest.sequence)?;
+                Ok(Ok(Base {
+                    manifest,
+                    signed: true,
+                    resumed: false,
+                }))
+            }
+            // The bytes this publisher recorded before writing them: finish signing.
+            Err(_) if ours => Ok(Ok(Base {
+                manifest: parse(self.store, &obj.bytes)?,
+                signed: false,
+                resumed: true,
+            })),
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    /// A manifest that has not matched its signature for `settle`: refused.
+    fn unsettled(&self, why: &str, settle: Duration) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{} has not matched {MANIFEST_BUNDLE} for {} s ({why}), and it \
+             is not the index this publisher wrote (its state {}): someone \
+             without the key may have changed it, so it is not signed. Put the \
+             last signed index and its signature back; or re-run the publish \
+             that was interrupted, with its state file; or, after checking the \
+             kits under the prefix, delete {MANIFEST} and its signature and \
+             publish each kit again",
+            self.prefix,
+            settle.as_secs(),
+            self.state.path().display()
+        )
+    }
+
+    /// Records `manifest` as pending, signs it, and writes it (unless only its signature was
+    /// missing) and then its signature, each only over the version that was read; `Err` when
+    /// another publisher changed either first. Written: the state records the sequence.
+    fn sign_and_write(
+        &self,
+        manifest: &OfflineKitManifest,
+        current: Option<&Object>,
+        bundle: Option<&Object>,
+    ) -> Result<std::result::Result<(), Conflict>> {
+        let (store, prefix) = (self.store, self.prefix);
+        let bytes = manifest.render();
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        self.state
+            .begin(prefix, manifest.sequence, &hex::encode(digest))?;
+        let signature = message_signature_bundle(self.signer, &digest);
+        let written = match current {
+            Some(obj) if obj.bytes == bytes => Ok(()),
+            Some(obj) => store.put_update(MANIFEST, &bytes, &obj.tag)?,
+            None => store.put_create(MANIFEST, &bytes)?,
+        };
+        let written = match written {
+            Ok(()) => match bundle {
+                Some(b) => store.put_update(MANIFEST_BUNDLE, signature.as_bytes(), &b.tag),
+                None => store.put_create(MANIFEST_BUNDLE, signature.as_bytes()),
+            }
+            .with_context(|| {
+                format!("{prefix} was written but not its signature: re-run the publish")
+            })?,
+            Err(c) => Err(c),
+        };
+        if written.is_ok() {
+            self.state.signed(prefix, manifest.sequence)?;
+        }
+        Ok(written)
+    }
 }
 
 fn parse(store: &dyn Store, bytes: &[u8]) -> Result<OfflineKitManifest> {
