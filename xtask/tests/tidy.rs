@@ -273,7 +273,9 @@ fn path_reference(token: &str, repo: &Repo) -> Option<String> {
     });
     (t.contains('/')
         && repo.top.contains(first)
-        && !matches!(first, "out" | "target")
+        // Build output (`target/...`, `fuzz/target`) is no repository file.
+        && first != "out"
+        && !t.split('/').any(|c| c == "target")
         && !t.contains("//")
         && last.len() > 1
         && !placeholder)
