@@ -5,6 +5,7 @@
 //! a function of the values. Reading is strict: unknown fields and other schema versions are
 //! refused rather than ignored.
 
+use aoc_digest::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
 /// The manifest of one dataset.
@@ -168,11 +169,10 @@ impl Derived {
         let digests: Vec<(String, [u8; 32])> = files
             .iter()
             .map(|f| {
-                let mut d = [0u8; 32];
                 // Files built here always carry valid hex; a bad one hashes as zeros and fails
                 // the comparison that follows.
-                let _ = hex::decode_to_slice(&f.sha256, &mut d);
-                (f.path.clone(), d)
+                let d = Sha256Digest::parse_hex(&f.sha256).unwrap_or_default();
+                (f.path.clone(), d.0)
             })
             .collect();
         let dataset_hash = crate::dataset_hash(digests.iter().map(|(p, d)| (p.as_str(), d)));

@@ -290,10 +290,10 @@ impl Lines {
 
 /// What [`stream_lines`] returns, without handing out lines: for checks that need the bytes'
 /// hash and the line count but not the records, so nothing is buffered past one read.
-pub(crate) fn stream_count<R: Read>(mut reader: R) -> io::Result<Streamed> {
-    let mut hasher = Sha256::new();
+pub(crate) fn stream_count<R: Read>(reader: R) -> io::Result<Streamed> {
+    let mut reader = aoc_digest::HashingReader::new(reader);
     let mut buf = vec![0u8; READ_BYTES];
-    let (mut total, mut newlines, mut last) = (0u64, 0u64, b'\n');
+    let (mut newlines, mut last) = (0u64, b'\n');
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -302,14 +302,13 @@ pub(crate) fn stream_count<R: Read>(mut reader: R) -> io::Result<Streamed> {
             Err(e) => return Err(e),
         };
         let chunk = &buf[..n];
-        hasher.update(chunk);
         newlines += memchr::memchr_iter(b'\n', chunk).count() as u64;
         last = chunk[n - 1];
-        total += n as u64;
     }
+    let (bytes, sha256) = reader.finish();
     Ok(Streamed {
-        bytes: total,
-        sha256: hasher.finalize().into(),
+        bytes,
+        sha256: sha256.0,
         // An unterminated last line is a line too, as stream_lines counts it.
         lines: newlines + u64::from(last != b'\n'),
     })

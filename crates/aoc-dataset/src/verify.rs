@@ -595,23 +595,15 @@ pub(crate) fn compare_manifest(state: &mut State, m: &Manifest, derived: &Derive
     }
 }
 
-/// The sidecar manifest beside the archive, when there is one: through the one opener of
+/// The sidecar manifest beside the archive, when there is one: through the one bounded read of
 /// untrusted files (a FIFO planted there is refused at once instead of blocking the read).
 fn read_limited(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    use aoc_archive::fs::{open_regular, Expect, OpenError};
-    let file = match open_regular(path, Expect::at_most(MAX_MANIFEST_BYTES)) {
-        Ok((file, _)) => file,
-        Err(OpenError::Missing) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
-    let mut data = Vec::new();
-    file.take(MAX_MANIFEST_BYTES + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| e.to_string())?;
-    if data.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(format!("grew over the {MAX_MANIFEST_BYTES}-byte limit"));
+    use aoc_archive::fs::{read_regular, OpenError};
+    match read_regular(path, MAX_MANIFEST_BYTES) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(OpenError::Missing) => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(Some(data))
 }
 
 /// What the per-line checks (run in parallel) found.
