@@ -26,7 +26,7 @@ use aoc_sigstore::PublicKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::files::{read_and_hash, Keep, Proven, ReadProblem};
+use crate::files::ReadProblem;
 use crate::layout;
 use crate::report::{
     escape, escape_os, render_check, CheckId, CheckResult, Class, KeyInfo, Recorder, VerifyReport,
@@ -891,11 +891,9 @@ fn hash_file(path: &Path, cap: u64) -> Result<(u64, String), ReadProblem> {
     Ok((size, digest.to_hex()))
 }
 
+/// A small file whole, bounded, never through a link: the one bounded read.
 fn read_small(path: &Path, cap: u64) -> Result<Vec<u8>, ReadProblem> {
-    match read_and_hash(path, cap, Keep::Bytes)?.0 {
-        Proven::Bytes(b) => Ok(b),
-        Proven::Copy(_) => unreachable!("read into memory"),
-    }
+    aoc_archive::fs::read_regular(path, cap).map_err(ReadProblem::from)
 }
 
 /// `stella kit verify` / `cargo xtask aoc-verify` on a published directory: checks on stderr

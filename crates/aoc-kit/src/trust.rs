@@ -6,7 +6,7 @@ use std::path::Path;
 
 use aoc_sigstore::{verify_message_bundle, PublicKey};
 
-use crate::files::{read_and_hash, Keep, ReadProblem};
+use crate::files::ReadProblem;
 use crate::layout;
 use crate::report::{escape, CheckId, Class, KeyInfo, Recorder};
 use crate::verify::VerifyOptions;
@@ -47,10 +47,10 @@ pub(crate) fn key(
 /// The `cosign.pub` beside what is verified, bounded by its size cap.
 fn own_key(path: &Path) -> Result<PublicKey, String> {
     let cap = layout::size_cap(layout::PUBLIC_KEY);
-    let (proven, _) = read_and_hash(path, cap, Keep::Bytes).map_err(|e| e.to_string())?;
-    let text = std::str::from_utf8(proven.bytes().unwrap_or_default())
-        .map_err(|_| "not text".to_string())?;
-    PublicKey::from_pem(text, layout::PUBLIC_KEY).map_err(|e| e.to_string())
+    let bytes =
+        aoc_archive::fs::read_regular(path, cap).map_err(|e| ReadProblem::from(e).to_string())?;
+    let text = String::from_utf8(bytes).map_err(|_| "not text".to_string())?;
+    PublicKey::from_pem(&text, layout::PUBLIC_KEY).map_err(|e| e.to_string())
 }
 
 /// Last: who signed. Only a key the operator passed, and not the public dev key (unless
