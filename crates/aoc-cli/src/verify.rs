@@ -1,15 +1,13 @@
-//! `stella aoc verify`: the AOC guard and chain checks over raw documents; read-only.
+//! `stella aoc verify`: flags, inputs and outputs around the document verifier of
+//! [`aoc_ingest::verify`] (the AOC guard and chain checks over raw documents); read-only.
 
 use crate::inputs::{self, AllowEmpty, DatasetPin};
 use crate::{check_inputs, Outcome};
 use anyhow::Context;
-use aoc_contract::chain::{ChainChecker, ChainEntry};
-use aoc_contract::{clock, DocHead, Guard, GuardOptions};
-use aoc_ingest::report::{zero_by_code, Finding, InputError, MetricsRecorder, VerifyReport};
-use aoc_ingest::Item;
-use aoc_store::{
-    verify_store, ScanFilter, Store, StoreDoc, StoreLocation, VerifyOptions as StoreVerifyOptions,
-};
+use aoc_contract::{clock, GuardOptions};
+use aoc_ingest::report::{MetricsRecorder, VerifyReport};
+use aoc_ingest::verify::{verify_stored, DocumentVerifier, Selection};
+use aoc_store::{Store, StoreLocation};
 use aoc_term::Progress;
 use aoc_term::{escape, is_stdout, one_stdout, paint, pretty_json, write_report, Format};
 use serde_json::{json, Value};
@@ -73,162 +71,6 @@ pub struct VerifyArgs {
     /// Output: text (summary on stderr) or json (the report on stdout).
     #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub format: Format,
-}
-
-/// The verify report (`--output`): the engine's type, so readers share it.
-pub type Report = VerifyReport;
-
-/// Collects documents from any source and produces the report.
-pub struct Verifier {
-    guard: Guard,
-    chains: ChainChecker,
-    findings: Vec<Finding>,
-    errors: Vec<InputError>,
-    tenant: Option<String>,
-    since: Option<(String, i64)>,
-    checked: u64,
-    skipped: u64,
-    started: Instant,
-}
-
-impl Verifier {
-    pub fn new(
-        options: GuardOptions,
-        tenant: Option<String>,
-        since: Option<(String, i64)>,
-    ) -> Self {
-        // A time window sees only part of each chain: links into older revisions are expected.
-        let partial = since.is_some();
-        Verifier {
-            guard: Guard::new(options),
-            chains: ChainChecker::new(partial),
-            findings: Vec::new(),
-            errors: Vec::new(),
-            tenant,
-            since,
-            checked: 0,
-            skipped: 0,
-            started: Instant::now(),
-        }
-    }
-
-    /// Checks one raw document: the guard, then its revision chain.
-    pub fn add(&mut self, location: String, doc: &Value) {
-        let tenant = doc.get("tenant").and_then(Value::as_str);
-        let at = doc
-            .get("ingested_at")
-            .and_then(Value::as_str)
-            .and_then(clock::parse_rfc3339);
-        if !self.selected(tenant, at) {
-            return;
-        }
-        self.checked += 1;
-        let id = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-        for violation in self.guard.check(doc) {
-            self.findings.push(Finding {
-                location: location.clone(),
-                id: id.clone(),
-                violation,
-            });
-        }
-        if let Some(head) = DocHead::from_value(doc) {
-            self.chains.push(ChainEntry {
-                head,
-                revision: None,
-                location,
-            });
-        }
-    }
-
-    /// A record of a dataset its reader has verified (guarded, and exactly as a store renders
-    /// it): only its revision chain is followed here, from the fields it was read with.
-    pub fn add_verified(&mut self, location: String, stored: &StoreDoc) {
-        if !self.selected(Some(&stored.key().tenant), Some(stored.ingested_unix())) {
-            return;
-        }
-        self.checked += 1;
-        self.chains.push(ChainEntry {
-            head: stored.head().clone(),
-            revision: None,
-            location,
-        });
-    }
-
-    /// Whether a document of `tenant`, ingested at `ingested_at` (Unix seconds), is in the
-    /// `--tenant` and `--since` selection; counts it as skipped when not.
-    fn selected(&mut self, tenant: Option<&str>, ingested_at: Option<i64>) -> bool {
-        let other_tenant = self.tenant.as_deref().is_some_and(|t| tenant != Some(t));
-        let too_old = self
-            .since
-            .as_ref()
-            .is_some_and(|(_, cutoff)| ingested_at.is_some_and(|at| at < *cutoff));
-        let selected = !other_tenant && !too_old;
-        self.skipped += u64::from(!selected);
-        selected
-    }
-
-    pub fn add_error(&mut self, location: String, message: String) {
-        self.errors.push(InputError { location, message });
-    }
-
-    pub fn finish(self, source: String) -> Report {
-        let upstream_documents = self.chains.upstream_documents();
-        let mut findings = self.findings;
-        findings.extend(self.chains.finish().into_iter().map(|c| Finding {
-            location: c.location,
-            id: Some(c.id),
-            violation: c.violation,
-        }));
-        new_report(
-            source,
-            self.tenant,
-            self.since.map(|(s, _)| s),
-            (self.checked, self.skipped, upstream_documents as u64),
-            findings,
-            self.errors,
-            self.started,
-        )
-    }
-}
-
-/// A report over `findings` (sorted, deduplicated, counted by code).
-fn new_report(
-    source: String,
-    tenant: Option<String>,
-    since: Option<String>,
-    (checked, skipped, upstream_documents): (u64, u64, u64),
-    mut findings: Vec<Finding>,
-    input_errors: Vec<InputError>,
-    started: Instant,
-) -> Report {
-    findings.sort();
-    findings.dedup();
-    let mut by_code = zero_by_code();
-    for f in &findings {
-        *by_code
-            .entry(f.violation.code.as_str().to_owned())
-            .or_default() += 1;
-    }
-    let mut docs: Vec<&str> = findings.iter().map(|f| f.location.as_str()).collect();
-    docs.dedup();
-    Report {
-        tool: "stella".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        source,
-        tenant,
-        since,
-        documents_checked: checked,
-        documents_skipped: skipped,
-        files_skipped: 0,
-        upstream_documents,
-        documents_with_violations: docs.len() as u64,
-        violations_total: findings.len() as u64,
-        by_code,
-        violations: findings,
-        input_errors,
-        store_guards_missing: Vec::new(),
-        duration_seconds: started.elapsed().as_secs_f64(),
-    }
 }
 
 /// `--since`: a date (midnight UTC), RFC 3339, or a duration back from now (`90s`, `15m`,
@@ -315,26 +157,17 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         dry_run_json(args.format, json!({ "inputs": args.input.len() }))?;
         return Ok(Outcome::Clean);
     }
-    let options = GuardOptions {
-        require_signature: args.require_signature,
-        ..GuardOptions::default()
+    let selection = Selection {
+        tenant: args.tenant.clone(),
+        since,
     };
-    let mut verifier = Verifier::new(options, args.tenant.clone(), since);
+    let mut verifier = DocumentVerifier::new(guard_options(&args), selection);
     let progress = Progress::counter("stella aoc verify", "documents");
     let mut records = 0;
     while let Some(record) = source.next_record()? {
         records += 1;
         progress.inc(1);
-        match record.item.parse() {
-            Item::Raw(doc) => verifier.add(record.location, &doc),
-            Item::Verified(stored) => verifier.add_verified(record.location, &stored),
-            Item::Broken(message) => verifier.add_error(record.location, message),
-            Item::Json(_) => unreachable!("parse() classifies unparsed values"),
-            Item::Upstream { .. } | Item::Deleted { .. } => verifier.add_error(
-                record.location,
-                "not a raw document (no `_id` and `content`): map it first with `stella sources ingest`".into(),
-            ),
-        }
+        verifier.add_record(record);
     }
     let skipped_files = source.skipped_files().len() as u64;
     let source = args
@@ -390,42 +223,28 @@ fn run_store(
         )?;
         return Ok(Outcome::Clean);
     }
-    let filter = ScanFilter {
+    let selection = Selection {
         tenant: args.tenant.clone(),
-        since: since.as_ref().map(|(s, _)| s.clone()),
-    };
-    let options = StoreVerifyOptions {
-        guard: Some(GuardOptions {
-            require_signature: args.require_signature,
-            verify_hash: false,
-            ..GuardOptions::default()
-        }),
-        partial: since.is_some(),
+        since,
     };
     let progress = Progress::spinner(format!("stella aoc verify: checking {shown}"));
-    let result = verify_store(&mut store, &filter, options)
-        .with_context(|| format!("reading store {shown}"))?;
-    drop(progress);
-    let findings = result
-        .violations
-        .into_iter()
-        .map(|c| Finding {
-            location: c.location,
-            id: Some(c.id),
-            violation: c.violation,
-        })
-        .collect();
-    let mut report = new_report(
+    let report = verify_stored(
+        &mut store,
         format!("store:{shown}"),
-        args.tenant.clone(),
-        since.map(|(s, _)| s),
-        (result.rows, 0, result.upstream_documents),
-        findings,
-        Vec::new(),
-        started,
-    );
-    report.store_guards_missing = result.missing_guards;
+        guard_options(args),
+        selection,
+    )
+    .with_context(|| format!("reading store {shown}"))?;
+    drop(progress);
     emit(report, args, started)
+}
+
+/// The guard as the flags ask for it.
+fn guard_options(args: &VerifyArgs) -> GuardOptions {
+    GuardOptions {
+        require_signature: args.require_signature,
+        ..GuardOptions::default()
+    }
 }
 
 /// `--dry-run --format json`: what was checked, as one JSON document.
@@ -440,7 +259,7 @@ fn dry_run_json(format: Format, checked: Value) -> anyhow::Result<()> {
 
 fn write_metrics(
     path: Option<&std::path::Path>,
-    report: &Report,
+    report: &VerifyReport,
     started: Instant,
 ) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
@@ -458,7 +277,7 @@ fn write_metrics(
 }
 
 /// Writes the report, NDJSON and metrics files and the summary; returns the exit class.
-fn emit(report: Report, args: &VerifyArgs, started: Instant) -> anyhow::Result<Outcome> {
+fn emit(report: VerifyReport, args: &VerifyArgs, started: Instant) -> anyhow::Result<Outcome> {
     write_metrics(args.metrics.as_deref(), &report, started)?;
     let (output, ndjson, verbose) = (args.output.as_deref(), args.ndjson.as_deref(), args.verbose);
     if let Some(path) = output {
@@ -534,7 +353,7 @@ fn emit(report: Report, args: &VerifyArgs, started: Instant) -> anyhow::Result<O
     )?;
     Ok(if !report.input_errors.is_empty() {
         Outcome::Error
-    } else if report.violations_total > 0 || !report.store_guards_missing.is_empty() {
+    } else if !report.passed() {
         Outcome::Violations
     } else {
         Outcome::Clean

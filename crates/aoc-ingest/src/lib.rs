@@ -7,6 +7,8 @@
 //!   deletion or a rejection with its reasons.
 //! - [`Backfill`]: the batch pipeline (map and guard on the mapping side, store writes on the
 //!   other, the checkpoint in each batch's transaction, the rejects journal, the accounting).
+//! - [`verify`]: the guard and revision chains over raw documents, from any source or a store,
+//!   into the verify report.
 //! - [`report`]: the reports `stella` writes, as types.
 
 pub mod engine;
@@ -14,6 +16,7 @@ pub mod input;
 pub mod prepare;
 pub mod report;
 pub mod source;
+pub mod verify;
 
 pub use engine::{Backfill, EngineError, Event, Outcome, Rejection, Rejects};
 pub use input::{classify, FileInput, InputPosition, InputRecord, Item};

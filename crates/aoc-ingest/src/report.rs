@@ -1,6 +1,7 @@
 //! The reports `stella` writes, as types: the backfill run report (`--report`), the verify report
-//! (`--output`) and the metrics (`--metrics`, rendered as Prometheus text). Whoever reads them (the
-//! rehearsal) deserializes these same types, so a renamed field fails to compile, not at run time.
+//! (`--output`, filled by [`crate::verify`]) and the metrics (`--metrics`, rendered as Prometheus
+//! text). Whoever reads them (the rehearsal) deserializes these same types, so a renamed field
+//! fails to compile, not at run time.
 
 use aoc_contract::{Violation, ViolationCode};
 use serde::{Deserialize, Serialize};
@@ -91,6 +92,16 @@ pub struct VerifyReport {
     /// contract even if every row is intact (counts as a violation for the exit code).
     pub store_guards_missing: Vec<String>,
     pub duration_seconds: f64,
+}
+
+impl VerifyReport {
+    /// Every document read and intact: no violation, no input error, every append-only trigger
+    /// of a checked store in place.
+    pub fn passed(&self) -> bool {
+        self.violations_total == 0
+            && self.input_errors.is_empty()
+            && self.store_guards_missing.is_empty()
+    }
 }
 
 /// One counter of `ingestion_write_total`.
