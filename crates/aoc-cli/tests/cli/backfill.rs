@@ -2,6 +2,7 @@
 //! (`AOC_TEST_PG`, a server URL; `cargo xtask test` starts one): real RustSec revision history,
 //! idempotent re-runs, crash-and-resume at every batch boundary, accounting, datasets, deletions.
 
+use crate::{run, stella, testdata, EPOCH};
 use aoc_dataset::{build_from_inputs, build_from_store, BuildOptions};
 use aoc_store::{ScanFilter, Store};
 use serde_json::Value;
@@ -9,14 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
-
-const EPOCH: &str = "1764000000";
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Engine {
@@ -864,25 +857,6 @@ fn a_dataset_load_killed_at_random_points_resumes_by_seeking_and_reads_no_record
 // ---------------------------------------------------------------------------------------------
 // Read-only verification, and one writer per store, tenant and source
 
-/// `stella` with the tests' clock and no colour.
-fn stella() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stella"));
-    cmd.env("SOURCE_DATE_EPOCH", EPOCH)
-        .env("NO_COLOR", "1")
-        .env_remove("STELLA_STORE")
-        .env_remove("STELLA_FAULT_ABORT");
-    cmd
-}
-
-fn output(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Permission bits do not bind root: run as root, the read-only checks below run `stella` as
 /// `nobody` (through `runuser`), for whom they do.
 fn running_as_root() -> bool {
@@ -904,7 +878,7 @@ fn verify_as_unprivileged(args: &[&str]) -> (i32, String, String) {
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("STELLA_STORE");
-    output(&mut cmd)
+    run(&mut cmd)
 }
 
 /// Every file of `dir` with its bytes' SHA-256 and its mtime.
@@ -939,9 +913,9 @@ fn verify_reads_a_sqlite_store_its_user_cannot_write_and_changes_nothing() {
     std::fs::create_dir(&store_dir).unwrap();
     let db = store_dir.join("store.db");
     let url = format!("sqlite://{}", db.display());
-    let run = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let written = run.report["written"].as_u64().unwrap();
+    let loaded = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    let written = loaded.report["written"].as_u64().unwrap();
     assert!(written > 0);
     let before = snapshot(&store_dir);
     assert!(
@@ -971,7 +945,7 @@ fn verify_reads_a_sqlite_store_its_user_cannot_write_and_changes_nothing() {
     // As this user too (root here, whom the bits do not stop): the bits still say read-only, so
     // SQLite creates no -shm/-wal there either.
     let (code, stdout, stderr) =
-        output(stella().args(["aoc", "verify", "--store", &url, "--format", "json"]));
+        run(stella().args(["aoc", "verify", "--store", &url, "--format", "json"]));
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["documents_checked"], written, "{report}");
@@ -1044,7 +1018,7 @@ fn verify_refuses_a_store_at_an_older_schema_and_migrates_nothing() {
             Store::Postgres(mut s) => s.client().batch_execute(&rebuild).unwrap(),
         }
         for _ in 0..2 {
-            let (code, _, stderr) = output(stella().args(["aoc", "verify", "--store", &url]));
+            let (code, _, stderr) = run(stella().args(["aoc", "verify", "--store", &url]));
             assert_eq!(code, 2, "{engine:?}: {stderr}");
             for needle in ["schema version 1", "(5)", "stella aoc backfill"] {
                 assert!(stderr.contains(needle), "{engine:?}: {needle}: {stderr}");
@@ -1088,9 +1062,9 @@ fn verify_needs_only_select_on_postgres_and_works_on_a_read_only_database() {
     }
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_store(Engine::Postgres, dir.path(), "select_only");
-    let run = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let written = run.report["written"].as_u64().unwrap();
+    let loaded = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    let written = loaded.report["written"].as_u64().unwrap();
     let db = url.rsplit_once('/').unwrap().1.to_owned();
     let role = format!("{db}_reader");
     let admin_url = std::env::var("AOC_TEST_PG").unwrap();
@@ -1108,7 +1082,7 @@ fn verify_needs_only_select_on_postgres_and_works_on_a_read_only_database() {
     let reader_url = with_user(&url, &role);
 
     // The role really cannot write: a backfill as it fails on the schema.
-    let (code, _, stderr) = output(stella().args([
+    let (code, _, stderr) = run(stella().args([
         "aoc",
         "backfill",
         "--store",
@@ -1121,7 +1095,7 @@ fn verify_needs_only_select_on_postgres_and_works_on_a_read_only_database() {
 
     let verify = |url: &str| {
         let (code, stdout, stderr) =
-            output(stella().args(["aoc", "verify", "--store", url, "--format", "json"]));
+            run(stella().args(["aoc", "verify", "--store", url, "--format", "json"]));
         assert_eq!(code, 0, "{stderr}");
         let report: Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(report["documents_checked"], written, "{report}");
@@ -1203,7 +1177,7 @@ fn a_second_backfill_of_the_same_store_tenant_and_source_is_refused_while_the_fi
             std::thread::sleep(Duration::from_millis(20));
         }
         let second_report = dir.path().join("second.json");
-        let (code, _, stderr) = output(stella().args(args(&second_report)));
+        let (code, _, stderr) = run(stella().args(args(&second_report)));
         assert!(
             first.try_wait().unwrap().is_none(),
             "{engine:?}: the first run ended before the second started; enlarge the feed"
@@ -1240,7 +1214,7 @@ fn a_second_backfill_of_the_same_store_tenant_and_source_is_refused_while_the_fi
         assert_eq!(first["written"], stored, "{engine:?}: {first}");
 
         let third_report = dir.path().join("third.json");
-        let (code, _, stderr) = output(stella().args(args(&third_report)));
+        let (code, _, stderr) = run(stella().args(args(&third_report)));
         assert_eq!(code, 0, "{engine:?}: {stderr}");
         let third: Value = serde_json::from_slice(&std::fs::read(&third_report).unwrap()).unwrap();
         assert_eq!(third["written"], 0, "{engine:?}: {third}");
@@ -1712,7 +1686,7 @@ fn backfills_of_different_sources_run_side_by_side_and_a_whole_tenant_run_is_ref
             assert!(std::time::Instant::now() < deadline, "{engine:?}: no rows");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let (code, _, stderr) = output(stella().args(args(None, "whole")));
+        let (code, _, stderr) = run(stella().args(args(None, "whole")));
         assert!(
             alpha.try_wait().unwrap().is_none() && beta.try_wait().unwrap().is_none(),
             "{engine:?}: a run ended before the third started; enlarge the feed"
@@ -1758,7 +1732,7 @@ fn a_writer_lock_file_this_user_cannot_write_still_serves_as_the_lock() {
     chmod(dir.path(), 0o777);
     let db = dir.path().join("shared.db");
     let url = format!("sqlite://{}", db.display());
-    let (code, _, stderr) = output(stella().args([
+    let (code, _, stderr) = run(stella().args([
         "aoc",
         "backfill",
         "--no-progress",
@@ -1786,8 +1760,8 @@ fn a_writer_lock_file_this_user_cannot_write_still_serves_as_the_lock() {
     } else {
         Command::new(stella_bin)
     };
-    let (code, _, stderr) = output(
-        cmd.args([
+    let (code, _, stderr) = run(cmd
+        .args([
             "aoc",
             "backfill",
             "--no-progress",
@@ -1798,8 +1772,7 @@ fn a_writer_lock_file_this_user_cannot_write_still_serves_as_the_lock() {
         .arg(testdata("osv-rustsec"))
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .env("NO_COLOR", "1")
-        .env_remove("STELLA_STORE"),
-    );
+        .env_remove("STELLA_STORE"));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains(" 0 written"), "all no-ops: {stderr}");
     assert_eq!(std::fs::read(&locks[0]).unwrap(), described);

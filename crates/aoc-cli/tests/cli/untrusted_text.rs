@@ -2,25 +2,11 @@
 //! `_id` holding ESC printed by `aoc verify -v`, and dataset member names holding U+202E or a C1
 //! CSI met by the loader (`aoc backfill --from`). No raw control character on stderr or stdout.
 
+use crate::{ingested_documents, stella, testdata};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn stella() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stella"));
-    c.env("SOURCE_DATE_EPOCH", "1764000000")
-        .env_remove("STELLA_TENANT")
-        .env_remove("STELLA_STORE")
-        .env("NO_COLOR", "1");
-    c
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
-}
+use std::process::Output;
 
 /// No terminal control reaches the output: ESC, the C1 CSI (U+009B), the bidi override U+202E.
 fn assert_no_raw_controls(what: &str, bytes: &[u8]) {
@@ -36,30 +22,7 @@ fn assert_no_raw_controls(what: &str, bytes: &[u8]) {
 
 /// Real raw documents (OSV advisories mapped by `sources ingest`), one a line.
 fn raw_documents() -> Vec<Value> {
-    let out = stella()
-        .args([
-            "sources",
-            "ingest",
-            "--dry-run",
-            "--format",
-            "ndjson",
-            "--tenant",
-            "t1",
-            "--input",
-        ])
-        .arg(testdata("osv-rustsec"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["document"].clone())
-        .collect()
+    ingested_documents(Some("t1"), &[testdata("osv-rustsec")])
 }
 
 #[test]

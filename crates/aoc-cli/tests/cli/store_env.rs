@@ -2,62 +2,16 @@
 //! line names none. A store or input given on the command line always wins (and never conflicts
 //! with the variable), and the URL's password is never printed, not even by `--help`.
 
+use crate::{ingested_documents, run, stella, testdata, write_raw_documents};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const SECRET: &str = "hunter2-not-printed";
 
-fn stella() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stella"));
-    c.env("SOURCE_DATE_EPOCH", "1764000000")
-        .env_remove("STELLA_STORE")
-        .env_remove("STELLA_TENANT")
-        .env("NO_COLOR", "1");
-    c
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().unwrap();
-    (
-        status.code().unwrap(),
-        String::from_utf8(stdout).unwrap(),
-        String::from_utf8(stderr).unwrap(),
-    )
-}
-
 /// Raw documents of the real samples, as `sources ingest --format ndjson` writes them.
 fn raw_documents(dir: &Path) -> PathBuf {
-    let (code, out, err) = run(stella()
-        .args([
-            "sources",
-            "ingest",
-            "--dry-run",
-            "--format",
-            "ndjson",
-            "--input",
-        ])
-        .arg(testdata("osv-rustsec")));
-    assert_eq!(code, 0, "{err}");
-    let mut docs = String::new();
-    for line in out.lines() {
-        let entry: Value = serde_json::from_str(line).unwrap();
-        docs.push_str(&serde_json::to_string(&entry["document"]).unwrap());
-        docs.push('\n');
-    }
-    let path = dir.join("raw.ndjson");
-    std::fs::write(&path, docs).unwrap();
-    path
+    write_raw_documents(dir, &ingested_documents(None, &[testdata("osv-rustsec")]))
 }
 
 fn json(path: &Path) -> Value {
