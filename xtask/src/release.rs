@@ -285,12 +285,11 @@ fn preconditions(root: &Path, opts: &ReleaseOptions) -> Result<(SelectedKey, Opt
     if require_prod_key(env("AOC_REQUIRE_PROD_KEY").as_deref()) {
         check_production(root, &key, pin.as_deref())?;
     }
-    if let Some(p) = &pin {
-        let is_hash = p.len() == 64 && p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !is_hash && p != DATASET_PLACEHOLDER {
+    if let Some(p) = pin.as_deref().filter(|p| *p != DATASET_PLACEHOLDER) {
+        if let Err(e) = aoc_digest::Sha256Digest::parse_hex(p) {
             bail!(
                 "DATASET_HASH={p:?} is neither a dataset hash (64 lowercase hex) nor \
-                 {DATASET_PLACEHOLDER:?}: copy the hash from the dataset's file name"
+                 {DATASET_PLACEHOLDER:?}: it {e}; copy the hash from the dataset's file name"
             );
         }
     }

@@ -832,8 +832,6 @@ fn tmpdir_full(e: &std::io::Error) -> bool {
 /// SHA-256 of `stella` inside the runner tarball (read through the defensive reader from the
 /// private copy; hashed, never written out, never run); `None` when it is not there.
 fn runner_binary_digest(tarball: &Proven) -> Result<Option<[u8; 32]>, String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
     // The runner holds one binary of tens of MB and a few scripts.
     let limits = Limits {
         max_entry_bytes: 1 << 30,
@@ -848,16 +846,7 @@ fn runner_binary_digest(tarball: &Proven) -> Result<Option<[u8; 32]>, String> {
             if path != layout::BINARY_MEMBER {
                 return Ok(());
             }
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = entry.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-            found = Some(hasher.finalize().into());
+            found = Some(aoc_archive::sha256_reader(entry)?.1);
             Ok(())
         })
         .map_err(|e| e.to_string())?;

@@ -1131,6 +1131,43 @@ fn hostile_or_missing_kits_are_class_14() {
     assert_eq!(report.first_failure().unwrap().file, "passwd");
 }
 
+/// A `DATASET_HASH` that is not 64 lower-case hex digits (nor the placeholder) stops the release
+/// before the build, naming the value and the cause; nothing is left.
+#[test]
+fn a_malformed_dataset_pin_fails_before_the_build_with_its_cause() {
+    let upper = "A".repeat(64);
+    let short = "a".repeat(63);
+    for (pin, cause) in [
+        (upper.as_str(), "it has an upper-case digit at position 0"),
+        (short.as_str(), "it has 63 characters"),
+        ("sha256:abc", "it has 10 characters"),
+    ] {
+        let scratch = tempfile::tempdir().unwrap();
+        let vars = [("COSIGN_ALLOW_DEV_KEY", "1"), ("DATASET_HASH", pin)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut opts = options(scratch.path().join("aoc"), vars);
+        // Would fail loudly if the build were reached: the pin check must come first.
+        opts.runner_binary = Some(scratch.path().join("no-such-stella"));
+        let err = format!(
+            "{:#}",
+            release(&shell(), &opts).err().expect("release must fail")
+        );
+        assert!(
+            err.contains(&format!(
+                "DATASET_HASH={pin:?} is neither a dataset hash (64 lowercase hex) nor"
+            )) && err.contains(cause),
+            "{pin}: {err}"
+        );
+        assert!(
+            names(scratch.path()).is_empty(),
+            "{pin}: left {:?}",
+            names(scratch.path())
+        );
+    }
+}
+
 /// Each key problem: one-line error, and neither the kit nor a staging directory is left.
 #[test]
 fn key_problems_fail_before_the_build_and_leave_nothing() {
