@@ -70,11 +70,14 @@ pub struct Batch<'a> {
     pub checkpoint: Option<&'a Checkpoint>,
 }
 
-/// Where a backfill run is and what it has done so far.
+/// The persisted record of where a backfill run is and what it has done so far: one row per run
+/// key, written in each batch's transaction. A checkpoint is only ever this stored record; the
+/// place itself is the runner's position (`aoc_ingest`'s `Position`, encoded with the run's
+/// clock and rejects journal length).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checkpoint {
     pub run_key: String,
-    /// Opaque to the store: the runner's own encoding of the next input position.
+    /// Opaque to the store: the runner's own encoding of the position the run resumes from.
     pub position: String,
     pub written: i64,
     pub noop: i64,
