@@ -11,13 +11,14 @@ use crate::{check_inputs, MapArgs, Outcome};
 use anyhow::Context;
 use aoc_contract::{clock, GuardOptions};
 use aoc_ingest::engine::peak_rss_bytes;
-use aoc_ingest::report::BackfillReport;
-use aoc_ingest::{Backfill, Event, Rejects};
+use aoc_ingest::report::{BackfillReport, MetricsRecorder};
+use aoc_ingest::{Backfill, Event, Rejects, Source};
 use aoc_store::{Store, StoreLocation};
 use aoc_term::{is_stdout, one_stdout, pretty_json, write_report, Format, Progress};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -73,8 +74,64 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     // SIGINT/SIGTERM: the run stops at the next batch boundary (a second signal: at once).
     let stop = aoc_term::interrupt::stop_at_batch_boundaries("stella aoc backfill");
+    check_arguments(&args)?;
+    let run_key = run_key(&args)?;
+    let location = store_location(&args)?;
+    // Datasets are verified (and checked against a pinned hash) before the store is even opened.
+    let mut source = {
+        // A dataset's integrity pass writes nothing and has no batch boundary: a signal during
+        // it ends the run at once.
+        let _at_once = aoc_term::interrupt::nothing_written_yet("nothing was written");
+        inputs::open(&args.from, &args.pin)?
+    };
+    args.empty.check_files(&source, &args.from)?;
+    let mut store = open_store(location.as_ref(), args.dry_run)?;
+    let mut outcome = backfill(&args, run_key, stop, &mut source, store.as_mut())?;
+    args.empty
+        .check_records(outcome.report.records, &args.from)?;
+
+    let mut report = std::mem::take(&mut outcome.report);
+    report.tool = "stella".into();
+    report.version = env!("CARGO_PKG_VERSION").into();
+    report.store = location.as_ref().map(|l| l.redacted()).unwrap_or_default();
+    report.files_skipped = source.skipped_files().len() as u64;
+    report.inputs = args.from.iter().map(|p| p.display().to_string()).collect();
+    let mut metrics = std::mem::take(&mut outcome.metrics);
+    if let Some(s) = &mut store {
+        for c in s.counts()?.by_source {
+            metrics.revisions(c.vendor, c.tenant, c.documents);
+        }
+    }
+    metrics.observe("total", started.elapsed().as_secs_f64());
+    if !args.dry_run {
+        report.duration_seconds = Some(started.elapsed().as_secs_f64());
+        report.peak_rss_bytes = peak_rss_bytes();
+    }
+    let body = pretty_json(&report);
+    write_outputs(&args, &report, &body, metrics)?;
+    summary(&report, started.elapsed().as_secs_f64());
+    hints(&args, &report, &body)?;
+    // Marked complete only once the report and the rejects file are in place: a run killed
+    // before this point resumes at its end and writes them; the next run starts afresh. A
+    // stopped run is finished too: the same arguments meet the same stop again.
+    if let Some(s) = &mut store {
+        outcome.mark_complete(s)?;
+    }
+    Ok(if report.stopped.is_some() || report.rejected > 0 {
+        Outcome::Violations
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn to_stdout(path: &Option<PathBuf>) -> bool {
+    path.as_deref().is_some_and(is_stdout)
+}
+
+/// The inputs exist, at most one output goes to stdout, and every output file can be written,
+/// checked before the first batch: a run never commits and then loses its report.
+fn check_arguments(args: &BackfillArgs) -> anyhow::Result<()> {
     check_inputs(&args.from)?;
-    let to_stdout = |p: &Option<PathBuf>| p.as_deref().is_some_and(is_stdout);
     one_stdout(&[
         ("--format json", args.format.is_json()),
         ("--report -", to_stdout(&args.report)),
@@ -84,16 +141,16 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         !to_stdout(&args.rejects),
         "--rejects -: the rejects file is appended to by a resumed run, so it must be a file"
     );
-    // Every output file can be written, checked before the first batch: a run never commits and
-    // then loses its report.
     crate::outputs::check(&[
         ("--report", args.report.as_deref(), "the run report"),
         ("--metrics", args.metrics.as_deref(), "the metrics"),
         ("--rejects", args.rejects.as_deref(), "the rejects file"),
-    ])?;
-    let run_key = run_key(&args)?;
-    // Parsed once: what is opened, and the name every message and the report give it (never
-    // with its password).
+    ])
+}
+
+/// Parsed once: what is opened, and the name every message and the report give it (never with
+/// its password). Only a dry run goes without one.
+fn store_location(args: &BackfillArgs) -> anyhow::Result<Option<StoreLocation>> {
     let location = args
         .store
         .as_deref()
@@ -104,29 +161,33 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         "no store given: name it with --store (sqlite:PATH or postgres://USER@HOST/DB) or set \
          STELLA_STORE"
     );
-    // Datasets are verified (and checked against a pinned hash) before the store is even opened.
-    let mut source = {
-        // A dataset's integrity pass writes nothing and has no batch boundary: a signal during
-        // it ends the run at once.
-        let _at_once = aoc_term::interrupt::nothing_written_yet("nothing was written");
-        inputs::open(&args.from, &args.pin)?
+    Ok(location)
+}
+
+/// The store, read-write (none for a dry run).
+fn open_store(location: Option<&StoreLocation>, dry_run: bool) -> anyhow::Result<Option<Store>> {
+    let Some(location) = location.filter(|_| !dry_run) else {
+        return Ok(None);
     };
-    args.empty.check_files(&source, &args.from)?;
-    let mut store = match &location {
-        Some(location) if !args.dry_run => Some(
-            Store::open_location(location, aoc_store::OpenMode::ReadWrite)
-                .with_context(|| format!("cannot open store {location}"))?,
-        ),
-        _ => None,
-    };
+    let store = Store::open_location(location, aoc_store::OpenMode::ReadWrite)
+        .with_context(|| format!("cannot open store {location}"))?;
     // Only a writing command migrates a store, and says so: read-only commands refuse it.
-    if let (Some(s), Some(location)) = (&store, &location) {
-        if let Some((from, to)) = s.upgraded_schema() {
-            aoc_term::say(format!(
-                "stella: store {location} migrated from schema version {from} to {to}"
-            ));
-        }
+    if let Some((from, to)) = store.upgraded_schema() {
+        aoc_term::say(format!(
+            "stella: store {location} migrated from schema version {from} to {to}"
+        ));
     }
+    Ok(Some(store))
+}
+
+/// The ingest engine over the inputs, with a progress counter and the resume message.
+fn backfill(
+    args: &BackfillArgs,
+    run_key: String,
+    stop: &'static AtomicBool,
+    source: &mut Source,
+    store: Option<&mut Store>,
+) -> anyhow::Result<aoc_ingest::Outcome> {
     let progress = if args.no_progress {
         Progress::hidden()
     } else {
@@ -155,29 +216,16 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         events: Some(&events),
         stop: Some(stop),
     };
-    let mut outcome = engine.run(&mut source, store.as_mut())?;
-    drop(progress);
-    args.empty
-        .check_records(outcome.report.records, &args.from)?;
+    Ok(engine.run(source, store)?)
+}
 
-    let mut report = std::mem::take(&mut outcome.report);
-    report.tool = "stella".into();
-    report.version = env!("CARGO_PKG_VERSION").into();
-    report.store = location.as_ref().map(|l| l.redacted()).unwrap_or_default();
-    report.files_skipped = source.skipped_files().len() as u64;
-    report.inputs = args.from.iter().map(|p| p.display().to_string()).collect();
-    let mut metrics = std::mem::take(&mut outcome.metrics);
-    if let Some(s) = &mut store {
-        for c in s.counts()?.by_source {
-            metrics.revisions(c.vendor, c.tenant, c.documents);
-        }
-    }
-    metrics.observe("total", started.elapsed().as_secs_f64());
-    if !args.dry_run {
-        report.duration_seconds = Some(started.elapsed().as_secs_f64());
-        report.peak_rss_bytes = peak_rss_bytes();
-    }
-    let body = pretty_json(&report);
+/// The run report (`body`) and the metrics where they were asked for.
+fn write_outputs(
+    args: &BackfillArgs,
+    report: &BackfillReport,
+    body: &[u8],
+    metrics: MetricsRecorder,
+) -> anyhow::Result<()> {
     // Every batch is in; the run is marked complete only once its outputs are written, so a
     // failure here (checked before work, but a disk can still fill) loses nothing: it says so.
     let committed = |flag: &str| {
@@ -192,16 +240,20 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
         }
     };
     if let Some(path) = &args.report {
-        write_report(path, &body).with_context(|| committed("--report"))?;
+        write_report(path, body).with_context(|| committed("--report"))?;
     }
     if let Some(path) = &args.metrics {
         write_report(path, metrics.finish().render().as_bytes())
             .with_context(|| committed("--metrics"))?;
     }
     if args.format.is_json() {
-        write_report(std::path::Path::new(aoc_term::STDOUT), &body)?;
+        write_report(std::path::Path::new(aoc_term::STDOUT), body)?;
     }
-    summary(&report, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// How to keep the rejected records, and a dry run's one line of data (the report's digest).
+fn hints(args: &BackfillArgs, report: &BackfillReport, body: &[u8]) -> anyhow::Result<()> {
     if report.rejected > 0 && args.rejects.is_none() {
         aoc_term::say(format!(
             "stella: {} record(s) rejected: run again with --rejects FILE to keep each with its \
@@ -212,20 +264,10 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<Outcome> {
     // The dry run's one line of data, unless stdout carries something else already.
     let stdout_used = args.format.is_json() || to_stdout(&args.report) || to_stdout(&args.metrics);
     if report.dry_run && !stdout_used {
-        let line = format!("report sha256:{}\n", hex::encode(Sha256::digest(&body)));
+        let line = format!("report sha256:{}\n", hex::encode(Sha256::digest(body)));
         aoc_term::failure::write_stdout(line.as_bytes()).context("writing to stdout")?;
     }
-    // Marked complete only once the report and the rejects file are in place: a run killed
-    // before this point resumes at its end and writes them; the next run starts afresh. A
-    // stopped run is finished too: the same arguments meet the same stop again.
-    if let Some(s) = &mut store {
-        outcome.mark_complete(s)?;
-    }
-    Ok(if report.stopped.is_some() || report.rejected > 0 {
-        Outcome::Violations
-    } else {
-        Outcome::Clean
-    })
+    Ok(())
 }
 
 /// The run's one summary line on stderr; a dry run says what it would have done.
