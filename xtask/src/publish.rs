@@ -382,9 +382,9 @@ impl LocalKit {
             &VerifyOptions {
                 // Publishing applies its own key policy below; origin is the site's to prove.
                 allow_dev_key: true,
-                print: false,
                 ..VerifyOptions::default()
             },
+            false,
         );
         if !report.intact() {
             let lines: Vec<String> = report
@@ -579,9 +579,9 @@ fn read_back(
         Some(trusted),
         &VerifyOptions {
             allow_dev_key: true,
-            print: false,
             ..VerifyOptions::default()
         },
+        false,
     );
     if let Some(f) = report.failures().find(|f| f.class != verify::Class::Origin) {
         bail!(

@@ -514,10 +514,10 @@ impl KitWriter<'_> {
             &self.stage,
             Some(trusted),
             &VerifyOptions {
-                print: self.opts.print,
                 allow_dev_key: key.description.is_dev,
                 ..VerifyOptions::default()
             },
+            self.opts.print,
         );
         if !report.passed() {
             let lines: Vec<String> = report

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use xshell::Shell;
 
-pub use aoc_kit::{render_check, Class, TrustedKey, VerifyReport};
+pub use aoc_kit::{render_check, Class, TrustedKey, VerifyOptions, VerifyReport};
 
 #[cfg(test)]
 mod hostile_tests;
@@ -40,51 +40,29 @@ impl Cmd {
     }
 }
 
-/// How the xtask tasks verify a kit they made or fetched.
-#[derive(Clone, Debug)]
-pub struct VerifyOptions {
-    /// Parse every dataset record (off: `--integrity-only`).
-    pub records: bool,
-    /// Print each check on stderr as it completes.
-    pub print: bool,
-    /// Accept the public dev key as the kit's origin.
-    pub allow_dev_key: bool,
-    /// The dataset hash the kit must carry.
-    pub expect_dataset_hash: Option<String>,
-}
-
-impl Default for VerifyOptions {
-    fn default() -> Self {
-        VerifyOptions {
-            records: true,
-            print: true,
-            allow_dev_key: false,
-            expect_dataset_hash: None,
-        }
-    }
-}
-
-/// Verifies the kit in `dir` against the key file `key` (default: the kit's own `cosign.pub`,
-/// which proves no origin). `Err` only for an unreadable key; every finding about the kit is a
-/// check in the report.
+/// Verifies the kit in `dir` with `opts` against the key file `key` (default: the kit's own
+/// `cosign.pub`, which proves no origin), printing nothing. `Err` only for an unreadable key;
+/// every finding about the kit is a check in the report.
 pub fn verify_kit(dir: &Path, key: Option<&Path>, opts: &VerifyOptions) -> Result<VerifyReport> {
     let key = match key {
         Some(path) => Some(TrustedKey::load(path).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    Ok(verify_with_key(dir, key, opts))
+    Ok(verify_with_key(dir, key, opts, false))
 }
 
-/// [`verify_kit`] with a key already in hand (the release's own signer).
-pub fn verify_with_key(dir: &Path, key: Option<TrustedKey>, opts: &VerifyOptions) -> VerifyReport {
-    let options = aoc_kit::VerifyOptions {
+/// [`verify_kit`] with a key already in hand (the release's own signer); `print`: each check on
+/// stderr as it completes.
+pub fn verify_with_key(
+    dir: &Path,
+    key: Option<TrustedKey>,
+    opts: &VerifyOptions,
+    print: bool,
+) -> VerifyReport {
+    let options = VerifyOptions {
         key,
-        allow_dev_key: opts.allow_dev_key,
-        expect_dataset_hash: opts.expect_dataset_hash.clone(),
-        integrity_only: !opts.records,
-        min_index_sequence: None,
+        ..opts.clone()
     };
-    let print = opts.print;
     aoc_kit::verify_kit_with(dir, &options, &mut |c| {
         if print {
             aoc_term::say(render_check(c));

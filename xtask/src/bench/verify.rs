@@ -80,8 +80,7 @@ pub fn run(
                 &kit_dir,
                 Some(&key),
                 &VerifyOptions {
-                    records,
-                    print: false,
+                    integrity_only: !records,
                     allow_dev_key: true,
                     ..VerifyOptions::default()
                 },

@@ -255,7 +255,6 @@ fn assert_verifies(dir: &Path) {
         dir,
         Some(&root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH)),
         &VerifyOptions {
-            print: false,
             allow_dev_key: true,
             ..VerifyOptions::default()
         },

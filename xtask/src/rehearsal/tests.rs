@@ -533,15 +533,7 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
         "{sums}"
     );
 
-    let verified = verify_kit(
-        &out,
-        None,
-        &VerifyOptions {
-            print: false,
-            ..VerifyOptions::default()
-        },
-    )
-    .unwrap();
+    let verified = verify_kit(&out, None, &VerifyOptions::default()).unwrap();
     let failures: Vec<String> = verified
         .failures()
         .map(|f| format!("{} {}: {}", f.check, f.file, f.detail))
@@ -569,15 +561,7 @@ fn release_pinned_to_the_rehearsed_hash_carries_the_report_and_aoc_verify_checks
 
     // Removing the report from the kit is noticed: SHA256SUMS lists it.
     std::fs::remove_file(out.join(&report)).unwrap();
-    let verified = verify_kit(
-        &out,
-        None,
-        &VerifyOptions {
-            print: false,
-            ..VerifyOptions::default()
-        },
-    )
-    .unwrap();
+    let verified = verify_kit(&out, None, &VerifyOptions::default()).unwrap();
     let first = verified.first_failure().unwrap();
     assert_eq!(
         (first.check, first.file.as_str()),

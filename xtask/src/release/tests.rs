@@ -133,13 +133,6 @@ pub(crate) fn copy_kit() -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
-pub(crate) fn quiet() -> VerifyOptions {
-    VerifyOptions {
-        print: false,
-        ..VerifyOptions::default()
-    }
-}
-
 pub(crate) fn describe(report: &VerifyReport) -> String {
     report
         .failures()
@@ -906,7 +899,7 @@ fn verify_kit_script_names_at_most_20_unlisted_files() {
 #[test]
 fn aoc_verify_passes_the_good_kit_and_reports_every_check_as_json() {
     // The kit's own key proves it intact, not who made it: exit 15, and the origin check says so.
-    let report = verify_kit(&kits().a.dir, None, &quiet()).unwrap();
+    let report = verify_kit(&kits().a.dir, None, &VerifyOptions::default()).unwrap();
     assert!(report.intact(), "{}", describe(&report));
     assert_eq!(report.exit_code, 15, "{}", describe(&report));
     assert!(report.key.self_contained && report.key.is_dev);
@@ -922,7 +915,7 @@ fn aoc_verify_passes_the_good_kit_and_reports_every_check_as_json() {
     );
     // The dev key given explicitly is still only the dev key, unless the caller accepts it.
     let dev = root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH);
-    let report = verify_kit(&kits().a.dir, Some(&dev), &quiet()).unwrap();
+    let report = verify_kit(&kits().a.dir, Some(&dev), &VerifyOptions::default()).unwrap();
     assert_eq!(report.exit_code, 15, "{}", describe(&report));
     assert!(report
         .first_failure()
@@ -931,7 +924,7 @@ fn aoc_verify_passes_the_good_kit_and_reports_every_check_as_json() {
         .contains("PUBLIC DEV KEY"));
     let allowed = VerifyOptions {
         allow_dev_key: true,
-        ..quiet()
+        ..VerifyOptions::default()
     };
     let report = verify_kit(&kits().a.dir, Some(&dev), &allowed).unwrap();
     assert!(report.passed(), "{}", describe(&report));
@@ -976,7 +969,7 @@ fn one_flipped_byte_in_any_kit_file_fails_with_its_class_and_name() {
     for name in kit::expected_files(&hash) {
         let (_tmp, dir) = copy_kit();
         flip_middle_byte(&dir.join(&name));
-        let report = verify_kit(&dir, None, &quiet()).unwrap();
+        let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
         // SHA256SUMS is checked against its signature first; cosign.pub (the default key) then
         // no longer verifies anything. Every other file is caught by its checksum.
         let expected = match name.as_str() {
@@ -999,8 +992,7 @@ fn one_flipped_byte_in_any_kit_file_fails_with_its_class_and_name() {
 #[test]
 fn integrity_only_passes_the_good_kit_says_what_it_skipped_and_catches_every_flip() {
     let integrity = VerifyOptions {
-        records: false,
-        print: false,
+        integrity_only: true,
         ..VerifyOptions::default()
     };
     let report = verify_kit(&kits().a.dir, None, &integrity).unwrap();
@@ -1022,7 +1014,7 @@ fn integrity_only_passes_the_good_kit_says_what_it_skipped_and_catches_every_fli
     for name in kit::expected_files(&hash) {
         let (_tmp, dir) = copy_kit();
         flip_middle_byte(&dir.join(&name));
-        let full = verify_kit(&dir, None, &quiet()).unwrap();
+        let full = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
         let quick = verify_kit(&dir, None, &integrity).unwrap();
         let (f, q) = (
             full.first_failure().unwrap(),
@@ -1045,7 +1037,7 @@ fn swapped_bundles_fail_as_signature() {
     let (bx, by) = (std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap());
     std::fs::write(&x, &by).unwrap();
     std::fs::write(&y, &bx).unwrap();
-    let report = verify_kit(&dir, None, &quiet()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_eq!(report.exit_code, 11, "{}", describe(&report));
     assert_eq!(report.first_failure().unwrap().file, kit::SUMS_BUNDLE);
 
@@ -1061,7 +1053,7 @@ fn swapped_bundles_fail_as_signature() {
     std::fs::write(&x, &by).unwrap();
     std::fs::write(&y, &bx).unwrap();
     reseal(&dir, hash);
-    let report = verify_kit(&dir, None, &quiet()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_eq!(report.exit_code, 11, "{}", describe(&report));
     let failed: Vec<&str> = report.failures().map(|f| f.file.as_str()).collect();
     assert!(failed.contains(&kit::RUNNER_BUNDLE), "{failed:?}");
@@ -1097,7 +1089,7 @@ pub(crate) fn reseal(dir: &Path, hash: &str) {
 fn another_key_fails_as_signature_and_an_unreadable_key_is_usage() {
     let keys = tempfile::tempdir().unwrap();
     let (_, public) = crate::keygen::keygen(keys.path(), "other", Some("pw"), false).unwrap();
-    let report = verify_kit(&kits().a.dir, Some(&public), &quiet()).unwrap();
+    let report = verify_kit(&kits().a.dir, Some(&public), &VerifyOptions::default()).unwrap();
     assert_eq!(report.exit_code, 11, "{}", describe(&report));
     assert!(report
         .first_failure()
@@ -1107,14 +1099,14 @@ fn another_key_fails_as_signature_and_an_unreadable_key_is_usage() {
     assert!(verify_kit(
         &kits().a.dir,
         Some(&keys.path().join("missing.pub")),
-        &quiet()
+        &VerifyOptions::default()
     )
     .is_err());
     // The right key, given explicitly, is not self-contained.
     let report = verify_kit(
         &kits().a.dir,
         Some(&root().join("tools/cosign/cosign.dev.pub")),
-        &quiet(),
+        &VerifyOptions::default(),
     )
     .unwrap();
     assert!(report.intact() && !report.key.self_contained && report.key.is_dev);
@@ -1122,11 +1114,16 @@ fn another_key_fails_as_signature_and_an_unreadable_key_is_usage() {
 
 #[test]
 fn hostile_or_missing_kits_are_class_14() {
-    let report = verify_kit(Path::new("/nonexistent/aoc"), None, &quiet()).unwrap();
+    let report = verify_kit(
+        Path::new("/nonexistent/aoc"),
+        None,
+        &VerifyOptions::default(),
+    )
+    .unwrap();
     assert_eq!(report.exit_code, 14);
     let (_tmp, dir) = copy_kit();
     std::os::unix::fs::symlink("/etc/passwd", dir.join("passwd")).unwrap();
-    let report = verify_kit(&dir, None, &quiet()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_eq!(report.exit_code, 14, "{}", describe(&report));
     assert_eq!(report.first_failure().unwrap().file, "passwd");
 }

@@ -37,14 +37,6 @@ use crate::release::tests::{
 use crate::release::{release, Release};
 use crate::verify::{verify_kit, Class, VerifyOptions, VerifyReport};
 
-/// The bundled `stella` is exercised by release::tests; these cases are about everything before.
-fn fast() -> VerifyOptions {
-    VerifyOptions {
-        print: false,
-        ..VerifyOptions::default()
-    }
-}
-
 fn hash() -> &'static str {
     &kits().a.dataset_hash
 }
@@ -125,7 +117,7 @@ fn changed_class(name: &str) -> Class {
 
 #[test]
 fn the_variant_kit_verifies_and_differs_from_the_first_in_every_file_but_the_key() {
-    let report = verify_kit(&variant().dir, None, &fast()).unwrap();
+    let report = verify_kit(&variant().dir, None, &VerifyOptions::default()).unwrap();
     assert!(report.intact(), "{}", describe(&report));
     assert_ne!(variant().dataset_hash, hash());
     for name in kit::expected_files(hash()) {
@@ -147,7 +139,7 @@ fn every_kit_file_truncated_to_half_fails_with_its_class_and_name() {
             .unwrap()
             .set_len(len / 2)
             .unwrap();
-        let report = verify_kit(&dir, None, &fast()).unwrap();
+        let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
         assert_fails(
             &report,
             changed_class(&name),
@@ -169,7 +161,7 @@ fn every_kit_file_replaced_by_another_kits_fails_with_its_class_and_name() {
         } else {
             std::fs::copy(variant_file(&name), dir.join(&name)).unwrap();
         }
-        let report = verify_kit(&dir, None, &fast()).unwrap();
+        let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
         assert_fails(&report, changed_class(&name), &name, &case);
     }
 }
@@ -179,7 +171,7 @@ fn every_kit_file_deleted_fails_with_its_class_and_name() {
     for name in kit::expected_files(hash()) {
         let (_tmp, dir) = copy_kit();
         std::fs::remove_file(dir.join(&name)).unwrap();
-        let report = verify_kit(&dir, None, &fast()).unwrap();
+        let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
         let class = match name.as_str() {
             kit::SUMS_BUNDLE | kit::PUBLIC_KEY => Class::Signature,
             _ => Class::Checksum,
@@ -190,7 +182,7 @@ fn every_kit_file_deleted_fails_with_its_class_and_name() {
     let (_tmp, dir) = copy_kit();
     std::fs::remove_file(dir.join(kit::PUBLIC_KEY)).unwrap();
     let key = root().join(aoc_sigstore::policy::DEV_PUBLIC_KEY_PATH);
-    let report = verify_kit(&dir, Some(&key), &fast()).unwrap();
+    let report = verify_kit(&dir, Some(&key), &VerifyOptions::default()).unwrap();
     assert_fails(
         &report,
         Class::Checksum,
@@ -203,13 +195,13 @@ fn every_kit_file_deleted_fails_with_its_class_and_name() {
 fn an_unlisted_file_or_a_second_dataset_fails_as_checksum_naming_it() {
     let (_tmp, dir) = copy_kit();
     std::fs::write(dir.join("notes.txt"), "not in SHA256SUMS").unwrap();
-    let report = verify_kit(&dir, None, &fast()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_fails(&report, Class::Checksum, "notes.txt", "unlisted notes.txt");
 
     let (_tmp, dir) = copy_kit();
     let second = kit::dataset_tarball(&variant().dataset_hash);
     std::fs::copy(variant().dir.join(&second), dir.join(&second)).unwrap();
-    let report = verify_kit(&dir, None, &fast()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_fails(&report, Class::Checksum, &second, "second dataset");
 }
 
@@ -224,7 +216,7 @@ fn the_checksum_bundle_swapped_with_the_provenance_fails_as_signature() {
     let (bx, by) = (std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap());
     std::fs::write(&x, &by).unwrap();
     std::fs::write(&y, &bx).unwrap();
-    let report = verify_kit(&dir, None, &fast()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_fails(&report, Class::Signature, kit::SUMS_BUNDLE, "swapped");
 }
 
@@ -240,7 +232,7 @@ fn a_valid_bundle_for_another_artefact_fails_as_signature() {
     )
     .unwrap();
     reseal(&dir, hash());
-    let report = verify_kit(&dir, None, &fast()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_fails(
         &report,
         Class::Signature,
@@ -256,7 +248,7 @@ fn a_valid_bundle_for_another_artefact_fails_as_signature() {
     )
     .unwrap();
     reseal(&dir, hash());
-    let report = verify_kit(&dir, None, &fast()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_fails(
         &report,
         Class::Signature,
@@ -276,7 +268,7 @@ fn bundles_signed_by_another_key_fail_as_signature() {
     )
     .unwrap();
     reseal(&dir, hash());
-    let report = verify_kit(&dir, None, &fast()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_fails(
         &report,
         Class::Signature,
@@ -296,7 +288,7 @@ fn bundles_signed_by_another_key_fail_as_signature() {
     )
     .unwrap();
     reseal(&dir, hash());
-    let report = verify_kit(&dir, None, &fast()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_fails(
         &report,
         Class::Signature,
@@ -315,7 +307,7 @@ fn bundles_signed_by_another_key_fail_as_signature() {
         message_signature_bundle(other_signer(), &sums),
     )
     .unwrap();
-    let report = verify_kit(&dir, None, &fast()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_fails(
         &report,
         Class::Signature,
@@ -382,7 +374,7 @@ fn validly_signed_sha256sums_with_tricky_lines_fail_as_checksum() {
     for (case, bytes, why) in cases {
         let (_tmp, dir) = copy_kit();
         sign_sums(&dir, &bytes);
-        let report = verify_kit(&dir, None, &fast()).unwrap();
+        let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
         assert_fails(&report, Class::Checksum, kit::SUMS, case);
         let first_failure = report.first_failure().unwrap();
         assert_eq!(
@@ -667,7 +659,7 @@ fn verify_hostile(target: Target, tarball: &[u8], token: &str) -> VerifyReport {
     resign(&dir, hash());
     std::fs::write(tmp.path().join("canary"), "parent of the kit").unwrap();
     let before = snapshot(tmp.path());
-    let report = verify_kit(&dir, None, &fast()).unwrap();
+    let report = verify_kit(&dir, None, &VerifyOptions::default()).unwrap();
     assert_eq!(
         before,
         snapshot(tmp.path()),
@@ -754,7 +746,7 @@ fn child_process_entry_point() {
     let Some(dir) = std::env::var_os(CHILD_DIR) else {
         return;
     };
-    let report = verify_kit(Path::new(&dir), None, &fast()).unwrap();
+    let report = verify_kit(Path::new(&dir), None, &VerifyOptions::default()).unwrap();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let hwm = status
         .lines()
@@ -875,7 +867,7 @@ fn dev_pub() -> PathBuf {
 fn trusting_dev() -> VerifyOptions {
     VerifyOptions {
         allow_dev_key: true,
-        ..fast()
+        ..VerifyOptions::default()
     }
 }
 
@@ -914,7 +906,7 @@ fn both(dir: &Path, key: Option<&Path>, opts: &VerifyOptions) -> VerifyReport {
     if let Some(h) = &opts.expect_dataset_hash {
         args.extend(["--expect-dataset-hash".into(), h.clone()]);
     }
-    if !opts.records {
+    if opts.integrity_only {
         args.push("--integrity-only".into());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -1134,7 +1126,7 @@ fn attack_7_origin_is_required_and_the_dataset_can_be_pinned() {
     resign_with(&dir, hash(), other_signer());
 
     // Without --key: intact by its own key, origin not proven: 15, never 0.
-    let report = both(&dir, None, &fast());
+    let report = both(&dir, None, &VerifyOptions::default());
     assert_eq!(report.exit_code, 15, "{}", describe(&report));
     assert!(report.intact());
     assert_eq!(report.first_failure().unwrap().class, Class::Origin);
@@ -1150,7 +1142,7 @@ fn attack_7_origin_is_required_and_the_dataset_can_be_pinned() {
     );
 
     // The dev key is not an origin unless allowed.
-    let report = both(&kits().a.dir, Some(&dev_pub()), &fast());
+    let report = both(&kits().a.dir, Some(&dev_pub()), &VerifyOptions::default());
     assert_eq!(report.exit_code, 15);
     assert!(report
         .first_failure()
@@ -1194,9 +1186,12 @@ fn attack_7_origin_is_required_and_the_dataset_can_be_pinned() {
 fn the_good_kit_and_the_tamper_matrix_give_identical_reports_through_both_verifiers() {
     let report = both(&kits().a.dir, Some(&dev_pub()), &trusting_dev());
     assert!(report.passed(), "{}", describe(&report));
-    assert_eq!(both(&kits().a.dir, None, &fast()).exit_code, 15);
+    assert_eq!(
+        both(&kits().a.dir, None, &VerifyOptions::default()).exit_code,
+        15
+    );
     let integrity = VerifyOptions {
-        records: false,
+        integrity_only: true,
         ..trusting_dev()
     };
     assert_eq!(
@@ -1206,7 +1201,7 @@ fn the_good_kit_and_the_tamper_matrix_give_identical_reports_through_both_verifi
     for name in kit::expected_files(hash()) {
         let (_tmp, dir) = copy_kit();
         crate::release::tests::flip_middle_byte(&dir.join(&name));
-        let report = both(&dir, None, &fast());
+        let report = both(&dir, None, &VerifyOptions::default());
         assert_fails(
             &report,
             changed_class(&name),
