@@ -217,3 +217,120 @@ fn new_report(
         duration_seconds: started.elapsed().as_secs_f64(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prepare::{Prepared, Preparer};
+    use crate::Source;
+    use aoc_contract::{MapContext, ViolationCode};
+    use std::path::Path;
+
+    /// The raw documents of the OSV files in testdata/osv-rustsec, mapped and guarded as a
+    /// backfill maps them, with their locations.
+    fn raw_documents() -> Vec<(String, Value)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/osv-rustsec");
+        let source = Source::open(&[dir], &[]).unwrap();
+        let now = "2025-11-24T16:00:00Z".to_owned();
+        let mut preparer = Preparer::new(
+            MapContext {
+                tenant: "acme".into(),
+                vendor: None,
+                connector_version: "test".into(),
+                retrieved_at: now.clone(),
+                ingested_at: now,
+            },
+            GuardOptions::default(),
+        );
+        source
+            .map(|record| match preparer.prepare(record.unwrap()) {
+                Prepared::Doc { location, doc } => (location, doc.into_value()),
+                other => panic!("testdata does not map: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn verify(docs: &[(String, Value)], selection: Selection) -> VerifyReport {
+        let mut verifier = DocumentVerifier::new(GuardOptions::default(), selection);
+        for (location, doc) in docs {
+            verifier.add(location.clone(), doc);
+        }
+        verifier.finish("input:test".into())
+    }
+
+    #[test]
+    fn intact_documents_pass_and_are_counted() {
+        let docs = raw_documents();
+        assert!(docs.len() >= 5, "{}", docs.len());
+        let report = verify(&docs, Selection::default());
+        assert!(report.passed(), "{:#?}", report.violations);
+        assert_eq!(report.documents_checked, docs.len() as u64);
+        assert_eq!(report.upstream_documents, docs.len() as u64);
+        assert_eq!(report.documents_skipped, 0);
+        assert!(report.by_code.values().all(|n| *n == 0));
+    }
+
+    #[test]
+    fn a_changed_upstream_document_fails_on_its_hash_and_names_where_it_is() {
+        let mut docs = raw_documents();
+        docs[1].1["content"]["raw"]["summary"] = Value::from("rewritten after ingestion");
+        let report = verify(&docs, Selection::default());
+        assert!(!report.passed());
+        assert_eq!(report.by_code[ViolationCode::HashMismatch.as_str()], 1);
+        assert_eq!(report.documents_with_violations, 1);
+        assert!(
+            report.violations.iter().all(|f| f.location == docs[1].0),
+            "{:#?}",
+            report.violations
+        );
+    }
+
+    #[test]
+    fn documents_outside_the_selection_are_skipped_not_checked() {
+        let docs = raw_documents();
+        let other = Selection {
+            tenant: Some("other".into()),
+            since: None,
+        };
+        let report = verify(&docs, other);
+        assert_eq!(
+            (report.documents_checked, report.documents_skipped),
+            (0, docs.len() as u64)
+        );
+        // Ingested before the window: skipped too.
+        let later = Selection {
+            tenant: None,
+            since: Some(("2026-01-01T00:00:00Z".into(), 1_767_225_600)),
+        };
+        let report = verify(&docs, later);
+        assert_eq!(report.documents_skipped, docs.len() as u64);
+        assert_eq!(report.since.as_deref(), Some("2026-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn an_unreadable_record_or_an_upstream_document_is_an_input_error() {
+        let mut verifier = DocumentVerifier::new(GuardOptions::default(), Selection::default());
+        verifier.add_record(InputRecord {
+            location: "feed.ndjson:3".into(),
+            item: Item::Json(b"{not json".to_vec()),
+        });
+        verifier.add_record(InputRecord {
+            location: "osv.json".into(),
+            item: Item::Json(
+                br#"{"id":"RUSTSEC-2099-0001","modified":"2025-01-01T00:00:00Z"}"#.to_vec(),
+            ),
+        });
+        let report = verifier.finish("input:test".into());
+        assert!(!report.passed());
+        let errors: Vec<(&str, &str)> = report
+            .input_errors
+            .iter()
+            .map(|e| (e.location.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].0, "feed.ndjson:3");
+        assert!(errors[0].1.starts_with("invalid JSON"), "{errors:?}");
+        assert!(errors[1].1.starts_with("not a raw document"), "{errors:?}");
+        assert_eq!(report.documents_checked, 0);
+    }
+}
