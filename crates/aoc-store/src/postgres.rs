@@ -758,7 +758,33 @@ fn resolve_keys<'a>(
                 .collect()
         }
     };
-    // The upstream key of each distinct document once resolved.
+    let resolved = read_resolved(rows, &distinct, &mut state)?;
+    let missing = resolved.iter().filter(|k| k.is_none()).count();
+    if missing > 0 {
+        return Err(StoreError::BadRow {
+            location: "upstreams".into(),
+            message: format!(
+                "{} of {} upstream keys resolved",
+                distinct.len() - missing,
+                distinct.len()
+            ),
+        });
+    }
+    doc_keys.extend(
+        doc_ordinals
+            .iter()
+            .map(|&i| resolved[i as usize - 1].expect("all resolved")),
+    );
+    Ok((state, doc_keys))
+}
+
+/// The rows of RESOLVE into `state` (heads and stored digests); the upstream key of each distinct
+/// document once resolved (by its ordinal less one).
+fn read_resolved<'a>(
+    rows: Vec<Resolved>,
+    distinct: &[&'a UpstreamKey],
+    state: &mut StoredState<'a>,
+) -> Result<Vec<Option<i64>>> {
     let mut resolved: Vec<Option<i64>> = vec![None; distinct.len()];
     for r in rows {
         let i = usize::try_from(r.ordinal - 1)
@@ -781,23 +807,7 @@ fn resolve_keys<'a>(
             }
         }
     }
-    let missing = resolved.iter().filter(|k| k.is_none()).count();
-    if missing > 0 {
-        return Err(StoreError::BadRow {
-            location: "upstreams".into(),
-            message: format!(
-                "{} of {} upstream keys resolved",
-                distinct.len() - missing,
-                distinct.len()
-            ),
-        });
-    }
-    doc_keys.extend(
-        doc_ordinals
-            .iter()
-            .map(|&i| resolved[i as usize - 1].expect("all resolved")),
-    );
-    Ok((state, doc_keys))
+    Ok(resolved)
 }
 
 /// The new rows as one binary COPY, built in `buf` (reused from batch to batch).
