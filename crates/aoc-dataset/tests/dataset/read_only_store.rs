@@ -3,20 +3,13 @@
 //! (a hot standby's condition) all export the same dataset, and a store at an older schema is
 //! refused, not migrated.
 
+use crate::{run_build, testdata, EPOCH};
 use aoc_ingest::{Backfill, Source};
 use aoc_store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
-
-const EPOCH: &str = "1764000000";
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
-}
 
 /// Permission bits do not bind root: run as root, the builds below run as `nobody` (through
 /// `runuser`), for whom they do.
@@ -40,25 +33,14 @@ fn build_with(source: &[&str], out: &Path, unprivileged: bool) -> (i32, String, 
     } else {
         Command::new(bin)
     };
-    let run = cmd
-        .arg("build")
-        .args(source)
-        .arg("--out")
-        .arg(out)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .env("NO_COLOR", "1")
-        .env_remove("STELLA_STORE")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    (
-        run.status.code().unwrap_or(-1),
-        stdout
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-        String::from_utf8_lossy(&run.stderr).into_owned(),
+    run_build(
+        cmd.arg("build")
+            .args(source)
+            .arg("--out")
+            .arg(out)
+            .env("SOURCE_DATE_EPOCH", EPOCH.to_string())
+            .env("NO_COLOR", "1")
+            .env_remove("STELLA_STORE"),
     )
 }
 
@@ -66,7 +48,7 @@ fn build_with(source: &[&str], out: &Path, unprivileged: bool) -> (i32, String, 
 fn load(url: &str) {
     let mut store = Store::open(url).unwrap();
     let mut source = Source::open(&[testdata("osv-rustsec")], &[]).unwrap();
-    Backfill::new("default", EPOCH.parse().unwrap())
+    Backfill::new("default", EPOCH)
         .run(&mut source, Some(&mut store))
         .unwrap();
 }

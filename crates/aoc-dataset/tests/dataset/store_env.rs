@@ -2,39 +2,10 @@
 //! is given; `--from` with the variable set still builds from the inputs, and a password in the
 //! variable is never printed.
 
+use crate::{aoc_dataset, run_build, testdata};
 use aoc_ingest::{Backfill, Source};
 use aoc_store::Store;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn aoc_dataset() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"));
-    c.env("SOURCE_DATE_EPOCH", "1764000000")
-        .env_remove("STELLA_STORE");
-    c
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
-}
-
-/// Runs a build; (exit code, the hash it printed, stderr).
-fn build(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let hash = stdout
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    (
-        out.status.code().unwrap(),
-        hash,
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
 
 #[test]
 fn build_exports_the_store_named_by_stella_store() {
@@ -42,7 +13,7 @@ fn build_exports_the_store_named_by_stella_store() {
     let missing = format!("sqlite://{}", dir.path().join("missing.db").display());
 
     // --from wins over the variable (which names no store at all).
-    let (code, from_inputs, err) = build(
+    let (code, from_inputs, err) = run_build(
         aoc_dataset()
             .env("STELLA_STORE", &missing)
             .args(["build", "--from"])
@@ -66,7 +37,7 @@ fn build_exports_the_store_named_by_stella_store() {
         .run(&mut source, Some(&mut store))
         .unwrap();
     drop(store);
-    let (code, from_store, err) = build(
+    let (code, from_store, err) = run_build(
         aoc_dataset()
             .env("STELLA_STORE", &url)
             .args(["build", "--out"])
@@ -76,7 +47,7 @@ fn build_exports_the_store_named_by_stella_store() {
     assert_eq!(from_store, from_inputs);
 
     // Neither --store, --from nor the variable: a usage error.
-    let (code, _, err) = build(
+    let (code, _, err) = run_build(
         aoc_dataset()
             .args(["build", "--out"])
             .arg(dir.path().join("c")),
@@ -89,7 +60,7 @@ fn a_password_in_stella_store_is_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on port 1 of the loopback address: the connection is refused at once.
     let url = "postgres://aoc:hunter2-not-printed@127.0.0.1:1/aoc?sslmode=disable";
-    let (code, _, err) = build(
+    let (code, _, err) = run_build(
         aoc_dataset()
             .env("STELLA_STORE", url)
             .args(["build", "--out"])

@@ -8,17 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aoc_dataset::{build_from_inputs, BuildOptions, BuildReport, Dataset, VerifyError};
-
-const EPOCH: i64 = 1_764_000_000;
+use crate::{aoc_dataset, build_options, testdata};
+use aoc_dataset::{build_from_inputs, BuildReport, Dataset, VerifyError};
 
 fn build(out: &Path) -> BuildReport {
-    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/history-sample.ndjson");
-    let opts = BuildOptions {
-        source_date_epoch: Some(EPOCH),
-        ..BuildOptions::new(out)
-    };
-    build_from_inputs(&[input], &opts).unwrap()
+    build_from_inputs(&[testdata("history-sample.ndjson")], &build_options(out)).unwrap()
 }
 
 /// `f` on another thread: a test fails instead of hanging when it blocks.
@@ -32,10 +26,9 @@ fn promptly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 }
 
 /// `aoc-dataset ARGS`: exit code, stdout, stderr (raw bytes), killed after 60 s.
-fn aoc_dataset(args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
+fn run_promptly(args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
+    let mut child = aoc_dataset()
         .args(args)
-        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -76,7 +69,7 @@ fn a_fifo_sidecar_manifest_is_refused_promptly_by_the_loader_and_by_verify() {
         "{message}"
     );
 
-    let (code, _, stderr) = aoc_dataset(&["verify", built.archive.to_str().unwrap()]);
+    let (code, _, stderr) = run_promptly(&["verify", built.archive.to_str().unwrap()]);
     let stderr = String::from_utf8(stderr).unwrap();
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("is a FIFO"), "{stderr}");
@@ -90,7 +83,7 @@ fn an_archive_that_is_a_link_or_a_fifo_is_refused_unread() {
     std::fs::create_dir(&elsewhere).unwrap();
     let link = elsewhere.join(built.archive.file_name().unwrap());
     std::os::unix::fs::symlink(&built.archive, &link).unwrap();
-    let (code, _, stderr) = aoc_dataset(&["verify", link.to_str().unwrap()]);
+    let (code, _, stderr) = run_promptly(&["verify", link.to_str().unwrap()]);
     let stderr = String::from_utf8(stderr).unwrap();
     assert_eq!(code, 2, "{stderr}");
     assert!(
@@ -103,7 +96,7 @@ fn an_archive_that_is_a_link_or_a_fifo_is_refused_unread() {
     let path = fifo.clone();
     let err = promptly(move || Dataset::open_verified(&path).unwrap_err());
     assert!(err.to_string().contains("is a FIFO"), "{err}");
-    let (code, _, _) = aoc_dataset(&["verify", fifo.to_str().unwrap()]);
+    let (code, _, _) = run_promptly(&["verify", fifo.to_str().unwrap()]);
     assert_eq!(code, 2);
 }
 
@@ -167,13 +160,13 @@ fn member_names_with_bidi_or_c1_controls_are_printed_escaped() {
         let err = Dataset::open_verified(&hostile).unwrap_err().to_string();
         assert!(err.contains(&format!("data/{evil}.ndjson")), "{err}");
         // The binary, text and JSON.
-        let (code, stdout, stderr) = aoc_dataset(&["verify", hostile.to_str().unwrap()]);
+        let (code, stdout, stderr) = run_promptly(&["verify", hostile.to_str().unwrap()]);
         assert_eq!(code, 1);
         assert_no_raw_controls("stderr", &stderr);
         assert_no_raw_controls("stdout", &stdout);
         assert!(String::from_utf8_lossy(&stderr).contains(shown));
         let (code, stdout, stderr) =
-            aoc_dataset(&["verify", hostile.to_str().unwrap(), "--format", "json"]);
+            run_promptly(&["verify", hostile.to_str().unwrap(), "--format", "json"]);
         assert_eq!(code, 1);
         assert_no_raw_controls("stderr (json)", &stderr);
         assert_no_raw_controls("stdout (json)", &stdout);

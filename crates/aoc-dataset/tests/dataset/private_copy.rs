@@ -1,22 +1,17 @@
 //! A dataset is read from exactly the bytes that were verified: rewriting the file in place,
 //! truncating it or replacing it after `Dataset::open_verified` changes nothing that is read.
 
+use crate::{build_options, testdata};
 use aoc_dataset::{build_from_inputs, BuildOptions, BuildReport, Dataset, DatasetRecord};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const EPOCH: i64 = 1_764_000_000;
-
 fn history() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/history-sample.ndjson")
+    testdata("history-sample.ndjson")
 }
 
 fn build(input: &Path, out: &Path) -> BuildReport {
-    let opts = BuildOptions {
-        source_date_epoch: Some(EPOCH),
-        ..BuildOptions::new(out)
-    };
-    build_from_inputs(&[input.to_owned()], &opts).unwrap()
+    build_from_inputs(&[input.to_owned()], &build_options(out)).unwrap()
 }
 
 /// The real history sample with every summary changed: a different, equally valid dataset.
@@ -104,9 +99,8 @@ fn reading_from_any_position_gives_exactly_the_records_after_it() {
     let dir = tempfile::tempdir().unwrap();
     // Small parts, so that positions fall in every data file and at their ends.
     let opts = BuildOptions {
-        source_date_epoch: Some(EPOCH),
         split_bytes: 60_000,
-        ..BuildOptions::new(dir.path().join("parts"))
+        ..build_options(&dir.path().join("parts"))
     };
     let built = build_from_inputs(&[history()], &opts).unwrap();
     assert!(built.manifest.files.len() > 2, "{:?}", built.manifest.files);

@@ -2,29 +2,14 @@
 //! stdout (on failure too) while the human text goes to stderr; text mode prints only the
 //! documented line of data (`HASH  ARCHIVE`) on stdout.
 
+use crate::{aoc_dataset, run, testdata};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn aoc_dataset(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
-        .args(args)
-        .env("SOURCE_DATE_EPOCH", "1764000000")
-        .env("NO_COLOR", "1")
-        .env_remove("STELLA_STORE")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
+/// `aoc-dataset ARGS`: exit code, stdout, stderr.
+fn aoc_dataset_run(args: &[&str]) -> (i32, String, String) {
+    run(aoc_dataset().args(args))
 }
 
 fn json(what: &str, out: &str) -> Value {
@@ -36,7 +21,7 @@ fn build_and_verify_print_json_on_stdout_and_text_on_stderr() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let input = testdata("osv-rustsec");
-    let (code, stdout, stderr) = aoc_dataset(&[
+    let (code, stdout, stderr) = aoc_dataset_run(&[
         "build",
         "--format",
         "json",
@@ -52,7 +37,7 @@ fn build_and_verify_print_json_on_stdout_and_text_on_stderr() {
     let archive = built["archive"].as_str().unwrap().to_owned();
     let hash = built["hash"].as_str().unwrap().to_owned();
 
-    let (code, stdout, stderr) = aoc_dataset(&["verify", "--format", "json", &archive]);
+    let (code, stdout, stderr) = aoc_dataset_run(&["verify", "--format", "json", &archive]);
     assert_eq!(code, 0, "{stderr}");
     let verified = json("verify", &stdout);
     assert_eq!(
@@ -61,14 +46,14 @@ fn build_and_verify_print_json_on_stdout_and_text_on_stderr() {
     );
 
     // Text: the OK line is human text (stderr); stdout stays empty.
-    let (code, stdout, stderr) = aoc_dataset(&["verify", &archive]);
+    let (code, stdout, stderr) = aoc_dataset_run(&["verify", &archive]);
     assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
     assert!(stderr.starts_with(&format!("OK {hash}")), "{stderr}");
 
     // A failure is JSON too, with the exit code.
     let missing = tmp.path().join("missing.tar.gz");
     let (code, stdout, stderr) =
-        aoc_dataset(&["verify", "--format", "json", missing.to_str().unwrap()]);
+        aoc_dataset_run(&["verify", "--format", "json", missing.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(json("verify failure", &stdout)["exit_code"], 2);
     assert!(stderr.contains("aoc-dataset: error"), "{stderr}");
@@ -77,7 +62,7 @@ fn build_and_verify_print_json_on_stdout_and_text_on_stderr() {
 #[test]
 fn every_help_names_its_exit_codes_and_environment() {
     for sub in ["build", "verify"] {
-        let (code, out, _) = aoc_dataset(&[sub, "--help"]);
+        let (code, out, _) = aoc_dataset_run(&[sub, "--help"]);
         assert_eq!(code, 0);
         for needle in ["Exit codes:", "Environment:", "--format <FORMAT>", "TMPDIR"] {
             assert!(
@@ -105,15 +90,13 @@ fn large_feed(dir: &Path, copies: usize) -> PathBuf {
 
 /// `aoc-dataset build --from FEED --out OUT` with `TMPDIR`, started, not awaited.
 fn spawn_build(feed: &Path, out: &Path, tmpdir: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
+    aoc_dataset()
         .arg("build")
         .arg("--from")
         .arg(feed)
         .arg("--out")
         .arg(out)
         .env("TMPDIR", tmpdir)
-        .env("SOURCE_DATE_EPOCH", "1764000000")
-        .env("NO_COLOR", "1")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
@@ -234,13 +217,12 @@ fn the_staging_directory_of_a_killed_build_is_removed_by_the_next_one() {
     // What an older aoc-dataset left in its output directory: named, not removed.
     let legacy = tmp.path().join("out2/.aoc-dataset-staging-AbC123");
     std::fs::create_dir_all(&legacy).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
+    let out = aoc_dataset()
         .args(["build", "--from"])
         .arg(testdata("history-sample.ndjson"))
         .arg("--out")
         .arg(tmp.path().join("out2"))
         .env("TMPDIR", &tmpdir)
-        .env("SOURCE_DATE_EPOCH", "1764000000")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -268,20 +250,12 @@ fn a_build_whose_tmpdir_or_out_cannot_serve_is_an_environment_error() {
     let tmp = tempfile::tempdir().unwrap();
     let input = testdata("history-sample.ndjson");
     let build = |tmpdir: &Path, out: &Path| {
-        let done = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
+        run(aoc_dataset()
             .args(["build", "--format", "json", "--from"])
             .arg(&input)
             .arg("--out")
             .arg(out)
-            .env("TMPDIR", tmpdir)
-            .env("SOURCE_DATE_EPOCH", "1764000000")
-            .output()
-            .unwrap();
-        (
-            done.status.code().unwrap(),
-            String::from_utf8_lossy(&done.stdout).into_owned(),
-            String::from_utf8_lossy(&done.stderr).into_owned(),
-        )
+            .env("TMPDIR", tmpdir))
     };
     let missing = tmp.path().join("no-such-tmp");
     let (code, stdout, stderr) = build(&missing, &tmp.path().join("out"));
@@ -353,11 +327,8 @@ fn a_build_whose_tmpdir_or_out_cannot_serve_is_an_environment_error() {
 /// `aoc-dataset ARGS` with stdout a pipe whose read end is closed before the command writes to
 /// it (`... | head -c 0`): exit code and stderr.
 fn aoc_dataset_into_closed_pipe(args: &[&str]) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aoc-dataset"))
+    let mut child = aoc_dataset()
         .args(args)
-        .env("SOURCE_DATE_EPOCH", "1764000000")
-        .env("NO_COLOR", "1")
-        .env_remove("STELLA_STORE")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -441,7 +412,7 @@ fn a_dataset_failing_a_check_on_the_archive_is_named_once() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let input = testdata("osv-rustsec");
-    let (code, stdout, stderr) = aoc_dataset(&[
+    let (code, stdout, stderr) = aoc_dataset_run(&[
         "build",
         "--from",
         input.to_str().unwrap(),
@@ -459,7 +430,7 @@ fn a_dataset_failing_a_check_on_the_archive_is_named_once() {
     let pinned_name = pinned.file_name().unwrap().to_str().unwrap();
 
     // aoc-dataset verify's FAIL line.
-    let (code, _, stderr) = aoc_dataset(&["verify", renamed.to_str().unwrap()]);
+    let (code, _, stderr) = aoc_dataset_run(&["verify", renamed.to_str().unwrap()]);
     assert_eq!(code, 1, "{stderr}");
     let fail = stderr.lines().find(|l| l.contains("FAIL")).unwrap();
     assert_eq!(fail.matches(name).count(), 1, "{fail}");
@@ -471,7 +442,7 @@ fn a_dataset_failing_a_check_on_the_archive_is_named_once() {
         )),
         "{fail}"
     );
-    let (code, _, stderr) = aoc_dataset(&["verify", "--expect-hash", &"0".repeat(64), archive]);
+    let (code, _, stderr) = aoc_dataset_run(&["verify", "--expect-hash", &"0".repeat(64), archive]);
     assert_eq!(code, 1, "{stderr}");
     let fail = stderr.lines().find(|l| l.contains("FAIL")).unwrap();
     assert_eq!(fail.matches(pinned_name).count(), 1, "{fail}");
