@@ -66,12 +66,6 @@ pub fn rehearsal_report(hash: &str) -> String {
     format!("rehearsal-{hash}.json")
 }
 
-/// A 64-digit lowercase hex string (a dataset hash or SHA-256 digest):
-/// [`Sha256Digest::parse_hex`].
-pub fn is_hex64(s: &str) -> bool {
-    Sha256Digest::parse_hex(s).is_ok()
-}
-
 /// The dataset hash in a kit file name `aoc-dataset-<64 hex>.tar.gz`.
 pub fn parse_dataset_tarball(name: &str) -> Option<&str> {
     name.strip_prefix("aoc-dataset-")

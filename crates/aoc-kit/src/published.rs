@@ -22,9 +22,9 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use aoc_digest::Sha256Digest;
 use aoc_sigstore::PublicKey;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::files::ReadProblem;
 use crate::layout;
@@ -162,11 +162,16 @@ impl OfflineKitManifest {
                     escape(&self.key_id)
                 ));
             }
-            if !layout::is_hex64(&kit.dataset_hash) || !layout::is_hex64(&kit.sha256sums_sha256) {
-                return Err(format!(
-                    "kit {v}: dataset_hash and sha256sums_sha256 must be 64 hex"
-                ));
-            }
+            let digest = |field: &str, value: &str| {
+                Sha256Digest::parse_hex(value).map(drop).map_err(|e| {
+                    format!(
+                        "kit {v}: {field} {} is not 64 lowercase hex digits: it {e}",
+                        escape(value)
+                    )
+                })
+            };
+            digest("dataset_hash", &kit.dataset_hash)?;
+            digest("sha256sums_sha256", &kit.sha256sums_sha256)?;
             let mut names = BTreeSet::new();
             for f in &kit.files {
                 let n = escape(&f.name);
@@ -175,9 +180,7 @@ impl OfflineKitManifest {
                         "kit {v}: file name {n} is not a plain, unique name"
                     ));
                 }
-                if !layout::is_hex64(&f.sha256) {
-                    return Err(format!("kit {v}: {n} has no 64-hex sha256"));
-                }
+                digest(&format!("{n} sha256"), &f.sha256)?;
             }
             let sums = kit.files.iter().find(|f| f.name == layout::SUMS);
             if sums.map(|f| f.sha256.as_str()) != Some(kit.sha256sums_sha256.as_str()) {
@@ -552,7 +555,7 @@ fn signed_manifest(dir: &Path, key: &PublicKey, rec: &mut Recorder<'_>) -> Optio
             return None;
         }
     };
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let digest: [u8; 32] = Sha256Digest::of(&bytes).0;
     let signed = read_small(&dir.join(MANIFEST_BUNDLE), SMALL_CAP)
         .map_err(|e| e.to_string())
         .and_then(|bundle| trust::signed(&bundle, &digest, key, MANIFEST));
@@ -871,7 +874,7 @@ fn provenance_of(
     let bytes = read_small(&kit_dir.join(&name), layout::size_cap(&name))
         .map_err(|e| format!("{name} {e}"))?;
     let listed = entry.files.iter().find(|f| f.name == name);
-    let digest = hex::encode(Sha256::digest(&bytes));
+    let digest = Sha256Digest::of(&bytes).to_hex();
     if listed.map(|f| f.sha256.as_str()) != Some(digest.as_str()) {
         return Err(format!(
             "{name} (sha256 {digest}) is not the provenance the index lists"
@@ -1003,6 +1006,31 @@ mod tests {
         let mut m = good.clone();
         m.kits[0].files[0].name = "../SHA256SUMS".into();
         assert!(m.check().is_err());
+        // Every digest is 64 lowercase hex digits; the error names the field, the value
+        // (escaped) and the cause.
+        let cases = [
+            ("dataset_hash", "D".repeat(64)),
+            ("sha256sums_sha256", "a".repeat(63)),
+            ("SHA256SUMS sha256", format!("{}\u{1b}[2J", "a".repeat(60))),
+        ];
+        for (field, bad) in cases {
+            let mut m = good.clone();
+            let kit = &mut m.kits[0];
+            match field {
+                "dataset_hash" => kit.dataset_hash = bad.clone(),
+                "sha256sums_sha256" => kit.sha256sums_sha256 = bad.clone(),
+                _ => kit.files[0].sha256 = bad.clone(),
+            }
+            let err = m.check().unwrap_err();
+            assert!(
+                err.starts_with(&format!(
+                    "kit 1.0.0: {field} {} is not 64 lowercase hex digits: it ",
+                    escape(&bad)
+                )),
+                "{err}"
+            );
+            assert!(!err.contains('\u{1b}'), "not escaped: {err:?}");
+        }
         let mut m = good;
         let again = m.kits[0].files[0].clone();
         m.kits[0].files.push(again);
