@@ -3,24 +3,14 @@
 //! key is not the committed production public key `tools/cosign/cosign.pub`; the message names the
 //! problem. (The release function's own tests cover each case in detail; this runs the binary.)
 
+use crate::aoc_release;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 fn release(key: &Path, pin: Option<&str>, out: &Path) -> (Output, Duration) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.args(["aoc-release", "--out"]).arg(out);
-    for var in [
-        "COSIGN_KEY",
-        "COSIGN_KEY_B64",
-        "COSIGN_PASSWORD",
-        "COSIGN_ALLOW_DEV_KEY",
-        "AOC_REQUIRE_PROD_KEY",
-        "DATASET_HASH",
-        "AOC_DATASET_EPOCH",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = aoc_release(&["--out"]);
+    cmd.arg(out);
     cmd.env("AOC_REQUIRE_PROD_KEY", "1")
         .env("COSIGN_KEY", key)
         .env("COSIGN_PASSWORD", "prod");

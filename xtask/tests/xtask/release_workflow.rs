@@ -8,7 +8,7 @@
 //! record a skip (`aoc_testkit::skip`), and with `AOC_THIRD_PARTY=1` (as `cargo xtask test`
 //! sets) or under `CI` they fail instead.
 
-use std::path::{Path, PathBuf};
+use crate::root;
 use std::process::Command;
 
 use serde_json::Value;
@@ -19,13 +19,6 @@ const WORKFLOW: &str = ".gitea/workflows/aoc-backfill-release.yml";
 /// artifact service), which actionlint flags as too old for github.com: the one finding accepted,
 /// on purpose.
 const ACCEPTED: &str = r#"the runner of "actions/(upload|download)-artifact@v3" action is too old"#;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// Returns false (after saying so) when the tool is missing and that is allowed.
 fn tool_missing(what: &str) -> bool {

@@ -3,33 +3,26 @@
 //! the same error as the failure document on stdout (usage errors too), and a reader that closed
 //! stdout early ends a task's output quietly with the task's own exit code, never a panic.
 
+use crate::{run, xtask};
 use serde_json::Value;
 use std::process::{Command, Stdio};
 
-fn xtask(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .env("COSIGN_PASSWORD", "pw")
-        .env_remove("STELLA_STORE")
-        .env_remove("AOC_DATASET_EPOCH");
+/// `cargo xtask ARGS` with a signing password set.
+fn task(args: &[&str]) -> Command {
+    let mut cmd = xtask();
+    cmd.args(args).env("COSIGN_PASSWORD", "pw");
     cmd
 }
 
 /// Exit code, stdout and stderr.
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = xtask(args).output().unwrap();
-    (
-        out.status.code().expect("exited, not killed by a signal"),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+fn run_task(args: &[&str]) -> (i32, String, String) {
+    run(&mut task(args))
 }
 
 /// Exit code and stderr, with stdout a pipe whose only read end is closed before the task
 /// writes to it (`... | head -c 0`): every write to stdout meets EPIPE.
 fn run_into_closed_pipe(args: &[&str]) -> (i32, String) {
-    let mut child = xtask(args)
+    let mut child = task(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -52,7 +45,7 @@ fn a_failure_says_each_cause_once_on_stderr_and_in_the_json_document() {
     let cause = format!("{}: incomplete deflate stream", input.display());
     for format in ["text", "json"] {
         let out = tmp.path().join(format);
-        let (code, stdout, stderr) = run(&[
+        let (code, stdout, stderr) = run_task(&[
             "aoc-rehearsal",
             "--from",
             input.to_str().unwrap(),
@@ -91,7 +84,7 @@ fn a_failure_says_each_cause_once_on_stderr_and_in_the_json_document() {
 
 #[test]
 fn a_usage_error_under_json_is_the_failure_document() {
-    let (code, stdout, stderr) = run(&["aoc-verify", "--format", "json", "--no-such-flag"]);
+    let (code, stdout, stderr) = run_task(&["aoc-verify", "--format", "json", "--no-such-flag"]);
     assert_eq!(code, 2, "{stderr}");
     let doc: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
@@ -139,7 +132,7 @@ fn a_closed_stdout_ends_a_task_quietly_with_its_own_exit_code() {
         "--dir",
         not_a_kit.to_str().unwrap(),
     ];
-    let (read_code, _, _) = run(&args);
+    let (read_code, _, _) = run_task(&args);
     let (code, stderr) = run_into_closed_pipe(&args);
     assert_eq!((code, read_code), (14, 14), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -4,21 +4,12 @@
 //! tree itself is walked by `cli.rs`'s unit test; the long tasks' JSON documents are checked on
 //! their end-to-end runs in `src/*/tests.rs`, a failed release's in `dataset_pin.rs`.)
 
+use crate::{run, xtask};
 use serde_json::Value;
-use std::process::Command;
 
-fn xtask(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.args(args).env("NO_COLOR", "1");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+/// `cargo xtask ARGS` with the environment variables `envs`: exit code, stdout, stderr.
+fn xtask_with(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    run(xtask().args(args).envs(envs.iter().copied()))
 }
 
 fn json(what: &str, out: &str) -> Value {
@@ -29,7 +20,7 @@ fn json(what: &str, out: &str) -> Value {
 fn keygen_prints_the_new_pair_as_json() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_str().unwrap();
-    let (code, out, err) = xtask(
+    let (code, out, err) = xtask_with(
         &["keygen", "--out", dir, "--name", "k", "--format", "json"],
         &[("COSIGN_PASSWORD", "pw")],
     );
@@ -42,7 +33,7 @@ fn keygen_prints_the_new_pair_as_json() {
     assert_eq!(pair["key_id"], key.key_id(), "{pair}");
     assert!(err.contains("new key pair"), "{err}");
     // Refused (the pair exists): the error is the JSON document, the cause on stderr.
-    let (code, out, err) = xtask(
+    let (code, out, err) = xtask_with(
         &["keygen", "--out", dir, "--name", "k", "--format", "json"],
         &[("COSIGN_PASSWORD", "pw")],
     );
@@ -59,7 +50,7 @@ fn keygen_prints_the_new_pair_as_json() {
 #[test]
 fn sbom_prints_its_files_as_json() {
     let tmp = tempfile::tempdir().unwrap();
-    let (code, out, err) = xtask(
+    let (code, out, err) = xtask_with(
         &[
             "sbom",
             "--out",
@@ -92,7 +83,7 @@ fn every_task_help_says_cargo_xtask_and_names_exit_codes_and_environment() {
     ] {
         let mut args = task.to_vec();
         args.push("--help");
-        let (code, out, _) = xtask(&args, &[]);
+        let (code, out, _) = xtask_with(&args, &[]);
         assert_eq!(code, 0);
         let usage = format!("Usage: cargo xtask {}", task.join(" "));
         for needle in [&*usage, "Exit codes:", "Environment:", "--format <FORMAT>"] {

@@ -3,17 +3,10 @@
 //! and every workspace member inherits it. A dependency update that raises the floor fails here
 //! until `Cargo.toml` says so; a floor set higher than any dependency needs fails too.
 
-use std::path::{Path, PathBuf};
+use crate::root;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// `1.88` and `1.88.0` are the same version; compared as numbers.
 fn version(v: &str) -> Vec<u64> {
