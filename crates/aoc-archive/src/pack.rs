@@ -5,7 +5,7 @@
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+use aoc_digest::HashingWriter;
 
 use crate::compression::{CompressWriter, Compression};
 use crate::fs::{AtomicFile, FILE_MODE};
@@ -88,11 +88,7 @@ pub fn pack_to_writer<W: Write>(
     out: W,
     options: &PackOptions,
 ) -> Result<(W, PackReport), PackError> {
-    let hashing = HashingWriter {
-        inner: out,
-        hasher: Sha256::new(),
-        bytes: 0,
-    };
+    let hashing = HashingWriter::new(out);
     let compressor = CompressWriter::new(hashing, options.compression).map_err(PackError::Write)?;
     let counting = CountingWriter {
         inner: compressor,
@@ -107,32 +103,14 @@ pub fn pack_to_writer<W: Write>(
     let tar_bytes = counting.bytes;
     let mut hashing = counting.inner.finish().map_err(PackError::Write)?;
     hashing.flush().map_err(PackError::Write)?;
+    let (out, archive_bytes, archive_sha256) = hashing.finish();
     let report = PackReport {
         members,
         tar_bytes,
-        archive_bytes: hashing.bytes,
-        archive_sha256: hashing.hasher.finalize().into(),
+        archive_bytes,
+        archive_sha256: archive_sha256.0,
     };
-    Ok((hashing.inner, report))
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
+    Ok((out, report))
 }
 
 struct CountingWriter<W> {

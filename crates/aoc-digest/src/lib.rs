@@ -4,8 +4,9 @@
 //! a dataset name, `SHA256SUMS`, an in-toto subject and a pinned `DATASET_HASH` all write lower
 //! case, so an upper-case digest is a hand-edited or forged one, never a second spelling.
 //!
-//! Also the one SHA-256 loop over a reader ([`copy_hashing`], [`Sha256Digest::of_reader`]) and a
-//! [`HashingReader`] for readers whose bytes are consumed by someone else.
+//! Also the one SHA-256 loop over a reader ([`copy_hashing`], [`Sha256Digest::of_reader`]), a
+//! [`HashingReader`] for readers whose bytes are consumed by someone else, and a [`HashingWriter`]
+//! for bytes hashed as they are written.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -43,7 +44,10 @@ impl fmt::Display for DigestError {
             DigestError::Length(n) => write!(f, "has {n} characters"),
             DigestError::UpperCase(at) => write!(f, "has an upper-case digit at position {at}"),
             DigestError::NotHex(at) => {
-                write!(f, "has a character that is not a hex digit at position {at}")
+                write!(
+                    f,
+                    "has a character that is not a hex digit at position {at}"
+                )
             }
             DigestError::NoPrefix => write!(f, "does not start with `{PREFIX}`"),
         }
@@ -224,6 +228,48 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A writer that hashes and counts what it passes on to `inner` (an archive as it is written);
+/// [`HashingWriter::finish`] gives back `inner` with `(bytes, digest)` of exactly what `inner`
+/// accepted.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The inner writer, and the count and digest of the bytes it accepted.
+    pub fn finish(self) -> (W, u64, Sha256Digest) {
+        (
+            self.inner,
+            self.bytes,
+            Sha256Digest(self.hasher.finalize().into()),
+        )
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,5 +401,22 @@ mod tests {
         let mut consumed = Vec::new();
         reader.read_to_end(&mut consumed).unwrap();
         assert_eq!(reader.finish(), (n, Sha256Digest::of(&data)));
+        // A writer that takes at most 1000 bytes a call: only what it accepted is hashed.
+        struct Short(Vec<u8>);
+        impl Write for Short {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let n = buf.len().min(1000);
+                self.0.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut writer = HashingWriter::new(Short(Vec::new()));
+        writer.write_all(&data).unwrap();
+        let (inner, written, digest) = writer.finish();
+        assert_eq!((written, digest), (n, Sha256Digest::of(&data)));
+        assert_eq!(inner.0, data);
     }
 }
