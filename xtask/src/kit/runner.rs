@@ -7,10 +7,17 @@ use xshell::{cmd, Shell};
 
 use super::{glibc, BINARY_MEMBER, RUNNER_DIR};
 
-/// The release build gets its own target directory, under the workspace: its remapped RUSTFLAGS
-/// would otherwise invalidate (and keep rebuilding) the ordinary `target/release` that everyone
-/// else uses. The remaps name the clone's own path, so clones never share it.
+/// The release build gets its own target directory, under the workspace's (or under
+/// `CARGO_TARGET_DIR`): its remapped RUSTFLAGS would otherwise invalidate (and keep rebuilding)
+/// the ordinary `target/release` that everyone else uses. Its RUSTFLAGS name no clone, so
+/// clones that share `CARGO_TARGET_DIR` share its compiled dependencies too.
 pub const TARGET_SUBDIR: &str = "target/aoc-release";
+
+/// The wrapper cargo runs for the workspace's own crates (`RUSTC_WORKSPACE_WRAPPER`): rustc with
+/// the workspace's path remapped. Given to cargo by this bare name and found on `PATH` (in the
+/// target directory's `bin/`): cargo lets the wrapper's name change the crates' code, so an
+/// absolute path would give each clone other bytes, while a bare name is the same everywhere.
+const WORKSPACE_WRAPPER: &str = "aoc-remap-workspace";
 
 /// Where the workspace, cargo's home and the release target directory appear in the binary
 /// (panic locations, C assertion strings): fixed names, so two clones at different paths produce
@@ -57,9 +64,13 @@ fn zig_target() -> String {
     format!("{}.{}", glibc::TARGET, glibc::FLOOR)
 }
 
-/// The release build's target directory (see [`TARGET_SUBDIR`]).
+/// The release build's target directory (see [`TARGET_SUBDIR`]): `aoc-release` in
+/// `CARGO_TARGET_DIR` when that is set, else in the workspace's `target/`.
 pub fn target_dir(root: &Path) -> PathBuf {
-    root.join(TARGET_SUBDIR)
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => root.join(dir).join("aoc-release"),
+        None => root.join(TARGET_SUBDIR),
+    }
 }
 
 /// Where cargo leaves the newest release build of `stella` (benchmarks take it from there).
@@ -80,6 +91,11 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     let target_dir = target_dir(root);
     std::fs::create_dir_all(&target_dir)
         .with_context(|| format!("creating {}", target_dir.display()))?;
+    // The real path: the one the compilers see and the remap must name, however it was reached
+    // (a `target` that is a symbolic link into a cache).
+    let target_dir = target_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", target_dir.display()))?;
     let lock_path = target_dir.join("aoc-release.lock");
     let lock = std::fs::File::create(&lock_path)
         .with_context(|| format!("creating {}", lock_path.display()))?;
@@ -89,11 +105,25 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     let dep_v0 = target_dir.join(DEP_V0_FILE);
     write_if_changed(&dep_v0, &crate::sbom::auditable::runner_section(sh)?)?;
     let target = zig_target();
-    // cargo-zigbuild finds zig through `python3 -m ziglang`: the venv's python first.
+    let wrapper_bin = target_dir.join("bin");
+    write_if_changed(
+        &wrapper_bin.join(WORKSPACE_WRAPPER),
+        workspace_wrapper_script().as_bytes(),
+    )?;
+    aoc_archive::fs::set_mode(
+        &wrapper_bin.join(WORKSPACE_WRAPPER),
+        aoc_archive::fs::EXEC_MODE,
+    )?;
+    // cargo-zigbuild finds zig through `python3 -m ziglang`: the venv's python first; the
+    // workspace wrapper before anything else of its name.
     let venv_bin = zigbuild.parent().context("cargo-zigbuild's directory")?;
-    let path = std::env::join_paths(std::iter::once(venv_bin.to_path_buf()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
+    let path = std::env::join_paths(
+        [wrapper_bin.clone(), venv_bin.to_path_buf()]
+            .into_iter()
+            .chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+    )
     .context("PATH")?;
     cmd!(
         sh,
@@ -105,15 +135,17 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     .env(crate::sbom::auditable::DEP_V0_ENV, &dep_v0)
     .env(
         "CARGO_ENCODED_RUSTFLAGS",
-        encoded_rustflags(root, &cargo_home, &target_dir),
+        encoded_rustflags(&cargo_home, &target_dir),
     )
     // CARGO_ENCODED_RUSTFLAGS wins over RUSTFLAGS; the old value is folded into it above.
     .env_remove("RUSTFLAGS")
-    // Not RUSTC_WORKSPACE_WRAPPER (remapping the workspace in its own crates only): cargo lets
-    // the wrapper's path change the workspace crates' code, so every clone built other bytes.
+    // The workspace's path only in the workspace's crates (the only ones compiled from it), so
+    // the dependencies' flags, hence their artefacts, are the same for every clone.
+    .env("RUSTC_WORKSPACE_WRAPPER", WORKSPACE_WRAPPER)
+    .env("AOC_REMAP_WORKSPACE", root)
     // The C the runner links (SQLite, zstd, aws-lc, mimalloc) names its sources too (`__FILE__`
     // in assertions, generated files in the target directory): the same remaps for its compiler.
-    .env("CFLAGS", c_flags(root, &cargo_home, &target_dir))
+    .env("CFLAGS", c_flags(&cargo_home, &target_dir))
     // One fixed clock for every build (C's `__DATE__`/`__TIME__`): the binary is a function of
     // the source and the toolchain alone, whatever the kit's SOURCE_DATE_EPOCH, and the C
     // dependencies (whose build scripts track the variable) are not rebuilt when it changes.
@@ -182,12 +214,25 @@ pub fn check_shippable(binary: &Path) -> Result<()> {
 /// The prefix of every test-only fault hook's variable (crates/aoc-ingest, crates/aoc-dataset).
 const TEST_HOOK_MARK: &[u8] = b"STELLA_FAULT";
 
+/// The [`WORKSPACE_WRAPPER`] script: rustc with the workspace's path (`AOC_REMAP_WORKSPACE`)
+/// remapped, that remap first, so the target directory's (in RUSTFLAGS, which cargo passes
+/// later) wins for the target directory inside the workspace: rustc applies the last match.
+fn workspace_wrapper_script() -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Written by cargo xtask aoc-release (xtask/src/kit/runner.rs): rustc for the workspace's\n\
+         # own crates, the workspace's path remapped.\n\
+         rustc=\"$1\"\n\
+         shift\n\
+         exec \"$rustc\" \"--remap-path-prefix=$AOC_REMAP_WORKSPACE={REMAPPED_WORKSPACE}\" \"$@\"\n"
+    )
+}
+
 /// The C compiler's path remaps: the caller's CFLAGS, then the same prefixes as the Rust ones.
-fn c_flags(root: &Path, cargo_home: &Path, target_dir: &Path) -> String {
+fn c_flags(cargo_home: &Path, target_dir: &Path) -> String {
     let mut flags = std::env::var("CFLAGS").unwrap_or_default();
     for (from, to) in [
         (cargo_home, REMAPPED_CARGO_HOME),
-        (root, REMAPPED_WORKSPACE),
         (target_dir, REMAPPED_TARGET),
     ] {
         if !flags.is_empty() {
@@ -211,9 +256,9 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The RUSTFLAGS of the release build: the caller's own flags (CARGO_ENCODED_RUSTFLAGS, else
-/// RUSTFLAGS) followed by the path remaps of cargo's home, the workspace and the target
-/// directory; `\x1f`-separated as cargo expects.
-pub fn encoded_rustflags(root: &Path, cargo_home: &Path, target_dir: &Path) -> String {
+/// RUSTFLAGS) followed by the path remaps of cargo's home and the target directory (the
+/// workspace's is the wrapper's, [`WORKSPACE_WRAPPER`]); `\x1f`-separated as cargo expects.
+pub fn encoded_rustflags(cargo_home: &Path, target_dir: &Path) -> String {
     let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
         Ok(v) if !v.is_empty() => v.split('\x1f').map(String::from).collect(),
         _ => std::env::var("RUSTFLAGS")
@@ -222,15 +267,11 @@ pub fn encoded_rustflags(root: &Path, cargo_home: &Path, target_dir: &Path) -> S
             .map(String::from)
             .collect(),
     };
-    // rustc applies the last matching remap, so the more specific target directory goes last
-    // (it is inside the workspace).
+    // rustc applies the last matching remap: the target directory's (often inside the
+    // workspace) comes after the workspace wrapper's, which that script places first.
     flags.push(format!(
         "--remap-path-prefix={}={REMAPPED_CARGO_HOME}",
         cargo_home.display()
-    ));
-    flags.push(format!(
-        "--remap-path-prefix={}={REMAPPED_WORKSPACE}",
-        root.display()
     ));
     flags.push(format!(
         "--remap-path-prefix={}={REMAPPED_TARGET}",
@@ -243,8 +284,8 @@ pub fn encoded_rustflags(root: &Path, cargo_home: &Path, target_dir: &Path) -> S
 pub fn recorded_build_flags() -> Vec<String> {
     vec![
         format!("--remap-path-prefix=$CARGO_HOME={REMAPPED_CARGO_HOME}"),
-        format!("--remap-path-prefix=$WORKSPACE={REMAPPED_WORKSPACE}"),
-        format!("--remap-path-prefix=$WORKSPACE/{TARGET_SUBDIR}={REMAPPED_TARGET}"),
+        format!("--remap-path-prefix=$WORKSPACE={REMAPPED_WORKSPACE} (the workspace's crates)"),
+        format!("--remap-path-prefix=$RELEASE_TARGET_DIR={REMAPPED_TARGET}"),
     ]
 }
 
