@@ -23,10 +23,10 @@
 #   vars/secrets AOC_RELEASE_S3_*  moto's S3 server on a loopback port with an empty bucket; mirrored
 #                                  to WORKDIR/bucket/<bucket>/ when the run ends
 #   CARGO_TARGET_DIR               --cargo-target-dir, so the clone reuses compiled dependencies as
-#                                  a warm cache would (the release build of stella stays in the
-#                                  clone's target/aoc-release, which the cache stand-in keeps);
-#                                  with CARGO_PROFILE_DEV_DEBUG (SHARED_TARGET_ENV below) so the
-#                                  clone's own crates do not overwrite the other checkout's
+#                                  a warm cache would (the release build of stella too: it goes to
+#                                  CARGO_TARGET_DIR/aoc-release); with CARGO_PROFILE_DEV_DEBUG
+#                                  (SHARED_TARGET_ENV below) so the clone's own crates do not
+#                                  overwrite the other checkout's
 # Anything else the workflow `uses:` is refused by name.
 #
 # Usage: scripts/run-workflow-locally.py [--job J]... [--skip-job J]... [--event push] [--ref R]

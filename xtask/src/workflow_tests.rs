@@ -9,9 +9,9 @@
 //! Needs PyYAML and moto in target/third-party/venv (`xtask/third-party/setup.sh`, or
 //! `scripts/run-workflow-locally.sh` once) and, for the full run, the PostgreSQL server binaries:
 //! without them the tests skip loudly, and with `AOC_THIRD_PARTY=1` (as `cargo xtask test` sets)
-//! they fail instead. The full run builds `stella` in release mode in the clone (its
-//! `target/aoc-release` kept between runs by the cache stand-in under
-//! `target/local-workflow-test/`) and shares the workspace's `target/` for everything else.
+//! they fail instead. The full run builds `stella` in release mode in the clone, sharing the
+//! workspace's `target/` (`CARGO_TARGET_DIR`): the release build's dependencies in
+//! `target/aoc-release` and the debug build's, while the clone's own crates get their own names.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -341,8 +341,8 @@ fn the_release_workflow_runs_locally_to_a_published_verified_kit() {
 /// Reproducible across paths: the workflow's clone (another directory, same commit) releases,
 /// with the dev key and the test clock, exactly the kit the workspace itself released
 /// (`kits().a`): the same runner tarball and the same `SHA256SUMS`, so the same signatures and
-/// every other file. It reuses the runner the workflow just built in the clone's own
-/// `target/aoc-release`.
+/// every other file. It reuses the runner the workflow just built from the clone (in the shared
+/// `target/aoc-release`, whose flags name no clone).
 fn the_clone_releases_the_same_kit_as_the_workspace(root: &Path, clone: &Path) {
     let git = |dir: &Path, args: &[&str]| {
         let out = Command::new("git")

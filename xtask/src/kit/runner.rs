@@ -101,6 +101,7 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
         .with_context(|| format!("creating {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("locking {}", lock_path.display()))?;
+    forget_other_clones_crates(sh, root, &target_dir)?;
     let cargo_home = cargo_home()?;
     let dep_v0 = target_dir.join(DEP_V0_FILE);
     write_if_changed(&dep_v0, &crate::sbom::auditable::runner_section(sh)?)?;
@@ -164,6 +165,43 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
     let kept = keep_copy(&binary, &target_dir.join("runners"))?;
     drop(lock);
     Ok(kept)
+}
+
+/// In a release target directory that several clones share, the workspace's own crates have
+/// the same artefact names for every clone (that is what makes their bytes the same), and cargo
+/// judges them fresh by modification times alone: a clone whose files are older than another
+/// clone's build would link that clone's code. So when the last build was another workspace's,
+/// its crates' artefacts are removed first (`cargo clean -p`, the dependencies stay).
+fn forget_other_clones_crates(sh: &Shell, root: &Path, target_dir: &Path) -> Result<()> {
+    let marker = target_dir.join("last-workspace");
+    let ours = root.display().to_string();
+    if std::fs::read_to_string(&marker).is_ok_and(|last| last == ours) {
+        return Ok(());
+    }
+    let metadata = cmd!(sh, "cargo metadata --no-deps --format-version 1 --locked")
+        .quiet()
+        .read()
+        .context("listing the workspace's crates (cargo metadata)")?;
+    let metadata: serde_json::Value =
+        serde_json::from_str(&metadata).context("parsing cargo metadata")?;
+    let packages: Vec<String> = metadata["packages"]
+        .as_array()
+        .context("cargo metadata has no packages")?
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .flat_map(|name| ["-p".to_owned(), name.to_owned()])
+        .collect();
+    let target = glibc::TARGET;
+    if target_dir.join(target).is_dir() {
+        cmd!(
+            sh,
+            "cargo clean --release --target {target} --target-dir {target_dir} {packages...}"
+        )
+        .quiet()
+        .run()
+        .context("removing another clone's build of the workspace's crates")?;
+    }
+    write_if_changed(&marker, ours.as_bytes())
 }
 
 /// Copies `binary` to `dir/stella-<first 16 hex of its SHA-256>` (through a temporary name),
