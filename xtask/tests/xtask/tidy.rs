@@ -8,6 +8,7 @@
 //! - no module imports another that imports it back, directly or through a loop;
 //! - the release workflow's checkout depth agrees with how the release reads git history;
 //! - docs/ARCHITECTURE.md §2's crate table lists each crate's real workspace dependencies.
+//! - each crate's integration tests link as one binary (§10).
 //!
 //! The README's command synopses are checked against the real clap trees by each binary's own
 //! unit tests (`xtask/src/readme_synopsis.rs`). Every checker here is a pure function over text,
@@ -1414,4 +1415,78 @@ fn the_crate_table_checker_finds_planted_drift() {
     assert!(crate_table("## 2. Crates\n| `a` | b |\n").is_err());
     assert!(crate_table("## 2. Crates\n| `a` | b | Contract |\n").is_err());
     assert!(crate_table("## 1. Only\n").is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// One integration test binary per crate
+
+/// Crates whose `tests/` directory makes more than one binary: cargo links every top-level `.rs`
+/// file there, and every `*/main.rs`, as a binary of its own (docs/ARCHITECTURE.md §10 wants one
+/// per crate, its subjects as modules in `tests/<crate>/`).
+fn extra_test_binaries(files: &[String]) -> Vec<String> {
+    let mut binaries: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for rel in files {
+        let (krate, rest) = match rel.strip_prefix("tests/") {
+            Some(rest) => ("", rest),
+            None => match rel.split_once("/tests/") {
+                Some(split) => split,
+                None => continue,
+            },
+        };
+        let top_level = rest.ends_with(".rs") && !rest.contains('/');
+        let main = rest.split('/').count() == 2 && rest.ends_with("/main.rs");
+        if top_level || main {
+            binaries.entry(krate).or_default().push(rest);
+        }
+    }
+    binaries
+        .into_iter()
+        .filter(|(_, tests)| tests.len() > 1)
+        .map(|(krate, tests)| {
+            format!(
+                "{krate}/tests/ links {} test binaries ({}): make them modules of one",
+                tests.len(),
+                tests.join(", ")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_crate_links_its_integration_tests_as_one_binary() {
+    let files = repo_files();
+    assert!(
+        files.iter().any(|f| f == "xtask/tests/xtask/tidy.rs"),
+        "this file is not where the check looks"
+    );
+    assert_none(
+        "more than one integration test binary",
+        extra_test_binaries(&files),
+    );
+}
+
+#[test]
+fn the_test_binary_checker_finds_planted_binaries() {
+    let files: Vec<String> = [
+        "crates/aoc-a/tests/a.rs",
+        "crates/aoc-a/tests/a/one.rs",
+        "crates/aoc-a/tests/a/two.rs",
+        "crates/aoc-a/tests/data/x.json",
+        "crates/aoc-b/tests/b.rs",
+        "crates/aoc-b/tests/other.rs",
+        "crates/aoc-c/tests/c/main.rs",
+        "crates/aoc-c/tests/c/util.rs",
+        "crates/aoc-c/tests/d/main.rs",
+        "crates/aoc-c/src/tests.rs",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(
+        extra_test_binaries(&files),
+        [
+            "crates/aoc-b/tests/ links 2 test binaries (b.rs, other.rs): make them modules of one",
+            "crates/aoc-c/tests/ links 2 test binaries (c/main.rs, d/main.rs): make them modules \
+             of one",
+        ]
+    );
 }
