@@ -10,13 +10,13 @@ use crate::inputs::{self, AllowEmpty, DatasetPin};
 use crate::{check_inputs, MapArgs, Outcome};
 use anyhow::Context;
 use aoc_contract::{clock, GuardOptions};
+use aoc_digest::Sha256Digest;
 use aoc_ingest::engine::peak_rss_bytes;
 use aoc_ingest::report::{BackfillReport, MetricsRecorder};
 use aoc_ingest::{Backfill, Event, Rejects, Source};
 use aoc_store::{Store, StoreLocation};
 use aoc_term::{is_stdout, one_stdout, pretty_json, write_report, Format, Progress};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -264,7 +264,7 @@ fn hints(args: &BackfillArgs, report: &BackfillReport, body: &[u8]) -> anyhow::R
     // The dry run's one line of data, unless stdout carries something else already.
     let stdout_used = args.format.is_json() || to_stdout(&args.report) || to_stdout(&args.metrics);
     if report.dry_run && !stdout_used {
-        let line = format!("report sha256:{}\n", hex::encode(Sha256::digest(body)));
+        let line = format!("report {}\n", Sha256Digest::of(body).prefixed());
         aoc_term::failure::write_stdout(line.as_bytes()).context("writing to stdout")?;
     }
     Ok(())
@@ -347,6 +347,6 @@ fn run_key(args: &BackfillArgs) -> anyhow::Result<String> {
     let key = json!({ "inputs": inputs, "tenant": args.map.tenant, "source": args.source, "require_signature": args.map.require_signature });
     Ok(format!(
         "backfill:{}",
-        hex::encode(Sha256::digest(key.to_string().as_bytes()))
+        Sha256Digest::of(key.to_string()).to_hex()
     ))
 }

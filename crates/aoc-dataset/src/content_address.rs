@@ -6,7 +6,7 @@
 //! `find data -type f | LC_ALL=C sort | xargs sha256sum | sha256sum` prints in an extracted
 //! dataset. Tar headers, compression, the manifest (creation time, tool version) do not enter it.
 
-use sha2::{Digest, Sha256};
+use aoc_digest::Sha256Digest;
 
 /// The listing the hash is taken over, from `(path, sha256)` pairs in any order.
 pub fn hash_listing<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>) -> String {
@@ -14,7 +14,7 @@ pub fn hash_listing<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>
     lines.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut out = String::with_capacity(lines.len() * 110);
     for (path, digest) in lines {
-        out.push_str(&hex::encode(digest));
+        out.push_str(&Sha256Digest(*digest).to_hex());
         out.push_str("  ");
         out.push_str(path);
         out.push('\n');
@@ -24,7 +24,7 @@ pub fn hash_listing<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>
 
 /// The dataset hash of data files given as `(path, sha256)` pairs in any order.
 pub fn dataset_hash<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>) -> String {
-    hex::encode(Sha256::digest(hash_listing(files).as_bytes()))
+    Sha256Digest::of(hash_listing(files)).to_hex()
 }
 
 #[cfg(test)]
@@ -44,7 +44,7 @@ mod tests {
                 "22".repeat(32)
             )
         );
-        let expected = hex::encode(Sha256::digest(listing.as_bytes()));
+        let expected = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(listing.as_bytes()));
         assert_eq!(
             dataset_hash([("data/t/a.ndjson", &a), ("data/t/b.ndjson", &b)]),
             expected
