@@ -103,7 +103,40 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
     let s = seeded();
     let r = &s.done.report;
     let hash = &r.dataset_hash;
+    let definition = assert_out_dir_holds_the_dataset_and_the_report(s);
 
+    // The report on disk: every field.
+    let on_disk: Report = serde_json::from_slice(&std::fs::read(&s.done.path).unwrap()).unwrap();
+    assert_eq!(on_disk.kind, "stellaops.aoc-rehearsal");
+    assert_eq!(on_disk.schema_version, 1);
+    assert!(on_disk.ok);
+    assert_eq!(&on_disk.dataset_hash, hash);
+    assert_eq!(on_disk.dataset.archive, kit::dataset_tarball(hash));
+    assert_eq!(
+        on_disk.dataset.archive_sha256,
+        hex::encode(kit::sha256_file(&s.out.join(kit::dataset_tarball(hash))).unwrap())
+    );
+    assert_eq!(on_disk.dataset.inputs, ["seed/rustsec-seed.ndjson.zst"]);
+    assert_the_seed_counts(&on_disk.counts);
+    assert_steps_and_tools(&on_disk);
+    assert_source_and_store(&on_disk);
+    // The definition's clock, not the caller's SOURCE_DATE_EPOCH.
+    assert_eq!(on_disk.source_date_epoch, definition.epoch);
+    assert_ne!(definition.epoch, EPOCH);
+    let command = assert_release_command(s, &on_disk);
+
+    // The returned report is the file's, plus the timing of writing it.
+    let mut returned = r.clone();
+    assert_eq!(returned.steps.pop().unwrap().name, "report");
+    assert_eq!(returned, on_disk);
+
+    assert_what_the_user_reads(s, &command);
+}
+
+/// The out directory holds the dataset and the report, whose hash is the seed definition's; the
+/// definition.
+fn assert_out_dir_holds_the_dataset_and_the_report(s: &Seeded) -> DatasetSpec {
+    let hash = &s.done.report.dataset_hash;
     // The out directory holds the dataset and the report, nothing else (no work or temp files).
     assert_eq!(s.done.path, s.out.join(format!("rehearsal-{hash}.json")));
     assert_eq!(
@@ -120,21 +153,11 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
     let scratch = tempfile::tempdir().unwrap();
     let definition = DatasetSpec::load(&root().join(DEFAULT_DEFINITION)).unwrap();
     assert_eq!(&definition.build(scratch.path()).unwrap().hash, hash);
+    definition
+}
 
-    // The report on disk: every field.
-    let on_disk: Report = serde_json::from_slice(&std::fs::read(&s.done.path).unwrap()).unwrap();
-    assert_eq!(on_disk.kind, "stellaops.aoc-rehearsal");
-    assert_eq!(on_disk.schema_version, 1);
-    assert!(on_disk.ok);
-    assert_eq!(&on_disk.dataset_hash, hash);
-    assert_eq!(on_disk.dataset.archive, kit::dataset_tarball(hash));
-    assert_eq!(
-        on_disk.dataset.archive_sha256,
-        hex::encode(kit::sha256_file(&s.out.join(kit::dataset_tarball(hash))).unwrap())
-    );
-    assert_eq!(on_disk.dataset.inputs, ["seed/rustsec-seed.ndjson.zst"]);
-    // seed/README.md: 302 RustSec advisories with 1,302 revisions.
-    let c = &on_disk.counts;
+/// seed/README.md: 302 RustSec advisories with 1,302 revisions.
+fn assert_the_seed_counts(c: &report::Counts) {
     assert_eq!(
         (
             c.records,
@@ -159,6 +182,10 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
             .collect::<Vec<_>>(),
         [("default", "rustsec", 1302, 302)]
     );
+}
+
+/// The steps in order, and the tools with their versions.
+fn assert_steps_and_tools(on_disk: &Report) {
     let steps: Vec<&str> = on_disk.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         steps,
@@ -186,6 +213,10 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
         on_disk.tools.dataset_schema_version,
         aoc_dataset::SCHEMA_VERSION
     );
+}
+
+/// The commit rehearsed, and the temporary store (removed).
+fn assert_source_and_store(on_disk: &Report) {
     let sh = shell();
     assert_eq!(
         on_disk.source.commit,
@@ -201,9 +232,11 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
     assert!(on_disk.store.temporary);
     let db = on_disk.store.url.strip_prefix("sqlite://").unwrap();
     assert!(!Path::new(db).exists(), "the temporary store {db} was left");
-    // The definition's clock, not the caller's SOURCE_DATE_EPOCH.
-    assert_eq!(on_disk.source_date_epoch, definition.epoch);
-    assert_ne!(definition.epoch, EPOCH);
+}
+
+/// The release command the report names; returned.
+fn assert_release_command(s: &Seeded, on_disk: &Report) -> String {
+    let hash = &on_disk.dataset_hash;
     // Not the default out directory, so the command names the report (relative to the
     // workspace, where the command is run, when it is inside it). The definition is committed,
     // so the command needs no clock.
@@ -218,12 +251,12 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
     );
     assert_eq!(on_disk.release_command, command);
 
-    // The returned report is the file's, plus the timing of writing it.
-    let mut returned = r.clone();
-    assert_eq!(returned.steps.pop().unwrap().name, "report");
-    assert_eq!(returned, on_disk);
+    command
+}
 
-    // What the user reads at the end.
+/// The summary, and `--format json`, as the user reads them at the end.
+fn assert_what_the_user_reads(s: &Seeded, command: &str) {
+    let (r, hash) = (&s.done.report, &s.done.report.dataset_hash);
     let text = summary(&s.done);
     assert!(
         text.contains(&format!("dataset {hash} rehearsed on sqlite")),
