@@ -1,6 +1,7 @@
 //! What the two verifiers (a kit, a published directory) decide the same way, written once: the
 //! key their checks run against, what that key proves about origin, how an unreadable root file
-//! is classed, and a message signature over a file's digest.
+//! is classed, and a message signature over a file's digest; and the options and trusted key
+//! both take.
 
 use std::path::Path;
 
@@ -9,7 +10,42 @@ use aoc_sigstore::{verify_message_bundle, PublicKey};
 use crate::files::ReadProblem;
 use crate::layout;
 use crate::report::{escape, CheckId, Class, KeyInfo, Recorder};
-use crate::verify::VerifyOptions;
+
+/// How to verify.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// The key the operator trusts (`--key`). Without it the kit's own `cosign.pub` is used,
+    /// which proves the kit intact but not who made it ([`Class::Origin`]).
+    pub key: Option<TrustedKey>,
+    /// Accept the public dev key as an origin (dev and CI rehearsals only).
+    pub allow_dev_key: bool,
+    /// The dataset hash the kit must carry (`--expect-dataset-hash`, `DATASET_HASH`): an older,
+    /// validly signed kit is refused.
+    pub expect_dataset_hash: Option<String>,
+    /// Integrity only: steps 1–4; the dataset's records are not parsed.
+    pub integrity_only: bool,
+    /// A published directory's index must have at least this `sequence`
+    /// (`--expect-min-index-sequence`): an older, validly signed index (a rollback) is refused.
+    /// A kit directory has no index: the caller refuses the pin there.
+    pub min_index_sequence: Option<u64>,
+}
+
+/// A key the operator supplied, and where from (shown in the report).
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    pub key: PublicKey,
+    pub path: String,
+}
+
+impl TrustedKey {
+    /// Reads and parses a public key file (bounded); the error is a usage error.
+    pub fn load(path: &Path) -> Result<TrustedKey, String> {
+        Ok(TrustedKey {
+            key: crate::files::load_key(path)?,
+            path: escape(&path.display().to_string()),
+        })
+    }
+}
 
 /// The key the checks run against: the one the operator trusts (`--key`), or else `dir`'s own
 /// `cosign.pub` (read bounded, never through a link), which proves integrity but not origin.

@@ -28,6 +28,7 @@ use crate::files::{read_and_hash, Keep, Proven, ReadProblem};
 use crate::layout;
 use crate::report::{escape, CheckId, CheckResult, Class, KeyInfo, Recorder, VerifyReport};
 use crate::trust;
+pub use crate::trust::{TrustedKey, VerifyOptions};
 
 /// What verification keeps in `TMPDIR` (the private copies of the kit's tarballs), as
 /// environment errors name it.
@@ -37,42 +38,6 @@ pub const UNLISTED_SHOWN: u64 = 20;
 
 /// One kit file read privately: what it proves and its SHA-256, or why it could not be read.
 type FileRead = Result<(Proven, [u8; 32]), ReadProblem>;
-
-/// How to verify.
-#[derive(Clone, Debug, Default)]
-pub struct VerifyOptions {
-    /// The key the operator trusts (`--key`). Without it the kit's own `cosign.pub` is used,
-    /// which proves the kit intact but not who made it ([`Class::Origin`]).
-    pub key: Option<TrustedKey>,
-    /// Accept the public dev key as an origin (dev and CI rehearsals only).
-    pub allow_dev_key: bool,
-    /// The dataset hash the kit must carry (`--expect-dataset-hash`, `DATASET_HASH`): an older,
-    /// validly signed kit is refused.
-    pub expect_dataset_hash: Option<String>,
-    /// Integrity only: steps 1–4; the dataset's records are not parsed.
-    pub integrity_only: bool,
-    /// A published directory's index must have at least this `sequence`
-    /// (`--expect-min-index-sequence`): an older, validly signed index (a rollback) is refused.
-    /// A kit directory has no index: the caller refuses the pin there.
-    pub min_index_sequence: Option<u64>,
-}
-
-/// A key the operator supplied, and where from (shown in the report).
-#[derive(Clone, Debug)]
-pub struct TrustedKey {
-    pub key: PublicKey,
-    pub path: String,
-}
-
-impl TrustedKey {
-    /// Reads and parses a public key file (bounded); the error is a usage error.
-    pub fn load(path: &Path) -> Result<TrustedKey, String> {
-        Ok(TrustedKey {
-            key: crate::files::load_key(path)?,
-            path: escape(&path.display().to_string()),
-        })
-    }
-}
 
 /// What `--integrity-only` does not check.
 pub const SKIPPED_BY_INTEGRITY: &str = "dataset content: records inflated and parsed, AOC guard, \
@@ -846,7 +811,7 @@ fn runner_binary_digest(tarball: &Proven) -> Result<Option<[u8; 32]>, String> {
             if path != layout::BINARY_MEMBER {
                 return Ok(());
             }
-            found = Some(aoc_archive::sha256_reader(entry)?.1);
+            found = Some(aoc_archive::sha256_reader(entry)?.1 .0);
             Ok(())
         })
         .map_err(|e| e.to_string())?;
