@@ -43,5 +43,5 @@ pub fn find_dataset_hash(dir: &Path) -> Result<String> {
 /// SHA-256 of a file, hashed in process (never shelling out to sha256sum).
 pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     let (_, digest) = aoc_archive::sha256_file(path)?;
-    Ok(digest)
+    Ok(digest.0)
 }

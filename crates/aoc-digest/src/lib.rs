@@ -170,6 +170,18 @@ impl PartialEq<[u8; 32]> for Sha256Digest {
     }
 }
 
+impl PartialEq<Sha256Digest> for [u8; 32] {
+    fn eq(&self, other: &Sha256Digest) -> bool {
+        self == &other.0
+    }
+}
+
+impl AsRef<[u8]> for Sha256Digest {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// The one SHA-256 loop over a reader: reads `reader` to its end through `buf`, writing every
 /// byte to `sink` (`io::sink()` to only hash) and hashing it; returns `(bytes, digest)`.
 /// Interrupted reads are retried; any other error is returned as it is.
@@ -288,6 +300,9 @@ mod tests {
         assert_eq!(Sha256Digest::parse_prefixed(&d.prefixed()), Ok(d));
         assert_eq!(ABC.parse::<Sha256Digest>(), Ok(d));
         assert_eq!(<[u8; 32]>::from(d), *d.as_bytes());
+        assert_eq!(d, d.0);
+        assert_eq!(d.0, d);
+        assert_eq!(hex::encode(d), ABC);
         assert_eq!(Sha256Digest::from(d.0), d);
     }
 
