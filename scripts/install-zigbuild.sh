@@ -1,13 +1,15 @@
 #!/bin/sh
 # Installs the runner's pinned cross toolchain (cargo-zigbuild and zig, from PyPI; versions and
-# wheel digests in scripts/zigbuild-requirements.txt) into target/third-party/zigbuild, once, and
-# prints the cargo-zigbuild binary's path on stdout. `cargo xtask aoc-release` runs it before
-# building the runner; a second run only checks the installed versions.
-#   sh scripts/install-zigbuild.sh      (needs python3 >= 3.8 with venv, and PyPI on first use)
+# wheel digests in scripts/zigbuild-requirements.txt) into DIR, once, and prints the
+# cargo-zigbuild binary's path on stdout. DIR defaults to the release build's target directory's
+# zigbuild/ (target/aoc-release/zigbuild, or under CARGO_TARGET_DIR), where
+# `cargo xtask aoc-release` installs it before building the runner; a second run only checks
+# the installed versions.
+#   sh scripts/install-zigbuild.sh [DIR]   (needs python3 >= 3.8 with venv, and PyPI on first use)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 requirements="$root/scripts/zigbuild-requirements.txt"
-venv="$root/target/third-party/zigbuild"
+venv=${1:-${CARGO_TARGET_DIR:-$root/target}/aoc-release/zigbuild}
 python=${PYTHON:-python3}
 want_zigbuild=$(sed -n 's/^cargo-zigbuild==\([^ ]*\).*/\1/p' "$requirements")
 want_zig=$(sed -n 's/^ziglang==\([^ ]*\).*/\1/p' "$requirements")

@@ -87,7 +87,6 @@ pub fn built_binary(root: &Path) -> PathBuf {
 /// made while holding the directory's lock: another clone's build into a shared target
 /// directory replaces cargo's own output, never a file this returned.
 pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
-    let zigbuild = install_zigbuild(sh, root)?;
     let target_dir = target_dir(root);
     std::fs::create_dir_all(&target_dir)
         .with_context(|| format!("creating {}", target_dir.display()))?;
@@ -101,6 +100,10 @@ pub fn build(sh: &Shell, root: &Path) -> Result<PathBuf> {
         .with_context(|| format!("creating {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("locking {}", lock_path.display()))?;
+    // The cross toolchain beside the build it serves: clones that share the target directory
+    // share it too, hence the path of the linker cargo-zigbuild hands to rustc, which cargo's
+    // fingerprints include (a toolchain per clone rebuilt every dependency).
+    let zigbuild = install_zigbuild(sh, root, &target_dir.join("zigbuild"))?;
     forget_other_clones_crates(sh, root, &target_dir)?;
     let cargo_home = cargo_home()?;
     let dep_v0 = target_dir.join(DEP_V0_FILE);
@@ -223,10 +226,11 @@ fn keep_copy(binary: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(kept)
 }
 
-/// Runs `scripts/install-zigbuild.sh` (a no-op once installed) and returns cargo-zigbuild's path.
-fn install_zigbuild(sh: &Shell, root: &Path) -> Result<PathBuf> {
+/// Runs `scripts/install-zigbuild.sh DIR` (a no-op once installed there) and returns
+/// cargo-zigbuild's path.
+fn install_zigbuild(sh: &Shell, root: &Path, dir: &Path) -> Result<PathBuf> {
     let script = root.join("scripts/install-zigbuild.sh");
-    let path = cmd!(sh, "sh {script}")
+    let path = cmd!(sh, "sh {script} {dir}")
         .read()
         .context("installing the runner's cross toolchain (scripts/install-zigbuild.sh)")?;
     Ok(PathBuf::from(path.trim()))
