@@ -338,6 +338,36 @@ fn the_release_workflow_runs_locally_to_a_published_verified_kit() {
     the_clone_releases_the_same_kit_as_the_workspace(&root, &workdir.join("checkout"));
 }
 
+/// The path of `clone`'s xtask binary, built (or found fresh) by `cargo build -p xtask` with `env`.
+fn built_xtask(clone: &Path, env: &[(&str, std::ffi::OsString)]) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "-p",
+            "xtask",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(clone)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "building the clone's xtask: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    String::from_utf8_lossy(&build.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "xtask")
+        .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo build -p xtask names the xtask executable")
+}
+
 /// Reproducible across paths: the workflow's clone (another directory, same commit) releases,
 /// with the dev key and the test clock, exactly the kit the workspace itself released
 /// (`kits().a`): the same runner tarball and the same `SHA256SUMS`, so the same signatures and
@@ -383,9 +413,18 @@ fn the_clone_releases_the_same_kit_as_the_workspace(root: &Path, clone: &Path) {
     git(clone, &["clean", "-q", "-f", "-d", "-x", "-e", "/target"]);
     let out = tempfile::tempdir().unwrap();
     let kit = out.path().join("kit");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let release = Command::new(cargo)
-        .args(["xtask", "aoc-release", "--out"])
+    // As the workflow's steps built it (scripts/run-workflow-locally.py, SHARED_TARGET_ENV): the
+    // clone's crates under other names than the workspace's, in the shared directory.
+    let shared_target = [
+        ("CARGO_TARGET_DIR", root.join("target").into_os_string()),
+        ("CARGO_PROFILE_DEV_DEBUG", "line-tables-only".into()),
+    ];
+    // The clone's xtask as the workflow built it, run directly: `cargo xtask` with the test clock
+    // in SOURCE_DATE_EPOCH would rebuild the C dependencies, whose build scripts track it, in the
+    // shared target directory (and the next run's clippy would rebuild them back).
+    let xtask = built_xtask(clone, &shared_target);
+    let release = Command::new(xtask)
+        .args(["aoc-release", "--out"])
         .arg(&kit)
         .current_dir(clone)
         .env("COSIGN_ALLOW_DEV_KEY", "1")
@@ -393,10 +432,7 @@ fn the_clone_releases_the_same_kit_as_the_workspace(root: &Path, clone: &Path) {
             "SOURCE_DATE_EPOCH",
             crate::release::tests::EPOCH.to_string(),
         )
-        // As the workflow's steps built it (scripts/run-workflow-locally.py, SHARED_TARGET_ENV):
-        // the clone's crates under other names than the workspace's, in the shared directory.
-        .env("CARGO_TARGET_DIR", root.join("target"))
-        .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")
+        .envs(shared_target.iter().map(|(k, v)| (k, v)))
         .env_remove("DATASET_HASH")
         .output()
         .unwrap();
