@@ -47,7 +47,7 @@ as_owner() {
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 free_port() {
-    local p="${AOC_PG_PORT:-55432}"
+    local p="${1:-${AOC_PG_PORT:-55432}}"
     while port_in_use "$p"; do
         p=$((p + 1))
         [ "$p" -lt 65535 ] || die "no free port found"
@@ -74,12 +74,28 @@ start() {
     if [ "$(id -u)" -eq 0 ]; then chown postgres: "$DIR"; fi
     as_owner "$bin/initdb" -D "$DIR" -A trust -U postgres -E UTF8 --no-locale >"$DIR.initdb.log" 2>&1 \
         || { cat "$DIR.initdb.log" >&2; die "initdb failed"; }
-    port="$(free_port)"
     local ssl=""
     if make_certificates; then ssl="-c ssl=on"; fi
-    as_owner "$bin/pg_ctl" -D "$DIR" -l "$DIR/server.log" \
-        -o "-p $port -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 $ssl" \
-        -w start >&2 || { cat "$DIR/server.log" >&2; die "pg_ctl start failed"; }
+    # A port found free can be taken by another cluster starting at the same moment (tests start
+    # several): then the next free one, a few times, before giving up.
+    local attempt=1 next="${AOC_PG_PORT:-55432}"
+    while :; do
+        port="$(free_port "$next")"
+        rm -f "$DIR/server.log"
+        if as_owner "$bin/pg_ctl" -D "$DIR" -l "$DIR/server.log" \
+            -o "-p $port -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 $ssl" \
+            -w start >&2; then
+            break
+        fi
+        if [ "$attempt" -lt 8 ] && grep -q "could not bind\|could not create any TCP/IP sockets" "$DIR/server.log"; then
+            echo "pg-test-cluster: port $port was taken meanwhile; trying another" >&2
+            attempt=$((attempt + 1))
+            next=$((port + 1 + RANDOM % 16))
+            continue
+        fi
+        cat "$DIR/server.log" >&2
+        die "pg_ctl start failed"
+    done
     echo "$port" | as_owner tee "$DIR/aoc-port" >/dev/null
     echo "pg-test-cluster: PostgreSQL ($bin) listening on 127.0.0.1:$port, data in $DIR" >&2
     echo "export AOC_TEST_PG=$(url)"
