@@ -32,7 +32,7 @@ use crate::report::{
     escape, escape_os, render_check, CheckId, CheckResult, Class, KeyInfo, Recorder, VerifyReport,
 };
 use crate::trust;
-use crate::verify::{verify_kit_with, TrustedKey, VerifyOptions, UNLISTED_SHOWN};
+use crate::verify::{verify_kit_with, TrustedKey, Unlisted, VerifyOptions};
 
 /// The manifest at the publish prefix.
 pub const MANIFEST: &str = "offline-kit.json";
@@ -646,7 +646,7 @@ fn not_rolled_back(
 }
 
 /// The directory holds the manifest, its signature, the key and exactly the listed kits. What
-/// the manifest does not list is counted, and only the first UNLISTED_SHOWN entries are named
+/// the manifest does not list is counted, and only the first few entries are named ([`Unlisted`])
 /// (as in a kit), so any directory costs bounded memory and output. `None` when the directory
 /// cannot be listed.
 fn layout_of(dir: &Path, manifest: &OfflineKitManifest, rec: &mut Recorder<'_>) -> Option<()> {
@@ -666,7 +666,7 @@ fn layout_of(dir: &Path, manifest: &OfflineKitManifest, rec: &mut Recorder<'_>) 
     let versions: Vec<&str> = manifest.kits.iter().map(|k| k.version.as_str()).collect();
     let mut complete = true;
     let mut present = BTreeSet::new();
-    let mut unlisted = 0u64;
+    let mut unlisted = Unlisted::default();
     for entry in entries.flatten() {
         let raw = entry.file_name();
         let name = escape_os(&raw);
@@ -689,8 +689,7 @@ fn layout_of(dir: &Path, manifest: &OfflineKitManifest, rec: &mut Recorder<'_>) 
             }
             _ => {
                 complete = false;
-                unlisted += 1;
-                if unlisted > UNLISTED_SHOWN {
+                if !unlisted.name_next() {
                     continue;
                 }
                 rec.record(
@@ -704,16 +703,14 @@ fn layout_of(dir: &Path, manifest: &OfflineKitManifest, rec: &mut Recorder<'_>) 
             }
         }
     }
-    if unlisted > UNLISTED_SHOWN {
+    if let Some(rest) = unlisted.not_named(&format!(
+        "in the published directory are not listed in {MANIFEST}"
+    )) {
         rec.record(
             CheckId::PublishedComplete,
             &shown,
             Class::Checksum,
-            Err(format!(
-                "{} more entries in the published directory are not listed in {MANIFEST} (not \
-                 named: only the first {UNLISTED_SHOWN} are)",
-                unlisted - UNLISTED_SHOWN
-            )),
+            Err(rest),
         );
     }
     for v in &versions {
@@ -748,24 +745,14 @@ fn listed_files(kit_dir: &Path, entry: &PublishedKit, rec: &mut Recorder<'_>) {
     let mut problems = Vec::new();
     match std::fs::read_dir(kit_dir) {
         Ok(entries) => {
-            // The first UNLISTED_SHOWN unlisted names, then a count: bounded for any directory.
-            let mut unlisted = 0u64;
+            let mut unlisted = Unlisted::default();
             for e in entries.flatten() {
                 let raw = e.file_name();
-                if !raw.to_str().is_some_and(|n| listed.contains(n)) {
-                    unlisted += 1;
-                    if unlisted <= UNLISTED_SHOWN {
-                        problems.push(format!("{} is not listed", escape_os(&raw)));
-                    }
+                if !raw.to_str().is_some_and(|n| listed.contains(n)) && unlisted.name_next() {
+                    problems.push(format!("{} is not listed", escape_os(&raw)));
                 }
             }
-            if unlisted > UNLISTED_SHOWN {
-                problems.push(format!(
-                    "{} more entries are not listed (not named: only the first \
-                     {UNLISTED_SHOWN} are)",
-                    unlisted - UNLISTED_SHOWN
-                ));
-            }
+            problems.extend(unlisted.not_named("are not listed"));
         }
         Err(e) => problems.push(format!("cannot list: {e}")),
     }

@@ -36,6 +36,32 @@ pub const COPY_PURPOSE: &str = "the private copies of the kit's tarballs";
 /// How many entries the listing does not name are reported by name; the rest are counted.
 pub const UNLISTED_SHOWN: u64 = 20;
 
+/// The entries of a directory that its listing does not name, as every verifier reports them:
+/// the first [`UNLISTED_SHOWN`] by name, the rest counted, so any directory costs bounded memory
+/// and output.
+#[derive(Debug, Default)]
+pub(crate) struct Unlisted {
+    count: u64,
+}
+
+impl Unlisted {
+    /// Counts one more unlisted entry; true while it is still to be named.
+    pub(crate) fn name_next(&mut self) -> bool {
+        self.count += 1;
+        self.count <= UNLISTED_SHOWN
+    }
+
+    /// `N more entries WHERE (not named: only the first 20 are)`, when some were not named.
+    pub(crate) fn not_named(&self, entries_where: &str) -> Option<String> {
+        (self.count > UNLISTED_SHOWN).then(|| {
+            format!(
+                "{} more entries {entries_where} (not named: only the first {UNLISTED_SHOWN} are)",
+                self.count - UNLISTED_SHOWN
+            )
+        })
+    }
+}
+
 /// One kit file read privately: what it proves and its SHA-256, or why it could not be read.
 type FileRead = Result<(Proven, [u8; 32]), ReadProblem>;
 
@@ -283,7 +309,7 @@ impl Verifier<'_> {
         };
         let mut present = BTreeSet::new();
         let mut complete = true;
-        let mut unlisted = 0u64;
+        let mut unlisted = Unlisted::default();
         for entry in entries {
             let entry = match entry {
                 Ok(e) => e,
@@ -311,8 +337,7 @@ impl Verifier<'_> {
                 }
                 (None, _) => {
                     complete = false;
-                    unlisted += 1;
-                    if unlisted > UNLISTED_SHOWN {
+                    if !unlisted.name_next() {
                         continue;
                     }
                     // Escaped by `record`, like every name; bytes that are not UTF-8 show as
@@ -331,18 +356,10 @@ impl Verifier<'_> {
                 }
             }
         }
-        if unlisted > UNLISTED_SHOWN {
+        if let Some(rest) = unlisted.not_named("in the kit are not listed in SHA256SUMS") {
             let dir = self.dir.display().to_string();
-            self.rec.record(
-                CheckId::SumsComplete,
-                &dir,
-                Class::Checksum,
-                Err(format!(
-                    "{} more entries in the kit are not listed in SHA256SUMS (not named: only \
-                     the first {UNLISTED_SHOWN} are)",
-                    unlisted - UNLISTED_SHOWN
-                )),
-            );
+            self.rec
+                .record(CheckId::SumsComplete, &dir, Class::Checksum, Err(rest));
         }
         for name in listed {
             if !present.contains(name) {
