@@ -2,7 +2,7 @@
 //! parts past a size, each file hashed and counted while it is written (no second read).
 
 use crate::layout::data_path;
-use crate::manifest::{FileEntry, VendorCount};
+use crate::manifest::VendorCount;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -25,9 +25,10 @@ pub struct ExportedFile {
     pub vendor: String,
 }
 
+#[cfg(feature = "store")]
 impl ExportedFile {
-    pub(crate) fn entry(&self) -> FileEntry {
-        FileEntry {
+    pub(crate) fn entry(&self) -> crate::manifest::FileEntry {
+        crate::manifest::FileEntry {
             path: self.path.clone(),
             sha256: hex::encode(self.sha256),
             bytes: self.bytes,

@@ -15,10 +15,6 @@
 //! # Ok(()) }
 //! ```
 
-// Without `store` (the fuzz targets' build) the writers' helpers in manifest.rs and export.rs
-// have no caller.
-#![cfg_attr(not(feature = "store"), allow(dead_code))]
-
 #[cfg(feature = "store")]
 mod build;
 mod content_address;

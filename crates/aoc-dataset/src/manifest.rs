@@ -5,7 +5,6 @@
 //! a function of the values. Reading is strict: unknown fields and other schema versions are
 //! refused rather than ignored.
 
-use aoc_digest::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
 /// The manifest of one dataset.
@@ -40,8 +39,10 @@ pub struct Manifest {
 }
 
 pub const KIND: &str = "stellaops.aoc-dataset";
+#[cfg(feature = "store")]
 pub const HASH_RULE: &str =
     "sha256 of the sha256sum listing (`<sha256>  <path>\\n`, sorted by path bytes) of the data files";
+#[cfg(feature = "store")]
 pub const RECORD_ORDER: &str =
     "files by path; within a file by upstream_id (bytes), then revision; one file or part sequence per (tenant, vendor)";
 
@@ -112,7 +113,9 @@ pub struct FileEntry {
     pub vendor: String,
 }
 
-/// The parts of a manifest that are recomputed from the data files alone.
+/// The parts of a manifest that are recomputed from the data files alone (by the build, the
+/// verifier and the reader: the `store` feature).
+#[cfg(feature = "store")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Derived {
     pub dataset_hash: String,
@@ -147,6 +150,7 @@ impl Manifest {
     }
 }
 
+#[cfg(feature = "store")]
 impl Derived {
     /// Totals and per-tenant counts from per-vendor counts and files.
     pub(crate) fn new(mut files: Vec<FileEntry>, mut vendors: Vec<VendorCount>) -> Derived {
@@ -171,7 +175,7 @@ impl Derived {
             .map(|f| {
                 // Files built here always carry valid hex; a bad one hashes as zeros and fails
                 // the comparison that follows.
-                let d = Sha256Digest::parse_hex(&f.sha256).unwrap_or_default();
+                let d = aoc_digest::Sha256Digest::parse_hex(&f.sha256).unwrap_or_default();
                 (f.path.clone(), d.0)
             })
             .collect();
