@@ -15,9 +15,14 @@
 //! and no library should carry test support in its public API. It has no dependencies, and it is
 //! a dev-dependency of every crate but xtask (whose `test` task names and reads the log), so it
 //! never reaches `stella`, a release build or an SBOM.
+//!
+//! It also runs a program as a user whom permission bits bind ([`Unprivileged`]), for the tests
+//! of read-only access that root would otherwise pass without the bits being honoured.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The environment variable naming the file skips are appended to.
 pub const SKIP_LOG_ENV: &str = "AOC_SKIP_LOG";
@@ -104,6 +109,99 @@ pub fn parse_log_line(line: &str) -> Option<(&str, &str)> {
     line.split_once('\t')
 }
 
+/// True when this process runs as root, whom permission bits do not bind.
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// A program run as a user whom permission bits bind: this user, or `nobody` (through
+/// `runuser`) when this is root.
+///
+/// For `nobody` the program is copied into a fresh directory anyone may enter: the build's
+/// target directory may sit where only root may (`.ci/run` keeps it in a cache under root's
+/// 0700 home), and `runuser` would then fail with "Permission denied" before the program ran.
+/// The copy is removed on drop. Every path given to the program must be reachable by `nobody`
+/// too: a temporary directory made 0755 or 0777, or the repository's test data.
+pub struct Unprivileged {
+    program: PathBuf,
+    copy_dir: Option<PathBuf>,
+}
+
+impl Unprivileged {
+    /// Panics when the copy cannot be made: the test could not run what it is for.
+    pub fn new(program: &Path) -> Unprivileged {
+        if !running_as_root() {
+            return Unprivileged {
+                program: program.to_owned(),
+                copy_dir: None,
+            };
+        }
+        let dir = fresh_shared_dir()
+            .unwrap_or_else(|e| panic!("cannot make a directory for a copy of the program: {e}"));
+        let name = program.file_name().expect("a program path names a file");
+        let copy = dir.join(name);
+        std::fs::copy(program, &copy)
+            .and_then(|_| set_mode(&copy, 0o755))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot copy {} to {}: {e}",
+                    program.display(),
+                    copy.display()
+                )
+            });
+        Unprivileged {
+            program: copy,
+            copy_dir: Some(dir),
+        }
+    }
+
+    /// A command that runs the program, as `nobody` when this is root.
+    pub fn command(&self) -> Command {
+        match self.copy_dir {
+            Some(_) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "nobody", "--"]).arg(&self.program);
+                c
+            }
+            None => Command::new(&self.program),
+        }
+    }
+}
+
+impl Drop for Unprivileged {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.copy_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A new directory in the temporary directory, mode 0755.
+fn fresh_shared_dir() -> std::io::Result<PathBuf> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "aoc-testkit-unprivileged-{}-{n}",
+            std::process::id()
+        ));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                set_mode(&dir, 0o755)?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +238,30 @@ mod tests {
         assert_eq!(text, "t a\tfirst\nt b\tsecond reason\n");
         let missing = Path::new("/nonexistent-dir/skips.log");
         assert!(record("t e", "x", false, Some(missing)).is_err());
+    }
+
+    /// The program runs from a copy `nobody` can reach (as root) or from where it is, and the
+    /// copy is gone after the drop.
+    #[test]
+    fn an_unprivileged_program_runs_and_its_copy_is_removed() {
+        let id = Path::new("/usr/bin/id");
+        if !id.exists() {
+            return skip("no /usr/bin/id to run");
+        }
+        let unprivileged = Unprivileged::new(id);
+        let copy = unprivileged.copy_dir.clone();
+        let out = unprivileged.command().arg("-u").output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let uid: u32 = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_ne!(uid, 0, "root runs it as nobody");
+        drop(unprivileged);
+        if let Some(dir) = copy {
+            assert!(!dir.exists(), "{} left behind", dir.display());
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use crate::{run, stella, testdata, EPOCH};
 use aoc_dataset::{build_from_inputs, build_from_store, BuildOptions};
 use aoc_store::{ScanFilter, Store};
+use aoc_testkit::Unprivileged;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -893,23 +894,11 @@ fn a_dataset_load_killed_at_random_points_resumes_by_seeking_and_reads_no_record
 // ---------------------------------------------------------------------------------------------
 // Read-only verification, and one writer per store, tenant and source
 
-/// Permission bits do not bind root: run as root, the read-only checks below run `stella` as
-/// `nobody` (through `runuser`), for whom they do.
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-/// `stella aoc verify ARGS` as a user the permission bits bind: this one, or `nobody` for root.
+/// `stella aoc verify ARGS` as a user the permission bits bind: this one, or `nobody` for root
+/// (permission bits do not bind root).
 fn verify_as_unprivileged(args: &[&str]) -> (i32, String, String) {
-    let stella = env!("CARGO_BIN_EXE_stella");
-    let mut cmd = if running_as_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "nobody", "--", stella]);
-        c
-    } else {
-        Command::new(stella)
-    };
+    let stella = Unprivileged::new(Path::new(env!("CARGO_BIN_EXE_stella")));
+    let mut cmd = stella.command();
     cmd.args(["aoc", "verify"])
         .args(args)
         .env("NO_COLOR", "1")
@@ -1788,15 +1777,9 @@ fn a_writer_lock_file_this_user_cannot_write_still_serves_as_the_lock() {
     chmod(&locks[0], 0o444);
     chmod(&db, 0o666);
 
-    let stella_bin = env!("CARGO_BIN_EXE_stella");
-    let mut cmd = if running_as_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "nobody", "--", stella_bin]);
-        c
-    } else {
-        Command::new(stella_bin)
-    };
-    let (code, _, stderr) = run(cmd
+    let stella = Unprivileged::new(Path::new(env!("CARGO_BIN_EXE_stella")));
+    let (code, _, stderr) = run(stella
+        .command()
         .args([
             "aoc",
             "backfill",

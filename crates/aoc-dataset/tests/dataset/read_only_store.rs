@@ -6,32 +6,24 @@
 use crate::{run_build, testdata, EPOCH};
 use aoc_ingest::{Backfill, Source};
 use aoc_store::{Store, StoreError};
+use aoc_testkit::Unprivileged;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-/// Permission bits do not bind root: run as root, the builds below run as `nobody` (through
-/// `runuser`), for whom they do.
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 /// `aoc-dataset build --store URL --out OUT`, as `nobody` when `unprivileged` and running as
-/// root; (exit code, the hash printed, stderr).
+/// root (permission bits do not bind root); (exit code, the hash printed, stderr).
 fn build(url: &str, out: &Path, unprivileged: bool) -> (i32, String, String) {
     build_with(&["--store", url], out, unprivileged)
 }
 
 fn build_with(source: &[&str], out: &Path, unprivileged: bool) -> (i32, String, String) {
-    let bin = env!("CARGO_BIN_EXE_aoc-dataset");
-    let mut cmd = if unprivileged && running_as_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "nobody", "--", bin]);
-        c
-    } else {
-        Command::new(bin)
+    let bin = Path::new(env!("CARGO_BIN_EXE_aoc-dataset"));
+    let unprivileged = unprivileged.then(|| Unprivileged::new(bin));
+    let mut cmd = match &unprivileged {
+        Some(u) => u.command(),
+        None => Command::new(bin),
     };
     run_build(
         cmd.arg("build")
