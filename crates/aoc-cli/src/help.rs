@@ -10,8 +10,8 @@ const EXIT: &[(&str, &str)] = &[
     (
         "2",
         "configuration, connection or input error (outranks violations); bad flags; inputs \
-         with no record at all (an empty directory, no .json/.ndjson/.jsonl file) unless \
-         --allow-empty",
+         with no record at all (an empty directory, no .json/.ndjson/.jsonl file), or a store \
+         holding no document, unless --allow-empty",
     ),
     aoc_term::EXIT_ENVIRONMENT_HELP,
     aoc_term::EXIT_INTERRUPTED_HELP,

@@ -73,12 +73,12 @@ pub fn open(paths: &[PathBuf], pin: &DatasetPin) -> anyhow::Result<Source> {
 }
 
 /// `--allow-empty`: an input with nothing to read (an empty directory, one without `.json`,
-/// `.ndjson` or `.jsonl` files, empty files) is an error unless this is given, so that a gate
-/// that checked nothing does not pass.
+/// `.ndjson` or `.jsonl` files, empty files), or a store that holds no document, is an error
+/// unless this is given, so that a gate that checked nothing does not pass.
 #[derive(clap::Args, Debug, Clone, Copy, Default)]
 pub struct AllowEmpty {
     /// Succeed when the inputs hold no record (an empty directory, no .json/.ndjson/.jsonl
-    /// file); without it that is an error (exit 2).
+    /// file) or the store no document; without it that is an error (exit 2).
     #[arg(long)]
     pub allow_empty: bool,
 }
@@ -110,6 +110,16 @@ impl AllowEmpty {
             "nothing to read: {} hold(s) no record; give --allow-empty to accept inputs with \
              no record",
             names(paths)
+        );
+        Ok(())
+    }
+
+    /// After a store's check: refuses a store that holds no document, `what` naming it.
+    pub fn check_documents(self, stored: i64, what: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            stored > 0 || self.allow_empty,
+            "nothing to check: {what} holds no document; give --allow-empty to accept a store \
+             with nothing to check"
         );
         Ok(())
     }

@@ -65,7 +65,7 @@ pub struct VerifyArgs {
     // With `--input`: the hash every dataset tarball among the inputs must have.
     #[command(flatten)]
     pin: DatasetPin,
-    // With `--input`: whether inputs with no record at all may pass.
+    // Whether inputs with no record, or a store check that selected no document, may pass.
     #[command(flatten)]
     empty: AllowEmpty,
     /// Output: text (summary on stderr) or json (the report on stdout).
@@ -236,6 +236,13 @@ fn run_store(
     )
     .with_context(|| format!("reading store {shown}"))?;
     drop(progress);
+    // A store with no document at all is nothing to check, like inputs with no record; a
+    // `--tenant` or `--since` that selects none of its documents is a result, as with inputs.
+    if report.documents_checked == 0 {
+        let stored = store.counts()?.documents;
+        args.empty
+            .check_documents(stored, &format!("the store {shown}"))?;
+    }
     emit(report, args, started)
 }
 

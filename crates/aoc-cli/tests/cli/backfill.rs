@@ -1010,6 +1010,43 @@ fn verify_reads_a_sqlite_store_its_user_cannot_write_and_changes_nothing() {
     chmod(&store_dir, 0o755);
 }
 
+/// A store that holds no document is nothing to check, as inputs with no record are: exit 2,
+/// naming `--allow-empty`, with which it verifies (0 checked, exit 0). A `--tenant` that selects
+/// none of a store's documents is a result: 0 checked, exit 0.
+#[test]
+fn verifying_a_store_with_no_document_is_nothing_to_check_unless_allowed() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = fresh_store(engine, dir.path(), "empty");
+        drop(Store::open(&url).unwrap());
+        let verify = |extra: &[&str]| {
+            run(stella()
+                .args(["aoc", "verify", "--store", &url, "--format", "json"])
+                .args(extra))
+        };
+        let (code, out, err) = verify(&[]);
+        assert_eq!(code, 2, "{engine:?}: {err}");
+        assert!(
+            err.contains("holds no document") && err.contains("--allow-empty"),
+            "{engine:?}: {err}"
+        );
+        let failure: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(failure["ok"], false, "{out}");
+
+        let (code, out, err) = verify(&["--allow-empty"]);
+        assert_eq!(code, 0, "{engine:?}: {err}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["documents_checked"], 0, "{report}");
+
+        let loaded = backfill(&url, &[&testdata("osv-rustsec")], &[], &[], dir.path());
+        assert_eq!(loaded.code, 0, "{engine:?}: {}", loaded.stderr);
+        let (code, out, err) = verify(&["--tenant", "no-such-tenant"]);
+        assert_eq!(code, 0, "{engine:?}: {err}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["documents_checked"], 0, "{report}");
+    }
+}
+
 /// A store at an older schema version is refused by the verifier, named with both versions and
 /// what to do, and left at its version; the writing command the message names migrates it.
 #[test]
