@@ -9,8 +9,10 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 requirements="$root/scripts/zigbuild-requirements.txt"
+. "$root/scripts/venv.sh"
 venv=${1:-${CARGO_TARGET_DIR:-$root/target}/aoc-release/zigbuild}
-python=${PYTHON:-python3}
+mkdir -p "$venv"
+venv=$(cd "$venv" && pwd -P)
 want_zigbuild=$(sed -n 's/^cargo-zigbuild==\([^ ]*\).*/\1/p' "$requirements")
 want_zig=$(sed -n 's/^ziglang==\([^ ]*\).*/\1/p' "$requirements")
 
@@ -23,7 +25,7 @@ installed() {
 if ! installed; then
     echo "install-zigbuild: installing cargo-zigbuild $want_zigbuild and zig $want_zig into $venv" >&2
     rm -rf "$venv"
-    "$python" -m venv "$venv"
+    venv=$(ensure_venv "$venv")
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
         --require-hashes -r "$requirements" >&2
     installed || { echo "install-zigbuild: the installed versions do not answer as pinned" >&2; exit 1; }

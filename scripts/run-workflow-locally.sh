@@ -11,10 +11,8 @@
 # stand-in (scripts/pg-test-cluster.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv="$root/target/third-party/venv"
-if [ ! -x "$venv/bin/python" ]; then
-    "${PYTHON:-python3}" -m venv "$venv"
-fi
+. "$root/scripts/venv.sh"
+venv=$(ensure_venv "$root/target/third-party/venv")
 if ! "$venv/bin/python" -c 'import yaml, moto.server' 2>/dev/null || [ ! -x "$venv/bin/moto_server" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
         'moto[server]>=5.1,<6' 'PyYAML>=6'

@@ -18,6 +18,8 @@ mod production_refusals;
 mod release_workflow;
 #[path = "xtask/rust_version.rs"]
 mod rust_version;
+#[path = "xtask/setup_scripts.rs"]
+mod setup_scripts;
 #[path = "xtask/tidy.rs"]
 mod tidy;
 

@@ -16,12 +16,8 @@
 # Usage: sh xtask/third-party/setup.sh   (from anywhere; needs python3 >= 3.8 with venv)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
-venv="$root/target/third-party/venv"
-python=${PYTHON:-python3}
-
-if [ ! -x "$venv/bin/python" ]; then
-    "$python" -m venv "$venv"
-fi
+. "$root/scripts/venv.sh"
+venv=$(ensure_venv "$root/target/third-party/venv")
 if ! "$venv/bin/python" -c 'import spdx_tools, cyclonedx.validation.json, jsonschema, in_toto_attestation' 2>/dev/null; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
         'spdx-tools>=0.8' 'cyclonedx-python-lib[validation]>=7' 'in-toto-attestation>=0.9,<1'

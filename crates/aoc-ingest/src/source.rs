@@ -19,6 +19,15 @@ pub enum SourceError {
     /// An input of another kind (a dataset) failed to open, verify or read.
     #[error(transparent)]
     Input(Box<dyn std::error::Error + Send + Sync>),
+    /// A directory given as an input holds a file another kind claims (a dataset tarball):
+    /// a directory is read for advisory files only, so that file must be given itself.
+    #[error(
+        "{} holds {}, which is read only when given itself as an input: a directory is read \
+         for advisory JSON files (.json, .ndjson, .jsonl) only",
+        dir.display(),
+        file.display()
+    )]
+    ClaimedInDirectory { dir: PathBuf, file: PathBuf },
     /// A position to resume at that these inputs do not have.
     #[error("cannot resume at the checkpoint: {0}")]
     Seek(String),
@@ -109,6 +118,19 @@ impl Source {
             let meta = std::fs::metadata(path).map_err(|e| annotate(path, e))?;
             if meta.is_dir() {
                 let files = walk_dir(path)?;
+                // A dataset beside advisories (a kit directory given whole) is neither read as
+                // one nor skipped without a word: its sidecar JSON would be read as records.
+                let claimed = files
+                    .inputs
+                    .iter()
+                    .chain(&files.skipped)
+                    .find(|f| kinds.iter().any(|k| k.claims(f)));
+                if let Some(file) = claimed {
+                    return Err(SourceError::ClaimedInDirectory {
+                        dir: path.clone(),
+                        file: file.clone(),
+                    });
+                }
                 units.extend(files.inputs.into_iter().map(Unit::File));
                 skipped.extend(files.skipped);
             } else {

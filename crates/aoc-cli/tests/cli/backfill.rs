@@ -481,6 +481,32 @@ fn datasets_load_after_verification_and_tampered_ones_are_refused() {
     }
 }
 
+/// A directory holding a dataset (a kit given whole: the tarball beside its sidecar JSON) is
+/// refused before anything is read or stored, naming the tarball: the dataset is not skipped,
+/// nor are its sidecars read as advisories.
+#[test]
+fn a_directory_holding_a_dataset_is_refused_naming_the_tarball() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = history_dataset(dir.path());
+    let holding = built.archive.parent().unwrap();
+    let name = built.archive.file_name().unwrap().to_str().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let loaded = backfill(&url, &[holding], &[], &[], dir.path());
+    assert_eq!(loaded.code, 2, "{}", loaded.stderr);
+    assert!(
+        loaded.stderr.contains(name) && loaded.stderr.contains("given itself as an input"),
+        "{}",
+        loaded.stderr
+    );
+    if dir.path().join("store.db").exists() {
+        let mut store = Store::open(&url).unwrap();
+        assert_eq!(store.counts().unwrap().documents, 0, "nothing was written");
+    }
+    let (code, _, err) = run(stella().args(["aoc", "verify", "--input"]).arg(holding));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(name), "{err}");
+}
+
 #[test]
 fn an_unreachable_database_is_a_clear_configuration_error() {
     let dir = tempfile::tempdir().unwrap();

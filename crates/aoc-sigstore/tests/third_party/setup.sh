@@ -24,11 +24,10 @@ if ! (cd "$dest/node" && node -e 'require("@sigstore/verify"); require("@sigstor
         @sigstore/verify@3 @sigstore/bundle@4 @sigstore/core@3
 fi
 
-if [ ! -x "$dest/venv/bin/python" ]; then
-    python3 -m venv "$dest/venv"
-fi
-if ! "$dest/venv/bin/python" -c 'import securesystemslib.signer, cryptography, nacl.secret' 2>/dev/null; then
-    "$dest/venv/bin/python" -m pip install --quiet --disable-pip-version-check 'securesystemslib[crypto]>=1,<2' 'pynacl>=1.5,<2'
+. "$root/scripts/venv.sh"
+venv=$(ensure_venv "$dest/venv")
+if ! "$venv/bin/python" -c 'import securesystemslib.signer, cryptography, nacl.secret' 2>/dev/null; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'securesystemslib[crypto]>=1,<2' 'pynacl>=1.5,<2'
 fi
 
 echo "third-party verifiers installed in $dest"

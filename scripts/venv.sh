@@ -1,0 +1,24 @@
+# Sourced, not run: `. scripts/venv.sh; venv=$(ensure_venv DIR)`.
+#
+# ensure_venv DIR: makes DIR a Python virtual environment, once, at DIR's physical path, and
+# prints that path. A venv is not relocatable: its console scripts (pip, pyspdxtools,
+# moto_server, cargo-zigbuild) start with `#!<the path it was made at>/bin/python`. Made through
+# a symlink (a clone's target/ pointing into .ci/run's cache) it breaks once that clone is gone,
+# and every later clone sharing the cache would find "pyspdxtools: not found". So the venv is
+# made at the physical path, and one whose scripts name another path is made again.
+# PYTHON chooses the interpreter (default python3).
+ensure_venv() {
+    mkdir -p "$1"
+    _venv=$(cd "$1" && pwd -P)
+    if [ -x "$_venv/bin/python" ] && [ -f "$_venv/bin/pip" ] \
+        && [ "$(head -n 1 "$_venv/bin/pip")" != "#!$_venv/bin/python" ] \
+        && [ "$(head -n 1 "$_venv/bin/pip")" != "#!$_venv/bin/python3" ]; then
+        echo "venv.sh: $_venv was made at another path ($(head -n 1 "$_venv/bin/pip")); making it again" >&2
+        rm -rf "$_venv"
+        mkdir -p "$_venv"
+    fi
+    if [ ! -x "$_venv/bin/python" ]; then
+        "${PYTHON:-python3}" -m venv "$_venv" >&2
+    fi
+    echo "$_venv"
+}
