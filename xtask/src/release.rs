@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use aoc_digest::Sha256Digest;
 use xshell::{cmd, Shell};
 
 use aoc_sigstore::{
@@ -246,7 +247,7 @@ pub fn release_carrying(
         .members
         .iter()
         .find(|m| m.path == kit::BINARY_MEMBER)
-        .map(|m| m.sha256_hex())
+        .map(|m| m.sha256.to_string())
         .context("the runner tarball has no stella")?;
     steps.run("sboms", || kit.write_sboms(&packed, &binary, binary_sha))?;
     steps.run("sign runner", || kit.sign_runner(&packed))?;
@@ -286,7 +287,7 @@ fn preconditions(root: &Path, opts: &ReleaseOptions) -> Result<(SelectedKey, Opt
         check_production(root, &key, pin.as_deref())?;
     }
     if let Some(p) = pin.as_deref().filter(|p| *p != DATASET_PLACEHOLDER) {
-        if let Err(e) = aoc_digest::Sha256Digest::parse_hex(p) {
+        if let Err(e) = Sha256Digest::parse_hex(p) {
             bail!(
                 "DATASET_HASH={p:?} is neither a dataset hash (64 lowercase hex) nor \
                  {DATASET_PLACEHOLDER:?}: it {e}; copy the hash from the dataset's file name"
@@ -412,7 +413,7 @@ impl KitWriter<'_> {
                 epoch: self.epoch,
                 runner_tarball: Some(Artifact {
                     name: kit::RUNNER_TARBALL.into(),
-                    sha256: packed.archive_sha256_hex(),
+                    sha256: packed.archive_sha256.to_string(),
                 }),
                 binary: Some(Artifact {
                     name: sbom::RUNNER_BINARY.into(),
@@ -430,7 +431,7 @@ impl KitWriter<'_> {
     /// The runner tarball's signature, with the verify script and the public key beside it.
     fn sign_runner(&mut self, packed: &aoc_archive::PackReport) -> Result<()> {
         let key = self.key;
-        let bundle = message_signature_bundle(&key.signer, &packed.archive_sha256);
+        let bundle = message_signature_bundle(&key.signer, &packed.archive_sha256.0);
         self.digests.write(kit::RUNNER_BUNDLE, bundle.as_bytes())?;
         self.digests.write(
             kit::VERIFY_SCRIPT,
@@ -452,7 +453,7 @@ impl KitWriter<'_> {
         let subjects = kit::with_optional(kit::subject_files(hash), &self.carried)
             .into_iter()
             .map(|name| {
-                let sha256 = self.digests.get(&name)?;
+                let sha256 = self.digests.get(&name)?.0;
                 Ok(Subject { name, sha256 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -496,7 +497,7 @@ impl KitWriter<'_> {
         }
         let text = sums.render();
         self.digests.write(kit::SUMS, text.as_bytes())?;
-        let bundle = message_signature_bundle(&self.key.signer, &self.digests.get(kit::SUMS)?);
+        let bundle = message_signature_bundle(&self.key.signer, &self.digests.get(kit::SUMS)?.0);
         self.digests.write(kit::SUMS_BUNDLE, bundle.as_bytes())?;
         Ok(())
     }
@@ -768,7 +769,7 @@ pub fn print_summary(r: &Release) {
 /// once a file another library wrote.
 struct Digests {
     dir: PathBuf,
-    map: BTreeMap<String, [u8; 32]>,
+    map: BTreeMap<String, Sha256Digest>,
 }
 
 impl Digests {
@@ -781,27 +782,25 @@ impl Digests {
 
     /// Writes `bytes` as kit file `name` and records their digest.
     fn write(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
-        use sha2::{Digest, Sha256};
         std::fs::write(self.dir.join(name), bytes)
             .with_context(|| format!("writing {name} into the kit"))?;
-        self.map
-            .insert(name.to_string(), Sha256::digest(bytes).into());
+        self.map.insert(name.to_string(), Sha256Digest::of(bytes));
         Ok(())
     }
 
     /// Records a digest known from the writer (the packed runner tarball).
-    fn record(&mut self, name: &str, digest: [u8; 32]) {
+    fn record(&mut self, name: &str, digest: Sha256Digest) {
         self.map.insert(name.to_string(), digest);
     }
 
     /// Reads and hashes a kit file that another library wrote.
     fn file(&mut self, name: &str) -> Result<()> {
         let digest = kit::sha256_file(&self.dir.join(name))?;
-        self.record(name, digest);
+        self.record(name, Sha256Digest(digest));
         Ok(())
     }
 
-    fn get(&self, name: &str) -> Result<[u8; 32]> {
+    fn get(&self, name: &str) -> Result<Sha256Digest> {
         self.map
             .get(name)
             .copied()

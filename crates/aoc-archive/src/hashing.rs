@@ -31,14 +31,7 @@ pub struct MemberDigest {
     /// Content length in bytes.
     pub size: u64,
     /// SHA-256 of the content.
-    pub sha256: [u8; 32],
-}
-
-impl MemberDigest {
-    /// The digest as 64 lowercase hex characters.
-    pub fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256)
-    }
+    pub sha256: Sha256Digest,
 }
 
 /// Path, size and SHA-256 of one file on disk.
@@ -49,14 +42,7 @@ pub struct FileDigest {
     /// Bytes hashed.
     pub size: u64,
     /// SHA-256 of the content.
-    pub sha256: [u8; 32],
-}
-
-impl FileDigest {
-    /// The digest as 64 lowercase hex characters.
-    pub fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256)
-    }
+    pub sha256: Sha256Digest,
 }
 
 /// Hashes everything `reader` yields, returning `(bytes, digest)`: [`aoc_digest::copy_hashing`]
@@ -83,7 +69,7 @@ pub fn sha256_files_parallel<P: AsRef<Path> + Sync>(paths: &[P]) -> io::Result<V
                 sha256_file(path).map(|(size, sha256)| FileDigest {
                     path: path.to_path_buf(),
                     size,
-                    sha256: sha256.0,
+                    sha256,
                 })
             })
             .collect()

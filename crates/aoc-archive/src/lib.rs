@@ -16,7 +16,7 @@
 //! ];
 //! let report = pack(entries, "out/runner.tar.gz".as_ref(), Compression::Gzip, 1_700_000_000)?;
 //! for member in &report.members {
-//!     println!("{}  {}", member.sha256_hex(), member.path);
+//!     println!("{}  {}", member.sha256, member.path);
 //! }
 //! let digests = ArchiveReader::open("out/runner.tar.gz".as_ref(), Limits::default())?.digest_all()?;
 //! assert_eq!(digests, report.members);

@@ -5,7 +5,7 @@
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use aoc_digest::HashingWriter;
+use aoc_digest::{HashingWriter, Sha256Digest};
 
 use crate::compression::{CompressWriter, Compression};
 use crate::fs::{AtomicFile, FILE_MODE};
@@ -37,14 +37,7 @@ pub struct PackReport {
     /// Size of the archive as written.
     pub archive_bytes: u64,
     /// SHA-256 of the archive as written.
-    pub archive_sha256: [u8; 32],
-}
-
-impl PackReport {
-    /// The archive's SHA-256 as 64 lowercase hex characters.
-    pub fn archive_sha256_hex(&self) -> String {
-        hex::encode(self.archive_sha256)
-    }
+    pub archive_sha256: Sha256Digest,
 }
 
 /// Packs `entries` into `out_path` with the given compression and mtime, without directory entries.
@@ -108,7 +101,7 @@ pub fn pack_to_writer<W: Write>(
         members,
         tar_bytes,
         archive_bytes,
-        archive_sha256: archive_sha256.0,
+        archive_sha256,
     };
     Ok((out, report))
 }

@@ -498,7 +498,7 @@ impl<'a> ArchiveReader<'a> {
             digests.push(MemberDigest {
                 path: path.to_owned(),
                 size,
-                sha256: sha256.0,
+                sha256,
             });
             Ok::<_, ArchiveError>(())
         })?;

@@ -13,7 +13,7 @@ use crate::hashing::sha256_files_parallel;
 /// A set of `name → SHA-256` lines; names are bare file names (no directories).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sha256Sums {
-    entries: BTreeMap<String, [u8; 32]>,
+    entries: BTreeMap<String, Sha256Digest>,
 }
 
 /// A rejected `SHA256SUMS` line.
@@ -80,7 +80,11 @@ impl Sha256Sums {
     }
 
     /// Adds `name`, refusing names the parser would refuse and names already present.
-    pub fn insert(&mut self, name: impl Into<String>, sha256: [u8; 32]) -> Result<(), SumsError> {
+    pub fn insert(
+        &mut self,
+        name: impl Into<String>,
+        sha256: Sha256Digest,
+    ) -> Result<(), SumsError> {
         let name = name.into();
         let at = |kind| SumsError { line: 0, kind };
         check_name(&name).map_err(at)?;
@@ -115,12 +119,12 @@ impl Sha256Sums {
     }
 
     /// The digest listed for `name`.
-    pub fn get(&self, name: &str) -> Option<&[u8; 32]> {
+    pub fn get(&self, name: &str) -> Option<&Sha256Digest> {
         self.entries.get(name)
     }
 
     /// `(name, digest)` pairs in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8; 32])> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Sha256Digest)> {
         self.entries.iter().map(|(n, d)| (n.as_str(), d))
     }
 
@@ -138,7 +142,7 @@ impl Sha256Sums {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(self.entries.len() * 100);
         for (name, digest) in &self.entries {
-            out.push_str(&Sha256Digest(*digest).to_hex());
+            out.push_str(&digest.to_hex());
             out.push_str("  ");
             out.push_str(name);
             out.push('\n');
@@ -182,7 +186,7 @@ impl Sha256Sums {
     }
 }
 
-fn parse_line(line: &str) -> Result<([u8; 32], &str), SumsErrorKind> {
+fn parse_line(line: &str) -> Result<(Sha256Digest, &str), SumsErrorKind> {
     if line.contains('\r') {
         return Err(SumsErrorKind::CarriageReturn);
     }
@@ -204,7 +208,7 @@ fn parse_line(line: &str) -> Result<([u8; 32], &str), SumsErrorKind> {
     }
     let name = &line[66..];
     check_name(name)?;
-    Ok((digest.0, name))
+    Ok((digest, name))
 }
 
 fn check_name(name: &str) -> Result<(), SumsErrorKind> {

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use aoc_digest::Sha256Digest;
 use sha2::{Digest, Sha256};
 
 use crate::hashing::{MemberDigest, HASH_BUFFER_BYTES};
@@ -153,7 +154,7 @@ impl<W: Write> TarWriter<W> {
         Ok(MemberDigest {
             path: path.to_owned(),
             size,
-            sha256: hasher.finalize().into(),
+            sha256: Sha256Digest(hasher.finalize().into()),
         })
     }
 

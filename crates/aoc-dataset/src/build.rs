@@ -409,7 +409,7 @@ pub fn pack_export(
                 f.bytes,
                 hex::encode(f.sha256),
                 m.size,
-                m.sha256_hex()
+                m.sha256
             )),
             Some(_) => None,
         };
@@ -428,7 +428,7 @@ pub fn pack_export(
         archive,
         manifest_path,
         manifest,
-        archive_sha256: packed.archive_sha256_hex(),
+        archive_sha256: packed.archive_sha256.to_string(),
         archive_bytes: packed.archive_bytes,
         tar_bytes: packed.tar_bytes,
         notes: Vec::new(),

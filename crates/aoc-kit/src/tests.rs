@@ -332,7 +332,7 @@ impl Parts {
         let sums = self.sums.clone().unwrap_or_else(|| {
             let mut sums = Sha256Sums::new();
             for (name, bytes) in &files {
-                sums.insert(name.clone(), sha256(bytes)).unwrap();
+                sums.insert(name.clone(), sha256(bytes).into()).unwrap();
             }
             sums.render().into_bytes()
         });

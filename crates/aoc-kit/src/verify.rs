@@ -141,7 +141,7 @@ impl Proof {
 
     /// `name`'s digest in the signed listing.
     fn listed(&self, name: &str) -> Option<[u8; 32]> {
-        self.sums.get(name).copied()
+        self.sums.get(name).map(|d| d.0)
     }
 }
 

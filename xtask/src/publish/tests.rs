@@ -62,13 +62,14 @@ fn write_kit(dir: &Path, seed: u8) {
     .unwrap();
     let packed =
         kit::runner::pack(&root(), &stand_in, &dir.join(kit::RUNNER_TARBALL), EPOCH).unwrap();
-    let tarball = packed.archive_sha256_hex();
+    let tarball = packed.archive_sha256.to_string();
     let binary = packed
         .members
         .iter()
         .find(|m| m.path == kit::BINARY_MEMBER)
         .unwrap()
-        .sha256_hex();
+        .sha256
+        .to_string();
     let spdx = serde_json::json!({
         "spdxVersion": "SPDX-2.3",
         "packages": [
@@ -90,7 +91,7 @@ fn write_kit(dir: &Path, seed: u8) {
     let hash = kit::dataset::build(&[input], dir, EPOCH).unwrap().hash;
     std::fs::write(
         dir.join(kit::RUNNER_BUNDLE),
-        message_signature_bundle(signer, &packed.archive_sha256),
+        message_signature_bundle(signer, &packed.archive_sha256.0),
     )
     .unwrap();
     std::fs::write(dir.join(kit::VERIFY_SCRIPT), kit::script::render(&hash)).unwrap();

@@ -321,7 +321,7 @@ fn small_archive_bytes_match_the_golden_digests() {
         let report = pack(entries.clone(), &out, compression, EPOCH).unwrap();
         actual.push_str(&format!(
             "{}  golden.{}\n",
-            report.archive_sha256_hex(),
+            report.archive_sha256,
             compression.extension()
         ));
     }

@@ -132,7 +132,7 @@ fn the_hash_is_sha256_of_the_sha256sum_listing_of_the_data_files() {
         .unwrap();
     let names: Vec<&str> = members.iter().map(|m| m.path.as_str()).collect();
     assert_eq!(names, ["data/default/rustsec.ndjson", "manifest.json"]);
-    let listing = format!("{}  data/default/rustsec.ndjson\n", members[0].sha256_hex());
+    let listing = format!("{}  data/default/rustsec.ndjson\n", members[0].sha256);
     use sha2::Digest;
     assert_eq!(
         built.hash,
