@@ -4,6 +4,7 @@
 use crate::document::StoreDoc;
 use crate::{Result, StoreError};
 use aoc_contract::UpstreamKey;
+use aoc_digest::Sha256Digest;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -167,7 +168,7 @@ pub(crate) struct Head {
 pub(crate) struct StoredState<'a> {
     pub heads: BatchMap<&'a UpstreamKey, Head>,
     /// (key, digest) → `_id` of the stored document with that content.
-    pub existing: BatchMap<(&'a UpstreamKey, [u8; 32]), String>,
+    pub existing: BatchMap<(&'a UpstreamKey, Sha256Digest), String>,
 }
 
 /// A row the engine must insert.

@@ -18,7 +18,7 @@ use std::ops::Range;
 pub struct StoreDoc {
     pub(crate) head: DocHead,
     /// The 32 bytes behind `head.content_hash`: what the store keys on (half the text's size).
-    pub(crate) digest: [u8; 32],
+    pub(crate) digest: Sha256Digest,
     pub(crate) ingested_at: String,
     pub(crate) ingested_unix: i64,
     /// The document's compact JSON (serde_json's bytes, the document's own key order), with
@@ -242,7 +242,7 @@ fn field<T: Serialize + ?Sized>(
 /// What [`StoreDoc::from_value`] reads from a document before rendering it.
 struct Fields<'a> {
     head: DocHead,
-    digest: [u8; 32],
+    digest: Sha256Digest,
     ingested_at: &'a str,
     ingested_unix: i64,
 }
@@ -407,8 +407,8 @@ pub fn prepare_docs(docs: &[Value]) -> Result<Vec<StoreDoc>> {
 }
 
 /// The digest of a `sha256:<64 hex>` content hash.
-pub(crate) fn parse_digest(content_hash: &str) -> Option<[u8; 32]> {
-    Sha256Digest::parse_prefixed(content_hash).ok().map(|d| d.0)
+pub(crate) fn parse_digest(content_hash: &str) -> Option<Sha256Digest> {
+    Sha256Digest::parse_prefixed(content_hash).ok()
 }
 
 /// The `sha256:<hex>` text of a stored digest column. A column that is not 32 bytes (changed

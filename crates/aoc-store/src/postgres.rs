@@ -20,6 +20,7 @@ use crate::row::{Orphan, SourceCount, StoreCounts, StoredRow};
 use crate::writer_lock::{Claims, WriterScope};
 use crate::{Migration, OpenMode, Result, StoreError};
 use aoc_contract::UpstreamKey;
+use aoc_digest::Sha256Digest;
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, SimpleQueryMessage, Statement};
@@ -732,7 +733,7 @@ fn resolve_keys<'a>(
             next
         });
         doc_ordinals.push(i);
-        digests.push(&p.digest[..]);
+        digests.push(p.digest.as_ref());
     }
     let col =
         |f: fn(&UpstreamKey) -> &str| -> Vec<&str> { distinct.iter().map(|k| f(k)).collect() };
@@ -801,8 +802,8 @@ fn read_resolved<'a>(
             }
             Some(digest) => {
                 // Equal to a digest of the batch (the probe's condition): 32 bytes.
-                if let (Ok(digest), Some(id)) = (digest.try_into(), r.id) {
-                    state.existing.insert((key, digest), id);
+                if let (Ok(digest), Some(id)) = (<[u8; 32]>::try_from(digest), r.id) {
+                    state.existing.insert((key, Sha256Digest(digest)), id);
                 }
             }
         }
@@ -827,7 +828,7 @@ fn copy_rows(
         copy_field(buf, Some(&doc_keys[row.index].to_be_bytes()));
         copy_field(buf, Some(&row.revision.to_be_bytes()));
         copy_field(buf, Some(p.head.id.as_bytes()));
-        copy_field(buf, Some(&p.digest));
+        copy_field(buf, Some(p.digest.as_ref()));
         copy_field(buf, written.supersedes.as_deref().map(str::as_bytes));
         copy_field(buf, Some(p.ingested_at.as_bytes()));
         copy_field(buf, Some(&p.ingested_unix.to_be_bytes()));

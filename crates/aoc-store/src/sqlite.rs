@@ -638,7 +638,7 @@ fn look_up_stored<'a>(
         };
         if existed {
             let id: Option<String> = hash_q
-                .query_row(params![key, &p.digest[..]], |r| r.get(0))
+                .query_row(params![key, p.digest.as_ref()], |r| r.get(0))
                 .optional()?;
             if let Some(id) = id {
                 state.existing.insert((k, p.digest), id);
@@ -666,7 +666,7 @@ fn insert_rows(
             keys[&p.head.key].0,
             row.revision,
             p.head.id,
-            &p.digest[..],
+            p.digest.as_ref(),
             written.supersedes,
             p.ingested_at,
             p.ingested_unix,
