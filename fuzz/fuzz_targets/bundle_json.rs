@@ -5,6 +5,7 @@
 use aoc_sigstore::PublicKey;
 use aoc_sigstore::{
     parse_statement, policy::dev_public_key, verify_dsse_bundle, verify_message_bundle,
+    Sha256Digest,
 };
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -12,7 +13,7 @@ use std::sync::OnceLock;
 fuzz_target!(|data: &[u8]| {
     static KEY: OnceLock<PublicKey> = OnceLock::new();
     let key = KEY.get_or_init(dev_public_key);
-    let digest: [u8; 32] = *b"0123456789abcdef0123456789abcdef";
+    let digest = Sha256Digest(*b"0123456789abcdef0123456789abcdef");
     let _ = verify_message_bundle(data, &digest, key);
     let _ = verify_dsse_bundle(data, key);
     // The in-toto statement reader runs on verified payloads only; fuzz it directly as well.

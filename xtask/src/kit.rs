@@ -10,6 +10,7 @@ pub mod script;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use aoc_digest::Sha256Digest;
 
 pub use aoc_kit::layout::*;
 
@@ -41,7 +42,7 @@ pub fn find_dataset_hash(dir: &Path) -> Result<String> {
 }
 
 /// SHA-256 of a file, hashed in process (never shelling out to sha256sum).
-pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+pub fn sha256_file(path: &Path) -> Result<Sha256Digest> {
     let (_, digest) = aoc_archive::sha256_file(path)?;
-    Ok(digest.0)
+    Ok(digest)
 }

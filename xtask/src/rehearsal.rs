@@ -413,7 +413,7 @@ impl Rehearse<'_> {
             dataset_hash: hash.clone(),
             dataset: DatasetInfo {
                 archive: kit::dataset_tarball(hash),
-                archive_sha256: hex::encode(kit::sha256_file(&self.built.archive)?),
+                archive_sha256: kit::sha256_file(&self.built.archive)?.to_string(),
                 inputs: self
                     .spec
                     .inputs

@@ -431,7 +431,7 @@ impl KitWriter<'_> {
     /// The runner tarball's signature, with the verify script and the public key beside it.
     fn sign_runner(&mut self, packed: &aoc_archive::PackReport) -> Result<()> {
         let key = self.key;
-        let bundle = message_signature_bundle(&key.signer, &packed.archive_sha256.0);
+        let bundle = message_signature_bundle(&key.signer, &packed.archive_sha256);
         self.digests.write(kit::RUNNER_BUNDLE, bundle.as_bytes())?;
         self.digests.write(
             kit::VERIFY_SCRIPT,
@@ -453,7 +453,7 @@ impl KitWriter<'_> {
         let subjects = kit::with_optional(kit::subject_files(hash), &self.carried)
             .into_iter()
             .map(|name| {
-                let sha256 = self.digests.get(&name)?.0;
+                let sha256 = self.digests.get(&name)?;
                 Ok(Subject { name, sha256 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -497,7 +497,7 @@ impl KitWriter<'_> {
         }
         let text = sums.render();
         self.digests.write(kit::SUMS, text.as_bytes())?;
-        let bundle = message_signature_bundle(&self.key.signer, &self.digests.get(kit::SUMS)?.0);
+        let bundle = message_signature_bundle(&self.key.signer, &self.digests.get(kit::SUMS)?);
         self.digests.write(kit::SUMS_BUNDLE, bundle.as_bytes())?;
         Ok(())
     }
@@ -796,7 +796,7 @@ impl Digests {
     /// Reads and hashes a kit file that another library wrote.
     fn file(&mut self, name: &str) -> Result<()> {
         let digest = kit::sha256_file(&self.dir.join(name))?;
-        self.record(name, Sha256Digest(digest));
+        self.record(name, digest);
         Ok(())
     }
 

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use aoc_digest::Sha256Digest;
 use serde_json::Value;
 
 use crate::layout;
 
 /// An SBOM check over the file's bytes, the tarball's digest and the binary's.
-pub type SbomCheck = fn(&[u8], &[u8; 32], &[u8; 32]) -> Result<String, String>;
+pub type SbomCheck = fn(&[u8], &Sha256Digest, &Sha256Digest) -> Result<String, String>;
 
 /// The statement is SLSA provenance of this release process, its subjects are exactly
 /// `subjects` with `digests`, and it records dataset `hash`.
@@ -17,7 +18,7 @@ pub fn check_provenance(
     payload: &[u8],
     hash: &str,
     subjects: &[String],
-    digests: &BTreeMap<String, [u8; 32]>,
+    digests: &BTreeMap<String, Sha256Digest>,
 ) -> Result<String, String> {
     let statement = aoc_sigstore::parse_statement(payload)?;
     if statement.predicate_type != layout::SLSA_PREDICATE_TYPE {
@@ -37,7 +38,7 @@ pub fn check_provenance(
             layout::BUILD_TYPE
         ));
     }
-    let claimed: BTreeMap<String, [u8; 32]> = statement
+    let claimed: BTreeMap<String, Sha256Digest> = statement
         .subjects
         .iter()
         .map(|s| (s.name.clone(), s.sha256))
@@ -49,11 +50,9 @@ pub fn check_provenance(
     for name in subjects {
         match (claimed.get(name), digests.get(name)) {
             (Some(c), Some(a)) if c == a => {}
-            (Some(c), Some(a)) => problems.push(format!(
-                "{name}: subject sha256 {} but the file's is {}",
-                hex::encode(c),
-                hex::encode(a)
-            )),
+            (Some(c), Some(a)) => {
+                problems.push(format!("{name}: subject sha256 {c} but the file's is {a}"))
+            }
             (None, _) => problems.push(format!("{name} is not a subject")),
             (Some(_), None) => {
                 problems.push(format!("{name} is a subject but missing from the kit"))
@@ -82,7 +81,11 @@ pub fn check_provenance(
 }
 
 /// The SPDX SBOM's tarball and binary packages carry these digests.
-pub fn check_spdx(bytes: &[u8], tarball: &[u8; 32], binary: &[u8; 32]) -> Result<String, String> {
+pub fn check_spdx(
+    bytes: &[u8],
+    tarball: &Sha256Digest,
+    binary: &Sha256Digest,
+) -> Result<String, String> {
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let packages = doc["packages"].as_array().ok_or("no packages array")?;
     let sum_of = |id: &str| -> Result<String, String> {
@@ -108,7 +111,11 @@ pub fn check_spdx(bytes: &[u8], tarball: &[u8; 32], binary: &[u8; 32]) -> Result
 }
 
 /// The CycloneDX SBOM's metadata component and `stella` component carry these digests.
-pub fn check_cdx(bytes: &[u8], tarball: &[u8; 32], binary: &[u8; 32]) -> Result<String, String> {
+pub fn check_cdx(
+    bytes: &[u8],
+    tarball: &Sha256Digest,
+    binary: &Sha256Digest,
+) -> Result<String, String> {
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let sha = |component: &Value| -> Option<String> {
         component["hashes"]
@@ -132,10 +139,10 @@ pub fn check_cdx(bytes: &[u8], tarball: &[u8; 32], binary: &[u8; 32]) -> Result<
 fn compare(
     sbom_tarball: &str,
     sbom_binary: &str,
-    tarball: &[u8; 32],
-    binary: &[u8; 32],
+    tarball: &Sha256Digest,
+    binary: &Sha256Digest,
 ) -> Result<String, String> {
-    let (tarball, binary) = (hex::encode(tarball), hex::encode(binary));
+    let (tarball, binary) = (tarball.to_string(), binary.to_string());
     let mut problems = Vec::new();
     if sbom_binary != binary {
         problems.push(format!(

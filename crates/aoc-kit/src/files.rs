@@ -9,6 +9,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use aoc_archive::fs::{read_hashed, Expect, OpenError};
+use aoc_digest::Sha256Digest;
 
 use crate::report::escape;
 
@@ -108,7 +109,11 @@ impl From<OpenError> for ReadProblem {
 
 /// Reads `path` once (bounded by `cap`), hashing every byte, into memory or a private copy:
 /// [`aoc_archive::fs::read_hashed`], the one hashing read.
-pub fn read_and_hash(path: &Path, cap: u64, keep: Keep) -> Result<(Proven, [u8; 32]), ReadProblem> {
+pub fn read_and_hash(
+    path: &Path,
+    cap: u64,
+    keep: Keep,
+) -> Result<(Proven, Sha256Digest), ReadProblem> {
     let expect = Expect::at_most(cap);
     let (proven, digest) = match keep {
         Keep::Bytes => {
@@ -122,7 +127,7 @@ pub fn read_and_hash(path: &Path, cap: u64, keep: Keep) -> Result<(Proven, [u8; 
             (Proven::Copy(copy), digest)
         }
     };
-    Ok((proven, digest.0))
+    Ok((proven, digest))
 }
 
 /// A public key file given by the operator (`--key`): bounded, parsed as PEM.

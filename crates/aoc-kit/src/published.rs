@@ -555,7 +555,7 @@ fn signed_manifest(dir: &Path, key: &PublicKey, rec: &mut Recorder<'_>) -> Optio
             return None;
         }
     };
-    let digest: [u8; 32] = Sha256Digest::of(&bytes).0;
+    let digest = Sha256Digest::of(&bytes);
     let signed = read_small(&dir.join(MANIFEST_BUNDLE), SMALL_CAP)
         .map_err(|e| e.to_string())
         .and_then(|bundle| trust::signed(&bundle, &digest, key, MANIFEST));

@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use aoc_archive::{Compression, Entry, PackOptions, Sha256Sums};
+use aoc_digest::Sha256Digest;
 use aoc_sigstore::{
     dsse_bundle, message_signature_bundle, statement_json, Signer, Subject, IN_TOTO_PAYLOAD_TYPE,
 };
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::report::{CheckId, CheckResult, Class, VerifyReport, EXIT_CODES, EXIT_USAGE};
 use crate::verify::{verify_kit, TrustedKey, VerifyOptions, SKIPPED_BY_INTEGRITY};
@@ -122,8 +122,8 @@ fn dev_signer() -> &'static Signer {
     })
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+fn sha256(bytes: &[u8]) -> Sha256Digest {
+    Sha256Digest::of(bytes)
 }
 
 /// A deterministic gzip tarball of `members`.
@@ -142,11 +142,11 @@ fn tarball(members: &[(&str, &[u8])]) -> Vec<u8> {
         .0
 }
 
-fn spdx(tarball: &[u8; 32], binary: &[u8; 32]) -> Vec<u8> {
-    let package = |id: &str, digest: &[u8; 32]| {
+fn spdx(tarball: &Sha256Digest, binary: &Sha256Digest) -> Vec<u8> {
+    let package = |id: &str, digest: &Sha256Digest| {
         json!({
             "SPDXID": id,
-            "checksums": [{"algorithm": "SHA256", "checksumValue": hex::encode(digest)}],
+            "checksums": [{"algorithm": "SHA256", "checksumValue": digest.to_string()}],
         })
     };
     serde_json::to_vec_pretty(&json!({
@@ -159,8 +159,8 @@ fn spdx(tarball: &[u8; 32], binary: &[u8; 32]) -> Vec<u8> {
     .unwrap()
 }
 
-fn cdx(tarball: &[u8; 32], binary: &[u8; 32]) -> Vec<u8> {
-    let hashes = |digest: &[u8; 32]| json!([{"alg": "SHA-256", "content": hex::encode(digest)}]);
+fn cdx(tarball: &Sha256Digest, binary: &Sha256Digest) -> Vec<u8> {
+    let hashes = |digest: &Sha256Digest| json!([{"alg": "SHA-256", "content": digest.to_string()}]);
     serde_json::to_vec_pretty(&json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
@@ -178,7 +178,7 @@ fn rehearsal_report(hash: &str) -> rehearsal::Report {
         dataset_hash: hash.into(),
         dataset: rehearsal::DatasetInfo {
             archive: layout::dataset_tarball(hash),
-            archive_sha256: hex::encode(sha256(&dataset().tarball)),
+            archive_sha256: sha256(&dataset().tarball).to_string(),
             inputs: vec!["testdata/osv-rustsec/RUSTSEC-2016-0001.json".into()],
         },
         counts: rehearsal::Counts {
@@ -290,7 +290,7 @@ impl Parts {
         let binary = members
             .iter()
             .find(|(n, _)| *n == layout::BINARY_MEMBER)
-            .map_or([0; 32], |(_, b)| sha256(b));
+            .map_or(Sha256Digest::default(), |(_, b)| sha256(b));
         let digest = sha256(&tar);
         self.set(layout::SPDX_FILE, spdx(&digest, &binary));
         self.set(layout::CDX_FILE, cdx(&digest, &binary));
@@ -332,7 +332,7 @@ impl Parts {
         let sums = self.sums.clone().unwrap_or_else(|| {
             let mut sums = Sha256Sums::new();
             for (name, bytes) in &files {
-                sums.insert(name.clone(), sha256(bytes).into()).unwrap();
+                sums.insert(name.clone(), sha256(bytes)).unwrap();
             }
             sums.render().into_bytes()
         });
@@ -943,7 +943,7 @@ fn a_signed_listing_without_exactly_one_dataset_is_a_layout_failure() {
                 && *n != layout::SUMS
                 && *n != layout::SUMS_BUNDLE
         })
-        .map(|(n, b)| format!("{}  {n}\n", hex::encode(sha256(b))))
+        .map(|(n, b)| format!("{}  {n}\n", sha256(b)))
         .collect();
     parts.sums = Some(without.into_bytes());
     let report = parts.write().verify(&trusted());
@@ -970,7 +970,7 @@ fn a_signed_listing_that_omits_a_kit_file_is_a_layout_failure() {
         .filter(|(n, _)| {
             *n != layout::VERIFY_SCRIPT && *n != layout::SUMS && *n != layout::SUMS_BUNDLE
         })
-        .map(|(n, b)| format!("{}  {n}\n", hex::encode(sha256(b))))
+        .map(|(n, b)| format!("{}  {n}\n", sha256(b)))
         .collect();
     parts.sums = Some(without.into_bytes());
     let report = parts.write().verify(&trusted());
@@ -1059,7 +1059,7 @@ fn a_provenance_missing_a_subject_or_naming_a_stranger_is_a_provenance_failure()
     let mut subjects = subjects_of(&parts);
     subjects.push(Subject {
         name: "elsewhere.tar.gz".into(),
-        sha256: [7; 32],
+        sha256: Sha256Digest([7; 32]),
     });
     parts.subjects = Some(subjects);
     let report = parts.write().verify(&trusted());

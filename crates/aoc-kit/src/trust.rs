@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use aoc_digest::Sha256Digest;
 use aoc_sigstore::{verify_message_bundle, PublicKey};
 
 use crate::files::ReadProblem;
@@ -134,15 +135,14 @@ pub(crate) fn unreadable_root_class(e: &ReadProblem) -> Class {
 /// A message-signature bundle over `digest` by `key`.
 pub(crate) fn signed(
     bundle: &[u8],
-    digest: &[u8; 32],
+    digest: &Sha256Digest,
     key: &PublicKey,
     artefact: &str,
 ) -> Result<String, String> {
     verify_message_bundle(bundle, digest, key)
         .map(|()| {
             format!(
-                "signs {artefact} (sha256 {}) with key {}",
-                hex::encode(digest),
+                "signs {artefact} (sha256 {digest}) with key {}",
                 key.key_id()
             )
         })

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use aoc_archive::{ArchiveReader, Limits, Sha256Sums};
+use aoc_digest::Sha256Digest;
 use aoc_sigstore::{verify_dsse_bundle, PublicKey, IN_TOTO_PAYLOAD_TYPE};
 
 use crate::bindings;
@@ -63,7 +64,7 @@ impl Unlisted {
 }
 
 /// One kit file read privately: what it proves and its SHA-256, or why it could not be read.
-type FileRead = Result<(Proven, [u8; 32]), ReadProblem>;
+type FileRead = Result<(Proven, Sha256Digest), ReadProblem>;
 
 /// What `--integrity-only` does not check.
 pub const SKIPPED_BY_INTEGRITY: &str = "dataset content: records inflated and parsed, AOC guard, \
@@ -140,8 +141,8 @@ impl Proof {
     }
 
     /// `name`'s digest in the signed listing.
-    fn listed(&self, name: &str) -> Option<[u8; 32]> {
-        self.sums.get(name).map(|d| d.0)
+    fn listed(&self, name: &str) -> Option<Sha256Digest> {
+        self.sums.get(name).copied()
     }
 }
 
@@ -500,7 +501,7 @@ impl Verifier<'_> {
                         CheckId::Sha256,
                         &name,
                         Class::Checksum,
-                        Ok(hex::encode(actual)),
+                        Ok(actual.to_string()),
                     );
                     proven.insert(name, bytes);
                 }
@@ -508,11 +509,7 @@ impl Verifier<'_> {
                     CheckId::Sha256,
                     &name,
                     Class::Checksum,
-                    format!(
-                        "sha256 is {}, SHA256SUMS lists {}",
-                        hex::encode(actual),
-                        hex::encode(listed)
-                    ),
+                    format!("sha256 is {actual}, SHA256SUMS lists {listed}"),
                 ),
                 Err(e @ (ReadProblem::TooLarge { .. } | ReadProblem::NotRegular)) => {
                     self.fail_file(CheckId::Sha256, &name, Class::Hostile, e.to_string())
@@ -606,7 +603,7 @@ impl Verifier<'_> {
         let subjects = layout::with_optional(layout::subject_files(hash), &p.carried);
         // The subjects are compared with the signed listing: every subject's bytes were checked
         // against it in step 3.
-        let digests: BTreeMap<String, [u8; 32]> = subjects
+        let digests: BTreeMap<String, Sha256Digest> = subjects
             .iter()
             .filter_map(|n| Some((n.clone(), p.listed(n)?)))
             .collect();
@@ -657,11 +654,7 @@ impl Verifier<'_> {
             CheckId::RunnerBinary,
             layout::RUNNER_TARBALL,
             Class::Hostile,
-            Ok(format!(
-                "{} sha256 {}",
-                layout::BINARY_MEMBER,
-                hex::encode(bin)
-            )),
+            Ok(format!("{} sha256 {bin}", layout::BINARY_MEMBER)),
         );
         for (check, name, parse) in [
             (
@@ -794,7 +787,7 @@ impl Verifier<'_> {
         }
     }
 
-    fn read_small(&mut self, name: &str) -> Result<(Vec<u8>, [u8; 32]), ReadProblem> {
+    fn read_small(&mut self, name: &str) -> Result<(Vec<u8>, Sha256Digest), ReadProblem> {
         let (proven, digest) =
             read_and_hash(&self.dir.join(name), layout::size_cap(name), Keep::Bytes)?;
         match proven {
@@ -813,7 +806,7 @@ fn tmpdir_full(e: &std::io::Error) -> bool {
 
 /// SHA-256 of `stella` inside the runner tarball (read through the defensive reader from the
 /// private copy; hashed, never written out, never run); `None` when it is not there.
-fn runner_binary_digest(tarball: &Proven) -> Result<Option<[u8; 32]>, String> {
+fn runner_binary_digest(tarball: &Proven) -> Result<Option<Sha256Digest>, String> {
     // The runner holds one binary of tens of MB and a few scripts.
     let limits = Limits {
         max_entry_bytes: 1 << 30,
@@ -828,7 +821,7 @@ fn runner_binary_digest(tarball: &Proven) -> Result<Option<[u8; 32]>, String> {
             if path != layout::BINARY_MEMBER {
                 return Ok(());
             }
-            found = Some(aoc_archive::sha256_reader(entry)?.1 .0);
+            found = Some(aoc_archive::sha256_reader(entry)?.1);
             Ok(())
         })
         .map_err(|e| e.to_string())?;

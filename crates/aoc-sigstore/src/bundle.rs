@@ -4,6 +4,7 @@
 //! Layout follows sigstore/protobuf-specs `sigstore_bundle.proto` in its canonical JSON form (camelCase
 //! names, bytes as standard base64), as `cosign sign-blob --key --bundle --new-bundle-format` writes.
 
+use aoc_digest::Sha256Digest;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -52,7 +53,7 @@ pub struct VerifiedPayload {
 /// Bundle for an artefact given by its SHA-256, as `cosign sign-blob --key --bundle
 /// --new-bundle-format` writes it: the signature is ECDSA over the digest (prehash). The output is
 /// pretty JSON with a fixed key order and a trailing newline; same key + digest → same bytes.
-pub fn message_signature_bundle(signer: &Signer, artefact_sha256: &[u8; 32]) -> String {
+pub fn message_signature_bundle(signer: &Signer, artefact_sha256: &Sha256Digest) -> String {
     let signature = signer.sign_sha256_prehash(artefact_sha256);
     let bundle = json!({
         "mediaType": BUNDLE_MEDIA_TYPE_V03,
@@ -204,7 +205,7 @@ fn decode_b64(field: &str, text: &str) -> Result<Vec<u8>, BundleError> {
 /// key id matches, the bundle's digest is the artefact's, and the signature verifies.
 pub fn verify_message_bundle(
     bundle_json: &[u8],
-    artefact_sha256: &[u8; 32],
+    artefact_sha256: &Sha256Digest,
     key: &PublicKey,
 ) -> Result<(), BundleError> {
     let raw = parse(bundle_json)?;
@@ -225,9 +226,9 @@ pub fn verify_message_bundle(
         )));
     }
     let digest = decode_b64("messageDigest.digest", &signed.message_digest.digest)?;
-    if digest.as_slice() != artefact_sha256.as_slice() {
+    if digest.as_slice() != artefact_sha256.as_ref() {
         return Err(BundleError::DigestMismatch {
-            artefact_sha256: aoc_digest::Sha256Digest(*artefact_sha256).to_hex(),
+            artefact_sha256: artefact_sha256.to_string(),
             // Any length a forged bundle carries, so not a digest type.
             bundle_sha256: hex::encode(&digest),
         });

@@ -10,7 +10,7 @@ pub const STATEMENT_TYPE_V1: &str = "https://in-toto.io/Statement/v1";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subject {
     pub name: String,
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
 }
 
 /// A parsed statement, as [`parse_statement`] returns it.
@@ -26,7 +26,7 @@ pub struct Statement {
 pub fn statement_json(subjects: &[Subject], predicate_type: &str, predicate: &Value) -> Vec<u8> {
     let subject: Vec<Value> = subjects
         .iter()
-        .map(|s| json!({"name": s.name, "digest": {"sha256": Sha256Digest(s.sha256).to_hex()}}))
+        .map(|s| json!({"name": s.name, "digest": {"sha256": s.sha256.to_string()}}))
         .collect();
     let statement = json!({
         "_type": STATEMENT_TYPE_V1,
@@ -67,7 +67,7 @@ pub fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
         })?;
         subjects.push(Subject {
             name: name.to_string(),
-            sha256: sha256.0,
+            sha256,
         });
     }
     let predicate_type = value
@@ -91,7 +91,7 @@ mod tests {
     fn statement_has_spec_key_order_and_round_trips() {
         let subjects = vec![Subject {
             name: "a.tar.gz".into(),
-            sha256: [0xab; 32],
+            sha256: Sha256Digest([0xab; 32]),
         }];
         let json = statement_json(
             &subjects,

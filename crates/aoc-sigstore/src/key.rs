@@ -1,6 +1,7 @@
 //! Cosign key pairs: the encrypted private-key PEM (scrypt + nacl/secretbox over PKCS#8), the SPKI
 //! public key, the key id, and deterministic (RFC 6979) ECDSA P-256 signing.
 
+use aoc_digest::Sha256Digest;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use crypto_secretbox::aead::{Aead, KeyInit};
@@ -145,9 +146,9 @@ impl PublicKey {
     }
 
     /// Checks a DER ECDSA signature over a SHA-256 digest (what `messageSignature` carries).
-    pub fn verify_sha256_prehash(&self, digest: &[u8; 32], der_signature: &[u8]) -> bool {
+    pub fn verify_sha256_prehash(&self, digest: &Sha256Digest, der_signature: &[u8]) -> bool {
         Signature::from_der(der_signature)
-            .map(|sig| self.key.verify_prehash(digest, &sig).is_ok())
+            .map(|sig| self.key.verify_prehash(digest.as_bytes(), &sig).is_ok())
             .unwrap_or(false)
     }
 
@@ -293,10 +294,10 @@ impl Signer {
 
     /// DER ECDSA signature over a SHA-256 digest: `cosign sign-blob` signs the artefact's digest,
     /// so a streamed hash of a large file is enough.
-    pub fn sign_sha256_prehash(&self, digest: &[u8; 32]) -> Vec<u8> {
+    pub fn sign_sha256_prehash(&self, digest: &Sha256Digest) -> Vec<u8> {
         let sig: Signature = self
             .key
-            .sign_prehash(digest)
+            .sign_prehash(digest.as_bytes())
             .expect("a 32-byte prehash is always accepted for P-256");
         sig.to_der().as_bytes().to_vec()
     }

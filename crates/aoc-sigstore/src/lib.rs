@@ -14,6 +14,8 @@ pub mod key;
 mod pem;
 pub mod policy;
 
+/// The digest type of bundle message digests and in-toto subjects, from the lowest crate.
+pub use aoc_digest::Sha256Digest;
 pub use bundle::{
     dsse_bundle, message_signature_bundle, verify_dsse_bundle, verify_message_bundle, BundleError,
     VerifiedPayload, BUNDLE_MEDIA_TYPE_V03, IN_TOTO_PAYLOAD_TYPE,

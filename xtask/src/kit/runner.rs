@@ -211,7 +211,7 @@ fn forget_other_clones_crates(sh: &Shell, root: &Path, target_dir: &Path) -> Res
 /// unless that file is already there.
 fn keep_copy(binary: &Path, dir: &Path) -> Result<PathBuf> {
     let digest = super::sha256_file(binary)?;
-    let kept = dir.join(format!("stella-{}", &hex::encode(digest)[..16]));
+    let kept = dir.join(format!("stella-{}", &digest.to_string()[..16]));
     if kept.is_file() && super::sha256_file(&kept)? == digest {
         return Ok(kept);
     }

@@ -30,11 +30,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use aoc_digest::Sha256Digest;
 use aoc_kit::published::{
     OfflineKitManifest, PublishedKit, MANIFEST, MANIFEST_BUNDLE, PUBLIC_KEY, SCHEMA_VERSION,
 };
 use aoc_sigstore::{message_signature_bundle, verify_message_bundle, Signer};
-use sha2::{Digest, Sha256};
 
 use super::state::{Locked, Prefix, State};
 use super::store::{Conflict, Object, Store};
@@ -269,7 +269,7 @@ impl Update<'_> {
         known: &Prefix,
     ) -> Result<std::result::Result<Base, String>> {
         let prefix = self.prefix;
-        let digest: [u8; 32] = Sha256::digest(&obj.bytes).into();
+        let digest = Sha256Digest::of(&obj.bytes);
         let verified = match bundle {
             Some(b) => verify_message_bundle(&b.bytes, &digest, self.signer.public_key())
                 .map_err(|e| e.to_string()),
@@ -278,7 +278,7 @@ impl Update<'_> {
         let ours = known
             .pending
             .as_ref()
-            .is_some_and(|p| p.sha256 == hex::encode(digest));
+            .is_some_and(|p| p.sha256 == digest.to_string());
         match verified {
             Ok(()) => {
                 let manifest = parse(self.store, &obj.bytes)?;
@@ -338,9 +338,9 @@ impl Update<'_> {
     ) -> Result<std::result::Result<(), Conflict>> {
         let (store, prefix) = (self.store, self.prefix);
         let bytes = manifest.render();
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let digest = Sha256Digest::of(&bytes);
         self.state
-            .begin(prefix, manifest.sequence, &hex::encode(digest))?;
+            .begin(prefix, manifest.sequence, &digest.to_string())?;
         let signature = message_signature_bundle(self.signer, &digest);
         let written = match current {
             Some(obj) if obj.bytes == bytes => Ok(()),

@@ -19,6 +19,7 @@ use aoc_sigstore::{
     dsse_bundle, message_signature_bundle, statement_json, Signer, Subject, IN_TOTO_PAYLOAD_TYPE,
 };
 
+use aoc_digest::Sha256Digest;
 use aoc_kit::published::{
     verify_published_with, OfflineKitManifest, PublishedFile, PublishedKit, PublishedReport,
     MANIFEST, MANIFEST_BUNDLE,
@@ -50,7 +51,6 @@ fn signer() -> &'static Signer {
 /// Writes a complete kit into `dir`. Different `seed`s give kits with different commits (and so
 /// different provenance and SHA256SUMS); the same seed gives the same bytes.
 fn write_kit(dir: &Path, seed: u8) {
-    use sha2::Digest;
     std::fs::create_dir_all(dir).unwrap();
     let signer = signer();
     let scratch = tempfile::tempdir().unwrap();
@@ -91,7 +91,7 @@ fn write_kit(dir: &Path, seed: u8) {
     let hash = kit::dataset::build(&[input], dir, EPOCH).unwrap().hash;
     std::fs::write(
         dir.join(kit::RUNNER_BUNDLE),
-        message_signature_bundle(signer, &packed.archive_sha256.0),
+        message_signature_bundle(signer, &packed.archive_sha256),
     )
     .unwrap();
     std::fs::write(dir.join(kit::VERIFY_SCRIPT), kit::script::render(&hash)).unwrap();
@@ -144,7 +144,7 @@ fn write_kit(dir: &Path, seed: u8) {
         .unwrap()
         .render();
     std::fs::write(dir.join(kit::SUMS), &sums).unwrap();
-    let digest: [u8; 32] = sha2::Sha256::digest(sums.as_bytes()).into();
+    let digest = Sha256Digest::of(sums.as_bytes());
     std::fs::write(
         dir.join(kit::SUMS_BUNDLE),
         message_signature_bundle(signer, &digest),
@@ -215,7 +215,6 @@ fn version_of(seed: u8) -> String {
 
 /// The published manifest, after checking its signature by the dev key.
 fn manifest_of(store: &dyn Store) -> OfflineKitManifest {
-    use sha2::Digest;
     let obj = store
         .get(MANIFEST)
         .unwrap()
@@ -224,7 +223,7 @@ fn manifest_of(store: &dyn Store) -> OfflineKitManifest {
         .get(MANIFEST_BUNDLE)
         .unwrap()
         .expect("its signature exists");
-    let digest: [u8; 32] = sha2::Sha256::digest(&obj.bytes).into();
+    let digest = Sha256Digest::of(&obj.bytes);
     aoc_sigstore::verify_message_bundle(&bundle.bytes, &digest, signer().public_key()).unwrap();
     OfflineKitManifest::parse(&obj.bytes).unwrap()
 }
@@ -798,11 +797,10 @@ fn a_tampered_manifest_fails_on_its_signature_before_it_is_read() {
 
 #[test]
 fn a_manifest_signed_by_another_key_is_refused() {
-    use sha2::Digest;
     let (_dest, dir) = published_pair();
     let other = Signer::generate();
     let bytes = std::fs::read(dir.join(MANIFEST)).unwrap();
-    let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+    let digest = Sha256Digest::of(&bytes);
     std::fs::write(
         dir.join(MANIFEST_BUNDLE),
         message_signature_bundle(&other, &digest),
@@ -992,7 +990,6 @@ fn an_interrupted_index_write_is_finished_only_by_the_publisher_that_wrote_it() 
 /// the index again.
 #[test]
 fn a_relabelled_index_is_neither_signed_by_the_next_publish_nor_accepted() {
-    use sha2::Digest;
     let (dest, dir) = published_pair();
     let original = version_of(12);
     std::fs::rename(dir.join(&original), dir.join("9.9.9")).unwrap();
@@ -1035,7 +1032,7 @@ fn a_relabelled_index_is_neither_signed_by_the_next_publish_nor_accepted() {
 
     // Even signed by the key (as the publisher used to sign it), the verifier binds commit and
     // build time to the kit's own signed provenance.
-    let digest: [u8; 32] = sha2::Sha256::digest(&forged).into();
+    let digest = Sha256Digest::of(&forged);
     std::fs::write(
         dir.join(MANIFEST_BUNDLE),
         message_signature_bundle(signer(), &digest),

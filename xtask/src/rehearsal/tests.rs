@@ -114,7 +114,9 @@ fn rehearsal_of_the_seed_into_sqlite_writes_the_report_and_prints_the_release_co
     assert_eq!(on_disk.dataset.archive, kit::dataset_tarball(hash));
     assert_eq!(
         on_disk.dataset.archive_sha256,
-        hex::encode(kit::sha256_file(&s.out.join(kit::dataset_tarball(hash))).unwrap())
+        kit::sha256_file(&s.out.join(kit::dataset_tarball(hash)))
+            .unwrap()
+            .to_string()
     );
     assert_eq!(on_disk.dataset.inputs, ["seed/rustsec-seed.ndjson.zst"]);
     assert_the_seed_counts(&on_disk.counts);

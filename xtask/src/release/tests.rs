@@ -1074,10 +1074,7 @@ pub(crate) fn reseal(dir: &Path, hash: &str) {
         .render();
     std::fs::write(dir.join(kit::SUMS), &text).unwrap();
     let key = aoc_sigstore::select_signing_key(|k| dev_env().get(k).cloned(), &root()).unwrap();
-    let digest: [u8; 32] = {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(text.as_bytes()).into()
-    };
+    let digest = aoc_digest::Sha256Digest::of(text.as_bytes());
     std::fs::write(
         dir.join(kit::SUMS_BUNDLE),
         aoc_sigstore::message_signature_bundle(&key.signer, &digest),

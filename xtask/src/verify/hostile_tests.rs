@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use aoc_digest::Sha256Digest;
 use aoc_kit::CheckId;
 use aoc_sigstore::{
     dsse_bundle, message_signature_bundle, parse_statement, select_signing_key, statement_json,
@@ -298,10 +299,7 @@ fn bundles_signed_by_another_key_fail_as_signature() {
 
     // SHA256SUMS itself, another key.
     let (_tmp, dir) = copy_kit();
-    let sums: [u8; 32] = {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(std::fs::read(dir.join(kit::SUMS)).unwrap()).into()
-    };
+    let sums = Sha256Digest::of(std::fs::read(dir.join(kit::SUMS)).unwrap());
     std::fs::write(
         dir.join(kit::SUMS_BUNDLE),
         message_signature_bundle(other_signer(), &sums),
@@ -320,9 +318,8 @@ fn bundles_signed_by_another_key_fail_as_signature() {
 
 /// Writes `text` as SHA256SUMS and signs it with the dev key.
 fn sign_sums(dir: &Path, text: &[u8]) {
-    use sha2::{Digest, Sha256};
     std::fs::write(dir.join(kit::SUMS), text).unwrap();
-    let digest: [u8; 32] = Sha256::digest(text).into();
+    let digest = Sha256Digest::of(text);
     std::fs::write(
         dir.join(kit::SUMS_BUNDLE),
         message_signature_bundle(dev_signer(), &digest),
@@ -488,10 +485,7 @@ fn resign_with(dir: &Path, hash: &str, signer: &Signer) {
         .unwrap()
         .render();
     std::fs::write(dir.join(kit::SUMS), &text).unwrap();
-    let digest: [u8; 32] = {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(text.as_bytes()).into()
-    };
+    let digest = Sha256Digest::of(text.as_bytes());
     std::fs::write(
         dir.join(kit::SUMS_BUNDLE),
         message_signature_bundle(signer, &digest),

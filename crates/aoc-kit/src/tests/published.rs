@@ -35,7 +35,7 @@ fn publish(
             files.push(PublishedFile {
                 name: name.clone(),
                 size: bytes.len() as u64,
-                sha256: hex::encode(sha256(bytes)),
+                sha256: sha256(bytes).to_string(),
             });
         }
         let mut kit = PublishedKit {
@@ -44,7 +44,7 @@ fn publish(
             dataset_hash: parts.hash.clone(),
             key_id: signer.key_id(),
             built_at: BUILT_AT.into(),
-            sha256sums_sha256: hex::encode(sha256(&sealed[layout::SUMS])),
+            sha256sums_sha256: sha256(&sealed[layout::SUMS]).to_string(),
             files,
         };
         entry(&mut kit);

@@ -4,12 +4,12 @@ use crate::{data, ARTEFACT};
 use aoc_sigstore::dsse::pae;
 use aoc_sigstore::{
     dsse_bundle, message_signature_bundle, parse_statement, statement_json, verify_dsse_bundle,
-    verify_message_bundle, BundleError, PublicKey, Signer, Subject, IN_TOTO_PAYLOAD_TYPE,
+    verify_message_bundle, BundleError, PublicKey, Sha256Digest, Signer, Subject,
+    IN_TOTO_PAYLOAD_TYPE,
 };
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 /// The committed test key (tests/data/fixture.key, password `test-password`).
 fn fixture_signer() -> Signer {
@@ -25,8 +25,8 @@ fn fixture_public() -> PublicKey {
     .unwrap()
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+fn sha256(bytes: &[u8]) -> Sha256Digest {
+    Sha256Digest::of(bytes)
 }
 
 fn statement() -> Vec<u8> {

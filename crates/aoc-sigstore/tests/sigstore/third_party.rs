@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use aoc_sigstore::{
-    dsse_bundle, message_signature_bundle, statement_json, Signer, Subject, IN_TOTO_PAYLOAD_TYPE,
+    dsse_bundle, message_signature_bundle, statement_json, Sha256Digest, Signer, Subject,
+    IN_TOTO_PAYLOAD_TYPE,
 };
-use sha2::{Digest, Sha256};
 
 use crate::{data, ARTEFACT};
 
@@ -145,7 +145,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let signer = Signer::generate();
         let artefact: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let digest: [u8; 32] = Sha256::digest(&artefact).into();
+        let digest = Sha256Digest::of(&artefact);
         let statement = statement_json(
             &[Subject {
                 name: "artefact.bin".into(),
@@ -223,7 +223,7 @@ fn sigstore_js_verifies_dsse_bundle_with_the_key_alone() {
     assert_eq!(result["payloadType"], IN_TOTO_PAYLOAD_TYPE);
     assert_eq!(
         result["payloadSha256"],
-        hex::encode(Sha256::digest(&f.statement))
+        Sha256Digest::of(&f.statement).to_string()
     );
 
     let out = t.node_mode("dsse", &[&bundle, &f.path("other.pub")]);
@@ -280,7 +280,7 @@ fn securesystemslib_verifies_the_dsse_envelope() {
     assert_ok(&out, "securesystemslib DSSE");
     assert_eq!(
         stdout(&out).trim(),
-        hex::encode(Sha256::digest(&f.statement))
+        Sha256Digest::of(&f.statement).to_string()
     );
 
     let out = t.python(&[
