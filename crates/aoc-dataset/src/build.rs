@@ -406,10 +406,7 @@ pub fn pack_export(
             None => Some("missing from the archive".to_owned()),
             Some(m) if m.size != f.bytes || m.sha256 != f.sha256 => Some(format!(
                 "{} bytes sha256 {} at export, {} bytes sha256 {} when packed",
-                f.bytes,
-                hex::encode(f.sha256),
-                m.size,
-                m.sha256
+                f.bytes, f.sha256, m.size, m.sha256
             )),
             Some(_) => None,
         };
@@ -594,7 +591,7 @@ fn input_ref(path: &Path) -> Result<InputRef, BuildError> {
     let sha256 = if meta.is_file() {
         let (_, digest) = aoc_archive::sha256_file(path)
             .map_err(io_err(format!("hashing input {}", path.display())))?;
-        Some(hex::encode(digest))
+        Some(digest.to_string())
     } else {
         None
     };

@@ -9,12 +9,12 @@
 use aoc_digest::Sha256Digest;
 
 /// The listing the hash is taken over, from `(path, sha256)` pairs in any order.
-pub fn hash_listing<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>) -> String {
-    let mut lines: Vec<(&str, &[u8; 32])> = files.into_iter().collect();
+pub fn hash_listing<'a>(files: impl IntoIterator<Item = (&'a str, &'a Sha256Digest)>) -> String {
+    let mut lines: Vec<(&str, &Sha256Digest)> = files.into_iter().collect();
     lines.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut out = String::with_capacity(lines.len() * 110);
     for (path, digest) in lines {
-        out.push_str(&Sha256Digest(*digest).to_hex());
+        out.push_str(&digest.to_hex());
         out.push_str("  ");
         out.push_str(path);
         out.push('\n');
@@ -23,8 +23,10 @@ pub fn hash_listing<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>
 }
 
 /// The dataset hash of data files given as `(path, sha256)` pairs in any order.
-pub fn dataset_hash<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>) -> String {
-    Sha256Digest::of(hash_listing(files)).to_hex()
+pub fn dataset_hash<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a Sha256Digest)>,
+) -> Sha256Digest {
+    Sha256Digest::of(hash_listing(files))
 }
 
 #[cfg(test)]
@@ -33,8 +35,8 @@ mod tests {
 
     #[test]
     fn hash_is_sha256_of_the_sorted_sha256sum_listing() {
-        let a = [0x11u8; 32];
-        let b = [0x22u8; 32];
+        let a = Sha256Digest([0x11; 32]);
+        let b = Sha256Digest([0x22; 32]);
         let listing = hash_listing([("data/t/b.ndjson", &b), ("data/t/a.ndjson", &a)]);
         assert_eq!(
             listing,
@@ -44,14 +46,14 @@ mod tests {
                 "22".repeat(32)
             )
         );
-        let expected = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(listing.as_bytes()));
+        let expected = Sha256Digest::of(listing.as_bytes());
         assert_eq!(
             dataset_hash([("data/t/a.ndjson", &a), ("data/t/b.ndjson", &b)]),
             expected
         );
         // The empty dataset hashes the empty listing.
         assert_eq!(
-            dataset_hash(std::iter::empty()),
+            dataset_hash(std::iter::empty()).to_string(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
     }

@@ -3,6 +3,7 @@
 
 use crate::layout::data_path;
 use crate::manifest::VendorCount;
+use aoc_digest::Sha256Digest;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -18,7 +19,7 @@ pub struct ExportedFile {
     pub path: String,
     /// Where it is on disk.
     pub disk_path: PathBuf,
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
     pub bytes: u64,
     pub records: u64,
     pub tenant: String,
@@ -30,7 +31,7 @@ impl ExportedFile {
     pub(crate) fn entry(&self) -> crate::manifest::FileEntry {
         crate::manifest::FileEntry {
             path: self.path.clone(),
-            sha256: hex::encode(self.sha256),
+            sha256: self.sha256.to_string(),
             bytes: self.bytes,
             records: self.records,
             tenant: self.tenant.clone(),
@@ -70,7 +71,7 @@ struct Part {
 
 struct FinishedPart {
     tmp: PathBuf,
-    sha256: [u8; 32],
+    sha256: Sha256Digest,
     bytes: u64,
     records: u64,
 }
@@ -242,7 +243,7 @@ fn finish_part(mut part: Part) -> io::Result<FinishedPart> {
     part.out.flush()?;
     Ok(FinishedPart {
         tmp: part.tmp,
-        sha256: part.hasher.finalize().into(),
+        sha256: Sha256Digest(part.hasher.finalize().into()),
         bytes: part.bytes,
         records: part.records,
     })

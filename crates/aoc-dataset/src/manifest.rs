@@ -170,16 +170,17 @@ impl Derived {
                 upstream_documents,
             })
             .collect();
-        let digests: Vec<(String, [u8; 32])> = files
+        let digests: Vec<(String, aoc_digest::Sha256Digest)> = files
             .iter()
             .map(|f| {
                 // Files built here always carry valid hex; a bad one hashes as zeros and fails
                 // the comparison that follows.
                 let d = aoc_digest::Sha256Digest::parse_hex(&f.sha256).unwrap_or_default();
-                (f.path.clone(), d.0)
+                (f.path.clone(), d)
             })
             .collect();
-        let dataset_hash = crate::dataset_hash(digests.iter().map(|(p, d)| (p.as_str(), d)));
+        let dataset_hash =
+            crate::dataset_hash(digests.iter().map(|(p, d)| (p.as_str(), d))).to_string();
         Derived {
             dataset_hash,
             totals: Totals {

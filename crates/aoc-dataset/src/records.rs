@@ -2,6 +2,7 @@
 //! verification and reading touch each byte once and hold at most two batches (~8 MiB each) in
 //! memory: the one being checked and the one being read.
 
+use aoc_digest::Sha256Digest;
 use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 
@@ -56,7 +57,7 @@ impl LineBatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Streamed {
     pub bytes: u64,
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
     pub lines: u64,
 }
 
@@ -281,7 +282,7 @@ impl Lines {
             sha256: self
                 .hasher
                 .clone()
-                .map(|h| h.finalize().into())
+                .map(|h| Sha256Digest(h.finalize().into()))
                 .unwrap_or_default(),
             lines: self.line_no,
         }
@@ -308,7 +309,7 @@ pub(crate) fn stream_count<R: Read>(reader: R) -> io::Result<Streamed> {
     let (bytes, sha256) = reader.finish();
     Ok(Streamed {
         bytes,
-        sha256: sha256.0,
+        sha256,
         // An unterminated last line is a line too, as stream_lines counts it.
         lines: newlines + u64::from(last != b'\n'),
     })
@@ -383,7 +384,7 @@ mod tests {
         );
         assert_eq!(s.bytes, 7);
         assert_eq!(s.lines, 4);
-        assert_eq!(s.sha256, <[u8; 32]>::from(Sha256::digest(b"a\n\nbc\nd")));
+        assert_eq!(s.sha256, Sha256Digest::of(b"a\n\nbc\nd"));
     }
 
     #[test]

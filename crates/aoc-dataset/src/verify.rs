@@ -921,7 +921,7 @@ impl State {
         }
         self.files.push(FileEntry {
             path: member.to_owned(),
-            sha256: hex::encode(streamed.sha256),
+            sha256: streamed.sha256.to_string(),
             bytes: streamed.bytes,
             records: streamed.lines,
             tenant: place.tenant,

@@ -133,10 +133,9 @@ fn the_hash_is_sha256_of_the_sha256sum_listing_of_the_data_files() {
     let names: Vec<&str> = members.iter().map(|m| m.path.as_str()).collect();
     assert_eq!(names, ["data/default/rustsec.ndjson", "manifest.json"]);
     let listing = format!("{}  data/default/rustsec.ndjson\n", members[0].sha256);
-    use sha2::Digest;
     assert_eq!(
         built.hash,
-        hex::encode(sha2::Sha256::digest(listing.as_bytes()))
+        aoc_digest::Sha256Digest::of(listing.as_bytes()).to_string()
     );
     assert_eq!(
         built.archive.file_name().unwrap().to_string_lossy(),
