@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
+use aoc_digest::Sha256Digest;
 
 use aoc_kit::published::{PublishedFile, PublishedKit, MANIFEST};
 use aoc_sigstore::SelectedKey;
@@ -350,8 +350,8 @@ struct LocalKit {
     copy: tempfile::TempDir,
     info: KitInfo,
     sums_text: Vec<u8>,
-    /// Every kit file → SHA-256 hex: SHA256SUMS' entries, plus SHA256SUMS and its signature.
-    files: BTreeMap<String, String>,
+    /// Every kit file → SHA-256: SHA256SUMS' entries, plus SHA256SUMS and its signature.
+    files: BTreeMap<String, Sha256Digest>,
     /// Every kit file → its size in bytes.
     sizes: BTreeMap<String, u64>,
 }
@@ -417,13 +417,13 @@ impl LocalKit {
         let sums_text = std::fs::read(copy.path().join(kit::SUMS))?;
         let sums = aoc_archive::Sha256Sums::parse(&sums_text)
             .with_context(|| format!("parsing {}", kit::SUMS))?;
-        let mut files: BTreeMap<String, String> = sums
+        let mut files: BTreeMap<String, Sha256Digest> = sums
             .iter()
-            .map(|(name, digest)| (name.to_string(), hex::encode(digest)))
+            .map(|(name, digest)| (name.to_string(), *digest))
             .collect();
-        files.insert(kit::SUMS.into(), sha256_hex(&sums_text));
+        files.insert(kit::SUMS.into(), Sha256Digest::of(&sums_text));
         let bundle = std::fs::read(copy.path().join(kit::SUMS_BUNDLE))?;
-        files.insert(kit::SUMS_BUNDLE.into(), sha256_hex(&bundle));
+        files.insert(kit::SUMS_BUNDLE.into(), Sha256Digest::of(&bundle));
         let mut sizes = BTreeMap::new();
         for name in files.keys() {
             let len = std::fs::metadata(copy.path().join(name))
@@ -467,7 +467,7 @@ impl LocalKit {
     fn read_checked(&self, name: &str) -> Result<Vec<u8>> {
         let bytes = std::fs::read(self.copy.path().join(name))
             .with_context(|| format!("reading {name}"))?;
-        let actual = sha256_hex(&bytes);
+        let actual = Sha256Digest::of(&bytes);
         if self.files.get(name) != Some(&actual) {
             bail!("{name} changed after the kit was verified (sha256 now {actual}): not uploading");
         }
@@ -481,14 +481,14 @@ impl LocalKit {
             dataset_hash: self.info.dataset_hash.clone(),
             key_id: self.info.key_id.clone(),
             built_at: self.info.built_at.clone(),
-            sha256sums_sha256: self.files[kit::SUMS].clone(),
+            sha256sums_sha256: self.files[kit::SUMS].to_string(),
             files: self
                 .files
                 .iter()
                 .map(|(name, sha256)| PublishedFile {
                     name: name.clone(),
                     size: self.sizes[name],
-                    sha256: sha256.clone(),
+                    sha256: sha256.to_string(),
                 })
                 .collect(),
         }
@@ -555,7 +555,7 @@ fn read_back(
         let object = store
             .get(&key)?
             .with_context(|| format!("{} is missing right after its upload", store.url(&key)))?;
-        let actual = sha256_hex(&object.bytes);
+        let actual = Sha256Digest::of(&object.bytes);
         if &actual != expected {
             bail!(
                 "{} reads back with sha256 {actual}, SHA256SUMS lists {expected}",
@@ -593,8 +593,4 @@ fn read_back(
         );
     }
     Ok(())
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }

@@ -540,7 +540,7 @@ impl KitWriter<'_> {
             .into_iter()
             .map(|name| {
                 let bytes = std::fs::metadata(self.stage.join(&name))?.len();
-                let digest = hex::encode(self.digests.get(&name)?);
+                let digest = self.digests.get(&name)?.to_string();
                 Ok((name, bytes, digest))
             })
             .collect()
@@ -688,10 +688,7 @@ fn source_info(sh: &Shell, root: &Path) -> Result<provenance::Source> {
         repository: format!("git+{repository}"),
         commit: commit.trim().to_string(),
         dirty: !status.trim().is_empty(),
-        cargo_lock_sha256: {
-            use sha2::{Digest, Sha256};
-            hex::encode(Sha256::digest(&lock))
-        },
+        cargo_lock_sha256: Sha256Digest::of(&lock).to_string(),
         rustc: rustc.trim().to_string(),
     })
 }

@@ -15,6 +15,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use aoc_digest::Sha256Digest;
 use sha2::{Digest, Sha256};
 use xshell::Shell;
 
@@ -54,7 +55,7 @@ impl Artifact {
             .with_context(|| format!("{} has no file name", path.display()))?;
         Ok(Artifact {
             name: name.to_string_lossy().into_owned(),
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            sha256: Sha256Digest::of(&bytes).to_string(),
         })
     }
 }
@@ -329,7 +330,7 @@ fn content_digest(opts: &SbomOptions, packages: &[PackageRef]) -> String {
             h.update(format!("edge {} {}\n", p.bom_ref, packages[d].bom_ref));
         }
     }
-    hex::encode(h.finalize())
+    Sha256Digest(h.finalize().into()).to_string()
 }
 
 fn rfc3339(epoch: i64) -> Result<String> {

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use aoc_digest::Sha256Digest;
 use aoc_sigstore::Subject;
 
 /// Names this release process; bump the suffix when the kit's layout or steps change meaning.
@@ -124,9 +125,9 @@ fn invocation_id(subjects: &[Subject], source: &Source, timestamp: &str) -> Stri
         source.commit, source.cargo_lock_sha256
     ));
     for s in subjects {
-        h.update(format!("{}  {}\n", hex::encode(s.sha256), s.name));
+        h.update(format!("{}  {}\n", s.sha256, s.name));
     }
-    format!("aoc-release:{}", hex::encode(h.finalize()))
+    format!("aoc-release:{}", Sha256Digest(h.finalize().into()))
 }
 
 /// SOURCE_DATE_EPOCH as RFC 3339 UTC with seconds precision.

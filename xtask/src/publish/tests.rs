@@ -304,11 +304,11 @@ fn publishes_verifies_and_republishes_as_a_no_op(url: &str, env: &BTreeMap<Strin
         let bytes = std::fs::read(kit.path().join(&f.name)).unwrap();
         assert_eq!(
             (f.size, f.sha256.clone()),
-            (bytes.len() as u64, sha256_hex(&bytes))
+            (bytes.len() as u64, Sha256Digest::of(&bytes).to_string())
         );
     }
     let sums = std::fs::read(kit.path().join(kit::SUMS)).unwrap();
-    assert_eq!(entry.sha256sums_sha256, sha256_hex(&sums));
+    assert_eq!(entry.sha256sums_sha256, Sha256Digest::of(&sums).to_string());
     assert_eq!(
         store.get("cosign.pub").unwrap().unwrap().bytes,
         signer().public_key().to_pem().as_bytes()
