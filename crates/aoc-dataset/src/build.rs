@@ -18,6 +18,7 @@ use crate::manifest::{self, Derived, FileEntry, InputRef, Manifest, SourceInfo, 
 use crate::{MANIFEST_MEMBER, SCHEMA_VERSION, TOOL_NAME, TOOL_VERSION};
 use aoc_archive::{Compression, Entry, PackError, PackOptions};
 use aoc_contract::{clock, GuardOptions};
+use aoc_digest::Sha256Digest;
 use aoc_ingest::{Backfill, EngineError, Rejects, Source, SourceError};
 use aoc_store::{Engine, ScanFilter, Store, StoreError};
 use aoc_term::environment::{self, EnvironmentError};
@@ -76,8 +77,8 @@ pub struct BuildReport {
     /// `out_dir/aoc-dataset-<hash>.manifest.json` (the same bytes as the archive's `manifest.json`).
     pub manifest_path: PathBuf,
     pub manifest: Manifest,
-    /// SHA-256 of the archive file (64 lowercase hex).
-    pub archive_sha256: String,
+    /// SHA-256 of the archive file.
+    pub archive_sha256: Sha256Digest,
     pub archive_bytes: u64,
     /// Size of the uncompressed tar stream.
     pub tar_bytes: u64,
@@ -425,7 +426,7 @@ pub fn pack_export(
         archive,
         manifest_path,
         manifest,
-        archive_sha256: packed.archive_sha256.to_string(),
+        archive_sha256: packed.archive_sha256,
         archive_bytes: packed.archive_bytes,
         tar_bytes: packed.tar_bytes,
         notes: Vec::new(),

@@ -273,7 +273,7 @@ fn print_build(report: &BuildReport, format: OutputFormat) -> anyhow::Result<()>
             "hash": report.hash,
             "archive": report.archive,
             "manifest": report.manifest_path,
-            "archive_sha256": report.archive_sha256,
+            "archive_sha256": report.archive_sha256.to_string(),
             "archive_bytes": report.archive_bytes,
             "records": report.records(),
             "files": report.files(),
