@@ -8,6 +8,7 @@ pub const EXIT: &[(&str, &str)] = &[
     ("0", "success"),
     ("1", "failure: one line naming the step and the cause"),
     ("2", "usage: bad flags"),
+    aoc_term::EXIT_INTERRUPTED_HELP,
 ];
 
 /// The signing key, as `aoc_sigstore::select_signing_key` reads it.
@@ -168,6 +169,7 @@ pub fn test() -> String {
                 "a test failed, none ran, a step before them failed, or under CI a test skipped",
             ),
             ("2", "usage: bad flags"),
+            aoc_term::EXIT_INTERRUPTED_HELP,
         ],
         &[
             (

@@ -108,7 +108,23 @@ fn main() -> ExitCode {
         // Each cause once (a context often repeats its source's text, which `{:#}` would print
         // twice), escaped: messages carry names from kits and buckets. `--format json` keeps its
         // promise on failure too: the failure document on stdout.
-        Err(e) => ExitCode::from(aoc_term::report_failure("cargo xtask", e.as_ref(), 1, json)),
+        // A task stopped by SIGINT/SIGTERM exits 130/143.
+        Err(e) => {
+            // anyhow finds a context anywhere in its chain; the std chain walk finds one that
+            // another error carries as its source.
+            use aoc_term::interrupt::Interrupted;
+            let code = e
+                .downcast_ref::<Interrupted>()
+                .map(|i| i.0.exit_code())
+                .or_else(|| Interrupted::exit_code_of(e.as_ref()))
+                .unwrap_or(1);
+            ExitCode::from(aoc_term::report_failure(
+                "cargo xtask",
+                e.as_ref(),
+                code,
+                json,
+            ))
+        }
     }
 }
 
@@ -119,7 +135,38 @@ pub(crate) fn print_line(line: impl std::fmt::Display) -> Result<()> {
     aoc_term::failure::write_stdout(format!("{line}\n").as_bytes()).context("writing to stdout")
 }
 
+/// SIGINT and SIGTERM: a task run in steps stops after the step in hand (its guards clean up as
+/// on any failure); a second signal, or any signal to another task, ends it at once, saying what
+/// that leaves.
+fn on_signal(task: &Task) {
+    use aoc_term::interrupt::{exit_on_signal, stop_at_step_boundaries};
+    match task {
+        Task::AocRelease(_) => stop_at_step_boundaries(
+            "cargo xtask aoc-release",
+            "the staging directory is removed; the previous kit, if any, is as it was",
+        ),
+        Task::AocRehearsal(_) => stop_at_step_boundaries(
+            "cargo xtask aoc-rehearsal",
+            "its scratch database and files may remain; the next rehearsal starts afresh",
+        ),
+        Task::Test(_) => stop_at_step_boundaries(
+            "cargo xtask test",
+            "a PostgreSQL cluster it started may still run: AOC_PG_DIR=<its directory, \
+             aoc-pg-xtask-PID in TMPDIR> bash scripts/pg-test-cluster.sh stop",
+        ),
+        Task::AocPublish(_) => exit_on_signal(
+            "cargo xtask aoc-publish",
+            "each uploaded file is whole; the same aoc-publish resumes from its state file",
+        ),
+        Task::AocVerify(_) => exit_on_signal("cargo xtask aoc-verify", "nothing was verified"),
+        Task::Keygen(_) | Task::Sbom(_) | Task::Bench(_) => {
+            exit_on_signal("cargo xtask", "stopped before finishing")
+        }
+    }
+}
+
 fn run(task: Task) -> Result<ExitCode> {
+    on_signal(&task);
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     match task {

@@ -207,6 +207,8 @@ pub fn release_carrying(
     // Removed on every early return; kept (renamed) only after self-verification.
     let staging = staging_dir(out)?;
     let stage = staging.path().to_path_buf();
+    // A second SIGINT/SIGTERM ends the process at once, without the drop: removed then too.
+    let on_signal = aoc_term::interrupt::remove_on_exit(stage.clone());
 
     let mut steps = Steps::new("aoc-release", opts.print).with_progress();
     if opts.print {
@@ -255,6 +257,8 @@ pub fn release_carrying(
     steps.run("checksums", || kit.write_checksums())?;
     steps.run("self-verify", || kit.self_verify())?;
     let files = kit.files()?;
+    // From here the staging directory is the verified kit: a signal must not remove it.
+    drop(on_signal);
     steps.run("finalise", || finalise(staging, out))?;
 
     let published = match &opts.publish {
@@ -365,16 +369,37 @@ fn runner_binary(sh: &Shell, root: &Path, opts: &ReleaseOptions) -> Result<PathB
     }
 }
 
-/// The verified staging directory renamed to `out`, replacing the previous kit.
+/// The verified staging directory renamed to `out`, replacing the previous kit: the previous
+/// kit is renamed aside first and removed last, so that a process ended at any point leaves a
+/// whole kit under `out`, its staging name or the aside name, never none.
 fn finalise(staging: tempfile::TempDir, out: &Path) -> Result<()> {
     check_replaceable(out)?;
-    if out.exists() {
-        std::fs::remove_dir_all(out)
-            .with_context(|| format!("removing the previous kit {}", out.display()))?;
-    }
     let kept = staging.keep();
-    std::fs::rename(&kept, out)
-        .with_context(|| format!("renaming {} to {}", kept.display(), out.display()))?;
+    let aside = out.exists().then(|| {
+        let mut name = kept.clone().into_os_string();
+        name.push(".previous");
+        PathBuf::from(name)
+    });
+    if let Some(aside) = &aside {
+        std::fs::rename(out, aside).with_context(|| {
+            format!(
+                "moving the previous kit {} aside to {}",
+                out.display(),
+                aside.display()
+            )
+        })?;
+    }
+    if let Err(e) = std::fs::rename(&kept, out) {
+        // The previous kit goes back where it was.
+        if let Some(aside) = &aside {
+            let _ = std::fs::rename(aside, out);
+        }
+        return Err(e).with_context(|| format!("renaming {} to {}", kept.display(), out.display()));
+    }
+    if let Some(aside) = &aside {
+        std::fs::remove_dir_all(aside)
+            .with_context(|| format!("removing the previous kit {}", aside.display()))?;
+    }
     Ok(())
 }
 
@@ -802,5 +827,63 @@ impl Digests {
             .get(name)
             .copied()
             .with_context(|| format!("{name} was not written into the kit"))
+    }
+}
+
+#[cfg(test)]
+mod finalise_tests {
+    use super::finalise;
+
+    fn staged(parent: &std::path::Path, content: &str) -> tempfile::TempDir {
+        let staging = tempfile::Builder::new()
+            .prefix("kit.tmp-")
+            .tempdir_in(parent)
+            .unwrap();
+        std::fs::write(staging.path().join("SHA256SUMS"), content).unwrap();
+        staging
+    }
+
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The new kit takes the previous one's place; neither the staging nor the aside name is
+    /// left; a first kit needs no aside.
+    #[test]
+    fn a_verified_kit_replaces_the_previous_one_and_leaves_no_other_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("kit");
+        finalise(staged(dir.path(), "first"), &out).unwrap();
+        assert_eq!(names(dir.path()), ["kit"]);
+        finalise(staged(dir.path(), "second"), &out).unwrap();
+        assert_eq!(names(dir.path()), ["kit"]);
+        assert_eq!(
+            std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
+            "second"
+        );
+    }
+
+    /// A kit that cannot be renamed into place fails, and the previous kit is back under its
+    /// name.
+    #[test]
+    fn a_kit_that_cannot_be_renamed_into_place_leaves_the_previous_kit() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("kit");
+        finalise(staged(dir.path(), "first"), &out).unwrap();
+        // Another filesystem would fail the rename; a staging directory removed under it does
+        // the same here.
+        let staging = staged(dir.path(), "second");
+        std::fs::remove_dir_all(staging.path()).unwrap();
+        assert!(finalise(staging, &out).is_err());
+        assert_eq!(names(dir.path()), ["kit"]);
+        assert_eq!(
+            std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
+            "first"
+        );
     }
 }

@@ -2,10 +2,15 @@
 //! `<task>: <step> done|FAILED in N s` when asked, and a failure carries the step's name, so a
 //! user knows where a run stopped and a report can list every step's time. With
 //! [`Steps::with_progress`] a spinner names the running step on a terminal (`aoc_term`).
+//!
+//! SIGINT or SIGTERM (with `aoc_term::interrupt::stop_at_step_boundaries` installed) lets the
+//! step in hand end and stops the task before the next with `aoc_term::interrupt::Interrupted`
+//! in the error's chain: the task's guards (a staging directory, a PostgreSQL cluster) are then
+//! dropped as on any failure, and `main` exits 130 or 143.
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 pub struct Steps {
     task: &'static str,
@@ -38,6 +43,7 @@ impl Steps {
 
     /// Runs `f` as the step `name`; a failure gets the context ``TASK: step `NAME` failed``.
     pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.check_interrupted(name)?;
         let spinner = self
             .progress
             .then(|| aoc_term::Progress::spinner(format!("{}: {name}", self.task)));
@@ -50,12 +56,25 @@ impl Steps {
     /// [`Steps::run`] without the spinner: for a step whose child process or inner task draws
     /// its own progress on the terminal.
     pub fn run_plain<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.check_interrupted(name)?;
         let started = Instant::now();
         let out = f();
         self.finish(name, started, out)
     }
 
+    /// A signal came: the task stops before the step `name`.
+    fn check_interrupted(&self, name: &str) -> Result<()> {
+        aoc_term::interrupt::check()
+            .with_context(|| format!("{}: stopped before step `{name}`", self.task))
+    }
+
     fn finish<T>(&mut self, name: &str, started: Instant, out: Result<T>) -> Result<T> {
+        // A step that failed because a signal came (its child process got the terminal's
+        // SIGINT too) stopped on the signal, whatever its own error says.
+        let out = match (out, aoc_term::interrupt::check()) {
+            (Err(e), Err(interrupted)) => Err(e.context(interrupted)),
+            (out, _) => out,
+        };
         let took = started.elapsed();
         if self.print {
             let status = if out.is_ok() { "done" } else { "FAILED" };

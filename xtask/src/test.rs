@@ -111,10 +111,14 @@ impl Cmd {
                 "{cargo} test {scope...} --locked --no-fail-fast {extra...}"
             ));
         let json = self.output.format.is_json();
+        aoc_term::interrupt::check().context("tests: stopped before cargo test")?;
         let tally = run_counting(&mut command, json)?;
         let postgres = pg_url.is_some();
         drop(_pg);
         drop(_cluster);
+        // A signal (the terminal's Ctrl-C reached cargo test too): the cluster is stopped above,
+        // and the totals of a cut-short run would mislead.
+        aoc_term::interrupt::check().context("tests: stopped during cargo test")?;
         let totals = Totals::new(&tally, &skip_log.read()?);
         // Under CI a skip fails the run.
         let skips_allowed = !ci || totals.skips.is_empty();

@@ -20,6 +20,8 @@ mod release_workflow;
 mod rust_version;
 #[path = "xtask/setup_scripts.rs"]
 mod setup_scripts;
+#[path = "xtask/signals.rs"]
+mod signals;
 #[path = "xtask/tidy.rs"]
 mod tidy;
 

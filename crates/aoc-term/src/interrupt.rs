@@ -4,6 +4,8 @@
 //!   flag that the work polls between batches; it stops there, having committed nothing half
 //!   done, says what it committed and exits [`Signal::exit_code`]. A second signal ends the
 //!   process at once (what is committed is still whole: each batch is one transaction).
+//! - A task run in steps ([`stop_at_step_boundaries`], `cargo xtask aoc-release`): the same,
+//!   the step in hand taking the batch's place; the task returns [`Interrupted`].
 //! - A command that only reads ([`exit_on_signal`]): the first signal ends it at once, with a
 //!   message; its temporary files are unlinked, so they go with it.
 //!
@@ -66,6 +68,41 @@ fn state() -> &'static State {
     })
 }
 
+/// The error of work that stopped at a boundary because a signal came: its exit code is the
+/// signal's ([`Signal::exit_code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted(pub Signal);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted by {}", self.0.name())
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+impl Interrupted {
+    /// The exit code of an error whose chain holds an [`Interrupted`], if it does.
+    pub fn exit_code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
+        let mut cause = Some(e);
+        while let Some(c) = cause {
+            if let Some(i) = c.downcast_ref::<Interrupted>() {
+                return Some(i.0.exit_code());
+            }
+            cause = c.source();
+        }
+        None
+    }
+}
+
+/// `Err(Interrupted)` once a signal has come, else `Ok`: what work polls at its boundaries.
+pub fn check() -> Result<(), Interrupted> {
+    match received() {
+        Some(signal) => Err(Interrupted(signal)),
+        None => Ok(()),
+    }
+}
+
 /// The signal received, if any.
 pub fn received() -> Option<Signal> {
     match state().received.load(Ordering::SeqCst) {
@@ -83,8 +120,28 @@ pub fn flag() -> &'static AtomicBool {
 /// Installs the handler of a command that writes in batches and returns the flag its work polls
 /// at each batch boundary. `tool` prefixes the messages.
 pub fn stop_at_batch_boundaries(tool: &'static str) -> &'static AtomicBool {
-    install(tool, Mode::Stop);
+    install(
+        tool,
+        Mode::Stop {
+            in_hand: "the batch in hand",
+            at_once: "every committed batch is whole, and the same command resumes after the \
+                      last one",
+        },
+    );
     &state().stop
+}
+
+/// Installs the handler of a task run in steps: the first signal lets the step in hand end and
+/// the task stop before the next ([`check`]); a second ends it at once, `at_once` saying what
+/// that leaves.
+pub fn stop_at_step_boundaries(tool: &'static str, at_once: &'static str) {
+    install(
+        tool,
+        Mode::Stop {
+            in_hand: "the step in hand",
+            at_once,
+        },
+    );
 }
 
 /// Installs the handler of a command that only reads: on a signal, `{tool}: interrupted by
@@ -132,7 +189,11 @@ impl Drop for Registered {
 
 #[derive(Clone, Copy)]
 enum Mode {
-    Stop,
+    /// Stop after `in_hand`; on a second signal, exit saying `at_once`.
+    Stop {
+        in_hand: &'static str,
+        at_once: &'static str,
+    },
     Exit(&'static str),
 }
 
@@ -163,22 +224,21 @@ fn handle(tool: &str, mode: Mode, signal: Signal) {
     }
     let at_once = *s.at_once.lock().unwrap_or_else(|e| e.into_inner());
     let mode = match (mode, at_once) {
-        (Mode::Stop, Some(what)) => Mode::Exit(what),
+        (Mode::Stop { .. }, Some(what)) => Mode::Exit(what),
         (mode, _) => mode,
     };
     match mode {
-        Mode::Stop if first => {
+        Mode::Stop { in_hand, .. } if first => {
             s.stop.store(true, Ordering::SeqCst);
             tell(format!(
-                "{tool}: {} received: stopping after the batch in hand (again to stop at once)",
+                "{tool}: {} received: stopping after {in_hand} (again to stop at once)",
                 signal.name()
             ));
         }
-        Mode::Stop => {
+        Mode::Stop { at_once, .. } => {
             remove_registered();
             tell(format!(
-                "{tool}: {} again: stopped at once; every committed batch is whole, and the same \
-                 command resumes after the last one",
+                "{tool}: {} again: stopped at once; {at_once}",
                 signal.name()
             ));
             std::process::exit(signal.exit_code().into());
@@ -208,6 +268,30 @@ fn remove_registered() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_error_anywhere_in_a_chain_gives_the_signals_exit_code() {
+        #[derive(Debug)]
+        struct Outer(Interrupted);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("step `build` failed")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(Interrupted(Signal::TERM));
+        assert_eq!(Interrupted::exit_code_of(&e), Some(143));
+        assert_eq!(
+            Interrupted(Signal::INT).to_string(),
+            "interrupted by SIGINT"
+        );
+        let other = std::io::Error::other("no");
+        assert_eq!(Interrupted::exit_code_of(&other), None);
+    }
 
     #[test]
     fn exit_codes_are_the_shells() {
