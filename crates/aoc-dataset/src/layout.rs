@@ -63,7 +63,10 @@ pub fn manifest_name(hash: &str) -> String {
 }
 
 /// The hash and compression an archive's file name claims; `None` when the name does not follow
-/// the `aoc-dataset-<64 hex>.tar.gz|.tar.zst` pattern.
+/// the `aoc-dataset-<hash>.tar.gz|.tar.zst|.tar` pattern. The hash part is returned as written,
+/// not checked to be one: the verifier compares it with the hash of the contents, so a name
+/// whose hash part is anything else fails that check instead of being skipped as a name
+/// without a hash.
 pub fn parse_archive_name(name: &str) -> Option<(String, Compression)> {
     let rest = name.strip_prefix("aoc-dataset-")?;
     let (hash, compression) = if let Some(h) = rest.strip_suffix(".tar.gz") {
