@@ -7,6 +7,10 @@
 //! Also the one SHA-256 loop over a reader ([`copy_hashing`], [`Sha256Digest::of_reader`]), a
 //! [`HashingReader`] for readers whose bytes are consumed by someone else, and a [`HashingWriter`]
 //! for bytes hashed as they are written.
+//!
+//! With the `serde` feature a digest serializes as its 64 hex digits and deserializes through
+//! [`Sha256Digest::parse_hex`]: a typed document's digest field refuses upper case, a short value
+//! or a non-string at parse time, the error naming the cause.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -179,6 +183,39 @@ impl PartialEq<Sha256Digest> for [u8; 32] {
 impl AsRef<[u8]> for Sha256Digest {
     fn as_ref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Sha256Digest {
+    /// The 64 lower-case hex digits, as [`fmt::Display`] writes them.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.hex_digits().as_str())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Sha256Digest {
+    /// A string of exactly 64 lower-case hex digits ([`Sha256Digest::parse_hex`]); the error
+    /// names the cause, never the value.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = Sha256Digest;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a SHA-256 digest of {HEX_LEN} lower-case hex digits")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Sha256Digest, E> {
+                Sha256Digest::parse_hex(text).map_err(|e| {
+                    E::custom(format_args!(
+                        "a SHA-256 digest is {HEX_LEN} lower-case hex digits: this one {e}"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_str(Hex)
     }
 }
 
@@ -399,6 +436,48 @@ mod tests {
             DigestError::NoPrefix.to_string(),
             "does not start with `sha256:`"
         );
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_writes_the_hex_digits_and_reads_them_strictly() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Doc {
+            sha256: Sha256Digest,
+        }
+        let doc = Doc {
+            sha256: Sha256Digest::of(b"abc"),
+        };
+        let json = serde_json::to_string(&doc).unwrap();
+        assert_eq!(json, format!(r#"{{"sha256":"{ABC}"}}"#));
+        assert_eq!(serde_json::from_str::<Doc>(&json).unwrap(), doc);
+        // From a reader too (no borrowed string to visit).
+        assert_eq!(
+            serde_json::from_reader::<_, Doc>(json.as_bytes()).unwrap(),
+            doc
+        );
+
+        let refused = |value: &str| {
+            serde_json::from_str::<Doc>(&format!(r#"{{"sha256":{value}}}"#))
+                .unwrap_err()
+                .to_string()
+        };
+        let mut one_upper = ABC.to_string();
+        one_upper.replace_range(5..6, "F");
+        assert_eq!(
+            refused(&format!("{one_upper:?}")),
+            "a SHA-256 digest is 64 lower-case hex digits: this one has an upper-case digit \
+             at position 5 at line 1 column 76"
+        );
+        assert!(refused(&format!("{:?}", ABC.to_uppercase()))
+            .contains("has an upper-case digit at position 0"));
+        assert!(refused(&format!("{:?}", &ABC[1..])).contains("this one has 63 characters"));
+        assert!(refused(&format!("\"sha256:{ABC}\"")).contains("this one has 71 characters"));
+        assert!(refused(&format!("\"{}g\"", &ABC[1..])).contains("not a hex digit at position 63"));
+        assert!(refused("12").contains("expected a SHA-256 digest of 64 lower-case hex digits"));
+        assert!(refused("null").contains("expected a SHA-256 digest of 64 lower-case hex digits"));
+        // The value itself never appears in the message.
+        assert!(!refused(&format!("{one_upper:?}")).contains(&one_upper));
     }
 
     #[test]
