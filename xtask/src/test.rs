@@ -58,6 +58,7 @@ impl Cmd {
         // One rule for "under CI" here and in the tests' skips.
         let ci = aoc_testkit::ci();
         let third_party = !self.no_third_party && self.install_third_party(sh, ci)?;
+        aoc_term::interrupt::check().context("tests: stopped before starting PostgreSQL")?;
         let mut _cluster: Option<Cluster<'_>> = None;
         let mut pg_url = None;
         // The CA of the cluster's TLS certificate, when the script could make one (openssl).
