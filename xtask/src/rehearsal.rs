@@ -374,7 +374,7 @@ impl Rehearse<'_> {
             .runner
             .target
             .export(&self.work.join("export"), self.spec.epoch)?;
-        if again.hash != *hash {
+        if again.hash.to_string() != *hash {
             bail!(
                 "exporting the loaded store gives dataset {}, the dataset loaded was {hash}{}",
                 again.hash,

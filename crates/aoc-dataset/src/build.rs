@@ -70,8 +70,8 @@ impl BuildOptions {
 /// What a build wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildReport {
-    /// The content address (64 lowercase hex).
-    pub hash: String,
+    /// The content address.
+    pub hash: Sha256Digest,
     /// `out_dir/aoc-dataset-<hash>.tar.gz|.tar.zst`.
     pub archive: PathBuf,
     /// `out_dir/aoc-dataset-<hash>.manifest.json` (the same bytes as the archive's `manifest.json`).
@@ -364,7 +364,7 @@ pub fn pack_export(
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         kind: manifest::KIND.into(),
-        dataset_hash: derived.dataset_hash.clone(),
+        dataset_hash: derived.dataset_hash.to_string(),
         hash_rule: manifest::HASH_RULE.into(),
         record_order: manifest::RECORD_ORDER.into(),
         tool: ToolInfo {
@@ -381,10 +381,12 @@ pub fn pack_export(
         files: derived.files,
     };
     let manifest_bytes = manifest.to_bytes();
-    let hash = manifest.dataset_hash.clone();
+    let hash = derived.dataset_hash;
     fs::create_dir_all(&opts.out_dir)
         .map_err(io_err(format!("creating {}", opts.out_dir.display())))?;
-    let archive = opts.out_dir.join(archive_name(&hash, opts.compression));
+    let archive = opts
+        .out_dir
+        .join(archive_name(&hash.to_string(), opts.compression));
     let mut entries: Vec<Entry> = export
         .files
         .iter()
@@ -419,7 +421,7 @@ pub fn pack_export(
             });
         }
     }
-    let manifest_path = opts.out_dir.join(manifest_name(&hash));
+    let manifest_path = opts.out_dir.join(manifest_name(&hash.to_string()));
     write_atomic(&manifest_path, &manifest_bytes)?;
     Ok(BuildReport {
         hash,

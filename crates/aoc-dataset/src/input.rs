@@ -63,7 +63,7 @@ impl InputKind for Datasets {
 
 impl OpenedInput for VerifiedDataset {
     fn label(&self) -> Option<String> {
-        Some(self.hash().to_owned())
+        Some(self.hash().to_string())
     }
 
     fn records(&self, at: InputPosition) -> Result<Box<dyn Input>, SourceError> {

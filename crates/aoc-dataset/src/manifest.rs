@@ -118,7 +118,7 @@ pub struct FileEntry {
 #[cfg(feature = "store")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Derived {
-    pub dataset_hash: String,
+    pub dataset_hash: aoc_digest::Sha256Digest,
     pub totals: Totals,
     pub tenants: Vec<TenantCount>,
     pub vendors: Vec<VendorCount>,
@@ -179,8 +179,7 @@ impl Derived {
                 (f.path.clone(), d)
             })
             .collect();
-        let dataset_hash =
-            crate::dataset_hash(digests.iter().map(|(p, d)| (p.as_str(), d))).to_string();
+        let dataset_hash = crate::dataset_hash(digests.iter().map(|(p, d)| (p.as_str(), d)));
         Derived {
             dataset_hash,
             totals: Totals {

@@ -246,8 +246,8 @@ impl VerifiedDataset {
     }
 
     /// The content address.
-    pub fn hash(&self) -> &str {
-        &self.report.hash
+    pub fn hash(&self) -> aoc_digest::Sha256Digest {
+        self.report.hash
     }
 
     pub fn manifest(&self) -> &Manifest {

@@ -13,6 +13,7 @@ use aoc_contract::chain::{ChainChecker, ChainEntry};
 use aoc_contract::model::pointer;
 use aoc_contract::tree::{members_unique, JsonTree, Node};
 use aoc_contract::{DocHead, Guard, GuardOptions, ViolationCode};
+use aoc_digest::Sha256Digest;
 use aoc_store::StoreDoc;
 use rayon::prelude::*;
 use serde_json::Value;
@@ -160,7 +161,7 @@ impl Default for VerifyOptions {
 pub struct VerifyReport {
     pub archive: PathBuf,
     /// The recomputed content address.
-    pub hash: String,
+    pub hash: Sha256Digest,
     pub format: Compression,
     /// The manifest inside the archive, when it parsed.
     pub manifest: Option<Manifest>,
@@ -294,7 +295,7 @@ pub(crate) fn verify_with_private_copy<R: Read>(
         &mut notes,
     );
     if let Some(expected) = &options.expected_hash {
-        if *expected != derived.dataset_hash {
+        if *expected != derived.dataset_hash.to_string() {
             state.fail(
                 &archive_name,
                 None,
@@ -429,9 +430,9 @@ fn check_archive_name(
 ) -> String {
     let Some((named, compression)) = parse_archive_name(archive_name) else {
         notes.push(format!("{archive_name}: the name does not follow aoc-dataset-<hash>.tar.gz|.tar.zst; name check skipped"));
-        return derived.dataset_hash.clone();
+        return derived.dataset_hash.to_string();
     };
-    if named != derived.dataset_hash {
+    if named != derived.dataset_hash.to_string() {
         state.fail(
             archive_name,
             None,
@@ -549,7 +550,7 @@ pub(crate) fn compare_manifest(state: &mut State, m: &Manifest, derived: &Derive
             "files are not listed in path order".into(),
         );
     }
-    if m.dataset_hash != derived.dataset_hash {
+    if m.dataset_hash != derived.dataset_hash.to_string() {
         state.fail(
             MANIFEST_MEMBER,
             None,

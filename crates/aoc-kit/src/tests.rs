@@ -77,7 +77,7 @@ fn build_dataset(input: &str) -> Dataset {
     Dataset {
         tarball: std::fs::read(&built.archive).unwrap(),
         manifest: std::fs::read(&built.manifest_path).unwrap(),
-        hash: built.hash,
+        hash: built.hash.to_string(),
     }
 }
 

@@ -35,7 +35,7 @@ pub fn build_as(
     opts.compression = aoc_dataset::Compression::Gzip;
     let report = aoc_dataset::build_from_inputs(inputs, &opts).context("building the dataset")?;
     Ok(Built {
-        hash: report.hash,
+        hash: report.hash.to_string(),
         archive: report.archive,
         manifest: report.manifest_path,
     })

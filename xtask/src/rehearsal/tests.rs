@@ -151,7 +151,7 @@ fn assert_out_dir_holds_the_dataset_and_the_report(s: &Seeded) -> DatasetSpec {
     );
     // The hash is the dataset's content address, and the one the seed's definition gives.
     let manifest = aoc_dataset::verify(&s.out.join(kit::dataset_tarball(hash))).unwrap();
-    assert_eq!(&manifest.hash, hash);
+    assert_eq!(&manifest.hash.to_string(), hash);
     let scratch = tempfile::tempdir().unwrap();
     let definition = DatasetSpec::load(&root().join(DEFAULT_DEFINITION)).unwrap();
     assert_eq!(&definition.build(scratch.path()).unwrap().hash, hash);

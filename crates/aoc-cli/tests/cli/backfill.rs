@@ -92,7 +92,7 @@ fn backfill(store: &str, from: &[&Path], extra: &[&str], env: &[(&str, &str)], d
 }
 
 /// The store's whole content as a dataset hash (export in stable order, content-addressed).
-fn store_hash(url: &str, dir: &Path) -> String {
+fn store_hash(url: &str, dir: &Path) -> aoc_digest::Sha256Digest {
     let mut store = Store::open(url).unwrap();
     let out = tempfile::tempdir_in(dir).unwrap();
     let mut opts = BuildOptions::new(out.path().to_owned());
@@ -265,7 +265,7 @@ fn crash_and_resume(
     point: &str,
     reference: &Run,
     reference_rejects: &str,
-    reference_hash: &str,
+    reference_hash: &aoc_digest::Sha256Digest,
     dir: &Path,
 ) {
     let name = format!("crash_{}", point.replace(':', "_"));
@@ -307,7 +307,7 @@ fn crash_and_resume(
         "{engine:?} {point}: rejects file"
     );
     assert_eq!(
-        store_hash(&url, &work),
+        &store_hash(&url, &work),
         reference_hash,
         "{engine:?} {point}: store content"
     );
@@ -456,7 +456,7 @@ fn datasets_load_after_verification_and_tampered_ones_are_refused() {
         let url = fresh_store(engine, dir.path(), "load");
         let run = backfill(&url, &[&built.archive], &[], &[], dir.path());
         assert_eq!(run.code, 0, "{}", run.stderr);
-        assert_eq!(run.report["datasets"][0][1], built.hash.as_str());
+        assert_eq!(run.report["datasets"][0][1], built.hash.to_string());
         assert_eq!(
             store_hash(&url, dir.path()),
             built.hash,
@@ -642,7 +642,7 @@ fn a_dataset_rewritten_in_place_after_verification_loads_only_the_verified_recor
         assert!(stored > 0);
         let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
         assert_eq!(r["records"], 121, "{engine:?}: {r}");
-        assert_eq!(r["datasets"][0][1], built.hash.as_str());
+        assert_eq!(r["datasets"][0][1], built.hash.to_string());
         assert_eq!(
             store_hash(&url, dir.path()),
             built.hash,
@@ -677,7 +677,7 @@ fn a_pinned_dataset_hash_that_differs_is_refused_before_anything_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let built = history_dataset(dir.path());
         // A rollback: another dataset, valid in itself, where the pinned one was expected.
-        let pinned = tampered_dataset(dir.path()).hash;
+        let pinned = tampered_dataset(dir.path()).hash.to_string();
         let url = fresh_store(engine, dir.path(), "pinned");
         for (extra, env) in [
             (vec!["--expect-dataset-hash", pinned.as_str()], vec![]),
@@ -685,7 +685,7 @@ fn a_pinned_dataset_hash_that_differs_is_refused_before_anything_is_written() {
         ] {
             let run = backfill(&url, &[&built.archive], &extra, &env, dir.path());
             assert_eq!(run.code, 2, "{engine:?}: an input error: {}", run.stderr);
-            for hash in [&pinned, &built.hash] {
+            for hash in [pinned.clone(), built.hash.to_string()] {
                 assert!(
                     run.stderr.contains(hash.as_str()),
                     "{engine:?}: the message names both hashes: {}",
@@ -706,7 +706,7 @@ fn a_pinned_dataset_hash_that_differs_is_refused_before_anything_is_written() {
         let run = backfill(
             &url,
             &[&built.archive],
-            &["--expect-dataset-hash", &built.hash],
+            &["--expect-dataset-hash", &built.hash.to_string()],
             &[],
             dir.path(),
         );
@@ -725,13 +725,13 @@ fn a_pinned_dataset_hash_that_differs_is_refused_before_anything_is_written() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(&pinned) && stderr.contains(&built.hash),
+        stderr.contains(&pinned) && stderr.contains(&built.hash.to_string()),
         "{stderr}"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_stella"))
         .args(["aoc", "verify", "--input"])
         .arg(&built.archive)
-        .env("DATASET_HASH", &built.hash)
+        .env("DATASET_HASH", built.hash.to_string())
         .output()
         .unwrap();
     assert_eq!(
