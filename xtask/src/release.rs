@@ -249,7 +249,7 @@ pub fn release_carrying(
         .members
         .iter()
         .find(|m| m.path == kit::BINARY_MEMBER)
-        .map(|m| m.sha256.to_string())
+        .map(|m| m.sha256)
         .context("the runner tarball has no stella")?;
     steps.run("sboms", || kit.write_sboms(&packed, &binary, binary_sha))?;
     steps.run("sign runner", || kit.sign_runner(&packed))?;
@@ -430,7 +430,7 @@ impl KitWriter<'_> {
         &mut self,
         packed: &aoc_archive::PackReport,
         binary: &Path,
-        binary_sha: String,
+        binary_sha: Sha256Digest,
     ) -> Result<()> {
         let sbom = sbom::generate(
             self.sh,
@@ -438,7 +438,7 @@ impl KitWriter<'_> {
                 epoch: self.epoch,
                 runner_tarball: Some(Artifact {
                     name: kit::RUNNER_TARBALL.into(),
-                    sha256: packed.archive_sha256.to_string(),
+                    sha256: packed.archive_sha256,
                 }),
                 binary: Some(Artifact {
                     name: sbom::RUNNER_BINARY.into(),

@@ -42,8 +42,7 @@ pub fn runs_on() -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Artifact {
     pub name: String,
-    /// Lowercase hex SHA-256.
-    pub sha256: String,
+    pub sha256: Sha256Digest,
 }
 
 impl Artifact {
@@ -55,7 +54,7 @@ impl Artifact {
             .with_context(|| format!("{} has no file name", path.display()))?;
         Ok(Artifact {
             name: name.to_string_lossy().into_owned(),
-            sha256: Sha256Digest::of(&bytes).to_string(),
+            sha256: Sha256Digest::of(&bytes),
         })
     }
 }
@@ -124,8 +123,8 @@ pub(crate) struct Model<'a> {
     pub packages: &'a [PackageRef],
     pub root: usize,
     pub version: String,
-    /// SHA-256 hex over a canonical listing of the content (see `content_digest`).
-    pub digest: String,
+    /// SHA-256 over a canonical listing of the content (see `content_digest`).
+    pub digest: Sha256Digest,
     /// RFC 3339 UTC, seconds precision.
     pub created: String,
 }
@@ -309,7 +308,7 @@ fn unique(seen: &mut std::collections::BTreeSet<String>, id: String) -> String {
 
 /// SHA-256 over one line per fact the documents state (crates, edges, artefacts, time), so the
 /// SPDX namespace and the CycloneDX serial change exactly when the content does.
-fn content_digest(opts: &SbomOptions, packages: &[PackageRef]) -> String {
+fn content_digest(opts: &SbomOptions, packages: &[PackageRef]) -> Sha256Digest {
     let mut h = Sha256::new();
     h.update(format!("epoch {}\n", opts.epoch));
     for (role, art) in [("tarball", &opts.runner_tarball), ("binary", &opts.binary)] {
@@ -330,7 +329,7 @@ fn content_digest(opts: &SbomOptions, packages: &[PackageRef]) -> String {
             h.update(format!("edge {} {}\n", p.bom_ref, packages[d].bom_ref));
         }
     }
-    Sha256Digest(h.finalize().into()).to_string()
+    Sha256Digest(h.finalize().into())
 }
 
 fn rfc3339(epoch: i64) -> Result<String> {

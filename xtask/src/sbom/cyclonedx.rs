@@ -11,14 +11,19 @@ use cyclonedx_bom::models::property::{Properties, Property};
 use cyclonedx_bom::models::tool::Tools;
 use cyclonedx_bom::prelude::*;
 
-use super::{Artifact, Model, PackageRef, RUNNER_BINARY, RUNNER_NAME, TOOL_VERSION};
+use super::{Model, PackageRef, RUNNER_BINARY, RUNNER_NAME, TOOL_VERSION};
+use aoc_digest::Sha256Digest;
 
 pub fn write(m: &Model<'_>) -> Result<Vec<u8>> {
     let root = &m.packages[m.root];
 
     let mut runner = Component::new(Classification::Application, RUNNER_NAME, &m.version, None);
     runner.bom_ref = Some(RUNNER_NAME.into());
-    runner.hashes = m.opts.runner_tarball.as_ref().map(sha256);
+    runner.hashes = m
+        .opts
+        .runner_tarball
+        .as_ref()
+        .map(|a| sha256(a.sha256.to_string()));
     runner.licenses = licenses(root);
 
     let mut tool = Component::new(Classification::Application, "xtask", TOOL_VERSION, None);
@@ -31,7 +36,7 @@ pub fn write(m: &Model<'_>) -> Result<Vec<u8>> {
         Some(b) => {
             let mut bin = Component::new(Classification::File, &b.name, &m.version, None);
             bin.bom_ref = Some(RUNNER_BINARY.into());
-            bin.hashes = Some(sha256(b));
+            bin.hashes = Some(sha256(b.sha256.to_string()));
             // Where the binary runs: its target and the oldest glibc it starts on (the release
             // checks the ELF's symbol-version needs against it).
             bin.properties = Some(Properties(vec![
@@ -51,12 +56,7 @@ pub fn write(m: &Model<'_>) -> Result<Vec<u8>> {
         c.bom_ref = Some(p.bom_ref.clone());
         c.purl = Some(Purl::from_str(&p.purl).expect("Purl::from_str is infallible"));
         c.licenses = licenses(p);
-        c.hashes = p.checksum.as_ref().map(|sum| {
-            sha256(&Artifact {
-                name: p.name.clone(),
-                sha256: sum.clone(),
-            })
-        });
+        c.hashes = p.checksum.clone().map(sha256);
         components.push(c);
         let deps = p.depends_on.iter().map(|&d| m.packages[d].bom_ref.as_str());
         dependencies.push(dependency(&p.bom_ref, deps));
@@ -94,9 +94,9 @@ pub fn write(m: &Model<'_>) -> Result<Vec<u8>> {
 
 /// `urn:uuid:` from the first 16 bytes of the content digest with the RFC 9562 version-4 and
 /// variant bits set: the shape validators expect, derived from content rather than random.
-pub fn serial(digest_hex: &str) -> String {
+pub fn serial(digest: &Sha256Digest) -> String {
     let mut b = [0u8; 16];
-    hex::decode_to_slice(&digest_hex[..32], &mut b).expect("digest is 64 hex digits");
+    b.copy_from_slice(&digest.0[..16]);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
@@ -110,10 +110,12 @@ pub fn serial(digest_hex: &str) -> String {
     )
 }
 
-fn sha256(a: &Artifact) -> Hashes {
+/// A SHA-256 as CycloneDX lists it: an artefact's digest, or a crate's Cargo.lock checksum as
+/// the lock file spells it.
+fn sha256(hex: String) -> Hashes {
     Hashes(vec![Hash {
         alg: HashAlgorithm::SHA_256,
-        content: HashValue(a.sha256.clone()),
+        content: HashValue(hex),
     }])
 }
 

@@ -8,25 +8,26 @@ use xshell::{cmd, Shell};
 
 use super::platform::Platform;
 use super::{cyclonedx, generate, lock, metadata, Artifact, Sbom, SbomOptions};
+use aoc_digest::Sha256Digest;
 
 use crate::release::tests::{shell, EPOCH};
 
-fn opts(binary_digest: &str) -> SbomOptions {
+fn opts(binary_digest: Sha256Digest) -> SbomOptions {
     SbomOptions {
         epoch: EPOCH,
         runner_tarball: Some(Artifact {
             name: "aoc-backfill-runner.tar.gz".into(),
-            sha256: "ab".repeat(32),
+            sha256: Sha256Digest([0xab; 32]),
         }),
         binary: Some(Artifact {
             name: "stella".into(),
-            sha256: binary_digest.into(),
+            sha256: binary_digest,
         }),
     }
 }
 
 fn sbom(sh: &Shell) -> Sbom {
-    generate(sh, &opts(&"cd".repeat(32))).unwrap()
+    generate(sh, &opts(Sha256Digest([0xcd; 32]))).unwrap()
 }
 
 fn json(bytes: &[u8]) -> serde_json::Value {
@@ -216,7 +217,7 @@ fn every_crate_has_purl_version_licence_and_lock_checksum() {
 fn time_comes_from_the_epoch_and_identity_from_the_content() {
     let sh = shell();
     let a = sbom(&sh);
-    let b = generate(&sh, &opts(&"ef".repeat(32))).unwrap();
+    let b = generate(&sh, &opts(Sha256Digest([0xef; 32]))).unwrap();
     let (sa, sb) = (json(&a.spdx), json(&b.spdx));
     assert_eq!(sa["creationInfo"]["created"], "2023-11-14T22:13:20Z");
     assert_eq!(
@@ -229,15 +230,18 @@ fn time_comes_from_the_epoch_and_identity_from_the_content() {
     let serial = ca["serialNumber"].as_str().unwrap();
     let ns = sa["documentNamespace"].as_str().unwrap();
     let digest = ns.rsplit('-').next().unwrap();
-    assert_eq!(serial, cyclonedx::serial(digest));
+    assert_eq!(
+        serial,
+        cyclonedx::serial(&Sha256Digest::parse_hex(digest).unwrap())
+    );
     assert!(ns.starts_with("https://stella-ops.org/spdx/aoc-backfill-runner/0.1.0-"));
 }
 
 #[test]
 fn uuid_from_digest_is_version_4_shaped() {
-    let u = cyclonedx::serial(&"f".repeat(64));
+    let u = cyclonedx::serial(&Sha256Digest([0xff; 32]));
     assert_eq!(u, "urn:uuid:ffffffff-ffff-4fff-bfff-ffffffffffff");
-    let u = cyclonedx::serial(&"0".repeat(64));
+    let u = cyclonedx::serial(&Sha256Digest([0; 32]));
     assert_eq!(u, "urn:uuid:00000000-0000-4000-8000-000000000000");
 }
 
