@@ -168,8 +168,8 @@ impl ReleaseOptions {
 pub struct Release {
     pub dir: PathBuf,
     pub steps: Vec<(String, Duration)>,
-    /// (name, bytes, sha256 hex) of every kit file, by name.
-    pub files: Vec<(String, u64, String)>,
+    /// (name, bytes, sha256) of every kit file, by name.
+    pub files: Vec<(String, u64, Sha256Digest)>,
     pub key: aoc_sigstore::KeyDescription,
     pub dataset_hash: String,
     pub dataset_pin: Option<String>,
@@ -559,13 +559,13 @@ impl KitWriter<'_> {
         Ok(())
     }
 
-    /// (name, bytes, sha256 hex) of every kit file, by name.
-    fn files(&self) -> Result<Vec<(String, u64, String)>> {
+    /// (name, bytes, sha256) of every kit file, by name.
+    fn files(&self) -> Result<Vec<(String, u64, Sha256Digest)>> {
         kit::with_optional(kit::expected_files(&self.hash), &self.carried)
             .into_iter()
             .map(|name| {
                 let bytes = std::fs::metadata(self.stage.join(&name))?.len();
-                let digest = self.digests.get(&name)?.to_string();
+                let digest = self.digests.get(&name)?;
                 Ok((name, bytes, digest))
             })
             .collect()
@@ -713,7 +713,7 @@ fn source_info(sh: &Shell, root: &Path) -> Result<provenance::Source> {
         repository: format!("git+{repository}"),
         commit: commit.trim().to_string(),
         dirty: !status.trim().is_empty(),
-        cargo_lock_sha256: Sha256Digest::of(&lock).to_string(),
+        cargo_lock_sha256: Sha256Digest::of(&lock),
         rustc: rustc.trim().to_string(),
     })
 }

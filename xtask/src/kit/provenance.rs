@@ -21,8 +21,8 @@ pub struct Source {
     pub commit: String,
     /// Uncommitted changes were present: the commit alone does not describe the build.
     pub dirty: bool,
-    /// SHA-256 hex of Cargo.lock.
-    pub cargo_lock_sha256: String,
+    /// SHA-256 of Cargo.lock.
+    pub cargo_lock_sha256: Sha256Digest,
     /// `rustc -V`.
     pub rustc: String,
 }

@@ -275,10 +275,7 @@ impl Update<'_> {
                 .map_err(|e| e.to_string()),
             None => Err("it has no signature".into()),
         };
-        let ours = known
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.sha256 == digest.to_string());
+        let ours = known.pending.as_ref().is_some_and(|p| p.sha256 == digest);
         match verified {
             Ok(()) => {
                 let manifest = parse(self.store, &obj.bytes)?;
@@ -339,8 +336,7 @@ impl Update<'_> {
         let (store, prefix) = (self.store, self.prefix);
         let bytes = manifest.render();
         let digest = Sha256Digest::of(&bytes);
-        self.state
-            .begin(prefix, manifest.sequence, &digest.to_string())?;
+        self.state.begin(prefix, manifest.sequence, digest)?;
         let signature = message_signature_bundle(self.signer, &digest);
         let written = match current {
             Some(obj) if obj.bytes == bytes => Ok(()),

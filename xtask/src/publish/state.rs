@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use aoc_digest::Sha256Digest;
 use serde::{Deserialize, Serialize};
 
 /// The environment variable of `--state`.
@@ -43,7 +44,7 @@ pub struct Prefix {
 #[serde(deny_unknown_fields)]
 pub struct Pending {
     pub sequence: u64,
-    pub sha256: String,
+    pub sha256: Sha256Digest,
 }
 
 /// The state file of one publisher.
@@ -151,13 +152,8 @@ impl Locked<'_> {
     }
 
     /// Records that the index `sha256` with `sequence` is about to be written to `prefix`.
-    pub fn begin(&self, prefix: &str, sequence: u64, sha256: &str) -> Result<()> {
-        self.update(prefix, |p| {
-            p.pending = Some(Pending {
-                sequence,
-                sha256: sha256.to_string(),
-            })
-        })
+    pub fn begin(&self, prefix: &str, sequence: u64, sha256: Sha256Digest) -> Result<()> {
+        self.update(prefix, |p| p.pending = Some(Pending { sequence, sha256 }))
     }
 
     /// Records that `prefix` holds a signed index of `sequence` (written or verified by this
@@ -188,9 +184,16 @@ mod tests {
         let state = State::at(dir.path().join("state/state.json"));
         let state = state.lock().unwrap();
         assert_eq!(state.get("p").unwrap(), Prefix::default());
-        state.begin("p", 3, "aa").unwrap();
+        let index = Sha256Digest::of(b"index");
+        state.begin("p", 3, index).unwrap();
         let p = state.get("p").unwrap();
-        assert_eq!((p.sequence, p.pending.unwrap().sha256.as_str()), (0, "aa"));
+        assert_eq!((p.sequence, p.pending.unwrap().sha256), (0, index));
+        // Written as the 64 hex digits, as before the field was typed.
+        let written = std::fs::read_to_string(state.path()).unwrap();
+        assert!(
+            written.contains(&format!("\"sha256\": \"{index}\"")),
+            "{written}"
+        );
         state.signed("p", 3).unwrap();
         state.signed("p", 2).unwrap();
         assert_eq!(
@@ -201,12 +204,15 @@ mod tests {
             }
         );
         assert_eq!(state.get("other").unwrap(), Prefix::default());
-        std::fs::write(state.path(), b"{not json").unwrap();
-        drop(state);
-        let state = State::at(dir.path().join("state/state.json"));
-        let state = state.lock().unwrap();
-        let err = format!("{:#}", state.get("p").unwrap_err());
-        assert!(err.contains("not the publisher's state file"), "{err}");
+        // Not JSON, or a pending digest that is not 64 lower-case hex digits: refused naming the
+        // file, never taken as "not ours".
+        let upper = written.replace(&index.to_string(), &index.to_string().to_uppercase());
+        for bad in [b"{not json".to_vec(), upper.into_bytes()] {
+            std::fs::write(state.path(), bad).unwrap();
+            let err = format!("{:#}", state.get("p").unwrap_err());
+            assert!(err.contains("not the publisher's state file"), "{err}");
+            assert!(err.contains(&state.path().display().to_string()), "{err}");
+        }
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn write_kit(dir: &Path, seed: u8) {
         repository: "git+https://git.stella-ops.org/stella-ops/aoc-backfill".into(),
         commit: format!("{seed:02x}").repeat(20),
         dirty: false,
-        cargo_lock_sha256: "00".repeat(32),
+        cargo_lock_sha256: aoc_digest::Sha256Digest([0; 32]),
         rustc: "rustc 1.85.0".into(),
     };
     let params = provenance::Parameters {
