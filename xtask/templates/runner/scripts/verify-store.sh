@@ -2,7 +2,8 @@
 # Runs the AOC guard over a raw store; read-only.
 # usage: verify-store.sh STORE [stella aoc verify options...]
 #   STORE  sqlite://PATH | postgres://USER@HOST:PORT/DB
-# Exit codes are stella's: 0 no violations, 1 violations, 2 configuration/connection/input error.
+# Exit codes are stella's: 0 no violations, 1 violations, 2 configuration/connection/input error
+# or a store that holds no document (--allow-empty accepts one).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 stella=${STELLA:-"$here/bin/stella"}
