@@ -12,9 +12,9 @@
 //!   (`docs/ARCHITECTURE.md` §10).
 //!
 //! Why a crate of its own: every crate's tests need it, including the lowest ones (aoc-store),
-//! and no library should carry test support in its public API. It has no dependencies, and it is
-//! a dev-dependency of every crate but xtask (whose `test` task names and reads the log), so it
-//! never reaches `stella`, a release build or an SBOM.
+//! and no library should carry test support in its public API. Its one dependency, tempfile, is
+//! in every test build already, and it is a dev-dependency of every crate but xtask (whose `test`
+//! task names and reads the log), so it never reaches `stella`, a release build or an SBOM.
 //!
 //! It also runs a program as a user whom permission bits bind ([`Unprivileged`]), for the tests
 //! of read-only access that root would otherwise pass without the bits being honoured.
@@ -22,7 +22,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The environment variable naming the file skips are appended to.
 pub const SKIP_LOG_ENV: &str = "AOC_SKIP_LOG";
@@ -125,7 +124,8 @@ pub fn running_as_root() -> bool {
 /// too: a temporary directory made 0755 or 0777, or the repository's test data.
 pub struct Unprivileged {
     program: PathBuf,
-    copy_dir: Option<PathBuf>,
+    /// The directory of the copy, when run as `nobody`.
+    copy_dir: Option<tempfile::TempDir>,
 }
 
 impl Unprivileged {
@@ -137,10 +137,14 @@ impl Unprivileged {
                 copy_dir: None,
             };
         }
-        let dir = fresh_shared_dir()
+        // 0755 set after the fact: a mode given at creation would pass through the umask.
+        let dir = tempfile::Builder::new()
+            .prefix("aoc-testkit-unprivileged-")
+            .tempdir()
+            .and_then(|d| set_mode(d.path(), 0o755).map(|()| d))
             .unwrap_or_else(|e| panic!("cannot make a directory for a copy of the program: {e}"));
         let name = program.file_name().expect("a program path names a file");
-        let copy = dir.join(name);
+        let copy = dir.path().join(name);
         std::fs::copy(program, &copy)
             .and_then(|_| set_mode(&copy, 0o755))
             .unwrap_or_else(|e| {
@@ -165,34 +169,6 @@ impl Unprivileged {
                 c
             }
             None => Command::new(&self.program),
-        }
-    }
-}
-
-impl Drop for Unprivileged {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.copy_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// A new directory in the temporary directory, mode 0755.
-fn fresh_shared_dir() -> std::io::Result<PathBuf> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "aoc-testkit-unprivileged-{}-{n}",
-            std::process::id()
-        ));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {
-                set_mode(&dir, 0o755)?;
-                return Ok(dir);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
         }
     }
 }
@@ -249,7 +225,7 @@ mod tests {
             return skip("no /usr/bin/id to run");
         }
         let unprivileged = Unprivileged::new(id);
-        let copy = unprivileged.copy_dir.clone();
+        let copy = unprivileged.copy_dir.as_ref().map(|d| d.path().to_owned());
         let out = unprivileged.command().arg("-u").output().unwrap();
         assert!(out.status.success(), "{out:?}");
         let uid: u32 = String::from_utf8(out.stdout)
