@@ -84,3 +84,30 @@ fn a_venv_is_made_at_its_physical_path_and_remade_when_made_elsewhere() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// A venv at a path too long for a shebang line (pip then writes a `/bin/sh` trampoline that
+/// names the interpreter on its second line) is kept, not made again on every call.
+#[test]
+fn a_venv_at_a_path_too_long_for_a_shebang_is_kept() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        return aoc_testkit::skip("no python3 to make a venv with");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir
+        .path()
+        .join("d".repeat(100))
+        .join("e".repeat(100))
+        .join("venv");
+    let (code, out, err) = ensure_venv(&deep);
+    assert_eq!(code, 0, "{err}");
+    let physical = Path::new(out.trim()).to_owned();
+    assert!(physical.join("bin/pip").is_file(), "{err}");
+    let (code, _, err) = ensure_venv(&deep);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("making it again"), "{err}");
+    let out = Command::new(physical.join("bin/pip"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
