@@ -108,16 +108,12 @@ fn main() -> ExitCode {
         // Each cause once (a context often repeats its source's text, which `{:#}` would print
         // twice), escaped: messages carry names from kits and buckets. `--format json` keeps its
         // promise on failure too: the failure document on stdout.
-        // A task stopped by SIGINT/SIGTERM exits 130/143.
+        // A task stopped by SIGINT/SIGTERM exits 130/143: every stop adds `Interrupted` to the
+        // error with anyhow's `context`, which `downcast_ref` finds at any depth.
         Err(e) => {
-            // anyhow finds a context anywhere in its chain; the std chain walk finds one that
-            // another error carries as its source.
-            use aoc_term::interrupt::Interrupted;
             let code = e
-                .downcast_ref::<Interrupted>()
-                .map(|i| i.0.exit_code())
-                .or_else(|| Interrupted::exit_code_of(e.as_ref()))
-                .unwrap_or(1);
+                .downcast_ref::<aoc_term::interrupt::Interrupted>()
+                .map_or(1, |i| i.0.exit_code());
             ExitCode::from(aoc_term::report_failure(
                 "cargo xtask",
                 e.as_ref(),

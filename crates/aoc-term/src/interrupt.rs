@@ -81,20 +81,6 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-impl Interrupted {
-    /// The exit code of an error whose chain holds an [`Interrupted`], if it does.
-    pub fn exit_code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
-        let mut cause = Some(e);
-        while let Some(c) = cause {
-            if let Some(i) = c.downcast_ref::<Interrupted>() {
-                return Some(i.0.exit_code());
-            }
-            cause = c.source();
-        }
-        None
-    }
-}
-
 /// `Err(Interrupted)` once a signal has come, else `Ok`: what work polls at its boundaries.
 pub fn check() -> Result<(), Interrupted> {
     match received() {
@@ -270,27 +256,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_interrupted_error_anywhere_in_a_chain_gives_the_signals_exit_code() {
-        #[derive(Debug)]
-        struct Outer(Interrupted);
-        impl std::fmt::Display for Outer {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("step `build` failed")
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let e = Outer(Interrupted(Signal::TERM));
-        assert_eq!(Interrupted::exit_code_of(&e), Some(143));
+    fn an_interrupted_error_names_its_signal() {
         assert_eq!(
             Interrupted(Signal::INT).to_string(),
             "interrupted by SIGINT"
         );
-        let other = std::io::Error::other("no");
-        assert_eq!(Interrupted::exit_code_of(&other), None);
     }
 
     #[test]
